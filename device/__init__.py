@@ -1,0 +1,1 @@
+"""nattery: the home-battery appliance."""

@@ -1,0 +1,317 @@
+"""Configuration: ``config/default.yaml`` ← ``/data/nattery.yaml`` ← ``NATTERY_<SECTION>_<KEY>``.
+
+Everything is validated once, at start-up, into frozen dataclasses. Each section is a dataclass
+whose fields carry their constraints (``setting(min=..., choices=...)``); the loader is generic,
+so adding a setting means adding one field. Errors name the key, the value received and what is
+allowed. Secrets (``secret=True``) are never echoed back in errors or in ``describe()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "config"
+DEFAULT_FILE = CONFIG_DIR / "default.yaml"
+INSTALLER_FILE = Path("/data/nattery.yaml")
+ENV_PREFIX = "NATTERY_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    secret: bool = False,
+    help: str = "",
+) -> Any:
+    """A dataclass field with validation metadata (bounds inclusive)."""
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "help": help}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: _copy(default), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def _copy(value: Any) -> Any:
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    id: str = setting("nattery-dev", help="device id; MQTT prefix and cloud identity")
+    timezone: str = setting("Europe/Berlin", help="IANA zone of the home")
+    latitude: float = setting(52.52, min=-90, max=90)
+    longitude: float = setting(13.40, min=-180, max=180)
+    data_dir: Path = setting(Path("/data"), help="persistent volume: database, installer file")
+
+
+@dataclass(frozen=True)
+class InverterSettings:
+    map: str = setting("deye_hybrid_1p", help="register map: a name in config/inverters or a path")
+    port: str = setting(
+        "serial:///dev/ttyUSB0",
+        help="serial:///dev/ttyX (RTU), rtu+tcp://host:port (RTU over TCP) or tcp://host:port",
+    )
+    unit_id: int | None = setting(None, min=1, max=247, help="overrides the map's unit id")
+    baudrate: int | None = setting(None, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200))
+    poll_interval_s: float = setting(5.0, min=0.2, max=3600)
+    timeout_s: float = setting(1.0, min=0.05, max=30)
+    retries: int = setting(2, min=0, max=10)
+    max_charge_w: int = setting(5000, min=0, max=100_000, help="installation limit, below the map's")
+    max_discharge_w: int = setting(5000, min=0, max=100_000, help="installation limit, below the map's")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = setting("", help="broker host; empty starts an embedded broker (local runs)")
+    port: int = setting(1883, min=0, max=65535, help="0 picks a free port for the embedded broker")
+    username: str = setting("")
+    password: str = setting("", secret=True)
+    prefix: str = setting("nattery")
+    discovery_prefix: str = setting("homeassistant", help="Home Assistant discovery; empty disables")
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    watchdog_s: float = setting(120.0, min=5, max=86_400, help="no command refresh → self_consumption")
+    flush_interval_s: float = setting(10.0, min=0.1, max=600, help="SQLite batch interval")
+    health_interval_s: float = setting(10.0, min=0.5, max=600)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: Path | None = setting(None, help="database file; default <data_dir>/nattery.db")
+    readings_retention_days: int = setting(30, min=1, max=3650)
+    aggregates_retention_days: int = setting(3650, min=1, max=36500)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = setting("info", choices=("debug", "info", "warning", "error"))
+    format: str = setting("auto", choices=("auto", "json", "console"))
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    inverter: InverterSettings = field(default_factory=InverterSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.store.path or self.device.data_dir / "nattery.db"
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some settings changed, validated like the files: ``replace(mqtt={"port": 0})``."""
+        data = _as_dict(self)
+        for name, values in sections.items():
+            _merge(data, {name: dict(values)})
+        return _build(Config, data, "")
+
+
+def _section_types() -> dict[str, type]:
+    return {f.name: typing.get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}
+
+
+def load(
+    files: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Load and validate the configuration.
+
+    ``files`` defaults to the shipped defaults plus the installer's file when it exists;
+    ``environ`` defaults to ``os.environ``. ``overrides`` (from command-line options) win last.
+    """
+    if files is None:
+        files = [DEFAULT_FILE] + ([INSTALLER_FILE] if INSTALLER_FILE.exists() else [])
+    data: dict[str, Any] = {}
+    for path in files:
+        _merge(data, _read_yaml(path))
+    _merge(data, _from_environ(os.environ if environ is None else environ))
+    for section, values in (overrides or {}).items():
+        _merge(data, {section: dict(values)})
+    return _build(Config, data, "")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``NATTERY_INVERTER_POLL_INTERVAL_S=2`` → ``{"inverter": {"poll_interval_s": "2"}}``."""
+    sections = _section_types()
+    data: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections or not key:
+            raise ConfigError(
+                f"environment {name}: unknown section {section!r}; "
+                f"allowed: {', '.join(sorted(sections))}"
+            )
+        data.setdefault(section, {})[key] = _EnvValue(raw)
+    return data
+
+
+class _EnvValue(str):
+    """A raw string from the environment, parsed according to the target field's type."""
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict) and _is_section(key, into):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _is_section(key: str, into: dict[str, Any]) -> bool:
+    # Sections merge key by key; values that are themselves mappings (e.g. a tariff table)
+    # are replaced whole, so a later file can remove entries.
+    return key in _section_types()
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'configuration'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown setting; allowed: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], data[f.name], key)
+        else:
+            kwargs[f.name] = _check(key, data[f.name], hints[f.name], f.metadata)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _check(key: str, value: Any, kind: Any, meta: Mapping[str, Any]) -> Any:
+    shown = "<secret>" if meta.get("secret") else repr(value)
+    try:
+        value = _coerce(value, kind)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: got {shown}, expected {exc}") from None
+    if value is None:
+        return None
+    if not meta.get("secret"):
+        shown = repr(value)
+    low, high, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: got {shown}, allowed: {', '.join(map(str, choices))}")
+    if low is not None and value < low or high is not None and value > high:
+        raise ConfigError(f"{key}: got {shown}, allowed: {low} to {high}")
+    return value
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    """Convert ``value`` to ``kind``; raises with a description of what was expected."""
+    if isinstance(value, _EnvValue) and kind is not str:
+        value = yaml.safe_load(value) if value != "" else None
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0])
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError("true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError("an integer")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError("a number")
+    if kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError("a string")
+    if kind is Path:
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value)
+        raise TypeError("a file path")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError("a list")
+        (item,) = typing.get_args(kind)[:1]
+        return tuple(_coerce(v, item) for v in value)
+    if origin is dict or kind is dict:
+        if not isinstance(value, Mapping):
+            raise TypeError("a mapping")
+        return dict(value)
+    if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
+        return _build(kind, value, "")
+    raise TypeError(f"a value of type {kind}")
+
+
+def _as_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _as_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_as_dict(v) for v in obj]
+    return obj
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The effective configuration with secrets masked, for logs and the installer view."""
+    result: dict[str, Any] = {}
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        result[section.name] = {
+            f.name: ("<set>" if getattr(values, f.name) else "")
+            if f.metadata.get("secret")
+            else _jsonable(getattr(values, f.name))
+            for f in dataclasses.fields(values)
+        }
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return _as_dict(value)

@@ -1,0 +1,382 @@
+"""Register maps: one YAML file per inverter family, loaded strictly into frozen dataclasses.
+
+A map declares the wire protocol, the registers (with datasheet name and unit), which registers
+carry the semantic roles every other module uses (``soc_pct``, ``battery_w`` …, already in our
+units and signs), and the semantic controls (``self_consumption``, ``charge(power_w)`` …) as the
+writes that family needs. Nothing about a family lives in code. Loading refuses any map with an
+unknown key, type or register, overlapping registers, a control writing a read-only register, or
+two controls the inverter could not tell apart; every error names the file and the entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from device.config import CONFIG_DIR
+
+MAPS_DIR = CONFIG_DIR / "inverters"
+
+TYPES: dict[str, int] = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "U64": 4, "S64": 4, "F32": 2}
+TABLES = ("holding", "input")
+ACCESS = ("r", "rw", "w")
+WORD_ORDERS = ("big", "little")
+ROLE_UNITS: dict[str, str | None] = {
+    "soc_pct": "%",
+    "battery_w": "W",
+    "pv_w": "W",
+    "grid_w": "W",
+    "load_w": "W",
+    "battery_temp_c": "°C",
+    "inverter_temp_c": "°C",
+    "state": None,
+    "energy_import_wh": "Wh",
+    "energy_export_wh": "Wh",
+    "energy_charge_wh": "Wh",
+    "energy_discharge_wh": "Wh",
+    "energy_pv_wh": "Wh",
+    "energy_load_wh": "Wh",
+}
+REQUIRED_ROLES = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
+MODES = ("self_consumption", "charge", "discharge", "hold")
+MAX_BLOCK = 125  # Modbus limit for one read (FC3/FC4)
+
+
+class MapError(ValueError):
+    """A register map is invalid; the message names the file, the entry and the reason."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: int = 8
+    stopbits: int = 1
+    unit_id: int = 1
+    word_order: Literal["big", "little"] = "big"
+    gap_s: float = 0.05
+    timeout_s: float = 1.0
+    max_block: int = MAX_BLOCK
+    max_gap: int = 10
+
+    @property
+    def char_s(self) -> float:
+        """Seconds one character takes on the wire (start + data + parity + stop bits)."""
+        bits = 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
+        return bits / self.baudrate
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    address: int
+    table: Literal["holding", "input"]
+    type: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    access: Literal["r", "rw", "w"] = "r"
+    word_order: Literal["big", "little"] = "big"
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    enum: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return TYPES[self.type]
+
+    @property
+    def end(self) -> int:
+        """First address after this register."""
+        return self.address + self.size
+
+    @property
+    def readable(self) -> bool:
+        return self.access in ("r", "rw")
+
+    @property
+    def writable(self) -> bool:
+        return self.access in ("w", "rw")
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A semantic value: the sum of some registers, times ``sign`` (vendor → our convention)."""
+
+    registers: tuple[str, ...]
+    sign: int = 1
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    min: float
+    max: float
+    unit: str = "W"
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """One register write: a literal value, or ``param × factor + offset`` (engineering units)."""
+
+    register: str
+    value: float | None = None
+    param: str | None = None
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def resolve(self, args: Mapping[str, float]) -> float:
+        if self.param is None:
+            assert self.value is not None
+            return self.value
+        return args[self.param] * self.factor + self.offset
+
+
+@dataclass(frozen=True)
+class Control:
+    name: str
+    params: Mapping[str, ParamSpec]
+    writes: tuple[WriteSpec, ...]
+
+    @property
+    def literal_writes(self) -> dict[str, float]:
+        return {w.register: w.value for w in self.writes if w.param is None and w.value is not None}
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    family: str
+    name: str
+    path: Path
+    protocol: Protocol
+    registers: Mapping[str, Register]
+    roles: Mapping[str, RoleSpec]
+    controls: Mapping[str, Control]
+    unreadable: Mapping[str, tuple[tuple[int, int], ...]]
+    products: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def telemetry_registers(self) -> list[Register]:
+        """Every readable register: polled each cycle (cheap once blocks are coalesced)."""
+        return [r for r in self.registers.values() if r.readable]
+
+    def is_unreadable(self, table: str, address: int) -> bool:
+        return any(lo <= address <= hi for lo, hi in self.unreadable.get(table, ()))
+
+
+def available_maps() -> dict[str, Path]:
+    """Shipped maps by family name."""
+    return {p.stem: p for p in sorted(MAPS_DIR.glob("*.yaml"))}
+
+
+def load_map(name_or_path: str | Path) -> RegisterMap:
+    """Load a shipped map by family name, or any map file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        maps = available_maps()
+        if str(name_or_path) not in maps:
+            raise MapError(
+                f"unknown inverter map {str(name_or_path)!r}; shipped maps: {', '.join(maps)}"
+            )
+        path = maps[str(name_or_path)]
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MapError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise MapError(f"{path}: not valid YAML: {exc}") from exc
+    return _Parser(path).parse(raw)
+
+
+class _Parser:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, reason: str) -> MapError:
+        return MapError(f"{self.path}: {where}: {reason}")
+
+    def mapping(self, raw: Any, where: str, allowed: set[str], required: set[str] = set()) -> dict:
+        if not isinstance(raw, Mapping):
+            raise self.fail(where, f"expected a mapping, got {raw!r}")
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(where, f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+        for key in sorted(required - set(raw)):
+            raise self.fail(where, f"missing key {key!r}")
+        return dict(raw)
+
+    def parse(self, raw: Any) -> RegisterMap:
+        top = self.mapping(
+            raw,
+            "map",
+            {"family", "name", "products", "sources", "protocol", "registers", "roles",
+             "controls", "unreadable"},
+            {"family", "name", "protocol", "registers", "roles", "controls"},
+        )
+        protocol = self.protocol(top["protocol"])
+        registers = self.registers(top["registers"], protocol)
+        unreadable = self.unreadable(top.get("unreadable") or {}, registers)
+        roles = self.roles(top["roles"], registers)
+        controls = self.controls(top["controls"], registers)
+        return RegisterMap(
+            family=str(top["family"]),
+            name=str(top["name"]),
+            path=self.path,
+            protocol=protocol,
+            registers=registers,
+            roles=roles,
+            controls=controls,
+            unreadable=unreadable,
+            products=tuple(top.get("products") or ()),
+            sources=tuple(top.get("sources") or ()),
+        )
+
+    def protocol(self, raw: Any) -> Protocol:
+        data = self.mapping(raw, "protocol", {
+            "baudrate", "parity", "bytesize", "stopbits", "unit_id", "word_order", "gap_ms",
+            "timeout_ms", "max_block", "max_gap"})
+        checks: dict[str, tuple[Any, ...]] = {
+            "baudrate": (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+            "parity": ("N", "E", "O"),
+            "bytesize": (7, 8),
+            "stopbits": (1, 2),
+            "word_order": WORD_ORDERS,
+        }
+        for key, allowed in checks.items():
+            if key in data and data[key] not in allowed:
+                raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {allowed}")
+        ranges = {"unit_id": (1, 247), "gap_ms": (0, 2000), "timeout_ms": (50, 30000),
+                  "max_block": (1, MAX_BLOCK), "max_gap": (0, MAX_BLOCK)}
+        for key, (lo, hi) in ranges.items():
+            if key in data and not (isinstance(data[key], (int, float)) and lo <= data[key] <= hi):
+                raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {lo} to {hi}")
+        if "gap_ms" in data:
+            data["gap_s"] = data.pop("gap_ms") / 1000
+        if "timeout_ms" in data:
+            data["timeout_s"] = data.pop("timeout_ms") / 1000
+        return Protocol(**data)
+
+    def registers(self, raw: Any, protocol: Protocol) -> dict[str, Register]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail("registers", "expected a non-empty list")
+        result: dict[str, Register] = {}
+        for i, item in enumerate(raw):
+            where = f"registers[{item.get('name', i) if isinstance(item, Mapping) else i}]"
+            data = self.mapping(item, where, {
+                "name", "address", "table", "type", "scale", "offset", "unit", "access", "word_order",
+                "description", "min", "max", "enum"}, {"name", "address", "table", "type"})
+            name = data["name"]
+            if name in result:
+                raise self.fail(where, "duplicate register name")
+            if data["type"] not in TYPES:
+                raise self.fail(where, f"unknown type {data['type']!r}; allowed: {', '.join(TYPES)}")
+            if data["table"] not in TABLES:
+                raise self.fail(where, f"unknown table {data['table']!r}; allowed: {', '.join(TABLES)}")
+            if data.get("access", "r") not in ACCESS:
+                raise self.fail(where, f"unknown access {data['access']!r}; allowed: {', '.join(ACCESS)}")
+            if data.get("access") in ("w", "rw") and data["table"] == "input":
+                raise self.fail(where, "input registers cannot be written")
+            if not isinstance(data["address"], int) or not 0 <= data["address"] <= 0xFFFF:
+                raise self.fail(where, f"address {data['address']!r} is not 0..65535")
+            if "scale" in data and (not isinstance(data["scale"], (int, float)) or data["scale"] == 0):
+                raise self.fail(where, f"scale {data['scale']!r} must be a non-zero number")
+            data.setdefault("word_order", protocol.word_order)
+            if data["word_order"] not in WORD_ORDERS:
+                raise self.fail(where, f"unknown word_order {data['word_order']!r}")
+            data["enum"] = {int(k): str(v) for k, v in (data.get("enum") or {}).items()}
+            register = Register(**data)
+            self.check_overlap(where, register, result.values())
+            result[name] = register
+        return result
+
+    def check_overlap(self, where: str, new: Register, existing: Any) -> None:
+        for other in existing:
+            if other.table == new.table and new.address < other.end and other.address < new.end:
+                raise self.fail(
+                    where,
+                    f"{new.table} {new.address}..{new.end - 1} overlaps {other.name} "
+                    f"({other.address}..{other.end - 1})",
+                )
+
+    def unreadable(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, tuple[tuple[int, int], ...]]:
+        data = self.mapping(raw, "unreadable", set(TABLES))
+        result: dict[str, tuple[tuple[int, int], ...]] = {}
+        for table, ranges in data.items():
+            spans = []
+            for span in ranges or ():
+                if not (isinstance(span, list) and len(span) == 2 and span[0] <= span[1]):
+                    raise self.fail(f"unreadable.{table}", f"expected [first, last], got {span!r}")
+                spans.append((int(span[0]), int(span[1])))
+            result[table] = tuple(spans)
+        for reg in registers.values():
+            for lo, hi in result.get(reg.table, ()):
+                if reg.readable and reg.address <= hi and lo < reg.end:
+                    raise self.fail(f"registers[{reg.name}]", f"readable but inside unreadable {lo}..{hi}")
+        return result
+
+    def roles(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, RoleSpec]:
+        data = self.mapping(raw, "roles", set(ROLE_UNITS), set(REQUIRED_ROLES))
+        result = {}
+        for role, spec in data.items():
+            where = f"roles.{role}"
+            if isinstance(spec, str):
+                spec = {"sum": [spec]}
+            elif isinstance(spec, Mapping) and "register" in spec:
+                spec = {"sum": [spec["register"]], **{k: v for k, v in spec.items() if k != "register"}}
+            spec = self.mapping(spec, where, {"sum", "sign"}, {"sum"})
+            sign = spec.get("sign", 1)
+            if sign not in (1, -1):
+                raise self.fail(where, f"sign must be 1 or -1, got {sign!r}")
+            for name in spec["sum"]:
+                reg = registers.get(name)
+                if reg is None:
+                    raise self.fail(where, f"unknown register {name!r}")
+                if not reg.readable:
+                    raise self.fail(where, f"register {name!r} is not readable")
+                unit = ROLE_UNITS[role]
+                if unit is not None and reg.unit != unit:
+                    raise self.fail(where, f"register {name!r} has unit {reg.unit!r}; {role} needs {unit!r}")
+            result[role] = RoleSpec(tuple(spec["sum"]), sign)
+        return result
+
+    def controls(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, Control]:
+        data = self.mapping(raw, "controls", set(MODES), set(MODES))
+        result: dict[str, Control] = {}
+        for mode, spec in data.items():
+            where = f"controls.{mode}"
+            spec = self.mapping(spec, where, {"params", "writes"}, {"writes"})
+            params = {}
+            for pname, pspec in (spec.get("params") or {}).items():
+                p = self.mapping(pspec, f"{where}.params.{pname}", {"min", "max", "unit"}, {"min", "max"})
+                params[pname] = ParamSpec(**p)
+            writes = []
+            for i, w in enumerate(spec["writes"] or ()):
+                wwhere = f"{where}.writes[{i}]"
+                w = self.mapping(w, wwhere, {"register", "value", "param", "factor", "offset"}, {"register"})
+                reg = registers.get(w["register"])
+                if reg is None:
+                    raise self.fail(wwhere, f"unknown register {w['register']!r}")
+                if not reg.writable:
+                    raise self.fail(wwhere, f"register {reg.name!r} is read-only")
+                if ("value" in w) == ("param" in w):
+                    raise self.fail(wwhere, "give exactly one of 'value' or 'param'")
+                if "param" in w and w["param"] not in params:
+                    raise self.fail(wwhere, f"unknown param {w['param']!r}; declared: {list(params)}")
+                writes.append(WriteSpec(**w))
+            if not writes:
+                raise self.fail(where, "needs at least one write")
+            result[mode] = Control(mode, params, tuple(writes))
+        seen: dict[tuple, str] = {}
+        for mode, control in result.items():
+            key = tuple(sorted(control.literal_writes.items()))
+            if key in seen:
+                raise self.fail(
+                    f"controls.{mode}",
+                    f"same literal writes as {seen[key]}; the inverter could not tell them apart",
+                )
+            seen[key] = mode
+        return result

@@ -1,0 +1,184 @@
+"""The SQLite store: schema, migrations and every query. No other module writes SQL.
+
+The database lives on the SD card of a Raspberry Pi, shared by the bridge and app processes:
+WAL mode so readers never block the writer, batched writes (one transaction per batch) to spare
+the card, and named forward migrations recorded in ``schema_version`` so an older database is
+upgraded in place and a database from a newer release is refused instead of corrupted.
+
+``Store`` is synchronous; async code uses :class:`AsyncStore`, which runs every call on one
+dedicated thread that owns the connection (the aiosqlite pattern), so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlite_utils
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+ROLE_COLUMNS = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, corrupt file, unwritable)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One telemetry snapshot: epoch seconds, role values (``None`` = not read) and raw registers."""
+
+    ts: float
+    roles: Mapping[str, float | None]
+    registers: Mapping[str, float | None]
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+    """Register a forward migration; its position in this file is its version number."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def create_readings(db: sqlite_utils.Database) -> None:
+    db["readings"].create(
+        {
+            "id": int,
+            "ts": float,
+            **{c: float for c in ROLE_COLUMNS},
+            "state": str,
+            "data": str,  # JSON: every role and register value of the snapshot
+        },
+        pk="id",
+    )
+    db["readings"].create_index(["ts"])
+
+
+class Store:
+    """Synchronous access to ``nattery.db``. Use one instance per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open database ({exc})") from exc
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.migrate()
+
+    @property
+    def version(self) -> int:
+        if not self.db["schema_version"].exists():
+            return 0
+        row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return row[0] or 0
+
+    def migrate(self) -> None:
+        """Apply pending migrations, each in one transaction with its version record."""
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: database schema version {current} is newer than this release "
+                f"supports ({len(MIGRATIONS)}); refusing to touch it — update the software"
+            )
+        if not self.db["schema_version"].exists():
+            self.db["schema_version"].create({"version": int, "name": str, "applied_at": str}, pk="version")
+        for version, (name, fn) in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.db.conn:
+                self.db.execute("BEGIN IMMEDIATE")
+                fn(self.db)
+                self.db["schema_version"].insert(
+                    {"version": version, "name": name, "applied_at": _now_iso()}
+                )
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # --- readings -----------------------------------------------------------------------
+    def insert_readings(self, readings: Iterable[Reading]) -> int:
+        """Insert a batch of readings in one transaction; returns how many."""
+        rows = [
+            {
+                "ts": r.ts,
+                **{c: r.roles.get(c) for c in ROLE_COLUMNS},
+                "state": _state_text(r.roles.get("state")),
+                "data": json.dumps({"roles": dict(r.roles), "registers": dict(r.registers)}),
+            }
+            for r in readings
+        ]
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db["readings"].insert_all(rows, batch_size=500)
+        return len(rows)
+
+    def count_readings(self) -> int:
+        return self.db["readings"].count
+
+    def latest_reading(self) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT ts, data FROM readings ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {"ts": row[0], **json.loads(row[1])}
+
+
+def _state_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AsyncStore:
+    """An async facade: one worker thread owns the connection and runs calls in order."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._store: Store | None = None
+
+    async def open(self) -> AsyncStore:
+        self._store = await self._run(Store, self.path)
+        return self
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def call(self, method: Callable[..., T], *args: Any) -> T:
+        """Run ``Store.<method>`` on the worker: ``await store.call(Store.insert_readings, batch)``."""
+        if self._store is None:
+            raise StoreError("store is not open")
+        store = self._store
+        return await self._run(method, store, *args)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._run(self._store.close)
+            self._store = None
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> AsyncStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,119 @@
+"""Shared fixtures: real parts only — a mosquitto broker on a free port, socat pty pairs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from device import logs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class Broker:
+    """A mosquitto process of the test's own; ``restart()`` stops and starts it on the same port."""
+
+    port: int
+    conf: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def restart(self, down_s: float = 0.5) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(exe):
+        pytest.fail("mosquitto is not installed (bash .ci/run installs it)")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = Broker(port, conf)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class PtyPair:
+    """Two connected pseudo-terminals made by socat: the bridge opens ``a``, the simulator ``b``."""
+
+    a: str
+    b: str
+    proc: subprocess.Popen
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def open_pty_pair(directory: Path) -> PtyPair:
+    a, b = directory / "ttyA", directory / "ttyB"
+    for link in (a, b):
+        link.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        ["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not (a.exists() and b.exists()):
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError("socat did not create the pty pair")
+        time.sleep(0.02)
+    return PtyPair(str(a), str(b), proc)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
+    if shutil.which("socat") is None:
+        pytest.fail("socat is not installed (bash .ci/run installs it)")
+    pair = open_pty_pair(tmp_path)
+    yield pair
+    pair.close()
+
+
+@pytest.fixture(autouse=True)
+def _logging() -> None:
+    logs.configure("warning", "console")
