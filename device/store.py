@@ -52,7 +52,7 @@ def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_u
 
 @migration
 def create_readings(db: sqlite_utils.Database) -> None:
-    db["readings"].create(
+    db.table("readings").create(
         {
             "id": int,
             "ts": float,
@@ -62,7 +62,115 @@ def create_readings(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["readings"].create_index(["ts"])
+    db.table("readings").create_index(["ts"])
+
+
+@migration
+def readings_never_reuse_ids(db: sqlite_utils.Database) -> None:
+    # ``readings.id`` is the sync sequence number. Without AUTOINCREMENT SQLite reuses the ids
+    # of deleted rows once the table is empty (e.g. after retention pruned a device that sat in
+    # a drawer for a month), which would move the sequence backwards and stall the sync.
+    db.execute(
+        """CREATE TABLE readings_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            soc_pct REAL, battery_w REAL, pv_w REAL, grid_w REAL, load_w REAL,
+            state TEXT,
+            data TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        "INSERT INTO readings_new SELECT id, ts, soc_pct, battery_w, pv_w, grid_w, load_w, state, data"
+        " FROM readings"
+    )
+    db.execute("DROP TABLE readings")
+    db.execute("ALTER TABLE readings_new RENAME TO readings")
+    db.execute("CREATE INDEX idx_readings_ts ON readings (ts)")
+
+
+@migration
+def create_app_tables(db: sqlite_utils.Database) -> None:
+    """Every table the app needs; each owner adds its queries in its section below."""
+    for statement in _APP_TABLES:
+        db.execute(statement)
+
+
+_APP_TABLES = (
+    # Quarter-hour energy, derived from readings (see ``update_energy_slots``). ``ts`` is the
+    # slot start (epoch s, multiple of 900). ``covered_s`` is how much of the slot has data;
+    # ``complete`` = 1 only when the slot is over and the data covers it without gaps.
+    # ``source``: 'counter' (inverter energy counters) or 'power' (integrated power).
+    """CREATE TABLE energy_slots (
+        ts INTEGER PRIMARY KEY,
+        import_wh REAL NOT NULL, export_wh REAL NOT NULL,
+        charge_wh REAL NOT NULL, discharge_wh REAL NOT NULL,
+        pv_wh REAL NOT NULL, load_wh REAL NOT NULL,
+        samples INTEGER NOT NULL, covered_s REAL NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    # Day-ahead prices per bidding zone; ts = delivery period start, resolution 900 or 3600 s.
+    """CREATE TABLE prices (
+        zone TEXT NOT NULL, ts INTEGER NOT NULL, resolution_s INTEGER NOT NULL,
+        price_eur_mwh REAL NOT NULL, source TEXT NOT NULL, fetched_at REAL NOT NULL,
+        PRIMARY KEY (zone, ts, source)
+    )""",
+    "CREATE INDEX idx_prices_ts ON prices (ts)",
+    # Forecast runs: kind 'price' (EUR/MWh), 'load' / 'pv' (W mean over the slot). The latest
+    # made_at per kind is current; lower/upper are an optional prediction interval.
+    """CREATE TABLE forecasts (
+        kind TEXT NOT NULL, made_at INTEGER NOT NULL, ts INTEGER NOT NULL,
+        value REAL NOT NULL, lower REAL, upper REAL,
+        PRIMARY KEY (kind, made_at, ts)
+    )""",
+    "CREATE INDEX idx_forecasts_ts ON forecasts (ts)",
+    # Battery schedules; data is JSON {"slots": [{ts, import_w, export_w, charge_w, ...}], ...}.
+    """CREATE TABLE plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL, reason TEXT NOT NULL, data TEXT NOT NULL
+    )""",
+    "CREATE INDEX idx_plans_created_at ON plans (created_at)",
+    # Per-slot money: prices in EUR/MWh, amounts in EUR.
+    """CREATE TABLE settlements (
+        ts INTEGER PRIMARY KEY,
+        import_wh REAL NOT NULL, export_wh REAL NOT NULL,
+        import_price REAL, export_price REAL,
+        cost_eur REAL, revenue_eur REAL,
+        cost_no_battery_eur REAL, cost_self_consumption_eur REAL,
+        computed_at REAL NOT NULL
+    )""",
+    # One row per local date (YYYY-MM-DD in the home's time zone); totals is JSON.
+    """CREATE TABLE settlement_days (
+        day TEXT PRIMARY KEY, totals TEXT NOT NULL, computed_at REAL NOT NULL
+    )""",
+    # Alerts and control actions. level: debug|info|warning|error|critical.
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL, level TEXT NOT NULL, kind TEXT NOT NULL,
+        message TEXT NOT NULL, data TEXT
+    )""",
+    "CREATE INDEX idx_events_ts ON events (ts)",
+    "CREATE INDEX idx_events_kind ON events (kind, ts)",
+    # Exported EDI (MSCONS) interchanges: the exact bytes sent/uploaded, by unique name.
+    """CREATE TABLE edi_files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
+        period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,
+        content TEXT NOT NULL
+    )""",
+    # Sync outbox for the document streams (energy, settlements, edi): one row per version of
+    # a document to upload; seq is the stream's monotonic sequence number. Readings are not
+    # copied here: their own id is their sequence number.
+    """CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX idx_outbox_stream ON outbox (stream, seq)",
+    # Per stream: the last sequence number the aggregator acknowledged.
+    """CREATE TABLE sync_cursors (
+        stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at REAL NOT NULL
+    )""",
+)
 
 
 class Store:
@@ -97,12 +205,12 @@ class Store:
                 f"supports ({len(MIGRATIONS)}); refusing to touch it — update the software"
             )
         if not self.db["schema_version"].exists():
-            self.db["schema_version"].create({"version": int, "name": str, "applied_at": str}, pk="version")
+            self.db.table("schema_version").create({"version": int, "name": str, "applied_at": str}, pk="version")
         for version, (name, fn) in enumerate(MIGRATIONS[current:], start=current + 1):
             with self.db.conn:
                 self.db.execute("BEGIN IMMEDIATE")
                 fn(self.db)
-                self.db["schema_version"].insert(
+                self.db.table("schema_version").insert(
                     {"version": version, "name": name, "applied_at": _now_iso()}
                 )
 
@@ -123,7 +231,7 @@ class Store:
         ]
         with self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db["readings"].insert_all(rows, batch_size=500)
+            self.db.table("readings").insert_all(rows, batch_size=500)
         return len(rows)
 
     def count_readings(self) -> int:
