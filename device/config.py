@@ -106,6 +106,20 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    host: str = setting("0.0.0.0", help="address the local web page listens on")
+    port: int = setting(80, min=0, max=65535, help="80 on the device; 0 picks a free port")
+    public_overview: bool = setting(False, help="show the read-only overview without login")
+    language: str = setting("auto", choices=("auto", "de", "en"), help="auto: browser's choice")
+    session_lifetime_s: int = setting(7 * 86_400, min=300, max=90 * 86_400)
+    login_max_failures: int = setting(5, min=1, max=100, help="per address and per user")
+    login_window_s: int = setting(300, min=10, max=86_400, help="failures counted over this time")
+    homeowner_password: str = setting("nattery", secret=True, help="initial; changed at first login")
+    installer_password: str = setting("installer", secret=True, help="initial; changed at first login")
+    prices_late_after: str = setting("14:00", help="local HH:MM after which missing prices are late")
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     inverter: InverterSettings = field(default_factory=InverterSettings)
@@ -113,6 +127,7 @@ class Config:
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def db_path(self) -> Path:
