@@ -1,0 +1,17 @@
+# One image for both nattery services (bridge, app); the compose file picks the command.
+# Balena builds it for the fleet's architecture (Raspberry Pi: aarch64).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /usr/src/nattery
+
+# The same install path as the quick start, without test tools.
+COPY pyproject.toml README.md ./
+COPY device ./device
+COPY cloud_sync ./cloud_sync
+COPY config ./config
+RUN pip install -e . && useradd --system --no-create-home nattery
+
+# /data is the shared named volume: nattery.db, nattery.yaml (installer), credentials.
+VOLUME /data
+CMD ["nattery", "--help"]

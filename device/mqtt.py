@@ -1,0 +1,228 @@
+"""MQTT plumbing shared by the bridge and the app: topics, a reconnecting session, the embedded broker.
+
+Topics live under ``<prefix>/<device_id>/`` (see ARCHITECTURE.md). :class:`MqttSession` keeps one
+aiomqtt client connected for the life of a process: it reconnects with a capped backoff after a
+broker restart, re-subscribes, re-publishes the retained ``status`` and hands every message to a
+callback. Publishing while the broker is away raises :class:`NotConnected` so callers decide
+whether a message is worth keeping (telemetry is in SQLite anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from device.config import MqttSettings
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+
+
+class NotConnected(RuntimeError):
+    """The broker is not reachable right now."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names of one device."""
+
+    prefix: str
+    device_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.device_id}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def telemetry(self) -> str:
+        return f"{self.base}/telemetry"
+
+    @property
+    def health(self) -> str:
+        return f"{self.base}/health"
+
+    @property
+    def plan(self) -> str:
+        return f"{self.base}/plan"
+
+    @property
+    def prices(self) -> str:
+        return f"{self.base}/prices"
+
+    def cmd(self, action: str) -> str:
+        return f"{self.base}/cmd/{action}"
+
+    @property
+    def cmd_result(self) -> str:
+        return f"{self.base}/cmd/result"
+
+    @property
+    def cmd_all(self) -> str:
+        return f"{self.base}/cmd/+"
+
+    def action_of(self, topic: str) -> str | None:
+        """``nattery/dev/cmd/charge`` → ``charge``; None for other topics and for the result topic."""
+        head = f"{self.base}/cmd/"
+        if not topic.startswith(head):
+            return None
+        action = topic[len(head):]
+        return None if action == "result" else action
+
+
+def utc_iso(ts: float | None = None) -> str:
+    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+class MqttSession:
+    """One long-lived, self-healing MQTT connection.
+
+    ``status_topic`` gets a retained ``online`` on every (re)connect and is the LWT (``offline``).
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        status_topic: str | None = None,
+        subscriptions: tuple[str, ...] = (),
+        on_message: Handler | None = None,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.status_topic = status_topic
+        self.subscriptions = subscriptions
+        self.on_message = on_message
+        self.reconnect_max_s = reconnect_max_s
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.disconnects = 0
+
+    async def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 0) -> None:
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise NotConnected(topic)
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise NotConnected(f"{topic}: {exc}") from exc
+
+    async def publish_json(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 0) -> None:
+        await self.publish(topic, dumps(payload), retain=retain, qos=qos)
+
+    async def run(self) -> None:
+        """Connect, serve messages, reconnect on loss; returns only when cancelled."""
+        delay = 0.5
+        was_lost = False
+        while True:
+            will = (
+                aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
+                if self.status_topic
+                else None
+            )
+            client = aiomqtt.Client(
+                self.settings.host or "127.0.0.1",
+                self.settings.port,
+                username=self.settings.username or None,
+                password=self.settings.password or None,
+                identifier=self.client_id,
+                will=will,
+                keepalive=30,
+                timeout=10,
+            )
+            try:
+                async with client:
+                    self._client = client
+                    for topic in self.subscriptions:
+                        await client.subscribe(topic, qos=1)
+                    if self.status_topic:
+                        await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    self.connects += 1
+                    self.connected.set()
+                    delay = 0.5
+                    log.info("mqtt connected" if not was_lost else "mqtt reconnected",
+                             host=self.settings.host or "127.0.0.1", port=self.settings.port)
+                    async for message in client.messages:
+                        if self.on_message is not None:
+                            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                            await self.on_message(message.topic.value, payload)
+            except aiomqtt.MqttError as exc:
+                if self.connected.is_set() or not was_lost:
+                    log.warning("mqtt connection lost", error=str(exc), retry_in_s=delay)
+                was_lost = True
+            finally:
+                if self.connected.is_set():
+                    self.disconnects += 1
+                self.connected.clear()
+                self._client = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    async def close(self, final_status: bytes | None = b"offline") -> None:
+        """Publish a last retained status (a clean shutdown is not an LWT) before cancelling ``run``."""
+        if final_status is not None and self.status_topic and self.connected.is_set():
+            with contextlib.suppress(NotConnected, asyncio.TimeoutError):
+                await asyncio.wait_for(self.publish(self.status_topic, final_status, retain=True, qos=1), 2)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def embedded_broker(port: int, host: str = "127.0.0.1") -> Any:
+    """An in-process MQTT broker (amqtt) for local runs, yielding the port it listens on.
+
+    Port 0, or a port already taken (say by a system mosquitto), picks a free one.
+    """
+    from amqtt.broker import Broker
+
+    if port == 0 or not port_is_free(port, host):
+        chosen = free_port(host)
+        if port:
+            log.warning("mqtt port busy, embedded broker uses another", wanted=port, port=chosen)
+        port = chosen
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
+    await broker.start()
+    log.info("embedded mqtt broker listening", host=host, port=port)
+    try:
+        yield port
+    finally:
+        await broker.shutdown()
