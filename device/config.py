@@ -120,6 +120,64 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class GridFeeWindow:
+    """A time window with its own grid fee (German §14a EnWG module 3, or any time-of-use fee)."""
+
+    start: str = setting("00:00", help="local HH:MM, inclusive")
+    end: str = setting("00:00", help="local HH:MM, exclusive; before start = crosses midnight")
+    fee_eur_mwh: float = setting(0.0, min=-1000, max=10_000, help="net grid fee in the window")
+    months: tuple[int, ...] = setting((), help="months (1-12) the window applies in; empty: all")
+
+
+@dataclass(frozen=True)
+class TariffSettings:
+    """The homeowner's supply contract; see device/prices/tariff.py for the formula and example."""
+
+    markup_eur_mwh: float = setting(15.0, min=-1000, max=10_000, help="supplier markup, net")
+    grid_fee_eur_mwh: float = setting(100.0, min=-1000, max=10_000, help="net grid fee outside windows")
+    grid_fee_windows: tuple[GridFeeWindow, ...] = setting((), help="time-variable grid fees")
+    levies_eur_mwh: float = setting(32.34, min=-1000, max=10_000, help="levies and surcharges, net")
+    electricity_tax_eur_mwh: float = setting(20.5, min=0, max=10_000, help="Stromsteuer, net")
+    vat_pct: float = setting(19.0, min=0, max=100)
+    export: str = setting("fixed", choices=("fixed", "spot"), help="feed-in: fixed rate or spot-based")
+    feed_in_eur_mwh: float = setting(79.4, min=-1000, max=10_000, help="fixed feed-in rate")
+    export_fee_eur_mwh: float = setting(0.0, min=-1000, max=10_000, help="spot-based: deducted from spot")
+    export_zero_when_negative: bool = setting(True, help="no feed-in payment while spot < 0")
+
+
+@dataclass(frozen=True)
+class BatterySettings:
+    capacity_wh: float = setting(10_000.0, min=100, max=1_000_000, help="usable capacity at 100 %")
+    min_soc_pct: float = setting(5.0, min=0, max=100, help="technical minimum (BMS)")
+    max_soc_pct: float = setting(100.0, min=0, max=100, help="technical maximum")
+    reserve_pct: float = setting(10.0, min=0, max=100, help="homeowner's backup reserve")
+    max_charge_w: int = setting(5000, min=0, max=100_000, help="battery limit; inverter limits also apply")
+    max_discharge_w: int = setting(5000, min=0, max=100_000)
+    charge_efficiency: float = setting(0.95, min=0.5, max=1.0, help="AC → stored")
+    discharge_efficiency: float = setting(0.95, min=0.5, max=1.0, help="stored → AC")
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    mode: str = setting(
+        "auto", choices=("auto", "self_consumption", "peak_shaving", "manual", "off"),
+        help="start-up mode; the homeowner changes it at runtime",
+    )
+    horizon_h: float = setting(48.0, min=1, max=168, help="plan this far ahead (forecast beyond known prices)")
+    degradation_eur_mwh: float = setting(20.0, min=0, max=1000, help="wear cost per MWh cycled")
+    terminal_value_eur_mwh: float | None = setting(None, min=-1000, max=10_000, help="null: automatic")
+    grid_charging: bool = setting(True, help="allow charging the battery from the grid")
+    battery_export: bool = setting(True, help="allow discharging the battery into the grid")
+    import_limit_w: int | None = setting(None, min=0, max=1_000_000, help="grid connection; null: none")
+    export_limit_w: int | None = setting(None, min=0, max=1_000_000, help="feed-in limit; null: none")
+    ac_limit_w: int | None = setting(None, min=0, max=1_000_000, help="inverter AC rating; null: none")
+    peak_shaving_cap_w: int = setting(4000, min=0, max=1_000_000, help="import cap in peak_shaving mode")
+    soc_replan_pct: float = setting(3.0, min=0.1, max=100, help="re-plan when SoC is off the plan by this")
+    annual_load_kwh: float = setting(3500.0, min=0, max=1_000_000, help="cold-start load forecast")
+    pv_peak_w: float = setting(8000.0, min=0, max=1_000_000, help="cold-start PV forecast (kWp x 1000)")
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     inverter: InverterSettings = field(default_factory=InverterSettings)
@@ -128,6 +186,9 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     log: LogSettings = field(default_factory=LogSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    tariff: TariffSettings = field(default_factory=TariffSettings)
+    battery: BatterySettings = field(default_factory=BatterySettings)
+    planner: PlannerSettings = field(default_factory=PlannerSettings)
 
     @property
     def db_path(self) -> Path:
