@@ -1,0 +1,514 @@
+"""The one task that talks to the inverter: a priority queue drained one transaction at a time.
+
+Inverter firmware breaks under concurrent Modbus requests, and RTU frames carry no transaction
+id, so a late reply to a timed-out request looks exactly like the answer to the next one. Every
+request therefore goes through :meth:`ModbusWorker.submit`; one asyncio task owns the client
+and, strictly one transaction at a time:
+
+- serves CONTROL before ONDEMAND before TELEMETRY, FIFO within a priority, so a write waits for
+  at most the transaction in flight, never behind a backlog of polling;
+- drops requests whose deadline passed before sending them;
+- waits the map's inter-frame gap after every transaction, failed ones too;
+- checks each reply against its request (function code, register count, write echo) and, after
+  a timeout or a mismatched reply, waits out the longest possible late reply (a maximal RTU
+  frame at the line's baud rate plus the gap, extended while bytes keep arriving) before the
+  next request. pymodbus ignores a reply that arrives while no request is outstanding and
+  clears its receive buffer when it sends, so once the line is quiet nothing stale remains;
+- retries timeouts, corrupt and mismatched replies with capped exponential backoff, never
+  Modbus exception replies (an illegal address stays illegal);
+- reconnects after the adapter disappears, with a growing, capped delay;
+- backs off an inverter that failed ``defective_after`` requests in a row: requests fail fast
+  with :class:`InverterDefective` and only one probe request goes out per (growing) interval.
+
+Only state transitions are logged (link lost/restored, first failure, defective, recovered);
+everything else is counted in :meth:`ModbusWorker.stats` for ``health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, ClassVar, Literal, overload
+
+import structlog
+from pymodbus.client.base import ModbusBaseClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from device.modbus.client import ClientFactory
+from device.modbus.latency import LatencyHistogram
+from device.modbus.registermap import Protocol
+
+log = structlog.get_logger(__name__)
+
+MAX_RTU_ADU = 256  # bytes: the longest frame any Modbus RTU device may send
+
+
+class Priority(IntEnum):
+    CONTROL = 0
+    ONDEMAND = 1
+    TELEMETRY = 2
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Read ``count`` registers from ``address`` (FC3 holding / FC4 input); result: the words."""
+
+    table: Literal["holding", "input"]
+    address: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.table not in ("holding", "input"):
+            raise ValueError(f"table: got {self.table!r}; allowed: holding, input")
+        if not 1 <= self.count <= 125 or not 0 <= self.address <= 0xFFFF - self.count + 1:
+            raise ValueError(f"read {self.address}+{self.count}: count 1..125 within 0..65535")
+
+    @property
+    def function_code(self) -> int:
+        return 3 if self.table == "holding" else 4
+
+    @property
+    def wire_bytes(self) -> tuple[int, int]:
+        """RTU bytes of the request and of its reply."""
+        return 8, 5 + 2 * self.count
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """Write ``values`` to holding registers from ``address`` (FC16); result: None."""
+
+    address: int
+    values: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.values) <= 123 or not 0 <= self.address <= 0xFFFF - len(self.values) + 1:
+            raise ValueError(f"write {self.address}+{len(self.values)}: 1..123 registers within 0..65535")
+        if any(not 0 <= v <= 0xFFFF for v in self.values):
+            raise ValueError(f"write {self.address}: values must be 16-bit words, got {self.values}")
+
+    function_code: ClassVar[int] = 16
+
+    @property
+    def wire_bytes(self) -> tuple[int, int]:
+        return 9 + 2 * len(self.values), 8
+
+
+Request = ReadRequest | WriteRequest
+
+
+class ModbusError(Exception):
+    """A request failed; ``kind`` is the key it is counted under in ``stats()["errors"]``."""
+
+    kind: ClassVar[str] = "error"
+
+
+class RequestTimeout(ModbusError):
+    kind = "timeout"
+
+
+class CorruptReply(ModbusError):
+    """Bytes arrived but no valid frame (bad CRC, truncated, garbage)."""
+
+    kind = "corrupt"
+
+
+class StaleReply(ModbusError):
+    """A reply that does not answer the request (wrong function code, count or echo)."""
+
+    kind = "stale"
+
+
+class ExceptionReply(ModbusError):
+    """The inverter answered with a Modbus exception; final, never retried."""
+
+    kind = "exception"
+    NAMES: ClassVar[dict[int, str]] = {
+        1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+        4: "server device failure", 5: "acknowledge", 6: "server device busy",
+    }
+
+    def __init__(self, request: Request, code: int) -> None:
+        self.code = code
+        super().__init__(f"{_describe(request)}: inverter replied exception {code} "
+                         f"({self.NAMES.get(code, 'unknown')})")
+
+
+class LinkDown(ModbusError):
+    kind = "disconnected"
+
+
+class InverterDefective(ModbusError):
+    kind = "defective"
+
+
+class DeadlineExpired(ModbusError):
+    kind = "deadline"
+
+
+class WorkerStopped(ModbusError):
+    kind = "stopped"
+
+
+def _describe(request: Request) -> str:
+    if isinstance(request, ReadRequest):
+        return f"read {request.table} {request.address}+{request.count}"
+    return f"write holding {request.address}+{len(request.values)}"
+
+
+@dataclass(order=True)
+class _Item:
+    priority: int
+    seq: int
+    request: Request = field(compare=False)
+    deadline: float | None = field(compare=False)
+    enqueued_at: float = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+
+
+class ModbusWorker:
+    """Owns one Modbus client; see the module docstring for the line discipline.
+
+    ``clock`` (monotonic seconds) decides deadlines, backoff and probes, and measures latency;
+    tests inject one that can jump ahead. ``wall_clock`` (epoch seconds) stamps last success.
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        protocol: Protocol,
+        *,
+        port: str = "",
+        timeout_s: float | None = None,
+        retries: int = 2,
+        backoff_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        reconnect_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        defective_after: int = 3,
+        probe_s: float = 5.0,
+        probe_max_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._factory = client_factory
+        self.protocol = protocol
+        self.port = port
+        self.timeout_s = protocol.timeout_s if timeout_s is None else timeout_s
+        self.retries = retries
+        self._backoff = (backoff_s, backoff_max_s)
+        self._reconnect = (reconnect_s, reconnect_max_s)
+        self._probe = (probe_s, probe_max_s)
+        self.defective_after = defective_after
+        self.clock = clock
+        self._wall = wall_clock
+        self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._client: ModbusBaseClient | None = None
+        self._link_up = False
+        self._ever_connected = False
+        self._reconnect_delay = reconnect_s
+        self._next_connect_at = 0.0
+        self._outstanding = False
+        self._rx_at = 0.0  # loop time of the last bytes received
+        self._rx_during_request = False
+        self._failures = 0
+        self._last_error = ""
+        self._defective = False
+        self._probe_delay = probe_s
+        self._next_probe_at = 0.0
+        self._last_success: float | None = None
+        self._depth = {p: 0 for p in Priority}
+        self._errors: dict[str, int] = {}
+        self._counts = {"transactions": 0, "retries": 0, "reconnects": 0,
+                        "stale_replies_discarded": 0, "deadline_misses": 0}
+        self.queue_wait = LatencyHistogram()
+        self.transaction_time = LatencyHistogram()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the worker task; connecting happens in it (a missing adapter is not fatal)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="modbus-worker")
+
+    async def stop(self) -> None:
+        """Stop the task, close the client and fail whatever is still queued."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._close_client()
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._depth[Priority(item.priority)] -= 1
+            if not item.future.done():
+                item.future.set_exception(WorkerStopped("modbus worker stopped"))
+
+    async def __aenter__(self) -> ModbusWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # --- public API ------------------------------------------------------------------------
+
+    @overload
+    async def submit(self, request: ReadRequest, priority: Priority = ..., deadline: float | None = ...) -> tuple[int, ...]: ...
+    @overload
+    async def submit(self, request: WriteRequest, priority: Priority = ..., deadline: float | None = ...) -> None: ...
+
+    async def submit(
+        self, request: Request, priority: Priority = Priority.ONDEMAND, deadline: float | None = None
+    ) -> tuple[int, ...] | None:
+        """Queue ``request`` and wait for its result: the words read, or None for a write.
+
+        ``deadline`` is a time on :attr:`clock` after which the request is no longer worth
+        sending (it then fails with :class:`DeadlineExpired`). Raises a :class:`ModbusError`
+        subclass naming what went wrong.
+        """
+        if self._task is None:
+            raise WorkerStopped("modbus worker is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = _Item(int(priority), next(self._seq), request, deadline, self.clock(), future)
+        self._depth[priority] += 1
+        self._queue.put_nowait(item)
+        return await future  # type: ignore[no-any-return]
+
+    def deadline_in(self, seconds: float) -> float:
+        """A deadline ``seconds`` from now on the worker's clock."""
+        return self.clock() + seconds
+
+    @property
+    def state(self) -> str:
+        if not self._link_up:
+            return "disconnected"
+        return "defective" if self._defective else "ok"
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for ``health`` (see the README's health section for the meaning of each)."""
+        now = self.clock()
+        return {
+            "state": self.state,
+            "port": self.port,
+            "queue_depth": {p.name.lower(): self._depth[p] for p in Priority},
+            **self._counts,
+            "errors": dict(sorted(self._errors.items())),
+            "consecutive_failures": self._failures,
+            "last_error": self._last_error or None,
+            "next_probe_in_s": round(max(0.0, self._next_probe_at - now), 3) if self._defective else None,
+            "last_success": None if self._last_success is None else
+            datetime.fromtimestamp(self._last_success, UTC).isoformat().replace("+00:00", "Z"),
+            "latency": {"queue_wait_s": self.queue_wait.summary(),
+                        "transaction_s": self.transaction_time.summary()},
+        }
+
+    # --- the task --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._link_up and self.clock() >= self._next_connect_at:
+                await self._connect()
+            timeout = None if self._link_up else max(0.0, self._next_connect_at - self.clock())
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                continue
+            self._depth[Priority(item.priority)] -= 1
+            if not item.future.done():  # the caller may have given up
+                await self._serve(item)
+
+    async def _connect(self) -> None:
+        self._close_client()
+        client = self._factory(trace_packet=self._on_packet)
+        try:
+            ok = await client.connect()
+        except Exception as exc:  # a bad device path or refused socket: keep retrying
+            ok, self._last_error = False, f"connect: {exc}"
+        if ok and client.connected:
+            self._client, self._link_up = client, True
+            self._reconnect_delay = self._reconnect[0]
+            if self._ever_connected:
+                self._counts["reconnects"] += 1
+                log.info("modbus_link_restored", port=self.port)
+            self._ever_connected = True
+            return
+        client.close()
+        self._next_connect_at = self.clock() + self._reconnect_delay
+        self._reconnect_delay = min(self._reconnect_delay * 2, self._reconnect[1])
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._link_up = False
+
+    def _check_link(self) -> None:
+        if self._link_up and (self._client is None or not self._client.connected):
+            log.warning("modbus_link_lost", port=self.port)
+            self._close_client()
+            self._next_connect_at = self.clock() + self._reconnect_delay
+
+    def _on_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus packet tracer: note when bytes arrive (late replies, corrupt frames)."""
+        if not sending:
+            self._rx_at = asyncio.get_running_loop().time()
+            self._rx_during_request = self._rx_during_request or self._outstanding
+        return data
+
+    # --- one request -----------------------------------------------------------------------
+
+    async def _serve(self, item: _Item) -> None:
+        now = self.clock()
+        self.queue_wait.add(now - item.enqueued_at)
+        probing = self._defective
+        try:
+            self._check_link()
+            if not self._link_up:
+                raise LinkDown(f"{self.port or 'inverter port'}: link down; next reconnect in "
+                               f"{max(0.0, self._next_connect_at - now):.1f} s ({self._last_error})")
+            if probing and now < self._next_probe_at:
+                raise InverterDefective(
+                    f"inverter not answering ({self._failures} failed requests, last: {self._last_error}); "
+                    f"backed off, next probe in {self._next_probe_at - now:.1f} s")
+            result = await self._with_retries(item, 0 if probing else self.retries)
+        except ModbusError as exc:
+            self._errors[exc.kind] = self._errors.get(exc.kind, 0) + 1
+            if isinstance(exc, (RequestTimeout, CorruptReply, StaleReply)):
+                self._failed(exc, probing)
+            elif isinstance(exc, ExceptionReply):
+                self._alive()
+            if not item.future.done():
+                item.future.set_exception(exc)
+            return
+        self._alive()
+        if not item.future.done():
+            item.future.set_result(result)
+
+    async def _with_retries(self, item: _Item, retries: int) -> tuple[int, ...] | None:
+        for attempt in range(retries + 1):
+            if attempt:
+                self._counts["retries"] += 1
+                await asyncio.sleep(min(self._backoff[0] * 2 ** (attempt - 1), self._backoff[1]))
+            if item.deadline is not None and self.clock() > item.deadline:
+                self._counts["deadline_misses"] += 1
+                raise DeadlineExpired(f"{_describe(item.request)}: deadline passed before sending")
+            try:
+                return await self._transact(item.request)
+            except (RequestTimeout, CorruptReply, StaleReply) as exc:
+                self._check_link()
+                if attempt == retries or not self._link_up:
+                    raise
+                self._errors[exc.kind] = self._errors.get(exc.kind, 0) + 1
+        raise AssertionError("unreachable")
+
+    async def _transact(self, request: Request) -> tuple[int, ...] | None:
+        client = self._client
+        assert client is not None
+        sent, reply = request.wire_bytes
+        timeout = self.timeout_s + (sent + reply) * self.protocol.char_s
+        started = self.clock()
+        self._rx_during_request, self._outstanding = False, True
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    pdu = await self._call(client, request)
+            except TimeoutError:
+                self._outstanding = False
+                error: ModbusError = (CorruptReply if self._rx_during_request else RequestTimeout)(
+                    f"{_describe(request)}: "
+                    + ("no valid reply (corrupt frame)" if self._rx_during_request else "no reply")
+                    + f" within {timeout:.2f} s")
+                await self._wait_out_late_reply()
+                raise error from None
+            except ModbusException as exc:
+                self._outstanding = False
+                self._check_link()
+                if not self._link_up:
+                    raise LinkDown(f"{self.port or 'inverter port'}: {exc}") from None
+                await self._wait_out_late_reply()
+                raise CorruptReply(f"{_describe(request)}: {exc}") from None
+            finally:
+                self._outstanding = False
+                self._counts["transactions"] += 1
+                self.transaction_time.add(self.clock() - started)
+            mismatch = self._mismatch(request, pdu)
+            if mismatch:
+                self._counts["stale_replies_discarded"] += 1
+                await self._wait_out_late_reply()
+                raise StaleReply(f"{_describe(request)}: discarded a reply that does not match: {mismatch}")
+            if pdu.isError():
+                raise ExceptionReply(request, pdu.exception_code)  # type: ignore[attr-defined]
+            return tuple(pdu.registers) if isinstance(request, ReadRequest) else None
+        finally:
+            await asyncio.sleep(self.protocol.gap_s)
+
+    async def _call(self, client: ModbusBaseClient, request: Request) -> ModbusPDU:
+        unit = self.protocol.unit_id
+        if isinstance(request, WriteRequest):
+            return await client.write_registers(request.address, list(request.values), device_id=unit)
+        read = client.read_holding_registers if request.table == "holding" else client.read_input_registers
+        return await read(request.address, count=request.count, device_id=unit)
+
+    @staticmethod
+    def _mismatch(request: Request, pdu: ModbusPDU) -> str:
+        """Why ``pdu`` cannot be the answer to ``request`` ('' when it can)."""
+        fc = request.function_code
+        if pdu.function_code not in (fc, fc | 0x80):
+            return f"function code {pdu.function_code}, expected {fc}"
+        if pdu.isError():
+            return ""
+        if isinstance(request, ReadRequest):
+            got = len(pdu.registers)
+            return "" if got == request.count else f"{got} registers, expected {request.count}"
+        echo = (getattr(pdu, "address", None), getattr(pdu, "count", None))
+        want = (request.address, len(request.values))
+        return "" if echo == want else f"write echo {echo}, expected {want}"
+
+    async def _wait_out_late_reply(self) -> None:
+        """Let any reply still on its way finish before the next request goes out.
+
+        A reply that starts the moment we give up lasts at most a maximal RTU frame; the gap is
+        the margin. Bytes arriving meanwhile extend the wait until the line has been quiet for
+        a gap (bounded, so a babbling line cannot stall the queue forever).
+        """
+        loop = asyncio.get_running_loop()
+        frame_s = MAX_RTU_ADU * self.protocol.char_s
+        quiet = max(self.protocol.gap_s, 3.5 * self.protocol.char_s)
+        await asyncio.sleep(frame_s + quiet)
+        limit = loop.time() + 2 * frame_s
+        while (silent := loop.time() - self._rx_at) < quiet and loop.time() < limit:
+            await asyncio.sleep(quiet - silent)
+
+    # --- inverter health -------------------------------------------------------------------
+
+    def _alive(self) -> None:
+        self._last_success = self._wall()
+        if self._failures or self._defective:
+            log.info("inverter_recovered", port=self.port, after_failures=self._failures)
+        self._failures, self._defective = 0, False
+        self._probe_delay = self._probe[0]
+
+    def _failed(self, exc: ModbusError, probing: bool) -> None:
+        self._failures += 1
+        self._last_error = str(exc)
+        if self._failures == 1:
+            log.warning("inverter_request_failed", port=self.port, error=str(exc))
+        if probing:
+            self._probe_delay = min(self._probe_delay * 2, self._probe[1])
+        elif self._failures >= self.defective_after:
+            self._defective = True
+            log.error("inverter_defective", port=self.port, failures=self._failures,
+                      probe_in_s=self._probe_delay, error=str(exc))
+        if self._defective:
+            self._next_probe_at = self.clock() + self._probe_delay
