@@ -173,6 +173,33 @@ _APP_TABLES = (
 )
 
 
+@migration
+def outbox_triggers(db: sqlite_utils.Database) -> None:
+    """Queue every new version of an energy slot, settlement or EDI file for the cloud sync.
+
+    Triggers, so the modules writing those tables need not know about sync, and the outbox row
+    is written in the same transaction as the document (nothing is ever forgotten).
+    """
+    for stream, table, key, columns in _SYNCED_DOCUMENTS:
+        data = "json_object(" + ", ".join(f"'{c}', NEW.{c}" for c in columns) + ")"
+        for op in ("INSERT", "UPDATE"):
+            db.execute(
+                f"CREATE TRIGGER outbox_{table}_{op.lower()} AFTER {op} ON {table} BEGIN "
+                f"INSERT INTO outbox (stream, key, data, created_at) "
+                f"VALUES ('{stream}', NEW.{key}, {data}, (julianday('now') - 2440587.5) * 86400.0); END"
+            )
+
+
+_SYNCED_DOCUMENTS = (
+    ("energy", "energy_slots", "ts", ("ts", "import_wh", "export_wh", "charge_wh", "discharge_wh",
+                                      "pv_wh", "load_wh", "samples", "covered_s", "complete", "source")),
+    ("settlements", "settlements", "ts", ("ts", "import_wh", "export_wh", "import_price",
+                                          "export_price", "cost_eur", "revenue_eur",
+                                          "cost_no_battery_eur", "cost_self_consumption_eur")),
+    ("edi", "edi_files", "name", ("name", "created_at", "period_start", "period_end", "content")),
+)
+
+
 class Store:
     """Synchronous access to ``nattery.db``. Use one instance per thread."""
 
