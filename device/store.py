@@ -272,6 +272,66 @@ class Store:
             return None
         return {"ts": row[0], **json.loads(row[1])}
 
+    # --- events and web page reads (owner: web) ------------------------------------------
+    def insert_event(self, ts: float, level: str, kind: str, message: str, data: Mapping[str, Any] | None = None) -> int:
+        """Record an alert or a control action; returns its id."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO events (ts, level, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+                [ts, level, kind, message, None if data is None else json.dumps(data)],
+            )
+        return int(cursor.lastrowid or 0)
+
+    def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, ts, level, kind, message, data FROM events ORDER BY ts DESC, id DESC LIMIT ?", [limit]
+        ).fetchall()
+        return [
+            {"id": r[0], "ts": r[1], "level": r[2], "kind": r[3], "message": r[4],
+             "data": None if r[5] is None else json.loads(r[5])}
+            for r in rows
+        ]
+
+    def price_points(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Known prices in [start, end): one per slot (newest fetch wins when sources overlap)."""
+        rows = self.db.execute(
+            """SELECT ts, resolution_s, price_eur_mwh, source FROM prices
+               WHERE ts >= ? AND ts < ? ORDER BY ts, fetched_at""",
+            [start, end],
+        ).fetchall()
+        latest = {r[0]: {"ts": r[0], "resolution_s": r[1], "eur_mwh": r[2], "source": r[3]} for r in rows}
+        return list(latest.values())
+
+    def latest_forecast(self, kind: str, start: int, end: int) -> list[dict[str, Any]]:
+        """The newest run of a forecast kind, limited to [start, end)."""
+        rows = self.db.execute(
+            """SELECT ts, value, lower, upper FROM forecasts
+               WHERE kind = ? AND made_at = (SELECT max(made_at) FROM forecasts WHERE kind = ?)
+                 AND ts >= ? AND ts < ? ORDER BY ts""",
+            [kind, kind, start, end],
+        ).fetchall()
+        return [{"ts": r[0], "value": r[1], "lower": r[2], "upper": r[3]} for r in rows]
+
+    def latest_plan(self) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT id, created_at, reason, data FROM plans ORDER BY created_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "created_at": row[1], "reason": row[2], **json.loads(row[3])}
+
+    def settlement_totals(self, start: int, end: int) -> dict[str, Any]:
+        """Sums of the settled slots in [start, end); ``slots`` = 0 when nothing is settled."""
+        row = self.db.execute(
+            """SELECT count(*), sum(import_wh), sum(export_wh), sum(cost_eur), sum(revenue_eur),
+                      sum(cost_no_battery_eur), sum(cost_self_consumption_eur)
+               FROM settlements WHERE ts >= ? AND ts < ?""",
+            [start, end],
+        ).fetchone()
+        keys = ("slots", "import_wh", "export_wh", "cost_eur", "revenue_eur",
+                "cost_no_battery_eur", "cost_self_consumption_eur")
+        return dict(zip(keys, row, strict=True))
+
 
 def _state_text(value: Any) -> str | None:
     return None if value is None else str(value)
