@@ -12,8 +12,10 @@ dedicated thread that owns the connection (the aiosqlite pattern), so the event 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,15 +23,38 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlite_utils
+import structlog
+
+from device import energy
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 ROLE_COLUMNS = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
 
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, corrupt file, unwritable)."""
+
+
+class StoreFull(StoreError):
+    """The disk stayed full after the retention policy and emergency pruning ran."""
+
+
+EVENT_LEVELS = ("debug", "info", "warning", "error", "critical")
+_FULL_DISK_FRACTIONS = (0.05, 0.2, 0.5)  # shares of the oldest readings deleted per retry
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each kind of data is kept, in days (``StoreSettings`` in the configuration)."""
+
+    readings_days: float = 30
+    aggregates_days: float = 3650
+    forecasts_days: float = 30
+    plans_days: float = 90
+    events_days: float = 365
 
 
 @dataclass(frozen=True)
@@ -203,8 +228,10 @@ _SYNCED_DOCUMENTS = (
 class Store:
     """Synchronous access to ``nattery.db``. Use one instance per thread."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, retention: Retention | None = None) -> None:
         self.path = Path(path)
+        self.retention = retention or Retention()
+        self._full_disk_depth = 0  # >0 while making room: a second full disk must not recurse
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
@@ -256,13 +283,11 @@ class Store:
             }
             for r in readings
         ]
-        with self.db.conn:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.table("readings").insert_all(rows, batch_size=500)
+        self._write(lambda: self.db.table("readings").insert_all(rows, batch_size=500))
         return len(rows)
 
     def count_readings(self) -> int:
-        return self.db["readings"].count
+        return int(self.db.execute("SELECT count(*) FROM readings").fetchone()[0])
 
     def latest_reading(self) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -271,6 +296,253 @@ class Store:
         if row is None:
             return None
         return {"ts": row[0], **json.loads(row[1])}
+
+    # --- energy slots (owner: store/sync) -------------------------------------------------
+    def update_energy_slots(
+        self, now: float, max_gap_s: float = 60.0, settle_s: float = 120.0, max_days: int = 2
+    ) -> int:
+        """Derive the quarter-hour slots that are over from the readings; returns how many.
+
+        Incremental: continues after the newest stored slot. A slot is computed once it ended
+        more than ``max_gap_s + settle_s`` ago (the bridge writes readings in batches), and
+        at most ``max_days`` of readings are processed per call so a large backlog never
+        holds the database for long. See :mod:`device.energy` for the rules.
+        """
+        final_end = energy.slot_start(now - max_gap_s - settle_s)
+        last = self.db.execute("SELECT max(ts) FROM energy_slots").fetchone()[0]
+        start = last + energy.SLOT_S if last is not None else None
+        written = 0
+        for _ in range(max_days):
+            nxt = self.db.execute(
+                "SELECT min(ts) FROM readings WHERE ts >= ?", [-1e18 if start is None else start - max_gap_s]
+            ).fetchone()[0]
+            if nxt is None:
+                break
+            start = max(start or 0, energy.slot_start(nxt))
+            end = min(start + 86_400, final_end)
+            if start >= end:
+                break
+            rows = self.db.execute(
+                "SELECT ts, grid_w, battery_w, pv_w, load_w, "
+                + ", ".join(f"json_extract(data, '$.roles.{r}')" for r in energy.COUNTER_ROLES.values())
+                + " FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts",
+                [start - max_gap_s, end + max_gap_s],
+            ).fetchall()
+            samples = [
+                energy.Sample(r[0], r[1], r[2], r[3], r[4], dict(zip(energy.QUANTITIES, r[5:], strict=True)))
+                for r in rows
+            ]
+            slots = [{**row, "updated_at": now} for row in energy.integrate(samples, start, end, max_gap_s)]
+            self._write(lambda: self.db.table("energy_slots").upsert_all(slots, pk="ts"))
+            written += len(slots)
+            start = end
+        return written
+
+    def energy_slots(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Stored slots with ``start <= ts < end``, oldest first."""
+        return list(
+            self.db.query("SELECT * FROM energy_slots WHERE ts >= ? AND ts < ? ORDER BY ts", [start, end])
+        )
+
+    # --- events and alerts (owner: store/sync; anyone may add events) ---------------------
+    def add_event(
+        self, level: str, kind: str, message: str, data: Mapping[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> int:
+        """Record an alert or action; ``level`` is debug|info|warning|error|critical."""
+        if level not in EVENT_LEVELS:
+            raise ValueError(f"event level: got {level!r}, allowed: {', '.join(EVENT_LEVELS)}")
+        row = {
+            "ts": time.time() if ts is None else ts, "level": level, "kind": kind,
+            "message": message, "data": None if data is None else json.dumps(dict(data)),
+        }
+        return self._write(
+            lambda: int(self.db.execute(
+                "INSERT INTO events (ts, level, kind, message, data) VALUES (:ts, :level, :kind, :message, :data)", row
+            ).lastrowid or 0)
+        )
+
+    def events(
+        self, limit: int = 100, since: float | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest events first; ``data`` decoded."""
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        rows = self.db.query(
+            f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", [*args, limit]
+        )
+        return [{**r, "data": None if r["data"] is None else json.loads(r["data"])} for r in rows]
+
+    # --- sync: sequences, outbox and cursors (owner: store/sync) --------------------------
+    def readings_after(self, after_seq: int, limit: int) -> list[tuple[int, float, str]]:
+        """Raw readings ``(seq, ts, data JSON)`` with ``seq > after_seq``, oldest first."""
+        return self.db.execute(
+            "SELECT id, ts, data FROM readings WHERE id > ? ORDER BY id LIMIT ?", [after_seq, limit]
+        ).fetchall()
+
+    def minute_readings_after(self, after_minute: int, limit: int) -> list[tuple[Any, ...]]:
+        """Per-minute means ``(minute, samples, soc_pct, battery_w, pv_w, grid_w, load_w)`` of
+        complete minutes (the newest reading is in a later minute) after ``after_minute``."""
+        newest = self.db.execute("SELECT max(ts) FROM readings").fetchone()[0]
+        if newest is None:
+            return []
+        return self.db.execute(
+            "SELECT CAST(ts / 60 AS INTEGER) AS m, count(*), "
+            + ", ".join(f"avg({c})" for c in ROLE_COLUMNS)
+            + " FROM readings WHERE ts >= ? AND ts < ? GROUP BY m ORDER BY m LIMIT ?",
+            [(after_minute + 1) * 60, int(newest // 60) * 60, limit],
+        ).fetchall()
+
+    def outbox_after(self, stream: str, after_seq: int, limit: int) -> list[tuple[int, str, str]]:
+        """Queued documents ``(seq, key, data JSON)`` of ``stream`` after ``after_seq``."""
+        return self.db.execute(
+            "SELECT seq, key, data FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            [stream, after_seq, limit],
+        ).fetchall()
+
+    def pending(self, stream: str, after_seq: int) -> tuple[int, float | None]:
+        """How many items of ``stream`` wait after ``after_seq``, and the oldest one's time."""
+        if stream == "readings":
+            # max(id) - cursor: exact unless retention pruned inside the backlog; O(1).
+            row = self.db.execute(
+                "SELECT max(id), (SELECT ts FROM readings WHERE id > ? ORDER BY id LIMIT 1) FROM readings",
+                [after_seq],
+            ).fetchone()
+            return max((row[0] or 0) - after_seq, 0), row[1]
+        if stream == "readings_1min":
+            row = self.db.execute(
+                "SELECT min(ts), max(ts) FROM readings WHERE ts >= ?", [(after_seq + 1) * 60]
+            ).fetchone()
+            if row[0] is None:
+                return 0, None
+            return max(int(row[1] // 60) - int(row[0] // 60), 0), row[0]
+        row = self.db.execute(
+            "SELECT count(*), min(created_at) FROM outbox WHERE stream = ? AND seq > ?", [stream, after_seq]
+        ).fetchone()
+        return row[0], row[1]
+
+    def sync_cursor(self, stream: str) -> int:
+        """The last sequence number of ``stream`` the aggregator acknowledged (0: none)."""
+        row = self.db.execute("SELECT last_seq FROM sync_cursors WHERE stream = ?", [stream]).fetchone()
+        return 0 if row is None else row[0]
+
+    def set_sync_cursor(self, stream: str, last_seq: int) -> None:
+        row = {"stream": stream, "last_seq": last_seq, "updated_at": time.time()}
+        self._write(lambda: self.db.table("sync_cursors").upsert(row, pk="stream"))
+
+    # --- retention and a full disk (owner: store/sync) ------------------------------------
+    def prune(self, now: float, retention: Retention | None = None) -> dict[str, int]:
+        """Delete what the retention policy no longer keeps; returns rows deleted per table.
+
+        Readings older than their retention go even when not yet synced (the policy is the
+        installer's promise about disk use); that loss is recorded as a warning event.
+        Outbox rows go once acknowledged. Deletes run in chunks so the bridge's writes
+        are never blocked for long.
+        """
+        keep = retention or self.retention
+        day = 86_400.0
+        unsynced = self.db.execute(
+            "SELECT count(*) FROM readings WHERE ts < ? AND id > ?",
+            [now - keep.readings_days * day, self.sync_cursor("readings")],
+        ).fetchone()[0]
+        plan = [
+            ("readings", "ts < ?", [now - keep.readings_days * day]),
+            ("energy_slots", "ts < ?", [now - keep.aggregates_days * day]),
+            ("settlements", "ts < ?", [now - keep.aggregates_days * day]),
+            ("prices", "ts < ?", [now - keep.aggregates_days * day]),
+            ("settlement_days", "computed_at < ?", [now - keep.aggregates_days * day]),
+            ("edi_files", "created_at < ?", [now - keep.aggregates_days * day]),
+            ("forecasts", "made_at < ?", [now - keep.forecasts_days * day]),
+            ("plans", "created_at < ?", [now - keep.plans_days * day]),
+            ("events", "ts < ?", [now - keep.events_days * day]),
+            ("outbox", "seq <= coalesce((SELECT last_seq FROM sync_cursors c WHERE c.stream = outbox.stream), 0)"
+             " OR created_at < ?", [now - keep.aggregates_days * day]),
+        ]
+        deleted = {table: self._delete_chunked(table, where, args) for table, where, args in plan}
+        if unsynced:
+            self.add_event(
+                "warning", "sync_data_pruned",
+                f"{unsynced} readings older than {keep.readings_days} days were deleted before the cloud had them",
+                {"readings": unsynced},
+            )
+        return deleted
+
+    def _delete_chunked(self, table: str, where: str, args: list[Any], chunk: int = 20_000) -> int:
+        key = "seq" if table == "outbox" else "rowid"
+        total = 0
+        while True:
+            n = self._write(
+                lambda: self.db.execute(
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {where} LIMIT ?)",
+                    [*args, chunk],
+                ).rowcount
+            )
+            total += n
+            if n < chunk:
+                return total
+
+    def relieve_full_disk(self, now: float, fraction: float) -> int:
+        """Make room after SQLITE_FULL / ENOSPC: the retention policy first, then the oldest
+        ``fraction`` of the readings (already synced ones first). Returns readings deleted."""
+        before = self.count_readings()
+        self._full_disk_depth += 1
+        try:
+            self.prune(now)
+        except (sqlite3.Error, OSError) as exc:
+            if not _is_disk_full(exc):
+                raise
+        try:
+            extra = int(self.count_readings() * fraction)
+            cursor = self.sync_cursor("readings")
+            synced = self.db.execute("SELECT count(*) FROM readings WHERE id <= ?", [cursor]).fetchone()[0]
+            # Synced readings are safe in the cloud; unsynced ones go only when nothing else helps.
+            where, args = ("WHERE id <= ?", [cursor, extra]) if synced >= extra else ("", [extra])
+            self._write(lambda: self.db.execute(
+                f"DELETE FROM readings WHERE id IN (SELECT id FROM readings {where} ORDER BY id LIMIT ?)", args
+            ))
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._full_disk_depth -= 1
+        return before - self.count_readings()
+
+    def _write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in one write transaction; on a full disk, make room and retry.
+
+        A full SD card must not turn into a crash loop: the retention policy is applied,
+        then ever larger shares of the oldest readings go, and a critical ``disk_full`` event
+        records what was deleted. Only if that does not help is :class:`StoreFull` raised.
+        """
+        for attempt in range(len(_FULL_DISK_FRACTIONS) + 1):
+            try:
+                with self.db.conn:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    return fn()
+            except (sqlite3.Error, OSError) as exc:
+                if not _is_disk_full(exc) or self._full_disk_depth:
+                    raise
+                if attempt == len(_FULL_DISK_FRACTIONS):
+                    raise StoreFull(f"{self.path}: disk full even after pruning ({exc})") from exc
+                deleted = self.relieve_full_disk(time.time(), _FULL_DISK_FRACTIONS[attempt])
+                log.error("disk_full", path=str(self.path), deleted_readings=deleted, attempt=attempt + 1)
+                try:
+                    self._full_disk_depth += 1
+                    with self.db.conn:
+                        self.db.table("events").insert({
+                            "ts": time.time(), "level": "critical", "kind": "disk_full",
+                            "message": f"database or disk full; deleted {deleted} oldest readings to make room",
+                            "data": json.dumps({"deleted_readings": deleted, "error": str(exc)}),
+                        })
+                except (sqlite3.Error, OSError):
+                    log.warning("disk_full_event_not_recorded")
+                finally:
+                    self._full_disk_depth -= 1
+        raise AssertionError("unreachable")
 
     # --- events and web page reads (owner: web) ------------------------------------------
     def insert_event(self, ts: float, level: str, kind: str, message: str, data: Mapping[str, Any] | None = None) -> int:
@@ -333,6 +605,12 @@ class Store:
         return dict(zip(keys, row, strict=True))
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
 def _state_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -346,13 +624,14 @@ def _now_iso() -> str:
 class AsyncStore:
     """An async facade: one worker thread owns the connection and runs calls in order."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, retention: Retention | None = None) -> None:
         self.path = Path(path)
+        self.retention = retention
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._store: Store | None = None
 
     async def open(self) -> AsyncStore:
-        self._store = await self._run(Store, self.path)
+        self._store = await self._run(Store, self.path, self.retention)
         return self
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
