@@ -97,6 +97,21 @@ class StoreSettings:
     path: Path | None = setting(None, help="database file; default <data_dir>/nattery.db")
     readings_retention_days: int = setting(30, min=1, max=3650)
     aggregates_retention_days: int = setting(3650, min=1, max=36500)
+    forecasts_retention_days: int = setting(30, min=1, max=3650)
+    plans_retention_days: int = setting(90, min=1, max=3650)
+    events_retention_days: int = setting(365, min=1, max=36500)
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    url: str = setting("", help="aggregator base URL, e.g. https://cloud.example.com; empty disables sync")
+    credential: str = setting("", secret=True, help="device credential from `nattery-cloud device add`")
+    readings: str = setting("raw", choices=("raw", "1min"), help="upload every reading or 1-minute means")
+    batch_size: int = setting(5000, min=1, max=50_000, help="items per upload batch")
+    interval_s: float = setting(30.0, min=0.1, max=86_400, help="pause between sync rounds when caught up")
+    backoff_min_s: float = setting(1.0, min=0.01, max=3600, help="first retry delay after a failure")
+    backoff_max_s: float = setting(300.0, min=0.01, max=86_400, help="retry delay cap (exponential, jittered)")
+    timeout_s: float = setting(60.0, min=1, max=600, help="per upload request")
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,7 @@ class Config:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cloud: CloudSettings = field(default_factory=CloudSettings)
     log: LogSettings = field(default_factory=LogSettings)
     web: WebSettings = field(default_factory=WebSettings)
     tariff: TariffSettings = field(default_factory=TariffSettings)
