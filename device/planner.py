@@ -1,0 +1,643 @@
+"""Battery schedule: a linear program over 15-minute slots, solved with HiGHS in milliseconds.
+
+Per slot ``t`` (powers in kW, energy in kWh inside the LP; W at the edges):
+
+    import − export − charge + discharge − curtail = load − pv            (energy balance)
+    soc[t] = soc[t−1] + dt·(η_c·charge − discharge/η_d)                    (state of charge)
+    soc[t] + short[t] ≥ floor,  soc[t] − over[t] ≤ ceiling                 (soft reserve / max)
+    import − excess[t] ≤ cap[t]                                            (soft import cap)
+    charge/charge_max + discharge/discharge_max ≤ 1                        (no charge+discharge)
+    −ac ≤ pv − curtail + discharge − charge ≤ ac                           (inverter AC rating)
+
+    minimise Σ dt·(p_imp·import − p_exp·export + wear·(charge + discharge)/2)
+             − value·soc[end] + penalties·(short + over + excess)
+
+The soft rows are why the planner never answers "infeasible": a state of charge below the
+reserve, a cap below the load or a full battery in a manual charge all become a priced
+compromise, and the plan says which one (``Plan.compromises``). Grid charging and battery export
+switches are column bounds (import ≤ deficit, export ≤ PV surplus), so the matrix has the same
+shape in every mode and is built with numpy in one pass (``passModel``), not row by row.
+
+Each slot becomes a controller setpoint (:func:`setpoints`): where the plan does what the
+inverter's own self-consumption mode would do (soak up PV surplus, cover the deficit) the
+setpoint is ``self_consumption`` — it follows the real load and PV within the slot instead of a
+forecast — otherwise ``charge``/``discharge`` at the planned power, or ``hold``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import highspy
+import numpy as np
+from numpy.typing import NDArray
+
+from device.config import Config
+
+FloatArray = NDArray[np.float64]
+SLOT_S = 900
+MODES = ("auto", "self_consumption", "peak_shaving", "manual", "off")
+MANUAL_ACTIONS = ("charge", "discharge", "hold")
+# Penalties (EUR per kWh, per slot for SoC): far above any price, so a compromise is taken only
+# where a hard limit could not be met; ordered so a manual command never breaks the reserve.
+_SOC_PENALTY = 2.5
+_CAP_PENALTY = 10.0
+_MANUAL_REWARD = 1.5
+_CURTAIL_COST = 1e-4  # prefer export over curtailing at a zero export price
+_EPS_KW = 1e-3
+_TIE_BREAK_EUR_MWH = 0.001  # per slot; at most 0.02 ct/kWh over 192 slots
+_NUM_BLOCKS = 9  # imp, exp, ch, dis, soc, cur, short, over, excess
+IMP, EXP, CH, DIS, SOC, CUR, SHORT, OVER, EXCESS = range(_NUM_BLOCKS)
+
+
+@dataclass(frozen=True)
+class Battery:
+    """Battery and inverter limits as the planner sees them (the tighter of battery and inverter)."""
+
+    capacity_wh: float = 10_000.0
+    min_soc_pct: float = 5.0
+    max_soc_pct: float = 100.0
+    reserve_pct: float = 10.0
+    max_charge_w: float = 5000.0
+    max_discharge_w: float = 5000.0
+    charge_efficiency: float = 0.95
+    discharge_efficiency: float = 0.95
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Battery:
+        b = cfg.battery
+        return cls(
+            b.capacity_wh, b.min_soc_pct, b.max_soc_pct, b.reserve_pct,
+            min(b.max_charge_w, cfg.inverter.max_charge_w),
+            min(b.max_discharge_w, cfg.inverter.max_discharge_w),
+            b.charge_efficiency, b.discharge_efficiency,
+        )
+
+    @property
+    def floor_pct(self) -> float:
+        return max(self.min_soc_pct, self.reserve_pct)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the plan may do, from the ``planner`` settings (and the mode)."""
+
+    degradation_eur_mwh: float = 20.0
+    terminal_value_eur_mwh: float | None = None
+    grid_charging: bool = True
+    battery_export: bool = True
+    import_limit_w: float | None = None
+    export_limit_w: float | None = None
+    ac_limit_w: float | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Rules:
+        p = cfg.planner
+        return cls(
+            p.degradation_eur_mwh, p.terminal_value_eur_mwh, p.grid_charging, p.battery_export,
+            p.import_limit_w, p.export_limit_w, p.ac_limit_w,
+        )
+
+
+@dataclass(frozen=True)
+class ModeRequest:
+    """The homeowner's (or an operator's) choice; manual holds until ``until`` (epoch s)."""
+
+    mode: str = "auto"
+    action: str | None = None  # manual only: charge | discharge | hold
+    power_w: float = 0.0
+    until: float | None = None
+    peak_shaving_cap_w: float = 4000.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: got {self.mode!r}, allowed: {', '.join(MODES)}")
+        if self.mode == "manual":
+            if self.action not in MANUAL_ACTIONS:
+                raise ValueError(f"action: got {self.action!r}, allowed: {', '.join(MANUAL_ACTIONS)}")
+            if self.until is None:
+                raise ValueError("until: a manual command needs an end time (epoch s)")
+        if self.power_w < 0:
+            raise ValueError(f"power_w: got {self.power_w}, allowed: 0 or more")
+
+
+@dataclass(frozen=True)
+class DemandResponse:
+    """A grid operator's request: keep import at or below ``cap_w`` from ``start`` to ``end``."""
+
+    start: float
+    end: float
+    cap_w: float
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one plan depends on, one array entry per slot (slot starts ``ts``)."""
+
+    ts: NDArray[np.int64]
+    import_price: FloatArray  # EUR/MWh
+    export_price: FloatArray
+    load_w: FloatArray
+    pv_w: FloatArray
+    soc_pct: float  # measured now
+    first_slot_s: float = SLOT_S  # the current slot may be partly over
+
+    def __post_init__(self) -> None:
+        n = len(self.ts)
+        for name in ("import_price", "export_price", "load_w", "pv_w"):
+            arr = getattr(self, name)
+            if len(arr) != n:
+                raise ValueError(f"{name}: {len(arr)} values for {n} slots")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name}: contains NaN or infinite values")
+        if n == 0:
+            raise ValueError("ts: no slots to plan")
+
+    @property
+    def durations_h(self) -> FloatArray:
+        dt = np.full(len(self.ts), SLOT_S / 3600.0)
+        dt[0] = max(min(self.first_slot_s, SLOT_S), 1.0) / 3600.0
+        return dt
+
+
+@dataclass(frozen=True)
+class Setpoint:
+    """What the controller sends for a slot: ``action`` None means "leave the inverter alone"."""
+
+    action: str | None
+    power_w: int = 0
+
+
+@dataclass
+class Plan:
+    """A schedule: per-slot flows (W, mean over the slot), SoC at each slot end, setpoints."""
+
+    created_at: float
+    reason: str
+    mode: str
+    ts: NDArray[np.int64]
+    import_w: FloatArray
+    export_w: FloatArray
+    charge_w: FloatArray
+    discharge_w: FloatArray
+    soc_pct: FloatArray
+    load_w: FloatArray
+    pv_w: FloatArray
+    import_price: FloatArray
+    export_price: FloatArray
+    setpoints: list[Setpoint]
+    compromises: list[str] = field(default_factory=list)
+    objective_eur: float = 0.0
+    solve_ms: float = 0.0
+    soc0_pct: float = 0.0  # measured SoC the plan starts from
+
+    def setpoint_at(self, ts: float) -> Setpoint | None:
+        """The setpoint of the slot containing ``ts``; None outside the plan."""
+        i = int(np.searchsorted(self.ts, ts, side="right")) - 1
+        if i < 0 or ts >= self.ts[-1] + SLOT_S:
+            return None
+        return self.setpoints[i]
+
+    def soc_at(self, ts: float) -> float | None:
+        """Planned SoC at ``ts`` (interpolated within the slot)."""
+        i = int(np.searchsorted(self.ts, ts, side="right")) - 1
+        if i < 0 or ts >= self.ts[-1] + SLOT_S:
+            return None
+        start = self.soc_pct[i - 1] if i > 0 else self.soc0_pct
+        frac = (ts - self.ts[i]) / SLOT_S
+        return float(start + (self.soc_pct[i] - start) * frac)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plans.data`` / MQTT ``plan`` payload."""
+        return {
+            "created_at": self.created_at,
+            "reason": self.reason,
+            "mode": self.mode,
+            "compromises": self.compromises,
+            "objective_eur": round(self.objective_eur, 4),
+            "solve_ms": round(self.solve_ms, 2),
+            "slots": [
+                {
+                    "ts": int(self.ts[i]),
+                    "import_w": round(float(self.import_w[i])),
+                    "export_w": round(float(self.export_w[i])),
+                    "charge_w": round(float(self.charge_w[i])),
+                    "discharge_w": round(float(self.discharge_w[i])),
+                    "soc_pct": round(float(self.soc_pct[i]), 2),
+                    "load_w": round(float(self.load_w[i])),
+                    "pv_w": round(float(self.pv_w[i])),
+                    "import_price": round(float(self.import_price[i]), 2),
+                    "export_price": round(float(self.export_price[i]), 2),
+                    "action": self.setpoints[i].action,
+                    "power_w": self.setpoints[i].power_w,
+                }
+                for i in range(len(self.ts))
+            ],
+        }
+
+
+def plan(
+    inputs: Inputs,
+    battery: Battery,
+    rules: Rules = Rules(),
+    request: ModeRequest = ModeRequest(),
+    events: tuple[DemandResponse, ...] = (),
+    reason: str = "",
+    solver: Solver | None = None,
+) -> Plan:
+    """The best schedule for ``inputs`` in the requested mode. Always returns a plan."""
+    created = time.time()
+    n = len(inputs.ts)
+    cap_w = np.full(n, np.inf)
+    if rules.import_limit_w is not None:
+        cap_w[:] = rules.import_limit_w
+    if request.mode != "off":
+        for ev in events:
+            inside = (inputs.ts + SLOT_S > ev.start) & (inputs.ts < ev.end)
+            cap_w[inside] = np.minimum(cap_w[inside], ev.cap_w)
+    mode, mode_rules = request.mode, rules
+    if mode == "off":
+        return _idle_plan(inputs, battery, created, reason, mode)
+    if mode == "self_consumption" and not np.isfinite(cap_w).any():
+        return _self_consumption_plan(inputs, battery, created, reason)
+    if mode in ("self_consumption", "peak_shaving"):
+        mode_rules = Rules(**{**rules.__dict__, "battery_export": False})
+        if mode == "self_consumption":
+            mode_rules = Rules(**{**mode_rules.__dict__, "grid_charging": False})
+    if mode == "peak_shaving":
+        cap_w = np.minimum(cap_w, request.peak_shaving_cap_w)
+    manual = np.zeros(n, dtype=bool)
+    if mode == "manual" and request.until is not None:
+        manual = inputs.ts < request.until
+    solver = solver or Solver()
+    return solver.solve(inputs, battery, mode_rules, cap_w, manual, request, created, reason)
+
+
+class Solver:
+    """Holds one HiGHS instance (one per thread) and warm-starts repeated plans.
+
+    Re-planning every slot moves the horizon by one slot: when the matrix is unchanged (same
+    slot count, full first slot, same battery) only costs and bounds are updated and the last
+    optimal basis, shifted by the same number of slots, seeds the simplex — a few dozen
+    iterations instead of hundreds.
+    """
+
+    def __init__(self) -> None:
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("threads", 1)
+        self.highs.setOptionValue("presolve", "off")  # small LP: presolve costs more than it saves
+        self._key: tuple[Any, ...] | None = None
+        self._ts0 = 0
+
+    def solve(
+        self,
+        inp: Inputs,
+        bat: Battery,
+        rules: Rules,
+        cap_w: FloatArray,
+        manual: NDArray[np.bool_],
+        request: ModeRequest,
+        created: float,
+        reason: str,
+    ) -> Plan:
+        t0 = time.perf_counter()
+        lp = _build(inp, bat, rules, cap_w, manual, request)
+        n = len(inp.ts)
+        h = self.highs
+        key = (n, float(inp.durations_h[0]), bat)
+        if key == self._key:
+            self._update(lp, n, int((int(inp.ts[0]) - self._ts0) // SLOT_S))
+        else:
+            h.clearModel()
+            h.passModel(lp)
+            self._key = key
+        self._ts0 = int(inp.ts[0])
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            self._key = None
+            fallback = _self_consumption_plan(inp, bat, created, reason)
+            fallback.compromises.append(
+                f"solver answered {h.modelStatusToString(h.getModelStatus())}; "
+                "fell back to self-consumption"
+            )
+            return fallback
+        x = np.asarray(h.getSolution().col_value).reshape(_NUM_BLOCKS, n)
+        solve_ms = (time.perf_counter() - t0) * 1000
+        result = _from_solution(inp, bat, x, created, reason, request, manual)
+        result.objective_eur = float(h.getInfo().objective_function_value)
+        result.solve_ms = solve_ms
+        result.compromises = _compromises(inp, bat, x, cap_w)
+        return result
+
+    def _update(self, lp: highspy.HighsLp, n: int, shift: int) -> None:
+        h = self.highs
+        basis = h.getBasis() if 0 < shift < n else None
+        cols = np.arange(lp.num_col_, dtype=np.int32)
+        rows = np.arange(lp.num_row_, dtype=np.int32)
+        h.changeColsCost(lp.num_col_, cols, np.asarray(lp.col_cost_))
+        h.changeColsBounds(lp.num_col_, cols, np.asarray(lp.col_lower_), np.asarray(lp.col_upper_))
+        h.changeRowsBounds(lp.num_row_, rows, np.asarray(lp.row_lower_), np.asarray(lp.row_upper_))
+        if basis is not None and basis.valid:
+            basis.col_status = _shifted(basis.col_status, n, shift)
+            basis.row_status = _shifted(basis.row_status, n, shift)
+            h.setBasis(basis)
+
+
+def _shifted(status: list[Any], n: int, shift: int) -> list[Any]:
+    """Per-slot blocks of a basis moved ``shift`` slots earlier; the new tail copies the old end."""
+    out: list[Any] = []
+    for b in range(len(status) // n):
+        block = status[b * n:(b + 1) * n]
+        out.extend(block[shift:] + [block[-1]] * shift)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _pattern(n: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int]:
+    """Sparsity pattern for ``n`` slots: COO rows/cols, CSC order permutation, nnz (cached)."""
+    t = np.arange(n)
+
+    def col(block: int) -> NDArray[np.int64]:
+        return block * n + t
+
+    entries = [
+        # row block 0: balance
+        (0, col(IMP)), (0, col(EXP)), (0, col(CH)), (0, col(DIS)), (0, col(CUR)),
+        # row block 1: SoC dynamics (soc[t], −soc[t−1], ch, dis)
+        (1, col(SOC)), (1, col(CH)), (1, col(DIS)),
+        # row block 2: floor; 3: ceiling; 4: import cap; 5: exclusivity; 6: AC limit
+        (2, col(SOC)), (2, col(SHORT)),
+        (3, col(SOC)), (3, col(OVER)),
+        (4, col(IMP)), (4, col(EXCESS)),
+        (5, col(CH)), (5, col(DIS)),
+        (6, col(DIS)), (6, col(CH)), (6, col(CUR)),
+    ]
+    rows = [block * n + t for block, _ in entries]
+    cols = [c for _, c in entries]
+    rows.append(n + t[1:])  # −soc[t−1] in dynamics row t
+    cols.append(SOC * n + t[:-1])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    order = np.lexsort((r, c))
+    return r, c, order, len(r)
+
+
+def _build(
+    inp: Inputs,
+    bat: Battery,
+    rules: Rules,
+    cap_w: FloatArray,
+    manual: NDArray[np.bool_],
+    request: ModeRequest,
+) -> highspy.HighsLp:
+    n = len(inp.ts)
+    dt = inp.durations_h
+    load, pv = inp.load_w / 1000.0, inp.pv_w / 1000.0
+    ch_max, dis_max = bat.max_charge_w / 1000.0, bat.max_discharge_w / 1000.0
+    cap_kwh = bat.capacity_wh / 1000.0
+    eta_c, eta_d = bat.charge_efficiency, bat.discharge_efficiency
+    ones = np.ones(n)
+    vals = [
+        ones, -ones, -ones, ones, -ones,
+        ones, -eta_c * dt, dt / eta_d,
+        ones, ones,
+        ones, -ones,
+        ones, -ones,
+        ones / ch_max if ch_max > 0 else 0 * ones, ones / dis_max if dis_max > 0 else 0 * ones,
+        ones, -ones, -ones,
+        -np.ones(n - 1),
+    ]
+    rows, cols, order, _ = _pattern(n)
+    v = np.concatenate(vals)[order]
+    col_sorted = cols[order]
+    starts = np.searchsorted(col_sorted, np.arange(_NUM_BLOCKS * n + 1)).astype(np.int32)
+
+    inf = highspy.kHighsInf
+    lower = np.zeros((_NUM_BLOCKS, n))
+    upper = np.full((_NUM_BLOCKS, n), inf)
+    deficit, surplus = np.maximum(load - pv, 0.0), np.maximum(pv - load, 0.0)
+    if not rules.grid_charging:
+        upper[IMP] = deficit
+    if rules.export_limit_w is not None:
+        upper[EXP] = rules.export_limit_w / 1000.0
+    if not rules.battery_export:
+        upper[EXP] = np.minimum(upper[EXP], surplus)
+    upper[CH], upper[DIS] = ch_max, dis_max
+    upper[SOC] = cap_kwh
+    upper[CUR] = pv
+
+    wear = rules.degradation_eur_mwh / 2000.0
+    cost = np.zeros((_NUM_BLOCKS, n))
+    # Tie-break equal prices (fixed feed-in, hourly prices over four quarter-hours) towards
+    # self-consumption: surplus PV charges now rather than later, deficits are covered now.
+    later = _TIE_BREAK_EUR_MWH * np.arange(n)
+    cost[IMP] = dt * (inp.import_price - later) / 1000.0
+    cost[EXP] = -dt * (inp.export_price + later) / 1000.0
+    cost[CH] = dt * wear
+    cost[DIS] = dt * wear
+    cost[CUR] = dt * _CURTAIL_COST
+    cost[SHORT] = _SOC_PENALTY * dt / 0.25
+    cost[OVER] = _SOC_PENALTY * dt / 0.25
+    cost[EXCESS] = _CAP_PENALTY * dt
+    cost[SOC, -1] = -terminal_value(inp, bat, rules) / 1000.0
+    if manual.any():
+        act = request.action
+        p = min(request.power_w / 1000.0, ch_max if act == "charge" else dis_max)
+        upper[CH, manual] = p if act == "charge" else 0.0
+        upper[DIS, manual] = p if act == "discharge" else 0.0
+        cost[CH if act == "charge" else DIS, manual] -= _MANUAL_REWARD * dt[manual]
+    soc0 = min(max(inp.soc_pct, 0.0), 100.0) / 100.0 * cap_kwh
+    floor, ceil = bat.floor_pct / 100.0 * cap_kwh, bat.max_soc_pct / 100.0 * cap_kwh
+    ac = inf if rules.ac_limit_w is None else rules.ac_limit_w / 1000.0
+    row_lo = np.concatenate([
+        load - pv,
+        np.r_[soc0, np.zeros(n - 1)],
+        np.full(n, floor),
+        np.full(n, -inf),
+        np.full(n, -inf),
+        np.full(n, -inf),
+        -ac - pv if np.isfinite(ac) else np.full(n, -inf),
+    ])
+    row_hi = np.concatenate([
+        load - pv,
+        np.r_[soc0, np.zeros(n - 1)],
+        np.full(n, inf),
+        np.full(n, ceil),
+        np.where(np.isfinite(cap_w), cap_w / 1000.0, inf),
+        np.ones(n),
+        ac - pv if np.isfinite(ac) else np.full(n, inf),
+    ])
+    lp = highspy.HighsLp()
+    lp.num_col_ = _NUM_BLOCKS * n
+    lp.num_row_ = 7 * n
+    lp.col_cost_ = cost.ravel()
+    lp.col_lower_ = lower.ravel()
+    lp.col_upper_ = upper.ravel()
+    lp.row_lower_ = row_lo
+    lp.row_upper_ = row_hi
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = starts
+    lp.a_matrix_.index_ = rows[order].astype(np.int32)
+    lp.a_matrix_.value_ = v
+    return lp
+
+
+def terminal_value(inp: Inputs, bat: Battery, rules: Rules) -> float:
+    """EUR/MWh credited per stored MWh left at the horizon's end.
+
+    Stored energy will later replace imports, but only after the discharge loss and the wear
+    of discharging, and it competes with free PV surplus: we credit the lower quartile of the
+    horizon's import prices (what a battery typically displaces at the cheaper end of its
+    use), never below the export price it could fetch instead.
+    """
+    if rules.terminal_value_eur_mwh is not None:
+        return rules.terminal_value_eur_mwh
+    displaced = float(np.quantile(inp.import_price, 0.25)) * bat.discharge_efficiency
+    value = displaced - rules.degradation_eur_mwh / 2
+    return max(value, float(np.median(inp.export_price)) * bat.discharge_efficiency, 0.0)
+
+
+def _from_solution(
+    inp: Inputs,
+    bat: Battery,
+    x: FloatArray,
+    created: float,
+    reason: str,
+    request: ModeRequest,
+    manual: NDArray[np.bool_],
+) -> Plan:
+    # Net out any charge+discharge in the same slot (the exclusivity row allows a convex mix
+    # at its corners only when prices are negative): the inverter does one or the other.
+    net = x[DIS] - x[CH]
+    ch, dis = np.maximum(-net, 0.0), np.maximum(net, 0.0)
+    grid = inp.load_w / 1000.0 - inp.pv_w / 1000.0 + x[CUR] + ch - dis
+    p = Plan(
+        created_at=created,
+        reason=reason,
+        mode=request.mode,
+        ts=inp.ts,
+        import_w=np.maximum(grid, 0.0) * 1000.0,
+        export_w=np.maximum(-grid, 0.0) * 1000.0,
+        charge_w=ch * 1000.0,
+        discharge_w=dis * 1000.0,
+        soc_pct=x[SOC] / (bat.capacity_wh / 1000.0) * 100.0,
+        load_w=inp.load_w,
+        pv_w=inp.pv_w,
+        import_price=inp.import_price,
+        export_price=inp.export_price,
+        setpoints=[],
+        soc0_pct=inp.soc_pct,
+    )
+    p.setpoints = setpoints(p, bat)
+    if manual.any():
+        act = request.action or "hold"
+        power = 0 if act == "hold" else int(round(request.power_w))
+        for i in np.flatnonzero(manual):
+            p.setpoints[i] = Setpoint(act, power)
+    return p
+
+
+def setpoints(p: Plan, bat: Battery) -> list[Setpoint]:
+    """Map planned battery power to controller actions (see the module docstring)."""
+    tol_kw = max(0.1, 0.05 * max(bat.max_charge_w, bat.max_discharge_w) / 1000.0)
+    cap = bat.capacity_wh / 1000.0
+    floor, ceil = bat.floor_pct / 100.0 * cap, bat.max_soc_pct / 100.0 * cap
+    dt = SLOT_S / 3600.0
+    start_soc = np.r_[p.soc0_pct, p.soc_pct[:-1]] / 100.0 * cap
+    result = []
+    for i in range(len(p.ts)):
+        planned = (p.discharge_w[i] - p.charge_w[i]) / 1000.0  # > 0 discharge
+        own = (p.load_w[i] - p.pv_w[i]) / 1000.0  # what self-consumption would do
+        own = min(own, bat.max_discharge_w / 1000.0, max((start_soc[i] - floor) * bat.discharge_efficiency / dt, 0.0))
+        own = max(own, -bat.max_charge_w / 1000.0, -max((ceil - start_soc[i]) / bat.charge_efficiency / dt, 0.0))
+        if abs(planned - own) <= tol_kw:
+            result.append(Setpoint("self_consumption"))
+        elif abs(planned) <= _EPS_KW * 10:
+            result.append(Setpoint("hold"))
+        elif planned < 0:
+            result.append(Setpoint("charge", int(round(-planned * 1000))))
+        else:
+            result.append(Setpoint("discharge", int(round(planned * 1000))))
+    return result
+
+
+def _compromises(inp: Inputs, bat: Battery, x: FloatArray, cap_w: FloatArray) -> list[str]:
+    """Human-readable reasons wherever a soft limit was broken."""
+    from datetime import UTC, datetime
+
+    def when(i: int) -> str:
+        return datetime.fromtimestamp(int(inp.ts[i]), UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+    notes = []
+    short = np.flatnonzero(x[SHORT] > _EPS_KW)
+    if short.size:
+        notes.append(
+            f"state of charge below the reserve ({bat.floor_pct:g} %) until {when(int(short[-1]))}: "
+            f"recovering as fast as the limits allow"
+        )
+    over = np.flatnonzero(x[OVER] > _EPS_KW)
+    if over.size:
+        notes.append(f"state of charge above the maximum ({bat.max_soc_pct:g} %) until {when(int(over[-1]))}")
+    excess = np.flatnonzero(x[EXCESS] > _EPS_KW)
+    if excess.size:
+        worst = int(excess[np.argmax(x[EXCESS][excess])])
+        notes.append(
+            f"import above the cap in {excess.size} slot(s), worst {x[EXCESS][worst] * 1000:.0f} W over "
+            f"{cap_w[worst]:.0f} W at {when(worst)}: load minus PV exceeds cap plus battery"
+        )
+    return notes
+
+
+def simulate_self_consumption(
+    load_w: FloatArray, pv_w: FloatArray, soc_pct: float, bat: Battery, dt_h: float = 0.25
+) -> tuple[FloatArray, FloatArray]:
+    """The inverter's own self-consumption rule, slot by slot: battery W (> 0 discharge), SoC % at end.
+
+    Also the "self-consumption only" counterfactual of accounting and the benchmark.
+    """
+    cap = bat.capacity_wh
+    floor, ceil = bat.floor_pct / 100.0 * cap, bat.max_soc_pct / 100.0 * cap
+    soc = soc_pct / 100.0 * cap
+    battery = np.empty(len(load_w))
+    socs = np.empty(len(load_w))
+    for i, net in enumerate((np.asarray(load_w) - np.asarray(pv_w)).tolist()):
+        if net > 0:
+            p = min(net, bat.max_discharge_w, max(soc - floor, 0.0) * bat.discharge_efficiency / dt_h)
+            soc -= p * dt_h / bat.discharge_efficiency
+        else:
+            p = -min(-net, bat.max_charge_w, max(ceil - soc, 0.0) / bat.charge_efficiency / dt_h)
+            soc -= p * dt_h * bat.charge_efficiency
+        battery[i], socs[i] = p, soc / cap * 100.0
+    return battery, socs
+
+
+def _self_consumption_plan(inp: Inputs, bat: Battery, created: float, reason: str) -> Plan:
+    battery, soc = simulate_self_consumption(inp.load_w, inp.pv_w, inp.soc_pct, bat)
+    return _fixed_plan(inp, bat, created, reason, "self_consumption", battery, soc, "self_consumption")
+
+
+def _idle_plan(inp: Inputs, bat: Battery, created: float, reason: str, mode: str) -> Plan:
+    n = len(inp.ts)
+    return _fixed_plan(inp, bat, created, reason, mode, np.zeros(n), np.full(n, inp.soc_pct), None)
+
+
+def _fixed_plan(
+    inp: Inputs, bat: Battery, created: float, reason: str, mode: str,
+    battery_w: FloatArray, soc: FloatArray, action: str | None,
+) -> Plan:
+    grid = inp.load_w - inp.pv_w - battery_w
+    p = Plan(
+        created_at=created, reason=reason, mode=mode, ts=inp.ts,
+        import_w=np.maximum(grid, 0.0), export_w=np.maximum(-grid, 0.0),
+        charge_w=np.maximum(-battery_w, 0.0), discharge_w=np.maximum(battery_w, 0.0),
+        soc_pct=soc, load_w=inp.load_w, pv_w=inp.pv_w,
+        import_price=inp.import_price, export_price=inp.export_price,
+        setpoints=[Setpoint(action)] * len(inp.ts),
+        soc0_pct=inp.soc_pct,
+    )
+    return p
