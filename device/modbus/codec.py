@@ -1,4 +1,10 @@
-"""Conversion between 16-bit register words and engineering values (scale, sign, word order)."""
+"""Conversion between 16-bit register words and engineering values (scale, sign, word order).
+
+Words are always passed in the order of :attr:`Register.addresses` (ascending address);
+``word_order`` then says whether the first of them is the high word (``big``) or the low word
+(``little``). That holds for split registers too (Deye total grid buy: low word at 78, high
+word at 80), so nothing here needs to know where the words came from.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ class EncodeError(ValueError):
 
 def decode_raw(register: Register, words: Sequence[int]) -> int | float:
     """The register's raw number (before scaling) from its words."""
+    if len(words) != register.size:
+        raise ValueError(f"{register.name}: {register.type} needs {register.size} words, got {len(words)}")
     ordered = list(words) if register.word_order == "big" else list(reversed(words))
     data = b"".join(w.to_bytes(2, "big") for w in ordered)
     return struct.unpack(">" + _FORMATS[register.type], data)[0]
@@ -29,6 +37,8 @@ def decode(register: Register, words: Sequence[int]) -> float:
 
 def encode(register: Register, value: float) -> list[int]:
     """Words to write so that the register reads back ``value`` (engineering units)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise EncodeError(f"{register.name}: {value} is not a finite number")
     if register.min is not None and value < register.min or register.max is not None and value > register.max:
         raise EncodeError(
             f"{register.name}: {value} {register.unit} outside {register.min}..{register.max}"
@@ -38,7 +48,7 @@ def encode(register: Register, value: float) -> list[int]:
         raw = round(raw)
     try:
         data = struct.pack(">" + _FORMATS[register.type], raw)
-    except struct.error:
+    except (struct.error, OverflowError):
         raise EncodeError(f"{register.name}: {value} {register.unit} does not fit {register.type}") from None
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words if register.word_order == "big" else list(reversed(words))
@@ -47,12 +57,11 @@ def encode(register: Register, value: float) -> list[int]:
 def decode_block(
     registers: Sequence[Register], start: int, words: Sequence[int]
 ) -> dict[str, float]:
-    """Values of every register lying wholly inside a block read from ``start``."""
+    """Values of every register whose words all lie inside a block read from ``start``."""
     values = {}
     for reg in registers:
-        offset = reg.address - start
-        if offset >= 0 and offset + reg.size <= len(words):
-            values[reg.name] = decode(reg, words[offset : offset + reg.size])
+        if reg.address >= start and reg.end <= start + len(words):
+            values[reg.name] = decode(reg, [words[a - start] for a in reg.addresses])
     return values
 
 
@@ -60,6 +69,9 @@ def semantic(regmap: RegisterMap, values: Mapping[str, float | None]) -> dict[st
     """Role values (our units and signs) from register values; ``None`` where any part is missing."""
     result: dict[str, float | None] = {}
     for role, spec in regmap.roles.items():
-        parts = [values.get(name) for name in spec.registers]
-        result[role] = None if any(p is None for p in parts) else spec.sign * sum(parts)  # type: ignore[misc]
+        total: float | None = 0.0
+        for name, factor in spec.terms:
+            part = values.get(name)
+            total = None if part is None or total is None else total + factor * part
+        result[role] = None if total is None else round(total, 6)
     return result

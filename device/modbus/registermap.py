@@ -4,8 +4,19 @@ A map declares the wire protocol, the registers (with datasheet name and unit), 
 carry the semantic roles every other module uses (``soc_pct``, ``battery_w`` …, already in our
 units and signs), and the semantic controls (``self_consumption``, ``charge(power_w)`` …) as the
 writes that family needs. Nothing about a family lives in code. Loading refuses any map with an
-unknown key, type or register, overlapping registers, a control writing a read-only register, or
-two controls the inverter could not tell apart; every error names the file and the entry.
+unknown key, type or register, overlapping registers, a control writing a read-only register, a
+control value its register cannot hold, or two controls the inverter could not tell apart; every
+error names the file and the entry.
+
+Two shapes real firmware needs beyond one-register-per-value:
+
+- A 32-bit value whose words are not adjacent (Deye keeps "total grid buy" at 78 low / 80 high,
+  grid frequency at 79) is declared with ``addresses: [78, 80]`` instead of ``address``; the
+  words are listed in ascending address order and ``word_order`` says which one is high, exactly
+  as for adjacent words. :attr:`Register.addresses` gives every word's address, in that order.
+- A role the family has no register for is a signed sum: ``load_w: {sum: [inverter_power,
+  {register: meter_power, sign: -1}]}`` (Huawei reports no house load, only inverter output and
+  the grid meter).
 """
 
 from __future__ import annotations
@@ -85,15 +96,27 @@ class Register:
     min: float | None = None
     max: float | None = None
     enum: Mapping[int, str] = field(default_factory=dict)
+    word_addresses: tuple[int, ...] = ()  # only for words split over non-adjacent addresses
 
     @property
     def size(self) -> int:
+        """Number of 16-bit words."""
         return TYPES[self.type]
 
     @property
+    def addresses(self) -> tuple[int, ...]:
+        """The address of each word, ascending; ``codec`` takes the words in this order."""
+        return self.word_addresses or tuple(range(self.address, self.address + self.size))
+
+    @property
     def end(self) -> int:
-        """First address after this register."""
-        return self.address + self.size
+        """First address after this register's last word (a split register spans its gap)."""
+        return self.addresses[-1] + 1
+
+    @property
+    def span(self) -> int:
+        """Addresses a read must cover to get every word: ``size`` unless the words are split."""
+        return self.end - self.address
 
     @property
     def readable(self) -> bool:
@@ -106,10 +129,21 @@ class Register:
 
 @dataclass(frozen=True)
 class RoleSpec:
-    """A semantic value: the sum of some registers, times ``sign`` (vendor → our convention)."""
+    """A semantic value: ``sign`` × Σ(term sign × register), vendor → our convention.
+
+    ``signs`` (one per register, default all +1) lets a family derive a value it does not
+    report, e.g. house load = inverter output − grid meter (positive = export).
+    """
 
     registers: tuple[str, ...]
     sign: int = 1
+    signs: tuple[int, ...] = ()
+
+    @property
+    def terms(self) -> tuple[tuple[str, int], ...]:
+        """(register, factor) pairs with the overall sign applied."""
+        signs = self.signs or (1,) * len(self.registers)
+        return tuple((name, self.sign * s) for name, s in zip(self.registers, signs))
 
 
 @dataclass(frozen=True)
@@ -267,9 +301,11 @@ class _Parser:
         for i, item in enumerate(raw):
             where = f"registers[{item.get('name', i) if isinstance(item, Mapping) else i}]"
             data = self.mapping(item, where, {
-                "name", "address", "table", "type", "scale", "offset", "unit", "access", "word_order",
-                "description", "min", "max", "enum"}, {"name", "address", "table", "type"})
+                "name", "address", "addresses", "table", "type", "scale", "offset", "unit", "access",
+                "word_order", "description", "min", "max", "enum"}, {"name", "table", "type"})
             name = data["name"]
+            if not isinstance(name, str) or not name:
+                raise self.fail(where, f"name must be a non-empty string, got {name!r}")
             if name in result:
                 raise self.fail(where, "duplicate register name")
             if data["type"] not in TYPES:
@@ -280,8 +316,7 @@ class _Parser:
                 raise self.fail(where, f"unknown access {data['access']!r}; allowed: {', '.join(ACCESS)}")
             if data.get("access") in ("w", "rw") and data["table"] == "input":
                 raise self.fail(where, "input registers cannot be written")
-            if not isinstance(data["address"], int) or not 0 <= data["address"] <= 0xFFFF:
-                raise self.fail(where, f"address {data['address']!r} is not 0..65535")
+            self.address(where, data)
             if "scale" in data and (not isinstance(data["scale"], (int, float)) or data["scale"] == 0):
                 raise self.fail(where, f"scale {data['scale']!r} must be a non-zero number")
             data.setdefault("word_order", protocol.word_order)
@@ -289,17 +324,39 @@ class _Parser:
                 raise self.fail(where, f"unknown word_order {data['word_order']!r}")
             data["enum"] = {int(k): str(v) for k, v in (data.get("enum") or {}).items()}
             register = Register(**data)
+            if register.span > protocol.max_block:
+                raise self.fail(where, f"spans {register.span} addresses; protocol.max_block is "
+                                       f"{protocol.max_block}, so no single read can return it")
             self.check_overlap(where, register, result.values())
             result[name] = register
         return result
 
+    def address(self, where: str, data: dict) -> None:
+        """Exactly one of ``address`` (adjacent words) or ``addresses`` (one per word, ascending)."""
+        if ("address" in data) == ("addresses" in data):
+            raise self.fail(where, "give exactly one of 'address' or 'addresses'")
+        addresses = data.pop("addresses", None)
+        size = TYPES[data["type"]]
+        if addresses is not None:
+            if (not isinstance(addresses, list) or len(addresses) != size
+                    or sorted(set(addresses)) != addresses):
+                raise self.fail(where, f"addresses {addresses!r} must list the {size} word addresses "
+                                       f"of a {data['type']} in ascending order")
+            data["address"], data["word_addresses"] = addresses[0], tuple(addresses)
+        for address in addresses or [data["address"]]:
+            if isinstance(address, bool) or not isinstance(address, int) or not 0 <= address <= 0xFFFF:
+                raise self.fail(where, f"address {address!r} is not 0..65535")
+        if data["address"] + size - 1 > 0xFFFF:
+            raise self.fail(where, f"a {data['type']} at {data['address']} runs past address 65535")
+
     def check_overlap(self, where: str, new: Register, existing: Any) -> None:
         for other in existing:
-            if other.table == new.table and new.address < other.end and other.address < new.end:
+            shared = sorted(set(new.addresses) & set(other.addresses)) if other.table == new.table else []
+            if shared:
                 raise self.fail(
                     where,
-                    f"{new.table} {new.address}..{new.end - 1} overlaps {other.name} "
-                    f"({other.address}..{other.end - 1})",
+                    f"{new.table} address {shared[0]} is also a word of {other.name} "
+                    f"(addresses {', '.join(map(str, other.addresses))})",
                 )
 
     def unreadable(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, tuple[tuple[int, int], ...]]:
@@ -308,14 +365,23 @@ class _Parser:
         for table, ranges in data.items():
             spans = []
             for span in ranges or ():
-                if not (isinstance(span, list) and len(span) == 2 and span[0] <= span[1]):
-                    raise self.fail(f"unreadable.{table}", f"expected [first, last], got {span!r}")
+                if not (isinstance(span, list) and len(span) == 2 and all(isinstance(a, int) for a in span)
+                        and 0 <= span[0] <= span[1] <= 0xFFFF):
+                    raise self.fail(f"unreadable.{table}", f"expected [first, last] addresses, got {span!r}")
                 spans.append((int(span[0]), int(span[1])))
             result[table] = tuple(spans)
+        write_only = {(r.table, a): r.name for r in registers.values() if not r.readable for a in r.addresses}
         for reg in registers.values():
+            if not reg.readable:
+                continue
+            # a read must cover the whole span, the unused addresses between split words included
             for lo, hi in result.get(reg.table, ()):
-                if reg.readable and reg.address <= hi and lo < reg.end:
+                if reg.address <= hi and lo < reg.end:
                     raise self.fail(f"registers[{reg.name}]", f"readable but inside unreadable {lo}..{hi}")
+            for address in range(reg.address, reg.end):
+                if (reg.table, address) in write_only:
+                    raise self.fail(f"registers[{reg.name}]", f"its words span address {address} of the "
+                                                              f"write-only {write_only[reg.table, address]}")
         return result
 
     def roles(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, RoleSpec]:
@@ -328,10 +394,16 @@ class _Parser:
             elif isinstance(spec, Mapping) and "register" in spec:
                 spec = {"sum": [spec["register"]], **{k: v for k, v in spec.items() if k != "register"}}
             spec = self.mapping(spec, where, {"sum", "sign"}, {"sum"})
-            sign = spec.get("sign", 1)
-            if sign not in (1, -1):
-                raise self.fail(where, f"sign must be 1 or -1, got {sign!r}")
-            for name in spec["sum"]:
+            sign = self.sign(where, spec.get("sign", 1))
+            if not isinstance(spec["sum"], list) or not spec["sum"]:
+                raise self.fail(where, f"sum must be a non-empty list, got {spec['sum']!r}")
+            names, signs = [], []
+            for term in spec["sum"]:
+                if isinstance(term, Mapping):
+                    term = self.mapping(term, f"{where}.sum", {"register", "sign"}, {"register"})
+                    name, term_sign = term["register"], self.sign(f"{where}.sum", term.get("sign", 1))
+                else:
+                    name, term_sign = term, 1
                 reg = registers.get(name)
                 if reg is None:
                     raise self.fail(where, f"unknown register {name!r}")
@@ -340,8 +412,15 @@ class _Parser:
                 unit = ROLE_UNITS[role]
                 if unit is not None and reg.unit != unit:
                     raise self.fail(where, f"register {name!r} has unit {reg.unit!r}; {role} needs {unit!r}")
-            result[role] = RoleSpec(tuple(spec["sum"]), sign)
+                names.append(name)
+                signs.append(term_sign)
+            result[role] = RoleSpec(tuple(names), sign, tuple(signs) if -1 in signs else ())
         return result
+
+    def sign(self, where: str, value: Any) -> int:
+        if value not in (1, -1) or isinstance(value, bool):
+            raise self.fail(where, f"sign must be 1 or -1, got {value!r}")
+        return int(value)
 
     def controls(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, Control]:
         data = self.mapping(raw, "controls", set(MODES), set(MODES))
@@ -351,7 +430,10 @@ class _Parser:
             spec = self.mapping(spec, where, {"params", "writes"}, {"writes"})
             params = {}
             for pname, pspec in (spec.get("params") or {}).items():
-                p = self.mapping(pspec, f"{where}.params.{pname}", {"min", "max", "unit"}, {"min", "max"})
+                pwhere = f"{where}.params.{pname}"
+                p = self.mapping(pspec, pwhere, {"min", "max", "unit"}, {"min", "max"})
+                if not all(isinstance(p[k], (int, float)) for k in ("min", "max")) or p["min"] > p["max"]:
+                    raise self.fail(pwhere, f"min {p['min']!r} and max {p['max']!r} must be numbers, min <= max")
                 params[pname] = ParamSpec(**p)
             writes = []
             for i, w in enumerate(spec["writes"] or ()):
@@ -366,17 +448,43 @@ class _Parser:
                     raise self.fail(wwhere, "give exactly one of 'value' or 'param'")
                 if "param" in w and w["param"] not in params:
                     raise self.fail(wwhere, f"unknown param {w['param']!r}; declared: {list(params)}")
-                writes.append(WriteSpec(**w))
+                write = WriteSpec(**w)
+                self.check_encodable(wwhere, reg, write, params)
+                writes.append(write)
             if not writes:
                 raise self.fail(where, "needs at least one write")
             result[mode] = Control(mode, params, tuple(writes))
-        seen: dict[tuple, str] = {}
-        for mode, control in result.items():
-            key = tuple(sorted(control.literal_writes.items()))
-            if key in seen:
-                raise self.fail(
-                    f"controls.{mode}",
-                    f"same literal writes as {seen[key]}; the inverter could not tell them apart",
-                )
-            seen[key] = mode
+        self.check_distinguishable(result)
         return result
+
+    def check_encodable(self, where: str, reg: Register, write: WriteSpec, params: Mapping[str, ParamSpec]) -> None:
+        """The register must hold the literal value, or the param's whole range, once resolved."""
+        from device.modbus.codec import EncodeError, encode  # codec imports this module
+
+        if write.param is None:
+            values = [write.resolve({})]
+        else:
+            spec = params[write.param]
+            values = [write.resolve({write.param: spec.min}), write.resolve({write.param: spec.max})]
+        for value in values:
+            try:
+                encode(reg, value)
+            except EncodeError as exc:
+                raise self.fail(where, str(exc)) from None
+
+    def check_distinguishable(self, controls: Mapping[str, Control]) -> None:
+        """Each pair of controls must write some register literally with different values.
+
+        The firmware (and the simulator) only sees register values; if one control's literal
+        writes were a subset of another's, the inverter would be in both modes at once.
+        """
+        modes = list(controls.values())
+        for i, control in enumerate(modes):
+            for other in modes[:i]:
+                mine, theirs = control.literal_writes, other.literal_writes
+                if not any(reg in theirs and theirs[reg] != value for reg, value in mine.items()):
+                    raise self.fail(
+                        f"controls.{control.name}",
+                        f"writes no register literally with a value different from {other.name}; "
+                        "the inverter could not tell them apart",
+                    )
