@@ -58,3 +58,57 @@ def run_async(main: Coroutine[Any, Any, Any]) -> Any:
 def main() -> None:
     """nattery: home-battery appliance (Modbus bridge, planner, local web page, cloud sync)."""
 
+
+
+@main.command()
+@config_option
+@click.option("--map", "map_name", help="Register map: a name in config/inverters or a file "
+              "(default: the configured inverter.map).")
+@click.option("--listen", help="Serve TCP on tcp://HOST:PORT.")
+@click.option("--framer", type=click.Choice(["socket", "rtu"]), default="socket", show_default=True,
+              help="On TCP: Modbus TCP (MBAP) or RTU frames over TCP.")
+@click.option("--serial", "serial_path", help="Serve Modbus RTU on this serial device or pty.")
+@click.option("--baud", type=int, help="Line speed for the timing (default: the map's).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per real second.")
+@click.option("--processing-ms", type=float, default=5.0, show_default=True,
+              help="Firmware think time per request.")
+@click.option("--violation-reply", type=click.Choice(["drop", "corrupt"]), default="drop",
+              show_default=True, help="What an overlapping request gets.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="KIND[:ARGS]",
+              help="no_reply|exception|corrupt_crc|late|disconnect[:P or p=,next=,code=,delay=,"
+                   "down=] or defective; repeatable, e.g. --fault no_reply:0.05.")
+@click.option("--soc", type=float, default=50.0, show_default=True, help="Initial SoC (%).")
+@click.option("--profile", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="15-minute CSV (timestamp_utc, load_kw, pv_kw_per_kwp) in place of the clear-sky day.")
+@click.option("--summary-s", type=float, default=30.0, show_default=True,
+              help="Seconds between summary log lines.")
+def simulate(config_file: Path | None, map_name: str | None, listen: str | None, framer: str,
+             serial_path: str | None, baud: int | None, speed: float, processing_ms: float,
+             violation_reply: str, fault_specs: tuple[str, ...], soc: float, profile: Path | None,
+             summary_s: float) -> None:
+    """Serve a simulated inverter (any register map) over TCP or a serial device."""
+    from device.modbus.registermap import load_map
+    from device.simulator import Faults, PhysicsSettings, Simulator, parse_fault
+    from device.simulator.service import parse_listen, serve
+
+    cfg = load_config(config_file)
+    try:
+        regmap = load_map(map_name or cfg.inverter.map)
+        if listen is not None:
+            parse_listen(listen)
+        elif serial_path is None:
+            raise ValueError("give --listen tcp://HOST:PORT or --serial PATH (or both)")
+        faults = Faults()
+        for spec in fault_specs:
+            parse_fault(spec, faults)
+        physics = PhysicsSettings(
+            initial_soc_pct=soc, profile=profile, latitude=cfg.device.latitude,
+            longitude=cfg.device.longitude, timezone=cfg.device.timezone)
+        sim = Simulator(regmap, physics=physics, faults=faults, baudrate=baud, speed=speed,
+                        processing_s=processing_ms / 1000,
+                        violation_reply="corrupt" if violation_reply == "corrupt" else "drop")
+    except (MapError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    run_async(serve(sim, listen=listen, framer="rtu" if framer == "rtu" else "socket",
+                    serial=serial_path, summary_s=summary_s))
