@@ -1,0 +1,281 @@
+"""Register maps: every shipped map is sound, and every kind of broken map is refused clearly."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from device.modbus import codec
+from device.modbus.registermap import (
+    MAPS_DIR,
+    MODES,
+    REQUIRED_ROLES,
+    MapError,
+    RegisterMap,
+    available_maps,
+    load_map,
+)
+
+SHIPPED = sorted(MAPS_DIR.glob("*.yaml"))
+
+
+@pytest.fixture(params=SHIPPED, ids=[p.stem for p in SHIPPED])
+def shipped(request: pytest.FixtureRequest) -> RegisterMap:
+    return load_map(request.param)
+
+
+def test_at_least_two_families_are_shipped() -> None:
+    assert len(available_maps()) >= 2
+    assert {"deye_hybrid_1p", "huawei_sun2000_luna2000"} <= set(available_maps())
+
+
+def test_shipped_map_has_roles_controls_and_sources(shipped: RegisterMap) -> None:
+    assert set(REQUIRED_ROLES) <= set(shipped.roles)
+    assert set(shipped.controls) == set(MODES)
+    assert shipped.sources, "a shipped map must cite its sources"
+    assert shipped.family == shipped.path.stem
+    for mode in ("charge", "discharge"):
+        assert "power_w" in shipped.controls[mode].params
+
+
+def test_every_control_encodes_at_its_param_limits(shipped: RegisterMap) -> None:
+    for control in shipped.controls.values():
+        corners = [{p: s.min for p, s in control.params.items()}, {p: s.max for p, s in control.params.items()}]
+        for args in corners:
+            for write in control.writes:
+                reg = shipped.registers[write.register]
+                assert reg.writable
+                words = codec.encode(reg, write.resolve(args))
+                assert len(words) == reg.size
+                assert codec.decode(reg, words) == pytest.approx(write.resolve(args), abs=abs(reg.scale))
+
+
+def test_every_role_register_decodes(shipped: RegisterMap) -> None:
+    values = {}
+    for role, spec in shipped.roles.items():
+        for name, _ in spec.terms:
+            reg = shipped.registers[name]
+            assert reg.readable, f"{role}: {name}"
+            values[name] = codec.decode(reg, [1] * reg.size)
+    roles = codec.semantic(shipped, values)
+    assert all(roles[role] is not None for role in shipped.roles)
+
+
+def test_deye_split_counter_keeps_frequency_between_its_words() -> None:
+    deye = load_map("deye_hybrid_1p")
+    total = deye.registers["total_grid_import"]
+    assert total.addresses == (78, 80) and total.span == 3
+    assert deye.registers["grid_frequency"].addresses == (79,)
+    # low word 1234 at 78, high word 1 at 80, 0.1 kWh per count
+    assert codec.decode(total, [1234, 1]) == (65536 + 1234) * 100
+
+
+def test_sign_conventions_of_shipped_maps() -> None:
+    """Vendors' raw readings → ours: grid_w > 0 import, battery_w > 0 discharge."""
+    deye = load_map("deye_hybrid_1p")
+    deye_raw = {"grid_power": 1500.0, "battery_power": -800.0}  # Deye: buying, charging
+    roles = codec.semantic(deye, {**dict.fromkeys(deye.registers, 0.0), **deye_raw})
+    assert roles["grid_w"] == 1500 and roles["battery_w"] == -800
+
+    huawei = load_map("huawei_sun2000_luna2000")
+    # Huawei: meter -1500 = taking from the grid, storage +800 = charging, inverter AC -300
+    huawei_raw = {"meter_active_power": -1500.0, "battery_power": 800.0, "active_power": -300.0}
+    roles = codec.semantic(huawei, {**dict.fromkeys(huawei.registers, 0.0), **huawei_raw})
+    assert roles["grid_w"] == 1500
+    assert roles["battery_w"] == -800
+    assert roles["load_w"] == 1200  # 1500 from the grid, 300 of it into the battery
+
+
+def test_unknown_shipped_name_lists_the_shipped_maps() -> None:
+    with pytest.raises(MapError, match="shipped maps: .*deye_hybrid_1p"):
+        load_map("no_such_inverter")
+
+
+# --- broken maps --------------------------------------------------------------------------
+
+
+def _valid() -> dict[str, Any]:
+    """A minimal map the loader accepts; each test breaks one thing."""
+    return {
+        "family": "test",
+        "name": "Test inverter",
+        "protocol": {"word_order": "big"},
+        "registers": [
+            {"name": "soc", "address": 0, "table": "holding", "type": "U16", "unit": "%"},
+            {"name": "bat", "address": 1, "table": "holding", "type": "S16", "unit": "W"},
+            {"name": "pv", "address": 2, "table": "holding", "type": "U16", "unit": "W"},
+            {"name": "grid", "address": 3, "table": "holding", "type": "S32", "unit": "W"},
+            {"name": "load", "address": 5, "table": "holding", "type": "U16", "unit": "W"},
+            {"name": "mode", "address": 10, "table": "holding", "type": "U16", "access": "rw",
+             "min": 0, "max": 3},
+            {"name": "power", "address": 11, "table": "holding", "type": "U16", "unit": "W",
+             "access": "rw", "min": 0, "max": 5000},
+        ],
+        "roles": {"soc_pct": "soc", "battery_w": "bat", "pv_w": "pv", "grid_w": "grid", "load_w": "load"},
+        "controls": {
+            "self_consumption": {"writes": [{"register": "mode", "value": 0}]},
+            "charge": {"params": {"power_w": {"min": 0, "max": 5000}},
+                       "writes": [{"register": "mode", "value": 1}, {"register": "power", "param": "power_w"}]},
+            "discharge": {"params": {"power_w": {"min": 0, "max": 5000}},
+                          "writes": [{"register": "mode", "value": 2}, {"register": "power", "param": "power_w"}]},
+            "hold": {"writes": [{"register": "mode", "value": 3}]},
+        },
+    }
+
+
+def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _reg(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r for r in data["registers"] if r["name"] == name)
+
+
+def test_minimal_map_loads(tmp_path: Path) -> None:
+    regmap = load_map(_write(tmp_path, _valid()))
+    assert regmap.controls["charge"].params["power_w"].max == 5000
+
+
+def _unknown_type(d: dict[str, Any]) -> None:
+    _reg(d, "pv")["type"] = "U24"
+
+
+def _unknown_key(d: dict[str, Any]) -> None:
+    _reg(d, "pv")["gain"] = 10
+
+
+def _duplicate_name(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "pv", "address": 40, "table": "holding", "type": "U16"})
+
+
+def _overlap(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "extra", "address": 4, "table": "holding", "type": "U16"})
+
+
+def _split_overlap(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "total", "addresses": [20, 2], "table": "holding", "type": "U32"})
+
+
+def _split_hits_word(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "total", "addresses": [5, 30], "table": "holding", "type": "U32"})
+
+
+def _split_wrong_count(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "total", "addresses": [20, 22, 24], "table": "holding", "type": "U32"})
+
+
+def _address_and_addresses(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "total", "address": 20, "addresses": [20, 22], "table": "holding",
+                           "type": "U32"})
+
+
+def _write_read_only(d: dict[str, Any]) -> None:
+    d["controls"]["hold"]["writes"].append({"register": "pv", "value": 0})
+
+
+def _role_unknown_register(d: dict[str, Any]) -> None:
+    d["roles"]["load_w"] = {"sum": ["load", "house"]}
+
+
+def _role_bad_unit(d: dict[str, Any]) -> None:
+    d["roles"]["load_w"] = "soc"
+
+
+def _indistinguishable(d: dict[str, Any]) -> None:
+    d["controls"]["hold"]["writes"] = [{"register": "mode", "value": 0}]
+
+
+def _subset_controls(d: dict[str, Any]) -> None:
+    # hold's literal writes are a subset of charge's: in charge, the inverter would also be in hold
+    d["controls"]["hold"]["writes"] = [{"register": "power", "value": 100}]
+
+
+def _inside_unreadable(d: dict[str, Any]) -> None:
+    d["unreadable"] = {"holding": [[4, 8]]}
+
+
+def _split_spans_write_only(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "cmd", "address": 21, "table": "holding", "type": "U16", "access": "w"})
+    d["registers"].append({"name": "total", "addresses": [20, 22], "table": "holding", "type": "U32"})
+
+
+def _param_out_of_register_range(d: dict[str, Any]) -> None:
+    d["controls"]["charge"]["params"]["power_w"]["max"] = 9000
+
+
+def _literal_out_of_type(d: dict[str, Any]) -> None:
+    _reg(d, "mode").pop("max")
+    d["controls"]["hold"]["writes"] = [{"register": "mode", "value": 70000}]
+
+
+def _input_register_written(d: dict[str, Any]) -> None:
+    _reg(d, "mode")["table"] = "input"
+
+
+def _missing_control(d: dict[str, Any]) -> None:
+    del d["controls"]["hold"]
+
+
+def _role_bad_sign(d: dict[str, Any]) -> None:
+    d["roles"]["grid_w"] = {"register": "grid", "sign": 2}
+
+
+BROKEN = {
+    # name: (mutation, entry named in the error, reason named in the error)
+    "unknown type": (_unknown_type, "registers[pv]", "unknown type 'U24'"),
+    "unknown key": (_unknown_key, "registers[pv]", "unknown key 'gain'"),
+    "duplicate name": (_duplicate_name, "registers[pv]", "duplicate register name"),
+    "overlapping registers": (_overlap, "registers[extra]", "address 4 is also a word of grid"),
+    "split overlapping": (_split_overlap, "registers[total]", "ascending"),
+    "split word on another register": (_split_hits_word, "registers[total]", "address 5 is also a word of load"),
+    "split word count": (_split_wrong_count, "registers[total]", "the 2 word addresses of a U32"),
+    "address and addresses": (_address_and_addresses, "registers[total]", "exactly one of 'address' or 'addresses'"),
+    "control writes read-only": (_write_read_only, "controls.hold.writes[1]", "register 'pv' is read-only"),
+    "role unknown register": (_role_unknown_register, "roles.load_w", "unknown register 'house'"),
+    "role unit": (_role_bad_unit, "roles.load_w", "needs 'W'"),
+    "role sign": (_role_bad_sign, "roles.grid_w", "sign must be 1 or -1"),
+    "indistinguishable controls": (_indistinguishable, "controls.hold", "could not tell them apart"),
+    "subset controls": (_subset_controls, "controls.hold", "could not tell them apart"),
+    "readable inside unreadable": (_inside_unreadable, "registers[grid]", "inside unreadable 4..8"),
+    "split spans write-only": (_split_spans_write_only, "registers[total]", "write-only cmd"),
+    "param beyond register": (_param_out_of_register_range, "controls.charge.writes[1]", "power: 9000"),
+    "literal beyond type": (_literal_out_of_type, "controls.hold.writes[0]", "does not fit U16"),
+    "written input register": (_input_register_written, "registers[mode]", "input registers cannot be written"),
+    "missing control": (_missing_control, "controls", "missing key 'hold'"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
+def test_broken_map_is_refused_with_file_entry_and_reason(tmp_path: Path, case: str) -> None:
+    mutate, entry, reason = BROKEN[case]
+    data = copy.deepcopy(_valid())
+    mutate(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(MapError) as info:
+        load_map(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {entry}:"), message
+    assert reason in message, message
+
+
+def test_register_spanning_more_than_max_block_is_refused(tmp_path: Path) -> None:
+    data = _valid()
+    data["protocol"]["max_block"] = 10
+    data["registers"].append({"name": "total", "addresses": [20, 40], "table": "holding", "type": "U32"})
+    with pytest.raises(MapError, match=r"registers\[total\]: spans 21 addresses; protocol.max_block is 10"):
+        load_map(_write(tmp_path, data))
+
+
+def test_not_yaml_and_unreadable_file_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: [unclosed", encoding="utf-8")
+    with pytest.raises(MapError, match="not valid YAML"):
+        load_map(bad)
+    with pytest.raises(MapError, match="cannot read"):
+        load_map(tmp_path / "missing.yaml")
