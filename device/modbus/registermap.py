@@ -256,7 +256,7 @@ class _Parser:
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
         controls = self.controls(top["controls"], registers)
-        return RegisterMap(
+        regmap = RegisterMap(
             family=str(top["family"]),
             name=str(top["name"]),
             path=self.path,
@@ -268,6 +268,17 @@ class _Parser:
             products=tuple(top.get("products") or ()),
             sources=tuple(top.get("sources") or ()),
         )
+        self.check_plannable(regmap)
+        return regmap
+
+    def check_plannable(self, regmap: RegisterMap) -> None:
+        """Every readable register must fit some block (e.g. interleaved split words might not)."""
+        from device.modbus.blocks import BlockError, plan_blocks  # blocks imports this module
+
+        try:
+            plan_blocks(regmap)
+        except BlockError as exc:
+            raise self.fail("registers", str(exc)) from None
 
     def protocol(self, raw: Any) -> Protocol:
         data = self.mapping(raw, "protocol", {
@@ -342,6 +353,9 @@ class _Parser:
                     or sorted(set(addresses)) != addresses):
                 raise self.fail(where, f"addresses {addresses!r} must list the {size} word addresses "
                                        f"of a {data['type']} in ascending order")
+            if data.get("access", "r") != "r":
+                raise self.fail(where, "a register with split words must be read-only "
+                                       "(no single write could change both words at once)")
             data["address"], data["word_addresses"] = addresses[0], tuple(addresses)
         for address in addresses or [data["address"]]:
             if isinstance(address, bool) or not isinstance(address, int) or not 0 <= address <= 0xFFFF:

@@ -222,6 +222,18 @@ def _missing_control(d: dict[str, Any]) -> None:
     del d["controls"]["hold"]
 
 
+def _split_writable(d: dict[str, Any]) -> None:
+    d["registers"].append({"name": "total", "addresses": [20, 22], "table": "holding", "type": "U32",
+                           "access": "rw"})
+
+
+def _interleaved_splits(d: dict[str, Any]) -> None:
+    # each fits a 4-address read alone, but their spans interleave into one 6-address cluster
+    d["protocol"]["max_block"] = 4
+    d["registers"].append({"name": "a", "addresses": [20, 23], "table": "input", "type": "U32"})
+    d["registers"].append({"name": "b", "addresses": [22, 25], "table": "input", "type": "U32"})
+
+
 def _role_bad_sign(d: dict[str, Any]) -> None:
     d["roles"]["grid_w"] = {"register": "grid", "sign": 2}
 
@@ -248,6 +260,8 @@ BROKEN = {
     "literal beyond type": (_literal_out_of_type, "controls.hold.writes[0]", "does not fit U16"),
     "written input register": (_input_register_written, "registers[mode]", "input registers cannot be written"),
     "missing control": (_missing_control, "controls", "missing key 'hold'"),
+    "writable split register": (_split_writable, "registers[total]", "split words must be read-only"),
+    "unplannable registers": (_interleaved_splits, "registers", "input 20..25 (a, b) cannot be read in one block"),
 }
 
 
