@@ -1,0 +1,205 @@
+"""The aggregator's HTTP API (aiohttp). Every call but ``/v1/health`` is authenticated.
+
+Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`cloud_sync.protocol`),
+           ``GET /v1/streams/{stream}`` (what the aggregator holds: where to resume).
+Operators: ``GET /v1/devices``; operators and the device itself: ``GET /v1/devices/{id}``,
+           ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
+Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status; a refused request
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from cloud_sync import queries
+from cloud_sync.db import Database, connect
+from cloud_sync.ingest import ingest
+from cloud_sync.protocol import MAX_BODY_BYTES, BatchError, decode
+from cloud_sync.registry import Authenticator, AuthError, Principal
+
+log = structlog.get_logger(__name__)
+DB = web.AppKey("db", Database)
+AUTH = web.AppKey("auth", Authenticator)
+MAX_READ_LIMIT = 10_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(target: str) -> web.Application:
+    """The application for a database ``target`` (SQLite path or ``postgresql://`` URL)."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        db = await connect(target)
+        app[DB] = db
+        app[AUTH] = Authenticator(db)
+        log.info("aggregator_database", kind=db.kind)
+        yield
+        await db.close()
+
+    app.cleanup_ctx.append(database)
+    app.router.add_get("/v1/health", health)
+    app.router.add_post("/v1/ingest/{stream}", ingest_batch)
+    app.router.add_get("/v1/streams/{stream}", stream_state)
+    app.router.add_get("/v1/devices", list_devices)
+    app.router.add_get("/v1/devices/{device}", one_device)
+    app.router.add_get("/v1/devices/{device}/readings", device_readings)
+    app.router.add_get("/v1/devices/{device}/energy/daily", daily_energy)
+    return app
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (ApiError, AuthError, BatchError) as exc:
+        log.warning("request_refused", path=request.path, status=exc.status, reason=str(exc))
+        body: dict[str, Any] = {"error": str(exc)}
+        stored_seq = getattr(exc, "stored_seq", None)
+        if stored_seq is not None:
+            body["last_seq"] = stored_seq
+        return web.json_response(body, status=exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response(
+            {"error": f"request body exceeds {MAX_BODY_BYTES} bytes"}, status=413
+        )
+
+
+async def _principal(request: web.Request) -> Principal:
+    return await request.app[AUTH].check(request.headers.get("Authorization"))
+
+
+async def _may_read(request: web.Request) -> str:
+    """The device in the URL, if the caller is an operator or that very device."""
+    who = await _principal(request)
+    device = request.match_info["device"]
+    if who.kind == "dev" and who.name != device:
+        raise ApiError(403, f"device {who.name!r} may not read data of device {device!r}")
+    return device
+
+
+def _stream(request: web.Request, name: str) -> str:
+    try:
+        return queries.check_stream(name)
+    except ValueError as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "database": request.app[DB].kind})
+
+
+async def ingest_batch(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    if who.kind != "dev":
+        raise ApiError(403, "only devices upload batches")
+    stream = _stream(request, request.match_info["stream"])
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, f"batch body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES}")
+    body = await request.read()
+    batch = await asyncio.to_thread(decode, body)  # CPU-bound: keep the loop answering
+    if batch.stream != stream:
+        raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")
+    if batch.device != who.name:
+        raise ApiError(403, f"device {who.name!r} may not write data of device {batch.device!r}")
+    result = await ingest(request.app[DB], batch)
+    log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
+              last_seq=batch.last_seq, status=result.status)
+    return web.json_response({"status": result.status, "last_seq": result.last_seq})
+
+
+async def stream_state(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    if who.kind != "dev":
+        raise ApiError(403, "stream state is per device: use /v1/devices/{id}")
+    stream = _stream(request, request.match_info["stream"])
+    return web.json_response(await queries.stream_state(request.app[DB], who.name, stream))
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    if who.kind != "op":
+        raise ApiError(403, "listing devices needs an operator credential")
+    return web.json_response({"devices": await queries.devices(request.app[DB])})
+
+
+async def one_device(request: web.Request) -> web.Response:
+    device = await _may_read(request)
+    found = await queries.devices(request.app[DB], only=device)
+    if not found:
+        raise ApiError(404, f"device {device!r} is not registered")
+    return web.json_response(found[0])
+
+
+async def device_readings(request: web.Request) -> web.Response:
+    device = await _may_read(request)
+    stream = request.query.get("stream", "readings")
+    if stream not in ("readings", "readings_1min"):
+        raise ApiError(400, f"stream: got {stream!r}, allowed: readings, readings_1min")
+    after = _int_query(request, "after", 0, 0, 2**62)
+    limit = _int_query(request, "limit", 1000, 1, MAX_READ_LIMIT)
+    items = await queries.readings(request.app[DB], device, stream, after, limit)
+    return web.json_response({"device": device, "stream": stream, "items": items})
+
+
+async def daily_energy(request: web.Request) -> web.Response:
+    device = await _may_read(request)
+    today = datetime.now(UTC).date()
+    start = _date_query(request, "from", today - timedelta(days=6))
+    end = _date_query(request, "to", today)
+    if end < start or (end - start).days > 366:
+        raise ApiError(400, f"from/to: got {start}..{end}, expected from <= to and at most 367 days")
+    tz = request.query.get("tz", "UTC")
+    try:
+        days = await queries.daily_energy(request.app[DB], device, start, end, tz)
+    except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ApiError(400, f"tz: got {tz!r}, expected an IANA time zone ({exc})") from None
+    return web.json_response({"device": device, "tz": tz, "days": days})
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: got {raw!r}, expected an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name}: got {value}, allowed: {low} to {high}")
+    return value
+
+
+def _date_query(request: web.Request, name: str, default: date) -> date:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: got {raw!r}, expected YYYY-MM-DD") from None
+
+
+async def serve(target: str, host: str, port: int) -> None:
+    """Run until cancelled (Ctrl-C / SIGTERM)."""
+    runner = web.AppRunner(create_app(target), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("aggregator_listening", url=f"http://{host}:{port}")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

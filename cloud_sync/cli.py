@@ -1,0 +1,130 @@
+"""The ``nattery-cloud`` command: run the aggregator, register devices and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from cloud_sync import app, queries, registry
+from cloud_sync.db import DatabaseError, connect
+from device import logs
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        "target",
+        envvar="NATTERY_CLOUD_DB",
+        default="nattery-cloud.db",
+        show_default=True,
+        help="SQLite file, or a postgresql://user@host/db URL (env NATTERY_CLOUD_DB).",
+    )(fn)
+
+
+def _run(main: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return asyncio.run(main)
+    except (DatabaseError, registry.RegistryError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
+              show_default=True, help="Log verbosity.")
+@click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]),
+              show_default=True, help="JSON off a terminal unless told otherwise.")
+@click.version_option(package_name="nattery")
+def main(log_level: str, log_format: str) -> None:
+    """nattery-cloud: the aggregator that nattery devices sync to."""
+    logs.configure(log_level, log_format)
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+def serve(target: str, host: str, port: int) -> None:
+    """Serve the ingest and read API until stopped (SIGINT/SIGTERM)."""
+
+    async def run() -> None:
+        task = asyncio.ensure_future(app.serve(target, host, port))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    _run(run())
+
+
+@main.group()
+def device() -> None:
+    """Register, revoke and list devices."""
+
+
+@device.command("add")
+@db_option
+@click.argument("device_id")
+def device_add(target: str, device_id: str) -> None:
+    """Register DEVICE_ID and print its credential (shown only this once)."""
+    credential = _run(_with_db(target, lambda db: registry.add(db, "dev", device_id)))
+    click.echo(credential)
+    click.echo(
+        f"Set it on the device as NATTERY_CLOUD_CREDENTIAL; it is stored hashed and cannot be shown again.",
+        err=True,
+    )
+
+
+@device.command("revoke")
+@db_option
+@click.argument("device_id")
+def device_revoke(target: str, device_id: str) -> None:
+    """End DEVICE_ID's credential at once (its data stays)."""
+    _run(_with_db(target, lambda db: registry.revoke(db, "dev", device_id)))
+    click.echo(f"device {device_id} revoked")
+
+
+@device.command("list")
+@db_option
+def device_list(target: str) -> None:
+    """Devices with last seen, sync lag and backlog."""
+    for d in _run(_with_db(target, queries.devices)):
+        state = "revoked" if d["revoked"] else "online" if d["online"] else "offline"
+        click.echo(f"{d['id']}\t{state}\tlast_seen={d['last_seen']}\tlag_s={d['sync_lag_s']}\tbacklog={d['backlog']}")
+
+
+@main.group()
+def operator() -> None:
+    """Operator credentials for the read API."""
+
+
+@operator.command("add")
+@db_option
+@click.argument("name")
+def operator_add(target: str, name: str) -> None:
+    """Create operator NAME and print its credential (shown only this once)."""
+    click.echo(_run(_with_db(target, lambda db: registry.add(db, "op", name))))
+
+
+@operator.command("revoke")
+@db_option
+@click.argument("name")
+def operator_revoke(target: str, name: str) -> None:
+    """End operator NAME's credential."""
+    _run(_with_db(target, lambda db: registry.revoke(db, "op", name)))
+    click.echo(f"operator {name} revoked")
+
+
+async def _with_db(target: str, action: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    db = await connect(target)
+    try:
+        return await action(db)
+    finally:
+        await db.close()

@@ -1,0 +1,227 @@
+"""The aggregator's database: SQLite (one file) or PostgreSQL (asyncpg), one SQL dialect.
+
+Queries are written once with PostgreSQL's ``$1`` placeholders; for SQLite they become
+``?1`` (which SQLite understands) and ``FOR UPDATE`` is dropped (SQLite's ``BEGIN IMMEDIATE``
+already serialises writers). Everything the service keeps is in the database, so any number
+of instances can serve one PostgreSQL (row locks keep them consistent) and a restarted
+instance simply carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 1
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION, last_seen DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS operators (
+        name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION)""",
+    # Per device and stream: the highest sequence stored, the newest item time and the backlog
+    # the device reported with its last batch. Its row lock serialises ingest per stream.
+    """CREATE TABLE IF NOT EXISTS streams (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, last_seq BIGINT NOT NULL,
+        last_ts DOUBLE PRECISION, backlog BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device_id, stream))""",
+    # Every accepted batch, so an exact retry is recognised (same range and digest).
+    """CREATE TABLE IF NOT EXISTS batches (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, first_seq BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL, count INTEGER NOT NULL, digest TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (device_id, stream, first_seq))""",
+    # Reading items exactly as the device sent them (``line`` is the item's JSON line).
+    """CREATE TABLE IF NOT EXISTS readings (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL, line TEXT NOT NULL, PRIMARY KEY (device_id, stream, seq))""",
+    # The latest version of each document (energy slot, settlement, EDI file).
+    """CREATE TABLE IF NOT EXISTS documents (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL,
+        ts DOUBLE PRECISION, data TEXT NOT NULL, PRIMARY KEY (device_id, stream, key))""",
+    """CREATE INDEX IF NOT EXISTS documents_ts ON documents (device_id, stream, ts)""",
+)
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used (unreachable, newer schema)."""
+
+
+class Tx(Protocol):
+    """One transaction. Rows come back as tuples."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
+    async def execute(self, sql: str, *args: Any) -> None: ...
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None: ...
+
+
+class Database(Protocol):
+    kind: str
+
+    def transaction(self) -> Any:  # an async context manager yielding a Tx
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def connect(target: str) -> Database:
+    """``postgresql://…`` → PostgreSQL, anything else is a SQLite file path; schema ensured."""
+    db: Database
+    if target.startswith(("postgresql://", "postgres://")):
+        db = await PostgresDatabase.open(target)
+    else:
+        db = await SqliteDatabase.open(Path(target))
+    try:
+        await _ensure_schema(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def _ensure_schema(db: Database) -> None:
+    async with db.transaction() as tx:
+        if db.kind == "postgresql":
+            await tx.execute("SELECT pg_advisory_xact_lock(7152001)")  # concurrent starts
+        for statement in SCHEMA:
+            await tx.execute(statement)
+        row = await tx.fetchrow("SELECT max(version) FROM schema_version")
+        version = row[0] if row else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"aggregator database schema version {version} is newer than this release supports "
+                f"({SCHEMA_VERSION}); refusing to touch it — update the software"
+            )
+        if version is None:
+            await tx.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _sqlite_sql(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
+
+
+class SqliteDatabase:
+    """One connection owned by one worker thread; transactions take turns (asyncio lock)."""
+
+    kind = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteDatabase:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-db")
+
+        def connect() -> sqlite3.Connection:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
+
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, connect)
+        except (OSError, sqlite3.Error) as exc:
+            executor.shutdown()
+            raise DatabaseError(f"{path}: cannot open database ({exc})") from exc
+        return cls(conn, executor)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            await self._run(self._conn.execute, "BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self)
+            except BaseException:
+                await self._run(self._conn.execute, "ROLLBACK")
+                raise
+            await self._run(self._conn.execute, "COMMIT")
+
+    async def close(self) -> None:
+        await self._run(self._conn.close)
+        self._executor.shutdown(wait=True)
+
+
+class _SqliteTx:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        return await self._db._run(lambda: self._db._conn.execute(_sqlite_sql(sql), args).fetchone())  # type: ignore[no-any-return]
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return await self._db._run(lambda: self._db._conn.execute(_sqlite_sql(sql), args).fetchall())  # type: ignore[no-any-return]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._db._run(self._db._conn.execute, _sqlite_sql(sql), args)
+
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        await self._db._run(self._db._conn.executemany, sql, rows)
+
+
+class PostgresDatabase:
+    """An asyncpg pool; bulk inserts use COPY."""
+
+    kind = "postgresql"
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresDatabase:
+        import asyncpg  # only needed for PostgreSQL: the `cloud` extra
+
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=8)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"PostgreSQL at {_redact(url)}: cannot connect ({exc})") from exc
+        return cls(pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PostgresTx(conn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+class _PostgresTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        row = await self._conn.fetchrow(sql, *args)
+        return None if row is None else tuple(row)
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._conn.fetch(sql, *args)]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._conn.execute(sql, *args)
+
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

@@ -1,0 +1,131 @@
+"""Idempotent ingest: a batch is stored exactly once, whatever the device retries.
+
+Per (device, stream) the aggregator keeps the highest stored sequence number. In one
+transaction, holding that stream row's lock (so concurrent instances cannot interleave):
+
+- a batch with the same range and digest as a stored one is an exact retry: acknowledged,
+  nothing written;
+- a batch starting at or below the stored high-water mark otherwise overlaps stored data:
+  refused with 409 and the high-water mark, so the device can resume after it;
+- anything else is appended: items, the batch record, the stream state and ``last_seen``.
+
+``NATTERY_CLOUD_CRASH=<point>:<n>`` kills the process with SIGKILL at the n-th batch
+reaching ``before_commit`` or ``after_commit``; the crash tests use it to stop the service
+at exact points of an ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from cloud_sync.db import Database
+from cloud_sync.protocol import READING_STREAMS, Batch, BatchError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # "stored" | "duplicate"
+    last_seq: int
+
+
+async def ingest(db: Database, batch: Batch) -> Result:
+    """Store ``batch`` (already validated and authorised) or recognise it as a retry."""
+    now = time.time()
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO streams (device_id, stream, last_seq, backlog, updated_at) VALUES ($1, $2, 0, 0, $3)"
+            " ON CONFLICT DO NOTHING",
+            batch.device, batch.stream, now,
+        )
+        state = await tx.fetchrow(
+            "SELECT last_seq FROM streams WHERE device_id = $1 AND stream = $2 FOR UPDATE",
+            batch.device, batch.stream,
+        )
+        assert state is not None
+        stored_seq = int(state[0])
+        same = await tx.fetchrow(
+            "SELECT last_seq, digest FROM batches WHERE device_id = $1 AND stream = $2 AND first_seq = $3",
+            batch.device, batch.stream, batch.first_seq,
+        )
+        if same is not None and (same[0], same[1]) == (batch.last_seq, batch.digest):
+            return Result("duplicate", stored_seq)
+        if batch.first_seq <= stored_seq:
+            log.warning(
+                "batch_overlaps", device=batch.device, stream=batch.stream,
+                first_seq=batch.first_seq, last_seq=batch.last_seq, stored_seq=stored_seq,
+            )
+            raise Conflict(
+                f"{batch.stream} sequence {batch.first_seq}..{batch.last_seq} overlaps stored data "
+                f"up to {stored_seq} with different content; resume after {stored_seq}",
+                stored_seq,
+            )
+        last_ts = await _store_items(tx, batch)
+        await tx.insert_rows(
+            "batches", ("device_id", "stream", "first_seq", "last_seq", "count", "digest", "received_at"),
+            [(batch.device, batch.stream, batch.first_seq, batch.last_seq, len(batch.items), batch.digest, now)],
+        )
+        await tx.execute(
+            "UPDATE streams SET last_seq = $1, last_ts = coalesce($2, last_ts), backlog = $3, updated_at = $4"
+            " WHERE device_id = $5 AND stream = $6",
+            batch.last_seq, last_ts, batch.backlog, now, batch.device, batch.stream,
+        )
+        await tx.execute("UPDATE devices SET last_seen = $1 WHERE id = $2", now, batch.device)
+        crash_point("before_commit")
+    crash_point("after_commit")
+    return Result("stored", batch.last_seq)
+
+
+async def _store_items(tx: Any, batch: Batch) -> float | None:
+    if batch.stream in READING_STREAMS:
+        rows = [
+            (batch.device, batch.stream, item["seq"], float(item["ts"]), line.decode())
+            for item, line in zip(batch.items, batch.lines, strict=True)
+        ]
+        await tx.insert_rows("readings", ("device_id", "stream", "seq", "ts", "line"), rows)
+        return rows[-1][3]
+    # Documents: the newest version per key wins (a batch may hold several versions of one key).
+    latest: dict[str, dict[str, Any]] = {}
+    for item in batch.items:
+        latest[item["key"]] = item
+    for key, item in latest.items():
+        ts = item["data"].get("ts")
+        await tx.execute(
+            "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
+            " data = excluded.data WHERE documents.seq < excluded.seq",
+            batch.device, batch.stream, key, item["seq"],
+            float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
+            json.dumps(item["data"]),
+        )
+    return None
+
+
+class Conflict(BatchError):
+    """409: the batch overlaps stored data; ``stored_seq`` is where the device should resume."""
+
+    def __init__(self, message: str, stored_seq: int) -> None:
+        super().__init__(409, message)
+        self.stored_seq = stored_seq
+
+
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Test hook: SIGKILL this process at the configured point (see the module docstring)."""
+    spec = os.environ.get("NATTERY_CLOUD_CRASH", "")
+    point, _, count = spec.partition(":")
+    if point != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] >= int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

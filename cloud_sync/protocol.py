@@ -1,0 +1,173 @@
+"""The upload format both sides speak: one gzip'd NDJSON batch per request.
+
+Line 1 is the header ``{"device", "stream", "first_seq", "last_seq", "count", "digest",
+"backlog"}``; every further line is one item ``{"seq", ...}`` in strictly increasing ``seq``
+order, the first item's seq being ``first_seq`` and the last one's ``last_seq``. ``digest`` is
+the SHA-256 of the item lines exactly as sent (everything after the header's newline), so a
+retried batch is recognised byte for byte whatever its header says about the backlog, and a
+body damaged on the way is refused instead of stored.
+
+Items per stream: ``readings`` / ``readings_1min`` carry ``{"seq", "ts", "data": {...}}``;
+the document streams (``energy``, ``settlements``, ``edi``) carry ``{"seq", "key", "data"}``,
+where a later seq for the same key is a newer version of that document.
+
+Errors are :class:`BatchError` with the HTTP status the aggregator answers and a message
+that names what was wrong; parsing never has side effects.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+READING_STREAMS = ("readings", "readings_1min")
+DOCUMENT_STREAMS = ("energy", "settlements", "edi")
+STREAMS = READING_STREAMS + DOCUMENT_STREAMS
+CONTENT_TYPE = "application/x-nattery-batch+gzip"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # compressed
+MAX_RAW_BYTES = 128 * 1024 * 1024  # decompressed: a gzip bomb stops here
+MAX_ITEMS = 50_000
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class BatchError(ValueError):
+    """A batch the aggregator refuses: ``status`` is the HTTP status, the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A parsed, validated batch; ``lines`` are the raw item lines (stored as sent)."""
+
+    device: str
+    stream: str
+    first_seq: int
+    last_seq: int
+    digest: str
+    backlog: int
+    items: list[dict[str, Any]]
+    lines: list[bytes]
+
+
+def encode(device: str, stream: str, lines: Sequence[bytes], backlog: int) -> tuple[bytes, int, int]:
+    """A gzip'd batch of already serialised item lines; returns ``(body, first_seq, last_seq)``.
+
+    Level 1 compression: telemetry JSON still shrinks about tenfold, and the Pi's CPU is
+    better spent elsewhere than on the last few per cent.
+    """
+    items = b"\n".join(lines)
+    first, last = json.loads(lines[0])["seq"], json.loads(lines[-1])["seq"]
+    header = {
+        "device": device, "stream": stream, "first_seq": first, "last_seq": last,
+        "count": len(lines), "digest": hashlib.sha256(items).hexdigest(), "backlog": backlog,
+    }
+    return gzip.compress(json.dumps(header).encode() + b"\n" + items, compresslevel=1, mtime=0), first, last
+
+
+def reading_line(seq: int, ts: float, data_json: str) -> bytes:
+    """An item line for a readings stream, embedding the stored JSON without re-parsing it."""
+    return f'{{"seq":{seq},"ts":{ts!r},"data":{data_json}}}'.encode()
+
+
+def document_line(seq: int, key: str, data_json: str) -> bytes:
+    return f'{{"seq":{seq},"key":{json.dumps(key)},"data":{data_json}}}'.encode()
+
+
+def decode(body: bytes) -> Batch:
+    """Decompress and validate a batch body; raises :class:`BatchError` (400/413/422)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BatchError(413, f"batch body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+    raw = _gunzip(body)
+    header_line, _, items_part = raw.partition(b"\n")
+    header = _json(header_line, "header line")
+    if not isinstance(header, dict):
+        raise BatchError(400, "header line: expected a JSON object")
+    device = _field(header, "device", str)
+    stream = _field(header, "stream", str)
+    first, last = _field(header, "first_seq", int), _field(header, "last_seq", int)
+    count, digest = _field(header, "count", int), _field(header, "digest", str)
+    backlog = header.get("backlog", 0)
+    if not DEVICE_ID.match(device):
+        raise BatchError(400, f"header.device: got {device!r}, expected 1-64 of A-Z a-z 0-9 _ -")
+    if stream not in STREAMS:
+        raise BatchError(400, f"header.stream: got {stream!r}, allowed: {', '.join(STREAMS)}")
+    if not isinstance(backlog, int) or backlog < 0:
+        raise BatchError(400, f"header.backlog: got {backlog!r}, expected a non-negative integer")
+    if not 1 <= count <= MAX_ITEMS:
+        raise BatchError(413 if count > MAX_ITEMS else 400, f"header.count: got {count}, allowed: 1 to {MAX_ITEMS}")
+    if first < 1 or last < first:
+        raise BatchError(422, f"sequence range {first}..{last} is out of order (need 1 <= first_seq <= last_seq)")
+    if hashlib.sha256(items_part).hexdigest() != digest:
+        raise BatchError(400, "digest mismatch: the item lines do not match header.digest (corrupted upload)")
+    lines = items_part.split(b"\n")
+    if len(lines) != count:
+        raise BatchError(400, f"header.count is {count} but the batch has {len(lines)} item lines")
+    items = [_item(stream, line, n) for n, line in enumerate(lines, start=1)]
+    _check_order(items, first, last)
+    return Batch(device, stream, first, last, digest, backlog, items, lines)
+
+
+def _gunzip(body: bytes) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        raw = inflater.decompress(body, MAX_RAW_BYTES)
+    except zlib.error as exc:
+        raise BatchError(400, f"body is not valid gzip ({exc})") from None
+    if inflater.unconsumed_tail:
+        raise BatchError(413, f"batch decompresses to more than {MAX_RAW_BYTES} bytes")
+    if not inflater.eof:
+        raise BatchError(400, "body is not valid gzip (truncated)")
+    return raw
+
+
+def _json(line: bytes, what: str) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchError(400, f"{what}: not valid JSON ({exc})") from None
+
+
+def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BatchError(400, f"header.{name}: got {value!r}, expected {'an integer' if kind is int else 'a string'}")
+    return value
+
+
+def _item(stream: str, line: bytes, n: int) -> dict[str, Any]:
+    item = _json(line, f"item {n}")
+    if not isinstance(item, dict):
+        raise BatchError(400, f"item {n}: expected a JSON object")
+    seq = item.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise BatchError(400, f"item {n}.seq: got {seq!r}, expected an integer")
+    if not isinstance(item.get("data"), dict):
+        raise BatchError(400, f"item {n}.data: expected a JSON object")
+    if stream in READING_STREAMS:
+        ts = item.get("ts")
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+            raise BatchError(400, f"item {n}.ts: got {ts!r}, expected epoch seconds")
+    elif not isinstance(item.get("key"), str):
+        raise BatchError(400, f"item {n}.key: got {item.get('key')!r}, expected a string")
+    return item
+
+
+def _check_order(items: list[dict[str, Any]], first: int, last: int) -> None:
+    previous = first - 1
+    for n, item in enumerate(items, start=1):
+        if item["seq"] <= previous:
+            raise BatchError(422, f"item {n}: seq {item['seq']} is out of order (after {previous})")
+        previous = item["seq"]
+    if items[0]["seq"] != first or items[-1]["seq"] != last:
+        raise BatchError(
+            422, f"items run {items[0]['seq']}..{items[-1]['seq']} but the header says {first}..{last}"
+        )

@@ -1,0 +1,121 @@
+"""Read side: what operators (and each device, about itself) can ask the aggregator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cloud_sync.db import Database
+from cloud_sync.protocol import STREAMS
+
+ONLINE_WINDOW_S = 300.0  # a device that uploaded within this is shown online
+ENERGY_FIELDS = ("import_wh", "export_wh", "charge_wh", "discharge_wh", "pv_wh", "load_wh")
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def stream_state(db: Database, device: str, stream: str) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        row = await tx.fetchrow(
+            "SELECT last_seq, last_ts, backlog FROM streams WHERE device_id = $1 AND stream = $2", device, stream
+        )
+    last_seq, last_ts, backlog = row if row else (0, None, 0)
+    return {"stream": stream, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog}
+
+
+async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]:
+    """Every device (or one): online, last seen, sync lag and backlog, latest telemetry."""
+    now = time.time()
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "SELECT id, created_at, revoked_at, last_seen FROM devices"
+            + (" WHERE id = $1" if only else "") + " ORDER BY id",
+            *([only] if only else []),
+        )
+        streams = await tx.fetch(
+            "SELECT device_id, stream, last_seq, last_ts, backlog, updated_at FROM streams"
+            + (" WHERE device_id = $1" if only else ""),
+            *([only] if only else []),
+        )
+        latest = {dev: await _latest_telemetry(tx, dev) for dev, *_ in rows}
+    by_device: dict[str, dict[str, Any]] = {}
+    for dev, stream, last_seq, last_ts, backlog, updated_at in streams:
+        by_device.setdefault(dev, {})[stream] = {
+            "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog, "updated_at": iso(updated_at),
+        }
+    result = []
+    for dev, created_at, revoked_at, last_seen in rows:
+        telemetry = latest[dev]
+        result.append({
+            "id": dev,
+            "created_at": iso(created_at),
+            "revoked": revoked_at is not None,
+            "online": last_seen is not None and now - last_seen <= ONLINE_WINDOW_S,
+            "last_seen": iso(last_seen),
+            # How old the newest reading the aggregator holds is: what an operator sees as lag.
+            "sync_lag_s": None if telemetry is None else round(now - telemetry["ts"], 1),
+            "backlog": sum(s["backlog"] for s in by_device.get(dev, {}).values()),
+            "streams": by_device.get(dev, {}),
+            "latest_telemetry": telemetry,
+        })
+    return result
+
+
+async def _latest_telemetry(tx: Any, device: str) -> dict[str, Any] | None:
+    newest = None
+    for stream in ("readings", "readings_1min"):
+        row = await tx.fetchrow(
+            "SELECT ts, line FROM readings WHERE device_id = $1 AND stream = $2 ORDER BY seq DESC LIMIT 1",
+            device, stream,
+        )
+        if row and (newest is None or row[0] > newest[0]):
+            newest = row
+    if newest is None:
+        return None
+    data = json.loads(newest[1])["data"]
+    return {"ts": newest[0], "time": iso(newest[0]), **data}
+
+
+async def readings(db: Database, device: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Stored reading items ``seq > after``, oldest first, exactly as the device sent them."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "SELECT line FROM readings WHERE device_id = $1 AND stream = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            device, stream, after, limit,
+        )
+    return [json.loads(r[0]) for r in rows]
+
+
+async def daily_energy(db: Database, device: str, start: date, end: date, tz: str) -> list[dict[str, Any]]:
+    """Per local day ``start <= day <= end`` in ``tz``: Wh sums of the quarter-hour slots,
+    with how many slots were stored and how many of them were complete."""
+    zone = ZoneInfo(tz)
+    lo = datetime.combine(start, datetime.min.time(), zone).timestamp()
+    hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone).timestamp()
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "SELECT ts, data FROM documents WHERE device_id = $1 AND stream = 'energy' AND ts >= $2 AND ts < $3"
+            " ORDER BY ts",
+            device, lo, hi,
+        )
+    days: dict[str, dict[str, Any]] = {}
+    for ts, data in rows:
+        slot = json.loads(data)
+        day = datetime.fromtimestamp(ts, zone).date().isoformat()
+        total = days.setdefault(day, {"day": day, **{f: 0.0 for f in ENERGY_FIELDS}, "slots": 0, "complete_slots": 0})
+        for f in ENERGY_FIELDS:
+            total[f] += slot.get(f) or 0.0
+        total["slots"] += 1
+        total["complete_slots"] += 1 if slot.get("complete") else 0
+    return [{**d, **{f: round(d[f], 3) for f in ENERGY_FIELDS}} for d in days.values()]
+
+
+def check_stream(stream: str) -> str:
+    if stream not in STREAMS:
+        raise ValueError(f"stream: got {stream!r}, allowed: {', '.join(STREAMS)}")
+    return stream

@@ -1,0 +1,122 @@
+"""Devices and operators, and the credentials they present.
+
+A credential is ``dev.<device id>.<secret>`` or ``op.<operator name>.<secret>`` with a
+256-bit random secret. It is shown once, when created; the database keeps only an scrypt hash
+(salted), so a leaked database does not leak credentials. Verifying scrypt costs tens of
+milliseconds, so a successful check is remembered in memory, keyed by the stored hash: a
+revoked or re-issued credential changes or disables that row and is refused at once by
+every instance (nothing about validity lives only in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from cloud_sync.db import Database
+from cloud_sync.protocol import DEVICE_ID
+
+Kind = Literal["dev", "op"]
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_CACHE_SIZE = 4096
+
+
+class RegistryError(ValueError):
+    """A registry command cannot be carried out (unknown or duplicate name)."""
+
+
+class AuthError(Exception):
+    """The request's credential is missing, malformed, unknown (401) or revoked (403)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Kind
+    name: str
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT, dklen=32)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def _verify(secret: str, stored: str) -> bool:
+    _, salt, digest = stored.split("$")
+    candidate = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), **_SCRYPT, dklen=32)
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+_TABLES = {"dev": ("devices", "id", "device"), "op": ("operators", "name", "operator")}
+
+
+async def add(db: Database, kind: Kind, name: str) -> str:
+    """Register a device or operator; returns its credential (shown once, stored hashed)."""
+    table, column, what = _TABLES[kind]
+    if not DEVICE_ID.match(name):
+        raise RegistryError(f"{what} {name!r}: use 1-64 characters of A-Z a-z 0-9 _ -")
+    secret = secrets.token_urlsafe(32)
+    async with db.transaction() as tx:
+        if await tx.fetchrow(f"SELECT 1 FROM {table} WHERE {column} = $1", name):
+            raise RegistryError(f"{what} {name!r} already exists; revoke it or choose another name")
+        await tx.execute(
+            f"INSERT INTO {table} ({column}, secret_hash, created_at) VALUES ($1, $2, $3)",
+            name, hash_secret(secret), time.time(),
+        )
+    return f"{kind}.{name}.{secret}"
+
+
+async def revoke(db: Database, kind: Kind, name: str) -> None:
+    """End a credential at once; the device's data stays readable by operators."""
+    table, column, what = _TABLES[kind]
+    async with db.transaction() as tx:
+        row = await tx.fetchrow(f"SELECT revoked_at FROM {table} WHERE {column} = $1", name)
+        if row is None:
+            raise RegistryError(f"{what} {name!r} does not exist")
+        if row[0] is None:
+            await tx.execute(f"UPDATE {table} SET revoked_at = $1 WHERE {column} = $2", time.time(), name)
+
+
+class Authenticator:
+    """Checks ``Authorization: Bearer <credential>`` against the registry."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    async def check(self, header: str | None) -> Principal:
+        if not header or not header.startswith("Bearer "):
+            raise AuthError(401, "missing credential: send Authorization: Bearer <credential>")
+        kind, _, rest = header[len("Bearer "):].strip().partition(".")
+        name, _, secret = rest.rpartition(".")
+        if kind not in _TABLES or not name or not secret:
+            raise AuthError(401, "malformed credential: expected dev.<id>.<secret> or op.<name>.<secret>")
+        table, column, what = _TABLES[kind]
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(f"SELECT secret_hash, revoked_at FROM {table} WHERE {column} = $1", name)
+        if row is None:
+            raise AuthError(401, f"unknown {what} {name!r}")
+        stored, revoked_at = row
+        key = (stored, hashlib.sha256(secret.encode()).hexdigest())
+        if key in self._verified:
+            self._verified.move_to_end(key)
+        elif await asyncio.to_thread(_verify, secret, stored):
+            self._verified[key] = None
+            if len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        else:
+            raise AuthError(401, f"wrong credential for {what} {name!r}")
+        if revoked_at is not None:
+            raise AuthError(403, f"{what} {name!r} is revoked")
+        return Principal(kind, name)  # type: ignore[arg-type]
