@@ -17,6 +17,10 @@ Two shapes real firmware needs beyond one-register-per-value:
 - A role the family has no register for is a signed sum: ``load_w: {sum: [inverter_power,
   {register: meter_power, sign: -1}]}`` (Huawei reports no house load, only inverter output and
   the grid meter).
+
+The model and its validator share this one module (~500 lines) on purpose: every field added to
+a dataclass needs its check in the parser, and reviewing them side by side is what keeps a broken
+map from reaching an inverter.
 """
 
 from __future__ import annotations
