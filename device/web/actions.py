@@ -1,0 +1,183 @@
+"""Every state change the page or the API can make: validated here, executed, logged as an event.
+
+Forms and JSON handlers are thin wrappers around these functions so both refuse the same input
+with the same message. Validation happens before anything reaches the bridge; the bridge checks
+again (defence in depth), and its refusal is passed on verbatim.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from device.config import Config
+from device.modbus.codec import EncodeError, encode
+from device.modbus.registermap import Register
+from device.store import Store
+from device.web import settings as home
+from device.web.deps import CommandResult, WebDeps
+from device.web.model import parse_clock
+
+log = structlog.get_logger(__name__)
+COMMAND_TIMEOUT_S = 10.0
+
+
+class ActionError(Exception):
+    """Refused or failed; ``field`` names the input at fault, ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts (for the event log) and where: the home's time zone and the configuration."""
+
+    role: str
+    cfg: Config
+    deps: WebDeps
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.cfg.device.timezone)
+
+
+async def log_event(actor: Actor, kind: str, message: str, data: Mapping[str, Any], level: str = "info") -> None:
+    await actor.deps.store.call(Store.insert_event, time.time(), level, kind, message, {"by": actor.role, **data})
+    log.info("web action", kind=kind, by=actor.role, level=level, **data)
+
+
+async def _command(actor: Actor, action: str, args: Mapping[str, Any]) -> CommandResult:
+    try:
+        result = await actor.deps.commands.send(action, args, COMMAND_TIMEOUT_S)
+    except TimeoutError as exc:
+        await log_event(actor, "command", f"{action}: no answer from the bridge", {"action": action, **args}, "warning")
+        raise ActionError(f"the inverter bridge did not answer within {COMMAND_TIMEOUT_S:g} s ({exc})", status=504) from None
+    if not result.ok:
+        await log_event(actor, "command", f"{action} refused: {result.error}", {"action": action, **args}, "warning")
+        raise ActionError(f"the bridge refused {action}: {result.error}", status=502)
+    return result
+
+
+async def change_settings(actor: Actor, changes: Mapping[str, Any]) -> home.HomeSettings:
+    """``{"planner": {"mode": ...}, "battery": {"reserve_pct": ...}, "tariff": {...}}``."""
+    if not isinstance(changes, Mapping) or not all(isinstance(v, Mapping) for v in changes.values()):
+        raise ActionError('expected {"section": {"key": value}}, e.g. {"battery": {"reserve_pct": 20}}')
+    current = await actor.deps.settings.load()
+    try:
+        updated = home.update_sections(current, actor.cfg, changes)
+    except home.SettingsError as exc:
+        raise ActionError(str(exc), exc.field) from None
+    if "planner" in changes and "mode" in changes["planner"]:
+        updated = home.HomeSettings(updated.sections, None)  # a new mode ends a manual override
+    await actor.deps.settings.save(updated)
+    await log_event(actor, "settings", "settings changed", {"changes": {k: dict(v) for k, v in changes.items()}})
+    return updated
+
+
+def resolve_until(text: Any, tz: ZoneInfo, now: float) -> float:
+    """``"18:30"`` → the next 18:30 local time; ISO-8601 with offset or ``Z`` is taken as it is."""
+    if not isinstance(text, str) or not text:
+        raise ActionError(f"until: got {text!r}, expected local time HH:MM or ISO-8601", "until")
+    if len(text) <= 5:
+        try:
+            hour, minute = parse_clock(text, "until")
+        except ValueError as exc:
+            raise ActionError(str(exc), "until") from None
+        local = datetime.fromtimestamp(now, tz)
+        moment = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if moment.timestamp() <= now:
+            moment = (moment + timedelta(days=1)).replace(hour=hour, minute=minute)
+        return moment.timestamp()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ActionError(f"until: got {text!r}, expected local time HH:MM or ISO-8601", "until") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.timestamp()
+
+
+def power_limits(cfg: Config) -> dict[str, int]:
+    return {
+        "charge": min(cfg.inverter.max_charge_w, cfg.battery.max_charge_w),
+        "discharge": min(cfg.inverter.max_discharge_w, cfg.battery.max_discharge_w),
+    }
+
+
+async def start_manual(actor: Actor, action: Any, power_w: Any, until: Any) -> home.Override:
+    """Charge or discharge now at ``power_w`` until ``until``; the bridge holds it that long."""
+    now = time.time()
+    try:
+        override = home.make_override(action, power_w, resolve_until(until, actor.tz, now), now, power_limits(actor.cfg))
+    except home.SettingsError as exc:
+        raise ActionError(str(exc), exc.field) from None
+    hold_s = math.ceil(override.until - now)
+    await _command(actor, override.action, {"power_w": override.power_w, "hold_s": hold_s})
+    current = await actor.deps.settings.load()
+    await actor.deps.settings.save(home.HomeSettings(current.sections, override))
+    await log_event(actor, "control", f"manual {override.action} at {override.power_w} W",
+                    {"action": override.action, "power_w": override.power_w, "until": override.until})
+    return override
+
+
+async def stop_manual(actor: Actor) -> None:
+    """End a manual override; the inverter returns to self-consumption until the plan's next step."""
+    current = await actor.deps.settings.load()
+    await _command(actor, "self_consumption", {})
+    await actor.deps.settings.save(home.HomeSettings(current.sections, None))
+    await log_event(actor, "control", "manual operation ended", {"action": "self_consumption"})
+
+
+def find_register(actor: Actor, name: Any, writing: bool) -> Register:
+    registers = actor.deps.regmap.registers
+    if not isinstance(name, str) or name not in registers:
+        raise ActionError(f"name: unknown register {name!r} in map {actor.deps.regmap.family}", "name", 404)
+    reg = registers[name]
+    if writing and not reg.writable:
+        raise ActionError(f"name: register {name} is read-only", "name")
+    if not writing and not reg.readable:
+        raise ActionError(f"name: register {name} is write-only", "name")
+    return reg
+
+
+async def read_register(actor: Actor, name: Any) -> dict[str, Any]:
+    reg = find_register(actor, name, writing=False)
+    result = await _command(actor, "read_register", {"name": reg.name})
+    await log_event(actor, "register", f"read {reg.name}", {"name": reg.name, "value": result.data.get("value")})
+    return {"name": reg.name, "value": result.data.get("value"), "unit": reg.unit}
+
+
+def parse_value(reg: Register, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().replace(",", "."))
+        except ValueError:
+            raise ActionError(f"value: got {value!r}, expected a number", "value") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ActionError(f"value: got {value!r}, expected a number", "value")
+    if reg.enum and int(value) not in reg.enum:
+        allowed = ", ".join(f"{k} ({v})" for k, v in reg.enum.items())
+        raise ActionError(f"value: got {value:g}, allowed: {allowed}", "value")
+    try:
+        encode(reg, float(value))
+    except EncodeError as exc:
+        raise ActionError(f"value: {exc}", "value") from None
+    return float(value)
+
+
+async def write_register(actor: Actor, name: Any, value: Any) -> dict[str, Any]:
+    reg = find_register(actor, name, writing=True)
+    number = parse_value(reg, value)
+    result = await _command(actor, "write_register", {"name": reg.name, "value": number})
+    await log_event(actor, "register", f"wrote {number:g} to {reg.name}", {"name": reg.name, "value": number})
+    return {"name": reg.name, "value": number, "unit": reg.unit, "applied_at": result.data.get("applied_at")}

@@ -1,0 +1,246 @@
+"""The aiohttp application: typed state, one cleanup context per resource, and the access rules.
+
+Middlewares, outermost first: errors (JSON for ``/api``, a page otherwise, never a traceback),
+security headers (a strict CSP: scripts only from ``/static``), sessions (every visitor has one,
+so even the login form carries a CSRF token) and CSRF (every state-changing method needs the
+session's token, from the ``X-CSRF-Token`` header or the form field ``csrf``). Handlers state who
+may call them with :func:`guard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+import structlog
+from aiohttp import web
+
+from device.config import Config, ConfigError
+from device.web import i18n
+from device.web.auth import LoginLimiter, Session, Sessions, Users
+from device.web.deps import WebDeps
+from device.web.live import LiveHub
+from device.web.model import parse_clock
+
+log = structlog.get_logger(__name__)
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+COOKIE = "nattery_session"
+LANG_COOKIE = "nattery_lang"
+ANONYMOUS_LIFETIME_S = 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+CFG = web.AppKey("cfg", Config)
+DEPS = web.AppKey("deps", WebDeps)
+USERS = web.AppKey("users", Users)
+SESSIONS = web.AppKey("sessions", Sessions)
+ANONYMOUS = web.AppKey("anonymous", Sessions)
+LIMITER = web.AppKey("limiter", LoginLimiter)
+LIVE = web.AppKey("live", LiveHub)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+TZ = web.AppKey("tz", ZoneInfo)
+LATE_AFTER = web.AppKey("late_after", tuple)
+STARTED = web.AppKey("started", float)
+
+SESSION = web.RequestKey("session", Session)
+FRESH_SESSION = web.RequestKey("fresh_session", bool)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def locale(request: web.Request) -> i18n.Locale:
+    lang = i18n.pick_language(
+        request.app[CFG].web.language, request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language", "")
+    )
+    return i18n.Locale(lang, request.app[TZ])
+
+
+def json_error(status: int, message: str, field: str | None = None, **extra: object) -> web.Response:
+    body: dict[str, object] = {"error": message, **extra}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def guard(request: web.Request, role: str = "homeowner", public: bool = False) -> Session:
+    """Let the request through, or answer 401/403 (API) / redirect to login or password (pages).
+
+    ``role``: ``homeowner`` (either account) or ``installer``. ``public``: readable without login
+    when ``web.public_overview`` is on.
+    """
+    session = request[SESSION]
+    if session.role is None:
+        if public and request.app[CFG].web.public_overview:
+            return session
+        if is_api(request):
+            raise web.HTTPUnauthorized(text='{"error": "login required: POST /api/v1/login"}', content_type="application/json")
+        raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
+    if session.must_change:
+        if is_api(request):
+            raise web.HTTPForbidden(
+                text='{"error": "password change required: POST /api/v1/password"}', content_type="application/json"
+            )
+        raise web.HTTPSeeOther("/password")
+    if role == "installer" and not session.is_installer:
+        if is_api(request):
+            raise web.HTTPForbidden(text='{"error": "installer role required"}', content_type="application/json")
+        raise web.HTTPForbidden(text=locale(request).t("forbidden"))
+    return session
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if is_api(request) and exc.status >= 400 and exc.content_type != "application/json":
+            return json_error(exc.status, exc.text or exc.reason)
+        raise
+    except Exception:  # noqa: BLE001 — a bug must not show a traceback to the homeowner
+        log.exception("web handler failed", path=request.path)
+        if is_api(request):
+            return json_error(500, "internal error; see the device log")
+        return web.Response(status=500, text="Internal error; see the device log.")
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/static/"):
+        return await handler(request)
+    sid = request.cookies.get(COOKIE)
+    session = request.app[SESSIONS].get(sid) or request.app[ANONYMOUS].get(sid)
+    request[FRESH_SESSION] = session is None
+    if session is None:
+        session = request.app[ANONYMOUS].new()
+    request[SESSION] = session
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        set_session_cookie(request, exc)
+        raise
+    set_session_cookie(request, response)
+    return response
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    if not request[FRESH_SESSION] or response.prepared:
+        return
+    session = request[SESSION]
+    response.set_cookie(
+        COOKIE, session.id, httponly=True, samesite="Strict", path="/",
+        max_age=max(1, int(session.expires - time.time())),
+    )
+
+
+def login_session(request: web.Request, role: str, must_change: bool) -> Session:
+    """Replace the anonymous session by a new one (new id: no session fixation)."""
+    request.app[ANONYMOUS].drop(request[SESSION])
+    session = request.app[SESSIONS].new(role, must_change)
+    request[SESSION] = session
+    request[FRESH_SESSION] = True
+    return session
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in SAFE_METHODS:
+        token = request.headers.get("X-CSRF-Token")
+        if token is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            token = str((await request.post()).get("csrf", ""))
+        if not token or not hmac.compare_digest(token, request[SESSION].csrf):
+            message = "CSRF token missing or wrong: reload the page (API: send X-CSRF-Token from GET /api/v1/session)"
+            if is_api(request):
+                return json_error(403, message)
+            return web.Response(status=403, text=message)
+    return await handler(request)
+
+
+async def users_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[USERS].load()
+    yield
+
+
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Expired sessions are swept every minute so memory stays flat however many visitors come."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(60)
+            app[SESSIONS].sweep()
+            app[ANONYMOUS].sweep()
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[LIVE].start()
+    yield
+    app[LIVE].stop()
+
+
+def create_app(cfg: Config, deps: WebDeps) -> web.Application:
+    """The local web page and its JSON API. Serve with ``web.AppRunner`` + ``web.TCPSite``
+    on ``cfg.web.host``/``cfg.web.port``; the caller owns ``deps``' lifetimes."""
+    from device.web import api, views
+
+    try:
+        late_after = parse_clock(cfg.web.prices_late_after, "web.prices_late_after")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    app = web.Application(middlewares=[errors_middleware, headers_middleware, session_middleware, csrf_middleware])
+    app[CFG] = cfg
+    app[DEPS] = deps
+    app[TZ] = ZoneInfo(cfg.device.timezone)
+    app[LATE_AFTER] = late_after
+    app[STARTED] = time.time()
+    app[USERS] = Users(
+        cfg.device.data_dir / "web-users.json",
+        {"homeowner": cfg.web.homeowner_password, "installer": cfg.web.installer_password},
+    )
+    app[SESSIONS] = Sessions(cfg.web.session_lifetime_s)
+    app[ANONYMOUS] = Sessions(ANONYMOUS_LIFETIME_S)
+    app[LIMITER] = LoginLimiter(cfg.web.login_max_failures, cfg.web.login_window_s)
+    app[LIVE] = LiveHub(deps.telemetry)
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    app.cleanup_ctx.append(users_ctx)
+    app.cleanup_ctx.append(sessions_ctx)
+    app.cleanup_ctx.append(live_ctx)
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    views.setup(app)
+    api.setup(app)
+    return app

@@ -1,0 +1,209 @@
+"""Who may do what: two accounts (homeowner, installer), sessions, CSRF tokens, login limits.
+
+Passwords are hashed with scrypt (n=2**14, r=8, p=1: ~50 ms and 16 MiB on a Pi 4, cheap enough
+for a login, expensive enough for guessing) in ``<data_dir>/web-users.json``. The first start
+seeds both accounts from the configured initial passwords; an account seeded with the documented
+default must choose a new password before it can do anything else. Hashing runs in a thread so
+a login never stalls live updates.
+
+Sessions live in memory: a restart logs everyone out, which is acceptable for a LAN appliance
+and means no session secret sits on the SD card. Every visitor has a session (anonymous until
+login) so the login form is CSRF-protected like everything else; login rotates the session id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ROLES = ("homeowner", "installer")
+DEFAULT_PASSWORDS = {"homeowner": "nattery", "installer": "installer"}
+MIN_PASSWORD_LEN = 8
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+class AuthError(ValueError):
+    """A password change was refused; the message says why."""
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + "$".join(
+        base64.b64encode(part).decode() for part in (salt, digest)
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if kind != "scrypt":
+        return False
+    expected = base64.b64decode(digest)
+    got = hashlib.scrypt(
+        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+    )
+    return hmac.compare_digest(got, expected)
+
+
+@dataclass
+class Account:
+    role: str
+    password_hash: str
+    must_change: bool
+
+
+class Users:
+    """The two accounts in ``web-users.json`` (mode 0600, replaced atomically)."""
+
+    def __init__(self, path: Path, initial: dict[str, str]) -> None:
+        self.path = path
+        self.initial = initial
+        self.accounts: dict[str, Account] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        self.accounts = await asyncio.to_thread(self._read_or_seed)
+
+    def _read_or_seed(self) -> dict[str, Account]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            accounts = {role: Account(role=role, **raw[role]) for role in ROLES if role in raw}
+        except FileNotFoundError:
+            accounts = {}
+        missing = [role for role in ROLES if role not in accounts]
+        for role in missing:
+            password = self.initial[role]
+            accounts[role] = Account(role, hash_password(password), password == DEFAULT_PASSWORDS[role])
+            log.info("web account seeded", role=role, must_change=accounts[role].must_change)
+        if missing:
+            self._write(accounts)
+        return accounts
+
+    def _write(self, accounts: dict[str, Account]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        data = {a.role: {"password_hash": a.password_hash, "must_change": a.must_change} for a in accounts.values()}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, self.path)
+
+    async def check(self, role: str, password: str) -> Account | None:
+        account = self.accounts.get(role)
+        if account is None:
+            return None
+        ok = await asyncio.to_thread(verify_password, password, account.password_hash)
+        return account if ok else None
+
+    async def change_password(self, role: str, old: str, new: str, repeat: str) -> None:
+        """Change a password after checking the old one; refuses weak or default choices."""
+        if new != repeat:
+            raise AuthError("new_password: the two new passwords differ")
+        if len(new) < MIN_PASSWORD_LEN:
+            raise AuthError(f"new_password: at least {MIN_PASSWORD_LEN} characters")
+        if new in DEFAULT_PASSWORDS.values() or new == old:
+            raise AuthError("new_password: choose a password that is not a default or the old one")
+        async with self._lock:
+            if await self.check(role, old) is None:
+                raise AuthError("old_password: wrong password")
+            accounts = dict(self.accounts)
+            accounts[role] = Account(role, await asyncio.to_thread(hash_password, new), False)
+            await asyncio.to_thread(self._write, accounts)
+            self.accounts = accounts
+        log.info("web_password_changed", role=role)
+
+
+@dataclass
+class Session:
+    id: str
+    csrf: str
+    expires: float
+    role: str | None = None
+    must_change: bool = False
+    flash: tuple[str, str] | None = None  # (kind "ok"|"error", message) shown once after a redirect
+
+    @property
+    def is_installer(self) -> bool:
+        return self.role == "installer"
+
+
+class Sessions:
+    """In-memory sessions keyed by a random id (the cookie value)."""
+
+    def __init__(self, lifetime_s: float) -> None:
+        self.lifetime_s = lifetime_s
+        self._by_id: dict[str, Session] = {}
+
+    def get(self, session_id: str | None, now: float | None = None) -> Session | None:
+        session = self._by_id.get(session_id or "")
+        if session is not None and session.expires > (now or time.time()):
+            return session
+        return None
+
+    def new(self, role: str | None = None, must_change: bool = False) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time() + self.lifetime_s, role, must_change)
+        self._by_id[session.id] = session
+        return session
+
+    def drop(self, session: Session) -> None:
+        self._by_id.pop(session.id, None)
+
+    def drop_role(self, role: str, keep: Session | None = None) -> None:
+        """After a password change, other logins of that account end."""
+        for sid, session in list(self._by_id.items()):
+            if session.role == role and session is not keep:
+                del self._by_id[sid]
+
+    def sweep(self, now: float | None = None) -> int:
+        now = now or time.time()
+        expired = [sid for sid, s in self._by_id.items() if s.expires <= now]
+        for sid in expired:
+            del self._by_id[sid]
+        return len(expired)
+
+
+class LoginLimiter:
+    """At most ``max_failures`` failed logins per client address and per account in ``window_s``."""
+
+    def __init__(self, max_failures: int, window_s: float) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def retry_after(self, keys: list[str], now: float | None = None) -> float:
+        """Seconds until another attempt is allowed (0: allowed now)."""
+        now = now or time.time()
+        wait = 0.0
+        for key in keys:
+            times = self._failures.get(key)
+            if not times:
+                continue
+            while times and times[0] <= now - self.window_s:
+                times.popleft()
+            if len(times) >= self.max_failures:
+                wait = max(wait, times[0] + self.window_s - now)
+        return wait
+
+    def failed(self, keys: list[str], now: float | None = None) -> None:
+        for key in keys:
+            self._failures[key].append(now or time.time())
+
+    def succeeded(self, keys: list[str]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)

@@ -1,0 +1,119 @@
+"""The web page's line to the bridge over MQTT: live telemetry, bridge status and health, commands.
+
+One :class:`~device.mqtt.MqttSession` subscribed to ``telemetry``, ``status``, ``health`` and
+``cmd/result``; implements :class:`~device.web.deps.TelemetrySource`,
+:class:`~device.web.deps.CommandSender` and :class:`~device.web.deps.HealthSource`. A command
+gets a fresh id and waits for the ``cmd/result`` carrying that id, so concurrent commands from
+several browsers never receive each other's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from device.config import MqttSettings
+from device.mqtt import MqttSession, NotConnected, Topics
+from device.store import Reading
+from device.web.deps import CommandResult
+
+log = structlog.get_logger(__name__)
+
+
+def parse_telemetry(payload: bytes) -> Reading:
+    """The bridge's telemetry JSON → :class:`Reading` (roles at top level, ``registers`` nested)."""
+    data = json.loads(payload)
+    ts = datetime.fromisoformat(str(data.pop("ts")).replace("Z", "+00:00")).timestamp()
+    registers = data.pop("registers", {}) or {}
+    return Reading(ts=ts, roles=data, registers=registers)
+
+
+class BridgeLink:
+    """Use as ``async with BridgeLink(cfg.mqtt, topics) as link:``; reconnects on its own."""
+
+    def __init__(self, settings: MqttSettings, topics: Topics, client_id: str = "nattery-web") -> None:
+        self.topics = topics
+        self.session = MqttSession(
+            settings,
+            client_id=f"{client_id}-{secrets.token_hex(3)}",
+            subscriptions=(topics.telemetry, topics.status, topics.health, topics.cmd_result),
+            on_message=self._on_message,
+        )
+        self._latest: Reading | None = None
+        self._online: bool | None = None
+        self._health: dict[str, Any] = {}
+        self._listeners: list[Callable[[Reading], None]] = []
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BridgeLink:
+        self._task = asyncio.create_task(self.session.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        await asyncio.wait_for(self.session.connected.wait(), timeout_s)
+
+    # --- TelemetrySource ---------------------------------------------------------------
+    def latest(self) -> Reading | None:
+        return self._latest
+
+    def online(self) -> bool | None:
+        return self._online
+
+    def listen(self, callback: Callable[[Reading], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    # --- HealthSource ------------------------------------------------------------------
+    def health(self) -> Mapping[str, Any]:
+        return {"online": self._online, "mqtt_connected": self.session.connected.is_set(), **self._health}
+
+    # --- CommandSender -----------------------------------------------------------------
+    async def send(self, action: str, args: Mapping[str, Any], timeout_s: float = 10.0) -> CommandResult:
+        command_id = secrets.token_hex(8)
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = future
+        try:
+            try:
+                await self.session.publish_json(self.topics.cmd(action), {"id": command_id, **args}, qos=1)
+            except NotConnected as exc:
+                raise TimeoutError(f"MQTT broker not reachable ({exc})") from None
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._pending.pop(command_id, None)
+
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            if topic == self.topics.telemetry:
+                reading = parse_telemetry(payload)
+                self._latest = reading
+                for callback in list(self._listeners):
+                    callback(reading)
+            elif topic == self.topics.status:
+                self._online = payload.strip() == b"online"
+            elif topic == self.topics.health:
+                self._health = json.loads(payload)
+            elif topic == self.topics.cmd_result:
+                self._resolve(json.loads(payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("web: unreadable mqtt message", topic=topic, error=str(exc))
+
+    def _resolve(self, reply: Mapping[str, Any]) -> None:
+        future = self._pending.get(str(reply.get("id")))
+        if future is None or future.done():
+            return
+        extra = {k: v for k, v in reply.items() if k not in ("id", "ok", "error")}
+        future.set_result(CommandResult(bool(reply.get("ok")), reply.get("error"), extra))

@@ -1,0 +1,203 @@
+"""German and English text, and number, money and time formatting for the home's locale.
+
+Kept as plain dictionaries: two languages, a few dozen strings, no gettext build step. A key
+missing in one language is a test failure (``tests/device/web/test_i18n.py``), never a blank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+LANGUAGES = ("de", "en")
+
+TEXT: dict[str, dict[str, str]] = {
+    "title": {"de": "Hausbatterie", "en": "Home battery"},
+    "nav_overview": {"de": "Übersicht", "en": "Overview"},
+    "nav_prices": {"de": "Preise & Plan", "en": "Prices & plan"},
+    "nav_savings": {"de": "Ersparnis", "en": "Savings"},
+    "nav_settings": {"de": "Einstellungen", "en": "Settings"},
+    "nav_installer": {"de": "Installateur", "en": "Installer"},
+    "login": {"de": "Anmelden", "en": "Log in"},
+    "logout": {"de": "Abmelden", "en": "Log out"},
+    "account": {"de": "Konto", "en": "Account"},
+    "password": {"de": "Passwort", "en": "Password"},
+    "role_homeowner": {"de": "Hausbesitzer", "en": "Homeowner"},
+    "role_installer": {"de": "Installateur", "en": "Installer"},
+    "login_failed": {"de": "Konto oder Passwort falsch.", "en": "Wrong account or password."},
+    "login_limited": {
+        "de": "Zu viele Fehlversuche. Bitte in {s} s erneut versuchen.",
+        "en": "Too many failed attempts. Try again in {s} s.",
+    },
+    "change_password": {"de": "Passwort ändern", "en": "Change password"},
+    "must_change": {
+        "de": "Bitte ersetzen Sie das voreingestellte Passwort, bevor Sie fortfahren.",
+        "en": "Please replace the default password before you continue.",
+    },
+    "old_password": {"de": "Bisheriges Passwort", "en": "Current password"},
+    "new_password": {"de": "Neues Passwort (mind. 8 Zeichen)", "en": "New password (at least 8 characters)"},
+    "repeat_password": {"de": "Neues Passwort wiederholen", "en": "Repeat new password"},
+    "save": {"de": "Speichern", "en": "Save"},
+    "saved": {"de": "Gespeichert.", "en": "Saved."},
+    "pv": {"de": "Solar", "en": "Solar"},
+    "house": {"de": "Haus", "en": "House"},
+    "battery": {"de": "Batterie", "en": "Battery"},
+    "grid": {"de": "Netz", "en": "Grid"},
+    "charging": {"de": "lädt", "en": "charging"},
+    "discharging": {"de": "entlädt", "en": "discharging"},
+    "importing": {"de": "Bezug", "en": "importing"},
+    "exporting": {"de": "Einspeisung", "en": "exporting"},
+    "idle": {"de": "Ruhe", "en": "idle"},
+    "soc": {"de": "Ladestand", "en": "Charge level"},
+    "mode": {"de": "Betriebsart", "en": "Mode"},
+    "mode_auto": {"de": "Automatisch (nach Plan)", "en": "Automatic (follow plan)"},
+    "mode_self_consumption": {"de": "Eigenverbrauch", "en": "Self-consumption"},
+    "mode_hold": {"de": "Ladestand halten", "en": "Hold charge"},
+    "mode_charge": {"de": "Manuell laden", "en": "Manual charge"},
+    "mode_discharge": {"de": "Manuell entladen", "en": "Manual discharge"},
+    "online": {"de": "verbunden", "en": "online"},
+    "offline": {"de": "keine Verbindung", "en": "offline"},
+    "unknown": {"de": "unbekannt", "en": "unknown"},
+    "data_age": {"de": "Daten von vor", "en": "Data age"},
+    "no_data": {"de": "Noch keine Messwerte.", "en": "No readings yet."},
+    "today": {"de": "Heute", "en": "Today"},
+    "tomorrow": {"de": "Morgen", "en": "Tomorrow"},
+    "month": {"de": "Dieser Monat", "en": "This month"},
+    "year": {"de": "Dieses Jahr", "en": "This year"},
+    "price_known": {"de": "Börsenpreis", "en": "Market price"},
+    "price_forecast": {"de": "Prognose", "en": "Forecast"},
+    "prices_late": {
+        "de": "Die Preise für morgen sind noch nicht veröffentlicht (verspätet). Der Plan nutzt bis dahin die Prognose.",
+        "en": "Tomorrow's prices have not been published yet (late). Until then the plan uses the forecast.",
+    },
+    "prices_pending": {
+        "de": "Die Preise für morgen erscheinen gegen 13 Uhr.",
+        "en": "Tomorrow's prices are published around 1 pm.",
+    },
+    "no_prices": {"de": "Keine Preise vorhanden.", "en": "No prices available."},
+    "plan": {"de": "Plan", "en": "Plan"},
+    "no_plan": {"de": "Noch kein Plan.", "en": "No plan yet."},
+    "planned_power": {"de": "Geplante Batterieleistung", "en": "Planned battery power"},
+    "planned_soc": {"de": "Geplanter Ladestand", "en": "Planned charge level"},
+    "time": {"de": "Zeit", "en": "Time"},
+    "price": {"de": "Preis", "en": "Price"},
+    "cost": {"de": "Kosten", "en": "Cost"},
+    "saved_vs_none": {"de": "Ersparnis gegenüber ohne Batterie", "en": "Saved vs. no battery"},
+    "saved_vs_self": {"de": "Ersparnis gegenüber reinem Eigenverbrauch", "en": "Saved vs. self-consumption only"},
+    "cost_actual": {"de": "Tatsächliche Stromkosten", "en": "Actual electricity cost"},
+    "no_savings": {"de": "Noch keine Abrechnung.", "en": "Nothing settled yet."},
+    "reserve": {"de": "Reserve (%)", "en": "Reserve (%)"},
+    "manual": {"de": "Manuell bis zu einer Uhrzeit", "en": "Manual until a time"},
+    "action": {"de": "Aktion", "en": "Action"},
+    "power_w": {"de": "Leistung (W)", "en": "Power (W)"},
+    "until": {"de": "Bis (Uhrzeit)", "en": "Until (time)"},
+    "start": {"de": "Starten", "en": "Start"},
+    "stop_manual": {"de": "Manuellen Betrieb beenden", "en": "End manual operation"},
+    "manual_active": {"de": "Manuell aktiv bis", "en": "Manual active until"},
+    "tariff": {"de": "Tarif", "en": "Tariff"},
+    "tariff_note": {
+        "de": "Beträge netto in ct/kWh; die MwSt. kommt dazu.",
+        "en": "Amounts net in ct/kWh; VAT is added on top.",
+    },
+    "markup_eur_mwh": {"de": "Aufschlag des Anbieters", "en": "Supplier markup"},
+    "grid_fee_eur_mwh": {"de": "Netzentgelt", "en": "Grid fee"},
+    "levies_eur_mwh": {"de": "Umlagen und Abgaben", "en": "Levies"},
+    "electricity_tax_eur_mwh": {"de": "Stromsteuer", "en": "Electricity tax"},
+    "vat_pct": {"de": "MwSt. (%)", "en": "VAT (%)"},
+    "export": {"de": "Einspeisung vergütet", "en": "Export paid"},
+    "export_fixed": {"de": "fest", "en": "fixed rate"},
+    "export_spot": {"de": "nach Börsenpreis", "en": "at spot price"},
+    "feed_in_eur_mwh": {"de": "Einspeisevergütung (fest)", "en": "Feed-in rate (fixed)"},
+    "export_fee_eur_mwh": {"de": "Abzug bei Börsen-Einspeisung", "en": "Fee on spot export"},
+    "mode_peak_shaving": {"de": "Lastspitzen kappen", "en": "Peak shaving"},
+    "mode_manual": {"de": "Manuell", "en": "Manual"},
+    "mode_off": {"de": "Aus (Wechselrichter regelt)", "en": "Off (inverter decides)"},
+    "table": {"de": "Tabelle", "en": "Table"},
+    "state": {"de": "Zustand Wechselrichter", "en": "Inverter state"},
+    "read_only": {"de": "Nur Ansicht. Zum Steuern bitte anmelden.", "en": "View only. Log in to control."},
+    "registers": {"de": "Register", "en": "Registers"},
+    "name": {"de": "Name", "en": "Name"},
+    "address": {"de": "Adresse", "en": "Address"},
+    "value": {"de": "Wert", "en": "Value"},
+    "raw": {"de": "Rohwert", "en": "Raw"},
+    "unit": {"de": "Einheit", "en": "Unit"},
+    "access": {"de": "Zugriff", "en": "Access"},
+    "read": {"de": "Lesen", "en": "Read"},
+    "write": {"de": "Schreiben", "en": "Write"},
+    "confirm_write": {
+        "de": "Wirklich {value} in Register {name} schreiben?",
+        "en": "Really write {value} to register {name}?",
+    },
+    "confirm": {"de": "Bestätigen", "en": "Confirm"},
+    "cancel": {"de": "Abbrechen", "en": "Cancel"},
+    "result": {"de": "Ergebnis", "en": "Result"},
+    "health": {"de": "Zustand", "en": "Health"},
+    "events": {"de": "Letzte Ereignisse", "en": "Recent events"},
+    "no_events": {"de": "Keine Ereignisse.", "en": "No events."},
+    "level": {"de": "Stufe", "en": "Level"},
+    "message": {"de": "Meldung", "en": "Message"},
+    "forbidden": {"de": "Nur für Installateure.", "en": "Installers only."},
+    "language": {"de": "Sprache", "en": "Language"},
+    "error": {"de": "Fehler", "en": "Error"},
+}
+
+
+@dataclass(frozen=True)
+class Locale:
+    """Text and formats for one request: language plus the home's time zone."""
+
+    lang: str
+    tz: ZoneInfo
+
+    def t(self, key: str, **values: object) -> str:
+        text = TEXT[key][self.lang]
+        return text.format(**values) if values else text
+
+    def number(self, value: float | None, digits: int = 0) -> str:
+        if value is None:
+            return "–"
+        text = f"{value:,.{digits}f}"
+        if self.lang == "de":  # the same as the browser's Intl.NumberFormat, so live updates match
+            text = text.replace(",", "_").replace(".", ",").replace("_", ".")
+        return text
+
+    def power(self, watts: float | None) -> str:
+        """Watts below 10 kW, kW with one decimal above: what a homeowner reads at a glance."""
+        if watts is None:
+            return "–"
+        if abs(watts) >= 10_000:
+            return f"{self.number(watts / 1000, 1)} kW"
+        return f"{self.number(watts)} W"
+
+    def money(self, eur: float | None) -> str:
+        if eur is None:
+            return "–"
+        amount = self.number(eur, 2)
+        return f"{amount} €" if self.lang == "de" else f"€{amount}".replace("€-", "-€")
+
+    def ct_kwh(self, eur_mwh: float | None) -> str:
+        return "–" if eur_mwh is None else f"{self.number(eur_mwh / 10, 1)} ct/kWh"
+
+    def local(self, epoch: float) -> datetime:
+        return datetime.fromtimestamp(epoch, self.tz)
+
+    def clock(self, epoch: float) -> str:
+        return self.local(epoch).strftime("%H:%M")
+
+    def datetime(self, epoch: float) -> str:
+        fmt = "%d.%m.%Y %H:%M:%S" if self.lang == "de" else "%Y-%m-%d %H:%M:%S"
+        return self.local(epoch).strftime(fmt)
+
+
+def pick_language(configured: str, cookie: str | None, accept: str) -> str:
+    """Cookie (the user's choice) beats configuration beats the browser's Accept-Language."""
+    if cookie in LANGUAGES:
+        return cookie
+    if configured in LANGUAGES:
+        return configured
+    for part in accept.split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "en"

@@ -1,0 +1,267 @@
+"""Server-rendered pages and their forms (post → redirect → get, with a one-time message).
+
+Every page works without JavaScript; ``static/app.js`` adds live values, the price chart and
+the power-flow animation on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from device.config import PlannerSettings
+from device.web import actions, model
+from device.web.actions import ActionError, Actor
+from device.store import Reading, Store
+from device.web.app import (
+    ANONYMOUS, CFG, COOKIE, SESSIONS, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, TEMPLATES, TZ, guard, locale, set_session_cookie,
+)
+from device.web.i18n import LANGUAGES
+from device.web.live import close_quietly, snapshot, sse_event
+from device.web.login import attempt_login, change_password
+from device.web.settings import EDITABLE
+
+NAV = (("/", "nav_overview"), ("/prices", "nav_prices"), ("/savings", "nav_savings"), ("/settings", "nav_settings"))
+MODES = next(f.metadata["choices"] for f in dataclasses.fields(PlannerSettings) if f.name == "mode")
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    session = request[SESSION]
+    flash, session.flash = session.flash, None
+    static = request.app.router["static"]
+    page = request.app[TEMPLATES].get_template(template).render(
+        L=locale(request),
+        session=session,
+        path=request.path,
+        nav=NAV,
+        flash=flash,
+        languages=LANGUAGES,
+        static=lambda name: str(static.url_for(filename=name)),
+        **context,
+    )
+    return web.Response(text=page, status=status, content_type="text/html")
+
+
+def actor(request: web.Request) -> Actor:
+    return Actor(request[SESSION].role or "anonymous", request.app[CFG], request.app[DEPS])
+
+
+def redirect(request: web.Request, to: str, kind: str, message: str) -> web.HTTPSeeOther:
+    request[SESSION].flash = (kind, message)
+    return web.HTTPSeeOther(to)
+
+
+async def overview(request: web.Request) -> web.Response:
+    session = guard(request, public=True)
+    deps = request.app[DEPS]
+    live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
+    settings = await deps.settings.load()
+    effective = settings.apply(request.app[CFG])
+    return render(request, "overview.html", live=live, live_json=json.dumps(live), read_only=session.role is None,
+                  mode=effective.planner.mode, override=settings.active_override(time.time()))
+
+
+async def prices(request: web.Request) -> web.Response:
+    guard(request)
+    data = await model.prices_and_plan(request.app[DEPS].store, request.app[TZ], time.time(), request.app[LATE_AFTER])
+    return render(request, "prices.html", data=data, data_json=json.dumps(data))
+
+
+async def savings(request: web.Request) -> web.Response:
+    guard(request)
+    return render(request, "savings.html", data=await model.savings(request.app[DEPS].store, request.app[TZ], time.time()))
+
+
+async def settings_page(request: web.Request) -> web.Response:
+    guard(request)
+    settings = await request.app[DEPS].settings.load()
+    effective = settings.apply(request.app[CFG])
+    return render(
+        request, "settings.html", modes=MODES, mode=effective.planner.mode, reserve=effective.battery.reserve_pct,
+        tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.active_override(time.time()),
+        limits=actions.power_limits(request.app[CFG]),
+    )
+
+
+def _number_or_text(value: str) -> Any:
+    try:
+        return float(value.replace(",", "."))
+    except ValueError:
+        return value
+
+
+def _tariff_value(key: str, text: str) -> Any:
+    """The form shows ct/kWh (as on the bill); configuration keeps EUR/MWh (× 10)."""
+    value = _number_or_text(text)
+    if key.endswith("_eur_mwh") and isinstance(value, float):
+        return round(value * 10, 6)
+    return value if key != "export" else text
+
+
+async def settings_post(request: web.Request) -> web.Response:
+    guard(request)
+    form = await request.post()
+    L = locale(request)
+    try:
+        form_kind = form.get("form")
+        if form_kind == "mode":
+            await actions.change_settings(actor(request), {
+                "planner": {"mode": str(form.get("mode", ""))},
+                "battery": {"reserve_pct": _number_or_text(str(form.get("reserve_pct", "")))},
+            })
+        elif form_kind == "tariff":
+            values = {key: _tariff_value(key, str(form[key])) for key in EDITABLE["tariff"] if key in form}
+            await actions.change_settings(actor(request), {"tariff": values})
+        elif form_kind == "manual":
+            await actions.start_manual(actor(request), form.get("action"), form.get("power_w"), form.get("until"))
+        elif form_kind == "manual_stop":
+            await actions.stop_manual(actor(request))
+        else:
+            raise ActionError(f"form: got {form_kind!r}, allowed: mode, tariff, manual, manual_stop", "form")
+    except ActionError as exc:
+        raise redirect(request, "/settings", "error", str(exc)) from None
+    raise redirect(request, "/settings", "ok", L.t("saved"))
+
+
+async def installer(request: web.Request) -> web.Response:
+    guard(request, "installer")
+    deps = request.app[DEPS]
+    reading = deps.telemetry.latest()
+    health = model.health(deps.health, {"live_clients": request.app[LIVE].clients})
+    events = await deps.store.call(Store.recent_events, 30)
+    return render(
+        request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
+        health={name: model.flatten(values) for name, values in health.items()}, events=events,
+        live_json=json.dumps(live_snapshot(request, reading, with_registers=True)),
+    )
+
+
+async def register_post(request: web.Request) -> web.Response:
+    """Read now, or write after a confirmation page (the first post without ``confirm`` asks)."""
+    guard(request, "installer")
+    form = await request.post()
+    name, op = form.get("name"), form.get("op")
+    try:
+        if op == "read":
+            result = await actions.read_register(actor(request), name)
+            raise redirect(request, "/installer#registers", "ok", f"{result['name']} = {result['value']} {result['unit']}")
+        if op != "write":
+            raise ActionError(f"op: got {op!r}, allowed: read, write", "op")
+        if form.get("confirm") != "yes":
+            reg = actions.find_register(actor(request), name, writing=True)
+            value = actions.parse_value(reg, form.get("value"))
+            return render(request, "confirm.html", register=reg, value=value)
+        result = await actions.write_register(actor(request), name, form.get("value"))
+    except ActionError as exc:
+        raise redirect(request, "/installer#registers", "error", str(exc)) from None
+    raise redirect(request, "/installer#registers", "ok",
+                   f"{result['name']} ← {result['value']:g} {result['unit']} ({result['applied_at']})")
+
+
+def _safe_next(value: object) -> str:
+    text = str(value or "/")
+    return text if text.startswith("/") and not text.startswith("//") else "/"
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return render(request, "login.html", next=_safe_next(request.query.get("next")), error=None)
+
+
+async def login_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    L = locale(request)
+    try:
+        session = await attempt_login(request, form.get("account"), form.get("password"))
+    except ActionError as exc:
+        message = L.t("login_limited", s=str(exc).rsplit(" ", 2)[-2]) if exc.status == 429 else L.t("login_failed")
+        if exc.status == 400:
+            message = str(exc)
+        return render(request, "login.html", status=exc.status, next=_safe_next(form.get("next")), error=message)
+    raise web.HTTPSeeOther("/password" if session.must_change else _safe_next(form.get("next")))
+
+
+async def logout_post(request: web.Request) -> web.Response:
+    request.app[SESSIONS].drop(request[SESSION])
+    request.app[ANONYMOUS].drop(request[SESSION])
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+async def password_page(request: web.Request) -> web.Response:
+    if request[SESSION].role is None:
+        raise web.HTTPSeeOther("/login")
+    return render(request, "password.html", error=None)
+
+
+async def password_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    try:
+        await change_password(request, form.get("old_password"), form.get("new_password"), form.get("repeat_password"))
+    except ActionError as exc:
+        if exc.status == 401:
+            raise web.HTTPSeeOther("/login") from None
+        return render(request, "password.html", status=400, error=str(exc))
+    raise redirect(request, "/", "ok", locale(request).t("saved"))
+
+
+async def language(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    if code not in LANGUAGES:
+        raise web.HTTPNotFound(text=f"language: got {code!r}, allowed: {', '.join(LANGUAGES)}")
+    response = web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="Strict", path="/")
+    raise response
+
+
+def live_snapshot(request: web.Request, reading: Reading | None, with_registers: bool) -> dict[str, Any]:
+    """The SSE payload; installers also get every register's value and raw number."""
+    deps = request.app[DEPS]
+    data = snapshot(reading, deps.telemetry.online(), with_registers)
+    if with_registers:
+        data["raw"] = {row["name"]: row["raw"] for row in model.registers(deps.regmap, reading)}
+    return data
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: ``telemetry`` on every new reading (registers for installers only)."""
+    session = guard(request, public=True)
+    deps = request.app[DEPS]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    set_session_cookie(request, response)
+    await response.prepare(request)
+    with_registers = session.is_installer and request.query.get("registers") == "1"
+    await response.write(sse_event("telemetry", live_snapshot(request, deps.telemetry.latest(), with_registers)))
+    updates = request.app[LIVE].subscribe()
+    try:
+        async for reading in updates:
+            if reading is None:
+                await response.write(b": keep-alive\n\n")
+                continue
+            await response.write(sse_event("telemetry", live_snapshot(request, reading, with_registers)))
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        await close_quietly(updates)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", overview)
+    app.router.add_get("/prices", prices)
+    app.router.add_get("/savings", savings)
+    app.router.add_get("/settings", settings_page)
+    app.router.add_post("/settings", settings_post)
+    app.router.add_get("/installer", installer)
+    app.router.add_post("/installer/register", register_post)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_post)
+    app.router.add_post("/logout", logout_post)
+    app.router.add_get("/password", password_page)
+    app.router.add_post("/password", password_post)
+    app.router.add_get("/lang/{code}", language)
+    app.router.add_get("/live", live)

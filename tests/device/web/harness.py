@@ -1,0 +1,147 @@
+"""A web app wired to real parts: a real store file, a real mosquitto, and a stand-in bridge.
+
+The stand-in speaks the bridge's MQTT protocol (telemetry, retained status and health, commands
+with ``cmd/result``) over the real broker and moves a battery: charging raises the SoC. It lets
+the web layer be tested on its own, through the same code path as on the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from device import config as configuration
+from device.config import Config
+from device.modbus.registermap import RegisterMap, load_map
+from device.mqtt import MqttSession, Topics, utc_iso
+from device.store import AsyncStore
+from device.web import WebDeps, create_app
+from device.web.bridge_link import BridgeLink
+from device.web.settings import SettingsFile
+
+
+@dataclass
+class StandInBridge:
+    """Publishes telemetry every ``period_s`` and answers commands like the real bridge."""
+
+    cfg: Config
+    regmap: RegisterMap
+    period_s: float = 0.3
+    soc_pct: float = 50.0
+    mode: str = "self_consumption"
+    power_w: float = 0.0
+    registers: dict[str, float] = field(default_factory=dict)
+    commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.cfg.mqtt.prefix, self.cfg.device.id)
+        self.session = MqttSession(
+            self.cfg.mqtt, client_id="standin-bridge", status_topic=self.topics.status,
+            subscriptions=(self.topics.cmd_all,), on_message=self._on_message,
+        )
+        for reg in self.regmap.registers.values():
+            self.registers[reg.name] = reg.min if reg.min is not None else 0.0
+
+    def roles(self, t: float) -> dict[str, Any]:
+        pv = 3000.0 + 200 * ((t * 7) % 5)
+        load = 800.0 + 100 * ((t * 3) % 4)
+        battery = {"charge": -self.power_w, "discharge": self.power_w}.get(self.mode, min(0.0, load - pv))
+        grid = load - pv - battery
+        return {"soc_pct": round(self.soc_pct, 1), "pv_w": pv, "load_w": load, "battery_w": battery,
+                "grid_w": grid, "state": "normal", "mode": self.mode}
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.session.run())
+            group.create_task(self._telemetry())
+
+    async def _telemetry(self) -> None:
+        await self.session.connected.wait()
+        await self.session.publish_json(self.topics.health, {"modbus": {"queue_depth": 0, "errors": 0},
+                                                             "watchdog": {"mode": self.mode}}, retain=True)
+        while True:
+            now = time.time()
+            roles = self.roles(now)
+            self.soc_pct = min(100.0, max(0.0, self.soc_pct - roles["battery_w"] * self.period_s / 1000.0))
+            self.registers["battery_soc"] = round(self.soc_pct)
+            with contextlib.suppress(Exception):
+                await self.session.publish_json(
+                    self.topics.telemetry, {"ts": utc_iso(now), **roles, "registers": dict(self.registers)})
+            await asyncio.sleep(self.period_s)
+
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        action = self.topics.action_of(topic)
+        if action is None:
+            return
+        message = json.loads(payload)
+        command_id = message.pop("id")
+        self.commands.append((action, message))
+        reply: dict[str, Any] = {"id": command_id, "ok": True}
+        if action in self.refuse:
+            reply = {"id": command_id, "ok": False, "error": f"{action}: refused by the stand-in"}
+        elif action in ("charge", "discharge", "self_consumption", "hold"):
+            self.mode, self.power_w = action, float(message.get("power_w", 0))
+            reply["applied_at"] = utc_iso()
+        elif action == "read_register":
+            reply.update(name=message["name"], value=self.registers.get(message["name"]))
+        elif action == "write_register":
+            self.registers[message["name"]] = message["value"]
+            reply.update(name=message["name"], value=message["value"], applied_at=utc_iso())
+        await self.session.publish_json(self.topics.cmd_result, reply, qos=1)
+
+
+def web_config(data_dir: Path, mqtt_port: int, **web: Any) -> Config:
+    return configuration.load([configuration.DEFAULT_FILE], environ={}, overrides={
+        "device": {"data_dir": str(data_dir), "id": "webtest"},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+        "web": {"host": "127.0.0.1", "port": 0, **web},
+    })
+
+
+@dataclass
+class WebStack:
+    cfg: Config
+    app: web.Application
+    bridge: StandInBridge
+    link: BridgeLink
+    store: AsyncStore
+    url: str = ""
+
+
+@contextlib.asynccontextmanager
+async def web_stack(cfg: Config, serve: bool = False) -> AsyncIterator[WebStack]:
+    """Store + bridge link + stand-in bridge + app; with ``serve`` also an HTTP server on 127.0.0.1."""
+    regmap = load_map(cfg.inverter.map)
+    bridge = StandInBridge(cfg, regmap)
+    bridge_task = asyncio.create_task(bridge.run())
+    async with AsyncStore(cfg.db_path) as store, BridgeLink(cfg.mqtt, bridge.topics) as link:
+        await link.wait_connected()
+        deps = WebDeps(store=store, regmap=regmap, telemetry=link, commands=link,
+                       settings=SettingsFile(cfg.device.data_dir / "settings.json"), health={"bridge": link})
+        app = create_app(cfg, deps)
+        stack = WebStack(cfg, app, bridge, link, store)
+        runner: web.AppRunner | None = None
+        try:
+            if serve:
+                runner = web.AppRunner(app)
+                await runner.setup()
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                port = runner.addresses[0][1]
+                stack.url = f"http://127.0.0.1:{port}"
+            yield stack
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            bridge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bridge_task
