@@ -17,18 +17,18 @@ at exact points of an ingest.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from cloud_sync.crash import crash_point
 from cloud_sync.db import Database
 from cloud_sync.protocol import READING_STREAMS, Batch, BatchError
 
 log = structlog.get_logger(__name__)
+CRASH_VARIABLE = "NATTERY_CLOUD_CRASH"
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ async def ingest(db: Database, batch: Batch) -> Result:
             batch.last_seq, last_ts, batch.backlog, now, batch.device, batch.stream,
         )
         await tx.execute("UPDATE devices SET last_seen = $1 WHERE id = $2", now, batch.device)
-        crash_point("before_commit")
-    crash_point("after_commit")
+        crash_point(CRASH_VARIABLE, "before_commit")
+    crash_point(CRASH_VARIABLE, "after_commit")
     return Result("stored", batch.last_seq)
 
 
@@ -115,17 +115,3 @@ class Conflict(BatchError):
     def __init__(self, message: str, stored_seq: int) -> None:
         super().__init__(409, message)
         self.stored_seq = stored_seq
-
-
-_crash_counts: dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    """Test hook: SIGKILL this process at the configured point (see the module docstring)."""
-    spec = os.environ.get("NATTERY_CLOUD_CRASH", "")
-    point, _, count = spec.partition(":")
-    if point != name:
-        return
-    _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] >= int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -112,3 +112,29 @@ def simulate(config_file: Path | None, map_name: str | None, listen: str | None,
         raise click.ClickException(str(exc)) from None
     run_async(serve(sim, listen=listen, framer="rtu" if framer == "rtu" else "socket",
                     serial=serial_path, summary_s=summary_s))
+
+
+def cloud_option(fn: F) -> F:
+    """``--cloud URL``: sync to this aggregator (sets ``cloud.url``; credential from the config)."""
+    return click.option("--cloud", "cloud_url", metavar="URL",
+                        help="Cloud aggregator URL (overrides cloud.url; e.g. http://127.0.0.1:8080).")(fn)
+
+
+@main.command()
+@config_option
+@cloud_option
+@click.option("--drain", is_flag=True, help="Upload everything pending, then exit.")
+def sync(config_file: Path | None, cloud_url: str | None, drain: bool) -> None:
+    """Upload the local store to the cloud aggregator (until stopped, or --drain)."""
+    import json
+
+    from device.sync import run_sync
+
+    cfg = load_config(config_file, cloud={"url": cloud_url} if cloud_url else {})
+    try:
+        stats = run_async(run_sync(cfg, drain=drain))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if drain and stats is not None:
+        click.echo(json.dumps(stats))
+

@@ -26,6 +26,7 @@ import sqlite_utils
 import structlog
 
 from device import energy
+from device.config import StoreSettings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,6 +56,16 @@ class Retention:
     forecasts_days: float = 30
     plans_days: float = 90
     events_days: float = 365
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> Retention:
+        return cls(
+            readings_days=settings.readings_retention_days,
+            aggregates_days=settings.aggregates_retention_days,
+            forecasts_days=settings.forecasts_retention_days,
+            plans_days=settings.plans_retention_days,
+            events_days=settings.events_retention_days,
+        )
 
 
 @dataclass(frozen=True)
@@ -644,6 +655,17 @@ class AsyncStore:
             raise StoreError("store is not open")
         store = self._store
         return await self._run(method, store, *args)
+
+    async def housekeeping(self, interval_s: float = 300.0) -> None:
+        """Background task: derive energy slots and apply the retention policy, forever."""
+        while True:
+            now = time.time()
+            try:
+                await self.call(Store.update_energy_slots, now)
+                await self.call(Store.prune, now)
+            except (sqlite3.Error, OSError, StoreError) as exc:
+                log.error("store_housekeeping_failed", error=str(exc))
+            await asyncio.sleep(interval_s)
 
     async def close(self) -> None:
         if self._store is not None:

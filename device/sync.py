@@ -1,0 +1,290 @@
+"""Cloud sync: upload the store's streams to the aggregator, at least once, in order.
+
+Streams: ``readings`` (or ``readings_1min``, per ``cloud.readings``), then ``energy``,
+``settlements`` and ``edi`` (the outbox). Each upload is a gzip'd batch (see
+:mod:`cloud_sync.protocol`) with the device id and its sequence range; the aggregator stores
+each range exactly once, so retrying is always safe. The cursor (last acknowledged sequence
+per stream) lives in SQLite and is written only after the aggregator acknowledged, so a
+crash at any point resends at most one batch, which the aggregator recognises.
+
+Memory stays bounded whatever the backlog: batches are read from SQLite in chunks of
+``cloud.batch_size``, at most two are prepared ahead of the one in flight. Failures back off
+exponentially with full jitter up to ``cloud.backoff_max_s``. ``stats`` (for ``health``)
+has the state, last success, lag and backlog per stream.
+
+At start (and after a 409) the client asks the aggregator where each stream stands and
+resumes there: ahead of the local cursor means a batch was stored but its acknowledgement
+lost; behind means the aggregator lost data, which is then sent again while still retained.
+
+``NATTERY_SYNC_CRASH=<point>:<n>`` (``before_upload``, ``after_ack``) SIGKILLs the process at
+that point, for the crash tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+
+from cloud_sync import protocol
+from cloud_sync.crash import crash_point
+from device.config import Config
+from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
+
+log = structlog.get_logger(__name__)
+CRASH_VARIABLE = "NATTERY_SYNC_CRASH"
+PREFETCH = 2  # batches prepared while one is in flight
+
+
+class SyncError(Exception):
+    """An upload round failed; it is retried after a backoff."""
+
+
+class _Resume(Exception):
+    """The aggregator holds a different high-water mark: continue from ``last_seq``."""
+
+    def __init__(self, last_seq: int) -> None:
+        self.last_seq = last_seq
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    body: bytes
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+class SyncClient:
+    """Uploads the store to ``cfg.cloud.url``; ``await run()`` as a background task."""
+
+    def __init__(self, cfg: Config, store: AsyncStore, *, rng: Callable[[], float] = random.random) -> None:
+        if not cfg.cloud.url:
+            raise ValueError("cloud.url: empty; set it (or NATTERY_CLOUD_URL / --cloud URL) to sync")
+        if not cfg.cloud.credential:
+            raise ValueError("cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL to the device's credential")
+        self.cfg = cfg.cloud
+        self.device_id = cfg.device.id
+        self.store = store
+        self._rng = rng
+        self._url = cfg.cloud.url.rstrip("/")
+        self._batch_size = cfg.cloud.batch_size
+        readings = "readings" if cfg.cloud.readings == "raw" else "readings_1min"
+        self.streams = (readings, *protocol.DOCUMENT_STREAMS)
+        self._session: aiohttp.ClientSession | None = None
+        self._resynced: set[str] = set()
+        self.stats: dict[str, Any] = {
+            "state": "starting", "url": self._url, "last_success": None, "last_attempt": None,
+            "last_error": None, "consecutive_failures": 0, "next_retry_s": None, "lag_s": None,
+            "streams": {s: {"cursor": None, "pending": None, "lag_s": None, "batches": 0, "items": 0, "bytes": 0}
+                        for s in self.streams},
+        }
+
+    # --- running ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Sync forever: a round every ``interval_s`` when caught up, backoff when failing."""
+        async with self._client():
+            while True:
+                await asyncio.sleep(await self._round_then_delay())
+
+    async def drain(self, max_failures: int | None = None) -> None:
+        """Sync until nothing is pending (retrying with backoff); for ``nattery sync --drain``."""
+        async with self._client():
+            while True:
+                delay = await self._round_then_delay()
+                if self.stats["consecutive_failures"] == 0:
+                    return
+                if max_failures is not None and self.stats["consecutive_failures"] >= max_failures:
+                    raise SyncError(self.stats["last_error"])
+                await asyncio.sleep(delay)
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> Any:
+        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s, connect=min(10.0, self.cfg.timeout_s))
+        async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+            self._session = session
+            try:
+                yield
+            finally:
+                self._session = None
+
+    async def _round_then_delay(self) -> float:
+        self.stats["last_attempt"] = _iso(time.time())
+        try:
+            await self.sync_round()
+        except Exception as exc:  # noqa: BLE001 — any failure (network, disk) backs off and retries
+            failures = self.stats["consecutive_failures"] + 1
+            delay = self.backoff(failures)
+            if failures == 1:
+                log.warning("cloud_sync_failing", error=str(exc), retry_in_s=round(delay, 1),
+                            exc_info=not isinstance(exc, SyncError))
+            self.stats.update(state="failing", last_error=str(exc), consecutive_failures=failures,
+                              next_retry_s=round(delay, 2))
+            with contextlib.suppress(Exception):
+                await self._update_pending()
+            return delay
+        if self.stats["consecutive_failures"]:
+            log.info("cloud_sync_recovered", after_failures=self.stats["consecutive_failures"])
+        self.stats.update(state="ok", last_success=_iso(time.time()), consecutive_failures=0, next_retry_s=None)
+        return self.cfg.interval_s
+
+    def backoff(self, failures: int) -> float:
+        """Full jitter: uniform in [min, min(max, min * 2**(failures-1))]."""
+        ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_min_s * 2 ** min(failures - 1, 60))
+        return self.cfg.backoff_min_s + self._rng() * max(ceiling - self.cfg.backoff_min_s, 0.0)
+
+    async def sync_round(self) -> int:
+        """Upload everything pending, stream by stream; returns items sent."""
+        await self.store.call(Store.update_energy_slots, time.time())
+        sent = 0
+        for stream in self.streams:
+            sent += await self._sync_stream(stream)
+        await self._update_pending()
+        return sent
+
+    # --- one stream -----------------------------------------------------------------------
+    async def _sync_stream(self, stream: str) -> int:
+        if stream not in self._resynced:
+            await self._resume_from_aggregator(stream)
+            self._resynced.add(stream)
+        sent = 0
+        while True:
+            try:
+                return sent + await self._upload_pending(stream)
+            except _Resume as resume:
+                await self._set_cursor(stream, resume.last_seq, "the aggregator's high-water mark")
+
+    async def _upload_pending(self, stream: str) -> int:
+        cursor = await self.store.call(Store.sync_cursor, stream)
+        queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=PREFETCH)
+        producer = asyncio.create_task(self._produce(stream, cursor, queue))
+        sent = 0
+        try:
+            while (batch := await queue.get()) is not None:
+                crash_point(CRASH_VARIABLE, "before_upload")
+                await self._upload(stream, batch)
+                crash_point(CRASH_VARIABLE, "after_ack")
+                await self.store.call(Store.set_sync_cursor, stream, batch.last_seq)
+                counters = self.stats["streams"][stream]
+                counters["cursor"] = batch.last_seq
+                counters["batches"] += 1
+                counters["items"] += batch.count
+                counters["bytes"] += len(batch.body)
+                sent += batch.count
+            await producer  # re-raises a failure to read or encode
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+        return sent
+
+    async def _produce(self, stream: str, after: int, queue: asyncio.Queue[_Prepared | None]) -> None:
+        try:
+            while rows := await self._fetch(stream, after):
+                prepared = await asyncio.to_thread(self._encode, stream, rows)
+                await queue.put(prepared)
+                after = prepared.last_seq
+        except Exception:
+            await queue.put(None)  # wake the consumer; it awaits this task and sees the error
+            raise
+        await queue.put(None)
+
+    async def _fetch(self, stream: str, after: int) -> list[tuple[Any, ...]]:
+        if stream == "readings":
+            return await self.store.call(Store.readings_after, after, self._batch_size)
+        if stream == "readings_1min":
+            return await self.store.call(Store.minute_readings_after, after, self._batch_size)
+        return await self.store.call(Store.outbox_after, stream, after, self._batch_size)
+
+    def _encode(self, stream: str, rows: list[tuple[Any, ...]]) -> _Prepared:
+        """Runs in a worker thread: serialising and compressing is the CPU-heavy part."""
+        if stream == "readings":
+            lines = [protocol.reading_line(seq, ts, data) for seq, ts, data in rows]
+        elif stream == "readings_1min":
+            lines = [
+                protocol.reading_line(minute, minute * 60, json.dumps(
+                    {"samples": n, "roles": dict(zip(ROLE_COLUMNS, means, strict=True))}))
+                for minute, n, *means in rows
+            ]
+        else:
+            lines = [protocol.document_line(seq, key, data) for seq, key, data in rows]
+        # The backlog is only informative (operators' view); the stream's own order matters.
+        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=0)
+        return _Prepared(body, first, last, len(lines))
+
+    async def _upload(self, stream: str, batch: _Prepared) -> None:
+        status, answer = await self._request(
+            "POST", f"/v1/ingest/{stream}", data=batch.body,
+            headers={"Content-Type": protocol.CONTENT_TYPE},
+        )
+        if status == 200:
+            return
+        if status == 409 and isinstance(answer.get("last_seq"), int):
+            log.error("cloud_sync_conflict", stream=stream, first_seq=batch.first_seq,
+                      last_seq=batch.last_seq, error=answer.get("error"))
+            raise _Resume(answer["last_seq"])
+        if status == 413 and self._batch_size > 1:
+            self._batch_size = max(1, self._batch_size // 2)
+            log.warning("cloud_sync_batch_too_large", stream=stream, batch_size=self._batch_size)
+        raise SyncError(f"{stream} {batch.first_seq}..{batch.last_seq}: HTTP {status}: {answer.get('error')}")
+
+    async def _resume_from_aggregator(self, stream: str) -> None:
+        status, answer = await self._request("GET", f"/v1/streams/{stream}")
+        if status != 200 or not isinstance(answer.get("last_seq"), int):
+            raise SyncError(f"{stream}: cannot read the aggregator's position: HTTP {status}: {answer.get('error')}")
+        local = await self.store.call(Store.sync_cursor, stream)
+        if answer["last_seq"] != local:
+            await self._set_cursor(stream, answer["last_seq"], "the aggregator's position at start")
+
+    async def _set_cursor(self, stream: str, last_seq: int, why: str) -> None:
+        local = await self.store.call(Store.sync_cursor, stream)
+        log.info("cloud_sync_resume", stream=stream, local_cursor=local, aggregator=last_seq, reason=why)
+        await self.store.call(Store.set_sync_cursor, stream, last_seq)
+        self.stats["streams"][stream]["cursor"] = last_seq
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        assert self._session is not None, "use run() or drain()"
+        headers = {"Authorization": f"Bearer {self.cfg.credential}", **kwargs.pop("headers", {})}
+        try:
+            async with self._session.request(method, self._url + path, headers=headers, **kwargs) as resp:
+                try:
+                    answer = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    answer = {"error": (await resp.text())[:200]}
+                return resp.status, answer if isinstance(answer, dict) else {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise SyncError(f"{method} {self._url}{path}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+
+    async def _update_pending(self) -> None:
+        now = time.time()
+        lags = []
+        for stream in self.streams:
+            cursor = await self.store.call(Store.sync_cursor, stream)
+            pending, oldest = await self.store.call(Store.pending, stream, cursor)
+            lag = 0.0 if not pending or oldest is None else round(max(now - oldest, 0.0), 1)
+            self.stats["streams"][stream].update(cursor=cursor, pending=pending, lag_s=lag)
+            lags.append(lag)
+        self.stats["lag_s"] = max(lags)
+
+
+async def run_sync(cfg: Config, drain: bool = False) -> dict[str, Any]:
+    """``nattery sync``: sync the configured store until stopped, or until drained."""
+    async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
+        client = SyncClient(cfg, store)
+        if drain:
+            await client.drain()
+        else:
+            await client.run()
+        return client.stats
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
