@@ -48,6 +48,7 @@ _CAP_PENALTY = 10.0
 _MANUAL_REWARD = 1.5
 _CURTAIL_COST = 1e-4  # prefer export over curtailing at a zero export price
 _EPS_KW = 1e-3
+_SETPOINT_TOLERANCE_KW = 0.03  # plan within 30 W of self-consumption → self_consumption
 _TIE_BREAK_EUR_MWH = 0.001  # per slot; at most 0.02 ct/kWh over 192 slots
 _NUM_BLOCKS = 9  # imp, exp, ch, dis, soc, cur, short, over, excess
 IMP, EXP, CH, DIS, SOC, CUR, SHORT, OVER, EXCESS = range(_NUM_BLOCKS)
@@ -341,7 +342,9 @@ class Solver:
         rows = np.arange(lp.num_row_, dtype=np.int32)
         h.changeColsCost(lp.num_col_, cols, np.asarray(lp.col_cost_))
         h.changeColsBounds(lp.num_col_, cols, np.asarray(lp.col_lower_), np.asarray(lp.col_upper_))
-        h.changeRowsBounds(lp.num_row_, rows, np.asarray(lp.row_lower_), np.asarray(lp.row_upper_))
+        h.changeRowsBounds(  # type: ignore[attr-defined]  # present at runtime, missing in the stubs
+            lp.num_row_, rows, np.asarray(lp.row_lower_), np.asarray(lp.row_upper_)
+        )
         if basis is not None and basis.valid:
             basis.col_status = _shifted(basis.col_status, n, shift)
             basis.row_status = _shifted(basis.row_status, n, shift)
@@ -544,7 +547,7 @@ def _from_solution(
 
 def setpoints(p: Plan, bat: Battery) -> list[Setpoint]:
     """Map planned battery power to controller actions (see the module docstring)."""
-    tol_kw = max(0.1, 0.05 * max(bat.max_charge_w, bat.max_discharge_w) / 1000.0)
+    tol_kw = _SETPOINT_TOLERANCE_KW
     cap = bat.capacity_wh / 1000.0
     floor, ceil = bat.floor_pct / 100.0 * cap, bat.max_soc_pct / 100.0 * cap
     dt = SLOT_S / 3600.0

@@ -616,6 +616,39 @@ class Store:
         return dict(zip(keys, row, strict=True))
 
 
+    # --- plans and settlements (owner: planner) ------------------------------------------
+    def insert_plan(self, created_at: float, reason: str, data: Mapping[str, Any]) -> int:
+        """Store a plan (``Plan.to_json()``); returns its id. Older plans go with retention."""
+        def write() -> int:
+            cursor = self.db.execute(
+                "INSERT INTO plans (created_at, reason, data) VALUES (?, ?, ?)",
+                [created_at, reason, json.dumps(data)],
+            )
+            return int(cursor.lastrowid or 0)
+
+        return self._write(write)
+
+    def save_settlements(
+        self, rows: list[dict[str, Any]], day: str, totals: Mapping[str, Any], computed_at: float
+    ) -> None:
+        """Upsert a day's settled slots and its totals in one transaction (the outbox
+        triggers queue each slot for the cloud in the same transaction)."""
+        slots = [{**r, "computed_at": computed_at} for r in rows]
+
+        def write() -> None:
+            if slots:
+                self.db.table("settlements").upsert_all(slots, pk="ts")
+            self.db.table("settlement_days").upsert(
+                {"day": day, "totals": json.dumps(dict(totals)), "computed_at": computed_at}, pk="day"
+            )
+
+        self._write(write)
+
+    def settlement_day(self, day: str) -> dict[str, Any] | None:
+        """Totals of a settled local day (``YYYY-MM-DD``), or None."""
+        row = self.db.execute("SELECT totals FROM settlement_days WHERE day = ?", [day]).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
 def _is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return True

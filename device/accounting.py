@@ -1,0 +1,168 @@
+"""Settlement: what each metered quarter-hour cost, and what the battery saved.
+
+Per slot, from the metered energy (``energy_slots``) and that slot's prices (the tariff applied
+to the day-ahead price):
+
+* ``cost_eur`` = import_wh × import price, ``revenue_eur`` = export_wh × export price;
+* ``cost_no_battery_eur``: the same slot without a battery — the metered load and PV netted
+  within the slot (``load − pv`` imported when positive, exported when negative);
+* ``cost_self_consumption_eur``: the same load and PV through a battery run by the plain
+  self-consumption rule (:func:`device.planner.simulate_self_consumption`), slot by slot, with
+  its own state of charge carried from day to day in ``settlement_days``.
+
+Both counterfactuals use only the measurements, so savings = counterfactual − (cost − revenue)
+is what the battery and the planner were worth. A slot without a price is settled with NULL
+money and left out of the totals (``unpriced_slots`` counts them). Settled slots reach the
+cloud through the store's outbox triggers; daily totals are kept per local date.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import structlog
+
+from device.planner import Battery, simulate_self_consumption
+from device.prices.tariff import Tariff
+from device.store import AsyncStore, Store
+
+log = structlog.get_logger(__name__)
+SLOT_S = 900
+
+
+@dataclass(frozen=True)
+class Settlement:
+    ts: int
+    import_wh: float
+    export_wh: float
+    import_price: float | None  # EUR/MWh
+    export_price: float | None
+    cost_eur: float | None
+    revenue_eur: float | None
+    cost_no_battery_eur: float | None
+    cost_self_consumption_eur: float | None
+
+
+def settle(
+    slots: list[dict[str, Any]],
+    spot: dict[int, float],
+    tariff: Tariff,
+    battery: Battery,
+    sc_soc_pct: float,
+) -> tuple[list[Settlement], float]:
+    """Settle metered slots (``energy_slots`` rows, oldest first) against spot prices by slot start.
+
+    Returns the settlements and the self-consumption counterfactual's SoC after the last slot.
+    """
+    if not slots:
+        return [], sc_soc_pct
+    ts = np.array([int(s["ts"]) for s in slots], dtype=np.int64)
+    load_w = np.array([s["load_wh"] for s in slots], dtype=float) * 3600 / SLOT_S
+    pv_w = np.array([s["pv_wh"] for s in slots], dtype=float) * 3600 / SLOT_S
+    spot_arr = np.array([spot.get(int(t), np.nan) for t in ts])
+    imp_p = tariff.import_price(ts, spot_arr)
+    exp_p = tariff.export_price(ts, spot_arr)
+    sc_battery_w, sc_soc = simulate_self_consumption(load_w, pv_w, sc_soc_pct, battery)
+    net_wh = (load_w - pv_w) * SLOT_S / 3600
+    sc_net_wh = (load_w - pv_w - sc_battery_w) * SLOT_S / 3600
+    result = []
+    for i, row in enumerate(slots):
+        priced = bool(np.isfinite(spot_arr[i]))
+        pi, pe = (float(imp_p[i]), float(exp_p[i])) if priced else (None, None)
+        result.append(Settlement(
+            ts=int(ts[i]),
+            import_wh=float(row["import_wh"]),
+            export_wh=float(row["export_wh"]),
+            import_price=pi,
+            export_price=pe,
+            cost_eur=_money(row["import_wh"], pi),
+            revenue_eur=_money(row["export_wh"], pe),
+            cost_no_battery_eur=_net_cost(net_wh[i], pi, pe),
+            cost_self_consumption_eur=_net_cost(sc_net_wh[i], pi, pe),
+        ))
+    return result, float(sc_soc[-1])
+
+
+def _money(wh: float, price: float | None) -> float | None:
+    return None if price is None else wh / 1e6 * price
+
+
+def _net_cost(net_wh: float, import_price: float | None, export_price: float | None) -> float | None:
+    if import_price is None or export_price is None:
+        return None
+    return net_wh / 1e6 * (import_price if net_wh > 0 else export_price)
+
+
+def day_bounds(day: date, timezone: str) -> tuple[int, int]:
+    """Epoch seconds of the local day's first slot and of the next day's (92/96/100 slots)."""
+    zone = ZoneInfo(timezone)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def totals(settlements: list[Settlement], sc_soc_end_pct: float) -> dict[str, Any]:
+    """Daily totals (EUR, Wh): net cost, both counterfactuals and the savings against each."""
+    priced = [s for s in settlements if s.cost_eur is not None]
+    cost = sum((s.cost_eur or 0.0) - (s.revenue_eur or 0.0) for s in priced)
+    no_battery = sum(s.cost_no_battery_eur or 0.0 for s in priced)
+    self_consumption = sum(s.cost_self_consumption_eur or 0.0 for s in priced)
+    return {
+        "slots": len(settlements),
+        "unpriced_slots": len(settlements) - len(priced),
+        "import_wh": round(sum(s.import_wh for s in settlements), 3),
+        "export_wh": round(sum(s.export_wh for s in settlements), 3),
+        "net_cost_eur": round(cost, 6),
+        "cost_no_battery_eur": round(no_battery, 6),
+        "cost_self_consumption_eur": round(self_consumption, 6),
+        "savings_vs_no_battery_eur": round(no_battery - cost, 6),
+        "savings_vs_self_consumption_eur": round(self_consumption - cost, 6),
+        "sc_soc_end_pct": round(sc_soc_end_pct, 4),
+    }
+
+
+def settle_day(store: Store, day: date, tariff: Tariff, battery: Battery, timezone: str) -> dict[str, Any]:
+    """Settle one local day from the store and save slots and totals; returns the totals.
+
+    Only complete slots are settled. The self-consumption counterfactual starts from the
+    previous day's end state (or the battery's floor for the first day).
+    """
+    start, end = day_bounds(day, timezone)
+    slots = [s for s in store.energy_slots(start, end) if s["complete"]]
+    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(start - 3600, end))}
+    previous = store.settlement_day((day - timedelta(days=1)).isoformat())
+    sc_soc = previous["sc_soc_end_pct"] if previous else battery.floor_pct
+    settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
+    result = totals(settlements, sc_end)
+    store.save_settlements([asdict(s) for s in settlements], day.isoformat(), result, time.time())
+    log.info("settled_day", day=day.isoformat(), **{k: result[k] for k in ("slots", "net_cost_eur")})
+    return result
+
+
+def _expand(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hourly prices → four quarter-hours each (the market was hourly before 2025-10-01)."""
+    out = []
+    for p in points:
+        step = int(p.get("resolution_s") or SLOT_S)
+        for k in range(max(step // SLOT_S, 1)):
+            out.append({"ts": int(p["ts"]) + k * SLOT_S, "eur_mwh": p["eur_mwh"]})
+    return out
+
+
+async def settle_pending(
+    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, now: float, days_back: int = 3
+) -> list[dict[str, Any]]:
+    """Settle the last ``days_back`` finished local days that are not settled yet (idempotent)."""
+    today = datetime.fromtimestamp(now, ZoneInfo(timezone)).date()
+    done = []
+    for back in range(days_back, 0, -1):
+        day = today - timedelta(days=back)
+        if await store.call(Store.settlement_day, day.isoformat()) is None:
+            done.append(await store.call(settle_day, day, tariff, battery, timezone))
+    return done

@@ -1,0 +1,78 @@
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from device.accounting import day_bounds, settle, settle_day
+from device.config import TariffSettings
+from device.planner import Battery
+from device.prices.tariff import Tariff
+from device.store import Store
+
+T0 = 1717200000  # 2024-06-01T00:00Z, a slot start
+IMPORT = (80 + 15 + 100 + 32.34 + 20.5) * 1.19  # 294.9296 EUR/MWh at spot 80
+EXPORT = 79.4
+BAT = Battery(capacity_wh=10_000, min_soc_pct=0, reserve_pct=0, max_charge_w=5000, max_discharge_w=5000)
+
+
+def slot(ts: int, imp: float, exp: float, load: float, pv: float, ch: float = 0, dis: float = 0) -> dict[str, float]:
+    return {"ts": ts, "import_wh": imp, "export_wh": exp, "charge_wh": ch, "discharge_wh": dis,
+            "pv_wh": pv, "load_wh": load, "complete": 1}
+
+
+def test_two_slots_by_hand() -> None:
+    slots = [
+        # night: battery covered 700 of 1200 Wh load; 500 Wh imported
+        slot(T0, 500, 0, 1200, 0, dis=700),
+        # noon: 2000 Wh PV, 500 Wh load, battery took 1500 Wh; nothing exported
+        slot(T0 + 900, 0, 0, 500, 2000, ch=1500),
+    ]
+    result, sc_end = settle(slots, {T0: 80.0, T0 + 900: 80.0}, Tariff(TariffSettings()), BAT, sc_soc_pct=0.0)
+    night, noon = result
+    assert night.cost_eur == pytest.approx(500 / 1e6 * IMPORT)
+    assert night.revenue_eur == 0
+    assert night.cost_no_battery_eur == pytest.approx(1200 / 1e6 * IMPORT)
+    # the self-consumption battery is empty at night: same as no battery
+    assert night.cost_self_consumption_eur == pytest.approx(1200 / 1e6 * IMPORT)
+    # noon without battery: 1500 Wh exported
+    assert noon.cost_no_battery_eur == pytest.approx(-1500 / 1e6 * EXPORT)
+    # self-consumption charges at most 5 kW = 1250 Wh in the slot, exports the other 250 Wh
+    assert noon.cost_self_consumption_eur == pytest.approx(-250 / 1e6 * EXPORT)
+    assert sc_end == pytest.approx(1250 * 0.95 / 10_000 * 100)
+
+
+def test_unpriced_slot_is_left_out_of_money() -> None:
+    result, _ = settle([slot(T0, 100, 0, 100, 0)], {}, Tariff(TariffSettings()), BAT, 0.0)
+    assert result[0].cost_eur is None and result[0].cost_no_battery_eur is None
+
+
+def test_dst_day_has_92_slots() -> None:
+    start, end = day_bounds(date(2024, 3, 31), "Europe/Berlin")
+    assert (end - start) // 900 == 92
+    start, end = day_bounds(date(2024, 10, 27), "Europe/Berlin")
+    assert (end - start) // 900 == 100
+
+
+def test_settle_day_stores_slots_totals_and_queues_sync(tmp_path: Path) -> None:
+    store = Store(tmp_path / "nattery.db")
+    start, end = day_bounds(date(2024, 6, 1), "Europe/Berlin")
+    rows = [
+        {**slot(t, 250, 0, 250, 0), "samples": 180, "covered_s": 900, "source": "power", "updated_at": 0.0}
+        for t in range(start, end, 900)
+    ]
+    store.db.table("energy_slots").insert_all(rows)
+    store.db.table("prices").insert_all(
+        {"zone": "DE_LU", "ts": t, "resolution_s": 3600, "price_eur_mwh": 80.0, "source": "csv", "fetched_at": 0.0}
+        for t in range(start, end, 3600)
+    )
+    totals = settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin")
+    assert totals["slots"] == 96 and totals["unpriced_slots"] == 0
+    assert totals["net_cost_eur"] == pytest.approx(96 * 250 / 1e6 * IMPORT)
+    assert totals["savings_vs_no_battery_eur"] == pytest.approx(0.0, abs=1e-9)
+    assert store.settlement_day("2024-06-01") == totals
+    assert store.settlement_totals(start, end)["slots"] == 96
+    queued = store.db.execute("SELECT count(*) FROM outbox WHERE stream = 'settlements'").fetchone()[0]
+    assert queued == 96
+    # settling again replaces, never duplicates slots
+    settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin")
+    assert store.settlement_totals(start, end)["slots"] == 96

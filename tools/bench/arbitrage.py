@@ -1,0 +1,313 @@
+"""Benchmark: a whole year of a home battery in 15-minute steps, six strategies, one JSON line.
+
+    python -m tools.bench.arbitrage --prices ../shared/data/prices/de_lu_day_ahead_hourly_2015_2024.csv \\
+        --household ../shared/data/household/de_household_15min_2024.csv --year 2024
+
+Set-up (documented in the README): 10 kWh usable / 5 kW battery, 95 % charge and 95 % discharge
+efficiency, the whole capacity usable (no reserve), 8 kWp PV, the German dynamic tariff of
+``config/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Hourly
+day-ahead prices are expanded to four quarter-hours. Information is honest: tomorrow's prices
+become known at 13:00 local time the day before; load and PV are never known in advance
+except in the perfect-foresight run. The planner re-plans at every slot, the first slot's
+setpoint is executed against the real load and PV, and every strategy is billed on the same
+metered flows.
+
+Strategies: ``no_battery``; ``self_consumption`` (the inverter's own rule); ``peers_rule``
+(charge from the grid at full power in the N cheapest known slots when the known spread beats
+the round-trip loss by a threshold, self-consumption otherwise); ``ours_known_prices`` (the LP
+over the known prices only, with the load/PV forecasts); ``ours_forecast`` (the LP over 192
+slots: known prices, then the price forecast, with the load/PV forecasts); ``perfect`` (one LP
+over the whole year with the real prices, load and PV — the limit).
+
+``captured_share`` = (cost without battery − cost) / (cost without battery − perfect cost).
+Price forecast: the device's LiteRT forecaster when ``device.forecast.price`` provides one and a
+model file exists, else the documented fallback here (mean of the same slot one day and one
+week before, taking the newest known day), and the JSON says which one was used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+
+from device.config import TariffSettings
+from device.forecast.load import forecast_load, standard_profile_w
+from device.forecast.pv import clear_sky_ghi, forecast_pv
+from device.planner import SLOT_S, Battery, Inputs, Rules, Solver, plan, simulate_self_consumption
+from device.prices.tariff import Tariff
+
+FloatArray = NDArray[np.float64]
+DAY = 96
+HORIZON = 192
+TZ = "Europe/Berlin"
+LAT, LON = 52.38, 13.07  # the PV weather station of the household file (Potsdam)
+PV_KWP = 8.0
+ANNUAL_KWH = 3500.0
+PEERS_SPREAD_EUR_MWH = 30.0
+PUBLISH_HOUR = 13
+
+
+@dataclass
+class Year:
+    ts: NDArray[np.int64]  # slot starts of the year, then HORIZON slots beyond
+    n: int  # slots in the year
+    spot: FloatArray  # EUR/MWh per slot (NaN where unknown), history before the year included
+    first: int  # index in ``spot`` of the year's first slot
+    load_w: FloatArray
+    pv_w: FloatArray
+    import_price: FloatArray  # for the year's slots (real spot)
+    export_price: FloatArray
+    known_end: NDArray[np.int64]  # per year slot: index (year-relative) where known prices end
+
+
+def read_year(prices_csv: Path, household_csv: Path, year: int, tariff: Tariff) -> Year:
+    with household_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    ts = np.array([_epoch(r["timestamp_utc"]) for r in rows], dtype=np.int64)
+    zone = ZoneInfo(TZ)
+    keep = np.array([datetime.fromtimestamp(int(t), UTC).astimezone(zone).year == year for t in ts])
+    if not keep.any():
+        raise SystemExit(f"--household {household_csv}: no slots in local year {year}")
+    ts = ts[keep]
+    load = np.array([float(r["load_kw"]) for r in rows])[keep] * 1000.0
+    pv = np.array([float(r["pv_kw_per_kwp"]) for r in rows])[keep] * PV_KWP * 1000.0
+    hourly: dict[int, float] = {}
+    with prices_csv.open() as f:
+        for r in csv.DictReader(f):
+            if r["price_eur_mwh"] != "":
+                hourly[_epoch(r["timestamp_utc"])] = float(r["price_eur_mwh"])
+    history_days = 15
+    start = int(ts[0]) - history_days * 86400
+    all_ts = np.arange(start, int(ts[-1]) + SLOT_S * (HORIZON + 1), SLOT_S, dtype=np.int64)
+    spot = np.array([hourly.get(int(t) // 3600 * 3600, math.nan) for t in all_ts])
+    first = int((ts[0] - start) // SLOT_S)
+    year_spot = spot[first:first + len(ts)]
+    if np.isnan(year_spot).any():
+        raise SystemExit(f"--prices {prices_csv}: {int(np.isnan(year_spot).sum())} slots of {year} have no price")
+    known_end = _known_end(ts, zone)
+    return Year(
+        ts=all_ts[first:], n=len(ts), spot=spot, first=first, load_w=load, pv_w=pv,
+        import_price=tariff.import_price(ts, year_spot), export_price=tariff.export_price(ts, year_spot),
+        known_end=known_end,
+    )
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def _known_end(ts: NDArray[np.int64], zone: ZoneInfo) -> NDArray[np.int64]:
+    """Per slot: index after the last slot with a published price (end of today or tomorrow)."""
+    ends = np.empty(len(ts), dtype=np.int64)
+    index = {int(t): i for i, t in enumerate(ts)}
+    for i, t in enumerate(ts.tolist()):
+        local = datetime.fromtimestamp(t, UTC).astimezone(zone)
+        days = 2 if local.hour >= PUBLISH_HOUR else 1
+        end_day = local.date() + timedelta(days=days)
+        end_ts = int(datetime(end_day.year, end_day.month, end_day.day, tzinfo=zone).timestamp())
+        ends[i] = index.get(end_ts, len(ts) + (end_ts - int(ts[-1])) // SLOT_S - 1)
+    return ends
+
+
+def fallback_price_forecast(spot: FloatArray, known_until: int, targets: NDArray[np.int64]) -> FloatArray:
+    """Mean of the same slot one week before and on the newest known day (absolute indices)."""
+    week = spot[targets - 7 * DAY]
+    days_back = (targets - known_until) // DAY + 1
+    recent = spot[targets - days_back * DAY]
+    return 0.5 * week + 0.5 * recent
+
+
+def bill(y: Year, grid_w: FloatArray) -> float:
+    """EUR for the year's grid flows (W per slot, > 0 import)."""
+    energy_mwh = grid_w * 0.25 / 1e6
+    return float(np.sum(np.where(energy_mwh > 0, energy_mwh * y.import_price, energy_mwh * y.export_price)))
+
+
+def step(action: str | None, power_w: float, load: float, pv: float, soc_wh: float, bat: Battery) -> tuple[float, float]:
+    """Execute one setpoint for one slot against the real load/PV: (battery W > 0 discharge, SoC Wh)."""
+    dt = 0.25
+    floor, ceil = bat.floor_pct / 100 * bat.capacity_wh, bat.max_soc_pct / 100 * bat.capacity_wh
+    room_w = max(ceil - soc_wh, 0.0) / bat.charge_efficiency / dt
+    avail_w = max(soc_wh - floor, 0.0) * bat.discharge_efficiency / dt
+    if action == "self_consumption":
+        want = load - pv
+    elif action == "charge":
+        want = -power_w
+    elif action == "discharge":
+        want = power_w
+    else:
+        want = 0.0
+    if want >= 0:
+        b = min(want, bat.max_discharge_w, avail_w)
+        return b, soc_wh - b * dt / bat.discharge_efficiency
+    b = -min(-want, bat.max_charge_w, room_w)
+    return b, soc_wh - b * dt * bat.charge_efficiency
+
+
+@dataclass
+class Run:
+    cost: float
+    battery_w: FloatArray
+    solve_ms: list[float]
+    extra: dict[str, float]
+
+
+def run_peers(y: Year, bat: Battery) -> Run:
+    n_cheap = math.ceil(bat.capacity_wh / (bat.max_charge_w * bat.charge_efficiency) / 0.25)
+    round_trip = bat.charge_efficiency * bat.discharge_efficiency
+    soc = bat.floor_pct / 100 * bat.capacity_wh
+    battery = np.zeros(y.n)
+    for i in range(y.n):
+        window = y.import_price[i:min(y.known_end[i], y.n)]
+        cheap = np.partition(window, min(n_cheap, len(window)) - 1)[:n_cheap]
+        price = y.import_price[i]
+        charge = price <= cheap.max() and window.max() * round_trip - price > PEERS_SPREAD_EUR_MWH
+        action = "charge" if charge else "self_consumption"
+        battery[i], soc = step(action, bat.max_charge_w, y.load_w[i], y.pv_w[i], soc, bat)
+    return Run(bill(y, y.load_w - y.pv_w - battery), battery, [], {})
+
+
+def run_ours(y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast: bool, log_every: int) -> Run:
+    solver = Solver()
+    zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], ANNUAL_KWH, TZ)
+    clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], LAT, LON)
+    load_hist = np.r_[y.load_w, np.full(HORIZON, np.nan)]
+    pv_hist = np.r_[y.pv_w, np.full(HORIZON, np.nan)]
+    soc = bat.floor_pct / 100 * bat.capacity_wh
+    battery = np.zeros(y.n)
+    solve_ms: list[float] = []
+    load_err = pv_err = price_err = 0.0
+    err_n = price_n = 0
+    started = time.perf_counter()
+    for i in range(y.n):
+        end = int(y.known_end[i]) if not with_forecast else i + HORIZON
+        horizon = max(end - i, 1)
+        load_f = forecast_load(load_hist, i, horizon, zone_profile[i:i + horizon])
+        pv_f = forecast_pv(pv_hist, clearsky, i, horizon, PV_KWP * 1000)
+        idx = y.first + i + np.arange(horizon)
+        spot = y.spot[idx].copy()
+        known = (np.arange(horizon) < (int(y.known_end[i]) - i)) & np.isfinite(spot)
+        if not known.all():
+            spot[~known] = fallback_price_forecast(y.spot, y.first + int(y.known_end[i]), idx[~known])
+            truth = y.spot[idx[~known]]
+            ok = np.isfinite(truth)
+            price_err += float(np.abs(spot[~known][ok] - truth[ok]).sum())
+            price_n += int(ok.sum())
+        ts = y.ts[i:i + horizon]
+        inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot), load_f, pv_f,
+                        soc / bat.capacity_wh * 100)
+        result = plan(inputs, bat, rules, solver=solver)
+        if horizon == HORIZON:
+            solve_ms.append(result.solve_ms)
+        sp = result.setpoints[0]
+        battery[i], soc = step(sp.action, sp.power_w, y.load_w[i], y.pv_w[i], soc, bat)
+        if i % 4 == 0 and i + horizon <= y.n:
+            load_err += float(np.abs(load_f - y.load_w[i:i + horizon]).mean())
+            pv_err += float(np.abs(pv_f - y.pv_w[i:i + horizon]).mean())
+            err_n += 1
+        if log_every and i % log_every == 0 and i:
+            rate = i / (time.perf_counter() - started)
+            print(f"  {'forecast' if with_forecast else 'known'}: slot {i}/{y.n}, {rate:.0f} slots/s", file=sys.stderr)
+    extra = {
+        "load_mae_w": load_err / max(err_n, 1),
+        "pv_mae_w": pv_err / max(err_n, 1),
+        "price_mae_eur_mwh": price_err / max(price_n, 1),
+    }
+    return Run(bill(y, y.load_w - y.pv_w - battery), battery, solve_ms, extra)
+
+
+def run_perfect(y: Year, bat: Battery, rules: Rules) -> Run:
+    inputs = Inputs(y.ts[: y.n], y.import_price, y.export_price, y.load_w, y.pv_w, bat.floor_pct)
+    result = plan(inputs, bat, rules)
+    battery = result.discharge_w - result.charge_w
+    return Run(bill(y, y.load_w - y.pv_w - battery), battery, [], {"solve_s": result.solve_ms / 1000})
+
+
+def cycles(battery_w: FloatArray, bat: Battery) -> float:
+    discharged_wh = float(np.maximum(battery_w, 0).sum() * 0.25 / bat.discharge_efficiency)
+    return discharged_wh / bat.capacity_wh
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prices", type=Path, required=True, help="hourly day-ahead CSV (timestamp_utc, price_eur_mwh)")
+    ap.add_argument("--exog", type=Path, help="exogenous forecasts CSV (for the LiteRT price model)")
+    ap.add_argument("--household", type=Path, required=True, help="15-min CSV (timestamp_utc, load_kw, pv_kw_per_kwp)")
+    ap.add_argument("--year", type=int, required=True, help="local calendar year to simulate")
+    ap.add_argument("--days", type=int, default=0, help="only the first N days (quick runs)")
+    ap.add_argument("--degradation", type=float, default=20.0, help="planner wear cost, EUR/MWh cycled")
+    ap.add_argument("--progress", type=int, default=0, help="log progress every N slots to stderr")
+    args = ap.parse_args(argv)
+
+    tariff = Tariff(TariffSettings(), TZ)
+    bat = Battery(capacity_wh=10_000, min_soc_pct=0, max_soc_pct=100, reserve_pct=0,
+                  max_charge_w=5000, max_discharge_w=5000, charge_efficiency=0.95, discharge_efficiency=0.95)
+    rules = Rules(degradation_eur_mwh=args.degradation)
+    y = read_year(args.prices, args.household, args.year, tariff)
+    if args.days:
+        y.n = min(y.n, args.days * DAY)
+        for name in ("load_w", "pv_w", "import_price", "export_price", "known_end"):
+            setattr(y, name, getattr(y, name)[: y.n])
+
+    runs: dict[str, Run] = {}
+    seconds: dict[str, float] = {}
+    for name, fn in (
+        ("no_battery", lambda: Run(bill(y, y.load_w - y.pv_w), np.zeros(y.n), [], {})),
+        ("self_consumption", lambda: _sc_run(y, bat)),
+        ("peers_rule", lambda: run_peers(y, bat)),
+        ("ours_known_prices", lambda: run_ours(y, bat, rules, tariff, False, args.progress)),
+        ("ours_forecast", lambda: run_ours(y, bat, rules, tariff, True, args.progress)),
+        ("perfect", lambda: run_perfect(y, bat, rules)),
+    ):
+        t0 = time.perf_counter()
+        runs[name] = fn()
+        seconds[name] = time.perf_counter() - t0
+        print(f"{name:18s} {runs[name].cost:9.2f} EUR  ({seconds[name]:.1f} s)", file=sys.stderr)
+
+    base, best = runs["no_battery"].cost, runs["perfect"].cost
+    solve = np.array(runs["ours_forecast"].solve_ms)
+    summary: dict[str, object] = {
+        "year": args.year,
+        "slots": y.n,
+        "price_forecast": "fallback: mean of same slot 1 day (newest known) and 7 days before",
+        "annual_cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
+        "captured_share": {k: round((base - r.cost) / (base - best), 4) for k, r in runs.items()},
+        "battery_cycles": {k: round(cycles(r.battery_w, bat), 1) for k, r in runs.items()},
+        "plan_solve_ms_p50": round(float(np.percentile(solve, 50)), 2) if solve.size else None,
+        "plan_solve_ms_p99": round(float(np.percentile(solve, 99)), 2) if solve.size else None,
+        "plan_slots": HORIZON,
+        "forecast_errors": {k: round(v, 2) for k, v in runs["ours_forecast"].extra.items()},
+        "mean_load_w": round(float(y.load_w.mean()), 1),
+        "mean_pv_w": round(float(y.pv_w.mean()), 1),
+        "perfect_solve_s": round(runs["perfect"].extra["solve_s"], 1),
+        "run_s": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    print()
+    print(f"Year {args.year}: {y.n} slots, 10 kWh / 5 kW battery, {PV_KWP:g} kWp, German dynamic tariff")
+    for k, r in runs.items():
+        print(f"  {k:18s} {r.cost:9.2f} EUR/yr   captured {summary['captured_share'][k]:6.1%}"  # type: ignore[index]
+              f"   cycles {summary['battery_cycles'][k]}")  # type: ignore[index]
+    print(f"  plan solve (192 slots): p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
+    print(f"  forecast errors (MAE over the 48 h horizon): {summary['forecast_errors']}")
+    print(json.dumps(summary))
+    return summary
+
+
+def _sc_run(y: Year, bat: Battery) -> Run:
+    battery, _ = simulate_self_consumption(y.load_w, y.pv_w, bat.floor_pct, bat)
+    return Run(bill(y, y.load_w - y.pv_w - battery), battery, [], {})
+
+
+if __name__ == "__main__":
+    main()
