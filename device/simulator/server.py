@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import structlog
 from device.modbus.registermap import RegisterMap
 from device.simulator import frames as fr
 from device.simulator.faults import Faults
+from device.simulator.functions import execute
 from device.simulator.image import ModbusError, RegisterImage
 from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, recognise
 from device.simulator.physics import Battery, Physics, PhysicsSettings
@@ -164,9 +164,10 @@ class Simulator:
     def speed(self, value: float) -> None:
         if value <= 0:
             raise ValueError(f"speed: got {value}, must be > 0")
-        self.step()  # integrate up to now at the old speed
-        self._epoch = self.sim_time()
-        self._real0 = self._now()
+        if self._real0 is not None:  # running: integrate up to now at the old speed
+            self.step()
+            self._epoch = self.sim_time()
+            self._real0 = self._now()
         self._speed = value
 
     def sim_time(self) -> float:
@@ -321,7 +322,7 @@ class Simulator:
         self.step()
         request = exchange.request
         pdu = self._respond(exchange.link, request)
-        if pdu is None or request.unit == 0:  # silent (fault), or a broadcast
+        if pdu is None or (request.unit == 0 and exchange.link.rtu):  # silent, or RTU broadcast
             self.stats.unanswered += 1
             return
         exchange.pdu = pdu
@@ -356,41 +357,16 @@ class Simulator:
             self.stats.exceptions += 1
             return fr.exception_pdu(request.function, self.faults.exception_code)
         try:
-            return self._execute(request)
+            pdu, wrote = execute(self.image, request.pdu)
         except ModbusError as exc:
             self.stats.exceptions += 1
             log.debug("simulator_refused", function=request.function, code=exc.code, reason=str(exc))
             return fr.exception_pdu(request.function, exc.code)
+        if wrote:
+            self._after_write()
+        return pdu
 
-    def _execute(self, request: fr.Request) -> bytes:
-        function, data = request.function, request.pdu[1:]
-        if function in (fr.READ_HOLDING, fr.READ_INPUT):
-            if len(data) != 4:
-                raise ModbusError(fr.ILLEGAL_VALUE, "read needs address and count")
-            start, count = struct.unpack(">HH", data)
-            if not 1 <= count <= 125:
-                raise ModbusError(fr.ILLEGAL_VALUE, f"count {count} outside 1..125")
-            table = "holding" if function == fr.READ_HOLDING else "input"
-            words = self.image.read(table, start, count)
-            return bytes([function, 2 * count]) + struct.pack(f">{count}H", *words)
-        if function == fr.WRITE_SINGLE:
-            if len(data) != 4:
-                raise ModbusError(fr.ILLEGAL_VALUE, "write needs address and value")
-            start, value = struct.unpack(">HH", data)
-            self._write(start, [value])
-            return request.pdu
-        if function == fr.WRITE_MULTIPLE:
-            if len(data) < 5:
-                raise ModbusError(fr.ILLEGAL_VALUE, "write needs address, count and bytes")
-            start, count, nbytes = struct.unpack(">HHB", data[:5])
-            if not 1 <= count <= 123 or nbytes != 2 * count or len(data) != 5 + nbytes:
-                raise ModbusError(fr.ILLEGAL_VALUE, f"count {count} with {nbytes} bytes")
-            self._write(start, list(struct.unpack(f">{count}H", data[5:])))
-            return request.pdu[:5]
-        raise ModbusError(fr.ILLEGAL_FUNCTION, f"function {function} not supported")
-
-    def _write(self, start: int, words: list[int]) -> None:
-        self.image.write(start, words)
+    def _after_write(self) -> None:
         before = self.active
         self.active = recognise(self.regmap, self.image)
         if self.active != before:
