@@ -555,26 +555,7 @@ class Store:
                     self._full_disk_depth -= 1
         raise AssertionError("unreachable")
 
-    # --- events and web page reads (owner: web) ------------------------------------------
-    def insert_event(self, ts: float, level: str, kind: str, message: str, data: Mapping[str, Any] | None = None) -> int:
-        """Record an alert or a control action; returns its id."""
-        with self.db.conn:
-            cursor = self.db.execute(
-                "INSERT INTO events (ts, level, kind, message, data) VALUES (?, ?, ?, ?, ?)",
-                [ts, level, kind, message, None if data is None else json.dumps(data)],
-            )
-        return int(cursor.lastrowid or 0)
-
-    def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT id, ts, level, kind, message, data FROM events ORDER BY ts DESC, id DESC LIMIT ?", [limit]
-        ).fetchall()
-        return [
-            {"id": r[0], "ts": r[1], "level": r[2], "kind": r[3], "message": r[4],
-             "data": None if r[5] is None else json.loads(r[5])}
-            for r in rows
-        ]
-
+    # --- web page reads (owner: web) ---------------------------------------------------
     def price_points(self, start: int, end: int) -> list[dict[str, Any]]:
         """Known prices in [start, end): one per slot (newest fetch wins when sources overlap)."""
         rows = self.db.execute(

@@ -52,7 +52,7 @@ class Actor:
 
 
 async def log_event(actor: Actor, kind: str, message: str, data: Mapping[str, Any], level: str = "info") -> None:
-    await actor.deps.store.call(Store.insert_event, time.time(), level, kind, message, {"by": actor.role, **data})
+    await actor.deps.store.call(Store.add_event, level, kind, message, {"by": actor.role, **data})
     log.info("web action", kind=kind, by=actor.role, level=level, **data)
 
 

@@ -167,7 +167,7 @@ async def events(request: web.Request) -> list[dict[str, Any]]:
     raw = request.query.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
         raise ActionError(f"limit: got {raw!r}, allowed: 1 to 500", "limit")
-    return await request.app[DEPS].store.call(Store.recent_events, int(raw))
+    return await request.app[DEPS].store.call(Store.events, int(raw))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ machines guessing one account get far); a locked caller gets 429 with the wait i
 from __future__ import annotations
 
 import math
-import time
 
 from aiohttp import web
 
@@ -19,7 +18,7 @@ from device.web.auth import ROLES, AuthError, Session
 
 async def _event(request: web.Request, level: str, message: str, role: str) -> None:
     await request.app[DEPS].store.call(
-        Store.insert_event, time.time(), level, "login", message, {"role": role, "remote": request.remote}
+        Store.add_event, level, "login", message, {"role": role, "remote": request.remote}
     )
 
 

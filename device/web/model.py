@@ -76,7 +76,7 @@ async def prices_and_plan(
 def _plan_slot(slot: Mapping[str, Any]) -> dict[str, Any]:
     """Planned battery power in our sign (+ discharge) from the plan's charge/discharge columns."""
     battery_w = float(slot.get("discharge_w") or 0) - float(slot.get("charge_w") or 0)
-    return {"ts": slot["ts"], "battery_w": battery_w, "soc_pct": slot.get("soc_pct"), "mode": slot.get("mode")}
+    return {"ts": slot["ts"], "battery_w": battery_w, "soc_pct": slot.get("soc_pct"), "action": slot.get("action")}
 
 
 async def savings(store: AsyncStore, tz: ZoneInfo, now: float) -> dict[str, Any]:

@@ -132,7 +132,7 @@ async def installer(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     reading = deps.telemetry.latest()
     health = model.health(deps.health, {"live_clients": request.app[LIVE].clients})
-    events = await deps.store.call(Store.recent_events, 30)
+    events = await deps.store.call(Store.events, 30)
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
         health={name: model.flatten(values) for name, values in health.items()}, events=events,

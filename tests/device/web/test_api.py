@@ -88,7 +88,7 @@ async def test_login_is_rate_limited(stack: WebStack, client: TestClient) -> Non
         assert (status, body["field"]) == (401, "password")
     status, body = await api(client, "POST", "/api/v1/login", {"account": "installer", "password": "installer"})
     assert status == 429 and "try again in" in body["error"]
-    events = await stack.store.call(Store.recent_events, 10)
+    events = await stack.store.call(Store.events, 10)
     assert sum(e["kind"] == "login" and e["level"] == "warning" for e in events) == stack.cfg.web.login_max_failures
 
 
@@ -130,7 +130,7 @@ async def test_settings_change_is_saved_and_logged(stack: WebStack, homeowner: T
     assert body["planner"]["mode"] == "self_consumption" and body["battery"]["reserve_pct"] == 25
     saved = json.loads((stack.cfg.device.data_dir / "settings.json").read_text())
     assert saved["sections"]["battery"] == {"reserve_pct": 25}
-    events = await stack.store.call(Store.recent_events, 5)
+    events = await stack.store.call(Store.events, 5)
     assert events[0]["kind"] == "settings" and events[0]["data"]["by"] == "homeowner"
 
 
@@ -154,7 +154,7 @@ async def test_manual_charge_reaches_the_bridge_and_is_logged(stack: WebStack, h
     assert action == "charge" and args["power_w"] == 2500 and 0 < args["hold_s"] <= 86_400
     _, settings = await api(homeowner, "GET", "/api/v1/settings")
     assert settings["override"]["action"] == "charge"
-    events = await stack.store.call(Store.recent_events, 5)
+    events = await stack.store.call(Store.events, 5)
     assert events[0]["kind"] == "control" and events[0]["data"]["power_w"] == 2500
     status, _ = await api(homeowner, "DELETE", "/api/v1/manual")
     assert status == 200 and stack.bridge.commands[-1][0] == "self_consumption"
@@ -179,7 +179,7 @@ async def test_installer_reads_and_writes_a_register(stack: WebStack, installer:
     assert (status, body["field"]) == (400, "confirm")
     status, body = await api(installer, "PUT", "/api/v1/registers/prog1_soc", {"value": 60, "confirm": True})
     assert status == 200 and stack.bridge.registers["prog1_soc"] == 60
-    events = await stack.store.call(Store.recent_events, 5)
+    events = await stack.store.call(Store.events, 5)
     assert events[0]["message"] == "wrote 60 to prog1_soc" and events[0]["data"]["by"] == "installer"
 
 
