@@ -73,6 +73,8 @@ def main() -> None:
               help="Simulated seconds per real second.")
 @click.option("--processing-ms", type=float, default=5.0, show_default=True,
               help="Firmware think time per request.")
+@click.option("--gap-ms", type=float, help="Quiet time the firmware needs between frames "
+              "(default: the map's).")
 @click.option("--violation-reply", type=click.Choice(["drop", "corrupt"]), default="drop",
               show_default=True, help="What an overlapping request gets.")
 @click.option("--fault", "fault_specs", multiple=True, metavar="KIND[:ARGS]",
@@ -85,8 +87,8 @@ def main() -> None:
               help="Seconds between summary log lines.")
 def simulate(config_file: Path | None, map_name: str | None, listen: str | None, framer: str,
              serial_path: str | None, baud: int | None, speed: float, processing_ms: float,
-             violation_reply: str, fault_specs: tuple[str, ...], soc: float, profile: Path | None,
-             summary_s: float) -> None:
+             gap_ms: float | None, violation_reply: str, fault_specs: tuple[str, ...], soc: float,
+             profile: Path | None, summary_s: float) -> None:
     """Serve a simulated inverter (any register map) over TCP or a serial device."""
     from device.modbus.registermap import load_map
     from device.simulator import Faults, PhysicsSettings, Simulator, parse_fault
@@ -107,6 +109,7 @@ def simulate(config_file: Path | None, map_name: str | None, listen: str | None,
             longitude=cfg.device.longitude, timezone=cfg.device.timezone)
         sim = Simulator(regmap, physics=physics, faults=faults, baudrate=baud, speed=speed,
                         processing_s=processing_ms / 1000,
+                        gap_s=None if gap_ms is None else gap_ms / 1000,
                         violation_reply="corrupt" if violation_reply == "corrupt" else "drop")
     except (MapError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -138,3 +141,40 @@ def sync(config_file: Path | None, cloud_url: str | None, drain: bool) -> None:
     if drain and stats is not None:
         click.echo(json.dumps(stats))
 
+
+
+@main.command()
+@config_option
+def bridge(config_file: Path | None) -> None:
+    """Balena service `bridge`: own the serial line; telemetry, commands and watchdog over MQTT."""
+    from device.runtime import run_bridge, stop_on_signals
+
+    cfg = load_config(config_file)
+
+    async def serve() -> None:
+        await run_bridge(cfg, stop_on_signals())
+
+    run_async(serve())
+
+
+@main.command()
+@config_option
+@cloud_option
+@click.option("--simulate", is_flag=True, help="Use the built-in inverter simulator (local runs, demos).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="With --simulate: simulated seconds per real second.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where the database lives (default ./data for local runs).")
+def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
+        data_dir: Path | None) -> None:
+    """Everything in one process: broker (embedded unless configured), bridge and app."""
+    from device.runtime import local_data_dir, run_simulated, stop_on_signals
+
+    if not simulate:
+        raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")
+    cfg = local_data_dir(load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}), data_dir)
+
+    async def serve() -> None:
+        await run_simulated(cfg, stop_on_signals(), speed=speed)
+
+    run_async(serve())

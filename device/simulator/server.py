@@ -88,7 +88,8 @@ class Simulator:
     run time; ``baudrate``: line timing (default: the map's); ``speed``: simulated seconds per
     real second; ``processing_s``: firmware think time per request; ``violation_reply``: what an
     overlapping request gets; ``unit_id``: default the map's; ``step_s``: physics timer period;
-    ``start_time``: simulated epoch at start (default now).
+    ``start_time``: simulated epoch at start (default now); ``gap_s``: the inter-frame gap the
+    firmware needs (default: the map's).
     """
 
     def __init__(
@@ -103,15 +104,20 @@ class Simulator:
         unit_id: int | None = None,
         step_s: float = 1.0,
         start_time: float | None = None,
+        gap_s: float | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed: got {speed}, must be > 0")
+        for name, value in (("processing_s", processing_s), ("gap_s", gap_s), ("step_s", step_s)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name}: got {value}, must be >= 0")
         if violation_reply not in ("drop", "corrupt"):
             raise ValueError(f"violation_reply: got {violation_reply!r}, allowed: drop, corrupt")
         self.regmap = regmap
         self.settings = physics or PhysicsSettings()
         self.faults = faults or Faults()
         self.baudrate = baudrate or regmap.protocol.baudrate
+        self.gap_s = regmap.protocol.gap_s if gap_s is None else gap_s
         self.processing_s = processing_s
         self.violation_reply: ViolationReply = violation_reply
         self.unit_id = unit_id or regmap.protocol.unit_id
@@ -139,10 +145,6 @@ class Simulator:
         """Seconds per character at the line's settings (start + data + parity + stop bits)."""
         p = self.regmap.protocol
         return (1 + p.bytesize + (0 if p.parity == "N" else 1) + p.stopbits) / self.baudrate
-
-    @property
-    def gap_s(self) -> float:
-        return self.regmap.protocol.gap_s
 
     @property
     def battery(self) -> Battery:
