@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -22,9 +25,10 @@ from device import config as configuration
 from device.config import Config
 from device.modbus.registermap import RegisterMap, load_map
 from device.mqtt import MqttSession, Topics, utc_iso
-from device.store import AsyncStore
+from device.store import AsyncStore, Store
 from device.web import WebDeps, create_app
 from device.web.bridge_link import BridgeLink
+from device.web.model import day_bounds
 from device.web.settings import SettingsFile
 
 
@@ -145,3 +149,37 @@ async def web_stack(cfg: Config, serve: bool = False) -> AsyncIterator[WebStack]
             bridge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await bridge_task
+
+
+def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = False) -> None:
+    """Realistic page data: today's day-ahead prices (tomorrow's too when ``tomorrow_known``),
+    a price forecast, a plan over both days and settled slots for the month so far."""
+    today = datetime.fromtimestamp(now, tz).date()
+    start, _ = day_bounds(today, tz)
+    _, end = day_bounds(today + timedelta(days=1), tz)
+    tomorrow = day_bounds(today + timedelta(days=1), tz)[0]
+
+    def price(ts: int) -> float:  # a duck curve: cheap at noon, dear in the evening (EUR/MWh)
+        hour = datetime.fromtimestamp(ts, tz).hour + datetime.fromtimestamp(ts, tz).minute / 60
+        return round(95 + 60 * math.cos((hour - 19) / 24 * 2 * math.pi) - 40 * math.exp(-((hour - 13) ** 2) / 8), 2)
+
+    known_until = end if tomorrow_known else tomorrow
+    store.db["prices"].insert_all(
+        [{"zone": "DE-LU", "ts": ts, "resolution_s": 900, "price_eur_mwh": price(ts), "source": "entsoe",
+          "fetched_at": now} for ts in range(start, known_until, 900)], replace=True)
+    store.db["forecasts"].insert_all(
+        [{"kind": "price", "made_at": int(now), "ts": ts, "value": price(ts) * 1.05, "lower": None, "upper": None}
+         for ts in range(tomorrow, end, 900)], replace=True)
+    soc, slots = 40.0, []
+    for ts in range(start, end, 900):
+        charge = 3000 if price(ts) < 70 else 0
+        discharge = 2500 if price(ts) > 140 and soc > 15 else 0
+        soc = min(100.0, max(10.0, soc + (charge - discharge) * 0.25 / 100))
+        slots.append({"ts": ts, "charge_w": charge, "discharge_w": discharge, "soc_pct": round(soc, 2),
+                      "action": "charge" if charge else "discharge" if discharge else "self_consumption"})
+    store.insert_plan(now, "prices", {"slots": slots})
+    month_start = day_bounds(today.replace(day=1), tz)[0]
+    rows = [{"ts": ts, "import_wh": 150.0, "export_wh": 60.0, "import_price": 300.0, "export_price": 79.4,
+             "cost_eur": 0.045, "revenue_eur": 0.0048, "cost_no_battery_eur": 0.07, "cost_self_consumption_eur": 0.055}
+            for ts in range(month_start, int(now) - 900, 900)]
+    store.save_settlements(rows, today.isoformat(), {}, now)

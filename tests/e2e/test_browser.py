@@ -1,0 +1,199 @@
+"""The local page in headless Chromium, as a homeowner and an installer would use it.
+
+The server is the real web app on a real store file and a real mosquitto, with the stand-in
+bridge of ``tests/device/web/harness.py`` moving the battery. Screenshots (desktop and 360 px
+phone) land in ``artifacts/screenshots``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from device.store import Store
+from tests.conftest import Broker
+from tests.device.web.harness import WebStack, seed_history, web_config, web_stack
+from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path, screenshot_path
+
+pytestmark = pytest.mark.browser
+NEW = {"homeowner": "sunny-battery-7", "installer": "wiring-check-42"}
+DEFAULT = {"homeowner": "nattery", "installer": "installer"}
+
+
+@pytest.fixture
+async def site(tmp_path: Path, mosquitto: Broker) -> AsyncIterator[WebStack]:
+    # prices are "late" from midnight on, so the test sees the late state at any time of day
+    cfg = web_config(tmp_path, mosquitto.port, prices_late_after="00:00")
+    async with web_stack(cfg, serve=True) as stack:
+        await stack.store.call(seed_history, ZoneInfo(cfg.device.timezone), time.time())
+        yield stack
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def first_login(page: Page, url: str, role: str) -> None:
+    """Log in with the documented default and go through the forced password change."""
+    await page.goto(url + "/")
+    await expect(page).to_have_url(re.compile(r"/login"))
+    await page.select_option("#account", role)
+    await page.fill("#password", DEFAULT[role])
+    await page.click("form.panel button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/password$"))
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await page.fill("#old_password", DEFAULT[role])
+    await page.fill("#new_password", NEW[role])
+    await page.fill("#repeat_password", NEW[role])
+    await page.click("form.panel button[type=submit]")
+    await expect(page).to_have_url(url + "/")
+
+
+async def login(page: Page, url: str, role: str) -> None:
+    await page.goto(url + "/login")
+    await page.select_option("#account", role)
+    await page.fill("#password", NEW[role])
+    await page.click("form.panel button[type=submit]")
+    await expect(page).to_have_url(url + "/")
+
+
+async def soc(page: Page) -> float:
+    text = await page.locator('[data-live="soc_pct"]').inner_text()
+    return float(text.replace(",", "."))
+
+
+async def shoot(page: Page, name: str, paths: list[str], url: str) -> None:
+    for path in paths:
+        await page.goto(url + path)
+        await page.wait_for_timeout(500)  # let live values and charts draw
+        label = path.strip("/") or "overview"
+        await page.screenshot(path=str(screenshot_path(f"{name}-{label}")), full_page=True)
+
+
+async def test_homeowner_first_login_live_values_manual_charge_and_late_prices(site: WebStack, browser: Browser) -> None:
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await first_login(page, site.url, "homeowner")
+
+    # live values: the page's telemetry timestamp moves on without a reload
+    body = page.locator("body")
+    await expect(body).to_have_attribute("data-live-ts", re.compile(r"\d"))
+    first = await body.get_attribute("data-live-ts")
+    await expect(body).not_to_have_attribute("data-live-ts", first or "")
+    await expect(page.locator('[data-live="online"]')).to_have_text("online")
+
+    # manual charge until an hour from now; the battery's SoC rises on the overview
+    site.bridge.soc_pct = 30.0
+    await page.goto(site.url + "/settings")
+    await page.check("input[name=action][value=charge]")
+    await page.fill("#power_w", "3000")
+    until = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(hours=1)).strftime("%H:%M")
+    await page.fill("#until", until)
+    await page.get_by_role("button", name="Start").click()
+    await expect(page.locator(".flash.ok")).to_have_text("Saved.")
+    await expect(page.locator("#manual-active")).to_contain_text(until)
+    await page.goto(site.url + "/")
+    await expect(page.locator(".card .big").nth(1)).to_have_text("Manual charge")
+    start = await soc(page)
+    await expect(page.locator('[data-live="battery_dir"]')).to_have_text("charging")
+    for _ in range(50):
+        if await soc(page) > start:
+            break
+        await page.wait_for_timeout(200)
+    assert await soc(page) > start
+    events = await site.store.call(Store.events, 5)
+    assert any(e["kind"] == "control" and e["data"]["power_w"] == 3000 for e in events)
+
+    # prices: known and forecast are told apart, and tomorrow's prices are late
+    await page.goto(site.url + "/prices")
+    await expect(page.locator('[data-state="late"]')).to_contain_text("late")
+    await expect(page.locator("#price-chart canvas")).to_have_count(1)
+    await expect(page.locator("#plan-chart canvas")).to_have_count(1)
+    await expect(page.locator("tr.forecast").first).to_contain_text("≈")
+
+    await page.goto(site.url + "/savings")
+    await expect(page.locator('[data-period="month"] .big')).to_contain_text("€")
+    await shoot(page, "desktop-homeowner", ["/", "/prices", "/savings", "/settings"], site.url)
+
+    # the installer page is refused to a homeowner
+    response = await page.goto(site.url + "/installer")
+    assert response is not None and response.status == 403
+    assert errors == []
+    await context.close()
+
+
+async def test_phone_width_in_german(site: WebStack, browser: Browser) -> None:
+    context = await browser.new_context(viewport=PHONE, locale="de-DE", timezone_id="Europe/Berlin",
+                                        device_scale_factor=1, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    await first_login(page, site.url, "homeowner")
+    await expect(page.locator("h2").first).to_have_text("Ladestand")
+    for path in ("/", "/prices", "/savings", "/settings"):
+        await page.goto(site.url + path)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} scrolls sideways at 360 px ({width} px)"
+    await shoot(page, "phone-homeowner", ["/", "/prices", "/savings", "/settings"], site.url)
+    await context.close()
+
+
+async def test_installer_reads_and_writes_a_register_with_confirmation(site: WebStack, browser: Browser) -> None:
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = await context.new_page()
+    await first_login(page, site.url, "installer")
+    await page.goto(site.url + "/installer")
+    cell = page.locator('[data-reg="battery_soc"]')
+    await expect(cell).to_have_text(re.compile(r"^\d+"))
+    await expect(page.locator('[data-raw="pv1_voltage"]')).to_have_text(re.compile(r"^\d+$"))
+
+    await page.select_option("#reg-name", "battery_soc")
+    await page.get_by_role("button", name="Read").click()
+    await expect(page.locator(".flash.ok")).to_contain_text(re.compile(r"battery_soc = [\d.]+ %"))
+
+    await page.select_option("#reg-name", "prog1_soc")
+    await page.fill("#reg-value", "60")
+    await page.get_by_role("button", name="Write…").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Really write 60 % to register prog1_soc?")
+    assert site.bridge.registers["prog1_soc"] != 60  # nothing written before confirmation
+    await page.click("#confirm-write")
+    await expect(page.locator(".flash.ok")).to_contain_text("prog1_soc ← 60 %")
+    assert site.bridge.registers["prog1_soc"] == 60
+
+    await page.select_option("#reg-name", "prog1_soc")
+    await page.fill("#reg-value", "250")
+    await page.get_by_role("button", name="Write…").click()
+    await expect(page.locator(".flash.error")).to_contain_text("250.0 % outside 0..100")
+
+    await expect(page.locator("table.events")).to_contain_text("wrote 60 to prog1_soc")
+    await shoot(page, "desktop-installer", ["/installer"], site.url)
+    await page.set_viewport_size(PHONE)
+    await shoot(page, "phone-installer", ["/installer"], site.url)
+    await context.close()
+
+
+async def test_wrong_password_and_logout(site: WebStack, browser: Browser) -> None:
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = await context.new_page()
+    await page.goto(site.url + "/login")
+    await page.fill("#password", "not-it")
+    await page.click("form.panel button[type=submit]")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong account or password.")
+    await page.screenshot(path=str(screenshot_path("desktop-login-failed")))
+    await first_login(page, site.url, "homeowner")
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page).to_have_url(re.compile(r"/login$"))
+    await page.goto(site.url + "/settings")
+    await expect(page).to_have_url(re.compile(r"/login\?next=/settings"))
+    await context.close()
