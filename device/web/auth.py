@@ -126,7 +126,7 @@ class Users:
             accounts[role] = Account(role, await asyncio.to_thread(hash_password, new), False)
             await asyncio.to_thread(self._write, accounts)
             self.accounts = accounts
-        log.info("web_password_changed", role=role)
+        log.info("web password changed", role=role)
 
 
 @dataclass

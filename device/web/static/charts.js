@@ -11,9 +11,10 @@
   function width(el) { return Math.max(300, el.clientWidth); }
   function axisTime() {
     return {
+      space: 64,
       values: function (u, ticks) {
         return ticks.map(function (t) {
-          return new Date(t * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", timeZone: tz });
+          return new Date(t * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: tz });
         });
       },
     };
@@ -33,7 +34,7 @@
       priceEl.textContent = "";
       new uPlot({
         width: width(priceEl), height: 240, tzDate: tz ? function (ts) { return uPlot.tzDate(new Date(ts * 1e3), tz); } : undefined,
-        series: [{}, { label: lang === "de" ? "Börsenpreis" : "Market price", stroke: "#0b5cad", width: 2, paths: uPlot.paths.stepped({ align: 1 }) },
+        series: [{ label: lang === "de" ? "Zeit" : "Time" }, { label: lang === "de" ? "Börsenpreis" : "Market price", stroke: "#0b5cad", width: 2, paths: uPlot.paths.stepped({ align: 1 }) },
           { label: lang === "de" ? "Prognose" : "Forecast", stroke: "#c05800", width: 2, dash: [6, 4], paths: uPlot.paths.stepped({ align: 1 }) }],
         axes: [axisTime(), { label: "ct/kWh" }],
         legend: { show: true },
@@ -47,7 +48,7 @@
       new uPlot({
         width: width(planEl), height: 240,
         scales: { soc: { range: [0, 100] } },
-        series: [{}, { label: "W", stroke: "#1b7a33", fill: "rgba(27,122,51,0.25)", paths: uPlot.paths.stepped({ align: 1 }) },
+        series: [{ label: lang === "de" ? "Zeit" : "Time" }, { label: "W", stroke: "#1b7a33", fill: "rgba(27,122,51,0.25)", paths: uPlot.paths.stepped({ align: 1 }) },
           { label: "%", stroke: "#5b3fa8", width: 2, scale: "soc" }],
         axes: [axisTime(), { label: "W" }, { scale: "soc", side: 1, label: "%", grid: { show: false } }],
       }, [px, pw, soc], planEl);
