@@ -164,10 +164,10 @@ def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = 
         return round(95 + 60 * math.cos((hour - 19) / 24 * 2 * math.pi) - 40 * math.exp(-((hour - 13) ** 2) / 8), 2)
 
     known_until = end if tomorrow_known else tomorrow
-    store.db["prices"].insert_all(
+    store.db.table("prices").insert_all(
         [{"zone": "DE-LU", "ts": ts, "resolution_s": 900, "price_eur_mwh": price(ts), "source": "entsoe",
           "fetched_at": now} for ts in range(start, known_until, 900)], replace=True)
-    store.db["forecasts"].insert_all(
+    store.db.table("forecasts").insert_all(
         [{"kind": "price", "made_at": int(now), "ts": ts, "value": price(ts) * 1.05, "lower": None, "upper": None}
          for ts in range(tomorrow, end, 900)], replace=True)
     soc, slots = 40.0, []
