@@ -376,7 +376,7 @@ def _coerce(value: Any, kind: Any) -> Any:
         if not isinstance(value, Mapping):
             raise TypeError("a mapping")
         return dict(value)
-    if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
         return _build(kind, value, "")
     raise TypeError(f"a value of type {kind}")
 

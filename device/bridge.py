@@ -1,0 +1,369 @@
+"""The bridge process: the inverter on one side, SQLite and MQTT on the other.
+
+It polls telemetry through the sequential Modbus worker, buffers every reading and writes them to
+SQLite in batches, publishes ``telemetry``/``health`` and the LWT ``status``, executes
+``cmd/<action>`` messages (validated before anything reaches the queue, verified by read-back,
+answered on ``cmd/result``) and guards the inverter with a watchdog: when commands stop arriving,
+and on shutdown, the inverter goes back to its own self-consumption mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from device.config import Config
+from device.discovery import discovery_messages
+from device.modbus.inverter import CommandError, Snapshot
+from device.modbus.registermap import RegisterMap
+from device.mqtt import MqttSession, NotConnected, Topics, utc_iso
+from device.store import AsyncStore, Reading, Store
+
+log = structlog.get_logger(__name__)
+
+CONTROL_ACTIONS = ("self_consumption", "charge", "discharge", "hold")
+OTHER_ACTIONS = ("refresh", "read_register", "write_register")
+SAFE_MODE = "self_consumption"
+MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
+
+
+class InverterPort(Protocol):
+    """What the bridge needs from :class:`device.modbus.inverter.Inverter`."""
+
+    regmap: RegisterMap
+
+    async def read_telemetry(self) -> Snapshot: ...
+    async def read_registers(self, names: list[str]) -> dict[str, float | None]: ...
+    async def write_register(self, name: str, value: float) -> Any: ...
+    def validate(self, mode: str, params: Mapping[str, Any]) -> None: ...
+    async def apply(self, mode: str, **params: Any) -> Any: ...
+
+
+class BadCommand(ValueError):
+    """A command message that cannot be executed; the text goes to ``cmd/result``."""
+
+
+@dataclass
+class Watchdog:
+    """Tracks the commanded mode and when it lapses without a refresh."""
+
+    timeout_s: float
+    clock: Callable[[], float] = time.monotonic
+    mode: str = SAFE_MODE
+    params: dict[str, Any] = field(default_factory=dict)
+    expires_at: float = math.inf
+    trips: int = 0
+    safe_pending: bool = True  # the inverter's state is unknown until self_consumption is applied
+
+    def commanded(self, mode: str, params: Mapping[str, Any], hold_s: float | None) -> None:
+        self.mode, self.params = mode, dict(params)
+        self.safe_pending = False
+        self.refresh(hold_s)
+
+    def refresh(self, hold_s: float | None = None) -> None:
+        if self.mode == SAFE_MODE:
+            self.expires_at = math.inf
+            return
+        lifetime = self.timeout_s if hold_s is None else min(hold_s, self.timeout_s)
+        self.expires_at = self.clock() + lifetime
+
+    @property
+    def lapsed(self) -> bool:
+        return self.safe_pending or self.clock() >= self.expires_at
+
+    def state(self) -> dict[str, Any]:
+        remaining = self.expires_at - self.clock()
+        return {
+            "mode": self.mode,
+            "params": self.params,
+            "expires_in_s": None if math.isinf(remaining) else round(max(remaining, 0.0), 1),
+            "timeout_s": self.timeout_s,
+            "trips": self.trips,
+            "safe_pending": self.safe_pending,
+        }
+
+
+class Bridge:
+    def __init__(
+        self,
+        cfg: Config,
+        inverter: InverterPort,
+        store: AsyncStore,
+        *,
+        worker_stats: Callable[[], Mapping[str, Any]] = dict,
+    ) -> None:
+        self.cfg = cfg
+        self.inverter = inverter
+        self.store = store
+        self.worker_stats = worker_stats
+        self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
+        self.watchdog = Watchdog(cfg.bridge.watchdog_s)
+        self.mqtt = MqttSession(
+            cfg.mqtt,
+            client_id=f"{cfg.device.id}-bridge",
+            status_topic=self.topics.status,
+            subscriptions=(self.topics.cmd_all,),
+            on_message=self._on_message,
+        )
+        self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
+        self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.latest: Snapshot | None = None
+        self.counters: dict[str, int] = {
+            "polls": 0, "poll_failures": 0, "readings_written": 0, "readings_dropped": 0,
+            "store_errors": 0, "commands": 0, "commands_failed": 0,
+        }
+        self.last_poll: float | None = None
+        self.started_at = time.time()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled; then return the inverter to self-consumption and flush."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.mqtt.run(), name="mqtt")
+            group.create_task(self._poll_loop(), name="poll")
+            group.create_task(self._flush_loop(), name="flush")
+            group.create_task(self._health_loop(), name="health")
+            group.create_task(self._watchdog_loop(), name="watchdog")
+            group.create_task(self._discovery_once(), name="discovery")
+
+    async def shutdown(self, timeout_s: float = 15.0) -> None:
+        """What every exit does (SIGTERM on a Balena update): safe mode, last readings, offline."""
+        for task in list(self._tasks):
+            task.cancel()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._go_safe("shutdown")
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 — shutdown must go on
+            log.error("could not return inverter to self_consumption on shutdown", error=repr(exc))
+        await self._flush()
+        await self.mqtt.close()
+
+    # --- telemetry -----------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        interval = self.cfg.inverter.poll_interval_s
+        next_at = time.monotonic()
+        while True:
+            await self.poll_once()
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # the cycle took longer than the interval: skip, don't pile up
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def poll_once(self) -> Snapshot | None:
+        try:
+            snapshot = await self.inverter.read_telemetry()
+        except Exception as exc:  # noqa: BLE001 — a failed poll is a state, reported on health
+            self.counters["poll_failures"] += 1
+            if self.counters["poll_failures"] == 1 or self.latest is not None:
+                log.warning("telemetry poll failed", error=str(exc))
+            self.latest = None
+            return None
+        self.counters["polls"] += 1
+        self.last_poll = snapshot.ts
+        self.latest = snapshot
+        if len(self._buffer) == self._buffer.maxlen:
+            self.counters["readings_dropped"] += 1
+        self._buffer.append(Reading(snapshot.ts, snapshot.roles, snapshot.registers))
+        with contextlib.suppress(NotConnected):
+            await self.mqtt.publish_json(self.topics.telemetry, self.telemetry_payload(snapshot))
+        return snapshot
+
+    def telemetry_payload(self, snapshot: Snapshot) -> dict[str, Any]:
+        roles: dict[str, Any] = dict(snapshot.roles)
+        state = roles.get("state")
+        enum = self._state_enum()
+        if state is not None and enum:
+            roles["state"] = enum.get(int(state), str(state))
+        return {
+            "ts": utc_iso(snapshot.ts),
+            **roles,
+            "mode": self.watchdog.mode,
+            "registers": dict(snapshot.registers),
+        }
+
+    def _state_enum(self) -> Mapping[int, str]:
+        spec = self.inverter.regmap.roles.get("state")
+        if spec is None:
+            return {}
+        return self.inverter.regmap.registers[spec.registers[0]].enum
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.bridge.flush_interval_s)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch = list(self._buffer)
+        try:
+            written = await self.store.call(Store.insert_readings, batch)
+        except Exception as exc:  # noqa: BLE001 — keep the batch, try again next time
+            self.counters["store_errors"] += 1
+            log.error("writing readings failed; kept in memory", error=str(exc), buffered=len(batch))
+            return
+        for _ in range(len(batch)):
+            self._buffer.popleft()
+        self.counters["readings_written"] += written
+
+    # --- health ------------------------------------------------------------------------
+    async def _health_loop(self) -> None:
+        while True:
+            with contextlib.suppress(NotConnected):
+                await self.mqtt.publish_json(self.topics.health, self.health(), retain=True)
+            await asyncio.sleep(self.cfg.bridge.health_interval_s)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ts": utc_iso(),
+            "uptime_s": round(time.time() - self.started_at),
+            "inverter_online": self.latest is not None,
+            "last_poll": None if self.last_poll is None else utc_iso(self.last_poll),
+            "readings_buffered": len(self._buffer),
+            **self.counters,
+            "modbus": dict(self.worker_stats()),
+            "watchdog": self.watchdog.state(),
+            "mqtt": {"connects": self.mqtt.connects, "disconnects": self.mqtt.disconnects},
+        }
+
+    # --- watchdog ----------------------------------------------------------------------
+    async def _watchdog_loop(self) -> None:
+        while True:
+            if self.watchdog.lapsed:
+                reason = "startup" if self.watchdog.safe_pending else "watchdog"
+                try:
+                    await self._go_safe(reason)
+                except Exception as exc:  # noqa: BLE001 — retried next round
+                    log.warning("fallback to self_consumption failed", reason=reason, error=str(exc))
+            await asyncio.sleep(min(1.0, self.cfg.bridge.watchdog_s / 10))
+
+    async def _go_safe(self, reason: str) -> None:
+        async with self._control_lock:
+            if not self.watchdog.lapsed and reason != "shutdown":
+                return  # a fresh command arrived while we waited for the lock
+            await self.inverter.apply(SAFE_MODE)
+            if reason == "watchdog":
+                self.watchdog.trips += 1
+            self.watchdog.commanded(SAFE_MODE, {}, None)
+            log.info("inverter in self_consumption", reason=reason)
+
+    # --- commands ----------------------------------------------------------------------
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        action = self.topics.action_of(topic)
+        if action is None:
+            return
+        task = asyncio.create_task(self._handle(action, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, action: str, payload: bytes) -> None:
+        self.counters["commands"] += 1
+        command_id: Any = None
+        try:
+            message = parse_command(payload)
+            command_id = message.pop("id")
+            result = await self.execute(action, message)
+            reply = {"id": command_id, "ok": True, **result}
+        except (BadCommand, CommandError) as exc:
+            self.counters["commands_failed"] += 1
+            reply = {"id": command_id, "ok": False, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 — the inverter failed; say so, don't die
+            self.counters["commands_failed"] += 1
+            log.warning("command failed", action=action, error=str(exc))
+            reply = {"id": command_id, "ok": False, "error": f"inverter: {exc}"}
+        with contextlib.suppress(NotConnected):
+            await self.mqtt.publish_json(self.topics.cmd_result, reply, qos=1)
+
+    async def execute(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one validated command; returns the extra fields of the ``cmd/result`` reply."""
+        if action in CONTROL_ACTIONS:
+            hold_s = _optional_positive(args.pop("hold_s", None), "hold_s")
+            self.inverter.validate(action, args)  # raises before anything is queued
+            async with self._control_lock:
+                applied_at = await self.inverter.apply(action, **args)
+                self.watchdog.commanded(action, args, hold_s)
+            log.info("command applied", action=action, **args)
+            return {"applied_at": _iso(applied_at)}
+        if action == "refresh":
+            hold_s = _optional_positive(args.pop("hold_s", None), "hold_s")
+            _no_extra(action, args)
+            self.watchdog.refresh(hold_s)
+            return {"mode": self.watchdog.mode}
+        if action == "read_register":
+            name = _register_name(args, self.inverter.regmap)
+            _no_extra(action, args, "name")
+            values = await self.inverter.read_registers([name])
+            return {"name": name, "value": values.get(name)}
+        if action == "write_register":
+            name = _register_name(args, self.inverter.regmap)
+            if "value" not in args or not isinstance(args["value"], (int, float)) or isinstance(args["value"], bool):
+                raise BadCommand(f"write_register: 'value' must be a number, got {args.get('value')!r}")
+            _no_extra(action, args, "name", "value")
+            applied_at = await self.inverter.write_register(name, float(args["value"]))
+            log.info("register written", name=name, value=args["value"])
+            return {"name": name, "value": args["value"], "applied_at": _iso(applied_at)}
+        allowed = ", ".join(CONTROL_ACTIONS + OTHER_ACTIONS)
+        raise BadCommand(f"unknown action {action!r}; allowed: {allowed}")
+
+    async def _discovery_once(self) -> None:
+        if not self.cfg.mqtt.discovery_prefix:
+            return
+        await self.mqtt.connected.wait()
+        for topic, payload in discovery_messages(self.cfg, self.inverter.regmap, self.topics):
+            with contextlib.suppress(NotConnected):
+                await self.mqtt.publish_json(topic, payload, retain=True)
+
+
+def parse_command(payload: bytes) -> dict[str, Any]:
+    """A command's JSON object with a string ``id``; raises :class:`BadCommand` naming what is wrong."""
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadCommand(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise BadCommand(f"payload must be a JSON object, got {type(message).__name__}")
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        raise BadCommand(f"'id' must be a non-empty string, got {message.get('id')!r}")
+    return message
+
+
+def _optional_positive(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise BadCommand(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _register_name(args: Mapping[str, Any], regmap: RegisterMap) -> str:
+    name = args.get("name")
+    if not isinstance(name, str) or name not in regmap.registers:
+        raise BadCommand(f"'name' must be a register of map {regmap.family}, got {name!r}")
+    return name
+
+
+def _no_extra(action: str, args: Mapping[str, Any], *allowed: str) -> None:
+    extra = sorted(set(args) - set(allowed))
+    if extra:
+        raise BadCommand(f"{action}: unexpected field {extra[0]!r}; allowed: {', '.join(allowed) or 'none'}")
+
+
+def _iso(moment: Any) -> str:
+    if isinstance(moment, datetime):
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if isinstance(moment, (int, float)):
+        return utc_iso(float(moment))
+    return utc_iso()

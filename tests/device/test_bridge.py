@@ -1,0 +1,270 @@
+"""The bridge in-process against the simulator over a socat pty pair and a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from device import config as configuration
+from device.bridge import Watchdog, parse_command, BadCommand
+from device.modbus.registermap import load_map
+from device.runtime import run_bridge
+from device.simulator import Simulator
+from tests.conftest import Broker, PtyPair
+
+DEVICE = "t1"
+
+
+@dataclass
+class Listener:
+    """Collects every message under nattery/# and homeassistant/# from its own MQTT client."""
+
+    client: aiomqtt.Client
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+    new: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def collect(self) -> None:
+        async for message in self.client.messages:
+            raw = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            try:
+                payload: Any = json.loads(raw)
+            except ValueError:
+                payload = raw.decode()
+            self.messages.append((message.topic.value, payload))
+            self.new.set()
+
+    async def wait_for(
+        self, topic: str, predicate: Any = lambda p: True, timeout: float = 15.0, since: int = 0
+    ) -> Any:
+        """The first message on ``topic`` from index ``since`` on that satisfies ``predicate``."""
+        async with asyncio.timeout(timeout):
+            seen = since
+            while True:
+                for t, p in self.messages[seen:]:
+                    if t == topic and predicate(p):
+                        return p
+                seen = len(self.messages)
+                self.new.clear()
+                await self.new.wait()
+
+    async def command(self, action: str, payload: Any, timeout: float = 15.0) -> dict[str, Any]:
+        body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        mark = len(self.messages)
+        await self.client.publish(f"nattery/{DEVICE}/cmd/{action}", body, qos=1)
+        wanted = payload.get("id") if isinstance(payload, dict) else None
+        return await self.wait_for(
+            f"nattery/{DEVICE}/cmd/result", lambda p: p.get("id") == wanted, timeout, since=mark
+        )
+
+
+@contextlib.asynccontextmanager
+async def listening(port: int) -> AsyncIterator[Listener]:
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe("nattery/#", qos=1)
+        await client.subscribe("homeassistant/#", qos=1)
+        listener = Listener(client)
+        task = asyncio.create_task(listener.collect())
+        try:
+            yield listener
+        finally:
+            task.cancel()
+
+
+def bridge_config(tmp_path: Path, pty: str, broker_port: int, **bridge: Any) -> configuration.Config:
+    return configuration.load(
+        [configuration.DEFAULT_FILE],
+        environ={},
+        overrides={
+            "device": {"id": DEVICE, "data_dir": str(tmp_path)},
+            "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5},
+            "mqtt": {"host": "127.0.0.1", "port": broker_port},
+            "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5, **bridge},
+        },
+    )
+
+
+@dataclass
+class Rig:
+    sim: Simulator
+    cfg: configuration.Config
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    mqtt: Listener
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, **bridge: Any) -> AsyncIterator[Rig]:
+    sim = Simulator(load_map("deye_hybrid_1p"), speed=600.0)
+    await sim.serve_serial(pty_pair.b)
+    cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, **bridge)
+    stop = asyncio.Event()
+    async with listening(mosquitto.port) as mqtt:
+        task = asyncio.create_task(run_bridge(cfg, stop))
+        try:
+            await mqtt.wait_for(f"nattery/{DEVICE}/telemetry")
+            yield Rig(sim, cfg, stop, task, mqtt)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            await sim.close()
+
+
+async def test_telemetry_is_published_and_buffered(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        t = await r.mqtt.wait_for(f"nattery/{DEVICE}/telemetry")
+        assert t["ts"].endswith("Z")
+        assert 0 <= t["soc_pct"] <= 100
+        assert abs(t["soc_pct"] - r.sim.battery.soc_pct) < 2
+        assert t["registers"]["battery_soc"] == t["soc_pct"]
+        # the house balances: load = pv + grid + battery (all W, our signs), to rounding
+        assert abs(t["load_w"] - (t["pv_w"] + t["grid_w"] + t["battery_w"])) <= 3
+        assert t["state"] == "normal"
+        assert await r.mqtt.wait_for(f"nattery/{DEVICE}/status") == "online"
+        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["readings_written"] > 0)
+        assert health["inverter_online"] is True
+        assert health["modbus"]["transactions"] > 0
+        discovery = await r.mqtt.wait_for(f"homeassistant/sensor/nattery_{DEVICE}/soc_pct/config")
+        assert discovery["state_topic"] == f"nattery/{DEVICE}/telemetry"
+        assert discovery["unit_of_measurement"] == "%"
+    rows = sqlite3.connect(tmp_path / "nattery.db").execute(
+        "SELECT count(*), min(soc_pct) FROM readings"
+    ).fetchone()
+    assert rows[0] >= 2 and rows[1] is not None
+
+
+async def test_charge_command_charges_the_simulated_battery(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        mark = len(r.mqtt.messages)
+        result = await r.mqtt.command("charge", {"id": "c1", "power_w": 3000})
+        assert result["ok"] is True, result
+        assert result["applied_at"].endswith("Z")
+        assert r.sim.mode == "charge"
+        assert r.sim.mode_params["power_w"] == pytest.approx(3000, abs=50)
+        telemetry = f"nattery/{DEVICE}/telemetry"
+        first = await r.mqtt.wait_for(telemetry, lambda p: p["mode"] == "charge", since=mark)
+        mark = len(r.mqtt.messages)
+        later = await r.mqtt.wait_for(telemetry, lambda p: p["soc_pct"] >= first["soc_pct"] + 2, since=mark)
+        assert later["mode"] == "charge"
+        assert later["battery_w"] < -2500  # charging: negative battery power
+        back = await r.mqtt.command("self_consumption", {"id": "s1"})
+        assert back["ok"] is True and r.sim.mode == "self_consumption"
+
+
+BAD_COMMANDS: list[tuple[str, Any, str]] = [
+        ("charge", b"{not json", "payload is not valid JSON"),
+        ("charge", b"[1, 2]", "payload must be a JSON object"),
+        ("charge", {"power_w": 1000}, "'id' must be a non-empty string"),
+        ("charge", {"id": "x1", "power_w": 99999}, "power_w"),
+        ("charge", {"id": "x2", "power_w": -5}, "power_w"),
+        ("charge", {"id": "x3"}, "power_w"),
+        ("charge", {"id": "x4", "power_w": 1000, "colour": "red"}, "colour"),
+        ("charge", {"id": "x5", "power_w": 1000, "hold_s": -1}, "hold_s must be a positive number"),
+        ("explode", {"id": "x6"}, "unknown action 'explode'; allowed: self_consumption, charge"),
+        ("write_register", {"id": "x7", "name": "battery_soc", "value": 5}, "battery_soc"),
+        ("write_register", {"id": "x8", "name": "nope", "value": 5}, "'name' must be a register"),
+        ("read_register", {"id": "x9"}, "'name' must be a register"),
+]
+
+
+async def test_bad_commands_are_answered_and_never_reach_the_inverter(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: not h["watchdog"]["safe_pending"])
+        writes_before = r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0)
+        for action, payload, error in BAD_COMMANDS:
+            result = await r.mqtt.command(action, payload)
+            assert result["ok"] is False, (action, payload)
+            assert error in result["error"], (action, payload, result["error"])
+        assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == writes_before
+        assert r.sim.mode == "self_consumption"
+
+
+async def test_installer_reads_and_writes_one_register(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        wrote = await r.mqtt.command("write_register", {"id": "w1", "name": "max_charge_current", "value": 42})
+        assert wrote["ok"] is True, wrote
+        read = await r.mqtt.command("read_register", {"id": "r1", "name": "max_charge_current"})
+        assert read == {"id": "r1", "ok": True, "name": "max_charge_current", "value": 42}
+
+
+async def test_watchdog_returns_to_self_consumption(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=5) as r:
+        assert (await r.mqtt.command("discharge", {"id": "d1", "power_w": 2000}))["ok"]
+        assert r.sim.mode == "discharge"
+        # refreshes keep it alive past the timeout …
+        for i in range(4):
+            await asyncio.sleep(2)
+            assert (await r.mqtt.command("refresh", {"id": f"f{i}"}))["mode"] == "discharge"
+        assert r.sim.mode == "discharge"
+        # … silence does not
+        health = await r.mqtt.wait_for(
+            f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["trips"] == 1, timeout=15
+        )
+        assert health["watchdog"]["mode"] == "self_consumption"
+        assert r.sim.mode == "self_consumption"
+
+
+async def test_hold_s_shortens_a_command_lifetime(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=600) as r:
+        assert (await r.mqtt.command("charge", {"id": "h1", "power_w": 1000, "hold_s": 2}))["ok"]
+        await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["trips"] == 1)
+        assert r.sim.mode == "self_consumption"
+
+
+async def test_broker_restart_bridge_reconnects(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        mosquitto.restart()
+        async with listening(mosquitto.port) as again:
+            assert await again.wait_for(f"nattery/{DEVICE}/status") == "online"
+            await again.wait_for(f"nattery/{DEVICE}/telemetry")
+            health = await again.wait_for(f"nattery/{DEVICE}/health", lambda h: h["mqtt"]["connects"] >= 2)
+            assert health["mqtt"]["disconnects"] >= 1
+            result = await again.command("hold", {"id": "after-restart"})
+            assert result["ok"] is True and r.sim.mode == "hold"
+
+
+async def test_shutdown_returns_inverter_to_self_consumption(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        assert (await r.mqtt.command("charge", {"id": "c9", "power_w": 2000}))["ok"]
+        assert r.sim.mode == "charge"
+        r.stop.set()
+        await asyncio.wait_for(r.task, 30)
+        assert r.sim.mode == "self_consumption"
+        assert await r.mqtt.wait_for(f"nattery/{DEVICE}/status", lambda s: s == "offline") == "offline"
+
+
+def test_watchdog_lapses_only_after_timeout() -> None:
+    now = [0.0]
+    dog = Watchdog(10, clock=lambda: now[0])
+    assert dog.lapsed  # unknown inverter state until self_consumption was applied once
+    dog.commanded("self_consumption", {}, None)
+    now[0] = 1e6
+    assert not dog.lapsed  # the safe mode never lapses
+    dog.commanded("charge", {"power_w": 1}, None)
+    now[0] += 9.9
+    assert not dog.lapsed
+    dog.refresh()
+    now[0] += 9.9
+    assert not dog.lapsed
+    now[0] += 0.2
+    assert dog.lapsed
+
+
+def test_parse_command_requires_an_object_with_id() -> None:
+    assert parse_command(b'{"id": "a", "power_w": 5}') == {"id": "a", "power_w": 5}
+    with pytest.raises(BadCommand, match="'id'"):
+        parse_command(b'{"id": 5}')
