@@ -43,7 +43,7 @@ MODES = ("auto", "self_consumption", "peak_shaving", "manual", "off")
 MANUAL_ACTIONS = ("charge", "discharge", "hold")
 # Penalties (EUR per kWh, per slot for SoC): far above any price, so a compromise is taken only
 # where a hard limit could not be met; ordered so a manual command never breaks the reserve.
-_SOC_PENALTY = 2.5
+_SOC_PENALTY = 20.0  # above the cap penalty: the backup reserve outranks an import cap
 _CAP_PENALTY = 10.0
 _MANUAL_REWARD = 1.5
 _CURTAIL_COST = 1e-4  # prefer export over curtailing at a zero export price

@@ -99,7 +99,7 @@ def read_year(prices_csv: Path, household_csv: Path, year: int, tariff: Tariff) 
     return Year(
         ts=all_ts[first:], n=len(ts), spot=spot, first=first, load_w=load, pv_w=pv,
         import_price=tariff.import_price(ts, year_spot), export_price=tariff.export_price(ts, year_spot),
-        known_end=known_end,
+        known_end=np.minimum(known_end, len(ts)),  # the data ends with the year
     )
 
 
