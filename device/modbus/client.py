@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
 
 from device.modbus.registermap import Protocol
 
 SCHEMES = ("serial", "rtu+tcp", "tcp")
 TracePacket = Callable[[bool, bytes], bytes]
+TracePdu = Callable[[bool, ModbusPDU], ModbusPDU]
 
 
 class PortError(ValueError):
@@ -75,13 +77,19 @@ def parse_port(url: str) -> Port:
 
 
 class ClientFactory(TypingProtocol):
-    """Builds a fresh, unconnected client; the worker passes its packet tracer."""
+    """Builds a fresh, unconnected client; the worker passes its packet and PDU tracers."""
 
-    def __call__(self, *, trace_packet: TracePacket | None = None) -> ModbusBaseClient: ...
+    def __call__(
+        self, *, trace_packet: TracePacket | None = None, trace_pdu: TracePdu | None = None
+    ) -> ModbusBaseClient: ...
 
 
 def make_client(
-    port: Port | str, protocol: Protocol, *, trace_packet: TracePacket | None = None
+    port: Port | str,
+    protocol: Protocol,
+    *,
+    trace_packet: TracePacket | None = None,
+    trace_pdu: TracePdu | None = None,
 ) -> ModbusBaseClient:
     """A new, unconnected pymodbus async client for ``port`` with ``protocol``'s line settings.
 
@@ -107,6 +115,7 @@ def make_client(
             timeout=max(protocol.timeout_s, 1.0),
             retries=0,
             trace_packet=trace_packet,
+            trace_pdu=trace_pdu,
         )
     else:
         client = AsyncModbusTcpClient(
@@ -117,6 +126,7 @@ def make_client(
             timeout=max(protocol.timeout_s, 1.0),
             retries=0,
             trace_packet=trace_packet,
+            trace_pdu=trace_pdu,
         )
     client.set_max_no_responses(2**31)  # never let pymodbus close the link on its own
     return client
@@ -126,7 +136,9 @@ def client_factory(port: Port | str, protocol: Protocol) -> ClientFactory:
     """A :class:`ClientFactory` for the worker, validating ``port`` now rather than at connect."""
     parsed = parse_port(port) if isinstance(port, str) else port
 
-    def factory(*, trace_packet: TracePacket | None = None) -> ModbusBaseClient:
-        return make_client(parsed, protocol, trace_packet=trace_packet)
+    def factory(
+        *, trace_packet: TracePacket | None = None, trace_pdu: TracePdu | None = None
+    ) -> ModbusBaseClient:
+        return make_client(parsed, protocol, trace_packet=trace_packet, trace_pdu=trace_pdu)
 
     return factory

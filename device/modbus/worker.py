@@ -210,12 +210,16 @@ class ModbusWorker:
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._client: ModbusBaseClient | None = None
         self._link_up = False
         self._ever_connected = False
         self._reconnect_delay = reconnect_s
         self._next_connect_at = 0.0
         self._outstanding = False
+        self._quiet_until = 0.0  # loop time before which no frame may go out (gap, late replies)
+        self._guarding = False
+        self._guard_until = 0.0
         self._rx_at = 0.0  # loop time of the last bytes received
         self._rx_during_request = False
         self._failures = 0
@@ -236,16 +240,18 @@ class ModbusWorker:
     async def start(self) -> None:
         """Start the worker task; connecting happens in it (a missing adapter is not fatal)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="modbus-worker")
 
     async def stop(self) -> None:
         """Stop the task, close the client and fail whatever is still queued."""
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            self._stopping = True
+            # Python 3.11's wait_for (inside pymodbus' connect) can swallow a cancellation that
+            # coincides with its result; cancel until the task is really gone.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=0.1)
             self._task = None
         self._close_client()
         while not self._queue.empty():
@@ -277,7 +283,7 @@ class ModbusWorker:
         sending (it then fails with :class:`DeadlineExpired`). Raises a :class:`ModbusError`
         subclass naming what went wrong.
         """
-        if self._task is None:
+        if self._task is None or self._task.done():
             raise WorkerStopped("modbus worker is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         item = _Item(int(priority), next(self._seq), request, deadline, self.clock(), future)
@@ -316,7 +322,7 @@ class ModbusWorker:
     # --- the task --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self._link_up and self.clock() >= self._next_connect_at:
                 await self._connect()
             timeout = None if self._link_up else max(0.0, self._next_connect_at - self.clock())
@@ -325,12 +331,23 @@ class ModbusWorker:
             except TimeoutError:
                 continue
             self._depth[Priority(item.priority)] -= 1
-            if not item.future.done():  # the caller may have given up
+            if item.future.done():  # the caller gave up
+                continue
+            try:
                 await self._serve(item)
+            except asyncio.CancelledError:
+                if not item.future.done():
+                    item.future.set_exception(WorkerStopped("modbus worker stopped"))
+                raise
+            except Exception as exc:  # a bug must fail one request, not silence the inverter
+                log.exception("modbus_worker_error", request=_describe(item.request))
+                self._close_client()
+                if not item.future.done():
+                    item.future.set_exception(exc)
 
     async def _connect(self) -> None:
         self._close_client()
-        client = self._factory(trace_packet=self._on_packet)
+        client = self._factory(trace_packet=self._on_packet, trace_pdu=self._on_pdu)
         try:
             ok = await client.connect()
         except Exception as exc:  # a bad device path or refused socket: keep retrying
@@ -365,6 +382,12 @@ class ModbusWorker:
             self._rx_at = asyncio.get_running_loop().time()
             self._rx_during_request = self._rx_during_request or self._outstanding
         return data
+
+    def _on_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """pymodbus PDU tracer: a reply while nothing is outstanding is a late one it ignores."""
+        if not sending and not self._outstanding:
+            self._counts["stale_replies_discarded"] += 1
+        return pdu
 
     # --- one request -----------------------------------------------------------------------
 
@@ -415,43 +438,38 @@ class ModbusWorker:
     async def _transact(self, request: Request) -> tuple[int, ...] | None:
         client = self._client
         assert client is not None
+        await self._line_quiet()
         sent, reply = request.wire_bytes
         timeout = self.timeout_s + (sent + reply) * self.protocol.char_s
         started = self.clock()
         self._rx_during_request, self._outstanding = False, True
         try:
-            try:
-                async with asyncio.timeout(timeout):
-                    pdu = await self._call(client, request)
-            except TimeoutError:
-                self._outstanding = False
-                error: ModbusError = (CorruptReply if self._rx_during_request else RequestTimeout)(
-                    f"{_describe(request)}: "
-                    + ("no valid reply (corrupt frame)" if self._rx_during_request else "no reply")
-                    + f" within {timeout:.2f} s")
-                await self._wait_out_late_reply()
-                raise error from None
-            except ModbusException as exc:
-                self._outstanding = False
-                self._check_link()
-                if not self._link_up:
-                    raise LinkDown(f"{self.port or 'inverter port'}: {exc}") from None
-                await self._wait_out_late_reply()
-                raise CorruptReply(f"{_describe(request)}: {exc}") from None
-            finally:
-                self._outstanding = False
-                self._counts["transactions"] += 1
-                self.transaction_time.add(self.clock() - started)
-            mismatch = self._mismatch(request, pdu)
-            if mismatch:
-                self._counts["stale_replies_discarded"] += 1
-                await self._wait_out_late_reply()
-                raise StaleReply(f"{_describe(request)}: discarded a reply that does not match: {mismatch}")
-            if pdu.isError():
-                raise ExceptionReply(request, pdu.exception_code)  # type: ignore[attr-defined]
-            return tuple(pdu.registers) if isinstance(request, ReadRequest) else None
+            async with asyncio.timeout(timeout):
+                pdu = await self._call(client, request)
+        except TimeoutError:
+            self._guard_late_reply()
+            what = "no valid reply (corrupt frame)" if self._rx_during_request else "no reply"
+            error = CorruptReply if self._rx_during_request else RequestTimeout
+            raise error(f"{_describe(request)}: {what} within {timeout:.2f} s") from None
+        except ModbusException as exc:
+            self._check_link()
+            if not self._link_up:
+                raise LinkDown(f"{self.port or 'inverter port'}: {exc}") from None
+            self._guard_late_reply()
+            raise CorruptReply(f"{_describe(request)}: {exc}") from None
         finally:
-            await asyncio.sleep(self.protocol.gap_s)
+            self._outstanding = False
+            self._quiet_until = asyncio.get_running_loop().time() + self.protocol.gap_s
+            self._counts["transactions"] += 1
+            self.transaction_time.add(self.clock() - started)
+        mismatch = self._mismatch(request, pdu)
+        if mismatch:
+            self._counts["stale_replies_discarded"] += 1
+            self._guard_late_reply()
+            raise StaleReply(f"{_describe(request)}: discarded a reply that does not match: {mismatch}")
+        if pdu.isError():
+            raise ExceptionReply(request, pdu.exception_code)  # type: ignore[attr-defined]
+        return tuple(pdu.registers) if isinstance(request, ReadRequest) else None
 
     async def _call(self, client: ModbusBaseClient, request: Request) -> ModbusPDU:
         unit = self.protocol.unit_id
@@ -475,20 +493,30 @@ class ModbusWorker:
         want = (request.address, len(request.values))
         return "" if echo == want else f"write echo {echo}, expected {want}"
 
-    async def _wait_out_late_reply(self) -> None:
-        """Let any reply still on its way finish before the next request goes out.
+    def _guard_late_reply(self) -> None:
+        """After a timeout or a foreign reply: keep the line free until a late reply is over.
 
         A reply that starts the moment we give up lasts at most a maximal RTU frame; the gap is
-        the margin. Bytes arriving meanwhile extend the wait until the line has been quiet for
-        a gap (bounded, so a babbling line cannot stall the queue forever).
+        the margin. :meth:`_line_quiet` extends this while bytes keep arriving.
         """
-        loop = asyncio.get_running_loop()
+        self._guarding = True
         frame_s = MAX_RTU_ADU * self.protocol.char_s
-        quiet = max(self.protocol.gap_s, 3.5 * self.protocol.char_s)
-        await asyncio.sleep(frame_s + quiet)
-        limit = loop.time() + 2 * frame_s
-        while (silent := loop.time() - self._rx_at) < quiet and loop.time() < limit:
-            await asyncio.sleep(quiet - silent)
+        self._guard_until = asyncio.get_running_loop().time() + frame_s + self.protocol.gap_s
+
+    async def _line_quiet(self) -> None:
+        """Wait until the next frame may go out: a gap after the last transaction and, after a
+        timeout, until a late reply had time to finish and the line has been silent for a gap
+        (bounded, so a babbling line cannot stall the queue forever)."""
+        loop = asyncio.get_running_loop()
+        if self._guarding:
+            self._guarding = False
+            self._quiet_until = max(self._quiet_until, self._guard_until)
+            limit = self._guard_until + 2 * MAX_RTU_ADU * self.protocol.char_s
+            quiet = max(self.protocol.gap_s, 3.5 * self.protocol.char_s)
+            await asyncio.sleep(max(0.0, self._quiet_until - loop.time()))
+            while (silent := loop.time() - self._rx_at) < quiet and loop.time() < limit:
+                await asyncio.sleep(quiet - silent)
+        await asyncio.sleep(max(0.0, self._quiet_until - loop.time()))
 
     # --- inverter health -------------------------------------------------------------------
 
