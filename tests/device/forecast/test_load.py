@@ -1,0 +1,41 @@
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from device.forecast.load import WEEK, forecast_load, standard_profile_w
+
+T0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
+
+
+def test_cold_start_profile_scales_to_annual_consumption() -> None:
+    ts = T0 + 900 * np.arange(366 * 96)
+    profile = standard_profile_w(ts, 3500.0, "Europe/Berlin")
+    assert profile.sum() * 0.25 / 1000 == pytest.approx(3500.0, rel=0.01)
+    # evening above night, as in the H25 shape
+    local_19h = int(datetime(2024, 1, 10, 18, tzinfo=UTC).timestamp())
+    local_03h = int(datetime(2024, 1, 10, 2, tzinfo=UTC).timestamp())
+    evening, night = standard_profile_w(np.array([local_19h, local_03h]), 3500.0, "Europe/Berlin")
+    assert evening > 1.5 * night
+
+
+def test_weekly_pattern_is_learnt_and_weighted_to_recent_weeks() -> None:
+    now = 5 * WEEK
+    history = np.full(now + 96, np.nan)
+    week_shape = 300 + 200 * np.sin(np.arange(WEEK) / 96 * 2 * np.pi)
+    for k in range(5):
+        history[k * WEEK:(k + 1) * WEEK] = week_shape + (100 if k == 4 else 0)  # last week higher
+    fc = forecast_load(history, now, 96, fallback_w=np.zeros(96))
+    # weights 4:3:2:1 → +40 W over the shape from the last week's +100 W
+    assert fc[30:] == pytest.approx(week_shape[30:96] + 40, abs=5)  # after the measurement blend faded
+    assert np.all(fc[90:] == pytest.approx(week_shape[90:96] + 40, abs=0.5))
+
+
+def test_missing_history_falls_back_and_latest_measurement_shifts_the_next_hours() -> None:
+    now = 5 * WEEK
+    fallback = np.full(96, 123.0)
+    assert forecast_load(np.full(now, np.nan), now, 96, fallback) == pytest.approx(fallback)
+    history = np.full(now, 400.0)
+    history[now - 4:now] = 1400.0  # someone switched on a heater
+    fc = forecast_load(history, now, 96, fallback)
+    assert fc[0] > 1200 and fc[-1] == pytest.approx(400.0, abs=1)
