@@ -31,6 +31,7 @@ EDITABLE: dict[str, tuple[str, ...]] = {
         "vat_pct", "export", "feed_in_eur_mwh", "export_fee_eur_mwh",
     ),
 }
+SETTINGS_FILE = "settings.json"
 OVERRIDE_ACTIONS = ("charge", "discharge")
 MAX_OVERRIDE_S = 24 * 3600
 
@@ -124,6 +125,11 @@ class SettingsFile:
         self.path = path
         self._current: HomeSettings | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> SettingsFile:
+        """The one settings file of this device: ``<data_dir>/settings.json``."""
+        return cls(cfg.device.data_dir / SETTINGS_FILE)
 
     async def load(self) -> HomeSettings:
         if self._current is None:

@@ -26,10 +26,10 @@ from device.config import Config
 from device.modbus.registermap import RegisterMap, load_map
 from device.mqtt import MqttSession, Topics, utc_iso
 from device.store import AsyncStore, Store
-from device.web import WebDeps, create_app
+from device.web import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.model import day_bounds
-from device.web.settings import SettingsFile
+from device.web.server import web_deps, web_server
 
 
 @dataclass
@@ -113,43 +113,36 @@ def web_config(data_dir: Path, mqtt_port: int, **web: Any) -> Config:
 
 @dataclass
 class WebStack:
+    """``app`` and ``link`` for aiohttp's test client; ``url`` when served over TCP instead."""
+
     cfg: Config
-    app: web.Application
+    app: web.Application | None
     bridge: StandInBridge
-    link: BridgeLink
+    link: BridgeLink | None
     store: AsyncStore
     url: str = ""
 
 
 @contextlib.asynccontextmanager
 async def web_stack(cfg: Config, serve: bool = False) -> AsyncIterator[WebStack]:
-    """Store + bridge link + stand-in bridge + app; with ``serve`` also an HTTP server on 127.0.0.1."""
+    """Store + stand-in bridge + the app; with ``serve`` also served on 127.0.0.1 as on the device
+    (through :func:`device.web.server.web_server`), else for aiohttp's test client."""
     regmap = load_map(cfg.inverter.map)
     bridge = StandInBridge(cfg, regmap)
     bridge_task = asyncio.create_task(bridge.run())
-    async with AsyncStore(cfg.db_path) as store, BridgeLink(cfg.mqtt, bridge.topics) as link:
-        await link.wait_connected()
-        deps = WebDeps(store=store, regmap=regmap, telemetry=link, commands=link,
-                       settings=SettingsFile(cfg.device.data_dir / "settings.json"), health={"bridge": link})
-        app = create_app(cfg, deps)
-        stack = WebStack(cfg, app, bridge, link, store)
-        runner: web.AppRunner | None = None
-        try:
+    try:
+        async with AsyncStore(cfg.db_path) as store:
             if serve:
-                runner = web.AppRunner(app)
-                await runner.setup()
-                site = web.TCPSite(runner, "127.0.0.1", 0)
-                await site.start()
-                port = runner.addresses[0][1]
-                stack.url = f"http://127.0.0.1:{port}"
-            yield stack
-        finally:
-            if runner is not None:
-                await runner.cleanup()
-            bridge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bridge_task
-
+                async with web_server(cfg, store, regmap) as url:
+                    yield WebStack(cfg, None, bridge, None, store, url)
+            else:
+                async with BridgeLink(cfg.mqtt, bridge.topics) as link:
+                    await link.wait_connected()
+                    yield WebStack(cfg, create_app(cfg, web_deps(cfg, store, regmap, link)), bridge, link, store)
+    finally:
+        bridge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bridge_task
 
 def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = False) -> None:
     """Realistic page data: today's day-ahead prices (tomorrow's too when ``tomorrow_known``),

@@ -1,0 +1,57 @@
+"""Serving the page inside ``nattery app`` / ``nattery run``: one call for the process composer.
+
+    async with web_server(cfg, store, regmap, health={"sync": syncer}) as url:
+        ...  # serve until stopped
+
+It connects a :class:`~device.web.bridge_link.BridgeLink` to the broker (live telemetry, bridge
+status and health, commands), builds the app and serves it on ``cfg.web.host``/``cfg.web.port``
+(port 0 picks a free one; ``url`` says which).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import structlog
+from aiohttp import web
+
+from device.config import Config
+from device.modbus.registermap import RegisterMap
+from device.mqtt import Topics
+from device.store import AsyncStore
+from device.web.app import create_app
+from device.web.bridge_link import BridgeLink
+from device.web.deps import HealthSource, WebDeps
+from device.web.settings import SettingsFile
+
+log = structlog.get_logger(__name__)
+
+
+def web_deps(
+    cfg: Config, store: AsyncStore, regmap: RegisterMap, link: BridgeLink,
+    health: Mapping[str, HealthSource] | None = None,
+) -> WebDeps:
+    return WebDeps(
+        store=store, regmap=regmap, telemetry=link, commands=link,
+        settings=SettingsFile.for_config(cfg), health={"bridge": link, **(health or {})},
+    )
+
+
+@contextlib.asynccontextmanager
+async def web_server(
+    cfg: Config, store: AsyncStore, regmap: RegisterMap, health: Mapping[str, HealthSource] | None = None
+) -> AsyncIterator[str]:
+    """Serve the page until the block exits; yields the URL it listens on."""
+    async with BridgeLink(cfg.mqtt, Topics(cfg.mqtt.prefix, cfg.device.id), f"{cfg.device.id}-web") as link:
+        runner = web.AppRunner(create_app(cfg, web_deps(cfg, store, regmap, link, health)), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, cfg.web.host, cfg.web.port)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            log.info("web page listening", url=url)
+            yield url
+        finally:
+            await runner.cleanup()
