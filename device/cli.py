@@ -16,11 +16,12 @@ import click
 
 from device import config as configuration
 from device import logs
+from device.modbus.client import PortError
 from device.modbus.registermap import MapError
 from device.store import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
-KNOWN_ERRORS = (configuration.ConfigError, MapError, StoreError, OSError)
+KNOWN_ERRORS = (configuration.ConfigError, MapError, PortError, StoreError, OSError)
 
 
 def config_option(fn: F) -> F:
