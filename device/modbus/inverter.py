@@ -1,0 +1,223 @@
+"""The inverter as the bridge sees it: telemetry snapshots, register access, semantic controls.
+
+Everything goes through the :class:`~device.modbus.worker.ModbusWorker` queue with the right
+priority: telemetry blocks at TELEMETRY, installer reads at ONDEMAND, every write and its
+read-back at CONTROL. Commands are validated against the map and the installation's limits
+before anything is queued, and each control is verified by reading back every register it
+wrote, so ``applied_at`` means the inverter holds the values, not merely that it acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from device.config import InverterSettings
+from device.modbus import codec
+from device.modbus.blocks import Block, plan_blocks
+from device.modbus.registermap import Register, RegisterMap
+from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
+
+
+class CommandError(ValueError):
+    """A command or register access refused before anything was queued (the text says why)."""
+
+
+class VerificationError(RuntimeError):
+    """The inverter acknowledged the writes but reads back other values."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The installation's limits (cabling, fuse, battery warranty), stricter than the map's."""
+
+    max_charge_w: float
+    max_discharge_w: float
+
+    @classmethod
+    def from_settings(cls, settings: InverterSettings) -> Limits:
+        return cls(settings.max_charge_w, settings.max_discharge_w)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One telemetry cycle: epoch seconds, role values and register values (None = not read)."""
+
+    ts: float
+    roles: Mapping[str, float | None]
+    registers: Mapping[str, float | None]
+
+
+class Inverter:
+    """One inverter behind a worker; ``limits`` cap the power a command may ask for."""
+
+    def __init__(
+        self,
+        regmap: RegisterMap,
+        worker: ModbusWorker,
+        limits: Limits,
+        *,
+        command_timeout_s: float = 30.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.regmap = regmap
+        self.worker = worker
+        self.limits = limits
+        self.command_timeout_s = command_timeout_s
+        self._wall = wall_clock
+        self.telemetry_blocks: list[Block] = plan_blocks(regmap)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def read_telemetry(self, deadline: float | None = None) -> Snapshot:
+        """Read every telemetry block; a failed block leaves its registers None, never stale.
+
+        All blocks are queued at once, so they go out back to back (no idle line between them),
+        while a control write still overtakes them. ``deadline`` is on the worker's clock.
+        """
+        results = await asyncio.gather(
+            *(self._read_block(b, Priority.TELEMETRY, deadline) for b in self.telemetry_blocks),
+            return_exceptions=True,
+        )
+        values: dict[str, float | None] = {}
+        for block, result in zip(self.telemetry_blocks, results):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancellation and the like are not a failed block
+            for reg in block.registers:
+                values[reg.name] = None if isinstance(result, Exception) else result.get(reg.name)
+        return Snapshot(self._wall(), codec.semantic(self.regmap, values), values)
+
+    async def read_registers(self, names: Sequence[str]) -> dict[str, float | None]:
+        """Read named registers now (installer, verification); raises if any block fails."""
+        registers = [self._register(name) for name in names]
+        for reg in registers:
+            if not reg.readable:
+                raise CommandError(f"register {reg.name!r} is write-only (access {reg.access!r})")
+        return await self._read(registers, Priority.ONDEMAND)
+
+    async def _read(self, registers: Sequence[Register], priority: Priority) -> dict[str, float | None]:
+        blocks = plan_blocks(self.regmap, registers)
+        values: dict[str, float | None] = {}
+        deadline = self.worker.deadline_in(self.command_timeout_s)
+        for block_values in await asyncio.gather(*(self._read_block(b, priority, deadline) for b in blocks)):
+            values.update(block_values)
+        return {reg.name: values.get(reg.name) for reg in registers}
+
+    async def _read_block(self, block: Block, priority: Priority, deadline: float | None) -> dict[str, float]:
+        words = await self.worker.submit(
+            ReadRequest(block.table, block.start, block.count), priority, deadline  # type: ignore[arg-type]
+        )
+        return codec.decode_block(block.registers, block.start, words)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def write_register(self, name: str, value: float) -> datetime:
+        """Write one register (installer), verified by read-back; returns when it was applied."""
+        reg = self._register(name)
+        if not reg.writable:
+            raise CommandError(f"register {name!r} is read-only (access {reg.access!r})")
+        return await self._write_verified([(reg, self._encode(reg, value))])
+
+    def validate(self, mode: str, params: Mapping[str, Any]) -> None:
+        """Refuse a control command before anything is queued; the message names what is wrong."""
+        control = self.regmap.controls.get(mode)
+        if control is None:
+            raise CommandError(f"unknown mode {mode!r}; allowed: {', '.join(self.regmap.controls)}")
+        missing = [p for p in control.params if p not in params]
+        extra = [p for p in params if p not in control.params]
+        if missing:
+            raise CommandError(f"{mode}: missing parameter {missing[0]!r}")
+        if extra:
+            allowed = ", ".join(control.params) or "none"
+            raise CommandError(f"{mode}: unknown parameter {extra[0]!r}; allowed: {allowed}")
+        for pname, spec in control.params.items():
+            value = params[pname]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise CommandError(f"{mode}: {pname} must be a number, got {value!r}")
+            if not spec.min <= value <= spec.max:
+                raise CommandError(
+                    f"{mode}: {pname} {value} {spec.unit} outside the inverter's range {spec.min}..{spec.max}"
+                )
+            limit = self._installation_limit(mode, pname)
+            if limit is not None and value > limit[1]:
+                raise CommandError(f"{mode}: {pname} {value} {spec.unit} above the installation limit "
+                                   f"{limit[0]} = {limit[1]}")
+        self._planned_writes(mode, params)  # the register ranges must hold the resolved values
+
+    def _installation_limit(self, mode: str, pname: str) -> tuple[str, float] | None:
+        if pname != "power_w":
+            return None
+        if mode == "charge":
+            return "max_charge_w", self.limits.max_charge_w
+        if mode == "discharge":
+            return "max_discharge_w", self.limits.max_discharge_w
+        return None
+
+    async def apply(self, mode: str, **params: Any) -> datetime:
+        """Put the inverter in ``mode``: the control's writes, then read-back of each register.
+
+        Returns when the writes were acknowledged (UTC); raises :class:`CommandError` before
+        anything is queued, a worker error if a write failed, :class:`VerificationError` if
+        the inverter reads back something else.
+        """
+        self.validate(mode, params)
+        return await self._write_verified(self._planned_writes(mode, params))
+
+    def _planned_writes(self, mode: str, params: Mapping[str, Any]) -> list[tuple[Register, list[int]]]:
+        control = self.regmap.controls[mode]
+        writes = []
+        for spec in control.writes:
+            reg = self.regmap.registers[spec.register]
+            writes.append((reg, self._encode(reg, spec.resolve(params), f"{mode}: ")))
+        return writes
+
+    async def _write_verified(self, writes: Sequence[tuple[Register, list[int]]]) -> datetime:
+        deadline = self.worker.deadline_in(self.command_timeout_s)
+        for address, words in coalesce(writes):
+            await self.worker.submit(WriteRequest(address, tuple(words)), Priority.CONTROL, deadline)
+        applied_at = datetime.fromtimestamp(self._wall(), UTC)
+        wanted = {reg.name: (reg, words) for reg, words in writes}  # the last write of a register wins
+        readable = [reg for reg, _ in wanted.values() if reg.readable]
+        if readable:
+            got = await self._read(readable, Priority.CONTROL)
+            wrong = [
+                f"{reg.name} reads {got[reg.name]}, wrote {codec.decode(reg, words)}"
+                for reg, words in wanted.values()
+                if reg.readable and got[reg.name] != codec.decode(reg, words)
+            ]
+            if wrong:
+                raise VerificationError("read-back mismatch: " + "; ".join(wrong))
+        return applied_at
+
+    def _register(self, name: str) -> Register:
+        reg = self.regmap.registers.get(name)
+        if reg is None:
+            raise CommandError(f"unknown register {name!r} in map {self.regmap.family}")
+        return reg
+
+    @staticmethod
+    def _encode(reg: Register, value: float, context: str = "") -> list[int]:
+        try:
+            return codec.encode(reg, value)
+        except codec.EncodeError as exc:
+            raise CommandError(f"{context}{exc}") from None
+
+
+def coalesce(writes: Sequence[tuple[Register, list[int]]]) -> list[tuple[int, list[int]]]:
+    """Merge writes to adjacent registers into single FC16 writes, keeping the map's order.
+
+    Only a write that continues the previous one (its address is where the run ends) joins it:
+    reordering could change what the firmware does between writes (e.g. enabling time-of-use
+    before its program is set).
+    """
+    runs: list[tuple[int, list[int]]] = []
+    for reg, words in writes:
+        if runs and runs[-1][0] + len(runs[-1][1]) == reg.address and len(runs[-1][1]) + len(words) <= 123:
+            runs[-1][1].extend(words)
+        else:
+            runs.append((reg.address, list(words)))
+    return runs
