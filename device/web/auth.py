@@ -152,7 +152,7 @@ class Sessions:
 
     def get(self, session_id: str | None, now: float | None = None) -> Session | None:
         session = self._by_id.get(session_id or "")
-        if session is not None and session.expires > (now or time.time()):
+        if session is not None and session.expires > (time.time() if now is None else now):
             return session
         return None
 
@@ -171,7 +171,7 @@ class Sessions:
                 del self._by_id[sid]
 
     def sweep(self, now: float | None = None) -> int:
-        now = now or time.time()
+        now = time.time() if now is None else now
         expired = [sid for sid, s in self._by_id.items() if s.expires <= now]
         for sid in expired:
             del self._by_id[sid]
@@ -188,7 +188,7 @@ class LoginLimiter:
 
     def retry_after(self, keys: list[str], now: float | None = None) -> float:
         """Seconds until another attempt is allowed (0: allowed now)."""
-        now = now or time.time()
+        now = time.time() if now is None else now
         wait = 0.0
         for key in keys:
             times = self._failures.get(key)
@@ -202,7 +202,7 @@ class LoginLimiter:
 
     def failed(self, keys: list[str], now: float | None = None) -> None:
         for key in keys:
-            self._failures[key].append(now or time.time())
+            self._failures[key].append(time.time() if now is None else now)
 
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:

@@ -1,0 +1,59 @@
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from device import config as configuration
+from device.web.settings import HomeSettings, SettingsError, SettingsFile, make_override, update_sections
+
+CFG = configuration.load([configuration.DEFAULT_FILE], environ={})
+LIMITS = {"charge": 5000, "discharge": 4000}
+
+
+def test_changes_are_applied_over_the_configuration() -> None:
+    settings = update_sections(HomeSettings(), CFG, {"battery": {"reserve_pct": 30}, "planner": {"mode": "self_consumption"}})
+    effective = settings.apply(CFG)
+    assert effective.battery.reserve_pct == 30 and effective.planner.mode == "self_consumption"
+    assert effective.battery.capacity_wh == CFG.battery.capacity_wh
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"battery": {"reserve_pct": -1}}, "battery.reserve_pct"),
+    ({"tariff": {"export": "barter"}}, "tariff.export"),
+    ({"tariff": {"grid_fee_windows": []}}, "tariff.grid_fee_windows"),
+    ({"mqtt": {"host": "evil"}}, "mqtt"),
+])
+def test_bad_changes_name_the_key(changes: dict, field: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        update_sections(HomeSettings(), CFG, changes)
+    assert err.value.field == field and str(err.value).startswith(field)
+
+
+@pytest.mark.parametrize("action, power, until_in_s, field", [
+    ("charge", 5001, 3600, "power_w"),
+    ("discharge", 4500, 3600, "power_w"),
+    ("charge", 0, 3600, "power_w"),
+    ("charge", 1000.5, 3600, "power_w"),
+    ("idle", 1000, 3600, "action"),
+    ("charge", 1000, -5, "until"),
+    ("charge", 1000, 25 * 3600, "until"),
+])
+def test_override_limits(action: str, power: float, until_in_s: float, field: str) -> None:
+    now = time.time()
+    with pytest.raises(SettingsError) as err:
+        make_override(action, power, now + until_in_s, now, LIMITS)
+    assert err.value.field == field
+
+
+async def test_file_round_trip_and_expiry(tmp_path: Path) -> None:
+    now = time.time()
+    store = SettingsFile(tmp_path / "settings.json")
+    assert await store.load() == HomeSettings()
+    settings = HomeSettings({"battery": {"reserve_pct": 20}}, make_override("charge", "2500", now + 60, now, LIMITS))
+    await store.save(settings)
+    reloaded = await SettingsFile(tmp_path / "settings.json").load()
+    assert reloaded == settings
+    assert reloaded.active_override(now) is not None and reloaded.active_override(now + 61) is None
+    assert json.loads((tmp_path / "settings.json").read_text())["override"]["power_w"] == 2500
+    assert not (tmp_path / "settings.tmp").exists()
