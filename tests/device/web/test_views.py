@@ -1,0 +1,86 @@
+"""The server-rendered pages and their forms (no JavaScript needed)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp.test_utils import TestClient
+
+from tests.device.web.conftest import csrf
+from tests.device.web.harness import WebStack
+
+
+async def form(client: TestClient, path: str, data: dict[str, str]) -> tuple[int, str, str]:
+    response = await client.post(path, data={"csrf": await csrf(client), **data}, allow_redirects=False)
+    location = response.headers.get("Location", "")
+    follow = await client.get(location) if location else response
+    return response.status, location, await follow.text()
+
+
+async def test_every_page_renders_for_each_role(homeowner: TestClient) -> None:
+    for path, text in [("/", "Charge level"), ("/prices", "No prices available."), ("/savings", "Nothing settled yet."),
+                       ("/settings", "Self-consumption")]:
+        response = await homeowner.get(path, headers={"Accept-Language": "en"})
+        assert response.status == 200, path
+        assert text in await response.text(), path
+
+
+async def test_pages_in_german_after_the_language_switch(homeowner: TestClient) -> None:
+    response = await homeowner.get("/lang/de?next=/settings")
+    page = await response.text()
+    assert response.url.path == "/settings" and '<html lang="de">' in page and "Betriebsart" in page
+    assert (await homeowner.get("/lang/xx", allow_redirects=False)).status == 404
+
+
+async def test_tariff_form_takes_ct_per_kwh(stack: WebStack, homeowner: TestClient) -> None:
+    status, location, page = await form(homeowner, "/settings", {
+        "form": "tariff", "markup_eur_mwh": "2,5", "vat_pct": "19", "export": "spot", "grid_fee_eur_mwh": "9.5"})
+    assert (status, location) == (303, "/settings") and "Saved." in page
+    saved = json.loads((stack.cfg.device.data_dir / "settings.json").read_text())["sections"]["tariff"]
+    assert saved["markup_eur_mwh"] == 25.0 and saved["grid_fee_eur_mwh"] == 95.0 and saved["export"] == "spot"
+    assert 'value="2.5"' in page  # shown back in ct/kWh
+
+
+async def test_form_errors_are_shown_on_the_page(homeowner: TestClient) -> None:
+    _, _, page = await form(homeowner, "/settings", {"form": "mode", "mode": "auto", "reserve_pct": "250"})
+    assert "battery.reserve_pct: got 250.0, allowed: 0 to 100" in page and 'class="flash error"' in page
+    _, _, page = await form(homeowner, "/settings", {"form": "manual", "action": "charge", "power_w": "100", "until": ""})
+    assert "until: got &#39;&#39;, expected local time HH:MM" in page
+
+
+async def test_forms_without_token_are_refused(homeowner: TestClient) -> None:
+    response = await homeowner.post("/settings", data={"form": "mode", "mode": "off", "reserve_pct": "10"})
+    assert response.status == 403 and "CSRF" in await response.text()
+
+
+async def test_login_form_sends_a_default_password_to_the_change_page(client: TestClient) -> None:
+    status, location, page = await form(client, "/login", {"account": "installer", "password": "installer", "next": "/installer"})
+    assert (status, location) == (303, "/password")
+    assert "Please replace the default password" in page
+    assert (await client.get("/prices", allow_redirects=False)).headers["Location"] == "/password"
+
+
+async def test_login_form_ignores_offsite_next(client: TestClient) -> None:
+    await form(client, "/login", {"account": "homeowner", "password": "nattery"})
+    _, location, _ = await form(client, "/password", {
+        "old_password": "nattery", "new_password": "long-enough-1", "repeat_password": "long-enough-1"})
+    assert location == "/"
+    await form(client, "/logout", {})
+    status, location, _ = await form(client, "/login", {
+        "account": "homeowner", "password": "long-enough-1", "next": "//evil.example/"})
+    assert (status, location) == (303, "/")
+
+
+async def test_installer_page_shows_every_register_and_health(stack: WebStack, installer: TestClient) -> None:
+    page = await (await installer.get("/installer")).text()
+    assert page.count('data-reg="') == len(stack.bridge.registers)
+    assert "modbus.queue_depth" in page and "Recent events" in page
+
+
+async def test_register_write_asks_for_confirmation_first(stack: WebStack, installer: TestClient) -> None:
+    status, _, page = await form(installer, "/installer/register", {"op": "write", "name": "prog1_soc", "value": "55"})
+    assert status == 200 and "Really write 55 % to register prog1_soc?" in page
+    assert stack.bridge.registers["prog1_soc"] != 55
+    status, location, page = await form(installer, "/installer/register", {
+        "op": "write", "name": "prog1_soc", "value": "55", "confirm": "yes"})
+    assert status == 303 and "prog1_soc ← 55 %" in page and stack.bridge.registers["prog1_soc"] == 55
