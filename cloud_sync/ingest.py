@@ -87,24 +87,19 @@ async def ingest(db: Database, batch: Batch) -> Result:
 async def _store_items(tx: Any, batch: Batch) -> float | None:
     if batch.stream in READING_STREAMS:
         rows = [
-            (batch.device, batch.stream, item["seq"], float(item["ts"]), line.decode())
+            (batch.device, batch.stream, item.seq, item.ts, line.decode())
             for item, line in zip(batch.items, batch.lines, strict=True)
         ]
         await tx.insert_rows("readings", ("device_id", "stream", "seq", "ts", "line"), rows)
-        return rows[-1][3]
+        return batch.items[-1].ts
     # Documents: the newest version per key wins (a batch may hold several versions of one key).
-    latest: dict[str, dict[str, Any]] = {}
-    for item in batch.items:
-        latest[item["key"]] = item
+    latest = {item.key: item for item in batch.items}
     for key, item in latest.items():
-        ts = item["data"].get("ts")
         await tx.execute(
             "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, $2, $3, $4, $5, $6)"
             " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
             " data = excluded.data WHERE documents.seq < excluded.seq",
-            batch.device, batch.stream, key, item["seq"],
-            float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
-            json.dumps(item["data"]),
+            batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data),
         )
     return None
 

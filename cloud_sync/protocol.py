@@ -17,14 +17,15 @@ that names what was wrong; parsing never has side effects.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson  # parsing items is the aggregator's main cost; orjson does it ~3x faster
 
 READING_STREAMS = ("readings", "readings_1min")
 DOCUMENT_STREAMS = ("energy", "settlements", "edi")
@@ -44,6 +45,16 @@ class BatchError(ValueError):
         self.status = status
 
 
+class Item(NamedTuple):
+    """What the aggregator needs of an item; ``data`` is kept for documents only (readings
+    are stored as their raw line, and keeping thousands of parsed snapshots costs memory)."""
+
+    seq: int
+    ts: float | None
+    key: str | None
+    data: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class Batch:
     """A parsed, validated batch; ``lines`` are the raw item lines (stored as sent)."""
@@ -54,23 +65,31 @@ class Batch:
     last_seq: int
     digest: str
     backlog: int
-    items: list[dict[str, Any]]
+    items: list[Item]
     lines: list[bytes]
 
 
 def encode(device: str, stream: str, lines: Sequence[bytes], backlog: int) -> tuple[bytes, int, int]:
     """A gzip'd batch of already serialised item lines; returns ``(body, first_seq, last_seq)``.
 
-    Level 1 compression: telemetry JSON still shrinks about tenfold, and the Pi's CPU is
-    better spent elsewhere than on the last few per cent.
+    Compressed line by line (no joined copy of the batch in memory) at level 1: telemetry
+    JSON still shrinks about tenfold, and the Pi's CPU is better spent elsewhere.
     """
-    items = b"\n".join(lines)
     first, last = json.loads(lines[0])["seq"], json.loads(lines[-1])["seq"]
+    digest = hashlib.sha256()
+    for n, line in enumerate(lines):
+        if n:
+            digest.update(b"\n")
+        digest.update(line)
     header = {
         "device": device, "stream": stream, "first_seq": first, "last_seq": last,
-        "count": len(lines), "digest": hashlib.sha256(items).hexdigest(), "backlog": backlog,
+        "count": len(lines), "digest": digest.hexdigest(), "backlog": backlog,
     }
-    return gzip.compress(json.dumps(header).encode() + b"\n" + items, compresslevel=1, mtime=0), first, last
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [deflate.compress(json.dumps(header).encode())]
+    parts.extend(deflate.compress(b"\n" + line) for line in lines)
+    parts.append(deflate.flush())
+    return b"".join(parts), first, last
 
 
 def reading_line(seq: int, ts: float, data_json: str) -> bytes:
@@ -131,8 +150,8 @@ def _gunzip(body: bytes) -> bytes:
 
 def _json(line: bytes, what: str) -> Any:
     try:
-        return json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
         raise BatchError(400, f"{what}: not valid JSON ({exc})") from None
 
 
@@ -143,31 +162,35 @@ def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _item(stream: str, line: bytes, n: int) -> dict[str, Any]:
+def _item(stream: str, line: bytes, n: int) -> Item:
     item = _json(line, f"item {n}")
     if not isinstance(item, dict):
         raise BatchError(400, f"item {n}: expected a JSON object")
     seq = item.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise BatchError(400, f"item {n}.seq: got {seq!r}, expected an integer")
-    if not isinstance(item.get("data"), dict):
+    data = item.get("data")
+    if not isinstance(data, dict):
         raise BatchError(400, f"item {n}.data: expected a JSON object")
     if stream in READING_STREAMS:
         ts = item.get("ts")
         if not isinstance(ts, (int, float)) or isinstance(ts, bool):
             raise BatchError(400, f"item {n}.ts: got {ts!r}, expected epoch seconds")
-    elif not isinstance(item.get("key"), str):
-        raise BatchError(400, f"item {n}.key: got {item.get('key')!r}, expected a string")
-    return item
+        return Item(seq, float(ts), None, None)
+    key = item.get("key")
+    if not isinstance(key, str):
+        raise BatchError(400, f"item {n}.key: got {key!r}, expected a string")
+    ts = data.get("ts")
+    return Item(seq, float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None, key, data)
 
 
-def _check_order(items: list[dict[str, Any]], first: int, last: int) -> None:
+def _check_order(items: list[Item], first: int, last: int) -> None:
     previous = first - 1
     for n, item in enumerate(items, start=1):
-        if item["seq"] <= previous:
-            raise BatchError(422, f"item {n}: seq {item['seq']} is out of order (after {previous})")
-        previous = item["seq"]
-    if items[0]["seq"] != first or items[-1]["seq"] != last:
+        if item.seq <= previous:
+            raise BatchError(422, f"item {n}: seq {item.seq} is out of order (after {previous})")
+        previous = item.seq
+    if items[0].seq != first or items[-1].seq != last:
         raise BatchError(
-            422, f"items run {items[0]['seq']}..{items[-1]['seq']} but the header says {first}..{last}"
+            422, f"items run {items[0].seq}..{items[-1].seq} but the header says {first}..{last}"
         )

@@ -1,0 +1,162 @@
+"""Test parts for the cloud sync: a real ``nattery-cloud serve`` process and databases.
+
+Import the fixtures into a test module (``from tests.cloud_sync.aggregator import ...``).
+``cloud_target`` is parametrised over SQLite and PostgreSQL; the PostgreSQL variant gets a
+fresh database per test on 127.0.0.1:5432 (``$NATTERY_TEST_PG`` to change) and is skipped,
+saying why, only when no server answers there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_sync import registry
+from cloud_sync.db import connect
+from tests.conftest import free_port, wait_for_port
+
+PG_ADMIN = os.environ.get("NATTERY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def run(coro: Any) -> Any:
+    """Run a coroutine to completion on a fresh loop in its own thread, so that sync fixtures
+    and async tests (which already run a loop) can both use these helpers."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    name = f"nattery_test_{uuid.uuid4().hex[:12]}"
+    try:
+        run(_admin(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # noqa: BLE001 — any failure means the server is not usable here
+        pytest.skip(f"PostgreSQL variant: no server at {PG_ADMIN} ({type(exc).__name__}: {exc})")
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def cloud_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One aggregator database per test module and backend; tests use their own device ids."""
+    if request.param == "sqlite":
+        return str(tmp_path_factory.mktemp("cloud") / "cloud.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@dataclass
+class Aggregator:
+    """A ``nattery-cloud serve`` process; ``crash`` sets NATTERY_CLOUD_CRASH for the next start."""
+
+    target: str
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, crash: str = "") -> None:
+        env = {**os.environ, "NATTERY_CLOUD_CRASH": crash}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
+             "serve", "--db", self.target, "--port", str(self.port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log_path.open("a"),
+        )
+        wait_for_port(self.port, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+        self.proc = None
+
+    def killed(self) -> bool:
+        """True when the process died of SIGKILL (a crash hook fired)."""
+        return self.proc is not None and self.proc.poll() == -signal.SIGKILL
+
+    def add_device(self, device_id: str) -> str:
+        return str(run(_registry_add(self.target, "dev", device_id)))
+
+    def add_operator(self, name: str) -> str:
+        return str(run(_registry_add(self.target, "op", name)))
+
+    def revoke_device(self, device_id: str) -> None:
+        run(_with_db(self.target, lambda db: registry.revoke(db, "dev", device_id)))
+
+    def rows(self, device_id: str, stream: str = "readings") -> list[tuple[int, str]]:
+        """``(seq, line)`` of every stored reading item (duplicates would show twice)."""
+        sql = "SELECT seq, line FROM readings WHERE device_id = $1 AND stream = $2 ORDER BY seq"
+        return [(int(s), str(line)) for s, line in run(_fetch(self.target, sql, device_id, stream))]
+
+    def documents(self, device_id: str, stream: str) -> dict[str, dict[str, Any]]:
+        sql = "SELECT key, data FROM documents WHERE device_id = $1 AND stream = $2"
+        return {k: json.loads(d) for k, d in run(_fetch(self.target, sql, device_id, stream))}
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+async def _with_db(target: str, action: Any) -> Any:
+    db = await connect(target)
+    try:
+        return await action(db)
+    finally:
+        await db.close()
+
+
+async def _registry_add(target: str, kind: registry.Kind, name: str) -> str:
+    return str(await _with_db(target, lambda db: registry.add(db, kind, name)))
+
+
+async def _fetch(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    async def query(db: Any) -> list[tuple[Any, ...]]:
+        async with db.transaction() as tx:
+            return list(await tx.fetch(sql, *args))
+
+    return list(await _with_db(target, query))
+
+
+@pytest.fixture(scope="module")
+def aggregator(cloud_target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggregator]:
+    """A running aggregator shared by a module's tests (it is stateless; the data is per device)."""
+    agg = Aggregator(cloud_target, tmp_path_factory.mktemp("logs") / "aggregator.log")
+    agg.start()
+    yield agg
+    agg.stop()
+
+
+def batch_body(device: str, stream: str, items: list[dict[str, Any]], header: dict[str, Any] | None = None) -> bytes:
+    """A batch built by hand (tests of what the aggregator refuses)."""
+    from cloud_sync import protocol
+
+    lines = [json.dumps(item).encode() for item in items]
+    body, _, _ = protocol.encode(device, stream, lines, backlog=0)
+    if header is None:
+        return body
+    head, _, rest = gzip.decompress(body).partition(b"\n")
+    return gzip.compress(json.dumps({**json.loads(head), **header}).encode() + b"\n" + rest)

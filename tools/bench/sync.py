@@ -1,0 +1,290 @@
+"""Benchmark: drain a backlog of 1,000,000 readings from a device store to the aggregator.
+
+    python -m tools.bench.sync [--readings N] [--batch-size N] [--no-postgres]
+
+Fills a fresh device database with realistic telemetry snapshots (every register of the
+shipped Deye map plus the roles, a day's PV curve, a wandering load, the battery covering the
+difference, energy counters that add up), starts ``nattery-cloud serve`` on 127.0.0.1, and
+runs ``nattery sync --drain`` as a separate process. Peak RSS of both processes is sampled
+from ``/proc/<pid>/status`` (VmHWM). Afterwards the aggregator's rows are compared with the
+device's readings by sequence number and checksum: ``lost`` and ``duplicated`` must be 0.
+When PostgreSQL answers on 127.0.0.1:5432 (or ``$NATTERY_BENCH_PG``) the same drain runs
+against a fresh PostgreSQL database. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cloud_sync import registry
+from cloud_sync.db import connect
+from device.modbus.registermap import load_map
+from device.store import Reading, Store
+
+PG_ADMIN = os.environ.get("NATTERY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def realistic_readings(start: float, count: int, interval_s: float = 5.0, seed: int = 1) -> Iterator[Reading]:
+    """Telemetry snapshots as the bridge stores them (Deye single-phase hybrid map)."""
+    rnd = random.Random(seed)
+    names = list(load_map("deye_hybrid_1p").registers)
+    static = {n: float(rnd.randint(0, 100)) for n in names}
+    soc, load = 55.0, 400.0
+    counters = {"import": 1_234_500.0, "export": 845_200.0, "charge": 2_100_000.0,
+                "discharge": 1_950_000.0, "pv": 6_400_000.0, "load": 5_300_000.0}
+    for i in range(count):
+        ts = start + i * interval_s
+        hour = (ts % 86_400) / 3600
+        pv = max(0.0, 4200 * math.sin(math.pi * (hour - 6) / 12)) * rnd.uniform(0.85, 1.0) if 6 < hour < 18 else 0.0
+        load = min(max(load + rnd.gauss(0, 40), 150.0), 6000.0)
+        battery = max(min(load - pv, 3000.0), -3000.0)
+        if (soc <= 10 and battery > 0) or (soc >= 100 and battery < 0):
+            battery = 0.0
+        grid = load - pv - battery
+        soc = min(max(soc - battery * interval_s / 3600 / 100, 0.0), 100.0)
+        wh = interval_s / 3600
+        counters["import"] += max(grid, 0) * wh
+        counters["export"] += max(-grid, 0) * wh
+        counters["charge"] += max(-battery, 0) * wh
+        counters["discharge"] += max(battery, 0) * wh
+        counters["pv"] += pv * wh
+        counters["load"] += load * wh
+        registers = dict(static)
+        registers.update({
+            "battery_soc": round(soc), "battery_power": round(battery), "grid_power": round(grid),
+            "load_power": round(load), "pv1_power": round(pv * 0.55), "pv2_power": round(pv * 0.45),
+            "battery_voltage": round(51 + soc / 50 + rnd.gauss(0, 0.05), 2),
+            "battery_current": round(battery / 52, 2), "grid_voltage": round(rnd.gauss(230, 1.5), 1),
+            "grid_frequency": round(rnd.gauss(50, 0.02), 2), "battery_temperature": round(rnd.gauss(24, 0.3), 1),
+            "pv1_voltage": round(rnd.gauss(310, 5), 1) if pv else 0.0,
+            "pv2_voltage": round(rnd.gauss(300, 5), 1) if pv else 0.0,
+            "total_grid_import": round(counters["import"], -2), "total_grid_export": round(counters["export"], -2),
+            "total_battery_charge": round(counters["charge"], -2),
+            "total_battery_discharge": round(counters["discharge"], -2),
+            "total_pv": round(counters["pv"], -2), "total_load": round(counters["load"], -2),
+        })
+        roles = {
+            "soc_pct": float(round(soc)), "battery_w": float(round(battery)), "pv_w": float(round(pv)),
+            "grid_w": float(round(grid)), "load_w": float(round(load)), "battery_temp_c": registers["battery_temperature"],
+            "state": "normal",
+            "energy_import_wh": registers["total_grid_import"], "energy_export_wh": registers["total_grid_export"],
+            "energy_charge_wh": registers["total_battery_charge"],
+            "energy_discharge_wh": registers["total_battery_discharge"],
+            "energy_pv_wh": registers["total_pv"], "energy_load_wh": registers["total_load"],
+        }
+        yield Reading(ts, roles, registers)
+
+
+def fill(path: Path, count: int, chunk: int = 5000, interval_s: float = 5.0) -> float:
+    """Write ``count`` readings in batches like the bridge does; returns rows/s."""
+    store = Store(path)
+    source = realistic_readings(time.time() - count * interval_s, count, interval_s)
+    began = time.perf_counter()
+    while batch := [r for _, r in zip(range(chunk), source, strict=False)]:
+        store.insert_readings(batch)
+    rate = count / (time.perf_counter() - began)
+    store.close()
+    return rate
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def cloud_command() -> list[str]:
+    return [sys.executable, "-m", "cloud_sync"]
+
+
+def device_command() -> list[str]:
+    return [sys.executable, "-c", "from device.cli import main; main()"]
+
+
+def drain(device_db: Path, target: str, batch_size: int, workdir: Path) -> dict[str, Any]:
+    """Register the device, start the aggregator, drain; returns the figures."""
+    credential = asyncio.run(_register(target))
+    port = free_port()
+    aggregator = subprocess.Popen(
+        [*cloud_command(), "--log-level", "warning", "serve", "--db", target, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=(workdir / "aggregator.log").open("w"),
+    )
+    try:
+        wait_for_port(port)
+        env = {**os.environ, "NATTERY_DEVICE_ID": "bench", "NATTERY_STORE_PATH": str(device_db),
+               "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": str(batch_size),
+               "NATTERY_LOG_LEVEL": "warning", "NATTERY_DEVICE_DATA_DIR": str(workdir)}
+        began = time.perf_counter()
+        device = subprocess.Popen(
+            [*device_command(), "sync", "--cloud", f"http://127.0.0.1:{port}", "--drain"],
+            env=env, stdout=subprocess.PIPE, stderr=(workdir / "device.log").open("w"),
+        )
+        device_peak = aggregator_peak = device_cpu = 0.0
+        aggregator_cpu_before = cpu_s(aggregator.pid)
+        while device.poll() is None:
+            device_peak = max(device_peak, peak_rss_mb(device.pid))
+            aggregator_peak = max(aggregator_peak, peak_rss_mb(aggregator.pid))
+            device_cpu = max(device_cpu, cpu_s(device.pid))
+            time.sleep(0.2)
+        seconds = time.perf_counter() - began
+        aggregator_peak = max(aggregator_peak, peak_rss_mb(aggregator.pid))
+        aggregator_cpu = cpu_s(aggregator.pid) - aggregator_cpu_before
+        if device.returncode != 0:
+            raise RuntimeError(f"device sync failed: {(workdir / 'device.log').read_text()[-2000:]}")
+    finally:
+        aggregator.terminate()
+        aggregator.wait(30)
+    lost, duplicated = asyncio.run(compare(device_db, target))
+    return {"drain_s": round(seconds, 2), "device_cpu_s": round(device_cpu, 1),
+            "aggregator_cpu_s": round(aggregator_cpu, 1), "device_peak_rss_mb": round(device_peak, 1),
+            "aggregator_peak_rss_mb": round(aggregator_peak, 1), "lost": lost, "duplicated": duplicated}
+
+
+async def _register(target: str) -> str:
+    db = await connect(target)
+    try:
+        return await registry.add(db, "dev", "bench")
+    finally:
+        await db.close()
+
+
+async def compare(device_db: Path, target: str) -> tuple[int, int]:
+    """``(lost, duplicated)``: device readings missing at the aggregator or differing from
+    the device's (lost), and aggregator rows beyond one per device reading (duplicated)."""
+    conn = sqlite3.connect(device_db)
+    device = {seq: _digest(ts, data) for seq, ts, data in conn.execute("SELECT id, ts, data FROM readings")}
+    conn.close()
+    db = await connect(target)
+    try:
+        async with db.transaction() as tx:
+            rows = await tx.fetch("SELECT seq, line FROM readings WHERE device_id = 'bench' AND stream = 'readings'")
+    finally:
+        await db.close()
+    seen: dict[int, str] = {}
+    duplicated = 0
+    for seq, line in rows:
+        item = json.loads(line)
+        if seq in seen:
+            duplicated += 1
+        seen[seq] = _digest(item["ts"], json.dumps(item["data"]))
+    lost = sum(1 for seq, digest in device.items() if seen.get(seq) != digest)
+    return lost, duplicated + sum(1 for seq in seen if seq not in device)
+
+
+def _digest(ts: float, data: str) -> str:
+    return hashlib.sha256(f"{ts!r}|{json.dumps(json.loads(data), sort_keys=True)}".encode()).hexdigest()
+
+
+async def _fresh_pg_database() -> str | None:
+    try:
+        import asyncpg
+
+        admin = await asyncpg.connect(PG_ADMIN, timeout=3)
+    except Exception as exc:  # noqa: BLE001 — any failure means "no PostgreSQL here"
+        print(f"PostgreSQL not reachable at {PG_ADMIN} ({exc}); skipping the PostgreSQL run")
+        return None
+    name = f"nattery_bench_{os.getpid()}"
+    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+    await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nattery-bench-") as tmp:
+        work = Path(tmp)
+        device_db = work / "device.db"
+        ingest_rate = fill(device_db, args.readings)
+        print(f"device store: {args.readings} readings written at {ingest_rate:,.0f} rows/s "
+              f"({device_db.stat().st_size / 1e6:.0f} MB)")
+        result: dict[str, Any] = {"readings": args.readings, "ingest_rows_per_s": round(ingest_rate)}
+        sqlite_run = drain(device_db, str(work / "cloud.db"), args.batch_size, work)
+        result.update(sqlite_run, drain_rows_per_s=round(args.readings / sqlite_run["drain_s"]))
+        print(f"SQLite aggregator: drained in {sqlite_run['drain_s']} s "
+              f"({result['drain_rows_per_s']:,} readings/s), device peak RSS "
+              f"{sqlite_run['device_peak_rss_mb']} MB, aggregator {sqlite_run['aggregator_peak_rss_mb']} MB, "
+              f"lost {sqlite_run['lost']}, duplicated {sqlite_run['duplicated']}")
+        pg_url = None if args.no_postgres else asyncio.run(_fresh_pg_database())
+        if pg_url:
+            conn = sqlite3.connect(device_db)
+            conn.execute("DELETE FROM sync_cursors")
+            conn.commit()
+            conn.close()
+            try:
+                pg = drain(device_db, pg_url, args.batch_size, work)
+            finally:
+                asyncio.run(_drop_pg_database(pg_url))
+            pg["drain_rows_per_s"] = round(args.readings / pg["drain_s"])
+            result["postgresql"] = pg
+            print(f"PostgreSQL aggregator: drained in {pg['drain_s']} s ({pg['drain_rows_per_s']:,} readings/s), "
+                  f"device peak RSS {pg['device_peak_rss_mb']} MB, aggregator {pg['aggregator_peak_rss_mb']} MB, "
+                  f"lost {pg['lost']}, duplicated {pg['duplicated']}")
+        result["target_drain_rows_per_s"] = 30_000
+        result["ok"] = (result["lost"] == result["duplicated"] == 0 and result["drain_rows_per_s"] >= 30_000
+                        and result["device_peak_rss_mb"] <= 150)
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
