@@ -160,20 +160,39 @@ def bridge(config_file: Path | None) -> None:
 
 @main.command()
 @config_option
+def app(config_file: Path | None) -> None:
+    """Balena service `app`: prices, forecast, planner, controller, web page and cloud sync."""
+    from device.app import run_app
+    from device.runtime import stop_on_signals
+
+    cfg = load_config(config_file)
+
+    async def serve() -> None:
+        await run_app(cfg, stop_on_signals())
+
+    run_async(serve())
+
+
+@main.command()
+@config_option
 @cloud_option
 @click.option("--simulate", is_flag=True, help="Use the built-in inverter simulator (local runs, demos).")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="With --simulate: simulated seconds per real second.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the database lives (default ./data for local runs).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port of the local web page (0 picks a free one).")
 def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
-        data_dir: Path | None) -> None:
+        data_dir: Path | None, port: int) -> None:
     """Everything in one process: broker (embedded unless configured), bridge and app."""
     from device.runtime import local_data_dir, run_simulated, stop_on_signals
 
     if not simulate:
         raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")
-    cfg = local_data_dir(load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}), data_dir)
+    cfg = local_data_dir(
+        load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}, web={"port": port}), data_dir
+    )
 
     async def serve() -> None:
         await run_simulated(cfg, stop_on_signals(), speed=speed)

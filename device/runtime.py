@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from device.app import run_app
 from device.bridge import Bridge
 from device.config import Config
 from device.modbus.client import client_factory
@@ -24,7 +25,7 @@ from device.modbus.inverter import Inverter, Limits
 from device.modbus.registermap import RegisterMap, load_map
 from device.modbus.worker import ModbusWorker
 from device.mqtt import embedded_broker, free_port
-from device.store import AsyncStore
+from device.store import AsyncStore, Retention
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ async def run_bridge(cfg: Config, stop: asyncio.Event) -> None:
         timeout_s=cfg.inverter.timeout_s,
         retries=cfg.inverter.retries,
     )
-    async with AsyncStore(cfg.db_path) as store, worker:
+    async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store, worker:
         inverter = Inverter(regmap, worker, Limits.from_settings(cfg.inverter))
         bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats)
         log.info("bridge starting", map=regmap.family, port=cfg.inverter.port, device=cfg.device.id)
@@ -116,7 +117,10 @@ async def run_simulated(cfg: Config, stop: asyncio.Event, *, speed: float = 1.0)
                 "watch it live",
                 mqtt=f"mosquitto_sub -h {cfg.mqtt.host} -p {cfg.mqtt.port} -v -t '{cfg.mqtt.prefix}/#'",
             )
-            await run_bridge(cfg, stop)
+            # The bridge starts first so the app finds the database created and telemetry flowing.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(run_bridge(cfg, stop), name="bridge")
+                group.create_task(run_app(cfg, stop), name="app")
     finally:
         await sim.close()
 

@@ -262,21 +262,30 @@ class Store:
         return row[0] or 0
 
     def migrate(self) -> None:
-        """Apply pending migrations, each in one transaction with its version record."""
-        current = self.version
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path}: database schema version {current} is newer than this release "
-                f"supports ({len(MIGRATIONS)}); refusing to touch it — update the software"
-            )
-        if not self.db["schema_version"].exists():
-            self.db.table("schema_version").create({"version": int, "name": str, "applied_at": str}, pk="version")
-        for version, (name, fn) in enumerate(MIGRATIONS[current:], start=current + 1):
+        """Apply pending migrations, each in one transaction with its version record.
+
+        The bridge and the app open the database at the same moment on every boot: each step
+        takes the write lock first and reads the version under it, so every step runs once.
+        """
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+        )
+        while True:
             with self.db.conn:
                 self.db.execute("BEGIN IMMEDIATE")
+                current = self.version
+                if current > len(MIGRATIONS):
+                    raise StoreError(
+                        f"{self.path}: database schema version {current} is newer than this release "
+                        f"supports ({len(MIGRATIONS)}); refusing to touch it — update the software"
+                    )
+                if current == len(MIGRATIONS):
+                    return
+                name, fn = MIGRATIONS[current]
                 fn(self.db)
                 self.db.table("schema_version").insert(
-                    {"version": version, "name": name, "applied_at": _now_iso()}
+                    {"version": current + 1, "name": name, "applied_at": _now_iso()}
                 )
 
     def close(self) -> None:
@@ -556,6 +565,11 @@ class Store:
         raise AssertionError("unreachable")
 
     # --- web page reads (owner: web) ---------------------------------------------------
+    def price_fetch_status(self) -> dict[str, Any]:
+        """When prices were last fetched and up to when they are known (installer health)."""
+        row = self.db.execute("SELECT max(fetched_at), max(ts + resolution_s) FROM prices").fetchone()
+        return {"last_fetch_ts": row[0], "known_until_ts": row[1]}
+
     def price_points(self, start: int, end: int) -> list[dict[str, Any]]:
         """Known prices in [start, end): one per slot (newest fetch wins when sources overlap)."""
         rows = self.db.execute(

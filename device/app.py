@@ -1,0 +1,83 @@
+"""The ``app`` service: everything that decides and shows, around one shared store.
+
+Background tasks (store housekeeping, cloud sync, prices, forecast, planner and controller) run
+beside the local web page until ``stop`` is set. A task that fails is logged and restarted with
+a capped backoff, so one broken part (say, the price API) never takes the web page down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from device.config import Config
+from device.modbus.registermap import load_map
+from device.store import AsyncStore, Retention
+from device.web.server import web_server
+
+log = structlog.get_logger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+async def supervise(name: str, job: Job, *, backoff_max_s: float = 300.0) -> None:
+    """Run ``job`` forever: restart it after a crash, waiting longer after each failure in a row."""
+    delay = 1.0
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — keep the appliance up; the log says what broke
+            if asyncio.get_running_loop().time() - started > 10 * delay:
+                delay = 1.0  # it ran a good while: a fresh failure, not a crash loop
+            log.error("task crashed; restarting", task=name, error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, backoff_max_s)
+
+
+def background_jobs(cfg: Config, store: AsyncStore) -> tuple[dict[str, Job], dict[str, Any]]:
+    """The app's background jobs by name, and the health sources they expose to the page."""
+    jobs: dict[str, Job] = {"housekeeping": store.housekeeping}
+    health: dict[str, Any] = {}
+    if cfg.cloud.url:
+        from device.sync import SyncClient
+
+        syncer = SyncClient(cfg, store)
+        jobs["sync"] = syncer.run
+        health["sync"] = _StatsHealth(syncer.stats)
+    return jobs, health
+
+
+class _StatsHealth:
+    """A live ``stats`` dict as a :class:`device.web.deps.HealthSource`."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self.stats = stats
+
+    def health(self) -> dict[str, Any]:
+        return self.stats
+
+
+async def run_app(cfg: Config, stop: asyncio.Event) -> None:
+    """Serve the page and run the background jobs until ``stop`` is set."""
+    regmap = load_map(cfg.inverter.map)
+    async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
+        jobs, health = background_jobs(cfg, store)
+        tasks = [asyncio.create_task(supervise(name, job), name=name) for name, job in jobs.items()]
+        try:
+            async with web_server(cfg, store, regmap, health=health) as url:
+                log.info("app running", url=url, jobs=sorted(jobs))
+                await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

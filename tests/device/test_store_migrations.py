@@ -1,0 +1,26 @@
+"""Bridge and app open the database at the same moment on every boot."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+from device.store import MIGRATIONS, Store
+
+
+def _open(path: str) -> None:
+    Store(path).close()
+
+
+def test_concurrent_first_open_applies_each_migration_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "nattery.db")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open, args=(path,)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    rows = sqlite3.connect(path).execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
