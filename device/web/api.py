@@ -159,7 +159,7 @@ async def write_register(request: web.Request) -> dict[str, Any]:
 
 async def health(request: web.Request) -> dict[str, Any]:
     guard(request, "installer")
-    return model.health(request.app[DEPS].health, {"live_clients": request.app[LIVE].clients})
+    return await model.health(request.app[DEPS].store, request.app[DEPS].health, {"live_clients": request.app[LIVE].clients})
 
 
 async def events(request: web.Request) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ or 100 quarter hours). Money in EUR, prices in EUR/MWh, power in W, as everywher
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -147,7 +147,14 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def health(sources: Mapping[str, HealthSource], extra: Mapping[str, Any]) -> dict[str, Any]:
+async def health(store: AsyncStore, sources: Mapping[str, HealthSource], web: Mapping[str, Any]) -> dict[str, Any]:
+    """Every part's figures, plus the prices as the store sees them (ISO times for people)."""
     result: dict[str, Any] = {name: dict(source.health()) for name, source in sources.items()}
-    result["web"] = dict(extra)
+    status = await store.call(Store.price_fetch_status)
+    result["prices"] = {key.removesuffix("_ts"): None if ts is None else _iso(ts) for key, ts in status.items()}
+    result["web"] = dict(web)
     return result
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

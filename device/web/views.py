@@ -133,7 +133,7 @@ async def installer(request: web.Request) -> web.Response:
     guard(request, "installer")
     deps = request.app[DEPS]
     reading = deps.telemetry.latest()
-    health = model.health(deps.health, {"live_clients": request.app[LIVE].clients})
+    health = await model.health(deps.store, deps.health, {"live_clients": request.app[LIVE].clients})
     events = await deps.store.call(Store.events, 30)
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,

@@ -200,6 +200,7 @@ async def test_register_writes_are_validated(stack: WebStack, installer: TestCli
 async def test_health_and_events_for_installers(installer: TestClient) -> None:
     status, health = await api(installer, "GET", "/api/v1/health")
     assert status == 200 and health["bridge"]["online"] is True and "modbus" in health["bridge"]
+    assert health["prices"] == {"last_fetch": None, "known_until": None}
     status, body = await api(installer, "GET", "/api/v1/events?limit=0")
     assert (status, body["field"]) == (400, "limit")
     status, events = await api(installer, "GET", "/api/v1/events?limit=5")
