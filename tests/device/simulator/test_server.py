@@ -29,13 +29,24 @@ async def tcp_sim(regmap: RegisterMap, **kwargs: object) -> tuple[Simulator, Asy
     return sim, client
 
 
+@pytest.mark.parametrize("transport", ["tcp", "serial"])
 @pytest.mark.parametrize("family", sorted(available_maps()))
-async def test_profile_every_map_reads_back_the_physics(family: str) -> None:
+async def test_profile_every_map_reads_back_the_physics(
+    family: str, transport: str, request: pytest.FixtureRequest
+) -> None:
     """Each family's simulator profile test: the planned blocks read, and decode to the physics."""
     regmap = load_map(family)
     # Nearly frozen simulated time, fast line: values stay put while the blocks are read.
-    sim, client = await tcp_sim(regmap, baudrate=115200, speed=1e-6,
-                                physics=PhysicsSettings(initial_soc_pct=73.0))
+    options = {"baudrate": 115200, "speed": 1e-6, "physics": PhysicsSettings(initial_soc_pct=73.0)}
+    client: AsyncModbusTcpClient | AsyncModbusSerialClient
+    if transport == "tcp":
+        sim, client = await tcp_sim(regmap, **options)
+    else:
+        pair: PtyPair = request.getfixturevalue("pty_pair")
+        sim = Simulator(regmap, **options)  # type: ignore[arg-type]
+        await sim.serve_serial(pair.b)
+        client = AsyncModbusSerialClient(pair.a, baudrate=115200, timeout=2, retries=0)
+        assert await client.connect()
     try:
         values: dict[str, float | None] = {}
         for block in plan_blocks(regmap):
