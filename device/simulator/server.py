@@ -1,9 +1,8 @@
 """The inverter simulator: register image + physics + one honest RS485 line + faults.
 
-Everything a master sees goes through ``_Line``-like timing in :class:`Simulator`: a request
-occupies the line for its length in characters, the firmware thinks for ``processing_s``, the
-reply occupies the line for its own length, and it is written to the link in one go when its
-last character would have arrived. A request that arrives before the previous reply has been
+Every request goes through the same line timing: it occupies the line for its length in
+characters, the firmware thinks for ``processing_s``, the reply occupies the line for its own
+length, and it is written to the link in one go when its last character would have arrived. A request that arrives before the previous reply has been
 delivered plus the map's inter-frame gap is an overlap violation: counted, and answered the way
 confused firmware does (``violation_reply="drop"`` or ``"corrupt"``); if it collided on the wire
 with the previous exchange (while that request was still arriving or its reply was being sent),
@@ -30,7 +29,7 @@ from device.simulator.image import ModbusError, RegisterImage
 from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, recognise
 from device.simulator.physics import Battery, Physics, PhysicsSettings
 from device.simulator.plausible import plausible_value, running_state
-from device.simulator.profiles import ClearSky, Profile, Source
+from device.simulator.profiles import ClearSky, Profile
 from device.simulator.transports import Link, SerialLink, TcpLink
 
 log = structlog.get_logger(__name__)
@@ -252,8 +251,7 @@ class Simulator:
         now = self.sim_time()
         self.physics.step(now, now - self._sim_last, self.active.name, self.active.params)
         self._sim_last = now
-        roles = {k: v for k, v in self.physics.roles().items() if k != "state"}
-        self.image.set_roles(roles)
+        self.image.set_roles(self.physics.roles())
 
     async def _tick(self) -> None:
         while True:
@@ -385,5 +383,3 @@ class Simulator:
         self._ready_at = max(self._ready_at, now + self.gap_s)
         self.stats.replies += 1
         self.stats.bytes_out += sent
-        if exchange.pdu[0] & 0x80:
-            log.debug("simulator_exception_sent", function=exchange.pdu[0] & 0x7F)
