@@ -30,7 +30,7 @@ from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, reco
 from device.simulator.physics import Battery, Physics, PhysicsSettings
 from device.simulator.plausible import plausible_value, running_state
 from device.simulator.profiles import ClearSky, Profile
-from device.simulator.transports import Link, SerialLink, TcpLink
+from device.simulator.transports import LineSettings, Link, SerialLink, TcpLink
 
 log = structlog.get_logger(__name__)
 
@@ -195,7 +195,9 @@ class Simulator:
     async def serve_serial(self, path: str) -> None:
         """Answer on a serial device (returns once it is open)."""
         await self.start()
-        link = SerialLink(self, path, self.baudrate, self._silence_s())
+        p = self.regmap.protocol
+        line = LineSettings(self.baudrate, p.parity, p.bytesize, p.stopbits)
+        link = SerialLink(self, path, line, self._silence_s())
         link.open()
         self._links.append(link)
 

@@ -15,6 +15,7 @@ import errno
 import os
 import termios
 import tty
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -84,14 +85,40 @@ class _RtuReceiver:
             self.handler.on_request(link, parse_rtu(frame), arrival)
 
 
+@dataclass(frozen=True)
+class LineSettings:
+    baudrate: int
+    parity: str = "N"
+    bytesize: int = 8
+    stopbits: int = 1
+
+
+def _configure(fd: int, line: LineSettings) -> None:
+    """Raw mode with the line's character format; a real adapter needs it, a pty ignores it."""
+    tty.setraw(fd)
+    attrs = termios.tcgetattr(fd)
+    cflag = attrs[2] & ~(termios.CSIZE | termios.PARENB | termios.PARODD | termios.CSTOPB)
+    cflag |= (termios.CS7 if line.bytesize == 7 else termios.CS8) | termios.CLOCAL | termios.CREAD
+    if line.parity != "N":
+        cflag |= termios.PARENB | (termios.PARODD if line.parity == "O" else 0)
+    if line.stopbits == 2:
+        cflag |= termios.CSTOPB
+    attrs[2] = cflag
+    speed = getattr(termios, f"B{line.baudrate}", None)
+    if speed is not None:
+        attrs[4] = attrs[5] = speed
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    termios.tcflush(fd, termios.TCIOFLUSH)  # nothing stale from before a reconnect
+
+
 class SerialLink:
     """Modbus RTU on a serial device or pty, opened non-blocking and read from the loop."""
 
     rtu = True
 
-    def __init__(self, handler: Handler, path: str, baudrate: int, silence_s: float) -> None:
+    def __init__(self, handler: Handler, path: str, line: LineSettings, silence_s: float) -> None:
         self.path = path
-        self.baudrate = baudrate
+        self.line = line
         self._receiver = _RtuReceiver(handler, silence_s)
         self._fd: int | None = None
         self._reopen: asyncio.Task[None] | None = None
@@ -105,13 +132,7 @@ class SerialLink:
         """Open the device now; raises ``OSError`` if it is not there."""
         fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
-            tty.setraw(fd)
-            attrs = termios.tcgetattr(fd)
-            speed = getattr(termios, f"B{self.baudrate}", None)
-            if speed is not None:  # a real adapter needs it; a pty ignores it
-                attrs[4] = attrs[5] = speed
-                termios.tcsetattr(fd, termios.TCSANOW, attrs)
-            termios.tcflush(fd, termios.TCIOFLUSH)  # nothing stale from before a reconnect
+            _configure(fd, self.line)
         except termios.error:
             pass  # not a terminal (a FIFO in an experiment): raw bytes anyway
         self._fd = fd
