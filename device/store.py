@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import sqlite_utils
 import structlog
 
@@ -293,17 +294,21 @@ class Store:
 
     # --- readings -----------------------------------------------------------------------
     def insert_readings(self, readings: Iterable[Reading]) -> int:
-        """Insert a batch of readings in one transaction; returns how many."""
+        """Insert a batch of readings in one transaction; returns how many.
+
+        ``data`` is compact JSON (orjson: several times faster than json, and NaN becomes
+        null, so the stored text is always valid JSON for the sync and the web page).
+        """
         rows = [
-            {
-                "ts": r.ts,
-                **{c: r.roles.get(c) for c in ROLE_COLUMNS},
-                "state": _state_text(r.roles.get("state")),
-                "data": json.dumps({"roles": dict(r.roles), "registers": dict(r.registers)}),
-            }
+            (
+                r.ts,
+                *(r.roles.get(c) for c in ROLE_COLUMNS),
+                _state_text(r.roles.get("state")),
+                orjson.dumps({"roles": r.roles, "registers": r.registers}, option=_ORJSON_OPTIONS).decode(),
+            )
             for r in readings
         ]
-        self._write(lambda: self.db.table("readings").insert_all(rows, batch_size=500))
+        self._write(lambda: self.db.conn.executemany(_INSERT_READING, rows))
         return len(rows)
 
     def count_readings(self) -> int:
@@ -643,6 +648,13 @@ class Store:
         """Totals of a settled local day (``YYYY-MM-DD``), or None."""
         row = self.db.execute("SELECT totals FROM settlement_days WHERE day = ?", [day]).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+_INSERT_READING = (
+    f"INSERT INTO readings (ts, {', '.join(ROLE_COLUMNS)}, state, data)"
+    f" VALUES (?, {', '.join('?' * len(ROLE_COLUMNS))}, ?, ?)"
+)
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
 
 def _is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

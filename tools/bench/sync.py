@@ -77,7 +77,7 @@ def realistic_readings(start: float, count: int, interval_s: float = 5.0, seed: 
             "total_battery_discharge": round(counters["discharge"], -2),
             "total_pv": round(counters["pv"], -2), "total_load": round(counters["load"], -2),
         })
-        roles = {
+        roles: dict[str, Any] = {
             "soc_pct": float(round(soc)), "battery_w": float(round(battery)), "pv_w": float(round(pv)),
             "grid_w": float(round(grid)), "load_w": float(round(load)), "battery_temp_c": registers["battery_temperature"],
             "state": "normal",
@@ -196,27 +196,39 @@ async def _register(target: str) -> str:
         await db.close()
 
 
-async def compare(device_db: Path, target: str) -> tuple[int, int]:
-    """``(lost, duplicated)``: device readings missing at the aggregator or differing from
-    the device's (lost), and aggregator rows beyond one per device reading (duplicated)."""
+async def compare(device_db: Path, target: str, chunk: int = 20_000) -> tuple[int, int]:
+    """``(lost, duplicated)``: device readings missing at the aggregator or stored differently
+    (lost), and aggregator rows beyond one per device reading (duplicated). Both sides are
+    walked in sequence order, a chunk at a time, so a million rows need little memory."""
     conn = sqlite3.connect(device_db)
-    device = {seq: _digest(ts, data) for seq, ts, data in conn.execute("SELECT id, ts, data FROM readings")}
-    conn.close()
     db = await connect(target)
+    lost = duplicated = 0
+    after = 0
     try:
-        async with db.transaction() as tx:
-            rows = await tx.fetch("SELECT seq, line FROM readings WHERE device_id = 'bench' AND stream = 'readings'")
+        while True:
+            mine = conn.execute(
+                "SELECT id, ts, data FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+            ).fetchall()
+            upper = mine[-1][0] if mine else 2**62
+            async with db.transaction() as tx:
+                theirs = await tx.fetch(
+                    "SELECT seq, line FROM readings WHERE device_id = 'bench' AND stream = 'readings'"
+                    " AND seq > $1 AND seq <= $2 ORDER BY seq", after, upper,
+                )
+            stored: dict[int, str] = {}
+            for seq, line in theirs:
+                item = json.loads(line)
+                duplicated += seq in stored
+                stored[seq] = _digest(item["ts"], json.dumps(item["data"]))
+            expected = {seq: _digest(ts, data) for seq, ts, data in mine}
+            lost += sum(1 for seq, digest in expected.items() if stored.get(seq) != digest)
+            duplicated += sum(1 for seq in stored if seq not in expected)
+            if not mine:
+                return lost, duplicated
+            after = upper
     finally:
+        conn.close()
         await db.close()
-    seen: dict[int, str] = {}
-    duplicated = 0
-    for seq, line in rows:
-        item = json.loads(line)
-        if seq in seen:
-            duplicated += 1
-        seen[seq] = _digest(item["ts"], json.dumps(item["data"]))
-    lost = sum(1 for seq, digest in device.items() if seen.get(seq) != digest)
-    return lost, duplicated + sum(1 for seq in seen if seq not in device)
 
 
 def _digest(ts: float, data: str) -> str:
