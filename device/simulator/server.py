@@ -135,6 +135,7 @@ class Simulator:
         self._last: _Exchange | None = None
         self._links: list[SerialLink] = []
         self._servers: list[asyncio.Server] = []
+        self._connections: list[TcpLink] = []
         self._timer: asyncio.Task[None] | None = None
         self._power_on()
 
@@ -209,15 +210,23 @@ class Simulator:
         await self.start()
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: TcpLink(self, framer == "rtu", self._silence_s()), host, port)
+            lambda: self._connection(framer == "rtu"), host, port)
         self._servers.append(server)
         bound = int(server.sockets[0].getsockname()[1])
         log.info("simulator_tcp_listening", host=host, port=bound, framer=framer)
         return bound
 
+    def _connection(self, rtu: bool) -> TcpLink:
+        self._connections = [c for c in self._connections if c.connected]
+        link = TcpLink(self, rtu, self._silence_s())
+        self._connections.append(link)
+        return link
+
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for connection in self._connections:  # Server.wait_closed waits for them (Python >= 3.12)
+            connection.disconnect(0.0)
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         for link in self._links:
