@@ -327,3 +327,12 @@ async def test_mbap_corrupt_reply_is_refused_by_the_client(deye: RegisterMap) ->
 async def test_unknown_functions_are_refused(serial_sim: Simulator, port: RawPort) -> None:
     port.write(encode_rtu(1, bytes([43, 14, 1, 0])))  # read device identification: not offered
     assert await port.read(5, timeout=2) == encode_rtu(1, bytes([43 | 0x80, 1]))
+
+
+async def test_close_drops_open_connections(deye: RegisterMap) -> None:
+    sim = Simulator(deye)
+    port = await sim.serve_tcp("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await asyncio.wait_for(sim.close(), 5)
+    assert await asyncio.wait_for(reader.read(10), 2) == b""
+    writer.close()
