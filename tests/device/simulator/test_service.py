@@ -65,7 +65,7 @@ def test_help_names_every_option() -> None:
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0
     for option in ("--map", "--listen", "--framer", "--serial", "--baud", "--speed", "--fault",
-                   "--processing-ms", "--violation-reply", "--soc", "--profile", "--summary-s"):
+                   "--processing-ms", "--gap-ms", "--violation-reply", "--soc", "--profile", "--summary-s"):
         assert option in result.output
 
 
