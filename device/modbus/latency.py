@@ -18,12 +18,14 @@ class LatencyHistogram:
         self.counts = [0] * (len(BUCKETS_S) + 1)
         self.total = 0
         self.sum_s = 0.0
+        self.max_s = 0.0
         self.recent: deque[float] = deque(maxlen=window)
 
     def add(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
         self.total += 1
         self.sum_s += seconds
+        self.max_s = max(self.max_s, seconds)
         self.recent.append(seconds)
 
     def percentile(self, q: float) -> float | None:
@@ -40,5 +42,6 @@ class LatencyHistogram:
             "mean": round(self.sum_s / self.total, 4) if self.total else None,
             "p50": None if p50 is None else round(p50, 4),
             "p99": None if p99 is None else round(p99, 4),
+            "max": round(self.max_s, 4) if self.total else None,
             "buckets": {f"le_{b:g}": c for b, c in zip((*BUCKETS_S, float("inf")), self.counts)},
         }
