@@ -25,8 +25,11 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
-    """Configure structlog (and route stdlib logging of libraries through the same level)."""
+def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> None:
+    """Configure structlog (and route stdlib logging of libraries through the same level).
+
+    ``cache=False`` is for tests: cached loggers would bypass ``structlog.testing.capture_logs``.
+    """
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
@@ -42,7 +45,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     # Libraries (pymodbus, amqtt, aiohttp) log through stdlib; keep them quiet unless debugging.
     logging.basicConfig(stream=sys.stderr, level=max(LEVELS[level], logging.WARNING))

@@ -116,4 +116,4 @@ def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
 
 @pytest.fixture(autouse=True)
 def _logging() -> None:
-    logs.configure("warning", "console")
+    logs.configure("warning", "console", cache=False)
