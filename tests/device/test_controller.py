@@ -1,0 +1,115 @@
+"""The controller drives the simulated inverter through the real bridge over a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.controller import Controller
+from device.mqtt import MqttSession, Topics
+from device.planner import SLOT_S, Plan, Setpoint
+from tests.conftest import Broker, PtyPair
+from tests.device.test_bridge import DEVICE, Rig, rig
+
+
+def make_plan(start: int, setpoints: list[Setpoint]) -> Plan:
+    n = len(setpoints)
+    zeros = np.zeros(n)
+    return Plan(
+        created_at=time.time(), reason="test", mode="auto", ts=start + SLOT_S * np.arange(n),
+        import_w=zeros, export_w=zeros, charge_w=zeros, discharge_w=zeros, soc_pct=zeros,
+        load_w=zeros, pv_w=zeros, import_price=zeros, export_price=zeros, setpoints=setpoints,
+    )
+
+
+@contextlib.asynccontextmanager
+async def controlling(r: Rig, clock: Callable[[], float] = time.time) -> AsyncIterator[Controller]:
+    topics = Topics(r.cfg.mqtt.prefix, DEVICE)
+    holder: list[Controller] = []
+
+    async def route(topic: str, payload: bytes) -> None:
+        await holder[0].on_message(topic, payload)
+
+    session = MqttSession(r.cfg.mqtt, client_id=f"{DEVICE}-app", subscriptions=(topics.cmd_result, topics.telemetry),
+                          on_message=route)
+    ctl = Controller(topics, session.publish_json, watchdog_s=r.cfg.bridge.watchdog_s, clock=clock,
+                     result_timeout_s=5, telemetry_timeout_s=10)
+    holder.append(ctl)
+    mqtt_task = asyncio.create_task(session.run())
+    await session.connected.wait()
+    task = asyncio.create_task(ctl.run())
+    try:
+        yield ctl
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await session.close(final_status=None)
+        mqtt_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mqtt_task
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_setpoints_reach_the_simulator_and_the_plan_is_published(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=5) as r, controlling(r) as ctl:
+        slot = int(time.time() // SLOT_S) * SLOT_S
+        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 3000), Setpoint("hold")]))
+        await until(lambda: r.sim.mode == "charge" and abs(r.sim.mode_params["power_w"] - 3000) < 50)
+        plan = await r.mqtt.wait_for(f"nattery/{DEVICE}/plan")
+        assert plan["slots"][0]["action"] == "charge" and plan["slots"][0]["power_w"] == 3000
+        await until(lambda: ctl.stats.commands >= 1 and ctl.stats.last_action == "charge")
+        # the bridge watchdog (5 s) stays fed: still charging well after it would have lapsed
+        await asyncio.sleep(7)
+        assert r.sim.mode == "charge"
+        assert ctl.stats.refreshes >= 2
+        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", since=len(r.mqtt.messages))
+        assert health["watchdog"]["trips"] == 0
+        # a new plan applies at once
+        await ctl.set_plan(make_plan(slot, [Setpoint("discharge", 2000)]))
+        await until(lambda: r.sim.mode == "discharge")
+        assert ctl.stats.unverified == 0
+        # mode off: back to the inverter's own self-consumption
+        await ctl.set_plan(make_plan(slot, [Setpoint(None)]))
+        await until(lambda: r.sim.mode == "self_consumption")
+
+
+async def test_the_next_slot_starts_within_five_seconds(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    # a clock 3 s before a slot boundary: slot one charges, slot two discharges
+    real_slot = int(time.time() // SLOT_S) * SLOT_S
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        offset = real_slot + SLOT_S - 3.0 - time.time()
+        async with controlling(r, clock=lambda: time.time() + offset) as ctl:
+            await ctl.set_plan(make_plan(real_slot, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
+            await until(lambda: r.sim.mode == "discharge" and abs(r.sim.mode_params["power_w"] - 1500) < 50, 15)
+            assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0
+
+
+async def test_a_refused_setpoint_is_retried_then_falls_back_to_self_consumption(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r, controlling(r) as ctl:
+        slot = int(time.time() // SLOT_S) * SLOT_S
+        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 3000)]))
+        await until(lambda: r.sim.mode == "charge")
+        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 99_999)]))  # beyond the inverter's limit
+        await until(lambda: ctl.stats.fallbacks == 1)
+        assert ctl.stats.retries == 2 and "power_w" in (ctl.stats.last_error or "")
+        await until(lambda: r.sim.mode == "self_consumption")
+        await until(lambda: ctl.health()["active_action"] == "self_consumption")
+        assert ctl.stats.fallbacks == 1  # no retry storm: the failed setpoint waits for the next slot
