@@ -99,6 +99,7 @@ def integrate(samples: Sequence[Sample], start: int, end: int, max_gap_s: float)
             if delta is not None:
                 row[q] = delta
                 used += 1
+            row[q] = round(row[q], 3)  # mWh: beyond any meter, and no float dust in sums
         row["source"] = "counter" if used == len(QUANTITIES) else "power" if used == 0 else "mixed"
         row["covered_s"] = round(row["covered_s"], 3)
         row["complete"] = int(row["covered_s"] >= SLOT_S - _COVERED_TOLERANCE_S)

@@ -12,7 +12,9 @@ dedicated thread that owns the connection (the aiosqlite pattern), so the event 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import os
 import json
 import sqlite3
 import time
@@ -46,6 +48,7 @@ class StoreFull(StoreError):
 
 EVENT_LEVELS = ("debug", "info", "warning", "error", "critical")
 _FULL_DISK_FRACTIONS = (0.05, 0.2, 0.5)  # shares of the oldest readings deleted per retry
+RESERVE_MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         self.db.execute("PRAGMA busy_timeout=30000")
         self.migrate()
+        self._ensure_reserve()
 
     @property
     def version(self) -> int:
@@ -490,6 +494,8 @@ class Store:
              " OR created_at < ?", [now - keep.aggregates_days * day]),
         ]
         deleted = {table: self._delete_chunked(table, where, args) for table, where, args in plan}
+        if not self._full_disk_depth:
+            self._ensure_reserve()
         if unsynced:
             self.add_event(
                 "warning", "sync_data_pruned",
@@ -513,28 +519,81 @@ class Store:
                 return total
 
     def relieve_full_disk(self, now: float, fraction: float) -> int:
-        """Make room after SQLITE_FULL / ENOSPC: the retention policy first, then the oldest
-        ``fraction`` of the readings (already synced ones first). Returns readings deleted."""
+        """Make room after SQLITE_FULL / ENOSPC; returns how many readings were deleted.
+
+        The reserve file is released first: it gives the checkpoint room to move the WAL into
+        the database, after which the WAL file is truncated (on a full card it is often the
+        largest thing that can go at once). Then the retention policy runs, then the oldest
+        ``fraction`` of the readings go (already synced ones first), in small transactions
+        with checkpoints in between. The reserve is taken again once there is room
+        (:meth:`prune`).
+        """
         before = self.count_readings()
+        self._release_reserve()
+        self._checkpoint("TRUNCATE")
         self._full_disk_depth += 1
         try:
-            self.prune(now)
-        except (sqlite3.Error, OSError) as exc:
-            if not _is_disk_full(exc):
-                raise
-        try:
-            extra = int(self.count_readings() * fraction)
-            cursor = self.sync_cursor("readings")
-            synced = self.db.execute("SELECT count(*) FROM readings WHERE id <= ?", [cursor]).fetchone()[0]
-            # Synced readings are safe in the cloud; unsynced ones go only when nothing else helps.
-            where, args = ("WHERE id <= ?", [cursor, extra]) if synced >= extra else ("", [extra])
-            self._write(lambda: self.db.execute(
-                f"DELETE FROM readings WHERE id IN (SELECT id FROM readings {where} ORDER BY id LIMIT ?)", args
-            ))
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for step in (lambda: self.prune(now), lambda: self._delete_oldest_readings(fraction)):
+                try:
+                    step()
+                except (sqlite3.Error, OSError) as exc:
+                    if not _is_disk_full(exc):
+                        raise
+                    log.warning("disk_full_pruning_incomplete", error=str(exc))
         finally:
             self._full_disk_depth -= 1
+        self._checkpoint("TRUNCATE")
         return before - self.count_readings()
+
+    def _delete_oldest_readings(self, fraction: float, chunk: int = 2000) -> None:
+        left = int(self.count_readings() * fraction)
+        cursor = self.sync_cursor("readings")
+        synced = self.db.execute("SELECT count(*) FROM readings WHERE id <= ?", [cursor]).fetchone()[0]
+        # Synced readings are safe in the cloud; unsynced ones go only when nothing else helps.
+        where, args = ("WHERE id <= ?", [cursor]) if synced >= left else ("", [])
+        while left > 0:
+            n = min(chunk, left)
+            self._write(lambda: self.db.execute(
+                f"DELETE FROM readings WHERE id IN (SELECT id FROM readings {where} ORDER BY id LIMIT ?)", [*args, n]
+            ))
+            self._checkpoint("PASSIVE")
+            left -= n
+
+    def _checkpoint(self, mode: str) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute(f"PRAGMA wal_checkpoint({mode})")
+
+    @property
+    def _reserve_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def _release_reserve(self) -> None:
+        if not self._reserve_path.exists():
+            return
+        self._reserve_path.unlink()
+        # ext4 reuses freed blocks only after its journal commits; syncing the directory
+        # commits it, so the room is there for the pruning that follows.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _ensure_reserve(self) -> None:
+        """Keep some of the file system (a tenth, at most 8 MB) in a reserve file, released
+        when the disk is full so that pruning itself has room to run. Taken only while at
+        least twice that much is free, so it never causes the shortage it is meant for."""
+        if self._reserve_path.exists():
+            return
+        try:
+            fs = os.statvfs(self.path.parent)
+            size = min(RESERVE_MAX_BYTES, fs.f_blocks * fs.f_frsize // 10)
+            if fs.f_bavail * fs.f_frsize < 2 * size:
+                return
+            with self._reserve_path.open("wb") as f:
+                os.posix_fallocate(f.fileno(), 0, size)
+        except OSError:
+            self._reserve_path.unlink(missing_ok=True)  # no room now; retried after the next pruning
 
     def _write(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in one write transaction; on a full disk, make room and retry.
@@ -549,6 +608,9 @@ class Store:
                     self.db.execute("BEGIN IMMEDIATE")
                     return fn()
             except (sqlite3.Error, OSError) as exc:
+                if self.db.conn.in_transaction:  # a failed COMMIT leaves the transaction open
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.conn.rollback()
                 if not _is_disk_full(exc) or self._full_disk_depth:
                     raise
                 if attempt == len(_FULL_DISK_FRACTIONS):
