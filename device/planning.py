@@ -1,0 +1,273 @@
+"""The planning loop of the app: gathers prices, forecasts and the battery state, re-plans, hands
+the plan to the controller and stores it.
+
+Re-plans (see :func:`replan_reason`) at every slot boundary, when known prices or the price
+forecast change, when the homeowner changes the mode or a demand-response event arrives, and
+when the measured state of charge is ``planner.soc_replan_pct`` off the plan. Inputs come from
+the store: known day-ahead prices (``prices``), the newest price forecast (``forecasts``) beyond
+them, and four weeks of metered quarter-hours (``energy_slots``) for the load and PV forecasts.
+Without any price the plan falls back to self-consumption and says so.
+
+Demand-response events arrive as ``cmd/dr_event`` ``{"id", "start", "end", "cap_w"}`` (epoch s or
+ISO-8601 Z) and are answered on ``cmd/result``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import structlog
+
+from device.config import Config
+from device.controller import Controller
+from device.forecast.load import forecast_load, standard_profile_w
+from device.forecast.pv import clear_sky_ghi, forecast_pv
+from device.mqtt import NotConnected, Topics
+from device.planner import (
+    SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules, Solver, plan,
+)
+from device.prices.tariff import Tariff
+from device.store import AsyncStore, Store
+
+log = structlog.get_logger(__name__)
+HISTORY_SLOTS = 4 * 7 * 96 + 96  # four weeks and a day of metered slots
+Publish = Callable[..., Awaitable[None]]
+
+
+def replan_reason(
+    now: float,
+    last: Plan | None,
+    last_inputs_key: tuple[Any, ...] | None,
+    inputs_key: tuple[Any, ...],
+    soc_pct: float | None,
+    soc_tolerance_pct: float,
+) -> str | None:
+    """Why a new plan is needed now, or None. ``inputs_key`` fingerprints prices, forecast and
+    settings (mode, events); it changing is a trigger by itself."""
+    if last is None:
+        return "start"
+    slot = int(now // SLOT_S) * SLOT_S
+    if int(last.ts[0]) != slot:
+        return "slot"
+    if inputs_key != last_inputs_key:
+        return "inputs"
+    planned = last.soc_at(now)
+    if soc_pct is not None and planned is not None and abs(soc_pct - planned) > soc_tolerance_pct:
+        return f"soc off plan ({soc_pct:.1f} % vs {planned:.1f} %)"
+    return None
+
+
+def _per_slot(points: list[dict[str, Any]], key: str, start: int, n: int) -> np.ndarray:
+    """Points (ts, value, optional resolution_s) → one value per quarter-hour from ``start``."""
+    out = np.full(n, np.nan)
+    for p in points:
+        step = int(p.get("resolution_s") or SLOT_S)
+        for k in range(max(step // SLOT_S, 1)):
+            i = (int(p["ts"]) + k * SLOT_S - start) // SLOT_S
+            if 0 <= i < n:
+                out[i] = float(p[key])
+    return out
+
+
+class PlanningService:
+    """Keeps a current plan; ``run`` loops until cancelled."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: AsyncStore,
+        controller: Controller,
+        *,
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.controller = controller
+        self.publish = publish
+        self.clock = clock
+        self.tariff = Tariff(cfg.tariff, cfg.device.timezone)
+        self.battery = Battery.from_config(cfg)
+        self.rules = Rules.from_config(cfg)
+        self.request = ModeRequest(cfg.planner.mode if cfg.planner.mode != "manual" else "auto",
+                                   peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+        self.events: list[DemandResponse] = []
+        self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
+        self.plan: Plan | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._solver = Solver()
+        self._wake = asyncio.Event()
+        self.replans = 0
+
+    # --- settings from the homeowner, the web API or MQTT -------------------------------
+    def set_mode(self, request: ModeRequest) -> None:
+        self.request = request
+        self._wake.set()
+
+    def add_event(self, event: DemandResponse) -> None:
+        self.events = [e for e in self.events if e.end > self.clock()] + [event]
+        self._wake.set()
+
+    async def on_message(self, topic: str, payload: bytes) -> None:
+        """Handle ``cmd/dr_event``: validate, adopt, answer on ``cmd/result``."""
+        if topic != self.topics.cmd("dr_event"):
+            return
+        reply: dict[str, Any]
+        try:
+            message = json.loads(payload)
+            if not isinstance(message, dict):
+                raise ValueError("payload must be a JSON object")
+            event = DemandResponse(
+                start=_when(message.get("start"), "start"), end=_when(message.get("end"), "end"),
+                cap_w=_watts(message.get("cap_w")), id=str(message.get("id", "")),
+            )
+            if event.end <= event.start:
+                raise ValueError(f"end must be after start, got start={event.start} end={event.end}")
+            self.add_event(event)
+            reply = {"id": message.get("id"), "ok": True}
+        except ValueError as exc:
+            reply = {"id": None, "ok": False, "error": f"dr_event: {exc}"}
+        if self.publish is not None:
+            with contextlib.suppress(NotConnected):
+                await self.publish(self.topics.cmd_result, reply, qos=1)
+
+    # --- loop -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self.step()
+            now = self.clock()
+            delay = min(SLOT_S - now % SLOT_S + 1.0, 60.0)  # boundary, or a minute for SoC checks
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def step(self) -> Plan | None:
+        """Re-plan if needed; returns the new plan or None."""
+        now = self.clock()
+        start = int(now // SLOT_S) * SLOT_S
+        n = int(self.cfg.planner.horizon_h * 3600 // SLOT_S)
+        gathered = await self.store.call(_gather, start, n, HISTORY_SLOTS)
+        key = (gathered["prices_key"], gathered["forecast_key"], self.request, tuple(self.events))
+        telemetry = self.controller.telemetry or {}
+        soc = telemetry.get("soc_pct")
+        reason = replan_reason(now, self.plan, self._key, key, soc, self.cfg.planner.soc_replan_pct)
+        if reason is None:
+            return None
+        soc_now = float(soc) if soc is not None else (
+            self.plan.soc_at(now) if self.plan is not None and self.plan.soc_at(now) is not None
+            else self.battery.floor_pct
+        )
+        inputs, note = self._inputs(gathered, start, n, now, float(soc_now or 0.0))
+        request = self.request if note is None else ModeRequest("self_consumption")
+        result = await asyncio.to_thread(
+            plan, inputs, self.battery, self.rules, request, tuple(self.events), reason, self._solver
+        )
+        if note:
+            result.compromises.append(note)
+        self.plan, self._key = result, key
+        self.replans += 1
+        await self.store.call(Store.insert_plan, result.created_at, reason, result.to_json())
+        await self.controller.set_plan(result)
+        log.info("replanned", reason=reason, slots=len(result.ts), solve_ms=round(result.solve_ms, 2),
+                 first=result.setpoints[0].action, compromises=result.compromises)
+        return result
+
+    def _inputs(self, g: dict[str, Any], start: int, n: int, now: float, soc: float) -> tuple[Inputs, str | None]:
+        spot = g["spot"]
+        forecast = g["forecast"]
+        spot = np.where(np.isfinite(spot), spot, forecast)
+        known = np.flatnonzero(np.isfinite(spot))
+        note = None
+        if known.size == 0 or known[0] != 0:
+            note = "no price for the current slot: self-consumption until prices arrive"
+            spot = np.zeros(n)
+            length = min(n, 96)
+        else:
+            gaps = np.flatnonzero(~np.isfinite(spot))
+            length = int(gaps[0]) if gaps.size else n
+        ts = start + SLOT_S * np.arange(length, dtype=np.int64)
+        hist_start = start - HISTORY_SLOTS * SLOT_S
+        grid = hist_start + SLOT_S * np.arange(HISTORY_SLOTS + length, dtype=np.int64)
+        load_hist, pv_hist = g["load_w"], g["pv_w"]
+        fallback = standard_profile_w(ts, self.cfg.planner.annual_load_kwh, self.cfg.device.timezone)
+        load = forecast_load(np.r_[load_hist, np.full(length, np.nan)], HISTORY_SLOTS, length, fallback)
+        clearsky = clear_sky_ghi(grid, self.cfg.device.latitude, self.cfg.device.longitude)
+        pv = forecast_pv(np.r_[pv_hist, np.full(length, np.nan)], clearsky, HISTORY_SLOTS, length,
+                         self.cfg.planner.pv_peak_w)
+        spot = spot[:length]
+        inputs = Inputs(ts, self.tariff.import_price(ts, spot), self.tariff.export_price(ts, spot), load, pv,
+                        soc, first_slot_s=start + SLOT_S - now)
+        return inputs, note
+
+    def health(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "mode": self.request.mode,
+            "replans": self.replans,
+            "plan_created_at": None if p is None else p.created_at,
+            "plan_reason": None if p is None else p.reason,
+            "solve_ms": None if p is None else round(p.solve_ms, 2),
+            "compromises": [] if p is None else p.compromises,
+            "dr_events": len(self.events),
+        }
+
+
+def _gather(store: Store, start: int, n: int, history: int) -> dict[str, Any]:
+    """One store round trip: known prices, the price forecast and metered history (W)."""
+    end = start + n * SLOT_S
+    prices = store.price_points(start - 3600, end)
+    forecast = store.latest_forecast("price", start - 3600, end)
+    hist_start = start - history * SLOT_S
+    slots = store.energy_slots(hist_start, start)
+    load = np.full(history, np.nan)
+    pv = np.full(history, np.nan)
+    for s in slots:
+        i = (int(s["ts"]) - hist_start) // SLOT_S
+        if 0 <= i < history and s.get("complete"):
+            load[i] = s["load_wh"] * 3600 / SLOT_S
+            pv[i] = s["pv_wh"] * 3600 / SLOT_S
+    return {
+        "spot": _per_slot(prices, "eur_mwh", start, n),
+        "forecast": _hold_hours(_per_slot(forecast, "value", start, n)),
+        "prices_key": (len(prices), prices[-1]["ts"] if prices else None),
+        "forecast_key": (len(forecast), forecast[-1]["ts"] if forecast else None,
+                         forecast[0]["value"] if forecast else None),
+        "load_w": load,
+        "pv_w": pv,
+    }
+
+
+def _hold_hours(values: np.ndarray) -> np.ndarray:
+    """A forecast stored per hour start covers its hour: fill up to three quarter-hours after each value."""
+    out = values.copy()
+    last = -10
+    for i in range(len(values)):
+        if np.isfinite(values[i]):
+            last = i
+        elif i - last <= 3:
+            out[i] = values[last]
+    return out
+
+
+def _when(value: Any, name: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be epoch seconds or ISO-8601 with Z, got {value!r}")
+
+
+def _watts(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ValueError(f"cap_w must be a number of watts >= 0, got {value!r}")

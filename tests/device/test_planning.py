@@ -1,0 +1,124 @@
+"""The planning loop against a real SQLite store; the controller's MQTT side is captured."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from device import config as configuration
+from device.controller import Controller
+from device.mqtt import Topics
+from device.planner import ModeRequest
+from device.planning import PlanningService, replan_reason
+from device.store import AsyncStore, Store
+
+NOW = datetime(2024, 6, 1, 9, 5, tzinfo=UTC).timestamp()  # 11:05 local
+DAY0 = int(datetime(2024, 5, 31, 22, tzinfo=UTC).timestamp())  # local midnight
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def cfg(tmp_path: Path) -> configuration.Config:
+    return configuration.load([configuration.DEFAULT_FILE], environ={},
+                              overrides={"device": {"id": "p1", "data_dir": str(tmp_path)}})
+
+
+async def service(tmp_path: Path, with_prices: bool = True) -> tuple[PlanningService, AsyncStore, list[Any]]:
+    c = cfg(tmp_path)
+    store = await AsyncStore(c.db_path).open()
+    if with_prices:
+        hours = np.arange(24)
+        spot = 80 + 60 * np.exp(-((hours - 19) ** 2) / 4) - 40 * np.exp(-((hours - 13) ** 2) / 6)
+        rows = [{"zone": "DE_LU", "ts": DAY0 + 3600 * h, "resolution_s": 3600, "price_eur_mwh": float(spot[h]),
+                 "source": "csv", "fetched_at": 0.0} for h in range(24)]
+        await store.call(lambda s: s.db.table("prices").insert_all(rows))  # type: ignore[arg-type]
+    published: list[Any] = []
+
+    async def publish(topic: str, payload: Any, **kw: Any) -> None:
+        published.append((topic, payload))
+
+    clock = Clock(NOW)
+    ctl = Controller(Topics("nattery", "p1"), publish, clock=clock)
+    return PlanningService(c, store, ctl, publish=publish, clock=clock), store, published
+
+
+async def test_plans_until_the_end_of_known_prices_stores_and_hands_over(tmp_path: Path) -> None:
+    svc, store, published = await service(tmp_path)
+    try:
+        p = await svc.step()
+        assert p is not None and p.reason == "start"
+        # 11:05 → end of the local day: 51 slots, the first one partly over
+        assert len(p.ts) == 52 and p.ts[0] == int(NOW // 900) * 900
+        assert svc.controller.plan is p
+        assert any(t == "nattery/p1/plan" for t, _ in published)
+        stored = await store.call(Store.latest_plan)
+        assert stored is not None and stored["reason"] == "start" and len(stored["slots"]) == 52
+        # the cheap midday hours are for PV or grid charging, the evening peak for discharging
+        evening = (p.ts >= DAY0 + 18 * 3600) & (p.ts < DAY0 + 21 * 3600)
+        assert p.discharge_w[evening].sum() > 0
+        assert await svc.step() is None  # nothing changed
+        svc.set_mode(ModeRequest("self_consumption"))
+        p2 = await svc.step()
+        assert p2 is not None and p2.reason == "inputs"
+        assert {s.action for s in p2.setpoints} == {"self_consumption"}
+        svc.clock.t += 900  # type: ignore[attr-defined]
+        p3 = await svc.step()
+        assert p3 is not None and p3.reason == "slot"
+    finally:
+        await store.close()
+
+
+async def test_soc_off_the_plan_triggers_a_replan() -> None:
+    from device.planner import Battery, Inputs, plan
+
+    n = 8
+    ts = (int(NOW // 900) * 900 + 900 * np.arange(n)).astype(np.int64)
+    p = plan(Inputs(ts, np.full(n, 300.0), np.full(n, 79.4), np.full(n, 500.0), np.zeros(n), 50.0), Battery())
+    key = ("k",)
+    assert replan_reason(NOW, p, key, key, p.soc_at(NOW), 3.0) is None
+    assert (replan_reason(NOW, p, key, key, (p.soc_at(NOW) or 0) + 5, 3.0) or "").startswith("soc off plan")
+    assert replan_reason(NOW, p, key, ("other",), None, 3.0) == "inputs"
+    assert replan_reason(NOW + 900, p, key, key, None, 3.0) == "slot"
+    assert replan_reason(NOW, None, None, key, None, 3.0) == "start"
+
+
+async def test_without_prices_the_plan_is_self_consumption_and_says_why(tmp_path: Path) -> None:
+    svc, store, _ = await service(tmp_path, with_prices=False)
+    try:
+        p = await svc.step()
+        assert p is not None
+        assert {s.action for s in p.setpoints} == {"self_consumption"}
+        assert any("no price" in c for c in p.compromises)
+    finally:
+        await store.close()
+
+
+async def test_demand_response_event_over_mqtt_is_honoured(tmp_path: Path) -> None:
+    svc, store, published = await service(tmp_path)
+    try:
+        await svc.step()
+        start, end = DAY0 + 18 * 3600, DAY0 + 20 * 3600
+        body = {"id": "dr1", "start": "2024-06-01T16:00:00Z", "end": end, "cap_w": 0}
+        await svc.on_message("nattery/p1/cmd/dr_event", json.dumps(body).encode())
+        assert ("nattery/p1/cmd/result", {"id": "dr1", "ok": True}) in published
+        p = await svc.step()
+        assert p is not None and p.reason == "inputs"
+        inside = (p.ts >= start) & (p.ts < end)
+        assert p.import_w[inside].max() <= 1.0 and p.compromises == []
+        await svc.on_message("nattery/p1/cmd/dr_event", b'{"id": "dr2", "start": 5, "end": 1, "cap_w": 0}')
+        assert published[-1][1]["ok"] is False and "end must be after start" in published[-1][1]["error"]
+        await svc.on_message("nattery/p1/cmd/dr_event", b'{"id": "dr3", "start": 1, "end": 5, "cap_w": -1}')
+        assert "cap_w must be" in published[-1][1]["error"]
+    finally:
+        await store.close()
