@@ -158,11 +158,31 @@ def _expand(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def settle_pending(
     store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, now: float, days_back: int = 3
 ) -> list[dict[str, Any]]:
-    """Settle the last ``days_back`` finished local days that are not settled yet (idempotent)."""
+    """Settle the last ``days_back`` finished local days not (fully) settled yet; idempotent.
+
+    A day settled while some of its slots were still missing (the bridge was offline, slots
+    not derived yet) is settled again until every slot is in or it falls out of the window.
+    """
     today = datetime.fromtimestamp(now, ZoneInfo(timezone)).date()
     done = []
     for back in range(days_back, 0, -1):
         day = today - timedelta(days=back)
-        if await store.call(Store.settlement_day, day.isoformat()) is None:
+        start, end = day_bounds(day, timezone)
+        settled = await store.call(Store.settlement_day, day.isoformat())
+        if settled is None or settled.get("slots", 0) < (end - start) // SLOT_S:
             done.append(await store.call(settle_day, day, tariff, battery, timezone))
     return done
+
+
+async def settlement_loop(
+    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, every_s: float = 3600.0
+) -> None:
+    """Settle finished days shortly after they end, then hourly; runs until cancelled."""
+    import asyncio
+
+    while True:
+        try:
+            await settle_pending(store, tariff, battery, timezone, time.time())
+        except Exception as exc:  # noqa: BLE001 — a bad day must not stop tomorrow's settlement
+            log.error("settlement_failed", error=repr(exc))
+        await asyncio.sleep(every_s)

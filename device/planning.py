@@ -271,3 +271,46 @@ def _watts(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)
     raise ValueError(f"cap_w must be a number of watts >= 0, got {value!r}")
+
+
+class Planning:
+    """The planner, controller and daily settlement as one app job with one MQTT session.
+
+    Wire into the app: ``jobs["planning"] = Planning(cfg, store).run`` and
+    ``health["planning"] = planning`` (it has ``health()``).
+    """
+
+    def __init__(self, cfg: Config, store: AsyncStore) -> None:
+        from device.mqtt import MqttSession
+
+        topics = Topics(cfg.mqtt.prefix, cfg.device.id)
+        self.cfg = cfg
+        self.store = store
+        self.session = MqttSession(
+            cfg.mqtt,
+            client_id=f"{cfg.device.id}-planner",
+            subscriptions=(topics.cmd_result, topics.telemetry, topics.cmd("dr_event")),
+            on_message=self._route,
+        )
+        self.controller = Controller(topics, self.session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
+        self.service = PlanningService(cfg, store, self.controller, publish=self.session.publish_json)
+
+    async def _route(self, topic: str, payload: bytes) -> None:
+        await self.controller.on_message(topic, payload)
+        await self.service.on_message(topic, payload)
+
+    async def run(self) -> None:
+        from device.accounting import settlement_loop
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.session.run(), name="planning-mqtt")
+            await self.session.connected.wait()
+            group.create_task(self.controller.run(), name="controller")
+            group.create_task(self.service.run(), name="planner")
+            group.create_task(
+                settlement_loop(self.store, self.service.tariff, self.service.battery, self.cfg.device.timezone),
+                name="settlement",
+            )
+
+    def health(self) -> dict[str, Any]:
+        return {"planner": self.service.health(), "controller": self.controller.health()}

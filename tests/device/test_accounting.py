@@ -76,3 +76,21 @@ def test_settle_day_stores_slots_totals_and_queues_sync(tmp_path: Path) -> None:
     # settling again replaces, never duplicates slots
     settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin")
     assert store.settlement_totals(start, end)["slots"] == 96
+
+
+async def test_pending_days_are_settled_until_complete(tmp_path: Path) -> None:
+    from device.accounting import settle_pending
+    from device.store import AsyncStore
+
+    start, end = day_bounds(date(2024, 6, 1), "Europe/Berlin")
+    async with AsyncStore(tmp_path / "nattery.db") as store:
+        now = end + 3600.0
+        tariff = Tariff(TariffSettings())
+        first = await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1)
+        assert first[0]["slots"] == 0  # nothing metered yet
+        rows = [{**slot(t, 250, 0, 250, 0), "samples": 180, "covered_s": 900, "source": "power", "updated_at": 0.0}
+                for t in range(start, end, 900)]
+        await store.call(lambda s: s.db.table("energy_slots").insert_all(rows))  # type: ignore[arg-type]
+        second = await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1)
+        assert second[0]["slots"] == 96
+        assert await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1) == []

@@ -113,3 +113,35 @@ async def test_a_refused_setpoint_is_retried_then_falls_back_to_self_consumption
         await until(lambda: r.sim.mode == "self_consumption")
         await until(lambda: ctl.health()["active_action"] == "self_consumption")
         assert ctl.stats.fallbacks == 1  # no retry storm: the failed setpoint waits for the next slot
+
+
+async def test_the_planning_job_drives_the_simulator_through_the_bridge(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    """Prices in the store → plan → controller → bridge → simulated inverter, all real."""
+    from device.planning import Planning
+    from device.store import AsyncStore, Store
+
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        now = time.time()
+        hour = int(now // 3600) * 3600
+        # free power this hour and the next, very dear power in the evening: charge now
+        prices = [{"zone": "DE_LU", "ts": hour + 3600 * h, "resolution_s": 3600,
+                   "price_eur_mwh": -100.0 if h < 2 else 600.0, "source": "csv", "fetched_at": now}
+                  for h in range(12)]
+        async with AsyncStore(r.cfg.db_path) as store:
+            await store.call(lambda s: s.db.table("prices").insert_all(prices))  # type: ignore[arg-type]
+            planning = Planning(r.cfg, store)
+            task = asyncio.create_task(planning.run())
+            try:
+                await until(lambda: r.sim.mode == "charge", timeout=30)
+                await until(lambda: planning.controller.stats.last_action == "charge")
+                stored = await store.call(Store.latest_plan)
+                assert stored is not None and stored["slots"][0]["action"] == "charge"
+                plan = await r.mqtt.wait_for(f"nattery/{DEVICE}/plan")
+                assert plan["slots"][0]["action"] == "charge"
+                assert planning.health()["planner"]["replans"] >= 1
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
