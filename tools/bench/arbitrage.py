@@ -128,6 +128,41 @@ def fallback_price_forecast(spot: FloatArray, known_until: int, targets: NDArray
     return 0.5 * week + 0.5 * recent
 
 
+def device_price_forecasts(
+    y: Year, prices_csv: Path, exog_csv: Path | None, windows: tuple[int, ...]
+) -> tuple[dict[date, dict[int, float]], str]:
+    """The device's price forecaster (``device.forecast.price``), run as on the device: once a
+    day at 13:00, when tomorrow's prices are in, for the days after; exogenous forecasts only up
+    to tomorrow (the later ones are not published yet). Keyed by the local day it was made."""
+    from device.forecast.history import read_csv
+    from device.forecast.price import PriceForecaster
+
+    models = sorted((Path(__file__).resolve().parents[2] / "config" / "models").glob("*.tflite"))
+    forecaster = PriceForecaster(models[0] if models else None, TZ, lear_windows=windows)
+    history = read_csv(prices_csv, exog_csv, TZ)
+    zone = ZoneInfo(TZ)
+    first = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(zone).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(int(y.ts[y.n - 1]), UTC).astimezone(zone).date()
+    out: dict[date, dict[int, float]] = {}
+    methods: dict[str, int] = {}
+    day = first
+    while day <= last:
+        target = day + timedelta(days=2)
+        if history.row(target) < len(history.days):
+            known = history.as_of(target)
+            for matrix in known.exog.values():
+                matrix[known.row(target):] = np.nan
+            now = datetime(day.year, day.month, day.day, PUBLISH_HOUR, tzinfo=zone)
+            result = forecaster.predict(known, now, horizon_h=60.0, resolution_s=SLOT_S)
+            out[day] = dict(result.slots)
+            for m in result.methods.values():
+                methods[m] = methods.get(m, 0) + 1
+        day += timedelta(days=1)
+    name = "device forecaster (" + ("model file " + models[0].name if models else "no model file") + \
+        f", LEAR windows {list(windows)}): " + ", ".join(f"{k} {v} days" for k, v in sorted(methods.items()))
+    return out, name
+
+
 def bill(y: Year, grid_w: FloatArray) -> float:
     """EUR for the year's grid flows (W per slot, > 0 import)."""
     energy_mwh = grid_w * 0.25 / 1e6
@@ -178,8 +213,12 @@ def run_peers(y: Year, bat: Battery) -> Run:
     return Run(bill(y, y.load_w - y.pv_w - battery), battery, [], {})
 
 
-def run_ours(y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast: bool, log_every: int) -> Run:
+def run_ours(
+    y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast: bool, log_every: int,
+    price_forecasts: dict[date, dict[int, float]] | None = None,
+) -> Run:
     solver = Solver()
+    zone = ZoneInfo(TZ)
     zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], ANNUAL_KWH, TZ)
     clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], LAT, LON)
     load_hist = np.r_[y.load_w, np.full(HORIZON, np.nan)]
@@ -200,6 +239,11 @@ def run_ours(y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast:
         known = (np.arange(horizon) < (int(y.known_end[i]) - i)) & np.isfinite(spot)
         if not known.all():
             spot[~known] = fallback_price_forecast(y.spot, y.first + int(y.known_end[i]), idx[~known])
+            if price_forecasts is not None:
+                local = datetime.fromtimestamp(int(y.ts[i]), UTC).astimezone(zone)
+                made = local.date() - timedelta(days=0 if local.hour >= PUBLISH_HOUR else 1)
+                fc = price_forecasts.get(made, {})
+                spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + horizon][~known], spot[~known])]
             truth = y.spot[idx[~known]]
             ok = np.isfinite(truth)
             price_err += float(np.abs(spot[~known][ok] - truth[ok]).sum())
@@ -248,6 +292,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--days", type=int, default=0, help="only the first N days (quick runs)")
     ap.add_argument("--degradation", type=float, default=20.0, help="planner wear cost, EUR/MWh cycled")
     ap.add_argument("--progress", type=int, default=0, help="log progress every N slots to stderr")
+    ap.add_argument("--price-forecast", choices=("device", "naive"), default="device",
+                    help="device: the on-device forecaster (device.forecast.price); naive: the fallback here")
+    ap.add_argument("--lear-windows", default="56,84", help="calibration windows (days) of the linear model")
     args = ap.parse_args(argv)
 
     tariff = Tariff(TariffSettings(), TZ)
@@ -260,6 +307,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for name in ("load_w", "pv_w", "import_price", "export_price", "known_end"):
             setattr(y, name, getattr(y, name)[: y.n])
 
+    forecasts: dict[date, dict[int, float]] | None = None
+    forecast_name = "naive: mean of the same slot 1 day (newest known) and 7 days before"
+    if args.price_forecast == "device":
+        t0 = time.perf_counter()
+        windows = tuple(int(w) for w in args.lear_windows.split(","))
+        forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows)
+        print(f"price forecasts: {forecast_name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}
     for name, fn in (
@@ -267,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ("self_consumption", lambda: _sc_run(y, bat)),
         ("peers_rule", lambda: run_peers(y, bat)),
         ("ours_known_prices", lambda: run_ours(y, bat, rules, tariff, False, args.progress)),
-        ("ours_forecast", lambda: run_ours(y, bat, rules, tariff, True, args.progress)),
+        ("ours_forecast", lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts)),
         ("perfect", lambda: run_perfect(y, bat, rules)),
     ):
         t0 = time.perf_counter()
@@ -280,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     summary: dict[str, object] = {
         "year": args.year,
         "slots": y.n,
-        "price_forecast": "fallback: mean of same slot 1 day (newest known) and 7 days before",
+        "price_forecast": forecast_name,
         "annual_cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
         "captured_share": {k: round((base - r.cost) / (base - best), 4) for k, r in runs.items()},
         "battery_cycles": {k: round(cycles(r.battery_w, bat), 1) for k, r in runs.items()},
