@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import entsoe.entsoe
+import pytest
+
+from tests.conftest import free_port
+from tests.device.prices.entsoe_api import Api, serve
+
+
+@pytest.fixture
+async def entsoe_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    """The fake ENTSO-E API on 127.0.0.1; entsoe-py is pointed at it as ENTSOE_ENDPOINT_URL would."""
+    api = Api()
+    port = free_port()
+    runner = await serve(api, port)
+    # entsoe-py reads ENTSOE_ENDPOINT_URL once, at import, into this module global
+    monkeypatch.setattr(entsoe.entsoe, "URL", f"http://127.0.0.1:{port}/api")
+    yield api
+    api.hang_s = 0
+    await runner.cleanup()
