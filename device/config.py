@@ -193,6 +193,37 @@ class PlannerSettings:
 
 
 @dataclass(frozen=True)
+class PricesSettings:
+    """Day-ahead prices and market data (device/prices/); times are market time (Europe/Brussels)."""
+
+    source: str = setting("entsoe", choices=("entsoe", "csv"), help="entsoe needs a token; csv replays a file")
+    zone: str = setting(
+        "DE_LU", choices=("DE_LU", "AT", "NL", "BE", "FR", "CH", "DK_1", "DK_2", "PL", "CZ", "NO_1", "NO_2",
+                          "SE_3", "SE_4", "FI", "ES", "PT", "IT_NORD", "SI", "HU"),
+        help="bidding zone (entsoe-py area name)",
+    )
+    entsoe_token: str = setting("", secret=True, help="ENTSO-E Transparency Platform security token")
+    csv_path: Path | None = setting(None, help="csv source file; null: config/prices/de_lu_sample.csv")
+    fetch_after: str = setting("12:50", help="HH:MM of the first attempt for tomorrow's prices")
+    stale_after: str = setting("14:00", help="HH:MM after which missing prices for tomorrow are stale")
+    exaa_after: str = setting("10:20", help="HH:MM of the first attempt for the EXAA auction (DE_LU, AT)")
+    exogenous: bool = setting(True, help="also fetch load, wind and solar forecasts and EXAA")
+    history_days: int = setting(1460, min=7, max=3650, help="backfill this many days (forecast inputs)")
+    timeout_s: float = setting(30.0, min=1, max=600, help="per ENTSO-E request")
+    retry_min_s: float = setting(60.0, min=0.01, max=3600, help="first retry delay (doubles, with jitter)")
+    retry_max_s: float = setting(1800.0, min=0.01, max=86_400, help="retry delay cap")
+    requests_per_minute: int = setting(400, min=1, max=400, help="ENTSO-E allows 400 per minute")
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The on-device price forecast (device/forecast/)."""
+
+    model: Path | None = setting(None, help="null: config/models/price_<zone lowercase>.tflite if present")
+    horizon_h: float = setting(48.0, min=24, max=168, help="forecast at least this far ahead")
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     inverter: InverterSettings = field(default_factory=InverterSettings)
@@ -205,6 +236,8 @@ class Config:
     tariff: TariffSettings = field(default_factory=TariffSettings)
     battery: BatterySettings = field(default_factory=BatterySettings)
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    prices: PricesSettings = field(default_factory=PricesSettings)
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     @property
     def db_path(self) -> Path:
