@@ -47,6 +47,7 @@ from device.modbus.registermap import Protocol
 log = structlog.get_logger(__name__)
 
 MAX_RTU_ADU = 256  # bytes: the longest frame any Modbus RTU device may send
+LINK_CHECK_S = 1.0  # how often an idle worker looks whether the adapter is still there
 
 
 class Priority(IntEnum):
@@ -323,9 +324,10 @@ class ModbusWorker:
 
     async def _run(self) -> None:
         while not self._stopping:
+            self._check_link()  # notice an unplugged adapter while idle, too
             if not self._link_up and self.clock() >= self._next_connect_at:
                 await self._connect()
-            timeout = None if self._link_up else max(0.0, self._next_connect_at - self.clock())
+            timeout = LINK_CHECK_S if self._link_up else max(0.0, self._next_connect_at - self.clock())
             try:
                 item = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
