@@ -240,6 +240,22 @@ _SYNCED_DOCUMENTS = (
 )
 
 
+# --- prices: market series (owner: prices) ------------------------------------------------
+@migration
+def create_market_series(db: sqlite_utils.Database) -> None:
+    """Forecast inputs published by the market: ENTSO-E day-ahead load, solar, wind onshore and
+    offshore forecasts (MW) and the EXAA auction (EUR/MWh). Kept out of ``prices`` on purpose:
+    ``prices`` holds what the homeowner's tariff is based on (SDAC), these are only model inputs.
+    One row per zone, series and slot; a later fetch replaces the value (ENTSO-E revisions)."""
+    db.execute(
+        """CREATE TABLE market_series (
+            zone TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,
+            resolution_s INTEGER NOT NULL, value REAL NOT NULL, fetched_at REAL NOT NULL,
+            PRIMARY KEY (zone, series, ts)
+        )"""
+    )
+
+
 class Store:
     """Synchronous access to ``nattery.db``. Use one instance per thread."""
 
@@ -676,6 +692,61 @@ class Store:
         keys = ("slots", "import_wh", "export_wh", "cost_eur", "revenue_eur",
                 "cost_no_battery_eur", "cost_self_consumption_eur")
         return dict(zip(keys, row, strict=True))
+
+    # --- prices, market series and price forecasts (owner: prices) ------------------------
+    def upsert_prices(
+        self, zone: str, slots: Iterable[tuple[int, float]], resolution_s: int, source: str, fetched_at: float
+    ) -> int:
+        """Store one source's prices ``(ts, EUR/MWh)`` for a zone in one transaction; returns how many."""
+        rows = [
+            {"zone": zone, "ts": int(ts), "resolution_s": resolution_s, "price_eur_mwh": float(v),
+             "source": source, "fetched_at": fetched_at}
+            for ts, v in slots
+        ]
+        self._write(lambda: self.db.table("prices").upsert_all(rows, pk=("zone", "ts", "source")))
+        return len(rows)
+
+    def prices_for(self, zone: str, start: int, end: int, source: str | None = None) -> list[dict[str, Any]]:
+        """Prices of ``zone`` in [start, end), oldest first; one row per slot (newest fetch wins)."""
+        where, args = "zone = ? AND ts >= ? AND ts < ?", [zone, start, end]
+        if source is not None:
+            where, args = where + " AND source = ?", [*args, source]
+        rows = self.db.execute(
+            f"SELECT ts, resolution_s, price_eur_mwh, source, fetched_at FROM prices WHERE {where} "
+            "ORDER BY ts, fetched_at", args,
+        ).fetchall()
+        latest = {r[0]: {"ts": r[0], "resolution_s": r[1], "price_eur_mwh": r[2], "source": r[3],
+                         "fetched_at": r[4]} for r in rows}
+        return list(latest.values())
+
+    def upsert_market_series(
+        self, zone: str, series: str, slots: Iterable[tuple[int, float]], resolution_s: int, fetched_at: float
+    ) -> int:
+        rows = [
+            {"zone": zone, "series": series, "ts": int(ts), "resolution_s": resolution_s, "value": float(v),
+             "fetched_at": fetched_at}
+            for ts, v in slots
+        ]
+        self._write(lambda: self.db.table("market_series").upsert_all(rows, pk=("zone", "series", "ts")))
+        return len(rows)
+
+    def market_series(self, zone: str, start: int, end: int) -> dict[str, list[tuple[int, float]]]:
+        """Every stored series of ``zone`` in [start, end): name → ``[(ts, value), ...]`` oldest first."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for series, ts, value in self.db.execute(
+            "SELECT series, ts, value FROM market_series WHERE zone = ? AND ts >= ? AND ts < ? ORDER BY series, ts",
+            [zone, start, end],
+        ).fetchall():
+            out.setdefault(series, []).append((ts, value))
+        return out
+
+    def insert_forecast(
+        self, kind: str, made_at: int, slots: Iterable[tuple[int, float]]
+    ) -> int:
+        """Store one forecast run ``(ts, value)``; re-running with the same ``made_at`` replaces it."""
+        rows = [{"kind": kind, "made_at": made_at, "ts": int(ts), "value": float(v)} for ts, v in slots]
+        self._write(lambda: self.db.table("forecasts").upsert_all(rows, pk=("kind", "made_at", "ts")))
+        return len(rows)
 
 
     # --- plans and settlements (owner: planner) ------------------------------------------
