@@ -9,7 +9,7 @@ transaction, holding that stream row's lock (so concurrent instances cannot inte
   refused with 409 and the high-water mark, so the device can resume after it;
 - anything else is appended: items, the batch record, the stream state and ``last_seen``.
 
-``NATTERY_CLOUD_CRASH=<point>:<n>`` kills the process with SIGKILL at the n-th batch
+``TEST_CLOUD_CRASH=<point>:<n>`` kills the process with SIGKILL at the n-th batch
 reaching ``before_commit`` or ``after_commit``; the crash tests use it to stop the service
 at exact points of an ingest.
 """
@@ -28,7 +28,7 @@ from cloud_sync.db import Database
 from cloud_sync.protocol import READING_STREAMS, Batch, BatchError
 
 log = structlog.get_logger(__name__)
-CRASH_VARIABLE = "NATTERY_CLOUD_CRASH"
+CRASH_VARIABLE = "TEST_CLOUD_CRASH"
 
 
 @dataclass(frozen=True)

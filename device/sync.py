@@ -16,7 +16,7 @@ At start (and after a 409) the client asks the aggregator where each stream stan
 resumes there: ahead of the local cursor means a batch was stored but its acknowledgement
 lost; behind means the aggregator lost data, which is then sent again while still retained.
 
-``NATTERY_SYNC_CRASH=<point>:<n>`` (``before_upload``, ``after_ack``) SIGKILLs the process at
+``TEST_SYNC_CRASH=<point>:<n>`` (``before_upload``, ``after_ack``) SIGKILLs the process at
 that point, for the crash tests.
 """
 
@@ -40,7 +40,7 @@ from device.config import Config
 from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
 
 log = structlog.get_logger(__name__)
-CRASH_VARIABLE = "NATTERY_SYNC_CRASH"
+CRASH_VARIABLE = "TEST_SYNC_CRASH"
 PREFETCH = 2  # batches prepared while one is in flight
 
 

@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module (``from tests.cloud_sync.aggregator import ...``).
 ``cloud_target`` is parametrised over SQLite and PostgreSQL; the PostgreSQL variant gets a
-fresh database per test on 127.0.0.1:5432 (``$NATTERY_TEST_PG`` to change) and is skipped,
+fresh database per test on 127.0.0.1:5432 (``$TEST_POSTGRES_URL`` to change) and is skipped,
 saying why, only when no server answers there.
 """
 
@@ -28,7 +28,7 @@ from cloud_sync import registry
 from cloud_sync.db import connect
 from tests.conftest import free_port, wait_for_port
 
-PG_ADMIN = os.environ.get("NATTERY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def run(coro: Any) -> Any:
@@ -69,7 +69,7 @@ def cloud_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @dataclass
 class Aggregator:
-    """A ``nattery-cloud serve`` process; ``crash`` sets NATTERY_CLOUD_CRASH for the next start."""
+    """A ``nattery-cloud serve`` process; ``crash`` sets TEST_CLOUD_CRASH for the next start."""
 
     target: str
     log_path: Path
@@ -81,7 +81,7 @@ class Aggregator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, crash: str = "") -> None:
-        env = {**os.environ, "NATTERY_CLOUD_CRASH": crash}
+        env = {**os.environ, "TEST_CLOUD_CRASH": crash}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
              "serve", "--db", self.target, "--port", str(self.port)],
@@ -141,13 +141,23 @@ async def _fetch(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return list(await _with_db(target, query))
 
 
-@pytest.fixture(scope="module")
-def aggregator(cloud_target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggregator]:
-    """A running aggregator shared by a module's tests (it is stateless; the data is per device)."""
-    agg = Aggregator(cloud_target, tmp_path_factory.mktemp("logs") / "aggregator.log")
+def _running(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggregator]:
+    agg = Aggregator(target, tmp_path_factory.mktemp("logs") / "aggregator.log")
     agg.start()
     yield agg
     agg.stop()
+
+
+@pytest.fixture(scope="module")
+def aggregator(cloud_target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggregator]:
+    """A running aggregator shared by a module's tests (it is stateless; the data is per device)."""
+    yield from _running(cloud_target, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sqlite_aggregator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggregator]:
+    """The same on SQLite only, for device-side scenarios where the backend plays no part."""
+    yield from _running(str(tmp_path_factory.mktemp("cloud") / "cloud.db"), tmp_path_factory)
 
 
 def batch_body(device: str, stream: str, items: list[dict[str, Any]], header: dict[str, Any] | None = None) -> bytes:

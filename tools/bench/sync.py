@@ -8,7 +8,7 @@ difference, energy counters that add up), starts ``nattery-cloud serve`` on 127.
 runs ``nattery sync --drain`` as a separate process. Peak RSS of both processes is sampled
 from ``/proc/<pid>/status`` (VmHWM). Afterwards the aggregator's rows are compared with the
 device's readings by sequence number and checksum: ``lost`` and ``duplicated`` must be 0.
-When PostgreSQL answers on 127.0.0.1:5432 (or ``$NATTERY_BENCH_PG``) the same drain runs
+When PostgreSQL answers on 127.0.0.1:5432 (or ``$BENCH_POSTGRES_URL``) the same drain runs
 against a fresh PostgreSQL database. The last line is one JSON object.
 """
 
@@ -35,7 +35,7 @@ from cloud_sync.db import connect
 from device.modbus.registermap import load_map
 from device.store import Reading, Store
 
-PG_ADMIN = os.environ.get("NATTERY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def realistic_readings(start: float, count: int, interval_s: float = 5.0, seed: int = 1) -> Iterator[Reading]:

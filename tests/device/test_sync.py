@@ -1,0 +1,273 @@
+"""The sync client against a real aggregator process: outages, kill -9 on both sides,
+revocation, device isolation. Every scenario ends with an exact match, by count and checksum,
+of the device's readings and the aggregator's rows."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device import config
+from device.store import AsyncStore, Store
+from device.sync import SyncClient
+from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, sqlite_aggregator  # noqa: F401
+from tools.bench.sync import realistic_readings
+
+DAY = 86_400
+
+
+def fill(path: Path, count: int, interval_s: float = 5.0, start: float | None = None) -> None:
+    store = Store(path)
+    first = time.time() - count * interval_s if start is None else start
+    readings = list(realistic_readings(first, count, interval_s))
+    for i in range(0, count, 5000):
+        store.insert_readings(readings[i:i + 5000])
+    store.close()
+
+
+def device_config(tmp_path: Path, device: str, agg: Aggregator, credential: str, **cloud: Any) -> config.Config:
+    settings = {"url": agg.url, "credential": credential, "batch_size": 2000, "interval_s": 0.1,
+                "backoff_min_s": 0.05, "backoff_max_s": 0.4, "timeout_s": 10.0, **cloud}
+    return config.Config().replace(
+        device={"id": device, "data_dir": str(tmp_path)}, store={"path": str(tmp_path / f"{device}.db")},
+        cloud=settings,
+    )
+
+
+def checksum(rows: list[tuple[int, float, Any]]) -> str:
+    digest = hashlib.sha256()
+    for seq, ts, data in rows:
+        digest.update(f"{seq}|{ts!r}|{json.dumps(data, sort_keys=True)}\n".encode())
+    return digest.hexdigest()
+
+
+def assert_exact_match(db_path: Path, agg: Aggregator, device: str) -> None:
+    conn = sqlite3.connect(db_path)
+    mine = [(s, ts, json.loads(d)) for s, ts, d in conn.execute("SELECT id, ts, data FROM readings ORDER BY id")]
+    conn.close()
+    theirs = []
+    for _, line in agg.rows(device):
+        item = json.loads(line)
+        theirs.append((item["seq"], item["ts"], item["data"]))
+    assert (len(theirs), checksum(theirs)) == (len(mine), checksum(mine))
+
+
+async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, limit_s: float = 60.0) -> None:
+    """Wait for a state (not a timing assertion: the limit only turns a hang into a failure)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if await result if asyncio.iscoroutine(result) else result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+async def device_store(tmp_path: Path) -> AsyncIterator[Callable[[str], Awaitable[AsyncStore]]]:
+    opened: list[AsyncStore] = []
+
+    async def open_store(device: str) -> AsyncStore:
+        store = await AsyncStore(tmp_path / f"{device}.db").open()
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        await store.close()
+
+
+async def test_every_stream_arrives_exactly_once(
+    aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    credential = aggregator.add_device("sync-all")
+    fill(tmp_path / "sync-all.db", 3000)
+    store = await device_store("sync-all")
+    await store.call(Store.add_event, "info", "test", "settlements follow")
+    db = Store(tmp_path / "sync-all.db")
+    db.db.execute("INSERT INTO settlements (ts, import_wh, export_wh, cost_eur, computed_at) VALUES (900, 10, 0, 0.1, 1)")
+    db.db.execute("UPDATE settlements SET cost_eur = 0.2 WHERE ts = 900")
+    db.db.execute("INSERT INTO edi_files (name, created_at, period_start, period_end, content) "
+                  "VALUES ('MSCONS_1.edi', 1, 0, 900, 'UNB+UNOC:3+x')")
+    db.close()
+    client = SyncClient(device_config(tmp_path, "sync-all", aggregator, credential), store)
+    await client.drain()
+    assert_exact_match(tmp_path / "sync-all.db", aggregator, "sync-all")
+    assert aggregator.documents("sync-all", "settlements")["900"]["cost_eur"] == 0.2
+    assert aggregator.documents("sync-all", "edi")["MSCONS_1.edi"]["content"] == "UNB+UNOC:3+x"
+    slots = await store.call(Store.energy_slots, 0, 2e9)
+    assert len(slots) >= 10
+    stored = aggregator.documents("sync-all", "energy")
+    assert {int(k): v["import_wh"] for k, v in stored.items()} == {s["ts"]: s["import_wh"] for s in slots}
+    assert client.stats["state"] == "ok"
+    assert client.stats["streams"]["readings"] | {"bytes": 0} == {
+        "cursor": 3000, "pending": 0, "lag_s": 0.0, "batches": 2, "items": 3000, "bytes": 0}
+
+
+async def test_three_days_offline_then_the_backlog_drains(
+    cloud_target: str, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    agg = Aggregator(cloud_target, tmp_path / "later.log")  # registered, but not running yet
+    credential = agg.add_device("offline")
+    fill(tmp_path / "offline.db", 3 * DAY // 5, start=time.time() - 3 * DAY)  # three days at 5 s
+    store = await device_store("offline")
+    client = SyncClient(device_config(tmp_path, "offline", agg, credential, batch_size=5000), store)
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: client.stats["consecutive_failures"] >= 4, "repeated failures")
+        assert client.stats["state"] == "failing"
+        assert "ClientConnectorError" in client.stats["last_error"]
+        assert client.stats["streams"]["readings"]["pending"] == 3 * DAY // 5
+        assert client.stats["lag_s"] >= 3 * DAY - 60
+        assert 0.05 <= client.stats["next_retry_s"] <= 0.4
+        agg.start()
+        await until(lambda: client.stats["streams"]["readings"]["pending"] == 0, "the backlog to drain")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        agg.stop()
+    assert client.stats["state"] == "ok"
+    assert_exact_match(tmp_path / "offline.db", agg, "offline")
+
+
+@pytest.mark.parametrize("crash", ["before_upload:3", "after_ack:1", "after_ack:4"])
+def test_device_killed_during_upload_resumes_exactly(
+    sqlite_aggregator: Aggregator, tmp_path: Path, crash: str
+) -> None:
+    device = "kill-" + crash.replace(":", "-").replace("_", "-")
+    credential = sqlite_aggregator.add_device(device)
+    fill(tmp_path / f"{device}.db", 12_000)
+    env = {**os.environ, "NATTERY_DEVICE_ID": device, "NATTERY_STORE_PATH": str(tmp_path / f"{device}.db"),
+           "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": "2000",
+           "NATTERY_LOG_LEVEL": "warning", "NATTERY_DEVICE_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-c", "from device.cli import main; main()", "sync", "--cloud", sqlite_aggregator.url, "--drain"]
+    first = subprocess.run(command, env={**env, "TEST_SYNC_CRASH": crash}, capture_output=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL, first.stderr.decode()[-2000:]
+    stored = len(sqlite_aggregator.rows(device))
+    assert 0 < stored < 12_000 if crash != "before_upload:3" else stored == 4000
+    second = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    assert json.loads(second.stdout)["streams"]["readings"]["cursor"] == 12_000
+    assert_exact_match(tmp_path / f"{device}.db", sqlite_aggregator, device)
+
+
+@pytest.mark.parametrize("crash", ["before_commit:2", "after_commit:3"])
+async def test_aggregator_killed_during_ingest_loses_and_doubles_nothing(
+    cloud_target: str, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]], crash: str
+) -> None:
+    device = "agg-" + crash.replace(":", "-").replace("_", "-")
+    agg = Aggregator(cloud_target, tmp_path / "crashing.log")
+    credential = agg.add_device(device)
+    fill(tmp_path / f"{device}.db", 10_000)
+    agg.start(crash=crash)
+    store = await device_store(device)
+    client = SyncClient(device_config(tmp_path, device, agg, credential), store)
+    task = asyncio.create_task(client.drain())
+    try:
+        await until(agg.killed, "the aggregator to die at its crash point")
+        assert not task.done()
+        agg.start()  # no crash point this time
+        await asyncio.wait_for(task, 120)
+    finally:
+        task.cancel()
+        agg.stop()
+    assert_exact_match(tmp_path / f"{device}.db", agg, device)
+
+
+async def test_revoked_device_stops_and_says_why(
+    sqlite_aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    credential = sqlite_aggregator.add_device("revoked")
+    fill(tmp_path / "revoked.db", 100)
+    store = await device_store("revoked")
+    client = SyncClient(device_config(tmp_path, "revoked", sqlite_aggregator, credential), store)
+    await client.drain()
+    sqlite_aggregator.revoke_device("revoked")
+    fill(tmp_path / "revoked.db", 50)
+    with pytest.raises(Exception, match="HTTP 403: device 'revoked' is revoked"):
+        await client.drain(max_failures=1)
+    assert client.stats["state"] == "failing"
+    assert len(sqlite_aggregator.rows("revoked")) == 100
+
+
+async def test_a_device_cannot_upload_as_another(
+    sqlite_aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    sqlite_aggregator.add_device("victim")
+    thief_credential = sqlite_aggregator.add_device("thief")
+    fill(tmp_path / "victim.db", 10)
+    store = await device_store("victim")
+    client = SyncClient(device_config(tmp_path, "victim", sqlite_aggregator, thief_credential), store)
+    with pytest.raises(Exception, match="HTTP 403: device 'thief' may not write data of device 'victim'"):
+        await client.drain(max_failures=1)
+    assert sqlite_aggregator.rows("victim") == sqlite_aggregator.rows("thief") == []
+
+
+async def test_one_minute_means_instead_of_raw_readings(
+    sqlite_aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    credential = sqlite_aggregator.add_device("minutes")
+    start = (time.time() // 60 - 20) * 60
+    fill(tmp_path / "minutes.db", 600, interval_s=1.0, start=start)  # ten minutes at 1 s
+    store = await device_store("minutes")
+    client = SyncClient(device_config(tmp_path, "minutes", sqlite_aggregator, credential, readings="1min"), store)
+    await client.drain()
+    items = [json.loads(line) for _, line in sqlite_aggregator.rows("minutes", "readings_1min")]
+    assert [i["seq"] for i in items] == [int(start // 60) + m for m in range(9)]  # the 10th minute is open
+    conn = sqlite3.connect(tmp_path / "minutes.db")
+    mean = conn.execute("SELECT avg(grid_w) FROM readings WHERE ts >= ? AND ts < ?", (start, start + 60)).fetchone()[0]
+    conn.close()
+    assert items[0]["data"]["samples"] == 60
+    assert items[0]["data"]["roles"]["grid_w"] == pytest.approx(mean)
+    assert sqlite_aggregator.rows("minutes") == []
+
+
+async def test_lost_cursor_and_lost_aggregator_data_are_recovered(
+    sqlite_aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    credential = sqlite_aggregator.add_device("amnesia")
+    fill(tmp_path / "amnesia.db", 5000)
+    store = await device_store("amnesia")
+    await SyncClient(device_config(tmp_path, "amnesia", sqlite_aggregator, credential), store).drain()
+    await store.call(Store.set_sync_cursor, "readings", 0)  # e.g. a restored backup of the device
+    again = SyncClient(device_config(tmp_path, "amnesia", sqlite_aggregator, credential), store)
+    await again.drain()
+    assert again.stats["streams"]["readings"]["items"] == 0  # resumed where the sqlite_aggregator stands
+    assert_exact_match(tmp_path / "amnesia.db", sqlite_aggregator, "amnesia")
+
+    fresh = Aggregator(str(tmp_path / "restored-cloud.db"), tmp_path / "fresh.log")  # the cloud lost it all
+    fresh_credential = fresh.add_device("amnesia")
+    fresh.start()
+    try:
+        await SyncClient(device_config(tmp_path, "amnesia", fresh, fresh_credential), store).drain()
+    finally:
+        fresh.stop()
+    assert_exact_match(tmp_path / "amnesia.db", fresh, "amnesia")
+
+
+def test_backoff_doubles_with_full_jitter_up_to_the_cap(tmp_path: Path) -> None:
+    agg = Aggregator("unused", tmp_path / "x.log")
+    cfg = device_config(tmp_path, "b", agg, "dev.b.x", backoff_min_s=1.0, backoff_max_s=30.0)
+    highest = SyncClient(cfg, AsyncStore(tmp_path / "b.db"), rng=lambda: 1.0)
+    lowest = SyncClient(cfg, AsyncStore(tmp_path / "b.db"), rng=lambda: 0.0)
+    assert [highest.backoff(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert {lowest.backoff(n) for n in range(1, 8)} == {1.0}
+
+
+def test_sync_needs_url_and_credential(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cloud.url: empty"):
+        SyncClient(config.Config(), AsyncStore(tmp_path / "x.db"))
+    with pytest.raises(ValueError, match="cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL"):
+        SyncClient(config.Config().replace(cloud={"url": "http://x"}), AsyncStore(tmp_path / "x.db"))
