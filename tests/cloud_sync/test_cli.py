@@ -1,0 +1,69 @@
+"""``nattery-cloud`` in-process (click's CliRunner) on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cloud_sync.cli import main
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_device_registration_prints_the_credential_once_and_stores_a_hash(tmp_path: Path) -> None:
+    db = str(tmp_path / "cloud.db")
+    code, out, err = invoke("device", "add", "pi-42", "--db", db)
+    assert code == 0
+    credential = out.strip()
+    assert credential.startswith("dev.pi-42.") and len(credential) > 40
+    assert "cannot be shown again" in err
+    assert credential.split(".")[-1].encode() not in (tmp_path / "cloud.db").read_bytes()
+    code, _, err = invoke("device", "add", "pi-42", "--db", db)
+    assert (code, "device 'pi-42' already exists" in err) == (1, True)
+    assert invoke("device", "list", "--db", db)[1].startswith("pi-42\toffline\t")
+    assert invoke("device", "revoke", "pi-42", "--db", db)[:2] == (0, "device pi-42 revoked\n")
+    assert "pi-42\trevoked" in invoke("device", "list", "--db", db)[1]
+    code, _, err = invoke("device", "revoke", "nobody", "--db", db)
+    assert (code, err.strip()) == (1, "Error: device 'nobody' does not exist")
+
+
+def test_operator_credentials_and_bad_names(tmp_path: Path) -> None:
+    db = str(tmp_path / "cloud.db")
+    code, out, _ = invoke("operator", "add", "fleet-ops", "--db", db)
+    assert code == 0 and out.startswith("op.fleet-ops.")
+    code, _, err = invoke("device", "add", "bad id!", "--db", db)
+    assert (code, err.strip()) == (1, "Error: device 'bad id!': use 1-64 characters of A-Z a-z 0-9 _ -")
+
+
+def test_unreachable_postgresql_is_a_one_line_error() -> None:
+    code, _, err = invoke("device", "list", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+    assert code == 1
+    assert err.startswith("Error: PostgreSQL at postgresql://nobody:***@127.0.0.1:1/none: cannot connect")
+    assert "secret" not in err
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    code, out, _ = invoke(*path, "--help")
+    assert code == 0
+    assert "Usage:" in out
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert command.help

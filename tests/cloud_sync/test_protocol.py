@@ -1,0 +1,71 @@
+"""The batch format: what the device encodes, the aggregator decodes; refusals name the problem."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from cloud_sync import protocol
+from cloud_sync.protocol import BatchError
+
+
+def lines(n: int) -> list[bytes]:
+    return [protocol.reading_line(s, 1_795_000_000.5 + s, '{"roles":{"grid_w":1.5},"registers":{}}')
+            for s in range(1, n + 1)]
+
+
+def test_round_trip_keeps_the_lines_byte_for_byte() -> None:
+    body, first, last = protocol.encode("pi-1", "readings", lines(3), backlog=7)
+    batch = protocol.decode(body)
+    assert (batch.device, batch.stream, batch.first_seq, batch.last_seq, batch.backlog) == ("pi-1", "readings", 1, 3, 7)
+    assert (first, last) == (1, 3)
+    assert batch.lines == lines(3)
+    assert [i.seq for i in batch.items] == [1, 2, 3]
+    assert batch.items[0].ts == 1_795_000_001.5
+
+
+def test_the_digest_ignores_the_header_so_retries_match() -> None:
+    a = protocol.decode(protocol.encode("pi-1", "readings", lines(3), backlog=7)[0])
+    b = protocol.decode(protocol.encode("pi-1", "readings", lines(3), backlog=0)[0])
+    assert a.digest == b.digest
+
+
+def test_documents_carry_key_and_data() -> None:
+    body, _, _ = protocol.encode("pi-1", "energy", [protocol.document_line(4, "900", '{"ts":900,"pv_wh":1.0}')], 0)
+    (item,) = protocol.decode(body).items
+    assert (item.seq, item.key, item.ts, item.data) == (4, "900", 900.0, {"ts": 900, "pv_wh": 1.0})
+
+
+def _reencode(header: dict, items: list[bytes]) -> bytes:
+    return gzip.compress(json.dumps(header).encode() + b"\n" + b"\n".join(items))
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        ([b'{"seq": 1, "ts": "noon", "data": {}}'], "item 1.ts: got 'noon', expected epoch seconds"),
+        ([b'{"seq": 1, "ts": 1, "data": []}'], "item 1.data: expected a JSON object"),
+        ([b'{"seq": true, "ts": 1, "data": {}}'], "item 1.seq: got True, expected an integer"),
+        ([b'{"seq": 1, "ts": 1, "data": {}'], "item 1: not valid JSON"),
+        ([b'[1]'], "item 1: expected a JSON object"),
+    ],
+)
+def test_malformed_items_are_named(items: list[bytes], message: str) -> None:
+    import hashlib
+
+    raw = b"\n".join(items)
+    header = {"device": "pi-1", "stream": "readings", "first_seq": 1, "last_seq": 1, "count": len(items),
+              "digest": hashlib.sha256(raw).hexdigest()}
+    with pytest.raises(BatchError, match=message.replace("(", r"\(").replace("[", r"\[")) as caught:
+        protocol.decode(_reencode(header, items))
+    assert caught.value.status == 400
+
+
+def test_too_many_items_is_413() -> None:
+    header = {"device": "pi-1", "stream": "readings", "first_seq": 1, "last_seq": 1,
+              "count": protocol.MAX_ITEMS + 1, "digest": ""}
+    with pytest.raises(BatchError, match=f"header.count: got {protocol.MAX_ITEMS + 1}") as caught:
+        protocol.decode(_reencode(header, []))
+    assert caught.value.status == 413
