@@ -211,6 +211,10 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LIVE].stop()
 
 
+async def close_live_streams(app: web.Application) -> None:
+    app[LIVE].close()
+
+
 def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     """The local web page and its JSON API. Serve with ``web.AppRunner`` + ``web.TCPSite``
     on ``cfg.web.host``/``cfg.web.port``; the caller owns ``deps``' lifetimes."""
@@ -240,6 +244,7 @@ def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     app.cleanup_ctx.append(users_ctx)
     app.cleanup_ctx.append(sessions_ctx)
     app.cleanup_ctx.append(live_ctx)
+    app.on_shutdown.append(close_live_streams)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     views.setup(app)
     api.setup(app)

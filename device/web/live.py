@@ -37,8 +37,9 @@ class LiveHub:
 
     def __init__(self, source: TelemetrySource) -> None:
         self.source = source
-        self._queues: set[asyncio.Queue[Reading]] = set()
+        self._queues: set[asyncio.Queue[Reading | None]] = set()
         self._unlisten: Callable[[], None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._unlisten = self.source.listen(self._publish)
@@ -52,22 +53,32 @@ class LiveHub:
     def clients(self) -> int:
         return len(self._queues)
 
-    def _publish(self, reading: Reading) -> None:
+    def _publish(self, reading: Reading | None) -> None:
         for queue in self._queues:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(reading)
 
+    def close(self) -> None:
+        """End every stream now (server shutdown): open pages must not hold the shutdown up."""
+        self._closing = True
+        self._publish(None)
+
     async def subscribe(self) -> AsyncIterator[Reading | None]:
-        """Yields new readings, and ``None`` every :data:`HEARTBEAT_S` without one (keep-alive)."""
-        queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=4)
+        """Yields new readings, and ``None`` every :data:`HEARTBEAT_S` without one (keep-alive);
+        ends when the hub closes."""
+        queue: asyncio.Queue[Reading | None] = asyncio.Queue(maxsize=4)
         self._queues.add(queue)
         try:
-            while True:
+            while not self._closing:
                 try:
-                    yield await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    reading = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
                 except TimeoutError:
                     yield None
+                    continue
+                if reading is None:
+                    return
+                yield reading
         finally:
             self._queues.discard(queue)
 

@@ -1,4 +1,5 @@
-"""Headless Chromium for the browser tests: Debian's ``/usr/bin/chromium`` driven by Playwright.
+"""The browser tests' tools: ``nattery run --simulate`` as a process, and headless Chromium
+(Debian's ``/usr/bin/chromium``) driven by Playwright.
 
 No browser download: Playwright only brings its driver; the browser is the system's. Screenshots
 go to ``artifacts/screenshots`` (gitignored; CI keeps them as artifacts).
@@ -6,12 +7,19 @@ go to ``artifacts/screenshots`` (gitignored; CI keeps them as artifacts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import ViewportSize
+
+from tests.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("NATTERY_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
@@ -33,3 +41,40 @@ def chromium_path() -> str:
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
+
+
+@contextlib.contextmanager
+def nattery_simulate(data_dir: Path, mqtt_port: int, speed: float = 60.0, **web: str) -> Iterator[str]:
+    """``nattery run --simulate`` as a user starts it (here on a test broker and a free port);
+    yields the page's URL. ``speed`` makes the simulated battery move visibly within seconds.
+    ``web`` settings go in as ``NATTERY_WEB_<KEY>`` environment variables."""
+    port = free_port()
+    env = {**os.environ, "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(mqtt_port),
+           "NATTERY_WEB_HOST": "127.0.0.1", "NATTERY_LOG_FORMAT": "json", "NATTERY_DEVICE_ID": "browser",
+           "NATTERY_INVERTER_POLL_INTERVAL_S": "1",
+           **{f"NATTERY_WEB_{key.upper()}": value for key, value in web.items()}}
+    nattery = Path(sys.executable).with_name("nattery")
+    log = (data_dir / "nattery.log").open("w")
+    proc = subprocess.Popen(
+        [str(nattery), "run", "--simulate", "--data-dir", str(data_dir), "--port", str(port), "--speed", str(speed)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                wait_for_port(port, timeout=0.5)
+                break
+            except TimeoutError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (data_dir / "nattery.log").read_text()[-3000:]
+                    pytest.fail(f"nattery run --simulate did not serve the page (exit {proc.poll()}):\n{tail}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()

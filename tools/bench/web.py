@@ -2,10 +2,10 @@
 
     python -m tools.bench.web [--runs N] [--url URL --password PW]
 
-Without ``--url`` it starts the web app on 127.0.0.1 on a real store file (a month of settled
-slots, today's prices, a price forecast and a plan) and a private mosquitto with the stand-in
-bridge of the test harness. With ``--url`` it measures a running ``nattery run --simulate``
-(homeowner ``--password``, after the first-login change). Each page is loaded ``--runs`` times
+Without ``--url`` it starts ``nattery run --simulate`` on 127.0.0.1 with a private mosquitto and
+realistic data in its store (a month of settled slots, today's prices, a price forecast and a
+plan). With ``--url`` it measures a running instance (homeowner ``--password``, after the
+first-login change). Each page is loaded ``--runs`` times
 in a fresh headless Chromium context (cold cache, so every asset counts):
 
 * ``page_bytes``: everything transferred for the page (headers + bodies of the HTML, CSS, JS,
@@ -22,21 +22,20 @@ import argparse
 import asyncio
 import contextlib
 import json
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, async_playwright
 
-from tests.conftest import free_port, wait_for_port
-from tests.device.web.harness import seed_history, web_config, web_stack
-from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, chromium_path
+from device.store import Store
+from tests.conftest import Broker, free_port
+from tests.device.web.harness import seed_history
+from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, chromium_path, nattery_simulate
 
 PAGES = ("/", "/prices", "/savings", "/settings")
 BUDGET_BYTES = 300_000
@@ -44,24 +43,21 @@ OVERVIEW_BUDGET_MS = 1000.0
 PASSWORD = "bench-password-1"
 
 
-@contextlib.asynccontextmanager
-async def local_site() -> AsyncIterator[str]:
-    """The app on 127.0.0.1 with realistic data; yields its URL."""
+@contextlib.contextmanager
+def local_site() -> Iterator[str]:
+    """``nattery run --simulate`` on a private mosquitto, with realistic data; yields its URL."""
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = Broker(free_port(), Path(tmp) / "mosquitto.conf")
+        broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        broker.start()
         try:
-            wait_for_port(port)
-            cfg = web_config(Path(tmp), port)
-            async with web_stack(cfg, serve=True) as stack:
-                await stack.store.call(seed_history, ZoneInfo(cfg.device.timezone), time.time())
-                yield stack.url
+            with nattery_simulate(Path(tmp), broker.port, speed=1.0) as url:
+                store = Store(Path(tmp) / "nattery.db")
+                seed_history(store, ZoneInfo("Europe/Berlin"), time.time())
+                store.close()
+                yield url
         finally:
-            broker.terminate()
-            broker.wait(10)
+            broker.stop()
 
 
 async def cookies_after_login(browser: Browser, url: str, password: str, first: bool) -> list[Any]:
@@ -103,11 +99,8 @@ async def measure(browser: Browser, url: str, path: str, cookies: list[Any]) -> 
     return total, float(paint)
 
 
-async def run(url: str | None, password: str, runs: int) -> dict[str, Any]:
+async def run(url: str, password: str, runs: int, first: bool) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
-        first = url is None
-        if url is None:
-            url = await stack.enter_async_context(local_site())
         pw = await stack.enter_async_context(async_playwright())
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         stack.push_async_callback(browser.close)
@@ -128,7 +121,11 @@ def main() -> None:
     parser.add_argument("--url", help="measure a running instance instead of starting one")
     parser.add_argument("--password", default=PASSWORD, help="homeowner password of --url")
     args = parser.parse_args()
-    pages = asyncio.run(run(args.url, args.password, args.runs))
+    if args.url:
+        pages = asyncio.run(run(args.url, args.password, args.runs, first=False))
+    else:
+        with local_site() as url:
+            pages = asyncio.run(run(url, args.password, args.runs, first=True))
     for path, figures in pages.items():
         print(f"{path:10} {figures['page_bytes'] / 1000:7.1f} kB  first render {figures['first_render_ms']:6.1f} ms")
     ok = all(f["page_bytes"] <= BUDGET_BYTES for f in pages.values()) and \

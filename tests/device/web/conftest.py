@@ -29,7 +29,6 @@ async def stack(tmp_path: Path, mosquitto: Broker, web_settings: dict[str, Any])
 
 @pytest.fixture
 async def client(stack: WebStack) -> AsyncIterator[TestClient]:
-    assert stack.app is not None
     async with TestClient(TestServer(stack.app, host="127.0.0.1")) as c:
         yield c
 

@@ -1,4 +1,5 @@
-"""A web app wired to real parts: a real store file, a real mosquitto, and a stand-in bridge.
+"""A web app wired to real parts: a real store file, a real mosquitto, and a stand-in bridge
+(the browser tests and the benchmark use the whole ``nattery run --simulate`` instead).
 
 The stand-in speaks the bridge's MQTT protocol (telemetry, retained status and health, commands
 with ``cmd/result``) over the real broker and moves a battery: charging raises the SoC. It lets
@@ -29,7 +30,7 @@ from device.store import AsyncStore, Store
 from device.web import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.model import day_bounds
-from device.web.server import web_deps, web_server
+from device.web.server import web_deps
 
 
 @dataclass
@@ -113,32 +114,23 @@ def web_config(data_dir: Path, mqtt_port: int, **web: Any) -> Config:
 
 @dataclass
 class WebStack:
-    """``app`` and ``link`` for aiohttp's test client; ``url`` when served over TCP instead."""
-
     cfg: Config
-    app: web.Application | None
+    app: web.Application
     bridge: StandInBridge
-    link: BridgeLink | None
+    link: BridgeLink
     store: AsyncStore
-    url: str = ""
 
 
 @contextlib.asynccontextmanager
-async def web_stack(cfg: Config, serve: bool = False) -> AsyncIterator[WebStack]:
-    """Store + stand-in bridge + the app; with ``serve`` also served on 127.0.0.1 as on the device
-    (through :func:`device.web.server.web_server`), else for aiohttp's test client."""
+async def web_stack(cfg: Config) -> AsyncIterator[WebStack]:
+    """Store + bridge link + stand-in bridge + the app, for aiohttp's test client."""
     regmap = load_map(cfg.inverter.map)
     bridge = StandInBridge(cfg, regmap)
     bridge_task = asyncio.create_task(bridge.run())
     try:
-        async with AsyncStore(cfg.db_path) as store:
-            if serve:
-                async with web_server(cfg, store, regmap) as url:
-                    yield WebStack(cfg, None, bridge, None, store, url)
-            else:
-                async with BridgeLink(cfg.mqtt, bridge.topics) as link:
-                    await link.wait_connected()
-                    yield WebStack(cfg, create_app(cfg, web_deps(cfg, store, regmap, link)), bridge, link, store)
+        async with AsyncStore(cfg.db_path) as store, BridgeLink(cfg.mqtt, bridge.topics) as link:
+            await link.wait_connected()
+            yield WebStack(cfg, create_app(cfg, web_deps(cfg, store, regmap, link)), bridge, link, store)
     finally:
         bridge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
