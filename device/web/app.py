@@ -116,7 +116,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _security_headers(request, exc)
+        raise
+    _security_headers(request, response)
+    return response
+
+
+def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     if not response.prepared:
         response.headers.setdefault(
             "Content-Security-Policy",
@@ -129,7 +138,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
             response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
         else:
             response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 @web.middleware

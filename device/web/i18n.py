@@ -59,7 +59,7 @@ TEXT: dict[str, dict[str, str]] = {
     "online": {"de": "verbunden", "en": "online"},
     "offline": {"de": "keine Verbindung", "en": "offline"},
     "unknown": {"de": "unbekannt", "en": "unknown"},
-    "data_age": {"de": "Daten von vor", "en": "Data age"},
+    "data_age": {"de": "Datenalter", "en": "Data age"},
     "no_data": {"de": "Noch keine Messwerte.", "en": "No readings yet."},
     "today": {"de": "Heute", "en": "Today"},
     "tomorrow": {"de": "Morgen", "en": "Tomorrow"},
