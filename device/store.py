@@ -748,6 +748,10 @@ class Store:
         self._write(lambda: self.db.table("forecasts").upsert_all(rows, pk=("kind", "made_at", "ts")))
         return len(rows)
 
+    def latest_forecast_made_at(self, kind: str) -> int | None:
+        row = self.db.execute("SELECT max(made_at) FROM forecasts WHERE kind = ?", [kind]).fetchone()
+        return None if row[0] is None else int(row[0])
+
 
     # --- plans and settlements (owner: planner) ------------------------------------------
     def insert_plan(self, created_at: float, reason: str, data: Mapping[str, Any]) -> int:

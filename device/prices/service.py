@@ -1,0 +1,247 @@
+"""Keeps the day-ahead prices (and the forecast inputs) of one bidding zone in the store.
+
+Schedule, in market time (Europe/Brussels): from ``exaa_after`` (10:20) the exogenous inputs
+for tomorrow (ENTSO-E load, solar and wind forecasts; EXAA for DE_LU/AT); from ``fetch_after``
+(12:50) tomorrow's prices, retried with exponential backoff (``retry_min_s`` doubling up to
+``retry_max_s``, jittered) until the day is complete. A partial day is never stored: the store
+only ever holds complete delivery days, so nothing downstream mistakes half a day for a day.
+From ``stale_after`` (14:00) an incomplete tomorrow is flagged ``stale`` on the status and the
+``prices`` payload; the planner then runs on the forecast.
+
+At start-up :meth:`PriceService.backfill` fills gaps in the last ``history_days`` (the
+forecast's linear model learns from them), a month per request. After anything new is stored,
+``on_update`` runs (the app re-forecasts and re-plans there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import structlog
+
+from device.config import ConfigError, PricesSettings
+from device.prices.days import MARKET_TZ, DayPrices, day_bounds, expected_slots, resolution_for, select_day
+from device.prices.entsoe_source import FetchError
+from device.store import AsyncStore, Store
+
+log = structlog.get_logger(__name__)
+CHUNK_DAYS = 28
+
+
+class PriceSource(Protocol):
+    """What the service needs from a source (ENTSO-E, a CSV replay, a future EXAA feed)."""
+
+    name: str
+
+    async def day_ahead(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series: ...
+    async def exaa(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series: ...
+    async def market_forecasts(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.Series]: ...
+
+
+@dataclass
+class PriceStatus:
+    """For ``health`` and the ``prices`` payload."""
+
+    zone: str
+    source: str
+    today: str = "missing"  # complete | partial | missing
+    tomorrow: str = "missing"
+    stale: bool = False
+    attempts: int = 0  # for tomorrow since the first attempt
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def parse_hhmm(value: str, key: str) -> tuple[int, int]:
+    try:
+        hh, mm = value.split(":")
+        h, m = int(hh), int(mm)
+        if not (0 <= h < 24 and 0 <= m < 60):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"prices.{key}: got {value!r}, allowed: HH:MM (00:00-23:59)") from None
+    return h, m
+
+
+class PriceService:
+    def __init__(
+        self,
+        settings: PricesSettings,
+        store: AsyncStore,
+        source: PriceSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_update: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.zone = settings.zone
+        self.store = store
+        self.source = source
+        self.clock = clock
+        self.on_update = on_update
+        self._fetch_after = parse_hhmm(settings.fetch_after, "fetch_after")
+        self._stale_after = parse_hhmm(settings.stale_after, "stale_after")
+        self._exaa_after = parse_hhmm(settings.exaa_after, "exaa_after")
+        self.status = PriceStatus(zone=self.zone, source=source.name)
+        self._inputs_done: set[date] = set()
+
+    # --- one delivery day -----------------------------------------------------------------
+    async def stored_state(self, day: date) -> str:
+        start, end = day_bounds(day)
+        rows = await self.store.call(Store.prices_for, self.zone, int(start.timestamp()), int(end.timestamp()))
+        rows = [r for r in rows if r["resolution_s"] == resolution_for(day)]
+        return "complete" if len(rows) == expected_slots(day) else ("partial" if rows else "missing")
+
+    async def refresh_day(self, day: date) -> DayPrices:
+        """Fetch the prices of ``day``; store them only if the day is complete."""
+        start, end = day_bounds(day)
+        now = self.clock()
+        self.status.last_attempt = now
+        got = select_day(await self.source.day_ahead(self.zone, start, end), day)
+        if got.complete:
+            await self.store.call(Store.upsert_prices, self.zone, got.slots, got.resolution_s, self.source.name, now)
+            self.status.last_success = now
+            log.info("prices_stored", zone=self.zone, day=day.isoformat(), slots=len(got.slots))
+        elif got.slots:
+            log.warning("prices_partial", zone=self.zone, day=day.isoformat(), slots=len(got.slots),
+                        expected=got.expected)
+        return got
+
+    async def refresh_inputs(self, first: date, last: date) -> int:
+        """Fetch the forecast inputs for ``first``..``last``; returns how many values were stored."""
+        if not self.settings.exogenous:
+            return 0
+        start, end = day_bounds(first)[0], day_bounds(last)[1]
+        series = dict(await self.source.market_forecasts(self.zone, start, end))
+        exaa = await self.source.exaa(self.zone, start, end)
+        if len(exaa):
+            series["exaa"] = exaa
+        now = self.clock()
+        stored = 0
+        for name, values in series.items():
+            slots = [(int(t.timestamp()), float(v)) for t, v in values.dropna().items()]
+            if slots:
+                resolution = _spacing_s(slots)
+                stored += await self.store.call(Store.upsert_market_series, self.zone, name, slots, resolution, now)
+        return stored
+
+    # --- start-up backfill ----------------------------------------------------------------
+    async def backfill(self, days: int | None = None) -> int:
+        """Fill missing complete days among the last ``days`` (default ``history_days``); returns days stored."""
+        today = self.today()
+        first = today - timedelta(days=days or self.settings.history_days)
+        start, end = int(day_bounds(first)[0].timestamp()), int(day_bounds(today)[1].timestamp())
+        rows = await self.store.call(Store.prices_for, self.zone, start, end)
+        counts: dict[date, int] = {}
+        tz = ZoneInfo(MARKET_TZ)
+        for r in rows:
+            d = datetime.fromtimestamp(r["ts"], tz).date()
+            counts[d] = counts.get(d, 0) + 1
+        missing = [first + timedelta(days=k) for k in range((today - first).days + 1)]
+        missing = [d for d in missing if counts.get(d, 0) != expected_slots(d)]
+        stored = 0
+        for chunk in _chunks(missing, CHUNK_DAYS):
+            s, e = day_bounds(chunk[0])[0], day_bounds(chunk[-1])[1]
+            try:
+                series = await self.source.day_ahead(self.zone, s, e)
+                now = self.clock()
+                for day in chunk:
+                    got = select_day(series, day)
+                    if got.complete:
+                        await self.store.call(
+                            Store.upsert_prices, self.zone, got.slots, got.resolution_s, self.source.name, now
+                        )
+                        stored += 1
+                await self.refresh_inputs(chunk[0], chunk[-1])
+            except FetchError as exc:
+                log.warning("prices_backfill_failed", zone=self.zone, first=chunk[0].isoformat(), error=str(exc))
+                if exc.permanent:
+                    break
+        if stored:
+            log.info("prices_backfilled", zone=self.zone, days=stored)
+        return stored
+
+    # --- the daily schedule ---------------------------------------------------------------
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), ZoneInfo(MARKET_TZ)).date()
+
+    def _at(self, day: date, hhmm: tuple[int, int]) -> float:
+        return datetime(day.year, day.month, day.day, *hhmm, tzinfo=ZoneInfo(MARKET_TZ)).timestamp()
+
+    async def run_once(self) -> float:
+        """Do what is due now; returns the seconds until something is due again."""
+        now = self.clock()
+        today = self.today()
+        tomorrow = today + timedelta(days=1)
+        changed = False
+        try:
+            if await self.stored_state(today) != "complete":
+                changed |= (await self.refresh_day(today)).complete
+            if now >= self._at(today, self._exaa_after) and tomorrow not in self._inputs_done:
+                if await self.refresh_inputs(tomorrow, tomorrow):
+                    self._inputs_done.add(tomorrow)
+                    changed = True
+            if now >= self._at(today, self._fetch_after) and await self.stored_state(tomorrow) != "complete":
+                self.status.attempts += 1
+                changed |= (await self.refresh_day(tomorrow)).complete
+            if self.status.last_error is not None:
+                log.info("prices_recovered", zone=self.zone)
+            self.status.last_error = None
+        except FetchError as exc:
+            if self.status.last_error != str(exc):  # log on change, not on every retry
+                log.warning("prices_fetch_failed", zone=self.zone, error=str(exc), permanent=exc.permanent)
+            self.status.last_error = str(exc)
+        self.status.today = await self.stored_state(today)
+        self.status.tomorrow = await self.stored_state(tomorrow)
+        self.status.stale = self.status.tomorrow != "complete" and now >= self._at(today, self._stale_after)
+        if self.status.tomorrow == "complete":
+            self.status.attempts = 0
+        if changed and self.on_update is not None:
+            await self.on_update()
+        return self._next_delay(now, today)
+
+    def _next_delay(self, now: float, today: date) -> float:
+        s = self.settings
+        if self.status.today != "complete" or (
+            now >= self._at(today, self._fetch_after) and self.status.tomorrow != "complete"
+        ) or self.status.last_error:
+            backoff = min(s.retry_max_s, s.retry_min_s * 2 ** max(0, self.status.attempts - 1))
+            return backoff * (0.75 + random.random() / 4)
+        due = [self._at(today, self._exaa_after), self._at(today, self._fetch_after)]
+        nxt = today + timedelta(days=1)
+        due += [self._at(nxt, self._exaa_after), self._at(nxt, self._fetch_after)]
+        return max(1.0, min(t for t in due if t > now) - now)
+
+    async def run(self) -> None:
+        """Backfill, then follow the schedule until cancelled."""
+        await self.backfill()
+        while True:
+            await asyncio.sleep(await self.run_once())
+
+
+def _chunks(days: list[date], size: int) -> list[list[date]]:
+    """Runs of consecutive days, each at most ``size`` long."""
+    out: list[list[date]] = []
+    for day in days:
+        if out and (day - out[-1][-1]).days == 1 and len(out[-1]) < size:
+            out[-1].append(day)
+        else:
+            out.append([day])
+    return out
+
+
+def _spacing_s(slots: list[tuple[int, float]]) -> int:
+    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:]) if b[0] > a[0]]
+    return min(gaps) if gaps else 3600
