@@ -189,7 +189,8 @@ class SyncClient:
     async def _produce(self, stream: str, after: int, queue: asyncio.Queue[_Prepared | None]) -> None:
         try:
             while rows := await self._fetch(stream, after):
-                prepared = await asyncio.to_thread(self._encode, stream, rows)
+                backlog, _ = await self.store.call(Store.pending, stream, rows[-1][0])
+                prepared = await asyncio.to_thread(self._encode, stream, rows, backlog)
                 await queue.put(prepared)
                 after = prepared.last_seq
         except Exception:
@@ -204,7 +205,7 @@ class SyncClient:
             return await self.store.call(Store.minute_readings_after, after, self._batch_size)
         return await self.store.call(Store.outbox_after, stream, after, self._batch_size)
 
-    def _encode(self, stream: str, rows: list[tuple[Any, ...]]) -> _Prepared:
+    def _encode(self, stream: str, rows: list[tuple[Any, ...]], backlog: int) -> _Prepared:
         """Runs in a worker thread: serialising and compressing is the CPU-heavy part."""
         if stream == "readings":
             lines = [protocol.reading_line(seq, ts, data) for seq, ts, data in rows]
@@ -216,8 +217,8 @@ class SyncClient:
             ]
         else:
             lines = [protocol.document_line(seq, key, data) for seq, key, data in rows]
-        # The backlog is only informative (operators' view); the stream's own order matters.
-        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=0)
+        # The backlog (items still waiting after this batch) is for the operators' view.
+        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=backlog)
         return _Prepared(body, first, last, len(lines))
 
     async def _upload(self, stream: str, batch: _Prepared) -> None:
