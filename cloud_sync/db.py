@@ -60,13 +60,15 @@ class Tx(Protocol):
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
     async def execute(self, sql: str, *args: Any) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None: ...
     async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None: ...
 
 
 class Database(Protocol):
     kind: str
 
-    def transaction(self) -> Any:  # an async context manager yielding a Tx
+    def transaction(self, readonly: bool = False) -> Any:
+        """An async context manager yielding a :class:`Tx`; ``readonly`` takes no write lock."""
         ...
 
     async def close(self) -> None: ...
@@ -144,9 +146,9 @@ class SqliteDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, readonly: bool = False) -> AsyncIterator[Tx]:
         async with self._lock:
-            await self._run(self._conn.execute, "BEGIN IMMEDIATE")
+            await self._run(self._conn.execute, "BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
                 yield _SqliteTx(self)
             except BaseException:
@@ -172,6 +174,9 @@ class _SqliteTx:
     async def execute(self, sql: str, *args: Any) -> None:
         await self._db._run(self._db._conn.execute, _sqlite_sql(sql), args)
 
+    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._db._run(self._db._conn.executemany, _sqlite_sql(sql), rows)
+
     async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         await self._db._run(self._db._conn.executemany, sql, rows)
@@ -196,8 +201,8 @@ class PostgresDatabase:
         return cls(pool)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def transaction(self, readonly: bool = False) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=readonly):
             yield _PostgresTx(conn)
 
     async def close(self) -> None:
@@ -217,6 +222,9 @@ class _PostgresTx:
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._conn.executemany(sql, rows)
 
     async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))

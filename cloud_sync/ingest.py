@@ -94,13 +94,12 @@ async def _store_items(tx: Any, batch: Batch) -> float | None:
         return batch.items[-1].ts
     # Documents: the newest version per key wins (a batch may hold several versions of one key).
     latest = {item.key: item for item in batch.items}
-    for key, item in latest.items():
-        await tx.execute(
-            "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
-            " data = excluded.data WHERE documents.seq < excluded.seq",
-            batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data),
-        )
+    await tx.executemany(
+        "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
+        " data = excluded.data WHERE documents.seq < excluded.seq",
+        [(batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data)) for key, item in latest.items()],
+    )
     return None
 
 

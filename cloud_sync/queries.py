@@ -20,7 +20,7 @@ def iso(ts: float | None) -> str | None:
 
 
 async def stream_state(db: Database, device: str, stream: str) -> dict[str, Any]:
-    async with db.transaction() as tx:
+    async with db.transaction(readonly=True) as tx:
         row = await tx.fetchrow(
             "SELECT last_seq, last_ts, backlog FROM streams WHERE device_id = $1 AND stream = $2", device, stream
         )
@@ -31,7 +31,7 @@ async def stream_state(db: Database, device: str, stream: str) -> dict[str, Any]
 async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]:
     """Every device (or one): online, last seen, sync lag and backlog, latest telemetry."""
     now = time.time()
-    async with db.transaction() as tx:
+    async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
             "SELECT id, created_at, revoked_at, last_seen FROM devices"
             + (" WHERE id = $1" if only else "") + " ORDER BY id",
@@ -83,7 +83,7 @@ async def _latest_telemetry(tx: Any, device: str) -> dict[str, Any] | None:
 
 async def readings(db: Database, device: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:
     """Stored reading items ``seq > after``, oldest first, exactly as the device sent them."""
-    async with db.transaction() as tx:
+    async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
             "SELECT line FROM readings WHERE device_id = $1 AND stream = $2 AND seq > $3 ORDER BY seq LIMIT $4",
             device, stream, after, limit,
@@ -97,7 +97,7 @@ async def daily_energy(db: Database, device: str, start: date, end: date, tz: st
     zone = ZoneInfo(tz)
     lo = datetime.combine(start, datetime.min.time(), zone).timestamp()
     hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone).timestamp()
-    async with db.transaction() as tx:
+    async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
             "SELECT ts, data FROM documents WHERE device_id = $1 AND stream = 'energy' AND ts >= $2 AND ts < $3"
             " ORDER BY ts",

@@ -103,7 +103,7 @@ class Authenticator:
         if kind not in _TABLES or not name or not secret:
             raise AuthError(401, "malformed credential: expected dev.<id>.<secret> or op.<name>.<secret>")
         table, column, what = _TABLES[kind]
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(readonly=True) as tx:
             row = await tx.fetchrow(f"SELECT secret_hash, revoked_at FROM {table} WHERE {column} = $1", name)
         if row is None:
             raise AuthError(401, f"unknown {what} {name!r}")

@@ -433,15 +433,22 @@ class Store:
 
     def minute_readings_after(self, after_minute: int, limit: int) -> list[tuple[Any, ...]]:
         """Per-minute means ``(minute, samples, soc_pct, battery_w, pv_w, grid_w, load_w)`` of
-        complete minutes (the newest reading is in a later minute) after ``after_minute``."""
-        newest = self.db.execute("SELECT max(ts) FROM readings").fetchone()[0]
-        if newest is None:
+        complete minutes (the newest reading is in a later minute) after ``after_minute``.
+
+        The time range is bounded to ``limit`` minutes from the next reading on, so each call
+        reads only what it returns, however long the backlog or the gaps in it.
+        """
+        row = self.db.execute(
+            "SELECT min(ts), (SELECT max(ts) FROM readings) FROM readings WHERE ts >= ?", [(after_minute + 1) * 60]
+        ).fetchone()
+        if row[0] is None:
             return []
+        first, newest = int(row[0] // 60), int(row[1] // 60)
         return self.db.execute(
             "SELECT CAST(ts / 60 AS INTEGER) AS m, count(*), "
             + ", ".join(f"avg({c})" for c in ROLE_COLUMNS)
-            + " FROM readings WHERE ts >= ? AND ts < ? GROUP BY m ORDER BY m LIMIT ?",
-            [(after_minute + 1) * 60, int(newest // 60) * 60, limit],
+            + " FROM readings WHERE ts >= ? AND ts < ? GROUP BY m ORDER BY m",
+            [first * 60, min(first + limit, newest) * 60],
         ).fetchall()
 
     def outbox_after(self, stream: str, after_seq: int, limit: int) -> list[tuple[int, str, str]]:
