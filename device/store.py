@@ -499,9 +499,10 @@ class Store:
         """
         keep = retention or self.retention
         day = 86_400.0
+        # Only a device that syncs (it has a cursor) can lose readings "before the cloud had them".
         unsynced = self.db.execute(
-            "SELECT count(*) FROM readings WHERE ts < ? AND id > ?",
-            [now - keep.readings_days * day, self.sync_cursor("readings")],
+            "SELECT count(*) FROM readings, sync_cursors c WHERE c.stream = 'readings' AND ts < ? AND id > c.last_seq",
+            [now - keep.readings_days * day],
         ).fetchone()[0]
         plan = [
             ("readings", "ts < ?", [now - keep.readings_days * day]),

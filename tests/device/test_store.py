@@ -56,6 +56,7 @@ def test_readings_round_trip_and_ids_are_never_reused(db: Store) -> None:
     }
     db.prune(T0 + 100 * DAY)  # everything is older than the retention: the table is emptied
     assert db.count_readings() == 0
+    assert db.events(kind="sync_data_pruned") == []  # this device does not sync: nothing to warn about
     db.insert_readings([reading(T0 + 100 * DAY)])
     assert db.readings_after(0, 10)[0][0] == 4  # the sync sequence goes on, never back to 1
 
