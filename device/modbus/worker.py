@@ -32,8 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
-from typing import Any, ClassVar, Literal, overload
+from typing import Any, overload
 
 import structlog
 from pymodbus.client.base import ModbusBaseClient
@@ -43,123 +42,22 @@ from pymodbus.pdu import ModbusPDU
 from device.modbus.client import ClientFactory
 from device.modbus.latency import LatencyHistogram
 from device.modbus.registermap import Protocol
+from device.modbus.requests import (
+    CorruptReply, DeadlineExpired, ExceptionReply, InverterDefective, LinkDown, ModbusError,
+    Priority, ReadRequest, Request, RequestTimeout, StaleReply, WorkerStopped, WriteRequest,
+    describe,
+)
+
+__all__ = [  # callers import the request and error types from here, with the worker
+    "CorruptReply", "DeadlineExpired", "ExceptionReply", "InverterDefective", "LinkDown",
+    "ModbusError", "ModbusWorker", "Priority", "ReadRequest", "Request", "RequestTimeout",
+    "StaleReply", "WorkerStopped", "WriteRequest",
+]
 
 log = structlog.get_logger(__name__)
 
 MAX_RTU_ADU = 256  # bytes: the longest frame any Modbus RTU device may send
 LINK_CHECK_S = 1.0  # how often an idle worker looks whether the adapter is still there
-
-
-class Priority(IntEnum):
-    CONTROL = 0
-    ONDEMAND = 1
-    TELEMETRY = 2
-
-
-@dataclass(frozen=True)
-class ReadRequest:
-    """Read ``count`` registers from ``address`` (FC3 holding / FC4 input); result: the words."""
-
-    table: Literal["holding", "input"]
-    address: int
-    count: int
-
-    def __post_init__(self) -> None:
-        if self.table not in ("holding", "input"):
-            raise ValueError(f"table: got {self.table!r}; allowed: holding, input")
-        if not 1 <= self.count <= 125 or not 0 <= self.address <= 0xFFFF - self.count + 1:
-            raise ValueError(f"read {self.address}+{self.count}: count 1..125 within 0..65535")
-
-    @property
-    def function_code(self) -> int:
-        return 3 if self.table == "holding" else 4
-
-    @property
-    def wire_bytes(self) -> tuple[int, int]:
-        """RTU bytes of the request and of its reply."""
-        return 8, 5 + 2 * self.count
-
-
-@dataclass(frozen=True)
-class WriteRequest:
-    """Write ``values`` to holding registers from ``address`` (FC16); result: None."""
-
-    address: int
-    values: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.values) <= 123 or not 0 <= self.address <= 0xFFFF - len(self.values) + 1:
-            raise ValueError(f"write {self.address}+{len(self.values)}: 1..123 registers within 0..65535")
-        if any(not 0 <= v <= 0xFFFF for v in self.values):
-            raise ValueError(f"write {self.address}: values must be 16-bit words, got {self.values}")
-
-    function_code: ClassVar[int] = 16
-
-    @property
-    def wire_bytes(self) -> tuple[int, int]:
-        return 9 + 2 * len(self.values), 8
-
-
-Request = ReadRequest | WriteRequest
-
-
-class ModbusError(Exception):
-    """A request failed; ``kind`` is the key it is counted under in ``stats()["errors"]``."""
-
-    kind: ClassVar[str] = "error"
-
-
-class RequestTimeout(ModbusError):
-    kind = "timeout"
-
-
-class CorruptReply(ModbusError):
-    """Bytes arrived but no valid frame (bad CRC, truncated, garbage)."""
-
-    kind = "corrupt"
-
-
-class StaleReply(ModbusError):
-    """A reply that does not answer the request (wrong function code, count or echo)."""
-
-    kind = "stale"
-
-
-class ExceptionReply(ModbusError):
-    """The inverter answered with a Modbus exception; final, never retried."""
-
-    kind = "exception"
-    NAMES: ClassVar[dict[int, str]] = {
-        1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-        4: "server device failure", 5: "acknowledge", 6: "server device busy",
-    }
-
-    def __init__(self, request: Request, code: int) -> None:
-        self.code = code
-        super().__init__(f"{_describe(request)}: inverter replied exception {code} "
-                         f"({self.NAMES.get(code, 'unknown')})")
-
-
-class LinkDown(ModbusError):
-    kind = "disconnected"
-
-
-class InverterDefective(ModbusError):
-    kind = "defective"
-
-
-class DeadlineExpired(ModbusError):
-    kind = "deadline"
-
-
-class WorkerStopped(ModbusError):
-    kind = "stopped"
-
-
-def _describe(request: Request) -> str:
-    if isinstance(request, ReadRequest):
-        return f"read {request.table} {request.address}+{request.count}"
-    return f"write holding {request.address}+{len(request.values)}"
 
 
 @dataclass(order=True)
@@ -342,7 +240,7 @@ class ModbusWorker:
                     item.future.set_exception(WorkerStopped("modbus worker stopped"))
                 raise
             except Exception as exc:  # a bug must fail one request, not silence the inverter
-                log.exception("modbus_worker_error", request=_describe(item.request))
+                log.exception("modbus_worker_error", request=describe(item.request))
                 self._close_client()
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -427,7 +325,7 @@ class ModbusWorker:
                 await asyncio.sleep(min(self._backoff[0] * 2 ** (attempt - 1), self._backoff[1]))
             if item.deadline is not None and self.clock() > item.deadline:
                 self._counts["deadline_misses"] += 1
-                raise DeadlineExpired(f"{_describe(item.request)}: deadline passed before sending")
+                raise DeadlineExpired(f"{describe(item.request)}: deadline passed before sending")
             try:
                 return await self._transact(item.request)
             except (RequestTimeout, CorruptReply, StaleReply) as exc:
@@ -452,13 +350,13 @@ class ModbusWorker:
             self._guard_late_reply()
             what = "no valid reply (corrupt frame)" if self._rx_during_request else "no reply"
             error = CorruptReply if self._rx_during_request else RequestTimeout
-            raise error(f"{_describe(request)}: {what} within {timeout:.2f} s") from None
+            raise error(f"{describe(request)}: {what} within {timeout:.2f} s") from None
         except ModbusException as exc:
             self._check_link()
             if not self._link_up:
                 raise LinkDown(f"{self.port or 'inverter port'}: {exc}") from None
             self._guard_late_reply()
-            raise CorruptReply(f"{_describe(request)}: {exc}") from None
+            raise CorruptReply(f"{describe(request)}: {exc}") from None
         finally:
             self._outstanding = False
             self._quiet_until = asyncio.get_running_loop().time() + self.protocol.gap_s
@@ -468,7 +366,7 @@ class ModbusWorker:
         if mismatch:
             self._counts["stale_replies_discarded"] += 1
             self._guard_late_reply()
-            raise StaleReply(f"{_describe(request)}: discarded a reply that does not match: {mismatch}")
+            raise StaleReply(f"{describe(request)}: discarded a reply that does not match: {mismatch}")
         if pdu.isError():
             raise ExceptionReply(request, pdu.exception_code)  # type: ignore[attr-defined]
         return tuple(pdu.registers) if isinstance(request, ReadRequest) else None

@@ -234,6 +234,25 @@ async def test_late_reply_is_never_taken_for_the_next_answer(make_worker: MakeWo
     assert sim.stats.violations == 0
 
 
+async def test_very_late_reply_of_another_length_is_discarded(make_worker: MakeWorker, sim: Simulator) -> None:
+    """A reply later than any wait lands in the next transaction: the count check rejects it."""
+    worker = await make_worker(retries=2, defective_after=100)
+    a, _ = await write_ab(worker)
+    sim.faults.late_delay_s = 0.45  # after our timeout and the guard: during the next request
+    sim.faults.arm("late", 1)
+    worker.retries = 0  # a retry of A would simply receive A's late reply
+    with pytest.raises(RequestTimeout):
+        await worker.submit(BLOCK_A)
+    worker.retries = 2
+    # B goes out while A's reply is still due (the firmware drops B as an overlap); A's two
+    # registers arrive as "the answer" to B's six: discarded, the line guarded, B retried.
+    assert (await worker.submit(ReadRequest("holding", 250, 6)))[:2] == (1033, 1144)
+    stats = worker.stats()
+    assert (stats["errors"], stats["stale_replies_discarded"], stats["retries"]) == (
+        {"timeout": 1, "stale": 1}, 1, 1)
+    assert sim.stats.violations == 1
+
+
 async def test_exception_reply_is_final(make_worker: MakeWorker, sim: Simulator) -> None:
     worker = await make_worker(retries=3)
     await worker.submit(BLOCK_A)
