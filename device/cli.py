@@ -118,6 +118,79 @@ def simulate(config_file: Path | None, map_name: str | None, listen: str | None,
                     serial=serial_path, summary_s=summary_s))
 
 
+@main.command()
+@config_option
+@click.option("--port", "port_url", metavar="URL", help="Inverter port (default: the configured "
+              "inverter.port), e.g. serial:///dev/ttyUSB0 or rtu+tcp://HOST:PORT.")
+@click.option("--map", "map_names", multiple=True, metavar="NAME|FILE",
+              help="Only try this register map (repeatable; default: every shipped map).")
+@click.option("--scan-units", metavar="RANGE", help="Unit ids to try, e.g. 1-10 or 1,3 "
+              "(default: inverter.unit_id, else each map's own).")
+@click.option("--scan-bauds", metavar="LIST", help="Baud rates to try, e.g. 9600,19200 "
+              "(default: inverter.baudrate, else each map's own).")
+@click.option("--scan-timeout", type=click.FloatRange(0.01, 30), default=0.5, show_default=True,
+              help="Seconds to wait for each scan reply.")
+@click.option("--write-test", type=click.Choice(["rewrite", "self-consumption", "skip"]), default="rewrite",
+              show_default=True, help="Rewrite a setting with its own value, or apply the safe "
+              "self-consumption mode; verified by read-back.")
+@click.option("--write-register", metavar="NAME", help="Setting for --write-test rewrite "
+              "(default: the map's first read/write register).")
+@click.option("--write-config", is_flag=True, help="Write the found inverter.map/port/unit_id "
+              "into the installer file (only if commissioning passed).")
+@click.option("--tariff", "tariff_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="YAML file with the homeowner's tariff settings; written into the installer file.")
+@click.option("--homeowner-password", is_flag=True, help="Prompt for the homeowner's web password "
+              "(never echoed) and store it in the web users file.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data volume holding nattery.yaml and the web files (default: device.data_dir).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def commission(config_file: Path | None, port_url: str | None, map_names: tuple[str, ...],
+               scan_units: str | None, scan_bauds: str | None, scan_timeout: float, write_test: str,
+               write_register: str | None, write_config: bool, tariff_file: Path | None,
+               homeowner_password: bool, data_dir: Path | None, as_json: bool) -> None:
+    """Installer: find the inverter, check every value, test a harmless write, hand over.
+
+    Stop the bridge service first: only one process may talk on the serial line.
+    Exits non-zero if anything failed; the report says what.
+    """
+    import json
+
+    from device import commission as com
+    from device.modbus.client import parse_port
+    from device.modbus.registermap import available_maps, load_map
+
+    if config_file is None and data_dir is not None and (data_dir / com.INSTALLER_FILE_NAME).exists():
+        config_file = data_dir / com.INSTALLER_FILE_NAME
+    cfg = load_config(config_file)
+    data_dir = data_dir or cfg.device.data_dir
+    try:
+        port = str(parse_port(port_url or cfg.inverter.port))
+        maps = [load_map(m) for m in map_names or available_maps()]
+        units = com.parse_units(scan_units) if scan_units else (
+            [cfg.inverter.unit_id] if cfg.inverter.unit_id else None)
+        bauds = com.parse_bauds(scan_bauds) if scan_bauds else (
+            [cfg.inverter.baudrate] if cfg.inverter.baudrate else None)
+        tariff = com.load_tariff(tariff_file) if tariff_file else None
+        password = None
+        if homeowner_password:
+            password = click.prompt("Homeowner password", hide_input=True, confirmation_prompt=True, err=True)
+            com.check_password(password)
+        report = run_async(com.commission(
+            cfg, maps, port=port, data_dir=data_dir,
+            installer_file=config_file or data_dir / com.INSTALLER_FILE_NAME, units=units, bauds=bauds,
+            scan_timeout_s=scan_timeout, write="self_consumption" if write_test == "self-consumption" else
+            "rewrite" if write_test == "rewrite" else "skip", write_register=write_register,
+            write_config=write_config, tariff=tariff, password=password))
+    except (MapError, PortError, ValueError, com.CommissionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if report is None:  # interrupted
+        raise SystemExit(130)
+    click.echo(json.dumps(report.as_json()) if as_json else com.render_text(report))
+    if not report.ok:
+        more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        raise click.ClickException(f"commissioning failed: {report.problems[0]}{more}")
+
+
 def cloud_option(fn: F) -> F:
     """``--cloud URL``: sync to this aggregator (sets ``cloud.url``; credential from the config)."""
     return click.option("--cloud", "cloud_url", metavar="URL",
