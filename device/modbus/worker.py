@@ -113,6 +113,7 @@ class ModbusWorker:
         self._client: ModbusBaseClient | None = None
         self._link_up = False
         self._ever_connected = False
+        self._connect_failed = False
         self._reconnect_delay = reconnect_s
         self._next_connect_at = 0.0
         self._outstanding = False
@@ -248,19 +249,26 @@ class ModbusWorker:
     async def _connect(self) -> None:
         self._close_client()
         client = self._factory(trace_packet=self._on_packet, trace_pdu=self._on_pdu)
+        error = "cannot open or connect"
         try:
             ok = await client.connect()
         except Exception as exc:  # a bad device path or refused socket: keep retrying
-            ok, self._last_error = False, f"connect: {exc}"
+            ok, error = False, str(exc)
         if ok and client.connected:
             self._client, self._link_up = client, True
             self._reconnect_delay = self._reconnect[0]
             if self._ever_connected:
                 self._counts["reconnects"] += 1
                 log.info("modbus_link_restored", port=self.port)
-            self._ever_connected = True
+            elif self._connect_failed:
+                log.info("modbus_link_up", port=self.port)
+            self._ever_connected, self._connect_failed = True, False
             return
         client.close()
+        self._last_error = f"connect: {error}"
+        if not self._ever_connected and not self._connect_failed:
+            log.warning("modbus_link_unavailable", port=self.port, error=error)
+        self._connect_failed = True
         self._next_connect_at = self.clock() + self._reconnect_delay
         self._reconnect_delay = min(self._reconnect_delay * 2, self._reconnect[1])
 

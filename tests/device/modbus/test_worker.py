@@ -27,7 +27,7 @@ from device.modbus.worker import (
     Priority, ReadRequest, RequestTimeout, WorkerStopped, WriteRequest,
 )
 from device.simulator import Simulator
-from tests.conftest import PtyPair, open_pty_pair
+from tests.conftest import PtyPair, free_port, open_pty_pair
 
 # Deye map at 38400 baud with a 20 ms gap: the same discipline as 9600/50 ms, four times faster.
 BAUD = 38400
@@ -327,6 +327,19 @@ async def test_unplugged_adapter_is_reopened(make_worker: MakeWorker, pty_pair: 
     await worker.submit(BLOCK_A)
     stats = worker.stats()
     assert (stats["state"], stats["reconnects"], stats["errors"]["disconnected"]) == ("ok", 1, 1)
+
+
+async def test_inverter_absent_at_start_is_not_fatal(sim: Simulator, regmap: RegisterMap) -> None:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    worker = ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url, reconnect_s=0.1)
+    async with worker:
+        with pytest.raises(LinkDown, match=f"{url}: link down; next reconnect in .*\\(connect: cannot open"):
+            await worker.submit(BLOCK_A)
+        await sim.serve_tcp("127.0.0.1", port, framer="socket")
+        await wait_for_state(worker, "ok")
+        assert len(await worker.submit(BLOCK_A)) == 2
+        assert worker.stats()["reconnects"] == 0  # the first connection is no reconnect
 
 
 async def test_stop_fails_queued_requests_and_later_submits(make_worker: MakeWorker) -> None:
