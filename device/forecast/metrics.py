@@ -21,8 +21,9 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def rmae(actual: np.ndarray, forecast: np.ndarray, weekly_naive: np.ndarray) -> float:
-    """MAE relative to the weekly naive forecast (p[t - 168 h]) on the same period."""
-    return mae(actual, forecast) / mae(actual, weekly_naive)
+    """MAE relative to the weekly naive forecast (p[t - 168 h]) on the same period (NaN if that is perfect)."""
+    naive = mae(actual, weekly_naive)
+    return mae(actual, forecast) / naive if naive > 0 else float("nan")
 
 
 def summary(actual: np.ndarray, forecast: np.ndarray, weekly_naive: np.ndarray) -> dict[str, float]:
