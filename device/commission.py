@@ -332,8 +332,10 @@ async def _probe(inverter: Inverter, line: Line, unit: int) -> Probe:
     def probe(outcome: Outcome, detail: str, values: dict[str, float | None] | None = None) -> Probe:
         return Probe(map_reference(regmap), unit, line, outcome, detail, values or {})
 
+    values: dict[str, float | None] = {}
     try:
-        values = await inverter.read_registers(names)
+        for name in names:  # one by one: the first silence or refusal ends the probe
+            values.update(await inverter.read_registers([name]))
     except LinkDown as exc:
         raise CommissionError(f"cannot open {inverter.worker.port}: {exc}") from None
     except ExceptionReply as exc:
