@@ -339,8 +339,7 @@ async def _probe(inverter: Inverter, line: Line, unit: int) -> Probe:
     except LinkDown as exc:
         raise CommissionError(f"cannot open {inverter.worker.port}: {exc}") from None
     except ExceptionReply as exc:
-        return probe("exception", f"answered with exception {exc.code} "
-                     f"({ExceptionReply.NAMES.get(exc.code, 'unknown')})")
+        return probe("exception", f"exception {exc.code} ({ExceptionReply.NAMES.get(exc.code, 'unknown')})")
     except RequestTimeout:
         return probe("no_reply", "no reply")
     except ModbusError as exc:
@@ -633,7 +632,7 @@ async def hand_over(
             return
         if "inverter" in sections:
             report.files["inverter"] = f"written to {installer_file}: " + ", ".join(
-                f"inverter.{k}={v}" for k, v in sections["inverter"].items())
+                f"inverter.{k}={v}" for k, v in sections["inverter"].items() if v is not None)
         if tariff is not None:
             report.files["tariff"] = f"written to {installer_file} ({len(tariff)} settings)"
             dropped = await drop_tariff_overrides(data_dir)
@@ -674,6 +673,10 @@ async def commission(
 
 # --- the installer's report ------------------------------------------------------------------
 
+_OUTCOMES: dict[str, str] = {"fits": "FITS", "implausible": "answers, implausible",
+                             "exception": "answers, not this map", "no_reply": "no reply", "error": "error"}
+
+
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -683,8 +686,7 @@ def render_text(report: Report) -> str:
     """The report as an installer reads it on a terminal: one table per step, then the verdict."""
     out = [f"Commissioning {report.port}", "", "1. Scan"]
     out += _table([("line", "unit", "map", "result")] + [
-        (str(p.line), str(p.unit_id), p.map, p.outcome.replace("_", " ") + (f": {p.detail}" if p.detail
-                                                                           and p.detail != "no reply" else ""))
+        (str(p.line), str(p.unit_id), p.map, _OUTCOMES[p.outcome] + (f": {p.detail}" if p.outcome != "no_reply" else ""))
         for p in report.probes])
     found = report.found
     if found is None:
