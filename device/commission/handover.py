@@ -1,0 +1,173 @@
+"""Handing over: the installer file (inverter, tariff), and the homeowner's web password.
+
+The inverter settings go in only when the inverter passed; tariff and password do not depend on
+it. The installer file is validated as a whole with :func:`device.config.load` before it
+replaces the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from device import config as configuration
+from device.commission.report import CommissionError, Report, map_reference
+from device.web.auth import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Account, Users, hash_password
+from device.web.settings import SETTINGS_FILE, SettingsFile
+
+log = structlog.get_logger(__name__)
+
+INSTALLER_FILE_NAME = "nattery.yaml"  # in the data directory, as device.config.INSTALLER_FILE
+USERS_FILE_NAME = "web-users.json"  # as device/web/app.py opens it
+
+
+def load_tariff(path: Path) -> dict[str, Any]:
+    """The tariff section from a YAML file (``tariff: {...}`` or the keys alone), validated.
+
+    Keys left out take the shipped defaults, as they would in the installer file.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommissionError(f"--tariff {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise CommissionError(f"--tariff {path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and set(raw) == {"tariff"}:
+        raw = raw["tariff"]
+    if not isinstance(raw, dict):
+        raise CommissionError(f"--tariff {path}: expected a mapping of tariff settings, got {raw!r}")
+    try:
+        configuration.load([configuration.DEFAULT_FILE], environ={}, overrides={"tariff": raw})
+    except configuration.ConfigError as exc:
+        raise CommissionError(f"--tariff {path}: {exc}") from None
+    return raw
+
+
+def check_password(password: str) -> None:
+    """The rules the web page applies to a new password, checked before anything else runs."""
+    if len(password) < MIN_PASSWORD_LEN:
+        raise CommissionError(f"homeowner password: at least {MIN_PASSWORD_LEN} characters")
+    if password in DEFAULT_PASSWORDS.values():
+        raise CommissionError("homeowner password: choose one that is not a documented default")
+
+
+def update_installer_file(
+    path: Path, sections: Mapping[str, Mapping[str, Any]], replace: Iterable[str] = ()
+) -> None:
+    """Merge ``sections`` into the installer file; sections in ``replace`` are written whole.
+
+    The result is validated with :func:`device.config.load` (defaults + this file, no
+    environment) before it replaces the old file; the old one is kept as ``<name>.bak``
+    (YAML comments do not survive the rewrite). Blocking: call through ``asyncio.to_thread``.
+    """
+    try:
+        existing = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CommissionError(f"{path}: cannot read the installer file: {exc}") from None
+    existing = existing or {}
+    if not isinstance(existing, dict):
+        raise CommissionError(f"{path}: expected a mapping of sections, got {type(existing).__name__}")
+    whole = set(replace)
+    for name, values in sections.items():
+        if name in whole or not isinstance(existing.get(name), dict):
+            existing[name] = dict(values)
+        else:
+            existing[name].update(values)
+    text = ("# Installer configuration (overrides config/default.yaml); updated by `nattery commission`.\n"
+            + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold credentials
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    try:
+        configuration.load([configuration.DEFAULT_FILE, tmp], environ={})
+    except configuration.ConfigError as exc:
+        tmp.unlink()
+        raise CommissionError(f"{path}: not written, the result would be invalid: {exc}") from None
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    os.replace(tmp, path)
+
+
+async def set_homeowner_password(cfg: configuration.Config, data_dir: Path, password: str) -> Path:
+    """Store the homeowner's password in the web page's users file (seeding it if new).
+
+    The web app reads the file when it starts: a running app sees the password after a restart.
+    """
+    check_password(password)
+    users = Users(data_dir / USERS_FILE_NAME,
+                  {"homeowner": cfg.web.homeowner_password, "installer": cfg.web.installer_password})
+    await users.load()
+    accounts = dict(users.accounts)
+    accounts["homeowner"] = Account("homeowner", await asyncio.to_thread(hash_password, password), False)
+    # auth.Users has no public "set without the old password" (the web page must ask for it);
+    # the installer with shell access is the one who may, so its atomic writer is reused.
+    await asyncio.to_thread(users._write, accounts)
+    log.info("commission_homeowner_password_set", path=str(users.path))
+    return users.path
+
+
+async def drop_tariff_overrides(data_dir: Path) -> list[str]:
+    """Remove tariff keys the homeowner changed on the web page, so the new tariff counts."""
+    settings_file = SettingsFile(data_dir / SETTINGS_FILE)
+    current = await settings_file.load()
+    dropped = sorted(current.sections.get("tariff", {}))
+    if dropped:
+        sections = {k: v for k, v in current.sections.items() if k != "tariff"}
+        await settings_file.save(dataclasses.replace(current, sections=sections))
+    return dropped
+
+
+async def hand_over(
+    report: Report,
+    cfg: configuration.Config,
+    *,
+    data_dir: Path,
+    installer_file: Path,
+    write_config: bool = False,
+    tariff: Mapping[str, Any] | None = None,
+    password: str | None = None,
+) -> None:
+    """Write what the homeowner's device needs; notes go to ``report.files``, failures to problems.
+
+    The inverter settings are written only when the inverter passed; tariff and password do not
+    depend on it.
+    """
+    sections: dict[str, Mapping[str, Any]] = {}
+    if write_config:
+        found = report.found
+        if found is None or not report.ok:
+            report.files["inverter"] = "not written: commissioning of the inverter failed"
+        else:
+            baud = found.line.baudrate
+            sections["inverter"] = {
+                "map": map_reference(found.regmap), "port": report.port, "unit_id": found.unit_id,
+                "baudrate": None if baud == found.map_baudrate else baud}
+    if tariff is not None:
+        sections["tariff"] = dict(tariff)
+    if sections:
+        try:
+            await asyncio.to_thread(update_installer_file, installer_file, sections, {"tariff"})
+        except CommissionError as exc:
+            report.problems.append(f"files: {exc}")
+            return
+        if "inverter" in sections:
+            report.files["inverter"] = f"written to {installer_file}: " + ", ".join(
+                f"inverter.{k}={v}" for k, v in sections["inverter"].items() if v is not None)
+        if tariff is not None:
+            report.files["tariff"] = f"written to {installer_file} ({len(tariff)} settings)"
+            dropped = await drop_tariff_overrides(data_dir)
+            if dropped:
+                report.files["tariff"] += "; removed the homeowner's web overrides of " + ", ".join(dropped)
+    if password is not None:
+        path = await set_homeowner_password(cfg, data_dir, password)
+        report.files["homeowner_password"] = f"set in {path} (the app reads it when it starts)"

@@ -1,0 +1,59 @@
+"""Hand-over: the installer file (validated by device.config.load), tariff, homeowner password."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from device import config as configuration
+from device.commission import CommissionError
+from device.commission.handover import update_installer_file
+from device.simulator import Simulator
+from device.web.auth import verify_password
+from tests.device.commission.conftest import invoke
+
+
+def test_installer_file_update_refuses_an_invalid_result(tmp_path: Path) -> None:
+    path = tmp_path / "nattery.yaml"
+    path.write_text("web:\n  port: 8080\n")
+    with pytest.raises(CommissionError, match=r"not written, the result would be invalid: inverter.unit_id"):
+        update_installer_file(path, {"inverter": {"unit_id": 999}})
+    assert path.read_text() == "web:\n  port: 8080\n" and not list(tmp_path.glob("*.tmp"))
+
+
+async def test_cli_writes_a_valid_installer_file_tariff_and_password(
+        deye: tuple[Simulator, str], tmp_path: Path) -> None:
+    _, port = deye
+    data = tmp_path / "data"
+    data.mkdir()
+    installer = data / "nattery.yaml"
+    installer.write_text("device:\n  id: site-42\ninverter:\n  unit_id: 7\n  poll_interval_s: 2\n")
+    (data / "settings.json").write_text(json.dumps(
+        {"sections": {"tariff": {"vat_pct": 7}, "battery": {"reserve_pct": 30}}, "override": None}))
+    tariff = tmp_path / "tariff.yaml"
+    tariff.write_text("tariff:\n  markup_eur_mwh: 21.5\n  export: spot\n  grid_fee_windows:\n"
+                      "    - {start: '00:00', end: '06:00', fee_eur_mwh: 30.0}\n")
+    password = "correct horse battery"
+    result = await invoke("--port", port, "--scan-units", "1", "--scan-timeout", "0.1", "--write-config",
+                          "--tariff", str(tariff), "--homeowner-password", "--data-dir", str(data),
+                          input=f"{password}\n{password}\n")
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.stdout and password not in result.output
+
+    cfg = configuration.load([configuration.DEFAULT_FILE, installer], environ={})
+    assert (cfg.inverter.map, cfg.inverter.port, cfg.inverter.unit_id) == ("deye_hybrid_1p", port, 1)
+    assert cfg.inverter.baudrate is None and cfg.inverter.poll_interval_s == 2 and cfg.device.id == "site-42"
+    assert (cfg.tariff.markup_eur_mwh, cfg.tariff.export) == (21.5, "spot")
+    assert [(w.start, w.end, w.fee_eur_mwh) for w in cfg.tariff.grid_fee_windows] == [("00:00", "06:00", 30.0)]
+    assert yaml.safe_load((data / "nattery.yaml.bak").read_text())["inverter"]["unit_id"] == 7
+    assert installer.stat().st_mode & 0o777 == 0o600
+
+    settings = json.loads((data / "settings.json").read_text())
+    assert settings["sections"] == {"battery": {"reserve_pct": 30}}  # the new tariff counts
+    users = json.loads((data / "web-users.json").read_text())
+    assert verify_password(password, users["homeowner"]["password_hash"])
+    assert users["homeowner"]["must_change"] is False
+    assert users["installer"]["must_change"] is True  # seeded from the default, as the web app does

@@ -1,0 +1,60 @@
+"""Scanning the port: the right map and unit id among the shipped maps, silence, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from device.commission import CommissionError
+from device.simulator import Simulator
+from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, simulator
+
+
+@pytest.mark.parametrize("family", MAPS)
+async def test_scan_finds_the_map_and_unit_among_the_shipped_maps(family: str) -> None:
+    sim, port = await simulator(family, unit_id=3)
+    try:
+        report = await run_inverter(port, units=[1, 2, 3], write="skip")
+    finally:
+        await sim.close()
+    assert report.ok, problems(report)
+    assert report.found is not None
+    assert (report.found.regmap.family, report.found.unit_id) == (family, 3)
+    outcomes = {(p.unit_id, p.map): p.outcome for p in report.probes}
+    assert outcomes == {
+        **{(u, m): "no_reply" for u in (1, 2) for m in MAPS},
+        **{(3, m): "fits" if m == family else "exception" for m in MAPS},
+    }
+    assert sim.stats.violations == 0  # strictly one request at a time, gap kept between workers
+
+
+async def test_implausible_identifying_values_are_not_a_fit(deye: tuple[Simulator, str]) -> None:
+    sim, port = deye
+    sim.image.set("run_state", 9)  # no such state: this is not (a working) Deye
+    report = await run_inverter(port)
+    probe = next(p for p in report.probes if p.map == "deye_hybrid_1p")
+    assert probe.outcome == "implausible" and "run_state 9: unknown code 9" in probe.detail
+    assert report.problems == ["scan: something answers at unit 1 but no shipped map reads plausible values there"]
+
+
+async def test_the_port_that_cannot_be_opened_stops_at_once(tmp_path: Path) -> None:
+    with pytest.raises(CommissionError, match="cannot open serial://.*missing"):
+        await run_inverter(f"serial://{tmp_path}/missing")
+
+
+async def test_a_wrong_unit_id_answers_nothing_and_is_reported() -> None:
+    sim, port = await simulator("deye_hybrid_1p", unit_id=5)
+    try:
+        report = await run_inverter(port, units=[1])
+        result = await invoke("--port", port, "--scan-units", "1", "--scan-timeout", "0.1",
+                              "--scan-bauds", str(FAST))
+    finally:
+        await sim.close()
+    assert not report.ok and report.found is None
+    assert {p.outcome for p in report.probes} == {"no_reply"}
+    assert report.problems == ["scan: nothing answered (check wiring, A/B polarity, termination, "
+                               "unit id and baud rate)"]
+    assert result.exit_code == 1
+    assert "no reply" in result.stdout and "FAILED" in result.stdout
+    assert "commissioning failed: scan: nothing answered" in result.stderr
