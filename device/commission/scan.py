@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
@@ -134,7 +134,7 @@ async def _quiet(protocol: Protocol, after_failure: bool) -> None:
     await asyncio.sleep(protocol.gap_s + (MAX_RTU_ADU * protocol.char_s if after_failure else 0.0))
 
 
-def choose(probes: Iterable[Probe], maps: Sequence[RegisterMap], preferred: str | None) -> Found | str:
+def choose(probes: Sequence[Probe], maps: Sequence[RegisterMap], preferred: str | None) -> Found | str:
     """The inverter the scan found, or why none can be chosen (nothing fits, or ambiguous)."""
     by_ref = {map_reference(m): m for m in maps}
     fits: dict[tuple[int, str], Probe] = {}
@@ -143,9 +143,13 @@ def choose(probes: Iterable[Probe], maps: Sequence[RegisterMap], preferred: str 
             fits.setdefault((probe.unit_id, probe.map), probe)  # the first line that answered
     if not fits:
         answered = sorted({p.unit_id for p in probes if p.answered})
+        garbled = sorted({str(p.line) for p in probes if p.outcome == "error"})
         if answered:
             return ("something answers at unit " + ", ".join(map(str, answered))
-                    + " but no shipped map reads plausible values there")
+                    + " but no map tried reads plausible values there")
+        if garbled:
+            return ("only garbled or foreign replies (at " + ", ".join(garbled)
+                    + "): another baud rate or parity? another master on the bus?")
         return "nothing answered (check wiring, A/B polarity, termination, unit id and baud rate)"
     units = sorted({unit for unit, _ in fits})
     if len(units) > 1:

@@ -8,7 +8,7 @@ command starts its own event loop while the simulator keeps serving on the test'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from device.cli import main
 from device.commission import Report, commission_inverter
-from device.modbus.registermap import RegisterMap, available_maps, load_map
+from device.modbus.registermap import available_maps, load_map
 from device.simulator import Simulator
 
 NOON = 1_750_000_000.0  # 2025-06-15 ~15:06 UTC: sunny afternoon, battery charging from PV
@@ -37,15 +37,11 @@ async def deye() -> AsyncIterator[tuple[Simulator, str]]:
     await sim.close()
 
 
-def shipped() -> list[RegisterMap]:
-    return [load_map(m) for m in MAPS]
-
-
-async def run_inverter(port: str, **kwargs: Any) -> Report:
-    """Scan, check and write-test every shipped map with tiny timeouts."""
+async def run_inverter(port: str, maps: Sequence[str] = MAPS, **kwargs: Any) -> Report:
+    """Scan, check and write-test (default: every shipped map) with tiny timeouts."""
     kwargs.setdefault("scan_timeout_s", 0.1)
     kwargs.setdefault("bauds", [FAST])  # a silent unit costs a timeout plus a maximal late frame
-    return await commission_inverter(port, shipped(), timeout_s=0.5, retries=0, **kwargs)
+    return await commission_inverter(port, [load_map(m) for m in maps], timeout_s=0.5, retries=0, **kwargs)
 
 
 async def invoke(*args: str, input: str | None = None) -> Result:

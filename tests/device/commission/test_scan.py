@@ -35,7 +35,7 @@ async def test_implausible_identifying_values_are_not_a_fit(deye: tuple[Simulato
     report = await run_inverter(port)
     probe = next(p for p in report.probes if p.map == "deye_hybrid_1p")
     assert probe.outcome == "implausible" and "run_state 9: unknown code 9" in probe.detail
-    assert report.problems == ["scan: something answers at unit 1 but no shipped map reads plausible values there"]
+    assert report.problems == ["scan: something answers at unit 1 but no map tried reads plausible values there"]
 
 
 async def test_the_port_that_cannot_be_opened_stops_at_once(tmp_path: Path) -> None:
@@ -58,3 +58,12 @@ async def test_a_wrong_unit_id_answers_nothing_and_is_reported() -> None:
     assert result.exit_code == 1
     assert "no reply" in result.stdout and "FAILED" in result.stdout
     assert "commissioning failed: scan: nothing answered" in result.stderr
+
+
+async def test_only_garbled_replies_hint_at_the_line_settings(deye: tuple[Simulator, str]) -> None:
+    sim, port = deye
+    sim.faults.corrupt_crc = 1.0  # every reply garbled, as at a wrong baud rate or parity
+    report = await run_inverter(port, maps=["deye_hybrid_1p"], write="skip")
+    assert [p.outcome for p in report.probes] == ["error"]
+    assert report.problems == [f"scan: only garbled or foreign replies (at {FAST} 8N1): another baud rate "
+                               "or parity? another master on the bus?"]
