@@ -159,15 +159,15 @@ async def hand_over(
             await asyncio.to_thread(update_installer_file, installer_file, sections, {"tariff"})
         except CommissionError as exc:
             report.problems.append(f"files: {exc}")
-            return
-        if "inverter" in sections:
-            report.files["inverter"] = f"written to {installer_file}: " + ", ".join(
-                f"inverter.{k}={v}" for k, v in sections["inverter"].items() if v is not None)
-        if tariff is not None:
-            report.files["tariff"] = f"written to {installer_file} ({len(tariff)} settings)"
-            dropped = await drop_tariff_overrides(data_dir)
-            if dropped:
-                report.files["tariff"] += "; removed the homeowner's web overrides of " + ", ".join(dropped)
+        else:
+            if "inverter" in sections:
+                report.files["inverter"] = f"written to {installer_file}: " + ", ".join(
+                    f"inverter.{k}={v}" for k, v in sections["inverter"].items() if v is not None)
+            if tariff is not None:
+                report.files["tariff"] = f"written to {installer_file} ({len(tariff)} settings)"
+                dropped = await drop_tariff_overrides(data_dir)
+                if dropped:
+                    report.files["tariff"] += "; removed the homeowner's web overrides of " + ", ".join(dropped)
     if password is not None:
         path = await set_homeowner_password(cfg, data_dir, password)
         report.files["homeowner_password"] = f"set in {path} (the app reads it when it starts)"
