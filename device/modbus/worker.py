@@ -8,7 +8,8 @@ and, strictly one transaction at a time:
 - serves CONTROL before ONDEMAND before TELEMETRY, FIFO within a priority, so a write waits for
   at most the transaction in flight, never behind a backlog of polling;
 - drops requests whose deadline passed before sending them;
-- waits the map's inter-frame gap after every transaction, failed ones too;
+- keeps the map's inter-frame gap after every transaction, failed ones too, before the next
+  frame goes out (the caller gets its result at once, not a gap later);
 - checks each reply against its request (function code, register count, write echo) and, after
   a timeout or a mismatched reply, waits out the longest possible late reply (a maximal RTU
   frame at the line's baud rate plus the gap, extended while bytes keep arriving) before the
@@ -16,12 +17,15 @@ and, strictly one transaction at a time:
   clears its receive buffer when it sends, so once the line is quiet nothing stale remains;
 - retries timeouts, corrupt and mismatched replies with capped exponential backoff, never
   Modbus exception replies (an illegal address stays illegal);
-- reconnects after the adapter disappears, with a growing, capped delay;
+- reconnects after the adapter disappears (noticed within ``LINK_CHECK_S`` even when idle),
+  with a growing, capped delay; meanwhile requests fail at once with :class:`LinkDown`;
 - backs off an inverter that failed ``defective_after`` requests in a row: requests fail fast
   with :class:`InverterDefective` and only one probe request goes out per (growing) interval.
 
 Only state transitions are logged (link lost/restored, first failure, defective, recovered);
-everything else is counted in :meth:`ModbusWorker.stats` for ``health``.
+everything else is counted in :meth:`ModbusWorker.stats` for ``health``. Longer than our usual
+module because the line discipline is one state machine; the request and error types live in
+``device.modbus.requests``.
 """
 
 from __future__ import annotations
@@ -226,6 +230,9 @@ class ModbusWorker:
             self._check_link()  # notice an unplugged adapter while idle, too
             if not self._link_up and self.clock() >= self._next_connect_at:
                 await self._connect()
+            # Choose the next request only once the line is free again: one chosen before the
+            # gap would make a control write that arrives during the gap wait a whole extra read.
+            await self._line_quiet()
             timeout = LINK_CHECK_S if self._link_up else max(0.0, self._next_connect_at - self.clock())
             try:
                 item = await asyncio.wait_for(self._queue.get(), timeout)
