@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from device.commission import CommissionError
+from device.commission.report import Found, Line, Probe
+from device.commission.scan import choose
+from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, simulator
 
@@ -67,3 +70,23 @@ async def test_only_garbled_replies_hint_at_the_line_settings(deye: tuple[Simula
     assert [p.outcome for p in report.probes] == ["error"]
     assert report.problems == [f"scan: only garbled or foreign replies (at {FAST} 8N1): another baud rate "
                                "or parity? another master on the bus?"]
+
+
+def test_choose_refuses_to_guess_between_units_or_maps(tmp_path: Path) -> None:
+    deye = load_map("deye_hybrid_1p")
+    twin_path = tmp_path / "deye_twin.yaml"
+    twin_path.write_text(deye.path.read_text(encoding="utf-8"))
+    twin = load_map(twin_path)
+    line = Line.of(deye.protocol)
+
+    def fits(ref: str, unit: int) -> Probe:
+        return Probe(ref, unit, line, "fits", "")
+
+    assert choose([fits("deye_hybrid_1p", 1), fits("deye_hybrid_1p", 4)], [deye], None) == (
+        "inverters answer at several unit ids (1, 4); choose one with --scan-units N")
+    both = [fits("deye_hybrid_1p", 1), fits(str(twin_path), 1)]
+    assert choose(both, [deye, twin], None) == (
+        f"several maps fit (deye_hybrid_1p, {twin_path}); choose one with --map NAME")
+    found = choose(both, [deye, twin], "deye_hybrid_1p")  # the configured map wins a tie
+    assert isinstance(found, Found)
+    assert (found.regmap.family, found.unit_id, found.also_fits) == ("deye_hybrid_1p", 1, (str(twin_path),))
