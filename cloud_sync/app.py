@@ -20,13 +20,14 @@ from aiohttp import web
 
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
-from cloud_sync.ingest import ingest
+from cloud_sync.ingest import InFlight, ingest
 from cloud_sync.protocol import MAX_BODY_BYTES, BatchError, decode
 from cloud_sync.registry import Authenticator, AuthError, Principal
 
 log = structlog.get_logger(__name__)
 DB = web.AppKey("db", Database)
 AUTH = web.AppKey("auth", Authenticator)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 MAX_READ_LIMIT = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(target: str) -> web.Application:
     """The application for a database ``target`` (SQLite path or ``postgresql://`` URL)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
+    app[IN_FLIGHT] = InFlight()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = await connect(target)
@@ -115,7 +117,10 @@ async def ingest_batch(request: web.Request) -> web.Response:
         raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")
     if batch.device != who.name:
         raise ApiError(403, f"device {who.name!r} may not write data of device {batch.device!r}")
-    result = await ingest(request.app[DB], batch)
+    in_flight = request.app[IN_FLIGHT]
+    await in_flight.wait_for_predecessor(batch)
+    with in_flight.ingesting(batch):
+        result = await ingest(request.app[DB], batch)
     log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
               last_seq=batch.last_seq, status=result.status)
     return web.json_response({"status": result.status, "last_seq": result.last_seq})

@@ -1,8 +1,8 @@
 """The aggregator's database: SQLite (one file) or PostgreSQL (asyncpg), one SQL dialect.
 
 Queries are written once with PostgreSQL's ``$1`` placeholders; for SQLite they become
-``?1`` (which SQLite understands) and ``FOR UPDATE`` is dropped (SQLite's ``BEGIN IMMEDIATE``
-already serialises writers). Everything the service keeps is in the database, so any number
+``?1``, which SQLite understands. Writers are serialised per stream by a row lock on
+PostgreSQL and by ``BEGIN IMMEDIATE`` on SQLite. Everything the service keeps is in the database, so any number
 of instances can serve one PostgreSQL (row locks keep them consistent) and a restarted
 instance simply carries on.
 """
@@ -110,7 +110,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 def _sqlite_sql(sql: str) -> str:
-    return _PLACEHOLDER.sub(r"?\1", sql).replace(" FOR UPDATE", "")
+    return _PLACEHOLDER.sub(r"?\1", sql)
 
 
 class SqliteDatabase:
@@ -148,13 +148,15 @@ class SqliteDatabase:
     @asynccontextmanager
     async def transaction(self, readonly: bool = False) -> AsyncIterator[Tx]:
         async with self._lock:
-            await self._run(self._conn.execute, "BEGIN" if readonly else "BEGIN IMMEDIATE")
+            tx = _SqliteTx(self, "BEGIN" if readonly else "BEGIN IMMEDIATE")
             try:
-                yield _SqliteTx(self)
+                yield tx
             except BaseException:
-                await self._run(self._conn.execute, "ROLLBACK")
+                if tx.begun:
+                    await self._run(self._conn.execute, "ROLLBACK")
                 raise
-            await self._run(self._conn.execute, "COMMIT")
+            if tx.begun:
+                await self._run(self._conn.execute, "COMMIT")
 
     async def close(self) -> None:
         await self._run(self._conn.close)
@@ -162,24 +164,38 @@ class SqliteDatabase:
 
 
 class _SqliteTx:
-    def __init__(self, db: SqliteDatabase) -> None:
+    """Statements run on the connection's thread; BEGIN goes with the first of them (every
+    hop to that thread costs a wake-up, which adds up on a busy machine)."""
+
+    def __init__(self, db: SqliteDatabase, begin: str) -> None:
         self._db = db
+        self._begin = begin
+        self.begun = False
+
+    async def _call(self, fn: Any) -> Any:
+        def run() -> Any:
+            if not self.begun:
+                self._db._conn.execute(self._begin)
+                self.begun = True
+            return fn(self._db._conn)
+
+        return await self._db._run(run)
 
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
-        return await self._db._run(lambda: self._db._conn.execute(_sqlite_sql(sql), args).fetchone())  # type: ignore[no-any-return]
+        return await self._call(lambda c: c.execute(_sqlite_sql(sql), args).fetchone())  # type: ignore[no-any-return]
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return await self._db._run(lambda: self._db._conn.execute(_sqlite_sql(sql), args).fetchall())  # type: ignore[no-any-return]
+        return await self._call(lambda c: c.execute(_sqlite_sql(sql), args).fetchall())  # type: ignore[no-any-return]
 
     async def execute(self, sql: str, *args: Any) -> None:
-        await self._db._run(self._db._conn.execute, _sqlite_sql(sql), args)
+        await self._call(lambda c: c.execute(_sqlite_sql(sql), args))
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._db._run(self._db._conn.executemany, _sqlite_sql(sql), rows)
+        await self._call(lambda c: c.executemany(_sqlite_sql(sql), rows))
 
     async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        await self._db._run(self._db._conn.executemany, sql, rows)
+        await self._call(lambda c: c.executemany(sql, rows))
 
 
 class PostgresDatabase:

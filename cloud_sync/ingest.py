@@ -5,8 +5,10 @@ transaction, holding that stream row's lock (so concurrent instances cannot inte
 
 - a batch with the same range and digest as a stored one is an exact retry: acknowledged,
   nothing written;
-- a batch starting at or below the stored high-water mark otherwise overlaps stored data:
-  refused with 409 and the high-water mark, so the device can resume after it;
+- a batch starting at or below the stored high-water mark otherwise overlaps stored data
+  (as does one that says it follows another sequence number than the one stored): refused
+  with 409 and the high-water mark, so the device can resume after it;
+- a batch that follows one not stored yet (``prev_seq`` above the mark) gets 425;
 - anything else is appended: items, the batch record, the stream state and ``last_seen``.
 
 ``TEST_CLOUD_CRASH=<point>:<n>`` kills the process with SIGKILL at the n-th batch
@@ -16,8 +18,11 @@ at exact points of an ingest.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +46,11 @@ async def ingest(db: Database, batch: Batch) -> Result:
     """Store ``batch`` (already validated and authorised) or recognise it as a retry."""
     now = time.time()
     async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO streams (device_id, stream, last_seq, backlog, updated_at) VALUES ($1, $2, 0, 0, $3)"
-            " ON CONFLICT DO NOTHING",
-            batch.device, batch.stream, now,
-        )
+        # An upsert that changes nothing but returns the row, locked (PostgreSQL) until commit.
         state = await tx.fetchrow(
-            "SELECT last_seq FROM streams WHERE device_id = $1 AND stream = $2 FOR UPDATE",
-            batch.device, batch.stream,
+            "INSERT INTO streams (device_id, stream, last_seq, backlog, updated_at) VALUES ($1, $2, 0, 0, $3)"
+            " ON CONFLICT (device_id, stream) DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
+            batch.device, batch.stream, now,
         )
         assert state is not None
         stored_seq = int(state[0])
@@ -58,7 +60,12 @@ async def ingest(db: Database, batch: Batch) -> Result:
         )
         if same is not None and (same[0], same[1]) == (batch.last_seq, batch.digest):
             return Result("duplicate", stored_seq)
-        if batch.first_seq <= stored_seq:
+        if batch.prev_seq is not None and batch.prev_seq > stored_seq and batch.first_seq > stored_seq:
+            raise Conflict(
+                f"{batch.stream} batch follows {batch.prev_seq} but only {stored_seq} is stored yet; "
+                "send the batch before it first", stored_seq, status=425,
+            )
+        if batch.first_seq <= stored_seq or (batch.prev_seq is not None and batch.prev_seq != stored_seq):
             log.warning(
                 "batch_overlaps", device=batch.device, stream=batch.stream,
                 first_seq=batch.first_seq, last_seq=batch.last_seq, stored_seq=stored_seq,
@@ -104,8 +111,38 @@ async def _store_items(tx: Any, batch: Batch) -> float | None:
 
 
 class Conflict(BatchError):
-    """409: the batch overlaps stored data; ``stored_seq`` is where the device should resume."""
+    """409: the batch overlaps stored data (``stored_seq`` is where the device should resume);
+    425: the batch it follows is not stored yet (the device sends it again after that one)."""
 
-    def __init__(self, message: str, stored_seq: int) -> None:
-        super().__init__(409, message)
+    def __init__(self, message: str, stored_seq: int, status: int = 409) -> None:
+        super().__init__(status, message)
         self.stored_seq = stored_seq
+
+
+class InFlight:
+    """Batches this process is ingesting right now.
+
+    A device keeps two uploads in flight; the second names the first as ``prev_seq``. If the
+    second arrives while the first is still being stored here, it waits for it instead of
+    being refused with 425, so decoding one batch overlaps storing the other.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str, int], asyncio.Event] = {}
+
+    async def wait_for_predecessor(self, batch: Batch, timeout_s: float = 30.0) -> None:
+        event = None if batch.prev_seq is None else self._done.get((batch.device, batch.stream, batch.prev_seq))
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout_s)
+
+    @contextlib.contextmanager
+    def ingesting(self, batch: Batch) -> Iterator[None]:
+        key = (batch.device, batch.stream, batch.last_seq)
+        self._done[key] = event = asyncio.Event()
+        try:
+            yield
+        finally:
+            event.set()
+            if self._done.get(key) is event:
+                del self._done[key]

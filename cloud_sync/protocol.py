@@ -1,11 +1,13 @@
 """The upload format both sides speak: one gzip'd NDJSON batch per request.
 
 Line 1 is the header ``{"device", "stream", "first_seq", "last_seq", "count", "digest",
-"backlog"}``; every further line is one item ``{"seq", ...}`` in strictly increasing ``seq``
+"backlog", "prev_seq"}``; every further line is one item ``{"seq", ...}`` in strictly increasing ``seq``
 order, the first item's seq being ``first_seq`` and the last one's ``last_seq``. ``digest`` is
 the SHA-256 of the item lines exactly as sent (everything after the header's newline), so a
 retried batch is recognised byte for byte whatever its header says about the backlog, and a
-body damaged on the way is refused instead of stored.
+body damaged on the way is refused instead of stored. ``prev_seq`` (optional) is the last
+sequence number of the batch this one follows: it lets a device keep two uploads in flight,
+the aggregator storing them strictly in order.
 
 Items per stream: ``readings`` / ``readings_1min`` carry ``{"seq", "ts", "data": {...}}``;
 the document streams (``energy``, ``settlements``, ``edi``) carry ``{"seq", "key", "data"}``,
@@ -65,11 +67,14 @@ class Batch:
     last_seq: int
     digest: str
     backlog: int
+    prev_seq: int | None
     items: list[Item]
     lines: list[bytes]
 
 
-def encode(device: str, stream: str, lines: Sequence[bytes], backlog: int) -> tuple[bytes, int, int]:
+def encode(
+    device: str, stream: str, lines: Sequence[bytes], backlog: int, prev_seq: int | None = None
+) -> tuple[bytes, int, int]:
     """A gzip'd batch of already serialised item lines; returns ``(body, first_seq, last_seq)``.
 
     Compressed line by line (no joined copy of the batch in memory) at level 1: telemetry
@@ -84,6 +89,7 @@ def encode(device: str, stream: str, lines: Sequence[bytes], backlog: int) -> tu
     header = {
         "device": device, "stream": stream, "first_seq": first, "last_seq": last,
         "count": len(lines), "digest": digest.hexdigest(), "backlog": backlog,
+        **({} if prev_seq is None else {"prev_seq": prev_seq}),
     }
     deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     parts = [deflate.compress(json.dumps(header).encode())]
@@ -115,16 +121,21 @@ def decode(body: bytes) -> Batch:
     first, last = _field(header, "first_seq", int), _field(header, "last_seq", int)
     count, digest = _field(header, "count", int), _field(header, "digest", str)
     backlog = header.get("backlog", 0)
+    prev_seq = header.get("prev_seq")
     if not DEVICE_ID.match(device):
         raise BatchError(400, f"header.device: got {device!r}, expected 1-64 of A-Z a-z 0-9 _ -")
     if stream not in STREAMS:
         raise BatchError(400, f"header.stream: got {stream!r}, allowed: {', '.join(STREAMS)}")
     if not isinstance(backlog, int) or backlog < 0:
         raise BatchError(400, f"header.backlog: got {backlog!r}, expected a non-negative integer")
+    if prev_seq is not None and (not isinstance(prev_seq, int) or isinstance(prev_seq, bool) or prev_seq < 0):
+        raise BatchError(400, f"header.prev_seq: got {prev_seq!r}, expected a non-negative integer")
     if not 1 <= count <= MAX_ITEMS:
         raise BatchError(413 if count > MAX_ITEMS else 400, f"header.count: got {count}, allowed: 1 to {MAX_ITEMS}")
-    if first < 1 or last < first:
-        raise BatchError(422, f"sequence range {first}..{last} is out of order (need 1 <= first_seq <= last_seq)")
+    if first < 1 or last < first or (prev_seq is not None and prev_seq >= first):
+        after = "" if prev_seq is None else f" after {prev_seq}"
+        raise BatchError(422, f"sequence range {first}..{last}{after} is out of order "
+                              "(need 1 <= first_seq <= last_seq and prev_seq < first_seq)")
     if hashlib.sha256(items_part).hexdigest() != digest:
         raise BatchError(400, "digest mismatch: the item lines do not match header.digest (corrupted upload)")
     lines = items_part.split(b"\n")
@@ -132,7 +143,7 @@ def decode(body: bytes) -> Batch:
         raise BatchError(400, f"header.count is {count} but the batch has {len(lines)} item lines")
     items = [_item(stream, line, n) for n, line in enumerate(lines, start=1)]
     _check_order(items, first, last)
-    return Batch(device, stream, first, last, digest, backlog, items, lines)
+    return Batch(device, stream, first, last, digest, backlog, prev_seq, items, lines)
 
 
 def _gunzip(body: bytes) -> bytes:

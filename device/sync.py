@@ -8,7 +8,8 @@ per stream) lives in SQLite and is written only after the aggregator acknowledge
 crash at any point resends at most one batch, which the aggregator recognises.
 
 Memory stays bounded whatever the backlog: batches are read from SQLite in chunks of
-``cloud.batch_size``, at most two are prepared ahead of the one in flight. Failures back off
+``cloud.batch_size``, two are in flight (each names the one it follows, so the aggregator
+stores them in order) and at most two more are prepared. Failures back off
 exponentially with full jitter up to ``cloud.backoff_max_s``. ``stats`` (for ``health``)
 has the state, last success, lag and backlog per stream.
 
@@ -23,6 +24,7 @@ that point, for the crash tests.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -41,11 +43,16 @@ from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
 
 log = structlog.get_logger(__name__)
 CRASH_VARIABLE = "TEST_SYNC_CRASH"
-PREFETCH = 2  # batches prepared while one is in flight
+PREFETCH = 2  # batches prepared ahead of those in flight
+IN_FLIGHT = 2  # uploads at once: the aggregator decodes one while it stores the other
 
 
 class SyncError(Exception):
     """An upload round failed; it is retried after a backoff."""
+
+
+class _TooEarly(Exception):
+    """425: the aggregator has not stored the batch this one follows (yet)."""
 
 
 class _Resume(Exception):
@@ -166,11 +173,24 @@ class SyncClient:
         cursor = await self.store.call(Store.sync_cursor, stream)
         queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=PREFETCH)
         producer = asyncio.create_task(self._produce(stream, cursor, queue))
+        in_flight: collections.deque[tuple[_Prepared, asyncio.Task[None]]] = collections.deque()
         sent = 0
+        exhausted = False
         try:
-            while (batch := await queue.get()) is not None:
-                crash_point(CRASH_VARIABLE, "before_upload")
-                await self._upload(stream, batch)
+            while True:
+                while not exhausted and len(in_flight) < IN_FLIGHT:
+                    if (batch := await queue.get()) is None:
+                        exhausted = True
+                        break
+                    crash_point(CRASH_VARIABLE, "before_upload")
+                    in_flight.append((batch, asyncio.create_task(self._upload(stream, batch))))
+                if not in_flight:
+                    break
+                batch, upload = in_flight.popleft()
+                try:
+                    await upload
+                except _TooEarly:
+                    await self._upload(stream, batch)  # the batch before it is stored by now
                 crash_point(CRASH_VARIABLE, "after_ack")
                 await self.store.call(Store.set_sync_cursor, stream, batch.last_seq)
                 counters = self.stats["streams"][stream]
@@ -181,16 +201,18 @@ class SyncClient:
                 sent += batch.count
             await producer  # re-raises a failure to read or encode
         finally:
+            for _, upload in in_flight:
+                upload.cancel()
             if not producer.done():
                 producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+            await asyncio.gather(producer, *(upload for _, upload in in_flight), return_exceptions=True)
         return sent
 
     async def _produce(self, stream: str, after: int, queue: asyncio.Queue[_Prepared | None]) -> None:
         try:
             while rows := await self._fetch(stream, after):
                 backlog, _ = await self.store.call(Store.pending, stream, rows[-1][0])
-                prepared = await asyncio.to_thread(self._encode, stream, rows, backlog)
+                prepared = await asyncio.to_thread(self._encode, stream, rows, backlog, after)
                 await queue.put(prepared)
                 after = prepared.last_seq
         except Exception:
@@ -205,7 +227,7 @@ class SyncClient:
             return await self.store.call(Store.minute_readings_after, after, self._batch_size)
         return await self.store.call(Store.outbox_after, stream, after, self._batch_size)
 
-    def _encode(self, stream: str, rows: list[tuple[Any, ...]], backlog: int) -> _Prepared:
+    def _encode(self, stream: str, rows: list[tuple[Any, ...]], backlog: int, prev_seq: int) -> _Prepared:
         """Runs in a worker thread: serialising and compressing is the CPU-heavy part."""
         if stream == "readings":
             lines = [protocol.reading_line(seq, ts, data) for seq, ts, data in rows]
@@ -218,7 +240,7 @@ class SyncClient:
         else:
             lines = [protocol.document_line(seq, key, data) for seq, key, data in rows]
         # The backlog (items still waiting after this batch) is for the operators' view.
-        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=backlog)
+        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=backlog, prev_seq=prev_seq)
         return _Prepared(body, first, last, len(lines))
 
     async def _upload(self, stream: str, batch: _Prepared) -> None:
@@ -228,6 +250,8 @@ class SyncClient:
         )
         if status == 200:
             return
+        if status == 425:
+            raise _TooEarly()
         if status == 409 and isinstance(answer.get("last_seq"), int):
             log.error("cloud_sync_conflict", stream=stream, first_seq=batch.first_seq,
                       last_seq=batch.last_seq, error=answer.get("error"))

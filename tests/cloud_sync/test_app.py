@@ -78,8 +78,9 @@ async def test_overlapping_different_batch_is_refused_and_changes_nothing(aggreg
         (lambda b: reheader(b, count=2), 400, "header.count is 2 but the batch has 3 item lines"),
         (lambda b: reheader(b, stream="weather"), 400, "header.stream: got 'weather', allowed: readings,"),
         (lambda b: reheader(b, first_seq=0), 422, "sequence range 0..3 is out of order"),
+        (lambda b: reheader(b, prev_seq=1), 422, "sequence range 1..3 after 1 is out of order"),
     ],
-    ids=["truncated", "not-gzip", "tampered", "no-header", "count", "stream", "range"],
+    ids=["truncated", "not-gzip", "tampered", "no-header", "count", "stream", "range", "prev"],
 )
 async def test_corrupt_batches_are_refused_with_the_reason(
     aggregator: Aggregator, mutate: Any, status: int, message: str
@@ -179,3 +180,20 @@ async def test_stream_position_and_health(aggregator: Aggregator) -> None:
     status, answer = await get(aggregator, cred, "/v1/streams/bogus")
     assert status == 404
     assert "allowed: readings, readings_1min, energy, settlements, edi" in answer["error"]
+
+
+async def test_pipelined_batches_are_stored_in_order(aggregator: Aggregator) -> None:
+    cred = aggregator.add_device("dev9-a")
+
+    def chained(first: int, last: int, prev: int) -> bytes:
+        return batch_body("dev9-a", "readings", readings(first, last), header={"prev_seq": prev})
+
+    assert (await post(aggregator, cred, "readings", chained(1, 10, 0)))[0] == 200
+    status, answer = await post(aggregator, cred, "readings", chained(21, 30, 20))
+    assert (status, answer["last_seq"]) == (425, 10)
+    assert "batch follows 20 but only 10 is stored yet; send the batch before it first" in answer["error"]
+    assert (await post(aggregator, cred, "readings", chained(11, 20, 10)))[0] == 200
+    assert (await post(aggregator, cred, "readings", chained(21, 30, 20)))[0] == 200
+    status, answer = await post(aggregator, cred, "readings", chained(31, 40, 25))
+    assert (status, answer["last_seq"]) == (409, 30)
+    assert [seq for seq, _ in aggregator.rows("dev9-a")] == list(range(1, 31))
