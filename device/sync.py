@@ -149,10 +149,11 @@ class SyncClient:
         return self.cfg.backoff_min_s + self._rng() * max(ceiling - self.cfg.backoff_min_s, 0.0)
 
     async def sync_round(self) -> int:
-        """Upload everything pending, stream by stream; returns items sent."""
-        await self.store.call(Store.update_energy_slots, time.time())
+        """Upload everything pending, stream by stream (readings first); returns items sent."""
         sent = 0
         for stream in self.streams:
+            if stream == "energy":  # derive the slots that ended since the last round
+                await self.store.call(Store.update_energy_slots, time.time())
             sent += await self._sync_stream(stream)
         await self._update_pending()
         return sent
