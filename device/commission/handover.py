@@ -20,7 +20,7 @@ import yaml
 
 from device import config as configuration
 from device.commission.report import CommissionError, Report, map_reference
-from device.web.auth import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Account, Users, hash_password
+from device.web.auth import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Users
 from device.web.settings import SETTINGS_FILE, SettingsFile
 
 log = structlog.get_logger(__name__)
@@ -107,11 +107,7 @@ async def set_homeowner_password(cfg: configuration.Config, data_dir: Path, pass
     users = Users(data_dir / USERS_FILE_NAME,
                   {"homeowner": cfg.web.homeowner_password, "installer": cfg.web.installer_password})
     await users.load()
-    accounts = dict(users.accounts)
-    accounts["homeowner"] = Account("homeowner", await asyncio.to_thread(hash_password, password), False)
-    # auth.Users has no public "set without the old password" (the web page must ask for it);
-    # the installer with shell access is the one who may, so its atomic writer is reused.
-    await asyncio.to_thread(users._write, accounts)
+    await users.set_password("homeowner", password)
     log.info("commission_homeowner_password_set", path=str(users.path))
     return users.path
 
