@@ -40,12 +40,14 @@ def stop_on_signals() -> asyncio.Event:
 
 
 def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
-    """The map with the installer's unit id and baud rate applied."""
+    """The map with the installer's unit id, baud rate and parity applied."""
     changes: dict[str, Any] = {}
     if cfg.inverter.unit_id is not None:
         changes["unit_id"] = cfg.inverter.unit_id
     if cfg.inverter.baudrate is not None:
         changes["baudrate"] = cfg.inverter.baudrate
+    if cfg.inverter.parity is not None:
+        changes["parity"] = cfg.inverter.parity
     if not changes:
         return regmap
     return dataclasses.replace(regmap, protocol=dataclasses.replace(regmap.protocol, **changes))
