@@ -15,11 +15,16 @@ hidden at random teaches the network to work without any of them.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: the daily refits are many small problems, and a multi-threaded OpenBLAS on a
+# shared 2-core machine (or a Pi running the app) spends more time contending than computing.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import datetime as dt
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path

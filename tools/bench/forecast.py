@@ -17,6 +17,12 @@ daily fit, ``forecast_day_ms_p50`` = both plus blending.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: the daily refits are many small problems, and a multi-threaded OpenBLAS on a
+# shared 2-core machine (or a Pi running the app) spends more time contending than computing.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import datetime as dt
 import json
