@@ -271,3 +271,37 @@ def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: 
         await run_simulated(cfg, stop_on_signals(), speed=speed)
 
     run_async(serve())
+
+
+@main.command()
+@config_option
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Delivery day (default: tomorrow, market time).")
+@click.option("--json", "as_json", is_flag=True, help="Print the day as one JSON object.")
+def prices(config_file: Path | None, day: Any, as_json: bool) -> None:
+    """Fetch one day's prices from the configured source and print them (checks token and zone)."""
+    import datetime as dt
+    import json
+    from zoneinfo import ZoneInfo
+
+    from device.prices.days import MARKET_TZ
+    from device.prices.entsoe_source import FetchError
+    from device.prices.runtime import fetch_day
+
+    cfg = load_config(config_file)
+    when = day.date() if day else dt.datetime.now(ZoneInfo(MARKET_TZ)).date() + dt.timedelta(days=1)
+    try:
+        got = run_async(fetch_day(cfg.prices, when))
+    except (FetchError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"zone": cfg.prices.zone, "day": when.isoformat(), "state": got.state,
+                               "resolution_s": got.resolution_s, "expected": got.expected,
+                               "slots": [[ts, v] for ts, v in got.slots]}))
+    else:
+        click.echo(f"{cfg.prices.zone} {when}: {got.state}, {len(got.slots)}/{got.expected} slots "
+                   f"of {got.resolution_s // 60} min ({cfg.prices.source})")
+        for ts, v in got.slots:
+            local = dt.datetime.fromtimestamp(ts, ZoneInfo(MARKET_TZ)).strftime("%H:%M")
+            click.echo(f"  {local}  {v:8.2f} EUR/MWh")
+    if not got.complete:
+        raise SystemExit(1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from device.config import Config, PricesSettings
 from device.forecast.price import PriceForecaster
 from device.forecast.runner import model_path, reforecast
 from device.prices.csv_source import CsvSource
+from device.prices.days import DayPrices, day_bounds, select_day
 from device.prices.entsoe_source import EntsoeSource
 from device.prices.payload import prices_payload
 from device.prices.ratelimit import RateLimiter
@@ -65,3 +67,10 @@ async def run_prices(
     while True:
         await asyncio.sleep(delay)
         delay = await service.run_once()
+
+
+async def fetch_day(settings: PricesSettings, day: date) -> DayPrices:
+    """One delivery day from the configured source, checked for completeness (installer check)."""
+    source = build_source(settings)
+    start, end = day_bounds(day)
+    return select_day(await source.day_ahead(settings.zone, start, end), day)

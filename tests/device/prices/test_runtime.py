@@ -36,3 +36,20 @@ def test_entsoe_without_token_is_refused() -> None:
     cfg = configuration.load(environ={})
     with pytest.raises(ValueError, match="prices.entsoe_token"):
         build_source(cfg.prices)
+
+
+def test_prices_command_prints_a_day_and_fails_on_missing_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from device.cli import main
+
+    monkeypatch.setenv("NATTERY_PRICES_SOURCE", "csv")
+    result = CliRunner().invoke(main, ["prices", "--day", "2026-03-29", "--json"])
+    assert result.exit_code == 0, result.output
+    day = json.loads(result.output)
+    assert day["state"] == "complete" and len(day["slots"]) == 92 and day["resolution_s"] == 900
+    monkeypatch.setenv("NATTERY_PRICES_SOURCE", "entsoe")
+    result = CliRunner().invoke(main, ["prices"])
+    assert result.exit_code == 1 and "prices.entsoe_token" in result.output
