@@ -179,7 +179,7 @@ class PlannerSettings:
         "auto", choices=("auto", "self_consumption", "peak_shaving", "manual", "off"),
         help="start-up mode; the homeowner changes it at runtime",
     )
-    horizon_h: float = setting(48.0, min=1, max=168, help="plan this far ahead (forecast beyond known prices)")
+    horizon_h: float = setting(24.0, min=1, max=48, help="plan at least this far ahead; the price forecast fills beyond known prices")
     degradation_eur_mwh: float = setting(20.0, min=0, max=1000, help="wear cost per MWh cycled")
     terminal_value_eur_mwh: float | None = setting(None, min=-1000, max=10_000, help="null: automatic")
     grid_charging: bool = setting(True, help="allow charging the battery from the grid")

@@ -38,6 +38,7 @@ from device.store import AsyncStore, Store
 
 log = structlog.get_logger(__name__)
 HISTORY_SLOTS = 4 * 7 * 96 + 96  # four weeks and a day of metered slots
+MAX_SLOTS = 192  # 48 h: known prices reach at most ~35 h ahead
 Publish = Callable[..., Awaitable[None]]
 
 
@@ -152,7 +153,7 @@ class PlanningService:
         """Re-plan if needed; returns the new plan or None."""
         now = self.clock()
         start = int(now // SLOT_S) * SLOT_S
-        n = int(self.cfg.planner.horizon_h * 3600 // SLOT_S)
+        n = MAX_SLOTS
         gathered = await self.store.call(_gather, start, n, HISTORY_SLOTS)
         key = (gathered["prices_key"], gathered["forecast_key"], self.request, tuple(self.events))
         telemetry = self.controller.telemetry or {}
@@ -180,18 +181,19 @@ class PlanningService:
         return result
 
     def _inputs(self, g: dict[str, Any], start: int, n: int, now: float, soc: float) -> tuple[Inputs, str | None]:
+        # All known prices, then the forecast up to at least planner.horizon_h ahead.
         spot = g["spot"]
-        forecast = g["forecast"]
-        spot = np.where(np.isfinite(spot), spot, forecast)
-        known = np.flatnonzero(np.isfinite(spot))
+        known_gaps = np.flatnonzero(~np.isfinite(spot))
+        known_len = int(known_gaps[0]) if known_gaps.size else n
+        wanted = max(known_len, min(int(self.cfg.planner.horizon_h * 3600 // SLOT_S), n))
+        spot = np.where(np.isfinite(spot), spot, g["forecast"])[:wanted]
+        gaps = np.flatnonzero(~np.isfinite(spot))
+        length = int(gaps[0]) if gaps.size else wanted
         note = None
-        if known.size == 0 or known[0] != 0:
+        if length == 0:
             note = "no price for the current slot: self-consumption until prices arrive"
-            spot = np.zeros(n)
-            length = min(n, 96)
-        else:
-            gaps = np.flatnonzero(~np.isfinite(spot))
-            length = int(gaps[0]) if gaps.size else n
+            spot = np.zeros(96)
+            length = 96
         ts = start + SLOT_S * np.arange(length, dtype=np.int64)
         hist_start = start - HISTORY_SLOTS * SLOT_S
         grid = hist_start + SLOT_S * np.arange(HISTORY_SLOTS + length, dtype=np.int64)

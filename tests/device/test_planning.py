@@ -122,3 +122,20 @@ async def test_demand_response_event_over_mqtt_is_honoured(tmp_path: Path) -> No
         assert "cap_w must be" in published[-1][1]["error"]
     finally:
         await store.close()
+
+
+async def test_the_price_forecast_extends_the_plan_to_the_configured_horizon(tmp_path: Path) -> None:
+    svc, store, _ = await service(tmp_path)
+    try:
+        tomorrow = DAY0 + 86400
+        rows = [{"kind": "price", "made_at": int(NOW) - 3600, "ts": tomorrow + 3600 * h, "value": 90.0 + h}
+                for h in range(24)]
+        await store.call(lambda s: s.db.table("forecasts").insert_all(rows))  # type: ignore[arg-type]
+        p = await svc.step()
+        assert p is not None
+        assert len(p.ts) == 96  # planner.horizon_h = 24 h from the current slot
+        # forecast hours are carried over their four quarter-hours
+        first_forecast = int(np.flatnonzero(p.ts == tomorrow)[0])
+        assert len(set(p.import_price[first_forecast:first_forecast + 4].round(6))) == 1
+    finally:
+        await store.close()

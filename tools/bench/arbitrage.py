@@ -15,8 +15,9 @@ metered flows.
 Strategies: ``no_battery``; ``self_consumption`` (the inverter's own rule); ``peers_rule``
 (charge from the grid at full power in the N cheapest known slots when the known spread beats
 the round-trip loss by a threshold, self-consumption otherwise); ``ours_known_prices`` (the LP
-over the known prices only, with the load/PV forecasts); ``ours_forecast`` (the LP over 192
-slots: known prices, then the price forecast, with the load/PV forecasts); ``perfect`` (one LP
+over the known prices only, with the load/PV forecasts); ``ours_forecast`` (the LP over the known
+prices extended with the price forecast to at least 24 h ahead, with the load/PV forecasts; 48 h
+was tested and did worse in winter, see the README); ``perfect`` (one LP
 over the whole year with the real prices, load and PV — the limit).
 
 ``captured_share`` = (cost without battery − cost) / (cost without battery − perfect cost).
@@ -49,7 +50,9 @@ from device.prices.tariff import Tariff
 
 FloatArray = NDArray[np.float64]
 DAY = 96
-HORIZON = 192
+HORIZON = 192  # the longest plan: 48 h (prices known up to 35 h ahead, the rest forecast)
+FORECAST_SLOTS = 96  # ours_forecast plans at least 24 h ahead (planner.horizon_h)
+TIMING_EVERY = 8  # every 8th slot also solves a full 192-slot plan for the solve-time figures
 TZ = "Europe/Berlin"
 LAT, LON = 52.38, 13.07  # the PV weather station of the household file (Potsdam)
 PV_KWP = 8.0
@@ -216,8 +219,10 @@ def run_peers(y: Year, bat: Battery) -> Run:
 def run_ours(
     y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast: bool, log_every: int,
     price_forecasts: dict[date, dict[int, float]] | None = None,
+    forecast_slots: int = FORECAST_SLOTS,
 ) -> Run:
     solver = Solver()
+    timing_solver = Solver()
     zone = ZoneInfo(TZ)
     zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], ANNUAL_KWH, TZ)
     clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], LAT, LON)
@@ -230,8 +235,8 @@ def run_ours(
     err_n = price_n = 0
     started = time.perf_counter()
     for i in range(y.n):
-        end = int(y.known_end[i]) if not with_forecast else i + HORIZON
-        horizon = max(end - i, 1)
+        end = int(y.known_end[i]) if not with_forecast else max(int(y.known_end[i]), i + forecast_slots)
+        horizon = min(max(end - i, 1), HORIZON)
         load_f = forecast_load(load_hist, i, horizon, zone_profile[i:i + horizon])
         pv_f = forecast_pv(pv_hist, clearsky, i, horizon, PV_KWP * 1000)
         idx = y.first + i + np.arange(horizon)
@@ -252,8 +257,9 @@ def run_ours(
         inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot), load_f, pv_f,
                         soc / bat.capacity_wh * 100)
         result = plan(inputs, bat, rules, solver=solver)
-        if horizon == HORIZON:
-            solve_ms.append(result.solve_ms)
+        if with_forecast and i % TIMING_EVERY == 0:
+            solve_ms.append(_timed_full_plan(y, i, bat, rules, tariff, load_hist, pv_hist, zone_profile, clearsky,
+                                             price_forecasts, soc, timing_solver))
         sp = result.setpoints[0]
         battery[i], soc = step(sp.action, sp.power_w, y.load_w[i], y.pv_w[i], soc, bat)
         if i % 4 == 0 and i + horizon <= y.n:
@@ -269,6 +275,27 @@ def run_ours(
         "price_mae_eur_mwh": price_err / max(price_n, 1),
     }
     return Run(bill(y, y.load_w - y.pv_w - battery), battery, solve_ms, extra)
+
+
+def _timed_full_plan(
+    y: Year, i: int, bat: Battery, rules: Rules, tariff: Tariff, load_hist: FloatArray, pv_hist: FloatArray,
+    zone_profile: FloatArray, clearsky: FloatArray, price_forecasts: dict[date, dict[int, float]] | None,
+    soc: float, solver: Solver,
+) -> float:
+    """Solve time (ms) of a full 192-slot plan at slot ``i``: known prices, then the forecast."""
+    idx = y.first + i + np.arange(HORIZON)
+    spot = y.spot[idx].copy()
+    known = (np.arange(HORIZON) < int(y.known_end[i]) - i) & np.isfinite(spot)
+    spot[~known] = fallback_price_forecast(y.spot, y.first + int(y.known_end[i]), idx[~known])
+    if price_forecasts is not None:
+        local = datetime.fromtimestamp(int(y.ts[i]), UTC).astimezone(ZoneInfo(TZ))
+        fc = price_forecasts.get(local.date() - timedelta(days=0 if local.hour >= PUBLISH_HOUR else 1), {})
+        spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + HORIZON][~known], spot[~known])]
+    ts = y.ts[i:i + HORIZON]
+    inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot),
+                    forecast_load(load_hist, i, HORIZON, zone_profile[i:i + HORIZON]),
+                    forecast_pv(pv_hist, clearsky, i, HORIZON, PV_KWP * 1000), soc / bat.capacity_wh * 100)
+    return plan(inputs, bat, rules, solver=solver).solve_ms
 
 
 def run_perfect(y: Year, bat: Battery, rules: Rules) -> Run:
@@ -341,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "plan_solve_ms_p50": round(float(np.percentile(solve, 50)), 2) if solve.size else None,
         "plan_solve_ms_p99": round(float(np.percentile(solve, 99)), 2) if solve.size else None,
         "plan_slots": HORIZON,
+        "plan_solves_timed": int(solve.size),
         "forecast_errors": {k: round(v, 2) for k, v in runs["ours_forecast"].extra.items()},
         "mean_load_w": round(float(y.load_w.mean()), 1),
         "mean_pv_w": round(float(y.pv_w.mean()), 1),
