@@ -131,8 +131,26 @@ def fallback_price_forecast(spot: FloatArray, known_until: int, targets: NDArray
     return 0.5 * week + 0.5 * recent
 
 
+def honest_model(y: Year) -> Path | None:
+    """The newest shipped model (``config/models``, ``config/models/benchmarks``) trained only on
+    days before the simulated year; None if there is none (the forecaster then runs its linear
+    model alone). A model that has seen the year's prices would flatter the result."""
+    start = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(ZoneInfo(TZ)).date()
+    best: tuple[str, Path] | None = None
+    root = Path(__file__).resolve().parents[2] / "config" / "models"
+    for tflite in sorted(root.glob("*.tflite")) + sorted(root.glob("benchmarks/*.tflite")):
+        meta_file = tflite.with_suffix(".json")
+        try:
+            until = str(json.loads(meta_file.read_text())["info"]["trained_until"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if until < start.isoformat() and "de_lu" in tflite.name and (best is None or until > best[0]):
+            best = (until, tflite)
+    return None if best is None else best[1]
+
+
 def device_price_forecasts(
-    y: Year, prices_csv: Path, exog_csv: Path | None, windows: tuple[int, ...]
+    y: Year, prices_csv: Path, exog_csv: Path | None, windows: tuple[int, ...], model_path: Path | None = None
 ) -> tuple[dict[date, dict[int, float]], str]:
     """The device's price forecaster (``device.forecast.price``), run as on the device: once a
     day at 13:00, when tomorrow's prices are in, for the days after; exogenous forecasts only up
@@ -140,8 +158,8 @@ def device_price_forecasts(
     from device.forecast.history import read_csv
     from device.forecast.price import PriceForecaster
 
-    models = sorted((Path(__file__).resolve().parents[2] / "config" / "models").glob("*.tflite"))
-    forecaster = PriceForecaster(models[0] if models else None, TZ, lear_windows=windows)
+    model = model_path if model_path is not None else honest_model(y)
+    forecaster = PriceForecaster(model, TZ, lear_windows=windows)
     history = read_csv(prices_csv, exog_csv, TZ)
     zone = ZoneInfo(TZ)
     first = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(zone).date() - timedelta(days=1)
@@ -161,7 +179,7 @@ def device_price_forecasts(
             for m in result.methods.values():
                 methods[m] = methods.get(m, 0) + 1
         day += timedelta(days=1)
-    name = "device forecaster (" + ("model file " + models[0].name if models else "no model file") + \
+    name = "device forecaster (" + (f"model file {model.name}" if model else "no model trained before the year") + \
         f", LEAR windows {list(windows)}): " + ", ".join(f"{k} {v} days" for k, v in sorted(methods.items()))
     return out, name
 
@@ -322,6 +340,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--price-forecast", choices=("device", "naive"), default="device",
                     help="device: the on-device forecaster (device.forecast.price); naive: the fallback here")
     ap.add_argument("--lear-windows", default="56,84", help="calibration windows (days) of the linear model")
+    ap.add_argument("--price-model", type=Path,
+                    help="a .tflite price model; default: the newest shipped one trained before --year")
     args = ap.parse_args(argv)
 
     tariff = Tariff(TariffSettings(), TZ)
@@ -339,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.price_forecast == "device":
         t0 = time.perf_counter()
         windows = tuple(int(w) for w in args.lear_windows.split(","))
-        forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows)
+        forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows, args.price_model)
         print(f"price forecasts: {forecast_name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}
