@@ -65,7 +65,7 @@ async def commission_inverter(
     units: Sequence[int] | None = None,
     bauds: Sequence[int] | None = None,
     scan_timeout_s: float = 0.5,
-    timeout_s: float = 1.0,
+    timeout_s: float | None = None,
     retries: int = 2,
     write: Literal["rewrite", "self_consumption", "skip"] = "rewrite",
     write_register: str | None = None,

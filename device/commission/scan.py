@@ -60,7 +60,7 @@ def identity_registers(regmap: RegisterMap) -> list[str]:
     return [name for role in IDENTITY_ROLES if role in regmap.roles for name in regmap.roles[role].registers]
 
 
-def make_worker(port: str, protocol: Protocol, timeout_s: float, retries: int) -> ModbusWorker:
+def make_worker(port: str, protocol: Protocol, timeout_s: float | None, retries: int) -> ModbusWorker:
     """A worker for commissioning: it never backs the inverter off as defective (a scan expects
     silence, and each probe decides for itself what a failure means)."""
     return ModbusWorker(client_factory(port, protocol), protocol, port=port, timeout_s=timeout_s,

@@ -129,7 +129,7 @@ async def test_telemetry_is_published_and_buffered(tmp_path: Path, pty_pair: Pty
         assert abs(t["load_w"] - (t["pv_w"] + t["grid_w"] + t["battery_w"])) <= 3
         assert t["state"] == "normal"
         assert await r.mqtt.wait_for(f"nattery/{DEVICE}/status") == "online"
-        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["readings_written"] > 0)
+        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["readings_written"] >= 2)
         assert health["inverter_online"] is True
         assert health["modbus"]["transactions"] > 0
         discovery = await r.mqtt.wait_for(f"homeassistant/sensor/nattery_{DEVICE}/soc_pct/config")
