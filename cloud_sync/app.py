@@ -20,23 +20,26 @@ from aiohttp import web
 
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
-from cloud_sync.ingest import InFlight, ingest
+from cloud_sync.ingest import StreamProgress, ingest_in_order
 from cloud_sync.protocol import MAX_BODY_BYTES, BatchError, decode
 from cloud_sync.registry import Authenticator, AuthError, Principal
 
 log = structlog.get_logger(__name__)
 DB = web.AppKey("db", Database)
 AUTH = web.AppKey("auth", Authenticator)
-IN_FLIGHT = web.AppKey("in_flight", InFlight)
+PROGRESS = web.AppKey("progress", StreamProgress)
+ORDER_WAIT_S = web.AppKey("order_wait_s", float)
 MAX_READ_LIMIT = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(target: str) -> web.Application:
-    """The application for a database ``target`` (SQLite path or ``postgresql://`` URL)."""
+def create_app(target: str, order_wait_s: float = 10.0) -> web.Application:
+    """The application for a database ``target`` (SQLite path or ``postgresql://`` URL);
+    ``order_wait_s``: how long a batch waits for the one before it (see StreamProgress)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
-    app[IN_FLIGHT] = InFlight()
+    app[PROGRESS] = StreamProgress()
+    app[ORDER_WAIT_S] = order_wait_s
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = await connect(target)
@@ -117,10 +120,7 @@ async def ingest_batch(request: web.Request) -> web.Response:
         raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")
     if batch.device != who.name:
         raise ApiError(403, f"device {who.name!r} may not write data of device {batch.device!r}")
-    in_flight = request.app[IN_FLIGHT]
-    await in_flight.wait_for_predecessor(batch)
-    with in_flight.ingesting(batch):
-        result = await ingest(request.app[DB], batch)
+    result = await ingest_in_order(request.app[DB], batch, request.app[PROGRESS], request.app[ORDER_WAIT_S])
     log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
               last_seq=batch.last_seq, status=result.status)
     return web.json_response({"status": result.status, "last_seq": result.last_seq})
@@ -198,9 +198,9 @@ def _date_query(request: web.Request, name: str, default: date) -> date:
         raise ApiError(400, f"{name}: got {raw!r}, expected YYYY-MM-DD") from None
 
 
-async def serve(target: str, host: str, port: int) -> None:
+async def serve(target: str, host: str, port: int, order_wait_s: float = 10.0) -> None:
     """Run until cancelled (Ctrl-C / SIGTERM)."""
-    runner = web.AppRunner(create_app(target), access_log=None)
+    runner = web.AppRunner(create_app(target, order_wait_s), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

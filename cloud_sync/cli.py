@@ -50,11 +50,13 @@ def main(log_level: str, log_format: str) -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-def serve(target: str, host: str, port: int) -> None:
+@click.option("--order-wait-s", default=10.0, show_default=True, type=click.FloatRange(0, 60),
+              help="How long an upload waits for the one before it (devices keep two in flight).")
+def serve(target: str, host: str, port: int, order_wait_s: float) -> None:
     """Serve the ingest and read API until stopped (SIGINT/SIGTERM)."""
 
     async def run() -> None:
-        task = asyncio.ensure_future(app.serve(target, host, port))
+        task = asyncio.ensure_future(app.serve(target, host, port, order_wait_s))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

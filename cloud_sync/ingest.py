@@ -19,10 +19,8 @@ at exact points of an ingest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,30 +117,48 @@ class Conflict(BatchError):
         self.stored_seq = stored_seq
 
 
-class InFlight:
-    """Batches this process is ingesting right now.
+class StreamProgress:
+    """The highest sequence number this process has seen stored, per device and stream.
 
-    A device keeps two uploads in flight; the second names the first as ``prev_seq``. If the
-    second arrives while the first is still being stored here, it waits for it instead of
-    being refused with 425, so decoding one batch overlaps storing the other.
+    A device keeps two uploads in flight; the second names the first as ``prev_seq``. When
+    the second is decoded first, its ingest is refused (425) and it waits here until the
+    first is stored, then tries once more, so decoding one batch overlaps storing the other
+    and the device rarely has to resend. With several instances the predecessor may be stored
+    by another one; then the wait ends after ``timeout_s`` and the 425 goes to the device.
     """
 
     def __init__(self) -> None:
-        self._done: dict[tuple[str, str, int], asyncio.Event] = {}
+        self._stored: dict[tuple[str, str], int] = {}
+        self._changed = asyncio.Condition()
 
-    async def wait_for_predecessor(self, batch: Batch, timeout_s: float = 30.0) -> None:
-        event = None if batch.prev_seq is None else self._done.get((batch.device, batch.stream, batch.prev_seq))
-        if event is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout_s)
+    async def stored(self, device: str, stream: str, seq: int) -> None:
+        async with self._changed:
+            key = (device, stream)
+            self._stored[key] = max(self._stored.get(key, 0), seq)
+            self._changed.notify_all()
 
-    @contextlib.contextmanager
-    def ingesting(self, batch: Batch) -> Iterator[None]:
-        key = (batch.device, batch.stream, batch.last_seq)
-        self._done[key] = event = asyncio.Event()
-        try:
-            yield
-        finally:
-            event.set()
-            if self._done.get(key) is event:
-                del self._done[key]
+    async def wait_for(self, device: str, stream: str, seq: int, timeout_s: float) -> bool:
+        """True once ``seq`` of the stream is stored (as far as this process knows)."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._stored.get((device, stream), 0) >= seq), timeout_s
+                )
+            except TimeoutError:
+                return False
+        return True
+
+
+async def ingest_in_order(db: Database, batch: Batch, progress: StreamProgress, timeout_s: float = 10.0) -> Result:
+    """:func:`ingest`, waiting for an in-flight predecessor instead of refusing at once."""
+    try:
+        result = await ingest(db, batch)
+    except Conflict as exc:
+        if exc.status != 425 or batch.prev_seq is None:
+            raise
+        await progress.stored(batch.device, batch.stream, exc.stored_seq)
+        if not await progress.wait_for(batch.device, batch.stream, batch.prev_seq, timeout_s):
+            raise
+        result = await ingest(db, batch)
+    await progress.stored(batch.device, batch.stream, result.last_seq)
+    return result

@@ -30,6 +30,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,7 @@ class SyncClient:
         readings = "readings" if cfg.cloud.readings == "raw" else "readings_1min"
         self.streams = (readings, *protocol.DOCUMENT_STREAMS)
         self._session: aiohttp.ClientSession | None = None
+        self._encoder: ThreadPoolExecutor | None = None
         self._resynced: set[str] = set()
         self.stats: dict[str, Any] = {
             "state": "starting", "url": self._url, "last_success": None, "last_attempt": None,
@@ -118,10 +120,15 @@ class SyncClient:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s, connect=min(10.0, self.cfg.timeout_s))
         async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
             self._session = session
+            # One encoding thread: the work is sequential anyway, and every extra thread that
+            # allocates batch-sized buffers keeps its own malloc arena (resident memory).
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-encode")
             try:
                 yield
             finally:
                 self._session = None
+                self._encoder.shutdown(wait=True)
+                self._encoder = None
 
     async def _round_then_delay(self) -> float:
         self.stats["last_attempt"] = _iso(time.time())
@@ -210,10 +217,12 @@ class SyncClient:
         return sent
 
     async def _produce(self, stream: str, after: int, queue: asyncio.Queue[_Prepared | None]) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while rows := await self._fetch(stream, after):
                 backlog, _ = await self.store.call(Store.pending, stream, rows[-1][0])
-                prepared = await asyncio.to_thread(self._encode, stream, rows, backlog, after)
+                prepared = await loop.run_in_executor(self._encoder, self._encode, stream, rows, backlog, after)
+                del rows  # the next chunk must not sit in memory beside this one
                 await queue.put(prepared)
                 after = prepared.last_seq
         except Exception:

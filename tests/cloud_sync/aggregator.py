@@ -84,7 +84,7 @@ class Aggregator:
         env = {**os.environ, "TEST_CLOUD_CRASH": crash}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
-             "serve", "--db", self.target, "--port", str(self.port)],
+             "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1"],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log_path.open("a"),
         )
         wait_for_port(self.port, timeout=30)

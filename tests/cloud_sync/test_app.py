@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
@@ -189,11 +190,13 @@ async def test_pipelined_batches_are_stored_in_order(aggregator: Aggregator) -> 
         return batch_body("dev9-a", "readings", readings(first, last), header={"prev_seq": prev})
 
     assert (await post(aggregator, cred, "readings", chained(1, 10, 0)))[0] == 200
-    status, answer = await post(aggregator, cred, "readings", chained(21, 30, 20))
+    status, answer = await post(aggregator, cred, "readings", chained(21, 30, 20))  # its predecessor never comes
     assert (status, answer["last_seq"]) == (425, 10)
     assert "batch follows 20 but only 10 is stored yet; send the batch before it first" in answer["error"]
+    later = asyncio.create_task(post(aggregator, cred, "readings", chained(21, 30, 20)))
+    await asyncio.sleep(0.2)  # arrives first and waits for the one before it
     assert (await post(aggregator, cred, "readings", chained(11, 20, 10)))[0] == 200
-    assert (await post(aggregator, cred, "readings", chained(21, 30, 20)))[0] == 200
+    assert (await later)[0] == 200
     status, answer = await post(aggregator, cred, "readings", chained(31, 40, 25))
     assert (status, answer["last_seq"]) == (409, 30)
     assert [seq for seq, _ in aggregator.rows("dev9-a")] == list(range(1, 31))
