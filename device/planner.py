@@ -22,6 +22,10 @@ Each slot becomes a controller setpoint (:func:`setpoints`): where the plan does
 inverter's own self-consumption mode would do (soak up PV surplus, cover the deficit) the
 setpoint is ``self_consumption`` — it follows the real load and PV within the slot instead of a
 forecast — otherwise ``charge``/``discharge`` at the planned power, or ``hold``.
+
+One module, over the usual size, on purpose: the input/plan types, the column layout of the LP,
+its solution mapping and the setpoint rule all depend on the same block order and units, and
+``simulate_self_consumption`` is the same battery model the setpoints compare against.
 """
 
 from __future__ import annotations
