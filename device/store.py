@@ -509,6 +509,7 @@ class Store:
             ("energy_slots", "ts < ?", [now - keep.aggregates_days * day]),
             ("settlements", "ts < ?", [now - keep.aggregates_days * day]),
             ("prices", "ts < ?", [now - keep.aggregates_days * day]),
+            ("market_series", "ts < ?", [now - keep.aggregates_days * day]),
             ("settlement_days", "computed_at < ?", [now - keep.aggregates_days * day]),
             ("edi_files", "created_at < ?", [now - keep.aggregates_days * day]),
             ("forecasts", "made_at < ?", [now - keep.forecasts_days * day]),
