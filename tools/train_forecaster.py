@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         "exog": None if args.exog is None else args.exog.name,
         "first_day": str(history.day(int(max(spec.max_lag, PRICE_WINDOW)))),
         "trained_until": str(history.day(last_row)),
-        "training_days": int(len(x)),
+        "training_days": len(x),
         "members": args.members,
         "seed": args.seed,
         "validation_mae_scaled": val_losses,

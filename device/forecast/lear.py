@@ -5,7 +5,7 @@ past days, one model per hour, on asinh-transformed inputs, and averages the for
 window lengths (56, 84, 1092 and 1456 days). Recalibrating every day tracks shifts in the price
 level that a network with frozen weights cannot follow. We use ridge instead of LASSO so one SVD
 per window gives the coefficients of all 24 hourly models and the leave-one-out error of every
-penalty in closed form (generalised cross-validation): about 30 ms per window on a desktop core,
+penalty in closed form (generalised cross-validation): some tens of ms per window on one core,
 numpy only. It uses whichever exogenous series are present at forecast time.
 """
 
@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.forecast.features import AsinhScaler, FeatureSpec, build_blocks, weekday_onehot
+from device.forecast.features import (
+    AsinhScaler,
+    FeatureSpec,
+    build_blocks,
+    weekday_onehot,
+)
 from device.forecast.history import MarketHistory
 
 DEFAULT_WINDOWS = (56, 84, 1092, 1456)

@@ -35,7 +35,13 @@ from device.forecast import fallback, lear
 from device.forecast.daily import expand_day
 from device.forecast.features import FeatureSpec, build_blocks, default_spec
 from device.forecast.history import MarketHistory
-from device.forecast.network import ModelMeta, Network, load_meta, network_inputs, recent_price_scale
+from device.forecast.network import (
+    ModelMeta,
+    Network,
+    load_meta,
+    network_inputs,
+    recent_price_scale,
+)
 
 log = structlog.get_logger(__name__)
 

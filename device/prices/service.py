@@ -16,6 +16,7 @@ forecast's linear model learns from them), a month per request. After anything n
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -28,8 +29,15 @@ import pandas as pd
 import structlog
 
 from device.config import ConfigError, PricesSettings
-from device.prices.days import MARKET_TZ, DayPrices, day_bounds, expected_slots, resolution_for, select_day
-from device.prices.entsoe_source import FetchError
+from device.prices.days import (
+    MARKET_TZ,
+    DayPrices,
+    day_bounds,
+    expected_slots,
+    resolution_for,
+    select_day,
+)
+from device.prices.entsoe_source import EXAA_ZONES, FetchError
 from device.store import AsyncStore, Store
 
 log = structlog.get_logger(__name__)
@@ -119,22 +127,24 @@ class PriceService:
                         expected=got.expected)
         return got
 
-    async def refresh_inputs(self, first: date, last: date) -> int:
-        """Fetch the forecast inputs for ``first``..``last``; returns how many values were stored."""
+    async def refresh_inputs(self, first: date, last: date) -> dict[str, int]:
+        """Fetch the forecast inputs for ``first``..``last``; returns values stored per series."""
         if not self.settings.exogenous:
-            return 0
+            return {}
         start, end = day_bounds(first)[0], day_bounds(last)[1]
         series = dict(await self.source.market_forecasts(self.zone, start, end))
         exaa = await self.source.exaa(self.zone, start, end)
         if len(exaa):
             series["exaa"] = exaa
         now = self.clock()
-        stored = 0
+        stored: dict[str, int] = {}
         for name, values in series.items():
             slots = [(int(t.timestamp()), float(v)) for t, v in values.dropna().items()]
             if slots:
                 resolution = _spacing_s(slots)
-                stored += await self.store.call(Store.upsert_market_series, self.zone, name, slots, resolution, now)
+                stored[name] = await self.store.call(
+                    Store.upsert_market_series, self.zone, name, slots, resolution, now
+                )
         return stored
 
     # --- start-up backfill ----------------------------------------------------------------
@@ -189,10 +199,11 @@ class PriceService:
         try:
             if await self.stored_state(today) != "complete":
                 changed |= (await self.refresh_day(today)).complete
-            if now >= self._at(today, self._exaa_after) and tomorrow not in self._inputs_done:
-                if await self.refresh_inputs(tomorrow, tomorrow):
-                    self._inputs_done.add(tomorrow)
-                    changed = True
+            if self.settings.exogenous and now >= self._at(today, self._exaa_after) and tomorrow not in self._inputs_done:
+                names = await self.refresh_inputs(tomorrow, tomorrow)
+                changed |= bool(names)
+                if "load" in names and (self.zone not in EXAA_ZONES or "exaa" in names):
+                    self._inputs_done.add(tomorrow)  # else: asked again at the next run
             if now >= self._at(today, self._fetch_after) and await self.stored_state(tomorrow) != "complete":
                 self.status.attempts += 1
                 changed |= (await self.refresh_day(tomorrow)).complete
@@ -214,7 +225,10 @@ class PriceService:
 
     def _next_delay(self, now: float, today: date) -> float:
         s = self.settings
-        if self.status.today != "complete" or (
+        inputs_due = s.exogenous and now >= self._at(today, self._exaa_after) and (
+            today + timedelta(days=1) not in self._inputs_done
+        )
+        if self.status.today != "complete" or inputs_due or (
             now >= self._at(today, self._fetch_after) and self.status.tomorrow != "complete"
         ) or self.status.last_error:
             backoff = min(s.retry_max_s, s.retry_min_s * 2 ** max(0, self.status.attempts - 1))
@@ -243,5 +257,5 @@ def _chunks(days: list[date], size: int) -> list[list[date]]:
 
 
 def _spacing_s(slots: list[tuple[int, float]]) -> int:
-    gaps = [b[0] - a[0] for a, b in zip(slots, slots[1:]) if b[0] > a[0]]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(slots) if b[0] > a[0]]
     return min(gaps) if gaps else 3600

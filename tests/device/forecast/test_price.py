@@ -11,10 +11,15 @@ from structlog.testing import capture_logs
 
 from device.forecast.features import build_blocks
 from device.forecast.history import MarketHistory, read_csv
-from device.forecast.network import Network, load_meta, network_inputs, recent_price_scale
+from device.forecast.network import (
+    Network,
+    load_meta,
+    network_inputs,
+    recent_price_scale,
+)
 from device.forecast.price import PriceForecaster
-from device.prices.csv_source import SAMPLE
 from device.forecast.runner import MODELS_DIR
+from device.prices.csv_source import SAMPLE
 
 MODEL = MODELS_DIR / "price_de_lu.tflite"
 BERLIN = ZoneInfo("Europe/Berlin")

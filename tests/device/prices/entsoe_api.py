@@ -14,7 +14,7 @@ import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -47,9 +47,9 @@ def quantity(kind: str, ts: datetime) -> float:
 
 
 def day_interval(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=BRUSSELS).astimezone(timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=BRUSSELS).astimezone(UTC)
     nxt = day + timedelta(days=1)
-    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=BRUSSELS).astimezone(timezone.utc)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=BRUSSELS).astimezone(UTC)
 
 
 def z(t: datetime) -> str:
@@ -85,8 +85,8 @@ class Api:
                                     text="<html><body><h1>401 Unauthorized</h1></body></html>")
         if not params.get("securityToken"):
             return web.Response(status=401, text="Unauthorized")
-        start = datetime.strptime(params["periodStart"], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
-        end = datetime.strptime(params["periodEnd"], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+        start = datetime.strptime(params["periodStart"], "%Y%m%d%H%M").replace(tzinfo=UTC)
+        end = datetime.strptime(params["periodEnd"], "%Y%m%d%H%M").replace(tzinfo=UTC)
         doc = params["documentType"]
         if doc == "A44":
             zone = DOMAINS[params["in_Domain"]]

@@ -88,11 +88,19 @@ async def test_before_fetch_time_nothing_for_tomorrow_is_requested(entsoe_api: A
     assert entsoe_api.requests and all(r["periodEnd"] <= "202510152200" for r in entsoe_api.requests)
 
 
-async def test_inputs_are_fetched_after_exaa_time(entsoe_api: Api, store: AsyncStore) -> None:
+async def test_inputs_are_fetched_after_exaa_time_and_a_late_exaa_is_asked_again(
+    entsoe_api: Api, store: AsyncStore
+) -> None:
+    entsoe_api.exaa_until = date(2025, 10, 14)  # tomorrow's EXAA not out yet
     clock = Clock(at(date(2025, 10, 14), 10, 30))
     svc, _ = service(store, clock)
     await svc.run_once()
     start, end = day_bounds(date(2025, 10, 15))
+    series = await store.call(Store.market_series, "DE_LU", int(start.timestamp()), int(end.timestamp()))
+    assert set(series) == {"load", "solar", "wind_onshore", "wind_offshore"}
+    entsoe_api.exaa_until = date(2100, 1, 1)
+    clock.set(at(date(2025, 10, 14), 10, 35))
+    await svc.run_once()
     series = await store.call(Store.market_series, "DE_LU", int(start.timestamp()), int(end.timestamp()))
     assert set(series) == {"load", "solar", "wind_onshore", "wind_offshore", "exaa"}
     assert all(len(v) == 96 for v in series.values())
@@ -149,6 +157,6 @@ def test_payload_splits_known_prices_and_forecast() -> None:
     forecast = [(1760392800 + 900 * k, 70.0) for k in range(8)]
     p = build_prices_payload(status, prices, forecast, 1760392800.0, 1760390000)
     assert p["known_until"] == "2025-10-13T23:00:00Z" and p["stale"] is True
-    assert [s["ts"] for s in p["forecast"]["slots"]][0] == "2025-10-13T23:00:00Z"
+    assert p["forecast"]["slots"][0]["ts"] == "2025-10-13T23:00:00Z"
     assert len(p["forecast"]["slots"]) == 4 and p["prices"][0] == {
         "ts": "2025-10-13T22:00:00Z", "eur_mwh": 80.0, "resolution_s": 900}
