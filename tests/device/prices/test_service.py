@@ -103,7 +103,7 @@ async def test_inputs_are_fetched_after_exaa_time_and_a_late_exaa_is_asked_again
     await svc.run_once()
     series = await store.call(Store.market_series, "DE_LU", int(start.timestamp()), int(end.timestamp()))
     assert set(series) == {"load", "solar", "wind_onshore", "wind_offshore", "exaa"}
-    assert all(len(v) == 96 for v in series.values())
+    assert all(len(v) == 24 for v in series.values())  # hourly means of the quarter-hours
 
 
 @pytest.mark.parametrize(("day", "slots"), [(date(2025, 10, 26), 100), (date(2026, 3, 29), 92),
