@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(f"  {k:18s} {r.cost:9.2f} EUR/yr   captured {summary['captured_share'][k]:6.1%}"  # type: ignore[index]
               f"   cycles {summary['battery_cycles'][k]}")  # type: ignore[index]
     print(f"  plan solve (192 slots): p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
-    print(f"  forecast errors (MAE over the 48 h horizon): {summary['forecast_errors']}")
+    print(f"  forecast errors (MAE over each plan's horizon, ours_forecast): {summary['forecast_errors']}")
     print(json.dumps(summary))
     return summary
 
