@@ -82,9 +82,43 @@ def day_slots(day: date, tz: str, resolution_s: int) -> list[datetime]:
     return [(start + timedelta(seconds=k * resolution_s)).astimezone(zone) for k in range(count)]
 
 
-def expand_day(day: date, hourly: np.ndarray, tz: str, resolution_s: int) -> list[tuple[int, float]]:
+def expand_day(
+    day: date, hourly: np.ndarray, tz: str, resolution_s: int, quarter_shape: np.ndarray | None = None
+) -> list[tuple[int, float]]:
     """Real slots of ``day`` as ``(utc_epoch_s, value)``, each taking its local hour's value.
 
-    An hourly model has no view inside the hour, so quarter-hours repeat their hour's value.
+    An hourly model has no view inside the hour. Quarter-hours repeat their hour's value, plus
+    ``quarter_shape[hour, quarter]`` when given (see :func:`quarter_profile`).
     """
-    return [(int(t.timestamp()), float(hourly[t.hour])) for t in day_slots(day, tz, resolution_s)]
+    out = []
+    for t in day_slots(day, tz, resolution_s):
+        value = float(hourly[t.hour])
+        if quarter_shape is not None and resolution_s == 900:
+            value += float(quarter_shape[t.hour, t.minute // 15])
+        out.append((int(t.timestamp()), value))
+    return out
+
+
+def quarter_profile(series: pd.Series, tz: str, days: int = 7) -> np.ndarray | None:
+    """Mean deviation of each quarter-hour from its hour's mean over the last ``days`` days.
+
+    Since 2025-10-01 the day-ahead market clears quarter-hours, and prices within an hour follow a
+    regular pattern (ramps at the hour's edges). An hourly forecast plus this (24, 4) profile
+    keeps the systematic part of it. ``None`` without quarter-hourly data.
+    """
+    s = series.dropna()
+    if len(s) < 2:
+        return None
+    idx = pd.DatetimeIndex(s.index)
+    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    s = pd.Series(s.to_numpy(dtype=float), index=idx)
+    s = s[s.index >= (s.index[-1] - pd.Timedelta(days=days)).ceil("1h")]
+    hours = s.groupby(s.index.floor("1h"))
+    s = s[hours.transform("count").to_numpy() == 4]  # complete hours only
+    if len(s) < 4 * 24:
+        return None
+    hour_mean = s.groupby(s.index.floor("1h")).transform("mean")
+    local = s.index.tz_convert(ZoneInfo(tz))
+    frame = pd.DataFrame({"h": local.hour, "q": local.minute // 15, "d": s.to_numpy() - hour_mean.to_numpy()})
+    table = frame.groupby(["h", "q"])["d"].mean().unstack("q").reindex(index=range(HOURS), columns=range(4))
+    return np.nan_to_num(table.to_numpy(dtype=float, copy=True))

@@ -126,9 +126,14 @@ class PriceForecaster:
         return DayForecast(day, values, method, net_ms, linear_ms, net_values, lin_values)
 
     def predict(
-        self, history: MarketHistory, now: datetime, horizon_h: float = 48.0, resolution_s: int = 900
+        self, history: MarketHistory, now: datetime, horizon_h: float = 48.0, resolution_s: int = 900,
+        quarter_shape: np.ndarray | None = None,
     ) -> PriceForecast:
-        """Every slot after the last complete known day up to ``now + horizon_h`` (at least)."""
+        """Every slot after the last complete known day up to ``now + horizon_h`` (at least).
+
+        ``quarter_shape`` (24, 4), from :func:`device.forecast.daily.quarter_profile`, is added
+        to quarter-hour slots; without it they repeat their hour's forecast.
+        """
         if resolution_s not in (900, 3600):
             raise ValueError(f"resolution_s: got {resolution_s}, allowed: 900, 3600")
         first = history.last_complete_price_row() + 1
@@ -143,7 +148,7 @@ class PriceForecaster:
             result = self.forecast_day(work, target)
             work.prices[target] = result.values  # recursive: later days build on this one
             days.append(result)
-            slots.extend(expand_day(result.day, result.values, self.tz, resolution_s))
+            slots.extend(expand_day(result.day, result.values, self.tz, resolution_s, quarter_shape))
         return PriceForecast(made_at=int(now.timestamp()), resolution_s=resolution_s, slots=slots, days=days)
 
 

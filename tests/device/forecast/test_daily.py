@@ -44,3 +44,19 @@ def test_expand_day_gives_every_real_slot() -> None:
     autumn = expand_day(date(2024, 10, 27), hours, TZ, 3600)
     assert [v for _, v in autumn][:5] == [0, 1, 2, 2, 3]  # both 02:00 hours take hour 2
     assert day_slots(date(2025, 10, 14), TZ, 900)[0].isoformat() == "2025-10-14T00:00:00+02:00"
+
+
+def test_quarter_profile_learns_the_pattern_inside_the_hour_and_forecasts_keep_it() -> None:
+    from device.forecast.daily import quarter_profile
+
+    index = pd.date_range("2025-10-06T22:00Z", periods=96 * 10, freq="15min", tz="UTC")
+    hourly_level = 50 + 10 * (index.hour % 5)
+    ramp = np.tile([-3.0, -1.0, 1.0, 3.0], len(index) // 4)  # the same shape in every hour
+    shape = quarter_profile(pd.Series(hourly_level + ramp, index=index), TZ)
+    assert shape is not None and shape.shape == (24, 4)
+    assert np.allclose(shape, [-3.0, -1.0, 1.0, 3.0])
+    slots = expand_day(date(2025, 10, 20), np.full(24, 80.0), TZ, 900, shape)
+    assert [v for _, v in slots[:4]] == [77.0, 79.0, 81.0, 83.0]
+    assert expand_day(date(2025, 10, 20), np.full(24, 80.0), TZ, 3600, shape)[0][1] == 80.0
+    hourly_only = pd.Series(np.ones(24 * 10), index=pd.date_range("2024-06-01", periods=240, freq="1h", tz="UTC"))
+    assert quarter_profile(hourly_only, TZ) is None  # before the 15-minute market: no profile
