@@ -2,8 +2,8 @@
 
 ``PriceForecaster.predict(history, now)`` returns a value for every slot from the first day
 without complete known prices until at least ``horizon_h`` hours after ``now``, in the market's
-resolution. The models are hourly: a quarter-hour takes its hour's forecast (see
-:mod:`device.forecast.daily`).
+resolution. The models are hourly: a quarter-hour takes its hour's forecast, plus the recent
+intra-hour pattern when one is given (see :mod:`device.forecast.daily`).
 
 Per delivery day, what runs depends on what is there:
 
