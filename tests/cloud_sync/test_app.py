@@ -7,6 +7,7 @@ import gzip
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -200,3 +201,22 @@ async def test_pipelined_batches_are_stored_in_order(aggregator: Aggregator) -> 
     status, answer = await post(aggregator, cred, "readings", chained(31, 40, 25))
     assert (status, answer["last_seq"]) == (409, 30)
     assert [seq for seq, _ in aggregator.rows("dev9-a")] == list(range(1, 31))
+
+
+async def test_two_instances_share_one_database(aggregator: Aggregator, tmp_path: Path) -> None:
+    other = Aggregator(aggregator.target, tmp_path / "second.log")
+    other.start()
+    try:
+        cred = aggregator.add_device("dev10-a")
+        first = batch_body("dev10-a", "readings", readings(1, 50))
+        second = batch_body("dev10-a", "readings", readings(51, 80))
+        assert (await post(aggregator, cred, "readings", first))[0] == 200
+        assert (await post(other, cred, "readings", second))[0] == 200
+        assert await post(other, cred, "readings", first) == (200, {"status": "duplicate", "last_seq": 80})
+        status, answer = await post(aggregator, cred, "readings", batch_body("dev10-a", "readings", readings(70, 90)))
+        assert (status, answer["last_seq"]) == (409, 80)
+        aggregator.revoke_device("dev10-a")
+        assert (await post(other, cred, "readings", batch_body("dev10-a", "readings", readings(81, 85))))[0] == 403
+    finally:
+        other.stop()
+    assert [seq for seq, _ in aggregator.rows("dev10-a")] == list(range(1, 81))
