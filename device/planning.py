@@ -140,7 +140,11 @@ class PlanningService:
                 await self.publish(self.topics.cmd_result, reply, qos=1)
 
     # --- loop -----------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, telemetry_wait_s: float = 30.0) -> None:
+        # The first plan should start from the measured SoC: give the bridge a moment.
+        deadline = time.monotonic() + telemetry_wait_s
+        while self.controller.telemetry is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         while True:
             self._wake.clear()
             await self.step()
