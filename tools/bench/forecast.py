@@ -8,6 +8,10 @@ D+1, nothing later. The linear model is recalibrated each day on the history bef
 network runs with frozen weights. Errors are computed on the 24 local hours of each day (the
 clock-change days' 23/25 hours are mapped as in :mod:`device.forecast.daily`).
 
+With ``--lead-days 2`` the day after is scored instead (what the 48-hour plan runs on): made on
+D at 11:00, recursively through a D+1 forecast, with no inputs for D+2; "day_before" is then
+the last day known at forecast time.
+
 Prints a human summary, then one JSON object as the last line: MAE, RMSE, sMAPE and rMAE (MAE
 over the weekly-naive MAE on the same days, as epftoolbox) for the model, its two halves, the
 fallback and the naive baselines, plus ``model_bytes`` and timings (p50 per delivery day):
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--model", type=Path, help="model file (.tflite); none: linear model only")
     parser.add_argument("--tz", default="Europe/Berlin")
+    parser.add_argument("--lead-days", type=int, choices=(1, 2), default=1,
+                        help="2: forecast D+2 (made on D at 11:00 via a D+1 forecast, no inputs for D+2)")
     parser.add_argument("--windows", default=",".join(map(str, lear.DEFAULT_WINDOWS)),
                         help="linear model calibration windows in days")
     args = parser.parse_args(argv)
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     windows = tuple(int(w) for w in args.windows.split(","))
     forecaster = PriceForecaster(args.model, args.tz, windows)
     first, last = history.row(args.start), history.row(args.end)
-    if first < 7 or last >= len(history.days) or first > last:
+    if first < 8 or last >= len(history.days) or first > last:
         sys.exit(f"--start/--end: {args.start}..{args.end} must lie within "
                  f"{history.day(7)}..{history.day(len(history.days) - 1)}")
 
@@ -61,8 +67,14 @@ def main(argv: list[str] | None = None) -> None:
                                            ("model", "network", "linear", "fallback", "day_before", "week_before")}
     actual, methods = [], []
     net_ms, lin_ms, day_ms = [], [], []
+    lead = args.lead_days
     for t in range(first, last + 1):
-        known = history.as_of(history.day(t))
+        known = history.as_of(history.day(t - lead + 1))
+        if lead == 2:  # made on D-1: D's prices and inputs unknown; D+1 forecast without inputs
+            known = known.extended(1)
+        naive = fallback.naive_blend(known.prices, t, (t + known.first_weekday) % 7)
+        if lead == 2:
+            known.prices[t - 1] = forecaster.forecast_day(known, t - 1).values
         result = forecaster.forecast_day(known, t)
         methods.append(result.method)
         net_ms.append(result.network_ms)
@@ -73,9 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         nan = np.full(24, np.nan)
         series["network"].append(nan if result.network is None else result.network)
         series["linear"].append(nan if result.linear is None else result.linear)
-        naive = fallback.naive_blend(known.prices, t, (t + known.first_weekday) % 7)
         series["fallback"].append(naive if naive is not None else np.full(24, np.nan))
-        series["day_before"].append(history.prices[t - 1])
+        series["day_before"].append(history.prices[t - lead])  # the last day known then
         series["week_before"].append(history.prices[t - 7])
 
     a = np.array(actual)
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         if np.isfinite(v).all():
             figures[name] = summary(a, v, weekly)
     out = {
-        "start": str(args.start), "end": str(args.end), "days": int(last - first + 1),
+        "start": str(args.start), "end": str(args.end), "days": int(last - first + 1), "lead_days": lead,
         "model_file": None if args.model is None else str(args.model),
         "model_bytes": forecaster.network.bytes if forecaster.network else 0,
         "methods": {m: methods.count(m) for m in sorted(set(methods))},
