@@ -64,9 +64,18 @@ async def run_prices(
     await service.backfill(history_days)
     delay = await service.run_once()
     await update()
+    shown = _freshness(service)
     while True:
         await asyncio.sleep(delay)
         delay = await service.run_once()
+        if _freshness(service) != shown:  # e.g. tomorrow became stale: no new data, still news
+            shown = _freshness(service)
+            await publish(await prices_payload(store, service.status, clock(), cfg.forecast.horizon_h))
+
+
+def _freshness(service: PriceService) -> tuple[object, ...]:
+    s = service.status
+    return (s.today, s.tomorrow, s.stale, s.last_error)
 
 
 async def fetch_day(settings: PricesSettings, day: date) -> DayPrices:
