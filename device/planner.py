@@ -56,6 +56,7 @@ _SETPOINT_TOLERANCE_KW = 0.03  # plan within 30 W of self-consumption → self_c
 _TIE_BREAK_EUR_MWH = 0.001  # per slot; at most 0.02 ct/kWh over 192 slots
 _NUM_BLOCKS = 9  # imp, exp, ch, dis, soc, cur, short, over, excess
 IMP, EXP, CH, DIS, SOC, CUR, SHORT, OVER, EXCESS = range(_NUM_BLOCKS)
+_NUM_ROW_BLOCKS = 9
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,10 @@ def _pattern(n: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.i
         (4, col(IMP)), (4, col(EXCESS)),
         (5, col(CH)), (5, col(DIS)),
         (6, col(DIS)), (6, col(CH)), (6, col(CUR)),
+        # 7: the grid feeds only load and battery; 8: only PV and battery feed the grid — no
+        # pass-through from import to export, which negative import prices would reward
+        (7, col(IMP)), (7, col(CH)),
+        (8, col(EXP)), (8, col(DIS)), (8, col(CUR)),
     ]
     rows = [block * n + t for block, _ in entries]
     cols = [c for _, c in entries]
@@ -417,6 +422,8 @@ def _build(
         ones, -ones,
         ones / ch_max if ch_max > 0 else 0 * ones, ones / dis_max if dis_max > 0 else 0 * ones,
         ones, -ones, -ones,
+        ones, -ones,
+        ones, -ones, ones,
         -np.ones(n - 1),
     ]
     rows, cols, order, _ = _pattern(n)
@@ -469,6 +476,8 @@ def _build(
         np.full(n, -inf),
         np.full(n, -inf),
         -ac - pv if np.isfinite(ac) else np.full(n, -inf),
+        np.full(n, -inf),
+        np.full(n, -inf),
     ])
     row_hi = np.concatenate([
         load - pv,
@@ -478,10 +487,12 @@ def _build(
         np.where(np.isfinite(cap_w), cap_w / 1000.0, inf),
         np.ones(n),
         ac - pv if np.isfinite(ac) else np.full(n, inf),
+        load,
+        pv,
     ])
     lp = highspy.HighsLp()
     lp.num_col_ = _NUM_BLOCKS * n
-    lp.num_row_ = 7 * n
+    lp.num_row_ = _NUM_ROW_BLOCKS * n
     lp.col_cost_ = cost.ravel()
     lp.col_lower_ = lower.ravel()
     lp.col_upper_ = upper.ravel()

@@ -125,9 +125,9 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
     async with rig(tmp_path, pty_pair, mosquitto) as r:
         now = time.time()
         hour = int(now // 3600) * 3600
-        # free power this hour and the next, very dear power in the evening: charge now
+        # paid to import this hour, very dear power afterwards: charge at full power now
         prices = [{"zone": "DE_LU", "ts": hour + 3600 * h, "resolution_s": 3600,
-                   "price_eur_mwh": -100.0 if h < 2 else 600.0, "source": "csv", "fetched_at": now}
+                   "price_eur_mwh": -500.0 if h < 1 else 600.0, "source": "csv", "fetched_at": now}
                   for h in range(12)]
         async with AsyncStore(r.cfg.db_path) as store:
             await store.call(lambda s: s.db.table("prices").insert_all(prices))  # type: ignore[arg-type]

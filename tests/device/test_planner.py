@@ -178,3 +178,15 @@ def test_plan_json_has_a_setpoint_per_slot() -> None:
     assert len(data["slots"]) == 8
     assert set(data["slots"][0]) >= {"ts", "import_w", "export_w", "charge_w", "discharge_w", "soc_pct",
                                      "action", "power_w", "import_price"}
+
+
+def test_negative_import_prices_charge_at_full_power_and_stay_bounded() -> None:
+    n = 8
+    imp = np.r_[np.full(4, -395.0), np.full(4, 900.0)]  # paid to import, then very dear
+    inp = Inputs(T0 + SLOT_S * np.arange(n), imp, np.zeros(n), np.full(n, 600.0), np.full(n, 1200.0), 50.0)
+    p = plan(inp, BAT)
+    assert not any("solver" in c for c in p.compromises)
+    assert p.setpoints[0] == p.setpoints[0].__class__("charge", 5000)
+    # curtailment is allowed here (PV instead of paid import): check the basics
+    assert (np.minimum(p.import_w, p.export_w) < 1.0).all()
+    assert p.charge_w.max() <= BAT.max_charge_w + TOL
