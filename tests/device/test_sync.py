@@ -133,7 +133,8 @@ async def test_three_days_offline_then_the_backlog_drains(
         assert client.stats["lag_s"] >= 3 * DAY - 60
         assert 0.05 <= client.stats["next_retry_s"] <= 0.4
         agg.start()
-        await until(lambda: client.stats["streams"]["readings"]["pending"] == 0, "the backlog to drain")
+        await until(lambda: client.stats["state"] == "ok" and client.stats["streams"]["readings"]["pending"] == 0,
+                    "the backlog to drain")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
