@@ -170,10 +170,9 @@ class SyncClient:
         if stream not in self._resynced:
             await self._resume_from_aggregator(stream)
             self._resynced.add(stream)
-        sent = 0
         while True:
             try:
-                return sent + await self._upload_pending(stream)
+                return await self._upload_pending(stream)
             except _Resume as resume:
                 await self._set_cursor(stream, resume.last_seq, "the aggregator's high-water mark")
 
@@ -261,7 +260,7 @@ class SyncClient:
         if status == 200:
             return
         if status == 425:
-            raise _TooEarly()
+            raise _TooEarly(f"{stream} {batch.first_seq}..{batch.last_seq}: HTTP 425: {answer.get('error')}")
         if status == 409 and isinstance(answer.get("last_seq"), int):
             log.error("cloud_sync_conflict", stream=stream, first_seq=batch.first_seq,
                       last_seq=batch.last_seq, error=answer.get("error"))
