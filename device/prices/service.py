@@ -104,6 +104,14 @@ class PriceService:
         self.status = PriceStatus(zone=self.zone, source=source.name)
         self._inputs_done: set[date] = set()
 
+    def health(self) -> dict[str, object]:
+        """Figures for the ``health`` topic: freshness, errors, failed requests, rate-limit waits."""
+        out = self.status.as_dict()
+        out["requests_failed"] = getattr(self.source, "requests_failed", 0)
+        limiter = getattr(self.source, "limiter", None)
+        out["rate_limit_wait_s"] = round(limiter.waited_s, 1) if limiter is not None else 0.0
+        return out
+
     # --- one delivery day -----------------------------------------------------------------
     async def stored_state(self, day: date) -> str:
         start, end = day_bounds(day)

@@ -53,3 +53,42 @@ def test_prices_command_prints_a_day_and_fails_on_missing_token(monkeypatch: pyt
     monkeypatch.setenv("NATTERY_PRICES_SOURCE", "entsoe")
     result = CliRunner().invoke(main, ["prices"])
     assert result.exit_code == 1 and "prices.entsoe_token" in result.output
+
+
+async def test_entsoe_loop_publishes_when_tomorrow_turns_stale_and_again_when_it_arrives(
+    entsoe_api: Any, tmp_path: Path
+) -> None:
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    brussels = ZoneInfo("Europe/Brussels")
+    entsoe_api.partial[date(2025, 10, 15)] = 50
+    cfg = configuration.load(environ={}, overrides={"prices": {
+        "entsoe_token": "t0ken", "history_days": 7, "retry_min_s": 0.05, "retry_max_s": 0.05, "timeout_s": 1}})
+    now = [datetime(2025, 10, 14, 13, 0, tzinfo=brussels).timestamp()]
+    payloads: list[dict[str, Any]] = []
+    event = asyncio.Event()
+
+    async def publish(payload: dict[str, Any]) -> None:
+        payloads.append(payload)
+        event.set()
+
+    async def next_payload() -> dict[str, Any]:
+        event.clear()
+        await asyncio.wait_for(event.wait(), 30)
+        return payloads[-1]
+
+    async with AsyncStore(tmp_path / "nattery.db") as store:
+        task = asyncio.create_task(run_prices(cfg, store, publish, clock=lambda: now[0]))
+        first = await next_payload()
+        assert first["tomorrow"] == "missing" and first["stale"] is False and first["forecast"]["slots"]
+        now[0] = datetime(2025, 10, 14, 14, 5, tzinfo=brussels).timestamp()
+        # nothing new arrives, but tomorrow is now late: that alone must be published
+        while not (await next_payload())["stale"]:
+            pass
+        entsoe_api.partial.clear()
+        while (p := await next_payload())["tomorrow"] != "complete":
+            pass
+        task.cancel()
+        assert p["stale"] is False and len(p["prices"]) == 96 * 2
+        assert p["forecast"]["slots"][0]["ts"] == p["known_until"] == "2025-10-15T22:00:00Z"

@@ -142,6 +142,9 @@ async def test_outage_is_a_status_not_a_crash(entsoe_api: Api, store: AsyncStore
     svc, _ = service(store, Clock(at(date(2025, 10, 14), 13)))
     delay = await svc.run_once()
     assert svc.status.last_error and "503" in svc.status.last_error and delay > 0
+    health = svc.health()
+    assert health["requests_failed"] == 2 and health["last_error"] == svc.status.last_error
+    assert "t0ken" not in str(health)
 
 
 def test_bad_time_of_day_names_the_key(store: AsyncStore) -> None:
