@@ -1,9 +1,9 @@
 """Wiring for the app: source from the configuration, fetch loop, re-forecast, ``prices`` payload.
 
-``await run_prices(cfg, store, publish)`` is the whole prices-and-forecast part of the app:
-it backfills, follows the daily schedule, re-forecasts after every new piece of data and calls
-``publish(payload)`` with the retained ``prices`` message (see :mod:`device.prices.payload`).
-Cancel the task to stop it.
+``PricesApp(cfg, store, publish)`` is the whole prices-and-forecast part of the app: ``run()``
+backfills, follows the daily schedule, re-forecasts after every new piece of data and calls
+``publish(payload)`` with the retained ``prices`` message (see :mod:`device.prices.payload`);
+``health()`` gives its figures for the ``health`` topic. Cancel the task to stop it.
 """
 
 from __future__ import annotations
@@ -42,35 +42,73 @@ def build_source(settings: PricesSettings) -> PriceSource:
     )
 
 
+class PricesApp:
+    """The prices part of the app: ``await app.run()`` until cancelled; ``app.health()`` any time.
+
+    Building it checks the configuration (a missing token raises ``ValueError`` naming the key).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: AsyncStore,
+        publish: Callable[[dict[str, Any]], Awaitable[None]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.zone = cfg.prices.zone
+        self.store = store
+        self.publish = publish
+        self.clock = clock
+        self.history_days = CSV_BACKFILL_DAYS if cfg.prices.source == "csv" else cfg.prices.history_days
+        self.service = PriceService(cfg.prices, store, build_source(cfg.prices), clock=clock, on_update=self.update)
+        self.forecaster: PriceForecaster | None = None
+        self.forecast_methods: dict[str, str] = {}
+
+    def health(self) -> dict[str, object]:
+        return {**self.service.health(), "forecast": self.forecast_methods,
+                "model": None if self.forecaster is None or self.forecaster.network is None
+                else self.forecaster.network.path.name}
+
+    async def publish_payload(self) -> None:
+        await self.publish(await prices_payload(self.store, self.service.status, self.clock(),
+                                                self.cfg.forecast.horizon_h))
+
+    async def update(self) -> None:
+        """Re-forecast from what is stored, then publish."""
+        if self.forecaster is not None:
+            try:
+                result = await reforecast(self.store, self.forecaster, self.zone, self.clock(),
+                                          self.cfg.forecast.horizon_h, self.history_days)
+                self.forecast_methods = {} if result is None else result.methods
+            except ValueError as exc:  # e.g. no complete day stored yet
+                log.warning("price_forecast_failed", zone=self.zone, error=str(exc))
+        await self.publish_payload()
+
+    async def run(self) -> None:
+        self.forecaster = await asyncio.to_thread(
+            PriceForecaster, model_path(self.cfg.forecast, self.zone), self.cfg.device.timezone
+        )
+        await self.service.backfill(self.history_days)
+        delay = await self.service.run_once()
+        await self.update()
+        shown = _freshness(self.service)
+        while True:
+            await asyncio.sleep(delay)
+            delay = await self.service.run_once()
+            if _freshness(self.service) != shown:  # e.g. tomorrow became stale: no new data, still news
+                shown = _freshness(self.service)
+                await self.publish_payload()
+
+
 async def run_prices(
     cfg: Config,
     store: AsyncStore,
     publish: Callable[[dict[str, Any]], Awaitable[None]],
     clock: Callable[[], float] = time.time,
 ) -> None:
-    zone = cfg.prices.zone
-    source = build_source(cfg.prices)
-    forecaster = await asyncio.to_thread(PriceForecaster, model_path(cfg.forecast, zone), cfg.device.timezone)
-    history_days = CSV_BACKFILL_DAYS if cfg.prices.source == "csv" else cfg.prices.history_days
-
-    async def update() -> None:
-        try:
-            await reforecast(store, forecaster, zone, clock(), cfg.forecast.horizon_h, history_days)
-        except ValueError as exc:  # e.g. no complete day stored yet
-            log.warning("price_forecast_failed", zone=zone, error=str(exc))
-        await publish(await prices_payload(store, service.status, clock(), cfg.forecast.horizon_h))
-
-    service = PriceService(cfg.prices, store, source, clock=clock, on_update=update)
-    await service.backfill(history_days)
-    delay = await service.run_once()
-    await update()
-    shown = _freshness(service)
-    while True:
-        await asyncio.sleep(delay)
-        delay = await service.run_once()
-        if _freshness(service) != shown:  # e.g. tomorrow became stale: no new data, still news
-            shown = _freshness(service)
-            await publish(await prices_payload(store, service.status, clock(), cfg.forecast.horizon_h))
+    """``PricesApp(...).run()`` for callers that do not need its health figures."""
+    await PricesApp(cfg, store, publish, clock).run()
 
 
 def _freshness(service: PriceService) -> tuple[object, ...]:

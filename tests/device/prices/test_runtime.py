@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from device import config as configuration
-from device.prices.runtime import build_source, run_prices
+from device.prices.runtime import PricesApp, build_source, run_prices
 from device.store import AsyncStore, Store
 
 
@@ -21,9 +21,13 @@ async def test_simulate_setup_fetches_forecasts_and_publishes_from_the_csv_sampl
         published.set()
 
     async with AsyncStore(tmp_path / "nattery.db") as store:
-        task = asyncio.create_task(run_prices(cfg, store, publish))
+        app = PricesApp(cfg, store, publish)
+        task = asyncio.create_task(app.run())
         await asyncio.wait_for(published.wait(), 60)
         task.cancel()
+        health = app.health()
+        assert health["today"] == "complete" and health["model"] == "price_de_lu.tflite"
+        assert set(health["forecast"].values()) <= {"blend", "network"}  # type: ignore[union-attr]
         p = payloads[-1]
         assert p["zone"] == "DE_LU" and p["source"] == "csv" and p["today"] == "complete"
         assert p["prices"] and p["forecast"]["slots"]  # known prices, then the forecast after them
