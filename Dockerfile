@@ -2,7 +2,9 @@
 # Balena builds it for the fleet's architecture (Raspberry Pi: aarch64).
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# One BLAS thread: the forecast's daily refit is 10-30x slower when OpenBLAS threads fight for
+# the Pi's cores with the bridge (see device/cli.py, which sets the same default).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 OPENBLAS_NUM_THREADS=1
 WORKDIR /usr/src/nattery
 
 # The same install path as the quick start, without test tools.

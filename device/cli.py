@@ -6,6 +6,12 @@ one-line reason with a non-zero exit status.
 
 from __future__ import annotations
 
+import os
+
+# Before numpy is imported anywhere: multi-threaded OpenBLAS made the forecast's daily refit
+# 10-30x slower on a busy two-core machine (threads fighting the bridge and the web page).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
