@@ -281,6 +281,40 @@ def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: 
 
 @main.command()
 @config_option
+@click.option("--soc", type=click.FloatRange(0, 100), help="State of charge (%) to plan from "
+              "(default: the newest reading).")
+@click.option("--mode", type=click.Choice(["auto", "self_consumption", "peak_shaving", "off"]),
+              help="Plan in this mode (default: planner.mode).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+def plan(config_file: Path | None, soc: float | None, mode: str | None, as_json: bool) -> None:
+    """Show the battery plan for now from the stored prices and forecasts (sends nothing)."""
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from device.planning import preview
+
+    cfg = load_config(config_file)
+    result = run_async(preview(cfg, soc, mode or (None if cfg.planner.mode == "manual" else cfg.planner.mode)))
+    data = result.to_json()
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    zone = ZoneInfo(cfg.device.timezone)
+    click.echo(f"mode {data['mode']}, {len(data['slots'])} slots, solved in {data['solve_ms']} ms")
+    for note in data["compromises"]:
+        click.echo(f"note: {note}")
+    click.echo("local time        import ct/kWh  load W   PV W  setpoint             SoC %")
+    for slot in data["slots"]:
+        when = datetime.fromtimestamp(slot["ts"], zone).strftime("%a %d %H:%M")
+        action = slot["action"] or "-"
+        setpoint = f"{action} {slot['power_w']} W" if action in ("charge", "discharge") else action
+        click.echo(f"{when:16s} {slot['import_price'] / 10:13.2f} {slot['load_w']:7d} {slot['pv_w']:6d}  "
+                   f"{setpoint:20s} {slot['soc_pct']:5.1f}")
+
+
+@main.command()
+@config_option
 @click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Delivery day (default: tomorrow, market time).")
 @click.option("--json", "as_json", is_flag=True, help="Print the day as one JSON object.")
 def prices(config_file: Path | None, day: Any, as_json: bool) -> None:

@@ -157,8 +157,7 @@ class PlanningService:
         """Re-plan if needed; returns the new plan or None."""
         now = self.clock()
         start = int(now // SLOT_S) * SLOT_S
-        n = MAX_SLOTS
-        gathered = await self.store.call(_gather, start, n, HISTORY_SLOTS)
+        gathered = await self.store.call(_gather, start, MAX_SLOTS, HISTORY_SLOTS)
         key = (gathered["prices_key"], gathered["forecast_key"], self.request, tuple(self.events))
         telemetry = self.controller.telemetry or {}
         soc = telemetry.get("soc_pct")
@@ -169,19 +168,27 @@ class PlanningService:
             self.plan.soc_at(now) if self.plan is not None and self.plan.soc_at(now) is not None
             else self.battery.floor_pct
         )
-        inputs, note = self._inputs(gathered, start, n, now, float(soc_now or 0.0))
-        request = self.request if note is None else ModeRequest("self_consumption")
-        result = await asyncio.to_thread(
-            plan, inputs, self.battery, self.rules, request, tuple(self.events), reason, self._solver
-        )
-        if note:
-            result.compromises.append(note)
+        result = await self.compute(gathered, now, float(soc_now or 0.0), reason)
         self.plan, self._key = result, key
         self.replans += 1
         await self.store.call(Store.insert_plan, result.created_at, reason, result.to_json())
         await self.controller.set_plan(result)
         log.info("replanned", reason=reason, slots=len(result.ts), solve_ms=round(result.solve_ms, 2),
                  first=result.setpoints[0].action, compromises=result.compromises)
+        return result
+
+    async def compute(self, gathered: dict[str, Any] | None, now: float, soc_pct: float, reason: str) -> Plan:
+        """The plan for ``now`` from the store's data (gathered when not given); changes nothing."""
+        start = int(now // SLOT_S) * SLOT_S
+        if gathered is None:
+            gathered = await self.store.call(_gather, start, MAX_SLOTS, HISTORY_SLOTS)
+        inputs, note = self._inputs(gathered, start, MAX_SLOTS, now, soc_pct)
+        request = self.request if note is None else ModeRequest("self_consumption")
+        result = await asyncio.to_thread(
+            plan, inputs, self.battery, self.rules, request, tuple(self.events), reason, self._solver
+        )
+        if note:
+            result.compromises.append(note)
         return result
 
     def _inputs(self, g: dict[str, Any], start: int, n: int, now: float, soc: float) -> tuple[Inputs, str | None]:
@@ -320,3 +327,24 @@ class Planning:
 
     def health(self) -> dict[str, Any]:
         return {"planner": self.service.health(), "controller": self.controller.health()}
+
+
+async def preview(
+    cfg: Config, soc_pct: float | None = None, mode: str | None = None, now: float | None = None
+) -> Plan:
+    """``nattery plan``: the plan the planner would make now from the stored data.
+
+    Sends no command and stores nothing. The SoC defaults to the newest reading's.
+    """
+    async def nowhere(topic: str, *args: Any, **kwargs: Any) -> None:
+        raise NotConnected(f"{topic}: preview sends nothing")
+
+    async with AsyncStore(cfg.db_path) as store:
+        svc = PlanningService(cfg, store, Controller(Topics(cfg.mqtt.prefix, cfg.device.id), nowhere))
+        if mode is not None:
+            svc.request = ModeRequest(mode, peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+        if soc_pct is None:
+            latest = await store.call(Store.latest_reading)
+            soc_pct = (latest or {}).get("roles", {}).get("soc_pct")
+        soc = svc.battery.floor_pct if soc_pct is None else float(soc_pct)
+        return await svc.compute(None, time.time() if now is None else now, soc, "preview")

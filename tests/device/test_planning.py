@@ -139,3 +139,31 @@ async def test_the_price_forecast_extends_the_plan_to_the_configured_horizon(tmp
         assert len(set(p.import_price[first_forecast:first_forecast + 4].round(6))) == 1
     finally:
         await store.close()
+
+
+def test_nattery_plan_shows_the_plan_without_sending_anything(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from device.cli import main
+
+    c = cfg(tmp_path)
+    store = Store(c.db_path)
+    now = datetime.now(UTC).timestamp()
+    hour = int(now // 3600) * 3600
+    store.db.table("prices").insert_all(
+        {"zone": "DE_LU", "ts": hour + 3600 * h, "resolution_s": 3600, "price_eur_mwh": 50.0 + 30 * (h % 3),
+         "source": "csv", "fetched_at": now} for h in range(12)
+    )
+    store.close()
+    installer = tmp_path / "nattery.yaml"
+    installer.write_text(f"device:\n  data_dir: {tmp_path}\n")
+    runner = CliRunner()
+    result = runner.invoke(main, ["plan", "--config", str(installer), "--soc", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["reason"] == "preview" and 44 <= len(data["slots"]) <= 48
+    table = runner.invoke(main, ["plan", "--config", str(installer), "--soc", "40", "--mode", "self_consumption"])
+    assert table.exit_code == 0 and "self_consumption" in table.output and "import ct/kWh" in table.output
+    assert Store(c.db_path).latest_plan() is None  # a preview stores nothing
+    bad = runner.invoke(main, ["plan", "--config", str(installer), "--soc", "150"])
+    assert bad.exit_code != 0 and "150" in bad.output
