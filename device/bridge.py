@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 CONTROL_ACTIONS = ("self_consumption", "charge", "discharge", "hold")
 OTHER_ACTIONS = ("refresh", "read_register", "write_register")
+APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
 
@@ -263,7 +264,7 @@ class Bridge:
     # --- commands ----------------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
         action = self.topics.action_of(topic)
-        if action is None:
+        if action is None or action in APP_ACTIONS:
             return
         task = asyncio.create_task(self._handle(action, payload))
         self._tasks.add(task)

@@ -265,11 +265,11 @@ def app(config_file: Path | None) -> None:
 def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
         data_dir: Path | None, port: int) -> None:
     """Everything in one process: broker (embedded unless configured), bridge and app."""
-    from device.runtime import local_data_dir, run_simulated, stop_on_signals
+    from device.runtime import local_config, run_simulated, stop_on_signals
 
     if not simulate:
         raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")
-    cfg = local_data_dir(
+    cfg = local_config(
         load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}, web={"port": port}), data_dir
     )
 

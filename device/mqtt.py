@@ -95,7 +95,8 @@ def dumps(payload: Any) -> bytes:
 class MqttSession:
     """One long-lived, self-healing MQTT connection.
 
-    ``status_topic`` gets a retained ``online`` on every (re)connect and is the LWT (``offline``).
+    ``status_topic`` gets a retained ``online`` on every (re)connect and is the LWT (``offline``);
+    ``on_connect`` runs after every (re)connect (to re-publish what a broker restart lost).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class MqttSession:
         status_topic: str | None = None,
         subscriptions: tuple[str, ...] = (),
         on_message: Handler | None = None,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
         reconnect_max_s: float = 30.0,
     ) -> None:
         self.settings = settings
@@ -113,6 +115,7 @@ class MqttSession:
         self.status_topic = status_topic
         self.subscriptions = subscriptions
         self.on_message = on_message
+        self.on_connect = on_connect
         self.reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
@@ -160,6 +163,8 @@ class MqttSession:
                         await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     self.connects += 1
                     self.connected.set()
+                    if self.on_connect is not None:
+                        await self.on_connect()
                     delay = 0.5
                     log.info("mqtt connected" if not was_lost else "mqtt reconnected",
                              host=self.settings.host or "127.0.0.1", port=self.settings.port)

@@ -42,6 +42,12 @@ MAX_SLOTS = 192  # 48 h: known prices reach at most ~35 h ahead
 Publish = Callable[..., Awaitable[None]]
 
 
+def configured_mode(cfg: Config) -> ModeRequest:
+    """The standing mode from the configuration (manual needs an end time, so it means auto)."""
+    mode = cfg.planner.mode if cfg.planner.mode != "manual" else "auto"
+    return ModeRequest(mode, peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+
+
 def replan_reason(
     now: float,
     last: Plan | None,
@@ -97,8 +103,7 @@ class PlanningService:
         self.tariff = Tariff(cfg.tariff, cfg.device.timezone)
         self.battery = Battery.from_config(cfg)
         self.rules = Rules.from_config(cfg)
-        self.request = ModeRequest(cfg.planner.mode if cfg.planner.mode != "manual" else "auto",
-                                   peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+        self.request = configured_mode(cfg)
         self.events: list[DemandResponse] = []
         self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
         self.plan: Plan | None = None
@@ -111,6 +116,15 @@ class PlanningService:
     def set_mode(self, request: ModeRequest) -> None:
         self.request = request
         self._wake.set()
+
+    def reconfigure(self, cfg: Config, request: ModeRequest) -> None:
+        """Adopt changed settings (the homeowner's reserve, tariff, mode) and re-plan at once."""
+        self.cfg = cfg
+        self.tariff = Tariff(cfg.tariff, cfg.device.timezone)
+        self.battery = Battery.from_config(cfg)
+        self.rules = Rules.from_config(cfg)
+        self._key = None  # the inputs changed even if prices did not
+        self.set_mode(request)
 
     def add_event(self, event: DemandResponse) -> None:
         self.events = [e for e in self.events if e.end > self.clock()] + [event]

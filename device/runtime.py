@@ -127,6 +127,11 @@ async def run_simulated(cfg: Config, stop: asyncio.Event, *, speed: float = 1.0)
         await sim.close()
 
 
-def local_data_dir(cfg: Config, data_dir: Path | None) -> Config:
-    """Local runs keep their data in ``./data`` unless told otherwise (there is no /data volume)."""
-    return cfg.replace(device={"data_dir": str(data_dir or Path("data").resolve())})
+def local_config(cfg: Config, data_dir: Path | None) -> Config:
+    """Local runs keep their data in ``./data`` unless told otherwise (there is no /data volume),
+    and replay the shipped price sample when no ENTSO-E token is configured."""
+    cfg = cfg.replace(device={"data_dir": str(data_dir or Path("data").resolve())})
+    if cfg.prices.source == "entsoe" and not cfg.prices.entsoe_token:
+        log.info("no ENTSO-E token: replaying the shipped day-ahead price sample")
+        cfg = cfg.replace(prices={"source": "csv"})
+    return cfg

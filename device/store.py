@@ -269,11 +269,22 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open database ({exc})") from exc
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
-        self.db.execute("PRAGMA busy_timeout=30000")
         self.migrate()
         self._ensure_reserve()
+
+    def _enable_wal(self, attempts: int = 100) -> None:
+        """Switch to WAL. Changing the journal mode ignores the busy timeout, and on first boot the
+        bridge and the app create the file at the same moment, so a locked database is retried."""
+        for attempt in range(attempts):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise StoreError(f"{self.path}: cannot switch to WAL ({exc})") from exc
+                time.sleep(0.05)
 
     @property
     def version(self) -> int:

@@ -24,3 +24,20 @@ def test_concurrent_first_open_applies_each_migration_once(tmp_path: Path) -> No
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     rows = sqlite3.connect(path).execute("SELECT version FROM schema_version ORDER BY version").fetchall()
     assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_bridge_and_app_open_a_new_database_at_once(tmp_path: Path) -> None:
+    """In `nattery run` both open the same fresh file from two threads of one process."""
+    import asyncio
+
+    from device.store import AsyncStore
+
+    for i in range(10):
+        path = tmp_path / f"n{i}.db"
+
+        async def open_close() -> None:
+            async with AsyncStore(path):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(open_close(), open_close(), open_close())
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
