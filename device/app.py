@@ -73,7 +73,11 @@ class RetainedPublisher:
 
 
 async def follow_home_settings(
-    cfg: Config, settings: SettingsFile, planner: PlanningService, clock: Callable[[], float] = time.time
+    cfg: Config,
+    settings: SettingsFile,
+    planner: PlanningService,
+    clock: Callable[[], float] = time.time,
+    poll_s: float = SETTINGS_POLL_S,
 ) -> None:
     """Apply the homeowner's settings from the web page (mode, reserve, tariff, manual override)
     to the planner whenever they change, and return to the standing mode when an override ends."""
@@ -96,7 +100,7 @@ async def follow_home_settings(
             planner.reconfigure(effective, request)
             log.info("homeowner settings applied", mode=request.mode, action=request.action)
             applied = state
-        await asyncio.sleep(SETTINGS_POLL_S)
+        await asyncio.sleep(poll_s)
 
 
 class _StatsHealth:
@@ -109,12 +113,13 @@ class _StatsHealth:
         return self.stats
 
 
-def background_jobs(cfg: Config, store: AsyncStore) -> tuple[dict[str, Job], dict[str, Any]]:
+def background_jobs(
+    cfg: Config, store: AsyncStore, settings: SettingsFile
+) -> tuple[dict[str, Job], dict[str, Any]]:
     """The app's background jobs by name, and the health sources they expose to the page."""
     retained = RetainedPublisher(cfg)
     prices = PricesApp(cfg, store, retained.publish_prices)
     planning = Planning(cfg, store)
-    settings = SettingsFile.for_config(cfg)
     jobs: dict[str, Job] = {
         "housekeeping": store.housekeeping,
         "mqtt": retained.session.run,
@@ -136,10 +141,11 @@ async def run_app(cfg: Config, stop: asyncio.Event) -> None:
     """Serve the page and run the background jobs until ``stop`` is set."""
     regmap = load_map(cfg.inverter.map)
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
-        jobs, health = background_jobs(cfg, store)
+        settings = SettingsFile.for_config(cfg)  # one instance: the page writes, the planner reads
+        jobs, health = background_jobs(cfg, store, settings)
         tasks = [asyncio.create_task(supervise(name, job), name=name) for name, job in jobs.items()]
         try:
-            async with web_server(cfg, store, regmap, health=health) as url:
+            async with web_server(cfg, store, regmap, health=health, settings=settings) as url:
                 log.info("app running", url=url, jobs=sorted(jobs))
                 await stop.wait()
         finally:

@@ -30,21 +30,27 @@ log = structlog.get_logger(__name__)
 
 def web_deps(
     cfg: Config, store: AsyncStore, regmap: RegisterMap, link: BridgeLink,
-    health: Mapping[str, HealthSource] | None = None,
+    health: Mapping[str, HealthSource] | None = None, settings: SettingsFile | None = None,
 ) -> WebDeps:
     return WebDeps(
         store=store, regmap=regmap, telemetry=link, commands=link,
-        settings=SettingsFile.for_config(cfg), health={"bridge": link, **(health or {})},
+        settings=settings or SettingsFile.for_config(cfg), health={"bridge": link, **(health or {})},
     )
 
 
 @contextlib.asynccontextmanager
 async def web_server(
-    cfg: Config, store: AsyncStore, regmap: RegisterMap, health: Mapping[str, HealthSource] | None = None
+    cfg: Config, store: AsyncStore, regmap: RegisterMap, health: Mapping[str, HealthSource] | None = None,
+    settings: SettingsFile | None = None,
 ) -> AsyncIterator[str]:
-    """Serve the page until the block exits; yields the URL it listens on."""
+    """Serve the page until the block exits; yields the URL it listens on.
+
+    ``settings`` is the homeowner's settings file shared with the planner in the same process,
+    so a change on the page reaches the plan without a restart.
+    """
     async with BridgeLink(cfg.mqtt, Topics(cfg.mqtt.prefix, cfg.device.id), f"{cfg.device.id}-web") as link:
-        runner = web.AppRunner(create_app(cfg, web_deps(cfg, store, regmap, link, health)), access_log=None)
+        deps = web_deps(cfg, store, regmap, link, health, settings)
+        runner = web.AppRunner(create_app(cfg, deps), access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, cfg.web.host, cfg.web.port)
