@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import aiomqtt
 import structlog
 
 from device.config import MqttSettings
+from device.ports import free_port, port_is_free
 
 log = structlog.get_logger(__name__)
 
@@ -189,21 +189,6 @@ class MqttSession:
         if final_status is not None and self.status_topic and self.connected.is_set():
             with contextlib.suppress(NotConnected, asyncio.TimeoutError):
                 await asyncio.wait_for(self.publish(self.status_topic, final_status, retain=True, qos=1), 2)
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,8 @@ from device.modbus.client import client_factory
 from device.modbus.inverter import Inverter, Limits
 from device.modbus.registermap import RegisterMap, load_map
 from device.modbus.worker import ModbusWorker
-from device.mqtt import embedded_broker, free_port
+from device.mqtt import embedded_broker
+from device.ports import free_port
 from device.store import AsyncStore, Retention
 
 log = structlog.get_logger(__name__)

@@ -33,6 +33,7 @@ from typing import Any
 from cloud_sync import registry
 from cloud_sync.db import connect
 from device.modbus.registermap import load_map
+from device.ports import free_port, wait_for_port
 from device.store import Reading, Store
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -120,27 +121,6 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
 def cloud_command() -> list[str]:
     return [sys.executable, "-m", "cloud_sync"]
 
@@ -158,7 +138,7 @@ def drain(device_db: Path, target: str, batch_size: int, workdir: Path) -> dict[
         stdout=subprocess.DEVNULL, stderr=(workdir / "aggregator.log").open("w"),
     )
     try:
-        wait_for_port(port)
+        wait_for_port(port, timeout=20.0)
         env = {**os.environ, "NATTERY_DEVICE_ID": "bench", "NATTERY_STORE_PATH": str(device_db),
                "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": str(batch_size),
                "NATTERY_LOG_LEVEL": "warning", "NATTERY_DEVICE_DATA_DIR": str(workdir)}
