@@ -7,6 +7,10 @@ upgraded in place and a database from a newer release is refused instead of corr
 
 ``Store`` is synchronous; async code uses :class:`AsyncStore`, which runs every call on one
 dedicated thread that owns the connection (the aiosqlite pattern), so the event loop never blocks.
+
+Over the usual module size on purpose: the rule is that one module owns SQL, so every table's
+queries live here, in marked sections per table (readings, energy, prices, plans, settlements,
+events, sync); splitting it would spread the schema over files that must change together.
 """
 
 from __future__ import annotations
