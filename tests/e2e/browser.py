@@ -22,7 +22,7 @@ from playwright.async_api import ViewportSize
 from tests.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("NATTERY_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", REPO / "artifacts" / "screenshots"))
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
