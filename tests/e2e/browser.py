@@ -7,19 +7,23 @@ go to ``artifacts/screenshots`` (gitignored; CI keeps them as artifacts).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from playwright.async_api import ViewportSize
 
 from tests.conftest import free_port, wait_for_port
+from tests.device.prices.entsoe_api import Api, serve
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", REPO / "artifacts" / "screenshots"))
@@ -44,14 +48,16 @@ def screenshot_path(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def nattery_simulate(data_dir: Path, mqtt_port: int, speed: float = 60.0, **web: str) -> Iterator[str]:
+def nattery_simulate(
+    data_dir: Path, mqtt_port: int, speed: float = 60.0, env: dict[str, str] | None = None, **web: str
+) -> Iterator[str]:
     """``nattery run --simulate`` as a user starts it (here on a test broker and a free port);
     yields the page's URL. ``speed`` makes the simulated battery move visibly within seconds.
-    ``web`` settings go in as ``NATTERY_WEB_<KEY>`` environment variables."""
+    ``web`` settings go in as ``NATTERY_WEB_<KEY>`` environment variables, ``env`` as given."""
     port = free_port()
     env = {**os.environ, "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(mqtt_port),
            "NATTERY_WEB_HOST": "127.0.0.1", "NATTERY_LOG_FORMAT": "json", "NATTERY_DEVICE_ID": "browser",
-           "NATTERY_INVERTER_POLL_INTERVAL_S": "1",
+           "NATTERY_INVERTER_POLL_INTERVAL_S": "1", **(env or {}),
            **{f"NATTERY_WEB_{key.upper()}": value for key, value in web.items()}}
     nattery = Path(sys.executable).with_name("nattery")
     log = (data_dir / "nattery.log").open("w")
@@ -78,3 +84,22 @@ def nattery_simulate(data_dir: Path, mqtt_port: int, speed: float = 60.0, **web:
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+@contextlib.contextmanager
+def entsoe_stand_in(published_until: date) -> Iterator[str]:
+    """The local ENTSO-E stand-in (tests/device/prices/entsoe_api.py) on its own event loop in a
+    thread, publishing day-ahead prices up to ``published_until``; yields the URL for
+    ``ENTSOE_ENDPOINT_URL``, so the appliance's real price client fetches from it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="entsoe-stand-in", daemon=True)
+    thread.start()
+    port = free_port()
+    runner = asyncio.run_coroutine_threadsafe(serve(Api(published_until=published_until), port), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -22,7 +22,9 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from device.store import Store
 from tests.conftest import Broker, free_port
 from tests.device.web.harness import seed_history
-from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path, nattery_simulate, screenshot_path
+from tests.e2e.browser import (
+    CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path, entsoe_stand_in, nattery_simulate, screenshot_path,
+)
 
 pytestmark = pytest.mark.browser
 NEW = {"homeowner": "sunny-battery-7", "installer": "wiring-check-42"}
@@ -42,6 +44,15 @@ class Site:
         finally:
             store.close()
 
+    def fetched_prices(self) -> int:
+        """Price slots the appliance stored from ENTSO-E (the stand-in), not seeded by the test."""
+        store = Store(self.db)
+        try:
+            return int(store.db.execute(
+                "SELECT count(*) FROM prices WHERE zone = 'DE_LU' AND source = 'entsoe'").fetchone()[0])
+        finally:
+            store.close()
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
@@ -50,9 +61,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     broker = Broker(free_port(), tmp / "mosquitto.conf")
     broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     broker.start()
-    # prices are "late" from midnight on, so the test sees the late state at any time of day
+    # The price client fetches from a local ENTSO-E stand-in that has published nothing beyond
+    # today, and prices count as "late" from midnight on: the late state at any time of day.
+    today = datetime.now(ZoneInfo("Europe/Brussels")).date()
     try:
-        with nattery_simulate(tmp, broker.port, prices_late_after="00:00") as url:
+        with entsoe_stand_in(published_until=today) as endpoint, nattery_simulate(
+            tmp, broker.port, prices_late_after="00:00",
+            env={"ENTSOE_ENDPOINT_URL": endpoint, "NATTERY_PRICES_SOURCE": "entsoe",
+                 "NATTERY_PRICES_ENTSOE_TOKEN": "browser-test-token", "NATTERY_PRICES_HISTORY_DAYS": "14"},
+        ) as url:
             store = Store(tmp / "nattery.db")
             seed_history(store, ZoneInfo("Europe/Berlin"), time.time())
             store.close()
@@ -138,7 +155,15 @@ async def test_homeowner_first_login_live_values_manual_charge_and_late_prices(s
     assert await soc(page) > start
     assert any(e["kind"] == "control" and e["data"]["power_w"] == 3000 for e in site.events())
 
-    # prices: known and forecast are told apart, and tomorrow's prices are late
+    # prices: the appliance fetched today's from the ENTSO-E stand-in, none for tomorrow (late);
+    # known and forecast are told apart
+    fetched = 0
+    for _ in range(100):
+        fetched = site.fetched_prices()
+        if fetched >= 92:
+            break
+        await page.wait_for_timeout(200)
+    assert fetched >= 92, "no complete day of prices fetched from the ENTSO-E stand-in"
     await page.goto(site.url + "/prices")
     await expect(page.locator('[data-state="late"]')).to_contain_text("late")
     await expect(page.locator("#price-chart canvas")).to_have_count(1)
