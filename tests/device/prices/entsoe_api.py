@@ -146,7 +146,7 @@ class Api:
     def quantities(self, doc: str, zone: str, start: datetime, end: datetime) -> web.Response | None:
         days = self._days(start, end, self.forecasts_until)
         kinds = ["B16", "B18", "B19"] if doc == "A69" else ["load"]
-        series = []
+        series: list[str] = []
         for kind in kinds:
             for day in days:
                 d0, d1 = day_interval(day)
