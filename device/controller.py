@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from device.mqtt import NotConnected, Topics
+from device.mqtt import CommandChannel, NotConnected, Topics
 from device.planner import SLOT_S, Plan, Setpoint
 
 log = structlog.get_logger(__name__)
@@ -99,8 +98,7 @@ class Controller:
         self.telemetry_timeout_s = telemetry_timeout_s
         self.plan: Plan | None = None
         self.stats = ControllerStats()
-        self._ids = itertools.count(1)
-        self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.channel = CommandChannel(topics, publish, "ctl")
         self._telemetry: asyncio.Condition = asyncio.Condition()
         self._last_telemetry: dict[str, Any] | None = None
         self._telemetry_seq = 0
@@ -121,13 +119,7 @@ class Controller:
     async def on_message(self, topic: str, payload: bytes) -> None:
         """Feed ``cmd/result`` and ``telemetry`` messages from the app's MQTT session."""
         if topic == self.topics.cmd_result:
-            try:
-                reply = json.loads(payload)
-            except ValueError:
-                return
-            future = self._results.get(str(reply.get("id")))
-            if future is not None and not future.done():
-                future.set_result(reply)
+            self.channel.on_result(payload)
         elif topic == self.topics.telemetry:
             try:
                 data = json.loads(payload)
@@ -226,18 +218,12 @@ class Controller:
         return round(max(slot + SLOT_S - self.clock(), 0.0) + HOLD_MARGIN_S, 1)
 
     async def _send(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        command_id = f"ctl-{int(self.clock())}-{next(self._ids)}"
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._results[command_id] = future
         try:
-            await self.publish(self.topics.cmd(action), {"id": command_id, **args}, qos=1)
-            reply = await asyncio.wait_for(future, self.result_timeout_s)
+            reply = await self.channel.send(action, args, self.result_timeout_s)
         except NotConnected as exc:
             raise CommandFailed(f"{action}: MQTT not connected ({exc})") from None
         except TimeoutError:
             raise CommandFailed(f"{action}: no cmd/result within {self.result_timeout_s:g} s") from None
-        finally:
-            self._results.pop(command_id, None)
         if not reply.get("ok"):
             raise CommandFailed(f"{action}: {reply.get('error', 'refused')}")
         return reply

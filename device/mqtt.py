@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -189,6 +190,44 @@ class MqttSession:
         if final_status is not None and self.status_topic and self.connected.is_set():
             with contextlib.suppress(NotConnected, asyncio.TimeoutError):
                 await asyncio.wait_for(self.publish(self.status_topic, final_status, retain=True, qos=1), 2)
+
+
+class CommandChannel:
+    """Commands to the bridge: ``cmd/<action>`` with a fresh id, answered on ``cmd/result``.
+
+    Several senders (the web page, the controller) share the one result topic; each waits only
+    for the reply carrying its own id. Feed every ``cmd/result`` payload to :meth:`on_result`.
+    """
+
+    def __init__(self, topics: Topics, publish: Callable[..., Awaitable[None]], sender: str) -> None:
+        self.topics = topics
+        self._publish = publish
+        self._sender = sender
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def send(self, action: str, args: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+        """The bridge's reply (``ok`` true or false, ``error``, further fields).
+
+        Raises :class:`NotConnected` when the broker is away, ``TimeoutError`` without a reply."""
+        command_id = f"{self._sender}-{secrets.token_hex(6)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = future
+        try:
+            await self._publish(self.topics.cmd(action), {"id": command_id, **args}, qos=1)
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._pending.pop(command_id, None)
+
+    def on_result(self, payload: bytes) -> None:
+        try:
+            reply = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(reply, dict):
+            return
+        future = self._pending.get(str(reply.get("id")))
+        if future is not None and not future.done():
+            future.set_result(reply)
 
 
 @contextlib.asynccontextmanager

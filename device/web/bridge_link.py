@@ -2,9 +2,9 @@
 
 One :class:`~device.mqtt.MqttSession` subscribed to ``telemetry``, ``status``, ``health`` and
 ``cmd/result``; implements :class:`~device.web.deps.TelemetrySource`,
-:class:`~device.web.deps.CommandSender` and :class:`~device.web.deps.HealthSource`. A command
-gets a fresh id and waits for the ``cmd/result`` carrying that id, so concurrent commands from
-several browsers never receive each other's answers.
+:class:`~device.web.deps.CommandSender` (through :class:`~device.mqtt.CommandChannel`, so
+concurrent commands from several browsers never receive each other's answers) and
+:class:`~device.web.deps.HealthSource`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from device.config import MqttSettings
-from device.mqtt import MqttSession, NotConnected, Topics
+from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
 from device.web.deps import CommandResult
 
@@ -50,7 +50,7 @@ class BridgeLink:
         self._online: bool | None = None
         self._health: dict[str, Any] = {}
         self._listeners: list[Callable[[Reading], None]] = []
-        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self.commands = CommandChannel(topics, self.session.publish_json, "web")
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> BridgeLink:
@@ -83,17 +83,12 @@ class BridgeLink:
 
     # --- CommandSender -----------------------------------------------------------------
     async def send(self, action: str, args: Mapping[str, Any], timeout_s: float = 10.0) -> CommandResult:
-        command_id = secrets.token_hex(8)
-        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = future
         try:
-            try:
-                await self.session.publish_json(self.topics.cmd(action), {"id": command_id, **args}, qos=1)
-            except NotConnected as exc:
-                raise TimeoutError(f"MQTT broker not reachable ({exc})") from None
-            return await asyncio.wait_for(future, timeout_s)
-        finally:
-            self._pending.pop(command_id, None)
+            reply = await self.commands.send(action, args, timeout_s)
+        except NotConnected as exc:
+            raise TimeoutError(f"MQTT broker not reachable ({exc})") from None
+        extra = {k: v for k, v in reply.items() if k not in ("id", "ok", "error")}
+        return CommandResult(bool(reply.get("ok")), reply.get("error"), extra)
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -107,13 +102,7 @@ class BridgeLink:
             elif topic == self.topics.health:
                 self._health = json.loads(payload)
             elif topic == self.topics.cmd_result:
-                self._resolve(json.loads(payload))
+                self.commands.on_result(payload)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("web: unreadable mqtt message", topic=topic, error=str(exc))
 
-    def _resolve(self, reply: Mapping[str, Any]) -> None:
-        future = self._pending.get(str(reply.get("id")))
-        if future is None or future.done():
-            return
-        extra = {k: v for k, v in reply.items() if k not in ("id", "ok", "error")}
-        future.set_result(CommandResult(bool(reply.get("ok")), reply.get("error"), extra))
