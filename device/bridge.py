@@ -129,7 +129,8 @@ class Bridge:
 
     # --- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
-        """Run until cancelled; then return the inverter to self-consumption and flush."""
+        """Run until cancelled. Call :meth:`shutdown` before cancelling (``runtime.run_until`` does):
+        it needs the worker and the MQTT session still running."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.mqtt.run(), name="mqtt")
             group.create_task(self._poll_loop(), name="poll")

@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import asyncio
-import functools
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar

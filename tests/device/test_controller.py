@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from device.controller import Controller
 from device.mqtt import MqttSession, Topics
