@@ -127,7 +127,9 @@ def totals(settlements: list[Settlement], sc_soc_end_pct: float) -> dict[str, An
     }
 
 
-def settle_day(store: Store, day: date, tariff: Tariff, battery: Battery, timezone: str) -> dict[str, Any]:
+def settle_day(
+    store: Store, day: date, tariff: Tariff, battery: Battery, timezone: str, zone: str
+) -> dict[str, Any]:
     """Settle one local day from the store and save slots and totals; returns the totals.
 
     Only complete slots are settled. The self-consumption counterfactual starts from the
@@ -135,7 +137,7 @@ def settle_day(store: Store, day: date, tariff: Tariff, battery: Battery, timezo
     """
     start, end = day_bounds(day, timezone)
     slots = [s for s in store.energy_slots(start, end) if s["complete"]]
-    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(start - 3600, end))}
+    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(zone, start - 3600, end))}
     previous = store.settlement_day((day - timedelta(days=1)).isoformat())
     sc_soc = previous["sc_soc_end_pct"] if previous else battery.floor_pct
     settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
@@ -156,7 +158,8 @@ def _expand(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def settle_pending(
-    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, now: float, days_back: int = 3
+    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, zone: str, now: float,
+    days_back: int = 3,
 ) -> list[dict[str, Any]]:
     """Settle the last ``days_back`` finished local days not (fully) settled yet; idempotent.
 
@@ -170,19 +173,19 @@ async def settle_pending(
         start, end = day_bounds(day, timezone)
         settled = await store.call(Store.settlement_day, day.isoformat())
         if settled is None or settled.get("slots", 0) < (end - start) // SLOT_S:
-            done.append(await store.call(settle_day, day, tariff, battery, timezone))
+            done.append(await store.call(settle_day, day, tariff, battery, timezone, zone))
     return done
 
 
 async def settlement_loop(
-    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, every_s: float = 3600.0
+    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, zone: str, every_s: float = 3600.0
 ) -> None:
     """Settle finished days shortly after they end, then hourly; runs until cancelled."""
     import asyncio
 
     while True:
         try:
-            await settle_pending(store, tariff, battery, timezone, time.time())
+            await settle_pending(store, tariff, battery, timezone, zone, time.time())
         except Exception as exc:  # noqa: BLE001 — a bad day must not stop tomorrow's settlement
             log.error("settlement_failed", error=repr(exc))
         await asyncio.sleep(every_s)

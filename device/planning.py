@@ -171,7 +171,7 @@ class PlanningService:
         """Re-plan if needed; returns the new plan or None."""
         now = self.clock()
         start = int(now // SLOT_S) * SLOT_S
-        gathered = await self.store.call(_gather, start, MAX_SLOTS, HISTORY_SLOTS)
+        gathered = await self.store.call(_gather, self.cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
         key = (gathered["prices_key"], gathered["forecast_key"], self.request, tuple(self.events))
         telemetry = self.controller.telemetry or {}
         soc = telemetry.get("soc_pct")
@@ -195,7 +195,7 @@ class PlanningService:
         """The plan for ``now`` from the store's data (gathered when not given); changes nothing."""
         start = int(now // SLOT_S) * SLOT_S
         if gathered is None:
-            gathered = await self.store.call(_gather, start, MAX_SLOTS, HISTORY_SLOTS)
+            gathered = await self.store.call(_gather, self.cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
         inputs, note = self._inputs(gathered, start, MAX_SLOTS, now, soc_pct)
         request = self.request if note is None else ModeRequest("self_consumption")
         result = await asyncio.to_thread(
@@ -246,10 +246,10 @@ class PlanningService:
         }
 
 
-def _gather(store: Store, start: int, n: int, history: int) -> dict[str, Any]:
+def _gather(store: Store, zone: str, start: int, n: int, history: int) -> dict[str, Any]:
     """One store round trip: known prices, the price forecast and metered history (W)."""
     end = start + n * SLOT_S
-    prices = store.price_points(start - 3600, end)
+    prices = store.price_points(zone, start - 3600, end)
     forecast = store.latest_forecast("price", start - 3600, end)
     hist_start = start - history * SLOT_S
     slots = store.energy_slots(hist_start, start)
@@ -335,7 +335,8 @@ class Planning:
             group.create_task(self.controller.run(), name="controller")
             group.create_task(self.service.run(), name="planner")
             group.create_task(
-                settlement_loop(self.store, self.service.tariff, self.service.battery, self.cfg.device.timezone),
+                settlement_loop(self.store, self.service.tariff, self.service.battery, self.cfg.device.timezone,
+                                self.cfg.prices.zone),
                 name="settlement",
             )
 

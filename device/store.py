@@ -677,12 +677,13 @@ class Store:
         row = self.db.execute("SELECT max(fetched_at), max(ts + resolution_s) FROM prices").fetchone()
         return {"last_fetch_ts": row[0], "known_until_ts": row[1]}
 
-    def price_points(self, start: int, end: int) -> list[dict[str, Any]]:
-        """Known prices in [start, end): one per slot (newest fetch wins when sources overlap)."""
+    def price_points(self, zone: str, start: int, end: int) -> list[dict[str, Any]]:
+        """Known prices of ``zone`` in [start, end): one per slot (newest fetch wins when sources
+        overlap). The zone matters after an installer changes ``prices.zone``."""
         rows = self.db.execute(
             """SELECT ts, resolution_s, price_eur_mwh, source FROM prices
-               WHERE ts >= ? AND ts < ? ORDER BY ts, fetched_at""",
-            [start, end],
+               WHERE zone = ? AND ts >= ? AND ts < ? ORDER BY ts, fetched_at""",
+            [zone, start, end],
         ).fetchall()
         latest = {r[0]: {"ts": r[0], "resolution_s": r[1], "eur_mwh": r[2], "source": r[3]} for r in rows}
         return list(latest.values())

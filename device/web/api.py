@@ -95,7 +95,9 @@ async def overview(request: web.Request) -> dict[str, Any]:
 
 async def prices(request: web.Request) -> dict[str, Any]:
     guard(request)
-    return await model.prices_and_plan(request.app[DEPS].store, request.app[TZ], time.time(), request.app[LATE_AFTER])
+    return await model.prices_and_plan(
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], time.time(), request.app[LATE_AFTER]
+    )
 
 
 async def savings(request: web.Request) -> dict[str, Any]:

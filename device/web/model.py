@@ -45,13 +45,13 @@ def tomorrow_state(known_tomorrow: int, tz: ZoneInfo, now: float, late_after: tu
 
 
 async def prices_and_plan(
-    store: AsyncStore, tz: ZoneInfo, now: float, late_after: tuple[int, int]
+    store: AsyncStore, zone: str, tz: ZoneInfo, now: float, late_after: tuple[int, int]
 ) -> dict[str, Any]:
     """Today's and tomorrow's prices per slot (known vs forecast) and the current plan."""
     today = local_today(tz, now)
     start, _ = day_bounds(today, tz)
     _, end = day_bounds(today + timedelta(days=1), tz)
-    known = await store.call(Store.price_points, start, end)
+    known = await store.call(Store.price_points, zone, start, end)
     forecast = await store.call(Store.latest_forecast, "price", start, end)
     known_ts = {p["ts"] for p in known}
     points = [{"ts": p["ts"], "eur_mwh": p["eur_mwh"], "forecast": False} for p in known]

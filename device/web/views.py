@@ -69,7 +69,9 @@ async def overview(request: web.Request) -> web.Response:
 
 async def prices(request: web.Request) -> web.Response:
     guard(request)
-    data = await model.prices_and_plan(request.app[DEPS].store, request.app[TZ], time.time(), request.app[LATE_AFTER])
+    data = await model.prices_and_plan(
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], time.time(), request.app[LATE_AFTER]
+    )
     return render(request, "prices.html", data=data, data_json=json.dumps(data))
 
 

@@ -65,7 +65,7 @@ def test_settle_day_stores_slots_totals_and_queues_sync(tmp_path: Path) -> None:
         {"zone": "DE_LU", "ts": t, "resolution_s": 3600, "price_eur_mwh": 80.0, "source": "csv", "fetched_at": 0.0}
         for t in range(start, end, 3600)
     )
-    totals = settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin")
+    totals = settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU")
     assert totals["slots"] == 96 and totals["unpriced_slots"] == 0
     assert totals["net_cost_eur"] == pytest.approx(96 * 250 / 1e6 * IMPORT)
     assert totals["savings_vs_no_battery_eur"] == pytest.approx(0.0, abs=1e-9)
@@ -74,7 +74,7 @@ def test_settle_day_stores_slots_totals_and_queues_sync(tmp_path: Path) -> None:
     queued = store.db.execute("SELECT count(*) FROM outbox WHERE stream = 'settlements'").fetchone()[0]
     assert queued == 96
     # settling again replaces, never duplicates slots
-    settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin")
+    settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU")
     assert store.settlement_totals(start, end)["slots"] == 96
 
 
@@ -86,11 +86,11 @@ async def test_pending_days_are_settled_until_complete(tmp_path: Path) -> None:
     async with AsyncStore(tmp_path / "nattery.db") as store:
         now = end + 3600.0
         tariff = Tariff(TariffSettings())
-        first = await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1)
+        first = await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1)
         assert first[0]["slots"] == 0  # nothing metered yet
         rows = [{**slot(t, 250, 0, 250, 0), "samples": 180, "covered_s": 900, "source": "power", "updated_at": 0.0}
                 for t in range(start, end, 900)]
         await store.call(lambda s: s.db.table("energy_slots").insert_all(rows))  # type: ignore[arg-type]
-        second = await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1)
+        second = await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1)
         assert second[0]["slots"] == 96
-        assert await settle_pending(store, tariff, BAT, "Europe/Berlin", now, days_back=1) == []
+        assert await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1) == []

@@ -182,3 +182,15 @@ async def test_async_store_runs_calls_in_order_off_the_loop(tmp_path: Path) -> N
         await store.call(Store.set_sync_cursor, "readings", 1)
         assert await store.call(Store.sync_cursor, "readings") == 1
         assert await store.call(Store.pending, "readings", 0) == (1, T0)
+
+
+def test_price_points_belong_to_one_zone_and_the_newest_fetch_wins(db: Store) -> None:
+    rows = [
+        {"zone": "DE_LU", "ts": 3600, "resolution_s": 3600, "price_eur_mwh": 50.0, "source": "csv", "fetched_at": 1.0},
+        {"zone": "DE_LU", "ts": 3600, "resolution_s": 3600, "price_eur_mwh": 55.0, "source": "entsoe", "fetched_at": 2.0},
+        {"zone": "NL", "ts": 3600, "resolution_s": 3600, "price_eur_mwh": 99.0, "source": "entsoe", "fetched_at": 3.0},
+        {"zone": "NL", "ts": 7200, "resolution_s": 3600, "price_eur_mwh": 98.0, "source": "entsoe", "fetched_at": 3.0},
+    ]
+    db.db.table("prices").insert_all(rows)
+    assert [(p["ts"], p["eur_mwh"]) for p in db.price_points("DE_LU", 0, 10_000)] == [(3600, 55.0)]
+    assert [(p["ts"], p["eur_mwh"]) for p in db.price_points("NL", 0, 10_000)] == [(3600, 99.0), (7200, 98.0)]

@@ -150,7 +150,7 @@ def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = 
 
     known_until = end if tomorrow_known else tomorrow
     store.db.table("prices").insert_all(
-        [{"zone": "DE-LU", "ts": ts, "resolution_s": 900, "price_eur_mwh": price(ts), "source": "entsoe",
+        [{"zone": "DE_LU", "ts": ts, "resolution_s": 900, "price_eur_mwh": price(ts), "source": "entsoe",
           "fetched_at": now} for ts in range(start, known_until, 900)], replace=True)
     store.db.table("forecasts").insert_all(
         [{"kind": "price", "made_at": int(now), "ts": ts, "value": price(ts) * 1.05, "lower": None, "upper": None}
