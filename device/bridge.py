@@ -118,6 +118,7 @@ class Bridge:
         )
         self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
+        self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.latest: Snapshot | None = None
         self.counters: dict[str, int] = {
@@ -208,18 +209,22 @@ class Bridge:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._buffer:
-            return
-        batch = list(self._buffer)
-        try:
-            written = await self.store.call(Store.insert_readings, batch)
-        except Exception as exc:  # noqa: BLE001 — keep the batch, try again next time
-            self.counters["store_errors"] += 1
-            log.error("writing readings failed; kept in memory", error=str(exc), buffered=len(batch))
-            return
-        for _ in range(len(batch)):
-            self._buffer.popleft()
-        self.counters["readings_written"] += written
+        """Write the buffered readings in one batch; on failure keep them (newest first kept)."""
+        async with self._flush_lock:  # the flush loop and shutdown may both get here
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, deque(maxlen=MAX_BUFFERED)
+            try:
+                written = await self.store.call(Store.insert_readings, list(batch))
+            except Exception as exc:  # noqa: BLE001 — keep the batch, try again next time
+                self.counters["store_errors"] += 1
+                log.error("writing readings failed; kept in memory", error=str(exc), buffered=len(batch))
+                merged = [*batch, *self._buffer]  # polls went on meanwhile
+                dropped = max(0, len(merged) - MAX_BUFFERED)
+                self.counters["readings_dropped"] += dropped
+                self._buffer = deque(merged[dropped:], maxlen=MAX_BUFFERED)
+                return
+            self.counters["readings_written"] += written
 
     # --- health ------------------------------------------------------------------------
     async def _health_loop(self) -> None:

@@ -268,3 +268,22 @@ def test_parse_command_requires_an_object_with_id() -> None:
     assert parse_command(b'{"id": "a", "power_w": 5}') == {"id": "a", "power_w": 5}
     with pytest.raises(BadCommand, match="'id'"):
         parse_command(b'{"id": 5}')
+
+
+async def test_concurrent_flushes_write_each_reading_once(tmp_path: Path) -> None:
+    """The flush loop and a shutdown can flush at the same moment: no reading twice, none lost."""
+    from types import SimpleNamespace
+
+    from device.bridge import Bridge
+    from device.store import AsyncStore, Reading
+
+    cfg = bridge_config(tmp_path, "/dev/null", 1)
+    async with AsyncStore(tmp_path / "nattery.db") as store:
+        bridge = Bridge(cfg, SimpleNamespace(regmap=load_map("deye_hybrid_1p")), store)  # type: ignore[arg-type]
+        for i in range(100):
+            bridge._buffer.append(Reading(1_800_000_000 + i, {"soc_pct": 50.0}, {}))
+        await asyncio.gather(bridge._flush(), bridge._flush(), bridge._flush())
+        assert bridge.counters["readings_written"] == 100
+        assert not bridge._buffer
+    rows = sqlite3.connect(tmp_path / "nattery.db").execute("SELECT count(*), count(DISTINCT ts) FROM readings").fetchone()
+    assert rows == (100, 100)
