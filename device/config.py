@@ -277,13 +277,19 @@ def load(
     return _build(Config, data, "")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, error: type[Exception], label: str | None = None) -> Any:
+    """Parse a YAML file; an unreadable or malformed file raises ``error`` naming it (``label``)."""
+    label = label or str(path)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise error(f"{label}: cannot read ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise error(f"{label}: not valid YAML: {exc}") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    loaded = read_yaml(path, ConfigError)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

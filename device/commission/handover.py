@@ -34,12 +34,7 @@ def load_tariff(path: Path) -> dict[str, Any]:
 
     Keys left out take the shipped defaults, as they would in the installer file.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CommissionError(f"--tariff {path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise CommissionError(f"--tariff {path}: not valid YAML: {exc}") from None
+    raw = configuration.read_yaml(path, CommissionError, f"--tariff {path}")
     if isinstance(raw, dict) and set(raw) == {"tariff"}:
         raw = raw["tariff"]
     if not isinstance(raw, dict):

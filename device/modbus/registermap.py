@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
-from device.config import CONFIG_DIR
+from device.config import CONFIG_DIR, read_yaml
 
 MAPS_DIR = CONFIG_DIR / "inverters"
 
@@ -221,13 +220,7 @@ def load_map(name_or_path: str | Path) -> RegisterMap:
                 f"unknown inverter map {str(name_or_path)!r}; shipped maps: {', '.join(maps)}"
             )
         path = maps[str(name_or_path)]
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MapError(f"{path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise MapError(f"{path}: not valid YAML: {exc}") from exc
-    return _Parser(path).parse(raw)
+    return _Parser(path).parse(read_yaml(path, MapError))
 
 
 class _Parser:
