@@ -13,7 +13,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,18 @@ def load_config(config_file: Path | None, **overrides: dict[str, Any]) -> config
         raise click.ClickException(str(exc)) from None
     logs.configure(cfg.log.level, cfg.log.format)
     return cfg
+
+
+def serve_until_signal(
+    service: Callable[[configuration.Config, asyncio.Event], Awaitable[None]], cfg: configuration.Config
+) -> None:
+    """Run a long-lived service until SIGTERM (Balena stopping the container) or Ctrl-C."""
+    from device.runtime import stop_on_signals
+
+    async def serve() -> None:
+        await service(cfg, stop_on_signals())
+
+    run_async(serve())
 
 
 def run_async(main: Coroutine[Any, Any, Any]) -> Any:
@@ -226,14 +239,9 @@ def sync(config_file: Path | None, cloud_url: str | None, drain: bool) -> None:
 @config_option
 def bridge(config_file: Path | None) -> None:
     """Balena service `bridge`: own the serial line; telemetry, commands and watchdog over MQTT."""
-    from device.runtime import run_bridge, stop_on_signals
+    from device.runtime import run_bridge
 
-    cfg = load_config(config_file)
-
-    async def serve() -> None:
-        await run_bridge(cfg, stop_on_signals())
-
-    run_async(serve())
+    serve_until_signal(run_bridge, load_config(config_file))
 
 
 @main.command()
@@ -241,14 +249,8 @@ def bridge(config_file: Path | None) -> None:
 def app(config_file: Path | None) -> None:
     """Balena service `app`: prices, forecast, planner, controller, web page and cloud sync."""
     from device.app import run_app
-    from device.runtime import stop_on_signals
 
-    cfg = load_config(config_file)
-
-    async def serve() -> None:
-        await run_app(cfg, stop_on_signals())
-
-    run_async(serve())
+    serve_until_signal(run_app, load_config(config_file))
 
 
 @main.command()
@@ -264,18 +266,14 @@ def app(config_file: Path | None) -> None:
 def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
         data_dir: Path | None, port: int) -> None:
     """Everything in one process: broker (embedded unless configured), bridge and app."""
-    from device.runtime import local_config, run_simulated, stop_on_signals
+    from device.runtime import local_config, run_simulated
 
     if not simulate:
         raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")
     cfg = local_config(
         load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}, web={"port": port}), data_dir
     )
-
-    async def serve() -> None:
-        await run_simulated(cfg, stop_on_signals(), speed=speed)
-
-    run_async(serve())
+    serve_until_signal(functools.partial(run_simulated, speed=speed), cfg)
 
 
 @main.command()
