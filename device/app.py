@@ -25,7 +25,7 @@ from device.planning import Planning, PlanningService, configured_mode
 from device.prices.runtime import PricesApp
 from device.store import AsyncStore, Retention
 from device.web.server import web_server
-from device.web.settings import SettingsFile, to_json
+from device.home.settings import SettingsFile, to_json
 
 log = structlog.get_logger(__name__)
 

@@ -20,13 +20,12 @@ import yaml
 
 from device import config as configuration
 from device.commission.report import CommissionError, Report, map_reference
-from device.web.auth import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Users
-from device.web.settings import SETTINGS_FILE, SettingsFile
+from device.home.accounts import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Users
+from device.home.settings import SETTINGS_FILE, SettingsFile
 
 log = structlog.get_logger(__name__)
 
 INSTALLER_FILE_NAME = "nattery.yaml"  # in the data directory, as device.config.INSTALLER_FILE
-USERS_FILE_NAME = "web-users.json"  # as device/web/app.py opens it
 
 
 def load_tariff(path: Path) -> dict[str, Any]:
@@ -94,13 +93,12 @@ def update_installer_file(
 
 
 async def set_homeowner_password(cfg: configuration.Config, data_dir: Path, password: str) -> Path:
-    """Store the homeowner's password in the web page's users file (seeding it if new).
+    """Store the homeowner's password in the appliance's accounts file (seeding it if new).
 
-    The web app reads the file when it starts: a running app sees the password after a restart.
+    The app reads the file when it starts: a running app sees the password after a restart.
     """
     check_password(password)
-    users = Users(data_dir / USERS_FILE_NAME,
-                  {"homeowner": cfg.web.homeowner_password, "installer": cfg.web.installer_password})
+    users = Users.for_config(cfg, data_dir)
     await users.load()
     await users.set_password("homeowner", password)
     log.info("commission_homeowner_password_set", path=str(users.path))

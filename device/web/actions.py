@@ -21,7 +21,7 @@ from device.config import Config
 from device.modbus.codec import EncodeError, encode
 from device.modbus.registermap import Register
 from device.store import Store
-from device.web import settings as home
+from device.home import settings as home
 from device.web.deps import CommandResult, WebDeps
 from device.web.model import parse_clock
 

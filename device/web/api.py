@@ -24,7 +24,7 @@ from device.web.app import (
 from device.web.live import snapshot
 from device.web.login import attempt_login, change_password
 from device.web.openapi import spec
-from device.web.settings import EDITABLE
+from device.home.settings import EDITABLE
 from device.web.views import MODES
 
 ApiHandler = Callable[[web.Request], Awaitable[Any]]

@@ -23,7 +23,8 @@ from aiohttp import web
 
 from device.config import Config, ConfigError
 from device.web import i18n
-from device.web.auth import LoginLimiter, Session, Sessions, Users
+from device.home.accounts import Users
+from device.web.auth import LoginLimiter, Session, Sessions
 from device.web.deps import WebDeps
 from device.web.live import LiveHub
 from device.web.model import parse_clock
@@ -238,10 +239,7 @@ def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     app[TZ] = ZoneInfo(cfg.device.timezone)
     app[LATE_AFTER] = late_after
     app[STARTED] = time.time()
-    app[USERS] = Users(
-        cfg.device.data_dir / "web-users.json",
-        {"homeowner": cfg.web.homeowner_password, "installer": cfg.web.installer_password},
-    )
+    app[USERS] = Users.for_config(cfg)
     app[SESSIONS] = Sessions(cfg.web.session_lifetime_s)
     app[ANONYMOUS] = Sessions(ANONYMOUS_LIFETIME_S)
     app[LIMITER] = LoginLimiter(cfg.web.login_max_failures, cfg.web.login_window_s)

@@ -1,10 +1,5 @@
-"""Who may do what: two accounts (homeowner, installer), sessions, CSRF tokens, login limits.
-
-Passwords are hashed with scrypt (n=2**14, r=8, p=1: ~50 ms and 16 MiB on a Pi 4, cheap enough
-for a login, expensive enough for guessing) in ``<data_dir>/web-users.json``. The first start
-seeds both accounts from the configured initial passwords; an account seeded with the documented
-default must choose a new password before it can do anything else. Hashing runs in a thread so
-a login never stalls live updates.
+"""Who is logged in: sessions, CSRF tokens and login limits (the accounts are in
+:mod:`device.home.accounts`).
 
 Sessions live in memory: a restart logs everyone out, which is acceptable for a LAN appliance
 and means no session secret sits on the SD card. Every visitor has a session (anonymous until
@@ -13,131 +8,10 @@ login) so the login form is CSRF-protected like everything else; login rotates t
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import hmac
-import json
-import os
 import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from pathlib import Path
-
-import structlog
-
-log = structlog.get_logger(__name__)
-
-ROLES = ("homeowner", "installer")
-DEFAULT_PASSWORDS = {"homeowner": "nattery", "installer": "installer"}
-MIN_PASSWORD_LEN = 8
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-class AuthError(ValueError):
-    """A password change was refused; the message says why."""
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + "$".join(
-        base64.b64encode(part).decode() for part in (salt, digest)
-    )
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if kind != "scrypt":
-        return False
-    expected = base64.b64decode(digest)
-    got = hashlib.scrypt(
-        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-    )
-    return hmac.compare_digest(got, expected)
-
-
-@dataclass
-class Account:
-    role: str
-    password_hash: str
-    must_change: bool
-
-
-class Users:
-    """The two accounts in ``web-users.json`` (mode 0600, replaced atomically)."""
-
-    def __init__(self, path: Path, initial: dict[str, str]) -> None:
-        self.path = path
-        self.initial = initial
-        self.accounts: dict[str, Account] = {}
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> None:
-        self.accounts = await asyncio.to_thread(self._read_or_seed)
-
-    def _read_or_seed(self) -> dict[str, Account]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            accounts = {role: Account(role=role, **raw[role]) for role in ROLES if role in raw}
-        except FileNotFoundError:
-            accounts = {}
-        missing = [role for role in ROLES if role not in accounts]
-        for role in missing:
-            password = self.initial[role]
-            accounts[role] = Account(role, hash_password(password), password == DEFAULT_PASSWORDS[role])
-            log.info("web account seeded", role=role, must_change=accounts[role].must_change)
-        if missing:
-            self._write(accounts)
-        return accounts
-
-    def _write(self, accounts: dict[str, Account]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        data = {a.role: {"password_hash": a.password_hash, "must_change": a.must_change} for a in accounts.values()}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, self.path)
-
-    async def check(self, role: str, password: str) -> Account | None:
-        account = self.accounts.get(role)
-        if account is None:
-            return None
-        ok = await asyncio.to_thread(verify_password, password, account.password_hash)
-        return account if ok else None
-
-    async def change_password(self, role: str, old: str, new: str, repeat: str) -> None:
-        """Change a password after checking the old one; refuses weak or default choices."""
-        if new != repeat:
-            raise AuthError("new_password: the two new passwords differ")
-        if len(new) < MIN_PASSWORD_LEN:
-            raise AuthError(f"new_password: at least {MIN_PASSWORD_LEN} characters")
-        if new in DEFAULT_PASSWORDS.values() or new == old:
-            raise AuthError("new_password: choose a password that is not a default or the old one")
-        async with self._lock:
-            if await self.check(role, old) is None:
-                raise AuthError("old_password: wrong password")
-            await self._store(role, new)
-        log.info("web password changed", role=role)
-
-    async def set_password(self, role: str, new: str) -> None:
-        """Set a password without the old one: the installer's hand-over (``nattery commission``),
-        who has shell access to the device anyway. The web page always asks for the old one."""
-        async with self._lock:
-            await self._store(role, new)
-        log.info("web password set", role=role)
-
-    async def _store(self, role: str, new: str) -> None:
-        accounts = dict(self.accounts)
-        accounts[role] = Account(role, await asyncio.to_thread(hash_password, new), False)
-        await asyncio.to_thread(self._write, accounts)
-        self.accounts = accounts
-
 
 @dataclass
 class Session:

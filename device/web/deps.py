@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from device.modbus.registermap import RegisterMap
 from device.store import AsyncStore, Reading
-from device.web.settings import SettingsFile
+from device.home.settings import SettingsFile
 
 
 class TelemetrySource(Protocol):

@@ -13,7 +13,8 @@ from aiohttp import web
 from device.store import Store
 from device.web.actions import ActionError
 from device.web.app import DEPS, LIMITER, SESSION, SESSIONS, USERS, login_session
-from device.web.auth import ROLES, AuthError, Session
+from device.home.accounts import ROLES, AuthError
+from device.web.auth import Session
 
 
 async def _event(request: web.Request, level: str, message: str, role: str) -> None:

@@ -23,7 +23,7 @@ from device.store import AsyncStore
 from device.web.app import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.deps import HealthSource, WebDeps
-from device.web.settings import SettingsFile
+from device.home.settings import SettingsFile
 
 log = structlog.get_logger(__name__)
 

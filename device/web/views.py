@@ -23,7 +23,7 @@ from device.web.app import (
 from device.web.i18n import LANGUAGES
 from device.web.live import close_quietly, snapshot, sse_event
 from device.web.login import attempt_login, change_password
-from device.web.settings import EDITABLE
+from device.home.settings import EDITABLE
 
 NAV = (("/", "nav_overview"), ("/prices", "nav_prices"), ("/savings", "nav_savings"), ("/settings", "nav_settings"))
 MODES = next(f.metadata["choices"] for f in dataclasses.fields(PlannerSettings) if f.name == "mode")

@@ -11,7 +11,7 @@ from typing import Any
 from device import config as configuration
 from device.app import follow_home_settings, supervise
 from device.planner import ModeRequest
-from device.web.settings import SettingsFile, make_override, update_sections
+from device.home.settings import SettingsFile, make_override, update_sections
 
 
 @dataclass
