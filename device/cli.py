@@ -81,7 +81,7 @@ def main() -> None:
 
 @main.command()
 @config_option
-@click.option("--map", "map_name", help="Register map: a name in config/inverters or a file "
+@click.option("--map", "map_name", help="Register map: a name in device/resources/inverters or a file "
               "(default: the configured inverter.map).")
 @click.option("--listen", help="Serve TCP on tcp://HOST:PORT.")
 @click.option("--framer", type=click.Choice(["socket", "rtu"]), default="socket", show_default=True,

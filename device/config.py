@@ -1,4 +1,4 @@
-"""Configuration: ``config/default.yaml`` ← ``/data/nattery.yaml`` ← ``NATTERY_<SECTION>_<KEY>``.
+"""Configuration: ``device/resources/default.yaml`` ← ``/data/nattery.yaml`` ← ``NATTERY_<SECTION>_<KEY>``.
 
 Everything is validated once, at start-up, into frozen dataclasses. Each section is a dataclass
 whose fields carry their constraints (``setting(min=..., choices=...)``); the loader is generic,
@@ -19,9 +19,8 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "config"
-DEFAULT_FILE = CONFIG_DIR / "default.yaml"
+from device.resources import DEFAULT_FILE
+
 INSTALLER_FILE = Path("/data/nattery.yaml")
 ENV_PREFIX = "NATTERY_"
 
@@ -61,7 +60,7 @@ class DeviceSettings:
 
 @dataclass(frozen=True)
 class InverterSettings:
-    map: str = setting("deye_hybrid_1p", help="register map: a name in config/inverters or a path")
+    map: str = setting("deye_hybrid_1p", help="register map: a name in device/resources/inverters or a path")
     port: str = setting(
         "serial:///dev/ttyUSB0",
         help="serial:///dev/ttyX (RTU), rtu+tcp://host:port (RTU over TCP) or tcp://host:port",
@@ -204,7 +203,7 @@ class PricesSettings:
         help="bidding zone (entsoe-py area name)",
     )
     entsoe_token: str = setting("", secret=True, help="ENTSO-E Transparency Platform security token")
-    csv_path: Path | None = setting(None, help="csv source file; null: config/prices/de_lu_sample.csv")
+    csv_path: Path | None = setting(None, help="csv source file; null: the shipped DE-LU sample")
     fetch_after: str = setting("12:50", help="HH:MM of the first attempt for tomorrow's prices")
     stale_after: str = setting("14:00", help="HH:MM after which missing prices for tomorrow are stale")
     exaa_after: str = setting("10:20", help="HH:MM of the first attempt for the EXAA auction (DE_LU, AT)")
@@ -220,7 +219,7 @@ class PricesSettings:
 class ForecastSettings:
     """The on-device price forecast (device/forecast/)."""
 
-    model: Path | None = setting(None, help="null: config/models/price_<zone lowercase>.tflite if present")
+    model: Path | None = setting(None, help="null: the shipped price_<zone lowercase>.tflite if any")
     horizon_h: float = setting(48.0, min=24, max=168, help="forecast at least this far ahead")
 
 

@@ -1,7 +1,7 @@
 """Train the price network off-device and export it as a quantised LiteRT model.
 
     python -m tools.train_forecaster --prices PRICES.csv [--exog EXOG.csv] [--until YYYY-MM-DD] \
-        --out config/models/price_de_lu.tflite
+        --out device/resources/models/price_de_lu.tflite
 
 Needs the ``train`` extra (TensorFlow). Trains an ensemble of small MLPs on every delivery day
 up to ``--until`` (inclusive; default: all data), each with early stopping on its own random

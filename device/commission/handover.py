@@ -75,7 +75,7 @@ def update_installer_file(
             existing[name] = dict(values)
         else:
             existing[name].update(values)
-    text = ("# Installer configuration (overrides config/default.yaml); updated by `nattery commission`.\n"
+    text = ("# Installer configuration (overrides the shipped defaults); updated by `nattery commission`.\n"
             + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import structlog
 
-from device.config import CONFIG_DIR, ForecastSettings
+from device.config import ForecastSettings
 from device.forecast.daily import quarter_profile
 from device.forecast.history import MarketHistory
 from device.forecast.price import PriceForecast, PriceForecaster
 from device.prices.days import MARKET_TZ, resolution_for
+from device.resources import MODELS_DIR
 from device.store import AsyncStore, Store
 
 log = structlog.get_logger(__name__)
-MODELS_DIR = CONFIG_DIR / "models"
 
 
 def model_path(settings: ForecastSettings, zone: str) -> Path | None:

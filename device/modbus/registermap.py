@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 
-from device.config import CONFIG_DIR, read_yaml
-
-MAPS_DIR = CONFIG_DIR / "inverters"
+from device.config import read_yaml
+from device.resources import MAPS_DIR
 
 TYPES: dict[str, int] = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "U64": 4, "S64": 4, "F32": 2}
 TABLES = ("holding", "input")

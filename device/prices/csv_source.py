@@ -2,7 +2,7 @@
 
 Same interface as :class:`device.prices.entsoe_source.EntsoeSource`. The file has the layout of
 the shared data set (``timestamp_utc`` hour starts, ``price_eur_mwh`` and optionally the
-exogenous columns, see ``config/prices/README.md``). Days are replayed cyclically: delivery day
+exogenous columns, see ``device/resources/prices/README.md``). Days are replayed cyclically: delivery day
 D gets file day ``(D - first day) mod n``; with ``n`` a multiple of 7 weekdays stay weekdays.
 Hourly values are spread over the slots of the delivery day in its auction resolution
 (quarter-hours repeat their hour from 2025-10-01), so the rest of the device sees the market as
@@ -18,19 +18,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from device.config import CONFIG_DIR
 from device.forecast.daily import expand_day
 from device.forecast.history import CSV_COLUMNS, MarketHistory, read_csv
 from device.prices.days import MARKET_TZ, resolution_for
+from device.resources import PRICE_SAMPLE
 
-SAMPLE = CONFIG_DIR / "prices" / "de_lu_sample.csv"
 
 
 class CsvSource:
     name = "csv"
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or SAMPLE
+        self.path = path or PRICE_SAMPLE
         self._history: MarketHistory | None = None
 
     async def _load(self) -> MarketHistory:

@@ -8,7 +8,7 @@ The grid fee is flat, or time-variable: windows in local time (optionally only i
 override the base fee, as German §14a EnWG module 3 grid fees do. Export price: a fixed feed-in
 rate, or spot-based (spot − fee), optionally zero while the spot price is negative.
 
-Documented German example (the defaults in ``config/default.yaml``, 2024 levels, net ct/kWh):
+Documented German example (the defaults in ``device/resources/default.yaml``, 2024 levels, net ct/kWh):
 a dynamic tariff with a Tibber/aWATTar-like markup of 1.5, grid fee 10.0 (typical Netzentgelt),
 levies 3.234 (Konzessionsabgabe 1.66 + KWKG 0.275 + Offshore-Netzumlage 0.656 + §19 StromNEV
 0.643), electricity tax 2.05, 19 % VAT; feed-in 7.94 ct/kWh fixed (EEG, < 10 kWp, partial

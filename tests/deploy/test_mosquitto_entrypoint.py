@@ -14,10 +14,9 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from device.config import REPO_ROOT
 from device.ports import free_port, wait_for_port
 
-SCRIPT = REPO_ROOT / "config" / "mosquitto" / "entrypoint.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "entrypoint.sh"
 
 
 def start(tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:

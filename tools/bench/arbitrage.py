@@ -5,7 +5,7 @@
 
 Set-up (documented in the README): 10 kWh usable / 5 kW battery, 95 % charge and 95 % discharge
 efficiency, the whole capacity usable (no reserve), 8 kWp PV, the German dynamic tariff of
-``config/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Hourly
+``device/resources/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Hourly
 day-ahead prices are expanded to four quarter-hours. Information is honest: tomorrow's prices
 become known at 13:00 local time the day before; load and PV are never known in advance
 except in the perfect-foresight run. The planner re-plans at every slot, the first slot's
@@ -47,6 +47,7 @@ from device.forecast.load import forecast_load, standard_profile_w
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.planner import SLOT_S, Battery, Inputs, Rules, Solver, plan, simulate_self_consumption
 from device.prices.tariff import Tariff
+from device.resources import MODELS_DIR
 
 FloatArray = NDArray[np.float64]
 DAY = 96
@@ -132,13 +133,13 @@ def fallback_price_forecast(spot: FloatArray, known_until: int, targets: NDArray
 
 
 def honest_model(y: Year) -> Path | None:
-    """The newest shipped model (``config/models``, ``config/models/benchmarks``) trained only on
+    """The newest shipped model (``device/resources/models``, ``config/models/benchmarks``) trained only on
     days before the simulated year; None if there is none (the forecaster then runs its linear
     model alone). A model that has seen the year's prices would flatter the result."""
     start = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(ZoneInfo(TZ)).date()
     best: tuple[str, Path] | None = None
-    root = Path(__file__).resolve().parents[2] / "config" / "models"
-    for tflite in sorted(root.glob("*.tflite")) + sorted(root.glob("benchmarks/*.tflite")):
+    benchmarks = Path(__file__).resolve().parents[2] / "config" / "models" / "benchmarks"
+    for tflite in sorted(MODELS_DIR.glob("*.tflite")) + sorted(benchmarks.glob("*.tflite")):
         meta_file = tflite.with_suffix(".json")
         try:
             until = str(json.loads(meta_file.read_text())["info"]["trained_until"])

@@ -18,8 +18,8 @@ from device.forecast.network import (
     recent_price_scale,
 )
 from device.forecast.price import PriceForecaster
-from device.forecast.runner import MODELS_DIR
-from device.prices.csv_source import SAMPLE
+from device.resources import MODELS_DIR
+from device.resources import PRICE_SAMPLE as SAMPLE
 
 MODEL = MODELS_DIR / "price_de_lu.tflite"
 BERLIN = ZoneInfo("Europe/Berlin")
