@@ -1,0 +1,17 @@
+"""``Store``: the synchronous store, every query of every subject on one connection."""
+
+from __future__ import annotations
+
+from device.store.energy import EnergyQueries
+from device.store.market import MarketQueries
+from device.store.plans import PlanQueries
+from device.store.retention import RetentionQueries
+
+
+class Store(RetentionQueries, EnergyQueries, MarketQueries, PlanQueries):
+    """Synchronous access to ``nattery.db``. Use one instance per thread.
+
+    The queries live in one module per subject (:mod:`device.store.readings`, ``energy``,
+    ``market``, ``plans``, ``events``, ``outbox``, ``retention``); each is a part of this class,
+    so every query runs on the same connection and inside the same write policy.
+    """

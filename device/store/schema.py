@@ -1,0 +1,186 @@
+"""The schema: named forward migrations, applied in order and recorded in ``schema_version``.
+
+A migration's position in this file is its version number, so new ones are only ever appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+ROLE_COLUMNS = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+    """Register a forward migration; its position in this file is its version number."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def create_readings(db: sqlite_utils.Database) -> None:
+    db.table("readings").create(
+        {
+            "id": int,
+            "ts": float,
+            **{c: float for c in ROLE_COLUMNS},
+            "state": str,
+            "data": str,  # JSON: every role and register value of the snapshot
+        },
+        pk="id",
+    )
+    db.table("readings").create_index(["ts"])
+
+
+@migration
+def readings_never_reuse_ids(db: sqlite_utils.Database) -> None:
+    # ``readings.id`` is the sync sequence number. Without AUTOINCREMENT SQLite reuses the ids
+    # of deleted rows once the table is empty (e.g. after retention pruned a device that sat in
+    # a drawer for a month), which would move the sequence backwards and stall the sync.
+    db.execute(
+        """CREATE TABLE readings_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            soc_pct REAL, battery_w REAL, pv_w REAL, grid_w REAL, load_w REAL,
+            state TEXT,
+            data TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        "INSERT INTO readings_new SELECT id, ts, soc_pct, battery_w, pv_w, grid_w, load_w, state, data"
+        " FROM readings"
+    )
+    db.execute("DROP TABLE readings")
+    db.execute("ALTER TABLE readings_new RENAME TO readings")
+    db.execute("CREATE INDEX idx_readings_ts ON readings (ts)")
+
+
+@migration
+def create_app_tables(db: sqlite_utils.Database) -> None:
+    """Every table the app needs; each owner adds its queries in its section below."""
+    for statement in _APP_TABLES:
+        db.execute(statement)
+
+
+_APP_TABLES = (
+    # Quarter-hour energy, derived from readings (see ``update_energy_slots``). ``ts`` is the
+    # slot start (epoch s, multiple of 900). ``covered_s`` is how much of the slot has data;
+    # ``complete`` = 1 only when the slot is over and the data covers it without gaps.
+    # ``source``: 'counter' (inverter energy counters) or 'power' (integrated power).
+    """CREATE TABLE energy_slots (
+        ts INTEGER PRIMARY KEY,
+        import_wh REAL NOT NULL, export_wh REAL NOT NULL,
+        charge_wh REAL NOT NULL, discharge_wh REAL NOT NULL,
+        pv_wh REAL NOT NULL, load_wh REAL NOT NULL,
+        samples INTEGER NOT NULL, covered_s REAL NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    # Day-ahead prices per bidding zone; ts = delivery period start, resolution 900 or 3600 s.
+    """CREATE TABLE prices (
+        zone TEXT NOT NULL, ts INTEGER NOT NULL, resolution_s INTEGER NOT NULL,
+        price_eur_mwh REAL NOT NULL, source TEXT NOT NULL, fetched_at REAL NOT NULL,
+        PRIMARY KEY (zone, ts, source)
+    )""",
+    "CREATE INDEX idx_prices_ts ON prices (ts)",
+    # Forecast runs: kind 'price' (EUR/MWh), 'load' / 'pv' (W mean over the slot). The latest
+    # made_at per kind is current; lower/upper are an optional prediction interval.
+    """CREATE TABLE forecasts (
+        kind TEXT NOT NULL, made_at INTEGER NOT NULL, ts INTEGER NOT NULL,
+        value REAL NOT NULL, lower REAL, upper REAL,
+        PRIMARY KEY (kind, made_at, ts)
+    )""",
+    "CREATE INDEX idx_forecasts_ts ON forecasts (ts)",
+    # Battery schedules; data is JSON {"slots": [{ts, import_w, export_w, charge_w, ...}], ...}.
+    """CREATE TABLE plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL, reason TEXT NOT NULL, data TEXT NOT NULL
+    )""",
+    "CREATE INDEX idx_plans_created_at ON plans (created_at)",
+    # Per-slot money: prices in EUR/MWh, amounts in EUR.
+    """CREATE TABLE settlements (
+        ts INTEGER PRIMARY KEY,
+        import_wh REAL NOT NULL, export_wh REAL NOT NULL,
+        import_price REAL, export_price REAL,
+        cost_eur REAL, revenue_eur REAL,
+        cost_no_battery_eur REAL, cost_self_consumption_eur REAL,
+        computed_at REAL NOT NULL
+    )""",
+    # One row per local date (YYYY-MM-DD in the home's time zone); totals is JSON.
+    """CREATE TABLE settlement_days (
+        day TEXT PRIMARY KEY, totals TEXT NOT NULL, computed_at REAL NOT NULL
+    )""",
+    # Alerts and control actions. level: debug|info|warning|error|critical.
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL, level TEXT NOT NULL, kind TEXT NOT NULL,
+        message TEXT NOT NULL, data TEXT
+    )""",
+    "CREATE INDEX idx_events_ts ON events (ts)",
+    "CREATE INDEX idx_events_kind ON events (kind, ts)",
+    # Exported EDI (MSCONS) interchanges: the exact bytes sent/uploaded, by unique name.
+    """CREATE TABLE edi_files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
+        period_start INTEGER NOT NULL, period_end INTEGER NOT NULL,
+        content TEXT NOT NULL
+    )""",
+    # Sync outbox for the document streams (energy, settlements, edi): one row per version of
+    # a document to upload; seq is the stream's monotonic sequence number. Readings are not
+    # copied here: their own id is their sequence number.
+    """CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX idx_outbox_stream ON outbox (stream, seq)",
+    # Per stream: the last sequence number the aggregator acknowledged.
+    """CREATE TABLE sync_cursors (
+        stream TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at REAL NOT NULL
+    )""",
+)
+
+
+@migration
+def outbox_triggers(db: sqlite_utils.Database) -> None:
+    """Queue every new version of an energy slot, settlement or EDI file for the cloud sync.
+
+    Triggers, so the modules writing those tables need not know about sync, and the outbox row
+    is written in the same transaction as the document (nothing is ever forgotten).
+    """
+    for stream, table, key, columns in _SYNCED_DOCUMENTS:
+        data = "json_object(" + ", ".join(f"'{c}', NEW.{c}" for c in columns) + ")"
+        for op in ("INSERT", "UPDATE"):
+            db.execute(
+                f"CREATE TRIGGER outbox_{table}_{op.lower()} AFTER {op} ON {table} BEGIN "
+                f"INSERT INTO outbox (stream, key, data, created_at) "
+                f"VALUES ('{stream}', NEW.{key}, {data}, (julianday('now') - 2440587.5) * 86400.0); END"
+            )
+
+
+_SYNCED_DOCUMENTS = (
+    ("energy", "energy_slots", "ts", ("ts", "import_wh", "export_wh", "charge_wh", "discharge_wh",
+                                      "pv_wh", "load_wh", "samples", "covered_s", "complete", "source")),
+    ("settlements", "settlements", "ts", ("ts", "import_wh", "export_wh", "import_price",
+                                          "export_price", "cost_eur", "revenue_eur",
+                                          "cost_no_battery_eur", "cost_self_consumption_eur")),
+    ("edi", "edi_files", "name", ("name", "created_at", "period_start", "period_end", "content")),
+)
+
+
+# --- prices: market series (owner: prices) ------------------------------------------------
+@migration
+def create_market_series(db: sqlite_utils.Database) -> None:
+    """Forecast inputs published by the market: ENTSO-E day-ahead load, solar, wind onshore and
+    offshore forecasts (MW) and the EXAA auction (EUR/MWh). Kept out of ``prices`` on purpose:
+    ``prices`` holds what the homeowner's tariff is based on (SDAC), these are only model inputs.
+    One row per zone, series and slot; a later fetch replaces the value (ENTSO-E revisions)."""
+    db.execute(
+        """CREATE TABLE market_series (
+            zone TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,
+            resolution_s INTEGER NOT NULL, value REAL NOT NULL, fetched_at REAL NOT NULL,
+            PRIMARY KEY (zone, series, ts)
+        )"""
+    )
