@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import structlog
 
@@ -37,12 +37,15 @@ class AsyncStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
-    async def call(self, method: Callable[..., T], *args: Any) -> T:
-        """Run ``Store.<method>`` on the worker: ``await store.call(Store.insert_readings, batch)``."""
+    async def call(self, method: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``Store.<method>`` on the worker: ``await store.call(Store.insert_readings, batch)``.
+
+        Typed through the method's signature, so mypy checks the arguments of every store call.
+        """
         if self._store is None:
             raise StoreError("store is not open")
         store = self._store
-        return await self._run(method, store, *args)
+        return await self._run(method, store, *args, **kwargs)
 
     async def housekeeping(self, interval_s: float = 300.0) -> None:
         """Background task: derive energy slots and apply the retention policy, forever."""
