@@ -18,9 +18,8 @@ from aiohttp import web
 from device.store import Store
 from device.web import actions, model
 from device.web.actions import ActionError, Actor
-from device.web.app import (
-    ANONYMOUS, CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ, guard, json_error, locale,
-)
+from device.web.access import guard, json_error, locale
+from device.web.keys import ANONYMOUS, CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ
 from device.web.live import snapshot
 from device.web.login import attempt_login, change_password
 from device.web.openapi import spec

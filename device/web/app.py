@@ -1,10 +1,11 @@
-"""The aiohttp application: typed state, one cleanup context per resource, and the access rules.
+"""The aiohttp application: its state (keys in :mod:`~device.web.keys`), one cleanup context per
+resource, and the middlewares.
 
 Middlewares, outermost first: errors (JSON for ``/api``, a page otherwise, never a traceback),
 security headers (a strict CSP: scripts only from ``/static``), sessions (every visitor has one,
 so even the login form carries a CSRF token) and CSRF (every state-changing method needs the
 session's token, from the ``X-CSRF-Token`` header or the form field ``csrf``). Handlers state who
-may call them with :func:`guard`.
+may call them with :func:`device.web.access.guard`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ import structlog
 from aiohttp import web
 
 from device.config import Config, ConfigError
-from device.web import i18n
 from device.home.accounts import Users
-from device.web.auth import LoginLimiter, Session, Sessions
+from device.web import api, views
+from device.web.access import is_api, json_error, set_session_cookie
+from device.web.auth import LoginLimiter, Sessions
 from device.web.deps import WebDeps
+from device.web.keys import (
+    ANONYMOUS, CFG, COOKIE, DEPS, FRESH_SESSION, LATE_AFTER, LIMITER, LIVE, SESSION, SESSIONS, STARTED, TEMPLATES, TZ,
+    USERS,
+)
 from device.web.live import LiveHub
 from device.web.model import parse_clock
 
@@ -33,71 +39,10 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-COOKIE = "nattery_session"
-LANG_COOKIE = "nattery_lang"
 ANONYMOUS_LIFETIME_S = 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-CFG = web.AppKey("cfg", Config)
-DEPS = web.AppKey("deps", WebDeps)
-USERS = web.AppKey("users", Users)
-SESSIONS = web.AppKey("sessions", Sessions)
-ANONYMOUS = web.AppKey("anonymous", Sessions)
-LIMITER = web.AppKey("limiter", LoginLimiter)
-LIVE = web.AppKey("live", LiveHub)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
-TZ = web.AppKey("tz", ZoneInfo)
-LATE_AFTER = web.AppKey("late_after", tuple)
-STARTED = web.AppKey("started", float)
-
-SESSION = web.RequestKey("session", Session)
-FRESH_SESSION = web.RequestKey("fresh_session", bool)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
-
-
-def locale(request: web.Request) -> i18n.Locale:
-    lang = i18n.pick_language(
-        request.app[CFG].web.language, request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language", "")
-    )
-    return i18n.Locale(lang, request.app[TZ])
-
-
-def json_error(status: int, message: str, field: str | None = None, **extra: object) -> web.Response:
-    body: dict[str, object] = {"error": message, **extra}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(body, status=status)
-
-
-def guard(request: web.Request, role: str = "homeowner", public: bool = False) -> Session:
-    """Let the request through, or answer 401/403 (API) / redirect to login or password (pages).
-
-    ``role``: ``homeowner`` (either account) or ``installer``. ``public``: readable without login
-    when ``web.public_overview`` is on.
-    """
-    session = request[SESSION]
-    if session.role is None:
-        if public and request.app[CFG].web.public_overview:
-            return session
-        if is_api(request):
-            raise web.HTTPUnauthorized(text='{"error": "login required: POST /api/v1/login"}', content_type="application/json")
-        raise web.HTTPSeeOther(f"/login?next={request.rel_url.path}")
-    if session.must_change:
-        if is_api(request):
-            raise web.HTTPForbidden(
-                text='{"error": "password change required: POST /api/v1/password"}', content_type="application/json"
-            )
-        raise web.HTTPSeeOther("/password")
-    if role == "installer" and not session.is_installer:
-        if is_api(request):
-            raise web.HTTPForbidden(text='{"error": "installer role required"}', content_type="application/json")
-        raise web.HTTPForbidden(text=locale(request).t("forbidden"))
-    return session
 
 
 @web.middleware
@@ -160,25 +105,6 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-def set_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    if not request[FRESH_SESSION] or response.prepared:
-        return
-    session = request[SESSION]
-    response.set_cookie(
-        COOKIE, session.id, httponly=True, samesite="Strict", path="/",
-        max_age=max(1, int(session.expires - time.time())),
-    )
-
-
-def login_session(request: web.Request, role: str, must_change: bool) -> Session:
-    """Replace the anonymous session by a new one (new id: no session fixation)."""
-    request.app[ANONYMOUS].drop(request[SESSION])
-    session = request.app[SESSIONS].new(role, must_change)
-    request[SESSION] = session
-    request[FRESH_SESSION] = True
-    return session
-
-
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method not in SAFE_METHODS:
@@ -227,7 +153,6 @@ async def close_live_streams(app: web.Application) -> None:
 def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     """The local web page and its JSON API. Serve with ``web.AppRunner`` + ``web.TCPSite``
     on ``cfg.web.host``/``cfg.web.port``; the caller owns ``deps``' lifetimes."""
-    from device.web import api, views
 
     try:
         late_after = parse_clock(cfg.web.prices_late_after, "web.prices_late_after")

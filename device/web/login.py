@@ -12,9 +12,10 @@ from aiohttp import web
 
 from device.store import Store
 from device.web.actions import ActionError
-from device.web.app import DEPS, LIMITER, SESSION, SESSIONS, USERS, login_session
 from device.home.accounts import ROLES, AuthError
+from device.web.access import login_session
 from device.web.auth import Session
+from device.web.keys import DEPS, LIMITER, SESSION, SESSIONS, USERS
 
 
 async def _event(request: web.Request, level: str, message: str, role: str) -> None:

@@ -17,8 +17,9 @@ from device.config import PlannerSettings
 from device.web import actions, model
 from device.web.actions import ActionError, Actor
 from device.store import Reading, Store
-from device.web.app import (
-    ANONYMOUS, CFG, COOKIE, SESSIONS, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, TEMPLATES, TZ, guard, locale, set_session_cookie,
+from device.web.access import guard, locale, set_session_cookie
+from device.web.keys import (
+    ANONYMOUS, CFG, COOKIE, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, SESSIONS, TEMPLATES, TZ,
 )
 from device.web.i18n import LANGUAGES
 from device.web.live import close_quietly, snapshot, sse_event

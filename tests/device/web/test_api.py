@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from device.store import Store
 from device.web.api import setup as api_setup
-from device.web.app import SESSIONS
+from device.web.keys import SESSIONS
 from device.web.openapi import PATHS
 from tests.device.web.conftest import api, csrf, login
 from tests.device.web.harness import WebStack
