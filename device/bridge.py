@@ -25,7 +25,7 @@ import structlog
 from device.config import Config
 from device.discovery import discovery_messages
 from device.modbus.inverter import CommandError, Snapshot
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.mqtt import MqttSession, NotConnected, Topics, utc_iso
 from device.store import AsyncStore, Reading, Store
 

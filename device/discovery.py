@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from device.config import Config
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.mqtt import Topics
 
 # role → (friendly name, unit, device_class, state_class)

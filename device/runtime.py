@@ -22,7 +22,8 @@ from device.bridge import Bridge
 from device.config import Config
 from device.modbus.client import client_factory
 from device.modbus.inverter import Inverter, Limits
-from device.modbus.registermap import RegisterMap, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import load_map
 from device.modbus.worker import ModbusWorker
 from device.mqtt import embedded_broker
 from device.ports import free_port

@@ -14,7 +14,7 @@ from device.commission.report import Check, CommissionError, Report, WriteCheck,
 from device.commission.rules import judge, judge_roles
 from device.commission.scan import choose, make_worker, scan
 from device.modbus.inverter import CommandError, Inverter, Limits, VerificationError
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.modbus.worker import ModbusError
 
 log = structlog.get_logger(__name__)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from device.modbus.registermap import MAPS_DIR, Protocol, RegisterMap
+from device.modbus.mapmodel import Protocol, RegisterMap
+from device.modbus.registermap import MAPS_DIR
 
 Verdict = Literal["ok", "warn", "fail", "unchecked"]
 Outcome = Literal["fits", "implausible", "exception", "no_reply", "error"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from device.commission.report import Check, Verdict
-from device.modbus.registermap import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterMap
 
 # Plausibility bands: (low, high) ranges any of which is fine, by unit.
 GRID_V = ((184.0, 264.5),)  # 230 V −20 %/+15 %

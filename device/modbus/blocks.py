@@ -29,7 +29,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from device.modbus.registermap import MAX_BLOCK, Register, RegisterMap
+from device.modbus.mapmodel import MAX_BLOCK, Register, RegisterMap
 
 
 class BlockError(ValueError):

@@ -24,7 +24,7 @@ from pymodbus.client.base import ModbusBaseClient
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
-from device.modbus.registermap import Protocol
+from device.modbus.mapmodel import Protocol
 
 SCHEMES = ("serial", "rtu+tcp", "tcp")
 TracePacket = Callable[[bool, bytes], bytes]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 
-from device.modbus.registermap import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterMap
 
 _FORMATS = {"U16": "H", "S16": "h", "U32": "I", "S32": "i", "U64": "Q", "S64": "q", "F32": "f"}
 

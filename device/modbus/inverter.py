@@ -19,7 +19,7 @@ from typing import Any
 from device.config import InverterSettings
 from device.modbus import codec
 from device.modbus.blocks import Block, plan_blocks
-from device.modbus.registermap import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterMap
 from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
 
 

@@ -45,7 +45,7 @@ from pymodbus.pdu import ModbusPDU
 
 from device.modbus.client import ClientFactory
 from device.modbus.latency import LatencyHistogram
-from device.modbus.registermap import Protocol
+from device.modbus.mapmodel import Protocol
 from device.modbus.requests import (
     CorruptReply, DeadlineExpired, ExceptionReply, InverterDefective, LinkDown, ModbusError,
     Priority, ReadRequest, Request, RequestTimeout, StaleReply, WorkerStopped, WriteRequest,

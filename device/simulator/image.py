@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from device.modbus import codec
-from device.modbus.registermap import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterMap
 from device.simulator.frames import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 
 log = structlog.get_logger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.simulator.image import RegisterImage
 
 DEFAULT_MODE = "self_consumption"

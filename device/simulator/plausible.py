@@ -7,7 +7,7 @@ guesses go by unit and name; the register's own ``min``/``max`` and type always 
 
 from __future__ import annotations
 
-from device.modbus.registermap import Register
+from device.modbus.mapmodel import Register
 from device.simulator.image import representable
 
 _BY_UNIT = {"V": 230.0, "A": 5.0, "Hz": 50.0, "°C": 25.0, "%": 50.0, "PF": 1.0}

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.simulator import frames as fr
 from device.simulator.faults import Faults
 from device.simulator.functions import execute

@@ -19,7 +19,7 @@ import structlog
 
 from device.config import Config
 from device.modbus.codec import EncodeError, encode
-from device.modbus.registermap import Register
+from device.modbus.mapmodel import Register
 from device.store import Store
 from device.home import settings as home
 from device.web.deps import CommandResult, WebDeps

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.store import AsyncStore, Reading
 from device.home.settings import SettingsFile
 

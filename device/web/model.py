@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from device.modbus.codec import EncodeError, decode_raw, encode
-from device.modbus.registermap import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterMap
 from device.store import AsyncStore, Reading, Store
 from device.web.deps import HealthSource
 

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from device.config import Config
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.mqtt import Topics
 from device.store import AsyncStore
 from device.web.app import create_app

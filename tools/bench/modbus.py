@@ -45,7 +45,8 @@ from typing import Any
 from device.modbus.blocks import minimum_block_count
 from device.modbus.client import client_factory
 from device.modbus.inverter import Inverter, Limits
-from device.modbus.registermap import RegisterMap, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import load_map
 from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
 
 CALLERS = 8

@@ -15,7 +15,8 @@ import pytest
 
 from device.modbus import codec
 from device.modbus.blocks import Block, BlockError, minimum_block_count, plan_blocks
-from device.modbus.registermap import MAPS_DIR, Protocol, Register, RegisterMap, load_map
+from device.modbus.mapmodel import Protocol, Register, RegisterMap
+from device.modbus.registermap import MAPS_DIR, load_map
 
 SHIPPED = sorted(MAPS_DIR.glob("*.yaml"))
 

@@ -7,7 +7,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerRTU, FramerSocket
 
 from device.modbus.client import Port, PortError, client_factory, make_client, parse_port
-from device.modbus.registermap import Protocol
+from device.modbus.mapmodel import Protocol
 
 
 @pytest.mark.parametrize(

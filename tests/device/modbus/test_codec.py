@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from device.modbus import codec
-from device.modbus.registermap import TYPES, Protocol, Register, RegisterMap, RoleSpec
+from device.modbus.mapmodel import TYPES, Protocol, Register, RegisterMap, RoleSpec
 
 RAW_RANGES = {
     "U16": (0, 2**16 - 1), "S16": (-(2**15), 2**15 - 1),

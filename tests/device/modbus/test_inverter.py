@@ -12,7 +12,8 @@ from device.config import InverterSettings
 from device.modbus.blocks import plan_blocks
 from device.modbus.client import client_factory
 from device.modbus.inverter import CommandError, Inverter, Limits, VerificationError, coalesce
-from device.modbus.registermap import RegisterMap, available_maps, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import available_maps, load_map
 from device.modbus.worker import ModbusWorker
 from device.simulator import Simulator
 from tests.conftest import PtyPair

@@ -10,15 +10,8 @@ import pytest
 import yaml
 
 from device.modbus import codec
-from device.modbus.registermap import (
-    MAPS_DIR,
-    MODES,
-    REQUIRED_ROLES,
-    MapError,
-    RegisterMap,
-    available_maps,
-    load_map,
-)
+from device.modbus.mapmodel import MODES, REQUIRED_ROLES, RegisterMap
+from device.modbus.registermap import MAPS_DIR, MapError, available_maps, load_map
 
 SHIPPED = sorted(MAPS_DIR.glob("*.yaml"))
 

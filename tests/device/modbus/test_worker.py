@@ -21,7 +21,8 @@ from device.modbus.blocks import plan_blocks
 from device.modbus.client import client_factory
 from device import logs as logs_module
 from device.modbus import worker as worker_module
-from device.modbus.registermap import RegisterMap, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import load_map
 from device.modbus.worker import (
     CorruptReply, DeadlineExpired, ExceptionReply, InverterDefective, LinkDown, ModbusWorker,
     Priority, ReadRequest, RequestTimeout, WorkerStopped, WriteRequest,

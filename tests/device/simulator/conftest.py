@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from device.modbus.registermap import RegisterMap, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from device.simulator.frames import encode_rtu
 from tests.conftest import PtyPair

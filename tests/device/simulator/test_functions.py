@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.simulator.functions import execute
 from device.simulator.image import ModbusError, RegisterImage
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from device.modbus import codec
-from device.modbus.registermap import RegisterMap, available_maps, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import available_maps, load_map
 from device.simulator.frames import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from device.simulator.image import ModbusError, RegisterImage
 

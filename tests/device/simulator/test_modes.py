@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from device.modbus.registermap import MODES, RegisterMap, available_maps, load_map
+from device.modbus.mapmodel import MODES, RegisterMap
+from device.modbus.registermap import available_maps, load_map
 from device.simulator.image import RegisterImage
 from device.simulator.modes import apply_control, recognise
 

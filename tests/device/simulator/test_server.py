@@ -13,7 +13,8 @@ from pymodbus.exceptions import ModbusIOException
 
 from device.modbus import codec
 from device.modbus.blocks import plan_blocks
-from device.modbus.registermap import RegisterMap, available_maps, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import available_maps, load_map
 from device.simulator import Faults, PhysicsSettings, Simulator
 from device.simulator.frames import crc_ok, encode_rtu
 from tests.conftest import PtyPair

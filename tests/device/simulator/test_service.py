@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pymodbus.client import AsyncModbusTcpClient
 
 from device.cli import main
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.simulator import Simulator
 from device.simulator.service import parse_listen, serve
 from tests.conftest import free_port, wait_for_port

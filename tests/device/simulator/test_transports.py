@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from device.modbus.registermap import RegisterMap
+from device.modbus.mapmodel import RegisterMap
 from device.simulator import Faults, Simulator
 from device.simulator.frames import crc_ok
 from tests.conftest import PtyPair, open_pty_pair

@@ -24,7 +24,8 @@ from aiohttp import web
 
 from device import config as configuration
 from device.config import Config
-from device.modbus.registermap import RegisterMap, load_map
+from device.modbus.mapmodel import RegisterMap
+from device.modbus.registermap import load_map
 from device.mqtt import MqttSession, Topics, utc_iso
 from device.store import AsyncStore, Store
 from device.web import create_app

@@ -1,0 +1,181 @@
+"""The register map's data model: frozen dataclasses for the protocol, registers, roles and
+controls of one inverter family, and the vocabulary (types, tables, access, roles, modes) a map
+may use.
+
+:mod:`~device.modbus.registermap` loads and checks a map file into these; the codec and the block
+planner work on them. Own module so that the loader can use the codec and the planner to check a
+map, and they can use the model, without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+TYPES: dict[str, int] = {"U16": 1, "S16": 1, "U32": 2, "S32": 2, "U64": 4, "S64": 4, "F32": 2}
+TABLES = ("holding", "input")
+ACCESS = ("r", "rw", "w")
+WORD_ORDERS = ("big", "little")
+ROLE_UNITS: dict[str, str | None] = {
+    "soc_pct": "%",
+    "battery_w": "W",
+    "pv_w": "W",
+    "grid_w": "W",
+    "load_w": "W",
+    "battery_temp_c": "°C",
+    "inverter_temp_c": "°C",
+    "state": None,
+    "energy_import_wh": "Wh",
+    "energy_export_wh": "Wh",
+    "energy_charge_wh": "Wh",
+    "energy_discharge_wh": "Wh",
+    "energy_pv_wh": "Wh",
+    "energy_load_wh": "Wh",
+}
+REQUIRED_ROLES = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
+MODES = ("self_consumption", "charge", "discharge", "hold")
+MAX_BLOCK = 125  # Modbus limit for one read (FC3/FC4)
+
+
+
+@dataclass(frozen=True)
+class Protocol:
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: int = 8
+    stopbits: int = 1
+    unit_id: int = 1
+    word_order: Literal["big", "little"] = "big"
+    gap_s: float = 0.05
+    timeout_s: float = 1.0
+    max_block: int = MAX_BLOCK
+    max_gap: int = 10
+
+    @property
+    def char_s(self) -> float:
+        """Seconds one character takes on the wire (start + data + parity + stop bits)."""
+        bits = 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
+        return bits / self.baudrate
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    address: int
+    table: Literal["holding", "input"]
+    type: str
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    access: Literal["r", "rw", "w"] = "r"
+    word_order: Literal["big", "little"] = "big"
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    enum: Mapping[int, str] = field(default_factory=dict)
+    word_addresses: tuple[int, ...] = ()  # only for words split over non-adjacent addresses
+
+    @property
+    def size(self) -> int:
+        """Number of 16-bit words."""
+        return TYPES[self.type]
+
+    @property
+    def addresses(self) -> tuple[int, ...]:
+        """The address of each word, ascending; ``codec`` takes the words in this order."""
+        return self.word_addresses or tuple(range(self.address, self.address + self.size))
+
+    @property
+    def end(self) -> int:
+        """First address after this register's last word (a split register spans its gap)."""
+        return self.addresses[-1] + 1
+
+    @property
+    def span(self) -> int:
+        """Addresses a read must cover to get every word: ``size`` unless the words are split."""
+        return self.end - self.address
+
+    @property
+    def readable(self) -> bool:
+        return self.access in ("r", "rw")
+
+    @property
+    def writable(self) -> bool:
+        return self.access in ("w", "rw")
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A semantic value: ``sign`` × Σ(term sign × register), vendor → our convention.
+
+    ``signs`` (one per register, default all +1) lets a family derive a value it does not
+    report, e.g. house load = inverter output − grid meter (positive = export).
+    """
+
+    registers: tuple[str, ...]
+    sign: int = 1
+    signs: tuple[int, ...] = ()
+
+    @property
+    def terms(self) -> tuple[tuple[str, int], ...]:
+        """(register, factor) pairs with the overall sign applied."""
+        signs = self.signs or (1,) * len(self.registers)
+        return tuple((name, self.sign * s) for name, s in zip(self.registers, signs))
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    min: float
+    max: float
+    unit: str = "W"
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """One register write: a literal value, or ``param × factor + offset`` (engineering units)."""
+
+    register: str
+    value: float | None = None
+    param: str | None = None
+    factor: float = 1.0
+    offset: float = 0.0
+
+    def resolve(self, args: Mapping[str, float]) -> float:
+        if self.param is None:
+            assert self.value is not None
+            return self.value
+        return args[self.param] * self.factor + self.offset
+
+
+@dataclass(frozen=True)
+class Control:
+    name: str
+    params: Mapping[str, ParamSpec]
+    writes: tuple[WriteSpec, ...]
+
+    @property
+    def literal_writes(self) -> dict[str, float]:
+        return {w.register: w.value for w in self.writes if w.param is None and w.value is not None}
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    family: str
+    name: str
+    path: Path
+    protocol: Protocol
+    registers: Mapping[str, Register]
+    roles: Mapping[str, RoleSpec]
+    controls: Mapping[str, Control]
+    unreadable: Mapping[str, tuple[tuple[int, int], ...]]
+    products: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def telemetry_registers(self) -> list[Register]:
+        """Every readable register: polled each cycle (cheap once blocks are coalesced)."""
+        return [r for r in self.registers.values() if r.readable]
+
+    def is_unreadable(self, table: str, address: int) -> bool:
+        return any(lo <= address <= hi for lo, hi in self.unreadable.get(table, ()))
