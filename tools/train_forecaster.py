@@ -1,12 +1,15 @@
 """Train the price network off-device and export it as a quantised LiteRT model.
 
-    python -m tools.train_forecaster --prices PRICES.csv [--exog EXOG.csv] [--until YYYY-MM-DD] \
-        --out device/resources/models/price_de_lu.tflite
+    python -m tools.train_forecaster --prices PRICES.csv [--prices MORE.csv] [--exog EXOG.csv ...] \
+        [--until YYYY-MM-DD] --out device/resources/models/price_de_lu.tflite
 
 Needs the ``train`` extra (TensorFlow). Trains an ensemble of small MLPs on every delivery day
 up to ``--until`` (inclusive; default: all data), each with early stopping on its own random
 validation split, averages them inside one graph and converts it with dynamic-range int8
-quantisation. Writes ``<out>`` and ``<out stem>.json`` (inputs, scales, provenance).
+quantisation. Writes ``<out>`` and ``<out stem>.json`` (inputs, scales, provenance, and the
+intra-hour shape of :mod:`device.forecast.intrahour` fitted on the quarter-hour days among the
+training days, if any: the device's prior). Several ``--prices``/``--exog`` files are joined in
+time order (an hourly history followed by quarter-hours); hours are their quarter-hours' mean.
 
 Inputs per delivery day are those of :mod:`device.forecast.network`. Days where an exogenous
 series is missing are kept (its presence flag is off), and a copy of the training set with series
@@ -31,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from device.forecast import intrahour
+from device.forecast.daily import has_quarters
 from device.forecast.features import FeatureSpec, build_blocks, default_spec
 from device.forecast.history import MarketHistory, read_csv
 from device.forecast.network import ModelMeta, network_inputs, recent_price_scale
@@ -55,7 +60,10 @@ def exog_scales(history: MarketHistory, spec: FeatureSpec, last_row: int) -> dic
 def training_set(history: MarketHistory, meta: ModelMeta, last_row: int) -> tuple[np.ndarray, np.ndarray]:
     spec = meta.spec
     targets = np.arange(max(spec.max_lag, meta.price_window), last_row + 1)
-    targets = targets[np.isfinite(history.prices[targets]).all(axis=1)]
+    known = np.isfinite(history.prices).all(axis=1)
+    lags = np.array(spec.price_lags)
+    # complete days whose lagged days are complete too (a gap in the data is no training example)
+    targets = targets[known[targets] & known[targets[:, None] - lags].all(axis=1)]
     blocks = build_blocks(spec, history.prices, history.exog, targets, history.first_weekday)
     scale = recent_price_scale(history.prices, targets, meta.price_window)
     x = network_inputs(meta, blocks, scale)
@@ -120,8 +128,8 @@ def export(model: object, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prices", type=Path, required=True)
-    parser.add_argument("--exog", type=Path)
+    parser.add_argument("--prices", type=Path, action="append", required=True, help="repeatable")
+    parser.add_argument("--exog", type=Path, action="append", default=[], help="repeatable")
     parser.add_argument("--until", type=dt.date.fromisoformat, help="last delivery day to train on")
     parser.add_argument("--out", type=Path, required=True, help="model file (.tflite)")
     parser.add_argument("--tz", default="Europe/Berlin")
@@ -134,17 +142,20 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     started = time.monotonic()
-    history = read_csv(args.prices, args.exog, args.tz)
+    history = read_csv(args.prices, args.exog or None, args.tz)
     history = MarketHistory(
         days=history.days, prices=history.prices,
-        exog={k: v for k, v in history.exog.items() if k not in args.exclude},
+        exog={k: v for k, v in history.exog.items() if k not in args.exclude}, quarters=history.quarters,
     )
     last_row = history.last_complete_price_row()
     if args.until is not None:
         last_row = min(last_row, history.row(args.until))
     spec = default_spec(list(history.exog))
+    quarters = history.quarters[: last_row + 1] if history.quarters is not None else np.empty((0, 24, 4))
+    quarter_days = int(has_quarters(quarters).sum())
+    shape = intrahour.fit(quarters, intrahour.ramp(), window=len(quarters)) if quarter_days else None
     meta = ModelMeta(spec=spec, price_window=PRICE_WINDOW, exog_scale=exog_scales(history, spec, last_row),
-                     lear_weight=args.lear_weight, info={})
+                     lear_weight=args.lear_weight, info={}, intrahour=shape)
     x, y = training_set(history, meta, last_row)
     rng = np.random.default_rng(args.seed)
     x_all = np.vstack([x, hide_at_random(x, spec, rng)])
@@ -156,9 +167,10 @@ def main(argv: list[str] | None = None) -> None:
 
     info = {
         "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "prices": args.prices.name,
-        "prices_sha256": hashlib.sha256(args.prices.read_bytes()).hexdigest(),
-        "exog": None if args.exog is None else args.exog.name,
+        "prices": [p.name for p in args.prices],
+        "prices_sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in args.prices],
+        "exog": [p.name for p in args.exog],
+        "intrahour_days": quarter_days,
         "first_day": str(history.day(int(max(spec.max_lag, PRICE_WINDOW)))),
         "trained_until": str(history.day(last_row)),
         "training_days": len(x),
@@ -169,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m tools.train_forecaster " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     meta = ModelMeta(spec=meta.spec, price_window=meta.price_window, exog_scale=meta.exog_scale,
-                     lear_weight=meta.lear_weight, info=info)
+                     lear_weight=meta.lear_weight, info=info, intrahour=meta.intrahour)
     args.out.with_suffix(".json").write_text(json.dumps(meta.to_json(), indent=2) + "\n")
     print(f"{args.out}: {args.out.stat().st_size} bytes, {len(x)} days up to {info['trained_until']}, "
           f"validation MAE (scaled) {np.mean(val_losses):.4f}, {time.monotonic() - started:.0f} s")

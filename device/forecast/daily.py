@@ -1,4 +1,4 @@
-"""Hourly series ↔ local-day matrices (one row per local delivery day, 24 local hours).
+"""Price series ↔ local-day matrices (one row per local delivery day, 24 local hours).
 
 Price models think in delivery days of 24 local hours (the auction clears per local day). Real
 series are in UTC, with 23- or 25-hour days at the clock changes and, since delivery day
@@ -7,8 +7,10 @@ series are in UTC, with 23- or 25-hour days at the clock changes and, since deli
 * quarter-hours are averaged to hours (an hour's mean is what an hourly model sees);
 * the missing spring hour (02:00 local) is interpolated from its neighbours;
 * the two autumn 02:00 hours are averaged into one;
+* quarter-hour prices are also kept as they are, by local day, hour and quarter (the cells the
+  intra-hour model of :mod:`device.forecast.intrahour` learns from);
 * going back, each real slot (hour or quarter-hour, 23/24/25 hours a day) takes the value of its
-  local hour, so a forecast always has exactly the slots of the real day.
+  local hour (and quarter), so a forecast always has exactly the slots of the real day.
 """
 
 from __future__ import annotations
@@ -82,43 +84,49 @@ def day_slots(day: date, tz: str, resolution_s: int) -> list[datetime]:
     return [(start + timedelta(seconds=k * resolution_s)).astimezone(zone) for k in range(count)]
 
 
-def expand_day(
-    day: date, hourly: np.ndarray, tz: str, resolution_s: int, quarter_shape: np.ndarray | None = None
-) -> list[tuple[int, float]]:
-    """Real slots of ``day`` as ``(utc_epoch_s, value)``, each taking its local hour's value.
+def expand_day(day: date, values: np.ndarray, tz: str, resolution_s: int) -> list[tuple[int, float]]:
+    """Real slots of ``day`` as ``(utc_epoch_s, value)``.
 
-    An hourly model has no view inside the hour. Quarter-hours repeat their hour's value, plus
-    ``quarter_shape[hour, quarter]`` when given (see :func:`quarter_profile`).
+    ``values`` is per local hour, shape (24,), or per local hour and quarter, shape (24, 4) (see
+    :func:`to_quarter_matrix`). Each slot takes the value of its local hour (and quarter): an
+    hourly value repeats over its four quarter-hours, quarter-hour values make an hourly slot
+    their mean; both autumn 02:00 hours take hour 2.
     """
+    cells = np.asarray(values, dtype=float)
+    if cells.ndim == 2 and resolution_s == 3600:
+        cells = cells.mean(axis=1)
     out = []
     for t in day_slots(day, tz, resolution_s):
-        value = float(hourly[t.hour])
-        if quarter_shape is not None and resolution_s == 900:
-            value += float(quarter_shape[t.hour, t.minute // 15])
-        out.append((int(t.timestamp()), value))
+        value = cells[t.hour] if cells.ndim == 1 else cells[t.hour, t.minute // 15]
+        out.append((int(t.timestamp()), float(value)))
     return out
 
 
-def quarter_profile(series: pd.Series, tz: str, days: int = 7) -> np.ndarray | None:
-    """Mean deviation of each quarter-hour from its hour's mean over the last ``days`` days.
+def to_quarter_matrix(series: pd.Series, tz: str, days: pd.DatetimeIndex) -> np.ndarray:
+    """Quarter-hour values by local day, hour and quarter: shape (len(days), 24, 4).
 
-    Since 2025-10-01 the day-ahead market clears quarter-hours, and prices within an hour follow a
-    regular pattern (ramps at the hour's edges). An hourly forecast plus this (24, 4) profile
-    keeps the systematic part of it. ``None`` without quarter-hourly data.
+    Only real quarter-hour data fill it: an hourly series leaves every cell but ``[:, :, 0]``
+    NaN (use :func:`has_quarters` to tell the two apart), the missing spring hour stays NaN and
+    the two autumn 02:00 hours are averaged quarter by quarter.
     """
+    out = np.full((len(days), HOURS, 4), np.nan)
     s = series.dropna()
-    if len(s) < 2:
-        return None
+    if s.empty:
+        return out
     idx = pd.DatetimeIndex(s.index)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    s = pd.Series(s.to_numpy(dtype=float), index=idx)
-    s = s[s.index >= (s.index[-1] - pd.Timedelta(days=days)).ceil("1h")]
-    hours = s.groupby(s.index.floor("1h"))
-    s = s[hours.transform("count").to_numpy() == 4]  # complete hours only
-    if len(s) < 4 * 24:
-        return None
-    hour_mean = s.groupby(s.index.floor("1h")).transform("mean")
-    local = s.index.tz_convert(ZoneInfo(tz))
-    frame = pd.DataFrame({"h": local.hour, "q": local.minute // 15, "d": s.to_numpy() - hour_mean.to_numpy()})
-    table = frame.groupby(["h", "q"])["d"].mean().unstack("q").reindex(index=range(HOURS), columns=range(4))
-    return np.nan_to_num(table.to_numpy(dtype=float, copy=True))
+    local = idx.tz_convert(ZoneInfo(tz))
+    frame = pd.DataFrame({
+        "row": (local.tz_localize(None).normalize() - days[0]).days,
+        "hour": local.hour, "quarter": local.minute // 15, "v": s.to_numpy(dtype=float),
+    })
+    frame = frame[(frame["row"] >= 0) & (frame["row"] < len(days))]
+    cells = frame.groupby(["row", "hour", "quarter"])["v"].mean()
+    rows, hours, quarters = (cells.index.get_level_values(k).to_numpy() for k in range(3))
+    out[rows, hours, quarters] = cells.to_numpy()
+    return out
+
+
+def has_quarters(cells: np.ndarray) -> np.ndarray:
+    """Per day of a quarter matrix: True where any hour has all four quarter-hours (a 15-minute day)."""
+    return np.asarray(np.isfinite(cells).all(axis=2).any(axis=1))

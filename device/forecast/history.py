@@ -10,7 +10,7 @@ day-ahead forecasts), ``exaa`` (EUR/MWh, EXAA auction) and, for epftoolbox DE, `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from device.forecast.daily import HOURS, to_day_matrix
+from device.forecast.daily import HOURS, to_day_matrix, to_quarter_matrix
 
 # Column names of the shared data files → exogenous names.
 CSV_COLUMNS = {
@@ -35,11 +35,17 @@ CSV_COLUMNS = {
 
 @dataclass(frozen=True)
 class MarketHistory:
-    """Rows = consecutive local days from ``days[0]``; NaN = unknown (not yet published)."""
+    """Rows = consecutive local days from ``days[0]``; NaN = unknown (not yet published).
+
+    ``quarters`` holds the quarter-hour prices where the market cleared quarter-hours (NaN
+    elsewhere, see :func:`device.forecast.daily.to_quarter_matrix`); ``None`` for histories
+    without UTC timestamps (epftoolbox).
+    """
 
     days: pd.DatetimeIndex
     prices: np.ndarray  # (n, 24) EUR/MWh
     exog: dict[str, np.ndarray] = field(default_factory=dict)  # name → (n, 24)
+    quarters: np.ndarray | None = None  # (n, 24, 4) EUR/MWh
 
     @property
     def first_weekday(self) -> int:
@@ -63,6 +69,8 @@ class MarketHistory:
             days=pd.date_range(self.days[0], periods=len(self.days) + rows, freq="D"),
             prices=np.vstack([self.prices, pad]),
             exog={k: np.vstack([v, pad]) for k, v in self.exog.items()},
+            quarters=None if self.quarters is None else np.concatenate(
+                [self.quarters, np.full((rows, HOURS, 4), np.nan)]),
         )
 
     def as_of(self, target: date) -> MarketHistory:
@@ -76,7 +84,12 @@ class MarketHistory:
             raise ValueError(f"target {target} is beyond the history ({self.day(len(self.days) - 1)})")
         prices = self.prices[:n].copy()
         prices[t:] = np.nan
-        return MarketHistory(days=self.days[:n], prices=prices, exog={k: v[:n].copy() for k, v in self.exog.items()})
+        quarters = None
+        if self.quarters is not None:
+            quarters = self.quarters[:n].copy()
+            quarters[t:] = np.nan
+        return MarketHistory(days=self.days[:n], prices=prices, exog={k: v[:n].copy() for k, v in self.exog.items()},
+                             quarters=quarters)
 
     @classmethod
     def from_series(cls, prices: pd.Series, exog: Mapping[str, pd.Series], tz: str) -> MarketHistory:
@@ -92,35 +105,53 @@ class MarketHistory:
             # exogenous forecasts run one day ahead of the prices: keep that day too
             extra = pd.DataFrame(em.values, index=em.days).reindex(days[-1:] + pd.Timedelta(days=1))
             out[name] = np.vstack([aligned, extra.to_numpy(dtype=float)])
-        history = cls(days=days, prices=pm.values, exog={})
+        history = cls(days=days, prices=pm.values, exog={}, quarters=to_quarter_matrix(prices, tz, days))
         if out:
             history = history.extended(1)
-            history = MarketHistory(days=history.days, prices=history.prices, exog=out)
+            history = MarketHistory(days=history.days, prices=history.prices, exog=out, quarters=history.quarters)
         return history
 
 
-def read_csv(prices_csv: Path, exog_csv: Path | None = None, tz: str = "Europe/Berlin") -> MarketHistory:
+def read_csv(
+    prices_csv: Path | Sequence[Path], exog_csv: Path | Sequence[Path] | None = None, tz: str = "Europe/Berlin"
+) -> MarketHistory:
     """Read the shared data files (UTC, ``timestamp_utc``) or an epftoolbox file (local, 24/day).
 
-    An epftoolbox file carries its exogenous columns itself; ``exog_csv`` is then ignored.
+    Several price (and exogenous) files are joined in time order, so an hourly history can be
+    followed by quarter-hours; where files overlap the later file wins. An epftoolbox file carries
+    its exogenous columns itself; ``exog_csv`` is then ignored.
     """
-    frame = pd.read_csv(prices_csv)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if "timestamp_utc" not in frame.columns:
-        return _read_epftoolbox(frame, prices_csv)
-    index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp_utc"], utc=True))
-    price_col = "price_eur_mwh"
-    if price_col not in frame.columns:
-        raise ValueError(f"{prices_csv}: no column {price_col!r} (columns: {', '.join(frame.columns)})")
-    prices = pd.Series(frame[price_col].to_numpy(dtype=float), index=index)
+    price_files = [prices_csv] if isinstance(prices_csv, Path) else list(prices_csv)
+    exog_files = [] if exog_csv is None else [exog_csv] if isinstance(exog_csv, Path) else list(exog_csv)
+    frames = []
+    for path in price_files:
+        frame = pd.read_csv(path)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if "timestamp_utc" not in frame.columns:
+            if len(price_files) > 1:
+                raise ValueError(f"{path}: a file in local market time (epftoolbox) cannot be joined with others")
+            return _read_epftoolbox(frame, path)
+        if "price_eur_mwh" not in frame.columns:
+            raise ValueError(f"{path}: no column 'price_eur_mwh' (columns: {', '.join(frame.columns)})")
+        frames.append(_utc_indexed(frame)["price_eur_mwh"])
+    prices = _join(frames)
     exog: dict[str, pd.Series] = {}
-    if exog_csv is not None:
-        ex = pd.read_csv(exog_csv)
-        ex_index = pd.DatetimeIndex(pd.to_datetime(ex["timestamp_utc"], utc=True))
-        for column, name in CSV_COLUMNS.items():
-            if column in ex.columns:
-                exog[name] = pd.Series(ex[column].to_numpy(dtype=float), index=ex_index)
+    ex_frames = [_utc_indexed(pd.read_csv(path)) for path in exog_files]
+    for column, name in CSV_COLUMNS.items():
+        present = [f[column] for f in ex_frames if column in f.columns]
+        if present:
+            exog[name] = _join(present)
     return MarketHistory.from_series(prices, exog, tz)
+
+
+def _utc_indexed(frame: pd.DataFrame) -> pd.DataFrame:
+    index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp_utc"], utc=True))
+    return frame.drop(columns="timestamp_utc").set_axis(index).apply(pd.to_numeric, errors="coerce")
+
+
+def _join(series: list[pd.Series]) -> pd.Series:
+    joined = pd.concat(series).astype(float)
+    return joined[~joined.index.duplicated(keep="last")].sort_index()
 
 
 def _read_epftoolbox(frame: pd.DataFrame, path: Path) -> MarketHistory:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from device.forecast.features import AsinhScaler, Blocks, FeatureSpec, weekday_onehot
+from device.forecast.intrahour import IntraHourModel
 
 try:  # LiteRT is the supported runtime; tflite_runtime only for older images
     from ai_edge_litert.interpreter import Interpreter
@@ -37,15 +38,19 @@ class ModelMeta:
     exog_scale: dict[str, tuple[float, float]]  # non-price exogenous: (median, MAD) from training
     lear_weight: float  # share of the recalibrated linear model in the blend
     info: dict[str, Any]  # provenance: data, trained_until, validation figures, versions
+    intrahour: IntraHourModel | None = None  # fitted on the training data's quarter-hour days
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "spec": self.spec.to_json(),
             "price_window": self.price_window,
             "exog_scale": {k: list(v) for k, v in self.exog_scale.items()},
             "lear_weight": self.lear_weight,
             "info": self.info,
         }
+        if self.intrahour is not None:
+            out["intrahour"] = self.intrahour.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelMeta:
@@ -55,6 +60,7 @@ class ModelMeta:
             exog_scale={k: (float(v[0]), float(v[1])) for k, v in data["exog_scale"].items()},
             lear_weight=float(data["lear_weight"]),
             info=dict(data.get("info", {})),
+            intrahour=IntraHourModel.from_json(data["intrahour"]) if "intrahour" in data else None,
         )
 
 

@@ -2,8 +2,9 @@
 
 ``PriceForecaster.predict(history, now)`` returns a value for every slot from the first day
 without complete known prices until at least ``horizon_h`` hours after ``now``, in the market's
-resolution. The models are hourly: a quarter-hour takes its hour's forecast, plus the recent
-intra-hour pattern when one is given (see :mod:`device.forecast.daily`).
+resolution. The day models are hourly; in a quarter-hour market each quarter-hour is its hour's
+forecast plus the intra-hour shape of :mod:`device.forecast.intrahour`, refitted on the stored
+quarter-hour prices at every forecast (the shipped model's shape, or a ramp, as the prior).
 
 Per delivery day, what runs depends on what is there:
 
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import structlog
 
-from device.forecast import fallback, lear
+from device.forecast import fallback, intrahour, lear
 from device.forecast.daily import expand_day
 from device.forecast.features import FeatureSpec, build_blocks, default_spec
 from device.forecast.history import MarketHistory
@@ -90,6 +91,13 @@ class PriceForecaster:
                 log.warning("price_model_unavailable", path=str(model_path), error=str(exc))
                 self.meta, self.network = None, None
 
+    def intrahour_for(self, history: MarketHistory, before_row: int) -> intrahour.IntraHourModel:
+        """The intra-hour shape fitted on the quarter-hour prices of the days before ``before_row``."""
+        prior = self.meta.intrahour if self.meta is not None and self.meta.intrahour is not None else intrahour.ramp()
+        if history.quarters is None:
+            return prior
+        return intrahour.fit(history.quarters[:before_row], prior)
+
     def spec_for(self, history: MarketHistory) -> FeatureSpec:
         return self.meta.spec if self.meta is not None else default_spec(list(history.exog))
 
@@ -127,13 +135,9 @@ class PriceForecaster:
 
     def predict(
         self, history: MarketHistory, now: datetime, horizon_h: float = 48.0, resolution_s: int = 900,
-        quarter_shape: np.ndarray | None = None,
     ) -> PriceForecast:
-        """Every slot after the last complete known day up to ``now + horizon_h`` (at least).
-
-        ``quarter_shape`` (24, 4), from :func:`device.forecast.daily.quarter_profile`, is added
-        to quarter-hour slots; without it they repeat their hour's forecast.
-        """
+        """Every slot after the last complete known day up to ``now + horizon_h`` (at least),
+        each quarter-hour (``resolution_s`` 900) or hour (3600) its own value."""
         if resolution_s not in (900, 3600):
             raise ValueError(f"resolution_s: got {resolution_s}, allowed: 900, 3600")
         first = history.last_complete_price_row() + 1
@@ -148,7 +152,13 @@ class PriceForecaster:
             result = self.forecast_day(work, target)
             work.prices[target] = result.values  # recursive: later days build on this one
             days.append(result)
-            slots.extend(expand_day(result.day, result.values, self.tz, resolution_s, quarter_shape))
+        shape = self.intrahour_for(history, first) if resolution_s == 900 else None
+        for target, result in zip(range(first, last + 1), days, strict=True):
+            values = result.values
+            if shape is not None:
+                after = work.prices[target + 1, 0] if target < last else np.nan
+                values = shape.quarters(values, work.prices[target - 1, -1], after)
+            slots.extend(expand_day(result.day, values, self.tz, resolution_s))
         return PriceForecast(made_at=int(now.timestamp()), resolution_s=resolution_s, slots=slots, days=days)
 
 

@@ -10,12 +10,10 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import structlog
 
 from device.config import ForecastSettings
-from device.forecast.daily import quarter_profile
 from device.forecast.history import MarketHistory
 from device.forecast.price import PriceForecast, PriceForecaster
 from device.prices.days import MARKET_TZ, resolution_for
@@ -33,11 +31,9 @@ def model_path(settings: ForecastSettings, zone: str) -> Path | None:
     return shipped if shipped.exists() else None
 
 
-async def load_history(
-    store: AsyncStore, zone: str, now: float, days: int
-) -> tuple[MarketHistory, np.ndarray | None] | None:
-    """Stored prices and inputs of the last ``days`` days (and tomorrow's inputs), by local day,
-    and the recent quarter-hour profile (``None`` before the 15-minute market)."""
+async def load_history(store: AsyncStore, zone: str, now: float, days: int) -> MarketHistory | None:
+    """Stored prices (hourly and quarter-hourly as stored) and inputs of the last ``days`` days
+    (and tomorrow's inputs), by local day."""
     start, end = int(now - days * 86_400), int(now + 3 * 86_400)
     rows = await store.call(Store.prices_for, zone, start, end)
     if not rows:
@@ -48,7 +44,7 @@ async def load_history(
         name: pd.Series([v for _, v in points], index=pd.to_datetime([t for t, _ in points], unit="s", utc=True))
         for name, points in series.items()
     }
-    return MarketHistory.from_series(prices, exog, MARKET_TZ), quarter_profile(prices, MARKET_TZ)
+    return MarketHistory.from_series(prices, exog, MARKET_TZ)
 
 
 async def reforecast(
@@ -56,14 +52,13 @@ async def reforecast(
     history_days: int = 1460,
 ) -> PriceForecast | None:
     """Forecast from the stored data and store it; ``None`` while no prices are stored at all."""
-    loaded = await load_history(store, zone, now, history_days)
-    if loaded is None:
+    history = await load_history(store, zone, now, history_days)
+    if history is None:
         log.info("price_forecast_skipped", zone=zone, reason="no prices stored yet")
         return None
-    history, shape = loaded
     when = datetime.fromtimestamp(now, UTC)
     resolution = resolution_for(when.date())
-    result = await asyncio.to_thread(forecaster.predict, history, when, horizon_h, resolution, shape)
+    result = await asyncio.to_thread(forecaster.predict, history, when, horizon_h, resolution)
     await store.call(Store.insert_forecast, "price", result.made_at, result.slots)
     log.info("price_forecast", zone=zone, slots=len(result.slots), methods=result.methods)
     return result

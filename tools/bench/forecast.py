@@ -1,12 +1,22 @@
 """Walk-forward backtest of the price forecast.
 
-    python -m tools.bench.forecast --prices CSV [--exog CSV] --start DATE --end DATE [--model FILE]
+    python -m tools.bench.forecast --prices CSV [--prices CSV ...] [--exog CSV ...] --start DATE --end DATE \
+        [--model FILE]
 
 For each delivery day D+1 in [start, end] the forecast is made as on day D at 11:00
 Europe/Berlin: prices up to D, the exogenous day-ahead series (load, solar, wind, EXAA) for
 D+1, nothing later. The linear model is recalibrated each day on the history before it, the
-network runs with frozen weights. Errors are computed on the 24 local hours of each day (the
-clock-change days' 23/25 hours are mapped as in :mod:`device.forecast.daily`).
+network runs with frozen weights. Several price files are joined in time order (an hourly
+history followed by quarter-hours).
+
+Each day is scored at the resolution its prices cleared in, which the files tell: hourly days on
+their 24 local hours (the clock-change days' 23/25 hours mapped as in
+:mod:`device.forecast.daily`), quarter-hour days on every quarter-hour (92 on the spring day; the
+autumn day's two 02:00 hours averaged quarter by quarter, so 96), each quarter-hour forecast as
+the device does it: the hourly forecast plus the intra-hour shape refitted on the quarter-hours
+known at forecast time (:mod:`device.forecast.intrahour`). Baselines at the same resolution:
+the day before, the week before, and ``hourly_flat``, the model's hourly forecast spread flat
+over the quarter-hours (the gain from the intra-hour shape).
 
 With ``--lead-days 2`` the day after is scored instead (what the 48-hour plan runs on): made on
 D at 11:00, recursively through a D+1 forecast, with no inputs for D+2; "day_before" is then
@@ -36,15 +46,20 @@ from pathlib import Path
 import numpy as np
 
 from device.forecast import fallback, lear
-from device.forecast.history import read_csv
+from device.forecast.daily import has_quarters
+from device.forecast.history import MarketHistory, read_csv
+from device.forecast.intrahour import IntraHourModel
 from device.forecast.metrics import summary
 from device.forecast.price import PriceForecaster
+
+SERIES = ("model", "network", "linear", "fallback", "hourly_flat", "day_before", "week_before")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prices", type=Path, required=True)
-    parser.add_argument("--exog", type=Path)
+    parser.add_argument("--prices", type=Path, action="append", required=True,
+                        help="price file, hourly or quarter-hourly (repeatable: joined in time order)")
+    parser.add_argument("--exog", type=Path, action="append", default=[], help="exogenous inputs (repeatable)")
     parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--model", type=Path, help="model file (.tflite); none: linear model only")
@@ -55,17 +70,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="linear model calibration windows in days")
     args = parser.parse_args(argv)
 
-    history = read_csv(args.prices, args.exog, args.tz)
+    history = read_csv(args.prices, args.exog or None, args.tz)
     windows = tuple(int(w) for w in args.windows.split(","))
     forecaster = PriceForecaster(args.model, args.tz, windows)
     first, last = history.row(args.start), history.row(args.end)
-    if first < 8 or last >= len(history.days) or first > last:
-        sys.exit(f"--start/--end: {args.start}..{args.end} must lie within "
-                 f"{history.day(7)}..{history.day(len(history.days) - 1)}")
+    refusal = period_refusal(history, first, last)
+    if refusal:
+        sys.exit(f"--start/--end: {args.start}..{args.end}: {refusal}")
+    quarter_days = has_quarters(history.quarters) if history.quarters is not None else np.zeros(len(history.days), bool)
 
-    series: dict[str, list[np.ndarray]] = {k: [] for k in
-                                           ("model", "network", "linear", "fallback", "day_before", "week_before")}
-    actual, methods = [], []
+    series: dict[str, list[np.ndarray]] = {k: [] for k in SERIES}
+    actual, methods, minutes = [], [], []
     net_ms, lin_ms, day_ms = [], [], []
     lead = args.lead_days
     for t in range(first, last + 1):
@@ -80,24 +95,47 @@ def main(argv: list[str] | None = None) -> None:
         net_ms.append(result.network_ms)
         lin_ms.append(result.linear_ms)
         day_ms.append(result.network_ms + result.linear_ms)
-        actual.append(history.prices[t])
-        series["model"].append(result.values)
         nan = np.full(24, np.nan)
-        series["network"].append(nan if result.network is None else result.network)
-        series["linear"].append(nan if result.linear is None else result.linear)
-        series["fallback"].append(naive if naive is not None else np.full(24, np.nan))
-        series["day_before"].append(history.prices[t - lead])  # the last day known then
-        series["week_before"].append(history.prices[t - 7])
+        hourly = {
+            "model": result.values, "network": nan if result.network is None else result.network,
+            "linear": nan if result.linear is None else result.linear,
+            "fallback": naive if naive is not None else nan,
+        }
+        before = known.prices[t - 1, -1]
+        if quarter_days[t]:
+            assert history.quarters is not None
+            minutes.append(15)
+            shape = forecaster.intrahour_for(known, t - lead + 1)
+            cells = history.quarters[t]
+            scored = np.isfinite(cells)
+            actual.append(cells[scored])
+            for name, values in hourly.items():
+                series[name].append(shaped(shape, values, before)[scored])
+            series["hourly_flat"].append(np.repeat(result.values[:, None], 4, axis=1)[scored])
+            series["day_before"].append(quarter_cells(history, t - lead)[scored])
+            series["week_before"].append(quarter_cells(history, t - 7)[scored])
+        else:
+            minutes.append(60)
+            actual.append(history.prices[t])
+            for name, values in hourly.items():
+                series[name].append(values)
+            series["hourly_flat"].append(result.values)
+            series["day_before"].append(history.prices[t - lead])  # the last day known then
+            series["week_before"].append(history.prices[t - 7])
 
-    a = np.array(actual)
-    weekly = np.array(series["week_before"])
+    a = np.concatenate(actual)
+    weekly = np.concatenate(series["week_before"])
     figures = {}
-    for name, values in series.items():
-        v = np.array(values)
-        if np.isfinite(v).all():
+    for name, days in series.items():
+        v = np.concatenate(days)
+        if np.isfinite(v).all() and (name != "hourly_flat" or 15 in minutes):
             figures[name] = summary(a, v, weekly)
+    resolutions = sorted(set(minutes))
     out = {
         "start": str(args.start), "end": str(args.end), "days": int(last - first + 1), "lead_days": lead,
+        "resolution_minutes": resolutions[0] if len(resolutions) == 1 else resolutions,
+        "slots": int(len(a)),
+        "exog": sorted(history.exog),
         "model_file": None if args.model is None else str(args.model),
         "model_bytes": forecaster.network.bytes if forecaster.network else 0,
         "methods": {m: methods.count(m) for m in sorted(set(methods))},
@@ -106,14 +144,45 @@ def main(argv: list[str] | None = None) -> None:
         "recalibration_ms_p50": round(float(np.median(lin_ms)), 3),
         "forecast_day_ms_p50": round(float(np.median(day_ms)), 3),
     }
-    print(f"Backtest {args.start} → {args.end} ({out['days']} days), model {out['model_file']} "
-          f"({out['model_bytes']} bytes), methods {out['methods']}")
+    print(f"Backtest {args.start} → {args.end} ({out['days']} days, {out['slots']} slots of "
+          f"{out['resolution_minutes']} min), model {out['model_file']} ({out['model_bytes']} bytes), "
+          f"methods {out['methods']}")
     print(f"{'':12} {'MAE':>8} {'RMSE':>8} {'sMAPE%':>8} {'rMAE':>7}")
     for name, f in figures.items():
         print(f"{name:12} {f['mae']:8.3f} {f['rmse']:8.3f} {f['smape']:8.2f} {f['rmae']:7.3f}")
     print(f"p50 per day: network {out['inference_ms_p50']} ms, linear recalibration "
           f"{out['recalibration_ms_p50']} ms, total {out['forecast_day_ms_p50']} ms")
     print(json.dumps(out))
+
+
+def period_refusal(history: MarketHistory, first: int, last: int) -> str | None:
+    """Why ``[first, last]`` cannot be backtested (``None`` if it can): every day must have all its
+    prices and a week of history before it."""
+    if first > last:
+        return "the start is after the end"
+    if first < 8 or last >= len(history.days):
+        return f"outside the prices ({history.day(8)}..{history.day(len(history.days) - 1)} can be backtested)"
+    missing = np.flatnonzero(~np.isfinite(history.prices[first : last + 1]).all(axis=1))
+    if len(missing):
+        return (f"{len(missing)} day(s) without complete prices, the first {history.day(first + int(missing[0]))} "
+                f"(the prices cover {history.day(0)}..{history.day(history.last_complete_price_row())} with gaps)")
+    return None
+
+
+def shaped(shape: IntraHourModel, hourly: np.ndarray, before: float) -> np.ndarray:
+    """An hourly day forecast as quarter-hours (NaN stays NaN: that half did not run)."""
+    if not np.isfinite(hourly).all():
+        return np.full((24, 4), np.nan)
+    return shape.quarters(hourly, before)
+
+
+def quarter_cells(history: MarketHistory, row: int) -> np.ndarray:
+    """Row ``row``'s quarter-hour prices (24, 4); an hourly day repeats each hour four times."""
+    assert history.quarters is not None
+    cells = history.quarters[row].copy()
+    missing = ~np.isfinite(cells)
+    cells[missing] = np.repeat(history.prices[row][:, None], 4, axis=1)[missing]
+    return cells
 
 
 if __name__ == "__main__":

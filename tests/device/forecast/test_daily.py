@@ -46,17 +46,23 @@ def test_expand_day_gives_every_real_slot() -> None:
     assert day_slots(date(2025, 10, 14), TZ, 900)[0].isoformat() == "2025-10-14T00:00:00+02:00"
 
 
-def test_quarter_profile_learns_the_pattern_inside_the_hour_and_forecasts_keep_it() -> None:
-    from device.forecast.daily import quarter_profile
+def test_expand_day_takes_quarter_hour_values_per_quarter_and_their_mean_per_hour() -> None:
+    cells = np.arange(96, dtype=float).reshape(24, 4)
+    quarters = expand_day(date(2025, 10, 20), cells, TZ, 900)
+    assert [v for _, v in quarters[:5]] == [0, 1, 2, 3, 4] and len(quarters) == 96
+    assert [v for _, v in expand_day(date(2025, 10, 20), cells, TZ, 3600)][:2] == [1.5, 5.5]
+    autumn = expand_day(date(2025, 10, 26), cells, TZ, 900)  # both 02:00 hours take hour 2's quarters
+    assert [v for _, v in autumn[8:16]] == [8, 9, 10, 11, 8, 9, 10, 11]
 
-    index = pd.date_range("2025-10-06T22:00Z", periods=96 * 10, freq="15min", tz="UTC")
-    hourly_level = 50 + 10 * (index.hour % 5)
-    ramp = np.tile([-3.0, -1.0, 1.0, 3.0], len(index) // 4)  # the same shape in every hour
-    shape = quarter_profile(pd.Series(hourly_level + ramp, index=index), TZ)
-    assert shape is not None and shape.shape == (24, 4)
-    assert np.allclose(shape, [-3.0, -1.0, 1.0, 3.0])
-    slots = expand_day(date(2025, 10, 20), np.full(24, 80.0), TZ, 900, shape)
-    assert [v for _, v in slots[:4]] == [77.0, 79.0, 81.0, 83.0]
-    assert expand_day(date(2025, 10, 20), np.full(24, 80.0), TZ, 3600, shape)[0][1] == 80.0
-    hourly_only = pd.Series(np.ones(24 * 10), index=pd.date_range("2024-06-01", periods=240, freq="1h", tz="UTC"))
-    assert quarter_profile(hourly_only, TZ) is None  # before the 15-minute market: no profile
+
+def test_quarter_matrix_keeps_quarter_hours_and_leaves_hourly_days_without() -> None:
+    from device.forecast.daily import has_quarters, to_quarter_matrix
+
+    hourly_part = hourly("2025-09-29T22:00Z", "2025-09-30T21:00Z")  # local 2025-09-30, hourly market
+    index = pd.date_range("2025-09-30T22:00Z", periods=96, freq="15min", tz="UTC")  # local 2025-10-01
+    series = pd.concat([hourly_part, pd.Series(np.arange(96, dtype=float), index=index)])
+    days = pd.date_range("2025-09-30", "2025-10-01", freq="D")
+    cells = to_quarter_matrix(series, TZ, days)
+    assert list(has_quarters(cells)) == [False, True]
+    assert cells[1, 0].tolist() == [0, 1, 2, 3] and cells[1, 23, 3] == 95
+    assert np.isfinite(cells[0, :, 0]).all() and not np.isfinite(cells[0, :, 1:]).any()

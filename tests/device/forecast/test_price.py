@@ -103,3 +103,20 @@ def test_no_prices_at_all_is_a_clear_error() -> None:
     empty = MarketHistory(days=history.days, prices=np.full_like(history.prices, np.nan), exog={})
     with pytest.raises(ValueError, match="no complete day of prices"):
         PriceForecaster(None).predict(empty, datetime(2025, 10, 14, 11, tzinfo=BERLIN))
+
+
+def test_quarter_hours_follow_the_intra_hour_shape_the_device_has_seen() -> None:
+    history = sample_history(80, date(2025, 10, 14))
+    pattern = np.array([20.0, -20.0, -20.0, 20.0])  # each hour: dear edges, cheap middle
+    quarters = history.prices[:, :, None] + pattern
+    quarters[:-30] = np.nan  # the 15-minute market: the last 29 known days
+    seen = MarketHistory(days=history.days, prices=history.prices, exog=history.exog, quarters=quarters)
+    now = datetime(2025, 10, 14, 11, tzinfo=BERLIN)
+    learned = np.array([v for _, v in PriceForecaster(MODEL).predict(seen, now, 24).slots]).reshape(24, 4)
+    deviation = learned - learned.mean(axis=1, keepdims=True)
+    assert np.abs(deviation - pattern).mean() < 5.0
+    # hourly history only: the ramp prior, which keeps each hour's forecast as the mean of its quarters
+    result = PriceForecaster(MODEL).predict(history, now, 24)
+    ramp = np.array([v for _, v in result.slots]).reshape(24, 4)
+    assert ramp.mean(axis=1) == pytest.approx(result.days[0].values)
+    assert np.abs(ramp - ramp.mean(axis=1, keepdims=True) - pattern).mean() > 15.0
