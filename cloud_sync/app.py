@@ -4,8 +4,8 @@ Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`cloud_sync.protocol`
            ``GET /v1/streams/{stream}`` (what the aggregator holds: where to resume).
 Operators: ``GET /v1/devices``; operators and the device itself: ``GET /v1/devices/{id}``,
            ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
-Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status; a refused request
-changes nothing.
+Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status (a 500, which should not
+happen, is JSON too and says no more than that); a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from aiohttp import web
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import StreamProgress, ingest_in_order
-from cloud_sync.protocol import MAX_BODY_BYTES, BatchError, decode
+from cloud_sync.protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
 from cloud_sync.registry import Authenticator, AuthError, Principal
 
 log = structlog.get_logger(__name__)
@@ -77,10 +77,26 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if stored_seq is not None:
             body["last_seq"] = stored_seq
         return web.json_response(body, status=exc.status)
-    except web.HTTPRequestEntityTooLarge:
-        return web.json_response(
-            {"error": f"request body exceeds {MAX_BODY_BYTES} bytes"}, status=413
-        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return web.json_response({"error": _http_error(request, exc)}, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("request_failed", method=request.method, path=request.path)
+        return web.json_response({"error": "internal error; the aggregator's log has the details"}, status=500)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> str:
+    """What aiohttp itself refused, said the way the API's own errors are."""
+    if isinstance(exc, web.HTTPNotFound):
+        return f"no such endpoint: {request.method} {request.path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"method {request.method} is not allowed on {request.path}; allowed: {allowed}"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return f"request body exceeds {MAX_BODY_BYTES} bytes"
+    return f"{exc.status} {exc.reason}"
 
 
 async def _principal(request: web.Request) -> Principal:
@@ -112,6 +128,8 @@ async def ingest_batch(request: web.Request) -> web.Response:
     if who.kind != "dev":
         raise ApiError(403, "only devices upload batches")
     stream = _stream(request, request.match_info["stream"])
+    if request.content_type != CONTENT_TYPE:
+        raise ApiError(415, f"Content-Type: got {request.content_type!r}, expected {CONTENT_TYPE!r}")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, f"batch body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES}")
     body = await request.read()

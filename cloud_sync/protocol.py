@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson  # parsing items is the aggregator's main cost; orjson does it ~3x faster
+
+from cloud_sync import values
 
 READING_STREAMS = ("readings", "readings_1min")
 DOCUMENT_STREAMS = ("energy", "settlements", "edi")
@@ -36,6 +39,9 @@ CONTENT_TYPE = "application/x-nattery-batch+gzip"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # compressed
 MAX_RAW_BYTES = 128 * 1024 * 1024  # decompressed: a gzip bomb stops here
 MAX_ITEMS = 50_000
+MAX_LINE_BYTES = 1024 * 1024  # one line (an item; an EDI file is the largest)
+MAX_SEQ = 2**53 - 1  # sequence numbers stay exact in any JSON reader, and far from int64's end
+INFLATE_CHUNK = 256 * 1024
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -107,13 +113,18 @@ def document_line(seq: int, key: str, data_json: str) -> bytes:
     return f'{{"seq":{seq},"key":{json.dumps(key)},"data":{data_json}}}'.encode()
 
 
-def decode(body: bytes) -> Batch:
-    """Decompress and validate a batch body; raises :class:`BatchError` (400/413/422)."""
+def decode(body: bytes, now: float | None = None) -> Batch:
+    """Decompress and validate a batch body; raises :class:`BatchError` (400/413/422).
+
+    ``now`` (epoch seconds, default the clock) bounds the items' times. The body is inflated
+    a chunk at a time into lines, each line and the whole capped, so a gzip bomb costs at most
+    the cap and is refused as soon as it passes it.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise BatchError(413, f"batch body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    raw = _gunzip(body)
-    header_line, _, items_part = raw.partition(b"\n")
-    header = _json(header_line, "header line")
+    now = time.time() if now is None else now
+    lines = _inflated_lines(body)
+    header = _json(next(lines), "header line")
     if not isinstance(header, dict):
         raise BatchError(400, "header line: expected a JSON object")
     device = _field(header, "device", str)
@@ -126,37 +137,68 @@ def decode(body: bytes) -> Batch:
         raise BatchError(400, f"header.device: got {device!r}, expected 1-64 of A-Z a-z 0-9 _ -")
     if stream not in STREAMS:
         raise BatchError(400, f"header.stream: got {stream!r}, allowed: {', '.join(STREAMS)}")
-    if not isinstance(backlog, int) or backlog < 0:
+    if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog < 0:
         raise BatchError(400, f"header.backlog: got {backlog!r}, expected a non-negative integer")
     if prev_seq is not None and (not isinstance(prev_seq, int) or isinstance(prev_seq, bool) or prev_seq < 0):
         raise BatchError(400, f"header.prev_seq: got {prev_seq!r}, expected a non-negative integer")
+    for name, value, low in (("first_seq", first, 1), ("last_seq", last, 1), ("prev_seq", prev_seq, 0),
+                             ("backlog", backlog, 0)):
+        if value is not None and value > MAX_SEQ:
+            raise BatchError(422, f"header.{name}: got {value}, allowed: {low} to {MAX_SEQ}")
     if not 1 <= count <= MAX_ITEMS:
         raise BatchError(413 if count > MAX_ITEMS else 400, f"header.count: got {count}, allowed: 1 to {MAX_ITEMS}")
     if first < 1 or last < first or (prev_seq is not None and prev_seq >= first):
         after = "" if prev_seq is None else f" after {prev_seq}"
         raise BatchError(422, f"sequence range {first}..{last}{after} is out of order "
                               "(need 1 <= first_seq <= last_seq and prev_seq < first_seq)")
-    if hashlib.sha256(items_part).hexdigest() != digest:
+    item_lines, actual = _item_lines(lines, count)
+    if actual != digest:
         raise BatchError(400, "digest mismatch: the item lines do not match header.digest (corrupted upload)")
-    lines = items_part.split(b"\n")
-    if len(lines) != count:
-        raise BatchError(400, f"header.count is {count} but the batch has {len(lines)} item lines")
-    items = [_item(stream, line, n) for n, line in enumerate(lines, start=1)]
+    if len(item_lines) != count:
+        raise BatchError(400, f"header.count is {count} but the batch has {len(item_lines)} item lines")
+    items = [_item(stream, line, n, now) for n, line in enumerate(item_lines, start=1)]
     _check_order(items, first, last)
-    return Batch(device, stream, first, last, digest, backlog, prev_seq, items, lines)
+    return Batch(device, stream, first, last, digest, backlog, prev_seq, items, item_lines)
 
 
-def _gunzip(body: bytes) -> bytes:
+def _inflated_lines(body: bytes) -> Iterator[bytes]:
+    """The body's lines, inflated a chunk at a time; at least one (maybe empty) line."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        raw = inflater.decompress(body, MAX_RAW_BYTES)
-    except zlib.error as exc:
-        raise BatchError(400, f"body is not valid gzip ({exc})") from None
-    if inflater.unconsumed_tail:
-        raise BatchError(413, f"batch decompresses to more than {MAX_RAW_BYTES} bytes")
-    if not inflater.eof:
-        raise BatchError(400, "body is not valid gzip (truncated)")
-    return raw
+    pending, data, total, number = b"", body, 0, 1
+    while not inflater.eof:
+        try:
+            chunk = inflater.decompress(data, INFLATE_CHUNK)
+        except zlib.error as exc:
+            raise BatchError(400, f"body is not valid gzip ({exc})") from None
+        data = inflater.unconsumed_tail
+        if not chunk and not data:
+            raise BatchError(400, "body is not valid gzip (truncated)")
+        total += len(chunk)
+        if total > MAX_RAW_BYTES:
+            raise BatchError(413, f"batch decompresses to more than {MAX_RAW_BYTES} bytes")
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield line
+            number += 1
+        if len(pending) > MAX_LINE_BYTES:
+            raise BatchError(413, f"line {number} is longer than {MAX_LINE_BYTES} bytes")
+    if inflater.unused_data:
+        raise BatchError(400, f"body: {len(inflater.unused_data)} bytes after the end of the gzip stream")
+    yield pending
+
+
+def _item_lines(lines: Iterator[bytes], count: int) -> tuple[list[bytes], str]:
+    """The item lines (no more than ``count``) and the SHA-256 of them as sent."""
+    digest = hashlib.sha256()
+    kept: list[bytes] = []
+    for line in lines:
+        if len(kept) == count:
+            raise BatchError(400, f"header.count is {count} but the batch has more item lines")
+        if kept:
+            digest.update(b"\n")
+        digest.update(line)
+        kept.append(line)
+    return kept, digest.hexdigest()
 
 
 def _json(line: bytes, what: str) -> Any:
@@ -169,30 +211,35 @@ def _json(line: bytes, what: str) -> Any:
 def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
     value = obj.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise BatchError(400, f"header.{name}: got {value!r}, expected {'an integer' if kind is int else 'a string'}")
+        raise BatchError(400, f"header.{name}: got {value!r:.80}, expected {'an integer' if kind is int else 'a string'}")
     return value
 
 
-def _item(stream: str, line: bytes, n: int) -> Item:
+def _item(stream: str, line: bytes, n: int, now: float) -> Item:
     item = _json(line, f"item {n}")
     if not isinstance(item, dict):
         raise BatchError(400, f"item {n}: expected a JSON object")
     seq = item.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise BatchError(400, f"item {n}.seq: got {seq!r}, expected an integer")
+    if not 1 <= seq <= MAX_SEQ:
+        raise BatchError(422, f"item {n}.seq: got {seq}, allowed: 1 to {MAX_SEQ}")
     data = item.get("data")
     if not isinstance(data, dict):
         raise BatchError(400, f"item {n}.data: expected a JSON object")
-    if stream in READING_STREAMS:
-        ts = item.get("ts")
-        if not isinstance(ts, (int, float)) or isinstance(ts, bool):
-            raise BatchError(400, f"item {n}.ts: got {ts!r}, expected epoch seconds")
-        return Item(seq, float(ts), None, None)
-    key = item.get("key")
-    if not isinstance(key, str):
-        raise BatchError(400, f"item {n}.key: got {key!r}, expected a string")
-    ts = data.get("ts")
-    return Item(seq, float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None, key, data)
+    try:
+        if stream in READING_STREAMS:
+            ts = item.get("ts")
+            if not values.is_number(ts):
+                raise BatchError(400, f"item {n}.ts: got {ts!r}, expected epoch seconds")
+            values.check_reading(data)
+            return Item(seq, values.check_time("ts", ts, now), None, None)
+        key = item.get("key")
+        if not isinstance(key, str):
+            raise BatchError(400, f"item {n}.key: got {key!r}, expected a string")
+        return Item(seq, values.check_document(stream, data, now), key, data)
+    except values.ValueProblem as problem:
+        raise BatchError(422, f"item {n}.{problem}") from None
 
 
 def _check_order(items: list[Item], first: int, last: int) -> None:

@@ -78,7 +78,7 @@ async def _latest_telemetry(tx: Any, device: str) -> dict[str, Any] | None:
     if newest is None:
         return None
     data = json.loads(newest[1])["data"]
-    return {"ts": newest[0], "time": iso(newest[0]), **data}
+    return {**data, "ts": newest[0], "time": iso(newest[0])}  # the stored time wins over the data's
 
 
 async def readings(db: Database, device: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ async def test_overlapping_different_batch_is_refused_and_changes_nothing(aggreg
         (lambda b: b"not gzip at all", 400, "body is not valid gzip"),
         (lambda b: gzip.compress(gzip.decompress(b).replace(b'"grid_w"', b'"grid_x"')), 400, "digest mismatch"),
         (lambda b: gzip.compress(b"{}\n{}"), 400, "header.device: got None, expected a string"),
-        (lambda b: reheader(b, count=2), 400, "header.count is 2 but the batch has 3 item lines"),
+        (lambda b: reheader(b, count=2), 400, "header.count is 2 but the batch has more item lines"),
         (lambda b: reheader(b, stream="weather"), 400, "header.stream: got 'weather', allowed: readings,"),
         (lambda b: reheader(b, first_seq=0), 422, "sequence range 0..3 is out of order"),
         (lambda b: reheader(b, prev_seq=1), 422, "sequence range 1..3 after 1 is out of order"),
@@ -107,6 +107,11 @@ async def test_out_of_order_and_oversized_batches_are_refused(aggregator: Aggreg
     assert "limit" in answer["error"]
     bomb = gzip.compress(b"{" + b" " * (protocol.MAX_RAW_BYTES + 10) + b"}")
     status, answer = await post(aggregator, cred, "readings", bomb)
+    assert (status, answer["error"]) == (413, f"line 1 is longer than {protocol.MAX_LINE_BYTES} bytes")
+    header = json.dumps({"device": "dev4-a", "stream": "readings", "first_seq": 1, "last_seq": 1,
+                         "count": protocol.MAX_ITEMS, "digest": ""}).encode()
+    many_lines = gzip.compress(header + (b"\n" + b" " * (protocol.MAX_LINE_BYTES - 1)) * 200)
+    status, answer = await post(aggregator, cred, "readings", many_lines)
     assert (status, answer["error"]) == (413, f"batch decompresses to more than {protocol.MAX_RAW_BYTES} bytes")
     assert aggregator.rows("dev4-a") == []
 

@@ -33,9 +33,9 @@ def test_the_digest_ignores_the_header_so_retries_match() -> None:
 
 
 def test_documents_carry_key_and_data() -> None:
-    body, _, _ = protocol.encode("pi-1", "energy", [protocol.document_line(4, "900", '{"ts":900,"pv_wh":1.0}')], 0)
-    (item,) = protocol.decode(body).items
-    assert (item.seq, item.key, item.ts, item.data) == (4, "900", 900.0, {"ts": 900, "pv_wh": 1.0})
+    line = protocol.document_line(4, "1795000000", '{"ts":1795000000,"pv_wh":1.0}')
+    (item,) = protocol.decode(protocol.encode("pi-1", "energy", [line], 0)[0]).items
+    assert (item.seq, item.key, item.ts, item.data) == (4, "1795000000", 1795000000.0, {"ts": 1795000000, "pv_wh": 1.0})
 
 
 def _reencode(header: dict, items: list[bytes]) -> bytes:

@@ -97,15 +97,17 @@ async def test_every_stream_arrives_exactly_once(
     store = await device_store("sync-all")
     await store.call(Store.add_event, "info", "test", "settlements follow")
     db = Store(tmp_path / "sync-all.db")
-    db.db.execute("INSERT INTO settlements (ts, import_wh, export_wh, cost_eur, computed_at) VALUES (900, 10, 0, 0.1, 1)")
-    db.db.execute("UPDATE settlements SET cost_eur = 0.2 WHERE ts = 900")
+    slot = int(time.time()) // 900 * 900 - 900
+    db.db.execute("INSERT INTO settlements (ts, import_wh, export_wh, cost_eur, computed_at) VALUES (?, 10, 0, 0.1, 1)",
+                  [slot])
+    db.db.execute("UPDATE settlements SET cost_eur = 0.2 WHERE ts = ?", [slot])
     db.db.execute("INSERT INTO edi_files (name, created_at, period_start, period_end, content) "
                   "VALUES ('MSCONS_1.edi', 1, 0, 900, 'UNB+UNOC:3+x')")
     db.close()
     client = SyncClient(device_config(tmp_path, "sync-all", aggregator, credential), store)
     await client.drain()
     assert_exact_match(tmp_path / "sync-all.db", aggregator, "sync-all")
-    assert aggregator.documents("sync-all", "settlements")["900"]["cost_eur"] == 0.2
+    assert aggregator.documents("sync-all", "settlements")[str(slot)]["cost_eur"] == 0.2
     assert aggregator.documents("sync-all", "edi")["MSCONS_1.edi"]["content"] == "UNB+UNOC:3+x"
     slots = await store.call(Store.energy_slots, 0, 2e9)
     assert len(slots) >= 10

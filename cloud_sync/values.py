@@ -1,0 +1,116 @@
+"""What an item may say, by stream: finite numbers in physical ranges, times near the present.
+
+The aggregator stores readings as sent and sums energy slots; one impossible value (a reading
+dated in the year 33,000, an energy figure that is a string) would otherwise be stored and break
+every later view of that device. Each check raises :class:`ValueProblem` naming the field, the
+value and what is allowed; :mod:`cloud_sync.protocol` turns it into a 422 naming the item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_AGE_S = 5 * 366 * 86_400  # a device's store keeps far less; older means a broken clock
+MAX_AHEAD_S = 86_400  # clock skew of a device that has not synchronised its time yet
+MAX_POWER_W = 1_000_000.0  # a home installation is far below a megawatt
+MAX_ENERGY_WH = 1e12  # lifetime counters included
+MAX_NUMBER = 1e15  # raw register values and anything else numeric
+MAX_TEXT = 256
+MAX_SAMPLES = 86_400
+ENERGY_FIELDS = ("import_wh", "export_wh", "charge_wh", "discharge_wh", "pv_wh", "load_wh")
+RESERVED_READING_KEYS = ("ts", "time")  # the operator's view adds these to a reading's data
+
+
+class ValueProblem(ValueError):
+    """``field`` (a dotted path inside the item) holds a value the stream does not allow."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_time(field: str, value: Any, now: float) -> float:
+    """Epoch seconds within ``MAX_AGE_S`` before and ``MAX_AHEAD_S`` after ``now``."""
+    if not is_number(value):
+        raise ValueProblem(field, f"got {value!r}, expected epoch seconds")
+    low, high = now - MAX_AGE_S, now + MAX_AHEAD_S
+    if not low <= value <= high:
+        raise ValueProblem(field, f"got {value!r}, allowed: {low:.0f} to {high:.0f} (the aggregator's clock "
+                                  "minus five years to plus one day)")
+    return float(value)
+
+
+def check_range(field: str, value: Any, low: float, high: float) -> None:
+    if not is_number(value):
+        raise ValueProblem(field, f"got {value!r}, expected a number")
+    if not low <= value <= high:
+        raise ValueProblem(field, f"got {value!r}, allowed: {low:g} to {high:g}")
+
+
+def _role_range(name: str) -> tuple[float, float]:
+    if name == "soc_pct":
+        return 0.0, 100.0
+    if name.endswith("_w"):
+        return -MAX_POWER_W, MAX_POWER_W
+    if name.endswith("_wh"):
+        return 0.0, MAX_ENERGY_WH
+    if name.endswith("_c"):
+        return -100.0, 200.0
+    return -MAX_NUMBER, MAX_NUMBER
+
+
+def _check_scalars(field: str, values: Any, ranges: bool) -> None:
+    """An object of numbers (in their role's range when ``ranges``), short strings, booleans or null."""
+    if not isinstance(values, dict):
+        raise ValueProblem(field, f"got {values!r:.80}, expected an object")
+    for name, value in values.items():
+        where = f"{field}.{name}"
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                raise ValueProblem(where, f"a text of {len(value)} characters, allowed: up to {MAX_TEXT}")
+        elif is_number(value):
+            low, high = _role_range(name) if ranges else (-MAX_NUMBER, MAX_NUMBER)
+            if not low <= value <= high:
+                raise ValueProblem(where, f"got {value!r}, allowed: {low:g} to {high:g}")
+        else:
+            raise ValueProblem(where, f"got {value!r:.80}, expected a number, a string or null")
+
+
+def check_reading(data: dict[str, Any]) -> None:
+    """A snapshot ``{"roles": {...}, "registers": {...}}`` or a minute mean ``{"samples", "roles"}``."""
+    for key in RESERVED_READING_KEYS:
+        if key in data:
+            raise ValueProblem(f"data.{key}", "not allowed (the item's own ts is the reading's time)")
+    if "roles" in data:
+        _check_scalars("data.roles", data["roles"], ranges=True)
+    if "registers" in data:
+        _check_scalars("data.registers", data["registers"], ranges=False)
+    if "samples" in data:
+        check_range("data.samples", data["samples"], 1, MAX_SAMPLES)
+
+
+def check_document(stream: str, data: dict[str, Any], now: float) -> float | None:
+    """Energy slots and settlements carry their slot time ``ts`` and finite figures; EDI files
+    carry text. Returns the document's time (None for EDI files)."""
+    if stream == "edi":
+        if not isinstance(data.get("content"), str):
+            raise ValueProblem("data.content", f"got {data.get('content')!r:.80}, expected the file's text")
+        return None
+    ts = check_time("data.ts", data.get("ts"), now)
+    for name, value in data.items():
+        if name == "ts" or value is None:
+            continue
+        if stream == "energy" and name in ENERGY_FIELDS:
+            check_range(f"data.{name}", value, 0.0, MAX_ENERGY_WH)
+        elif isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                raise ValueProblem(f"data.{name}", f"a text of {len(value)} characters, allowed: up to {MAX_TEXT}")
+        else:
+            check_range(f"data.{name}", value, -MAX_NUMBER, MAX_NUMBER)
+    return ts
