@@ -320,7 +320,7 @@ def prices(config_file: Path | None, day: Any, as_json: bool) -> None:
     import json
     from zoneinfo import ZoneInfo
 
-    from device.prices.days import MARKET_TZ
+    from device.market import MARKET_TZ
     from device.prices.entsoe_source import FetchError
     from device.prices.runtime import fetch_day
 

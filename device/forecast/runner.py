@@ -16,7 +16,7 @@ import structlog
 from device.config import ForecastSettings
 from device.forecast.history import MarketHistory
 from device.forecast.price import PriceForecast, PriceForecaster
-from device.prices.days import MARKET_TZ, resolution_for
+from device.market import MARKET_TZ, resolution_for
 from device.resources import MODELS_DIR
 from device.store import AsyncStore, Store
 

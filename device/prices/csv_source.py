@@ -20,7 +20,7 @@ import pandas as pd
 
 from device.forecast.daily import expand_day
 from device.forecast.history import CSV_COLUMNS, MarketHistory, read_csv
-from device.prices.days import MARKET_TZ, resolution_for
+from device.market import MARKET_TZ, resolution_for
 from device.resources import PRICE_SAMPLE
 
 

@@ -15,13 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-MARKET_TZ = "Europe/Brussels"
-QUARTER_HOURS_FROM = date(2025, 10, 1)  # first delivery day of the 15-minute SDAC
-
-
-def resolution_for(day: date) -> int:
-    """Slot length in seconds of the day-ahead auction for delivery ``day``."""
-    return 900 if day >= QUARTER_HOURS_FROM else 3600
+from device.market import MARKET_TZ, resolution_for
 
 
 def day_bounds(day: date, tz: str = MARKET_TZ) -> tuple[pd.Timestamp, pd.Timestamp]:

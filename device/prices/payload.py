@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from device.prices.days import MARKET_TZ, day_bounds
+from device.market import MARKET_TZ
+from device.prices.days import day_bounds
 from device.prices.service import PriceStatus
 from device.store import AsyncStore, Store
 

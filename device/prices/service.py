@@ -28,14 +28,8 @@ import pandas as pd
 import structlog
 
 from device.config import ConfigError, PricesSettings
-from device.prices.days import (
-    MARKET_TZ,
-    DayPrices,
-    day_bounds,
-    expected_slots,
-    resolution_for,
-    select_day,
-)
+from device.market import MARKET_TZ, resolution_for
+from device.prices.days import DayPrices, day_bounds, expected_slots, select_day
 from device.prices.entsoe_source import EXAA_ZONES, FetchError
 from device.store import AsyncStore, Store
 
