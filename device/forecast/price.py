@@ -24,6 +24,7 @@ and the linear model is fitted without them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -60,10 +61,10 @@ class DayForecast:
 
 @dataclass(frozen=True)
 class PriceForecast:
-    """Slots ``(utc_epoch_s, EUR/MWh)`` in order, and how each day was made."""
+    """Slots ``(utc_epoch_s, EUR/MWh)`` in order (each lasting until the next), and how each day
+    was made."""
 
     made_at: int
-    resolution_s: int
     slots: list[tuple[int, float]]
     days: list[DayForecast] = field(default_factory=list)
 
@@ -134,12 +135,13 @@ class PriceForecaster:
         return DayForecast(day, values, method, net_ms, linear_ms, net_values, lin_values)
 
     def predict(
-        self, history: MarketHistory, now: datetime, horizon_h: float = 48.0, resolution_s: int = 900,
+        self, history: MarketHistory, now: datetime, horizon_h: float = 48.0,
+        resolution_s: int | Callable[[date], int] = 900,
     ) -> PriceForecast:
         """Every slot after the last complete known day up to ``now + horizon_h`` (at least),
-        each quarter-hour (``resolution_s`` 900) or hour (3600) its own value."""
-        if resolution_s not in (900, 3600):
-            raise ValueError(f"resolution_s: got {resolution_s}, allowed: 900, 3600")
+        each quarter-hour (900) or hour (3600) its own value; ``resolution_s`` may be a function
+        of the delivery day (the market changed resolution on 2025-10-01)."""
+        resolution_of = resolution_s if callable(resolution_s) else (lambda _: resolution_s)
         first = history.last_complete_price_row() + 1
         if first <= 0:
             raise ValueError("no complete day of prices in the history: nothing to forecast from")
@@ -147,19 +149,23 @@ class PriceForecaster:
         last = max(history.row(end), first)
         work = history.extended(max(0, last + 1 - len(history.days)))
         days: list[DayForecast] = []
-        slots: list[tuple[int, float]] = []
         for target in range(first, last + 1):
             result = self.forecast_day(work, target)
             work.prices[target] = result.values  # recursive: later days build on this one
             days.append(result)
-        shape = self.intrahour_for(history, first) if resolution_s == 900 else None
+        shape: intrahour.IntraHourModel | None = None
+        slots: list[tuple[int, float]] = []
         for target, result in zip(range(first, last + 1), days, strict=True):
+            resolution = resolution_of(result.day)
+            if resolution not in (900, 3600):
+                raise ValueError(f"resolution_s: got {resolution} for {result.day}, allowed: 900, 3600")
             values = result.values
-            if shape is not None:
+            if resolution == 900:
+                shape = shape or self.intrahour_for(history, first)
                 after = work.prices[target + 1, 0] if target < last else np.nan
                 values = shape.quarters(values, work.prices[target - 1, -1], after)
-            slots.extend(expand_day(result.day, values, self.tz, resolution_s))
-        return PriceForecast(made_at=int(now.timestamp()), resolution_s=resolution_s, slots=slots, days=days)
+            slots.extend(expand_day(result.day, values, self.tz, resolution))
+        return PriceForecast(made_at=int(now.timestamp()), slots=slots, days=days)
 
 
 def _present(history: MarketHistory, name: str, target: int, lags: tuple[int, ...]) -> bool:

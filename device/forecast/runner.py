@@ -57,8 +57,7 @@ async def reforecast(
         log.info("price_forecast_skipped", zone=zone, reason="no prices stored yet")
         return None
     when = datetime.fromtimestamp(now, UTC)
-    resolution = resolution_for(when.date())
-    result = await asyncio.to_thread(forecaster.predict, history, when, horizon_h, resolution)
+    result = await asyncio.to_thread(forecaster.predict, history, when, horizon_h, resolution_for)
     await store.call(Store.insert_forecast, "price", result.made_at, result.slots)
     log.info("price_forecast", zone=zone, slots=len(result.slots), methods=result.methods)
     return result

@@ -120,3 +120,14 @@ def test_quarter_hours_follow_the_intra_hour_shape_the_device_has_seen() -> None
     ramp = np.array([v for _, v in result.slots]).reshape(24, 4)
     assert ramp.mean(axis=1) == pytest.approx(result.days[0].values)
     assert np.abs(ramp - ramp.mean(axis=1, keepdims=True) - pattern).mean() > 15.0
+
+
+def test_forecast_across_the_switch_to_the_15_minute_market_has_each_days_resolution() -> None:
+    from device.prices.days import resolution_for
+
+    now = datetime(2025, 9, 29, 11, tzinfo=BERLIN)
+    result = PriceForecaster(MODEL).predict(sample_history(80, date(2025, 9, 29)), now, 48, resolution_for)
+    ts = np.array([t for t, _ in result.slots])
+    switch = int(datetime(2025, 10, 1, tzinfo=BERLIN).timestamp())
+    assert len(ts[ts < switch]) == 24 and np.all(np.diff(ts[ts < switch]) == 3600)
+    assert len(ts[ts >= switch]) == 96 and np.all(np.diff(ts[ts >= switch]) == 900)
