@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,12 +28,39 @@ from device.web.deps import CommandResult
 log = structlog.get_logger(__name__)
 
 
+#: Roles whose value is text; every other role and every register is a number.
+TEXT_ROLES = ("state", "mode")
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or ``None`` for anything else (text, booleans, NaN, ∞, lists)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_telemetry(payload: bytes) -> Reading:
-    """The bridge's telemetry JSON → :class:`Reading` (roles at top level, ``registers`` nested)."""
+    """The bridge's telemetry JSON → :class:`Reading` (roles at top level, ``registers`` nested).
+
+    Raises ``ValueError`` when it is not an object with an ISO ``ts``. A value of the wrong type
+    (text where a number belongs, NaN, a list) becomes ``None``, "not read", so no page breaks on it.
+    """
     data = json.loads(payload)
+    if not isinstance(data, dict):
+        raise ValueError(f"telemetry: expected a JSON object, got {type(data).__name__}")
     ts = datetime.fromisoformat(str(data.pop("ts")).replace("Z", "+00:00")).timestamp()
-    registers = data.pop("registers", {}) or {}
-    return Reading(ts=ts, roles=data, registers=registers)
+    registers = data.pop("registers", None)
+    # state and mode are text although Reading.roles says numbers; the store keeps them apart too
+    roles: dict[str, Any] = {
+        key: (value if isinstance(value, str) else None) if key in TEXT_ROLES else finite_number(value)
+        for key, value in data.items()
+    }
+    numbers = {name: finite_number(value) for name, value in registers.items()} if isinstance(registers, dict) else {}
+    return Reading(ts=ts, roles=roles, registers=numbers)
 
 
 class BridgeLink:

@@ -7,7 +7,7 @@ the power-flow animation on top.
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 import time
 from typing import Any
 
@@ -64,7 +64,7 @@ async def overview(request: web.Request) -> web.Response:
     live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
     settings = await deps.settings.load()
     effective = settings.apply(request.app[CFG])
-    return render(request, "overview.html", live=live, live_json=json.dumps(live), read_only=session.role is None,
+    return render(request, "overview.html", live=live, read_only=session.role is None,
                   mode=effective.planner.mode, override=settings.active_override(time.time()))
 
 
@@ -73,7 +73,7 @@ async def prices(request: web.Request) -> web.Response:
     data = await model.prices_and_plan(
         request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], time.time(), request.app[LATE_AFTER]
     )
-    return render(request, "prices.html", data=data, data_json=json.dumps(data))
+    return render(request, "prices.html", data=data)
 
 
 async def savings(request: web.Request) -> web.Response:
@@ -141,7 +141,7 @@ async def installer(request: web.Request) -> web.Response:
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
         health={name: model.flatten(values) for name, values in health.items()}, events=events,
-        live_json=json.dumps(live_snapshot(request, reading, with_registers=True)),
+        live_data=live_snapshot(request, reading, with_registers=True),
     )
 
 
@@ -167,9 +167,15 @@ async def register_post(request: web.Request) -> web.Response:
                    f"{result['name']} ← {result['value']:g} {result['unit']} ({result['applied_at']})")
 
 
+#: A same-site path: "/" then printable ASCII without spaces or backslashes, never "//" (which a
+#: browser reads as another host). Browsers drop tabs and line breaks from URLs, so "/\t/evil"
+#: must not pass either: anything outside this set sends the visitor to "/".
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+
+
 def _safe_next(value: object) -> str:
-    text = str(value or "/")
-    return text if text.startswith("/") and not text.startswith("//") else "/"
+    text = value if isinstance(value, str) else "/"
+    return text if _SAME_SITE_PATH.fullmatch(text) else "/"
 
 
 async def login_page(request: web.Request) -> web.Response:

@@ -47,6 +47,7 @@ class StandInBridge:
     registers: dict[str, float] = field(default_factory=dict)
     commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    extra: dict[str, Any] = field(default_factory=dict)  # merged into each telemetry message, as sent
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.cfg.mqtt.prefix, self.cfg.device.id)
@@ -81,7 +82,7 @@ class StandInBridge:
             self.registers["battery_soc"] = round(self.soc_pct)
             with contextlib.suppress(Exception):
                 await self.session.publish_json(
-                    self.topics.telemetry, {"ts": utc_iso(now), **roles, "registers": dict(self.registers)})
+                    self.topics.telemetry, {"ts": utc_iso(now), **roles, "registers": dict(self.registers), **self.extra})
             await asyncio.sleep(self.period_s)
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
