@@ -11,6 +11,7 @@ WORKDIR /usr/src/nattery
 COPY pyproject.toml README.md ./
 COPY device ./device
 COPY cloud_sync ./cloud_sync
+COPY common ./common
 RUN pip install -e . && useradd --system --no-create-home nattery
 
 # /data is the shared named volume: nattery.db, nattery.yaml (installer), credentials.

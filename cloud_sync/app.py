@@ -1,6 +1,6 @@
 """The aggregator's HTTP API (aiohttp). Every call but ``/v1/health`` is authenticated.
 
-Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`cloud_sync.protocol`),
+Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`common.sync_protocol`),
            ``GET /v1/streams/{stream}`` (what the aggregator holds: where to resume).
 Operators: ``GET /v1/devices``; operators and the device itself: ``GET /v1/devices/{id}``,
            ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
@@ -21,7 +21,7 @@ from aiohttp import web
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import StreamProgress, ingest_in_order
-from cloud_sync.protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
+from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
 from cloud_sync.registry import Authenticator, AuthError, Principal
 
 log = structlog.get_logger(__name__)

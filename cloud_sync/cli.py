@@ -12,7 +12,7 @@ import click
 
 from cloud_sync import app, queries, registry
 from cloud_sync.db import DatabaseError, connect
-from device import logs
+from common import logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 

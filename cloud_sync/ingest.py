@@ -26,9 +26,9 @@ from typing import Any
 
 import structlog
 
-from cloud_sync.crash import crash_point
+from common.crash import crash_point
 from cloud_sync.db import Database
-from cloud_sync.protocol import READING_STREAMS, Batch, BatchError
+from common.sync_protocol import READING_STREAMS, Batch, BatchError
 
 log = structlog.get_logger(__name__)
 CRASH_VARIABLE = "TEST_CLOUD_CRASH"

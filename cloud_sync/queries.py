@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cloud_sync.db import Database
-from cloud_sync.protocol import STREAMS
+from common.sync_protocol import STREAMS
 
 ONLINE_WINDOW_S = 300.0  # a device that uploaded within this is shown online
 ENERGY_FIELDS = ("import_wh", "export_wh", "charge_wh", "discharge_wh", "pv_wh", "load_wh")

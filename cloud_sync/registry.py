@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cloud_sync.db import Database
-from cloud_sync.protocol import DEVICE_ID
+from common.sync_protocol import DEVICE_ID
 
 Kind = Literal["dev", "op"]
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from device import config as configuration
-from device import logs
+from common import logs
 from device.modbus.client import PortError
 from device.modbus.registermap import MapError
 from device.store import StoreError

@@ -2,7 +2,7 @@
 
 Streams: ``readings`` (or ``readings_1min``, per ``cloud.readings``), then ``energy``,
 ``settlements`` and ``edi`` (the outbox). Each upload is a gzip'd batch (see
-:mod:`cloud_sync.protocol`) with the device id and its sequence range; the aggregator stores
+:mod:`common.sync_protocol`) with the device id and its sequence range; the aggregator stores
 each range exactly once, so retrying is always safe. The cursor (last acknowledged sequence
 per stream) lives in SQLite and is written only after the aggregator acknowledged, so a
 crash at any point resends at most one batch, which the aggregator recognises.
@@ -37,8 +37,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from cloud_sync import protocol
-from cloud_sync.crash import crash_point
+from common import sync_protocol as protocol
+from common.crash import crash_point
 from device.config import Config
 from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from device import logs
+from common import logs
 from device.ports import free_port, wait_for_port
 
 

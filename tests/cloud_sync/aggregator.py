@@ -162,7 +162,7 @@ def sqlite_aggregator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aggr
 
 def batch_body(device: str, stream: str, items: list[dict[str, Any]], header: dict[str, Any] | None = None) -> bytes:
     """A batch built by hand (tests of what the aggregator refuses)."""
-    from cloud_sync import protocol
+    from common import sync_protocol as protocol
 
     lines = [json.dumps(item).encode() for item in items]
     body, _, _ = protocol.encode(device, stream, lines, backlog=0)

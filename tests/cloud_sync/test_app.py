@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cloud_sync import protocol
+from common import sync_protocol as protocol
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 
 NOW = time.time()

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cloud_sync import protocol
+from common import sync_protocol as protocol
 from cloud_sync.app import create_app
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.test_app import get, post, readings

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from cloud_sync import protocol
-from cloud_sync.protocol import BatchError
+from common import sync_protocol as protocol
+from common.sync_protocol import BatchError
 
 
 def lines(n: int) -> list[bytes]:

@@ -84,7 +84,7 @@ def pty_pair(directory: Path) -> Iterator[tuple[str, str]]:
 
 def _simulator_process(name: str, baud: int | None, path: str, conn: Connection) -> None:
     """Child process: serve the map on ``path`` until told to stop, then send the stats."""
-    from device import logs
+    from common import logs
     from device.simulator import Simulator
 
     logs.configure("error", "console")
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--overlap-interval-s", type=float, default=0.05,
                         help="mean think time of each caller (overlap phase)")
     args = parser.parse_args(argv)
-    from device import logs
+    from common import logs
 
     logs.configure("error", "console")
     result = asyncio.run(bench(args))

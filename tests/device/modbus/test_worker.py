@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from device.modbus.blocks import plan_blocks
 from device.modbus.client import client_factory
-from device import logs as logs_module
+from common import logs as logs_module
 from device.modbus import worker as worker_module
 from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import load_map

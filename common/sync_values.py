@@ -3,7 +3,7 @@
 The aggregator stores readings as sent and sums energy slots; one impossible value (a reading
 dated in the year 33,000, an energy figure that is a string) would otherwise be stored and break
 every later view of that device. Each check raises :class:`ValueProblem` naming the field, the
-value and what is allowed; :mod:`cloud_sync.protocol` turns it into a 422 naming the item.
+value and what is allowed; :mod:`common.sync_protocol` turns it into a 422 naming the item.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import orjson  # parsing items is the aggregator's main cost; orjson does it ~3x faster
 
-from cloud_sync import values
+from common import sync_values as values
 
 READING_STREAMS = ("readings", "readings_1min")
 DOCUMENT_STREAMS = ("energy", "settlements", "edi")
