@@ -36,6 +36,16 @@ class AuthError(ValueError):
     """A password change was refused; the message says why."""
 
 
+def check_new_password(old: str, new: str, repeat: str) -> None:
+    """Refuse a new password that differs from its repetition, is short, a default or the old one."""
+    if new != repeat:
+        raise AuthError("new_password: the two new passwords differ")
+    if len(new) < MIN_PASSWORD_LEN:
+        raise AuthError(f"new_password: at least {MIN_PASSWORD_LEN} characters")
+    if new in DEFAULT_PASSWORDS.values() or new == old:
+        raise AuthError("new_password: choose a password that is not a default or the old one")
+
+
 def hash_password(password: str) -> str:
     salt = os.urandom(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
@@ -119,12 +129,7 @@ class Users:
 
     async def change_password(self, role: str, old: str, new: str, repeat: str) -> None:
         """Change a password after checking the old one; refuses weak or default choices."""
-        if new != repeat:
-            raise AuthError("new_password: the two new passwords differ")
-        if len(new) < MIN_PASSWORD_LEN:
-            raise AuthError(f"new_password: at least {MIN_PASSWORD_LEN} characters")
-        if new in DEFAULT_PASSWORDS.values() or new == old:
-            raise AuthError("new_password: choose a password that is not a default or the old one")
+        check_new_password(old, new, repeat)
         async with self._lock:
             if await self.check(role, old) is None:
                 raise AuthError("old_password: wrong password")

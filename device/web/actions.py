@@ -117,6 +117,8 @@ def power_limits(cfg: Config) -> dict[str, int]:
 async def start_manual(actor: Actor, action: Any, power_w: Any, until: Any) -> home.Override:
     """Charge or discharge now at ``power_w`` until ``until``; the bridge holds it that long."""
     now = time.time()
+    if isinstance(power_w, bool):  # JSON true is not one watt
+        raise ActionError(f"power_w: got {power_w!r}, expected a number of watts", "power_w")
     try:
         override = home.make_override(action, power_w, resolve_until(until, actor.tz, now), now, power_limits(actor.cfg))
     except home.SettingsError as exc:

@@ -18,6 +18,7 @@ from aiohttp import web
 from device.store import Store
 from device.web import actions, model
 from device.web.actions import ActionError, Actor
+from device.web.inputs import check_finite, query_int
 from device.web.access import guard, json_error, locale
 from device.web.keys import ANONYMOUS, CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ
 from device.web.live import snapshot
@@ -45,10 +46,11 @@ def endpoint(fn: ApiHandler) -> Callable[[web.Request], Awaitable[web.StreamResp
 async def body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
-    except ValueError:
-        raise ActionError("body: not valid JSON (send Content-Type: application/json)") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        raise ActionError("body: not valid JSON (send Content-Type: application/json)", "body") from None
     if not isinstance(data, dict):
-        raise ActionError(f"body: expected a JSON object, got {type(data).__name__}")
+        raise ActionError(f"body: expected a JSON object, got {type(data).__name__}", "body")
+    check_finite(data)
     return data
 
 
@@ -165,10 +167,8 @@ async def health(request: web.Request) -> dict[str, Any]:
 
 async def events(request: web.Request) -> list[dict[str, Any]]:
     guard(request, "installer")
-    raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ActionError(f"limit: got {raw!r}, allowed: 1 to 500", "limit")
-    return await request.app[DEPS].store.call(Store.events, int(raw))
+    limit = query_int(request.query, "limit", 50, 1, 500)
+    return await request.app[DEPS].store.call(Store.events, limit)
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -51,13 +51,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except web.HTTPException as exc:
         if is_api(request) and exc.status >= 400 and exc.content_type != "application/json":
-            return json_error(exc.status, exc.text or exc.reason)
+            return json_error(exc.status, _api_reason(request, exc))
         raise
     except Exception:  # noqa: BLE001 — a bug must not show a traceback to the homeowner
         log.exception("web handler failed", path=request.path)
         if is_api(request):
             return json_error(500, "internal error; see the device log")
         return web.Response(status=500, text="Internal error; see the device log.")
+
+
+def _api_reason(request: web.Request, exc: web.HTTPException) -> str:
+    """What aiohttp's own refusals (no route, wrong method, body too large) mean for an API caller."""
+    if isinstance(exc, web.HTTPNotFound):
+        return f"no such endpoint: {request.method} {request.path} (the API is described at /api/openapi.json)"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return f"{request.method} {request.path}: method not allowed; allowed: {', '.join(sorted(exc.allowed_methods))}"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return f"request body too large: at most {request.client_max_size} bytes"
+    return exc.text or exc.reason
 
 
 @web.middleware
@@ -111,7 +122,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         token = request.headers.get("X-CSRF-Token")
         if token is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             token = str((await request.post()).get("csrf", ""))
-        if not token or not hmac.compare_digest(token, request[SESSION].csrf):
+        # bytes, not str: compare_digest refuses non-ASCII text, and a header may hold any
+        if not token or not hmac.compare_digest(token.encode(errors="surrogateescape"), request[SESSION].csrf.encode()):
             message = "CSRF token missing or wrong: reload the page (API: send X-CSRF-Token from GET /api/v1/session)"
             if is_api(request):
                 return json_error(403, message)
@@ -125,13 +137,15 @@ async def users_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Expired sessions are swept every minute so memory stays flat however many visitors come."""
+    """Expired sessions and old login-limiter keys are swept every minute, so memory stays flat
+    however many visitors come."""
 
     async def sweep() -> None:
         while True:
             await asyncio.sleep(60)
             app[SESSIONS].sweep()
             app[ANONYMOUS].sweep()
+            app[LIMITER].sweep()
 
     task = asyncio.create_task(sweep())
     yield

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 @dataclass
@@ -63,31 +63,50 @@ class Sessions:
 
 
 class LoginLimiter:
-    """At most ``max_failures`` failed logins per client address and per account in ``window_s``."""
+    """At most ``max_failures`` password guesses per client address and per account in ``window_s``.
 
-    def __init__(self, max_failures: int, window_s: float) -> None:
+    An attempt is counted when it starts, before its password is checked (scrypt takes tens of
+    milliseconds in a thread): otherwise any number of parallel attempts pass the check together.
+    A success forgets its keys. Keys without attempts in the window are swept, and at most
+    ``max_keys`` are kept (the oldest go first; the account keys, used by every attempt, stay).
+    """
+
+    def __init__(self, max_failures: int, window_s: float, max_keys: int = 10_000) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def retry_after(self, keys: list[str], now: float | None = None) -> float:
-        """Seconds until another attempt is allowed (0: allowed now)."""
+    def attempt(self, keys: list[str], now: float | None = None) -> float:
+        """Count an attempt now and return 0, or return the seconds to wait (nothing counted)."""
         now = time.time() if now is None else now
         wait = 0.0
         for key in keys:
-            times = self._failures.get(key)
-            if not times:
-                continue
+            times = self._attempts.get(key)
             while times and times[0] <= now - self.window_s:
                 times.popleft()
-            if len(times) >= self.max_failures:
+            if times is not None and len(times) >= self.max_failures:
                 wait = max(wait, times[0] + self.window_s - now)
-        return wait
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
+        if wait > 0:
+            return wait
         for key in keys:
-            self._failures[key].append(time.time() if now is None else now)
+            self._attempts.setdefault(key, deque()).append(now)
+            self._attempts.move_to_end(key)
+        while len(self._attempts) > self.max_keys:
+            self._attempts.popitem(last=False)
+        return 0.0
 
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
-            self._failures.pop(key, None)
+            self._attempts.pop(key, None)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget keys whose attempts are all older than the window; returns how many went."""
+        cutoff = (time.time() if now is None else now) - self.window_s
+        old = [key for key, times in self._attempts.items() if not times or times[-1] <= cutoff]
+        for key in old:
+            del self._attempts[key]
+        return len(old)
+
+    def __len__(self) -> int:
+        return len(self._attempts)

@@ -22,6 +22,7 @@ from device.web.keys import (
     ANONYMOUS, CFG, COOKIE, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, SESSIONS, TEMPLATES, TZ,
 )
 from device.web.i18n import LANGUAGES
+from device.web.inputs import form_number
 from device.web.live import close_quietly, snapshot, sse_event
 from device.web.login import attempt_login, change_password
 from device.home.settings import EDITABLE
@@ -92,19 +93,14 @@ async def settings_page(request: web.Request) -> web.Response:
     )
 
 
-def _number_or_text(value: str) -> Any:
-    try:
-        return float(value.replace(",", "."))
-    except ValueError:
-        return value
-
-
 def _tariff_value(key: str, text: str) -> Any:
     """The form shows ct/kWh (as on the bill); configuration keeps EUR/MWh (× 10)."""
-    value = _number_or_text(text)
+    if key == "export":
+        return text
+    value = form_number(text, f"tariff.{key}")
     if key.endswith("_eur_mwh") and isinstance(value, float):
         return round(value * 10, 6)
-    return value if key != "export" else text
+    return value
 
 
 async def settings_post(request: web.Request) -> web.Response:
@@ -116,7 +112,7 @@ async def settings_post(request: web.Request) -> web.Response:
         if form_kind == "mode":
             await actions.change_settings(actor(request), {
                 "planner": {"mode": str(form.get("mode", ""))},
-                "battery": {"reserve_pct": _number_or_text(str(form.get("reserve_pct", "")))},
+                "battery": {"reserve_pct": form_number(str(form.get("reserve_pct", "")), "battery.reserve_pct")},
             })
         elif form_kind == "tariff":
             values = {key: _tariff_value(key, str(form[key])) for key in EDITABLE["tariff"] if key in form}

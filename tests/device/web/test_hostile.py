@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from device.store import Reading
-from tests.device.web.conftest import api
+from device.store import Reading, Store
+from tests.device.web.conftest import NEW_PASSWORDS, api, csrf
 from tests.device.web.harness import WebStack
 
 
@@ -34,6 +34,78 @@ async def telemetry_where(stack: WebStack, accept: Callable[[Reading], bool]) ->
             return await arrived
     finally:
         unlisten()
+
+
+# --- 5: NaN and infinities ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"battery": {"reserve_pct": NaN}}', "battery.reserve_pct"),
+    (b'{"tariff": {"vat_pct": Infinity}}', "tariff.vat_pct"),
+    (b'{"tariff": {"markup_eur_mwh": -Infinity}}', "tariff.markup_eur_mwh"),
+    (b'{"tariff": {"vat_pct": 1e400}}', "tariff.vat_pct"),
+])
+async def test_settings_api_refuses_non_finite_numbers(stack: WebStack, homeowner: TestClient, raw: bytes,
+                                                       field: str) -> None:
+    response = await homeowner.patch("/api/v1/settings", data=raw, headers={
+        "X-CSRF-Token": await csrf(homeowner), "Content-Type": "application/json"})
+    body = await response.json()
+    assert (response.status, body["field"]) == (400, field), body
+    assert "allowed: a finite number" in body["error"]
+    assert not (stack.cfg.device.data_dir / "settings.json").exists()
+
+
+async def test_manual_api_refuses_non_finite_and_boolean_power(stack: WebStack, homeowner: TestClient) -> None:
+    token = await csrf(homeowner)
+    response = await homeowner.post("/api/v1/manual", data=b'{"action": "charge", "power_w": NaN, "until": "23:59"}',
+                                    headers={"X-CSRF-Token": token, "Content-Type": "application/json"})
+    assert (response.status, (await response.json())["field"]) == (400, "power_w")
+    status, body = await api(homeowner, "POST", "/api/v1/manual", {"action": "charge", "power_w": True, "until": "23:59"})
+    assert (status, body["field"]) == (400, "power_w"), body
+    assert not stack.bridge.commands
+
+
+@pytest.mark.parametrize("form_data, field", [
+    ({"form": "mode", "mode": "auto", "reserve_pct": "nan"}, "battery.reserve_pct"),
+    ({"form": "mode", "mode": "auto", "reserve_pct": "-inf"}, "battery.reserve_pct"),
+    ({"form": "tariff", "vat_pct": "NaN"}, "tariff.vat_pct"),
+    ({"form": "tariff", "markup_eur_mwh": "1e999"}, "tariff.markup_eur_mwh"),
+])
+async def test_settings_form_refuses_non_finite_numbers(stack: WebStack, homeowner: TestClient,
+                                                        form_data: dict[str, str], field: str) -> None:
+    response = await homeowner.post("/settings", data={"csrf": await csrf(homeowner), **form_data})
+    page = await response.text()
+    assert f"{field}: got" in page and "allowed: a finite number" in page
+    assert not (stack.cfg.device.data_dir / "settings.json").exists()
+
+
+# --- 6: the login lockout holds against parallel attempts -------------------------------------
+
+async def test_parallel_wrong_logins_are_refused_after_the_limit(stack: WebStack, client: TestClient) -> None:
+    token = await csrf(client)
+
+    async def attempt() -> int:
+        response = await client.post("/api/v1/login", json={"account": "installer", "password": "guess"},
+                                     headers={"X-CSRF-Token": token})
+        return response.status
+
+    statuses = await asyncio.gather(*(attempt() for _ in range(30)))
+    limit = stack.cfg.web.login_max_failures
+    assert sorted(statuses) == [401] * limit + [429] * (30 - limit)
+
+
+async def test_password_change_is_rate_limited(stack: WebStack, homeowner: TestClient) -> None:
+    new = "another-pass-99"
+    for _ in range(stack.cfg.web.login_max_failures):
+        status, body = await api(homeowner, "POST", "/api/v1/password", {
+            "old_password": "guess", "new_password": new, "repeat_password": new})
+        assert (status, body["field"]) == (400, "old_password")
+    status, body = await api(homeowner, "POST", "/api/v1/password", {
+        "old_password": NEW_PASSWORDS["homeowner"], "new_password": new, "repeat_password": new})
+    assert status == 429 and "try again in" in body["error"]
+    stored = (stack.cfg.device.data_dir / "web-users.json").read_text()
+    status, _ = await api(homeowner, "POST", "/api/v1/login", {"account": "homeowner", "password": NEW_PASSWORDS["homeowner"]})
+    assert status == 429  # the same budget as logins: the old password was being guessed
+    assert (stack.cfg.device.data_dir / "web-users.json").read_text() == stored
 
 
 # --- 7: no open redirect ----------------------------------------------------------------------
@@ -86,3 +158,49 @@ async def test_wrong_typed_telemetry_renders_without_crashing(stack: WebStack, i
     assert overview["battery_w"] is None and overview["soc_pct"] is None and overview["pv_w"] is None
     page = await (await installer.get("/installer")).text()
     assert "<script>alert(1)" not in page
+
+
+# --- 12: clear JSON answers for broken requests --------------------------------------------------
+
+async def test_every_api_error_is_json_with_a_reason(homeowner: TestClient) -> None:
+    token = await csrf(homeowner)
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+        ("GET", "/api/v1/nonsense", {}, 404, "GET /api/v1/nonsense"),
+        ("GET", "/api/v1/login", {}, 405, "allowed: POST"),
+        ("POST", "/api/v1/login", {"data": b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                                   "headers": {"X-CSRF-Token": token, "Content-Type": "application/json"}}, 413, "bytes"),
+        ("POST", "/api/v1/login", {"data": b"[", "headers": {"X-CSRF-Token": token,
+                                                              "Content-Type": "application/json"}}, 400, "JSON"),
+        ("GET", "/api/v1/registers", {}, 403, "installer"),
+    ]
+    for method, path, kwargs, status, reason in cases:
+        response = await homeowner.request(method, path, **kwargs)
+        assert response.status == status, (path, await response.text())
+        assert response.content_type == "application/json", path
+        assert reason in (await response.json())["error"], path
+
+
+@pytest.mark.parametrize("token", ["é", "\u2603" * 40, "token\u00a0"])
+async def test_a_non_ascii_csrf_token_is_refused_not_a_crash(client: TestClient, token: str) -> None:
+    await client.get("/api/v1/session")
+    response = await client.post("/api/v1/login", json={"account": "homeowner", "password": "nattery"},
+                                 headers={"X-CSRF-Token": token.encode().decode("latin-1")})
+    assert response.status == 403 and "CSRF" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "1.5", "-1", "9" * 40, "", "0x10"])
+async def test_events_limit_must_be_a_plain_number(installer: TestClient, limit: str) -> None:
+    status, body = await api(installer, "GET", f"/api/v1/events?limit={limit}")
+    assert (status, body["field"]) == (400, "limit"), body
+    assert "allowed: 1 to 500" in body["error"]
+
+
+@pytest.mark.parametrize("new", [["long-enough-1"], 12345678901, {"a": "long-enough-1"}, None, True])
+async def test_a_new_password_must_be_a_string(stack: WebStack, homeowner: TestClient, new: Any) -> None:
+    before = (stack.cfg.device.data_dir / "web-users.json").read_text()
+    events_before = await stack.store.call(Store.events, 50)
+    status, body = await api(homeowner, "POST", "/api/v1/password", {
+        "old_password": NEW_PASSWORDS["homeowner"], "new_password": new, "repeat_password": new})
+    assert (status, body["field"]) == (400, "new_password"), body
+    assert (stack.cfg.device.data_dir / "web-users.json").read_text() == before
+    assert await stack.store.call(Store.events, 50) == events_before
