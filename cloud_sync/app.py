@@ -11,8 +11,10 @@ happen, is JSON too and says no more than that); a refused request changes nothi
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -21,30 +23,32 @@ from aiohttp import web
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import StreamProgress, ingest_in_order
-from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
+from cloud_sync.limits import FailureLimiter, Limits
 from cloud_sync.registry import Authenticator, AuthError, Principal
+from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
 
 log = structlog.get_logger(__name__)
 DB = web.AppKey("db", Database)
 AUTH = web.AppKey("auth", Authenticator)
 PROGRESS = web.AppKey("progress", StreamProgress)
-ORDER_WAIT_S = web.AppKey("order_wait_s", float)
+LIMITS = web.AppKey("limits", Limits)
+DECODES = web.AppKey("decodes", asyncio.Semaphore)
 MAX_READ_LIMIT = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(target: str, order_wait_s: float = 10.0) -> web.Application:
-    """The application for a database ``target`` (SQLite path or ``postgresql://`` URL);
-    ``order_wait_s``: how long a batch waits for the one before it (see StreamProgress)."""
+def create_app(target: str, limits: Limits = Limits()) -> web.Application:
+    """The application for a database ``target`` (SQLite path or ``postgresql://`` URL)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
     app[PROGRESS] = StreamProgress()
-    app[ORDER_WAIT_S] = order_wait_s
+    app[LIMITS] = limits
+    app[DECODES] = asyncio.Semaphore(limits.decodes)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = await connect(target)
         app[DB] = db
-        app[AUTH] = Authenticator(db)
+        app[AUTH] = Authenticator(db, FailureLimiter(limits.auth_failures, limits.auth_window_s))
         log.info("aggregator_database", kind=db.kind)
         yield
         await db.close()
@@ -61,9 +65,10 @@ def create_app(target: str, order_wait_s: float = 10.0) -> web.Application:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @web.middleware
@@ -76,7 +81,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         stored_seq = getattr(exc, "stored_seq", None)
         if stored_seq is not None:
             body["last_seq"] = stored_seq
-        return web.json_response(body, status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return web.json_response(body, status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -100,7 +107,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> str:
 
 
 async def _principal(request: web.Request) -> Principal:
-    return await request.app[AUTH].check(request.headers.get("Authorization"))
+    return await request.app[AUTH].check(request.headers.get("Authorization"), request.remote or "")
 
 
 async def _may_read(request: web.Request) -> str:
@@ -132,16 +139,40 @@ async def ingest_batch(request: web.Request) -> web.Response:
         raise ApiError(415, f"Content-Type: got {request.content_type!r}, expected {CONTENT_TYPE!r}")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, f"batch body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES}")
-    body = await request.read()
-    batch = await asyncio.to_thread(decode, body)  # CPU-bound: keep the loop answering
+    async with _decode_slot(request):
+        try:
+            async with asyncio.timeout(request.app[LIMITS].body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            raise ApiError(408, f"the batch body did not arrive within {request.app[LIMITS].body_timeout_s:g} s") from None
+        batch = await asyncio.to_thread(decode, body)  # CPU-bound: keep the loop answering
+        del body
     if batch.stream != stream:
         raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")
     if batch.device != who.name:
         raise ApiError(403, f"device {who.name!r} may not write data of device {batch.device!r}")
-    result = await ingest_in_order(request.app[DB], batch, request.app[PROGRESS], request.app[ORDER_WAIT_S])
+    result = await ingest_in_order(request.app[DB], batch, request.app[PROGRESS], request.app[LIMITS].order_wait_s)
     log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
               last_seq=batch.last_seq, status=result.status)
     return web.json_response({"status": result.status, "last_seq": result.last_seq})
+
+
+@asynccontextmanager
+async def _decode_slot(request: web.Request) -> AsyncIterator[None]:
+    """One of ``Limits.decodes`` slots for reading and decoding a batch (a decode may hold up to
+    the decompressed cap in memory): waits up to ``decode_wait_s``, then 503 + Retry-After."""
+    slots, limits = request.app[DECODES], request.app[LIMITS]
+    try:
+        async with asyncio.timeout(limits.decode_wait_s):
+            await slots.acquire()
+    except TimeoutError:
+        retry = max(1, math.ceil(limits.decode_wait_s))
+        raise ApiError(503, f"busy decoding {limits.decodes} other batches; retry after {retry} s",
+                       retry_after=retry) from None
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 async def stream_state(request: web.Request) -> web.Response:
@@ -216,9 +247,9 @@ def _date_query(request: web.Request, name: str, default: date) -> date:
         raise ApiError(400, f"{name}: got {raw!r}, expected YYYY-MM-DD") from None
 
 
-async def serve(target: str, host: str, port: int, order_wait_s: float = 10.0) -> None:
+async def serve(target: str, host: str, port: int, limits: Limits = Limits()) -> None:
     """Run until cancelled (Ctrl-C / SIGTERM)."""
-    runner = web.AppRunner(create_app(target, order_wait_s), access_log=None)
+    runner = web.AppRunner(create_app(target, limits), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

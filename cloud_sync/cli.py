@@ -12,6 +12,7 @@ import click
 
 from cloud_sync import app, queries, registry
 from cloud_sync.db import DatabaseError, connect
+from cloud_sync.limits import Limits
 from common import logs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,11 +53,23 @@ def main(log_level: str, log_format: str) -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--order-wait-s", default=10.0, show_default=True, type=click.FloatRange(0, 60),
               help="How long an upload waits for the one before it (devices keep two in flight).")
-def serve(target: str, host: str, port: int, order_wait_s: float) -> None:
+@click.option("--decodes", default=Limits.decodes, show_default=True, type=click.IntRange(1, 64),
+              help="Batches read and decoded at once (each may take up to 128 MB).")
+@click.option("--decode-wait-s", default=Limits.decode_wait_s, show_default=True, type=click.FloatRange(0, 300),
+              help="How long an upload waits for a decode slot before 503 + Retry-After.")
+@click.option("--body-timeout-s", default=Limits.body_timeout_s, show_default=True,
+              type=click.FloatRange(0.1, 3600), help="How long an upload's body may take to arrive (then 408).")
+@click.option("--auth-failures", default=Limits.auth_failures, show_default=True, type=click.IntRange(1, 10_000),
+              help="Failed credentials per source address and per name within --auth-window-s before 429.")
+@click.option("--auth-window-s", default=Limits.auth_window_s, show_default=True, type=click.FloatRange(1, 86_400),
+              help="The window for --auth-failures.")
+def serve(target: str, host: str, port: int, order_wait_s: float, decodes: int, decode_wait_s: float,
+          body_timeout_s: float, auth_failures: int, auth_window_s: float) -> None:
     """Serve the ingest and read API until stopped (SIGINT/SIGTERM)."""
+    limits = Limits(order_wait_s, decodes, decode_wait_s, body_timeout_s, auth_failures, auth_window_s)
 
     async def run() -> None:
-        task = asyncio.ensure_future(app.serve(target, host, port, order_wait_s))
+        task = asyncio.ensure_future(app.serve(target, host, port, limits))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -21,11 +22,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cloud_sync.db import Database
+from cloud_sync.limits import FailureLimiter
 from common.sync_protocol import DEVICE_ID
 
 Kind = Literal["dev", "op"]
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _CACHE_SIZE = 4096
+# Verified when the name is unknown, so that costs as much as a wrong secret; no secret matches it.
+_MATCHES_NOTHING = "scrypt$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
 
 
 class RegistryError(ValueError):
@@ -33,11 +37,13 @@ class RegistryError(ValueError):
 
 
 class AuthError(Exception):
-    """The request's credential is missing, malformed, unknown (401) or revoked (403)."""
+    """The request's credential is missing, malformed, unknown (401), revoked (403) or one of
+    too many failed ones (429, ``retry_after`` seconds)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,21 @@ async def revoke(db: Database, kind: Kind, name: str) -> None:
 
 
 class Authenticator:
-    """Checks ``Authorization: Bearer <credential>`` against the registry."""
+    """Checks ``Authorization: Bearer <credential>`` against the registry.
 
-    def __init__(self, db: Database) -> None:
+    An unknown name costs the same scrypt run as a wrong secret (against a hash that matches
+    nothing) and gets the same answer, so neither the answer nor its time tells which names
+    exist. Failed credentials are limited per source address and per name (``limiter``):
+    past the limit the answer is 429 with Retry-After and no scrypt runs, except that a
+    credential already verified by this instance is still accepted.
+    """
+
+    def __init__(self, db: Database, limiter: FailureLimiter) -> None:
         self.db = db
+        self.limiter = limiter
         self._verified: OrderedDict[tuple[str, str], None] = OrderedDict()
 
-    async def check(self, header: str | None) -> Principal:
+    async def check(self, header: str | None, source: str = "") -> Principal:
         if not header or not header.startswith("Bearer "):
             raise AuthError(401, "missing credential: send Authorization: Bearer <credential>")
         kind, _, rest = header[len("Bearer "):].strip().partition(".")
@@ -105,18 +119,26 @@ class Authenticator:
         table, column, what = _TABLES[kind]
         async with self.db.transaction(readonly=True) as tx:
             row = await tx.fetchrow(f"SELECT secret_hash, revoked_at FROM {table} WHERE {column} = $1", name)
-        if row is None:
-            raise AuthError(401, f"unknown {what} {name!r}")
-        stored, revoked_at = row
+        stored, revoked_at = row if row is not None else (_MATCHES_NOTHING, None)
         key = (stored, hashlib.sha256(secret.encode()).hexdigest())
         if key in self._verified:
             self._verified.move_to_end(key)
-        elif await asyncio.to_thread(_verify, secret, stored):
+        else:
+            await self._verify_limited(secret, stored, row is not None, (f"src:{source}", f"{kind}:{name}"),
+                                       f"{what} {name!r}")
             self._verified[key] = None
             if len(self._verified) > _CACHE_SIZE:
                 self._verified.popitem(last=False)
-        else:
-            raise AuthError(401, f"wrong credential for {what} {name!r}")
         if revoked_at is not None:
             raise AuthError(403, f"{what} {name!r} is revoked")
         return Principal(kind, name)  # type: ignore[arg-type]
+
+    async def _verify_limited(self, secret: str, stored: str, known: bool, keys: tuple[str, str], who: str) -> None:
+        wait = self.limiter.retry_after(keys)
+        if wait is not None:
+            raise AuthError(429, f"too many failed credentials from this address or for {who}; "
+                                 f"retry after {math.ceil(wait)} s", retry_after=math.ceil(wait))
+        stamp = self.limiter.charge(keys)
+        if not await asyncio.to_thread(_verify, secret, stored) or not known:
+            raise AuthError(401, f"credential not accepted for {who}")
+        self.limiter.refund(keys, stamp)

@@ -75,6 +75,8 @@ class Aggregator:
     log_path: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # Every test talks from 127.0.0.1, and several try wrong credentials on purpose.
+    options: tuple[str, ...] = ("--auth-failures", "10000")
 
     @property
     def url(self) -> str:
@@ -84,7 +86,7 @@ class Aggregator:
         env = {**os.environ, "TEST_CLOUD_CRASH": crash}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
-             "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1"],
+             "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1", *self.options],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log_path.open("a"),
         )
         wait_for_port(self.port, timeout=30)

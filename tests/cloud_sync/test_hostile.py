@@ -3,6 +3,7 @@ names the item and field, nothing is stored, and the operator's views keep answe
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -17,8 +18,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from cloud_sync import registry
 from common import sync_protocol as protocol
 from cloud_sync.app import create_app
+from cloud_sync.db import connect
+from cloud_sync.limits import FailureLimiter
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.test_app import get, post, readings
 
@@ -174,3 +178,93 @@ async def test_non_finite_numbers_are_refused(aggregator: Aggregator, literal: b
     assert status == 400
     assert answer["error"].startswith("item 1: not valid JSON")
     assert aggregator.rows(name) == []
+
+
+async def test_unknown_and_wrong_credentials_get_the_same_answer(aggregator: Aggregator) -> None:
+    name, _ = device(aggregator, "known")
+    body = batch_body(name, "readings", readings(1, 3))
+    status, known = await post(aggregator, f"dev.{name}.wrong-secret", "readings", body)
+    assert (status, known["error"]) == (401, f"credential not accepted for device {name!r}")
+    status, unknown = await post(aggregator, "dev.ghost-device.wrong-secret", "readings", body)
+    assert (status, unknown["error"]) == (401, "credential not accepted for device 'ghost-device'")
+
+
+async def test_an_unknown_device_costs_the_same_password_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real_verify = registry._verify
+
+    def counting(secret: str, stored: str) -> bool:
+        calls.append(secret)
+        return real_verify(secret, stored)
+
+    monkeypatch.setattr(registry, "_verify", counting)
+    db = await connect(str(tmp_path / "cloud.db"))
+    try:
+        credential = await registry.add(db, "dev", "real")
+        auth = registry.Authenticator(db, FailureLimiter(100, 60))
+        for header in ("Bearer dev.ghost.some-secret", "Bearer dev.real.some-secret"):
+            with pytest.raises(registry.AuthError, match="credential not accepted for device") as refused:
+                await auth.check(header, "10.0.0.9")
+            assert refused.value.status == 401
+        assert calls == ["some-secret", "some-secret"]
+        assert await auth.check(f"Bearer {credential}", "10.0.0.9") == registry.Principal("dev", "real")
+    finally:
+        await db.close()
+
+
+async def raw_post(agg: Aggregator, credential: str, stream: str, body: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    headers = {"Content-Type": protocol.CONTENT_TYPE, "Authorization": f"Bearer {credential}"}
+    async with aiohttp.ClientSession() as s, s.post(f"{agg.url}/v1/ingest/{stream}", data=body, headers=headers) as r:
+        return r.status, dict(r.headers), await r.json()
+
+
+async def test_failed_credentials_are_limited_per_source_and_name(tmp_path: Path) -> None:
+    agg = Aggregator(str(tmp_path / "cloud.db"), tmp_path / "agg.log",
+                     options=("--auth-failures", "3", "--auth-window-s", "600"))
+    cred_a, cred_b = agg.add_device("limit-a"), agg.add_device("limit-b")
+    agg.start()
+    try:
+        assert (await raw_post(agg, cred_a, "readings", batch_body("limit-a", "readings", readings(1, 3))))[0] == 200
+        body = batch_body("limit-a", "readings", readings(4, 6))
+        answers = await asyncio.gather(*(raw_post(agg, "dev.limit-a.guess", "readings", body) for _ in range(12)))
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses == [401] * 3 + [429] * 9  # counted before the password check, so parallel ones too
+        status, headers, answer = next(a for a in answers if a[0] == 429)
+        assert 590 <= int(headers["Retry-After"]) <= 600
+        assert answer["error"].startswith("too many failed credentials from this address or for device 'limit-a'")
+        # A credential this instance has verified before still works; a new one from this address waits.
+        assert (await raw_post(agg, cred_a, "readings", body))[0] == 200
+        status, headers, _ = await raw_post(agg, cred_b, "readings", batch_body("limit-b", "readings", readings(1, 3)))
+        assert status == 429 and "Retry-After" in headers
+    finally:
+        agg.stop()
+    assert [seq for seq, _ in agg.rows("limit-a")] == [1, 2, 3, 4, 5, 6]
+    assert agg.rows("limit-b") == []
+
+
+async def test_decodes_are_bounded_and_a_stalled_body_times_out(tmp_path: Path) -> None:
+    agg = Aggregator(str(tmp_path / "cloud.db"), tmp_path / "agg.log",
+                     options=("--decodes", "1", "--decode-wait-s", "0", "--body-timeout-s", "2"))
+    cred = agg.add_device("gate")
+    agg.start()
+    try:
+        # A body that stops arriving holds the only decode slot.
+        reader, writer = await asyncio.open_connection("127.0.0.1", agg.port)
+        writer.write(f"POST /v1/ingest/readings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {cred}\r\n"
+                     f"Content-Type: {protocol.CONTENT_TYPE}\r\nContent-Length: 1000\r\n\r\n".encode() + b"x" * 10)
+        await writer.drain()
+        body = batch_body("gate", "readings", readings(1, 3))
+        deadline = time.monotonic() + 30
+        while (answer := await raw_post(agg, cred, "readings", body))[0] != 503:
+            assert time.monotonic() < deadline, f"the stalled upload never held the slot: {answer}"
+        status, headers, error = answer
+        assert headers["Retry-After"] == "1"
+        assert error["error"] == "busy decoding 1 other batches; retry after 1 s"
+        stalled = (await reader.read()).decode()
+        writer.close()
+        assert stalled.startswith("HTTP/1.1 408")
+        assert '{"error": "the batch body did not arrive within 2 s"}' in stalled
+        assert (await raw_post(agg, cred, "readings", body))[0] == 200
+    finally:
+        agg.stop()
+    assert [seq for seq, _ in agg.rows("gate")] == [1, 2, 3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 
 import pytest
 
@@ -69,3 +70,25 @@ def test_too_many_items_is_413() -> None:
     with pytest.raises(BatchError, match=f"header.count: got {protocol.MAX_ITEMS + 1}") as caught:
         protocol.decode(_reencode(header, []))
     assert caught.value.status == 413
+
+
+def _peak_while_refusing(body: bytes) -> tuple[int, str]:
+    tracemalloc.start()
+    try:
+        with pytest.raises(BatchError) as caught:
+            protocol.decode(body)
+        return tracemalloc.get_traced_memory()[1], str(caught.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_gzip_bomb_is_refused_before_it_costs_more_than_the_cap() -> None:
+    one_line = gzip.compress(b"{" + b" " * (protocol.MAX_RAW_BYTES + 10) + b"}")
+    peak, message = _peak_while_refusing(one_line)
+    assert message == f"line 1 is longer than {protocol.MAX_LINE_BYTES} bytes"
+    assert peak < 4 * protocol.MAX_LINE_BYTES
+    header = {"device": "pi-1", "stream": "readings", "first_seq": 1, "last_seq": 1, "count": 300, "digest": ""}
+    many_lines = gzip.compress(json.dumps(header).encode() + (b"\n" + b" " * (protocol.MAX_LINE_BYTES - 1)) * 300)
+    peak, message = _peak_while_refusing(many_lines)
+    assert message == f"batch decompresses to more than {protocol.MAX_RAW_BYTES} bytes"
+    assert peak < protocol.MAX_RAW_BYTES + 4 * protocol.MAX_LINE_BYTES
