@@ -38,6 +38,7 @@ import aiohttp
 import structlog
 
 from common import sync_protocol as protocol
+from common.backoff import Backoff
 from common.crash import crash_point
 from device.config import Config
 from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
@@ -82,7 +83,12 @@ class SyncClient:
         self.cfg = cfg.cloud
         self.device_id = cfg.device.id
         self.store = store
-        self._rng = rng
+        if cfg.cloud.backoff_max_s < cfg.cloud.backoff_min_s:
+            raise ValueError(
+                f"cloud.backoff_max_s: {cfg.cloud.backoff_max_s}; allowed: at least cloud.backoff_min_s "
+                f"({cfg.cloud.backoff_min_s})"
+            )
+        self.backoff = Backoff(cfg.cloud.backoff_min_s, cfg.cloud.backoff_max_s, jitter=1.0, rng=rng)
         self._url = cfg.cloud.url.rstrip("/")
         self._batch_size = cfg.cloud.batch_size
         readings = "readings" if cfg.cloud.readings == "raw" else "readings_1min"
@@ -136,7 +142,7 @@ class SyncClient:
             await self.sync_round()
         except Exception as exc:  # noqa: BLE001 — any failure (network, disk) backs off and retries
             failures = self.stats["consecutive_failures"] + 1
-            delay = self.backoff(failures)
+            delay = self.backoff.delay(failures)
             if failures == 1:
                 log.warning("cloud_sync_failing", error=str(exc), retry_in_s=round(delay, 1),
                             exc_info=not isinstance(exc, SyncError))
@@ -149,11 +155,6 @@ class SyncClient:
             log.info("cloud_sync_recovered", after_failures=self.stats["consecutive_failures"])
         self.stats.update(state="ok", last_success=_iso(time.time()), consecutive_failures=0, next_retry_s=None)
         return self.cfg.interval_s
-
-    def backoff(self, failures: int) -> float:
-        """Full jitter: uniform in [min, min(max, min * 2**(failures-1))]."""
-        ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_min_s * 2 ** min(failures - 1, 60))
-        return self.cfg.backoff_min_s + self._rng() * max(ceiling - self.cfg.backoff_min_s, 0.0)
 
     async def sync_round(self) -> int:
         """Upload everything pending, stream by stream (readings first); returns items sent."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -30,6 +29,7 @@ import structlog
 from entsoe import EntsoePandasClient
 from entsoe.exceptions import NoMatchingDataError
 
+from common.backoff import Backoff
 from device.prices.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -101,8 +101,7 @@ class EntsoeSource:
         self._token = token
         self.timeout_s = timeout_s
         self.attempts = attempts
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_s, backoff_max_s, jitter=0.5)
         self.limiter = limiter or RateLimiter(400)
         self._client: EntsoePandasClient | None = None
         self.requests_failed = 0  # for health
@@ -187,8 +186,7 @@ class EntsoeSource:
             self.requests_failed += 1
             if attempt == self.attempts:
                 break
-            backoff = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            wait = max(backoff, delay or 0.0)
+            wait = max(self.backoff.delay(attempt), delay or 0.0)
             log.warning("entsoe_retry", what=what, attempt=attempt, error=error, retry_in_s=round(wait, 2))
             await asyncio.sleep(wait)
         raise FetchError(f"ENTSO-E {what}: {error} after {self.attempts} attempts")

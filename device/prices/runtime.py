@@ -37,7 +37,7 @@ def build_source(settings: PricesSettings) -> PriceSource:
         return CsvSource(settings.csv_path)
     return EntsoeSource(
         settings.entsoe_token, timeout_s=settings.timeout_s,
-        backoff_s=min(2.0, settings.retry_min_s), backoff_max_s=min(60.0, settings.retry_max_s),
+        backoff_s=min(2.0, settings.retry_min_s, settings.retry_max_s), backoff_max_s=min(60.0, settings.retry_max_s),
         limiter=RateLimiter(settings.requests_per_minute),
     )
 

@@ -16,7 +16,6 @@ forecast's linear model learns from them), a month per request. After anything n
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import structlog
 
+from common.backoff import Backoff
 from device.config import ConfigError, PricesSettings
 from device.market import MARKET_TZ, resolution_for
 from device.prices.days import DayPrices, day_bounds, expected_slots, select_day
@@ -86,7 +86,12 @@ class PriceService:
         clock: Callable[[], float] = time.time,
         on_update: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        if settings.retry_max_s < settings.retry_min_s:
+            raise ConfigError(
+                f"prices.retry_max_s: {settings.retry_max_s}; allowed: at least prices.retry_min_s ({settings.retry_min_s})"
+            )
         self.settings = settings
+        self.retry = Backoff(settings.retry_min_s, settings.retry_max_s, jitter=0.25)
         self.zone = settings.zone
         self.store = store
         self.source = source
@@ -227,15 +232,13 @@ class PriceService:
         return self._next_delay(now, today)
 
     def _next_delay(self, now: float, today: date) -> float:
-        s = self.settings
-        inputs_due = s.exogenous and now >= self._at(today, self._exaa_after) and (
+        inputs_due = self.settings.exogenous and now >= self._at(today, self._exaa_after) and (
             today + timedelta(days=1) not in self._inputs_done
         )
         if self.status.today != "complete" or inputs_due or (
             now >= self._at(today, self._fetch_after) and self.status.tomorrow != "complete"
         ) or self.status.last_error:
-            backoff = min(s.retry_max_s, s.retry_min_s * 2 ** max(0, self.status.attempts - 1))
-            return backoff * (0.75 + random.random() / 4)
+            return self.retry.delay(self.status.attempts)
         due = [self._at(today, self._exaa_after), self._at(today, self._fetch_after)]
         nxt = today + timedelta(days=1)
         due += [self._at(nxt, self._exaa_after), self._at(nxt, self._fetch_after)]

@@ -265,8 +265,11 @@ def test_backoff_doubles_with_full_jitter_up_to_the_cap(tmp_path: Path) -> None:
     cfg = device_config(tmp_path, "b", agg, "dev.b.x", backoff_min_s=1.0, backoff_max_s=30.0)
     highest = SyncClient(cfg, AsyncStore(tmp_path / "b.db"), rng=lambda: 1.0)
     lowest = SyncClient(cfg, AsyncStore(tmp_path / "b.db"), rng=lambda: 0.0)
-    assert [highest.backoff(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert {lowest.backoff(n) for n in range(1, 8)} == {1.0}
+    assert [highest.backoff.delay(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert {lowest.backoff.delay(n) for n in range(1, 8)} == {1.0}
+    upside_down = device_config(tmp_path, "c", agg, "dev.c.x", backoff_min_s=10.0, backoff_max_s=5.0)
+    with pytest.raises(ValueError, match=r"cloud.backoff_max_s: 5.0; allowed: at least cloud.backoff_min_s \(10.0\)"):
+        SyncClient(upside_down, AsyncStore(tmp_path / "c.db"))
 
 
 def test_sync_needs_url_and_credential(tmp_path: Path) -> None:

@@ -163,3 +163,8 @@ def test_payload_splits_known_prices_and_forecast() -> None:
     assert p["forecast"]["slots"][0]["ts"] == "2025-10-13T23:00:00Z"
     assert len(p["forecast"]["slots"]) == 4 and p["prices"][0] == {
         "ts": "2025-10-13T22:00:00Z", "eur_mwh": 80.0, "resolution_s": 900}
+
+
+def test_retry_cap_below_the_first_retry_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"prices.retry_max_s: 5.0; allowed: at least prices.retry_min_s \(10.0\)"):
+        PriceService(PricesSettings(retry_min_s=10.0, retry_max_s=5.0), AsyncStore(tmp_path / "p.db"), EntsoeSource("x"))
