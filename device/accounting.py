@@ -18,7 +18,9 @@ cloud through the store's outbox triggers; daily totals are kept per local date.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import structlog
 
+from device.home.effective import EffectiveSettings
 from device.planner import Battery, simulate_self_consumption
 from device.prices.tariff import Tariff
 from device.store import AsyncStore, Store
@@ -178,14 +181,23 @@ async def settle_pending(
 
 
 async def settlement_loop(
-    store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, zone: str, every_s: float = 3600.0
+    store: AsyncStore,
+    settings: EffectiveSettings,
+    *,
+    every_s: float = 3600.0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Settle finished days shortly after they end, then hourly; runs until cancelled."""
-    import asyncio
+    """Settle finished days shortly after they end, then hourly; runs until cancelled.
 
+    Each round settles with the effective tariff and battery of that moment, so a tariff the
+    homeowner changed counts from the next settled slot on.
+    """
     while True:
+        cfg = settings.config
         try:
-            await settle_pending(store, tariff, battery, timezone, zone, time.time())
+            await settle_pending(store, Tariff(cfg.tariff, cfg.device.timezone), Battery.from_config(cfg),
+                                 cfg.device.timezone, cfg.prices.zone, clock())
         except Exception as exc:  # noqa: BLE001 — a bad day must not stop tomorrow's settlement
             log.error("settlement_failed", error=repr(exc))
-        await asyncio.sleep(every_s)
+        await sleep(every_s)

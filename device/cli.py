@@ -27,6 +27,7 @@ from device.modbus.registermap import MapError
 from device.store import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOCAL_DATA_DIR = "data"  # local runs: ./data (a device has its /data volume)
 KNOWN_ERRORS = (configuration.ConfigError, MapError, PortError, StoreError, OSError)
 
 
@@ -47,6 +48,26 @@ def load_config(config_file: Path | None, **overrides: dict[str, Any]) -> config
     except configuration.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     logs.configure(cfg.log.level, cfg.log.format)
+    return cfg
+
+
+def data_dir_option(fn: F) -> F:
+    """``--data-dir DIR`` for commands that read the store."""
+    return click.option(
+        "--data-dir", type=click.Path(path_type=Path, file_okay=False),
+        help=f"Data directory holding the store (default: device.data_dir when it holds one, as on the "
+             f"device; else ./{LOCAL_DATA_DIR}, where `nattery run` keeps it).",
+    )(fn)
+
+
+def with_store(cfg: configuration.Config, data_dir: Path | None) -> configuration.Config:
+    """The configuration pointed at an existing store; no store is a one-line error, never a new one."""
+    if data_dir is None:
+        data_dir = cfg.device.data_dir if cfg.db_path.is_file() else Path(LOCAL_DATA_DIR)
+    cfg = cfg.replace(device={"data_dir": str(data_dir.resolve())})
+    if not cfg.db_path.is_file():
+        raise click.ClickException(
+            f"no store at {cfg.db_path}: give --data-dir, or start `nattery run --simulate` (or the device) first")
     return cfg
 
 
@@ -218,14 +239,15 @@ def cloud_option(fn: F) -> F:
 @main.command()
 @config_option
 @cloud_option
+@data_dir_option
 @click.option("--drain", is_flag=True, help="Upload everything pending, then exit.")
-def sync(config_file: Path | None, cloud_url: str | None, drain: bool) -> None:
+def sync(config_file: Path | None, cloud_url: str | None, data_dir: Path | None, drain: bool) -> None:
     """Upload the local store to the cloud aggregator (until stopped, or --drain)."""
     import json
 
     from device.sync import run_sync
 
-    cfg = load_config(config_file, cloud={"url": cloud_url} if cloud_url else {})
+    cfg = with_store(load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}), data_dir)
     try:
         stats = run_async(run_sync(cfg, drain=drain))
     except ValueError as exc:
@@ -260,7 +282,7 @@ def app(config_file: Path | None) -> None:
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="With --simulate: simulated seconds per real second.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where the database lives (default ./data for local runs).")
+              help=f"Where the database lives (default ./{LOCAL_DATA_DIR} for local runs).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port of the local web page (0 picks a free one).")
 def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
@@ -271,7 +293,8 @@ def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: 
     if not simulate:
         raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")
     cfg = local_config(
-        load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}, web={"port": port}), data_dir
+        load_config(config_file, cloud={"url": cloud_url} if cloud_url else {}, web={"port": port}),
+        data_dir or Path(LOCAL_DATA_DIR),
     )
     serve_until_signal(functools.partial(run_simulated, speed=speed), cfg)
 
@@ -281,18 +304,28 @@ def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: 
 @click.option("--soc", type=click.FloatRange(0, 100), help="State of charge (%) to plan from "
               "(default: the newest reading).")
 @click.option("--mode", type=click.Choice(["auto", "self_consumption", "peak_shaving", "off"]),
-              help="Plan in this mode (default: planner.mode).")
+              help="Plan in this mode (default: the homeowner's mode, or a running manual override).")
+@data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
-def plan(config_file: Path | None, soc: float | None, mode: str | None, as_json: bool) -> None:
-    """Show the battery plan for now from the stored prices and forecasts (sends nothing)."""
+def plan(config_file: Path | None, soc: float | None, mode: str | None, data_dir: Path | None,
+         as_json: bool) -> None:
+    """Show the battery plan for now from the stored prices and forecasts and the homeowner's
+    settings (sends nothing)."""
     import json
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from device.home.effective import EffectiveSettings
     from device.planning import preview
+    from device.store import AsyncStore
 
-    cfg = load_config(config_file)
-    result = run_async(preview(cfg, soc, mode or (None if cfg.planner.mode == "manual" else cfg.planner.mode)))
+    cfg = with_store(load_config(config_file), data_dir)
+
+    async def show() -> Any:
+        async with AsyncStore(cfg.db_path) as store:
+            return await preview(await EffectiveSettings.open(cfg), store, soc, mode)
+
+    result = run_async(show())
     data = result.to_json()
     if as_json:
         click.echo(json.dumps(data))

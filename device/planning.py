@@ -29,6 +29,8 @@ from device.config import Config
 from device.controller import Controller
 from device.forecast.load import forecast_load, standard_profile_w
 from device.forecast.pv import clear_sky_ghi, forecast_pv
+from device.home.effective import EffectiveSettings
+from device.home.settings import Override
 from device.mqtt import NotConnected, Topics
 from device.planner import (
     SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules, Solver, plan,
@@ -46,6 +48,13 @@ def configured_mode(cfg: Config) -> ModeRequest:
     """The standing mode from the configuration (manual needs an end time, so it means auto)."""
     mode = cfg.planner.mode if cfg.planner.mode != "manual" else "auto"
     return ModeRequest(mode, peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+
+
+def requested_mode(cfg: Config, override: Override | None) -> ModeRequest:
+    """What the homeowner asked for: a running manual override, else the standing mode."""
+    if override is None:
+        return configured_mode(cfg)
+    return ModeRequest("manual", action=override.action, power_w=override.power_w, until=override.until)
 
 
 def replan_reason(
@@ -84,47 +93,45 @@ def _per_slot(points: list[dict[str, Any]], key: str, start: int, n: int) -> np.
 
 
 class PlanningService:
-    """Keeps a current plan; ``run`` loops until cancelled."""
+    """Keeps a current plan; ``run`` loops until cancelled.
+
+    Reads the effective settings (mode, reserve, tariff, a manual override) each time it plans,
+    and re-plans at once when the homeowner changes them. ``mode`` pins the mode (``nattery plan
+    --mode``) in place of the homeowner's.
+    """
 
     def __init__(
         self,
-        cfg: Config,
+        settings: EffectiveSettings,
         store: AsyncStore,
         controller: Controller,
         *,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
+        mode: ModeRequest | None = None,
     ) -> None:
-        self.cfg = cfg
+        self.settings = settings
         self.store = store
         self.controller = controller
         self.publish = publish
         self.clock = clock
-        self.tariff = Tariff(cfg.tariff, cfg.device.timezone)
-        self.battery = Battery.from_config(cfg)
-        self.rules = Rules.from_config(cfg)
-        self.request = configured_mode(cfg)
+        self.mode = mode
         self.events: list[DemandResponse] = []
-        self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
+        self.topics = Topics(settings.config.mqtt.prefix, settings.config.device.id)
         self.plan: Plan | None = None
         self._key: tuple[Any, ...] | None = None
         self._solver = Solver()
         self._wake = asyncio.Event()
         self.replans = 0
+        settings.subscribe(self._wake.set)
 
-    # --- settings from the homeowner, the web API or MQTT -------------------------------
-    def set_mode(self, request: ModeRequest) -> None:
-        self.request = request
-        self._wake.set()
+    @property
+    def cfg(self) -> Config:
+        return self.settings.config
 
-    def reconfigure(self, cfg: Config, request: ModeRequest) -> None:
-        """Adopt changed settings (the homeowner's reserve, tariff, mode) and re-plan at once."""
-        self.cfg = cfg
-        self.tariff = Tariff(cfg.tariff, cfg.device.timezone)
-        self.battery = Battery.from_config(cfg)
-        self.rules = Rules.from_config(cfg)
-        self._key = None  # the inputs changed even if prices did not
-        self.set_mode(request)
+    def request(self, now: float) -> ModeRequest:
+        """The mode to plan in at ``now``."""
+        return self.mode or requested_mode(self.cfg, self.settings.override(now))
 
     def add_event(self, event: DemandResponse) -> None:
         self.events = [e for e in self.events if e.end > self.clock()] + [event]
@@ -164,6 +171,9 @@ class PlanningService:
             await self.step()
             now = self.clock()
             delay = min(SLOT_S - now % SLOT_S + 1.0, 60.0)  # boundary, or a minute for SoC checks
+            override = self.settings.override(now)
+            if override is not None:  # back to the standing mode as soon as it ends
+                delay = min(delay, max(override.until - now, 0.0) + 0.01)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -171,16 +181,18 @@ class PlanningService:
         """Re-plan if needed; returns the new plan or None."""
         now = self.clock()
         start = int(now // SLOT_S) * SLOT_S
-        gathered = await self.store.call(_gather, self.cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
-        key = (gathered["prices_key"], gathered["forecast_key"], self.request, tuple(self.events))
+        cfg = self.cfg
+        gathered = await self.store.call(_gather, cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
+        # The effective configuration is part of the inputs: a new reserve or tariff re-plans.
+        key = (gathered["prices_key"], gathered["forecast_key"], self.request(now), tuple(self.events), cfg)
         telemetry = self.controller.telemetry or {}
         soc = telemetry.get("soc_pct")
-        reason = replan_reason(now, self.plan, self._key, key, soc, self.cfg.planner.soc_replan_pct)
+        reason = replan_reason(now, self.plan, self._key, key, soc, cfg.planner.soc_replan_pct)
         if reason is None:
             return None
         soc_now = float(soc) if soc is not None else (
             self.plan.soc_at(now) if self.plan is not None and self.plan.soc_at(now) is not None
-            else self.battery.floor_pct
+            else Battery.from_config(cfg).floor_pct
         )
         result = await self.compute(gathered, now, float(soc_now or 0.0), reason)
         self.plan, self._key = result, key
@@ -194,23 +206,28 @@ class PlanningService:
     async def compute(self, gathered: dict[str, Any] | None, now: float, soc_pct: float, reason: str) -> Plan:
         """The plan for ``now`` from the store's data (gathered when not given); changes nothing."""
         start = int(now // SLOT_S) * SLOT_S
+        cfg = self.cfg
         if gathered is None:
-            gathered = await self.store.call(_gather, self.cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
-        inputs, note = self._inputs(gathered, start, MAX_SLOTS, now, soc_pct)
-        request = self.request if note is None else ModeRequest("self_consumption")
+            gathered = await self.store.call(_gather, cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
+        inputs, note = self._inputs(cfg, gathered, start, MAX_SLOTS, now, soc_pct)
+        request = self.request(now) if note is None else ModeRequest("self_consumption")
         result = await asyncio.to_thread(
-            plan, inputs, self.battery, self.rules, request, tuple(self.events), reason, self._solver
+            plan, inputs, Battery.from_config(cfg), Rules.from_config(cfg), request, tuple(self.events), reason,
+            self._solver,
         )
         if note:
             result.compromises.append(note)
         return result
 
-    def _inputs(self, g: dict[str, Any], start: int, n: int, now: float, soc: float) -> tuple[Inputs, str | None]:
+    @staticmethod
+    def _inputs(
+        cfg: Config, g: dict[str, Any], start: int, n: int, now: float, soc: float
+    ) -> tuple[Inputs, str | None]:
         # All known prices, then the forecast up to at least planner.horizon_h ahead.
         spot = g["spot"]
         known_gaps = np.flatnonzero(~np.isfinite(spot))
         known_len = int(known_gaps[0]) if known_gaps.size else n
-        wanted = max(known_len, min(int(self.cfg.planner.horizon_h * 3600 // SLOT_S), n))
+        wanted = max(known_len, min(int(cfg.planner.horizon_h * 3600 // SLOT_S), n))
         spot = np.where(np.isfinite(spot), spot, g["forecast"])[:wanted]
         gaps = np.flatnonzero(~np.isfinite(spot))
         length = int(gaps[0]) if gaps.size else wanted
@@ -223,20 +240,21 @@ class PlanningService:
         hist_start = start - HISTORY_SLOTS * SLOT_S
         grid = hist_start + SLOT_S * np.arange(HISTORY_SLOTS + length, dtype=np.int64)
         load_hist, pv_hist = g["load_w"], g["pv_w"]
-        fallback = standard_profile_w(ts, self.cfg.planner.annual_load_kwh, self.cfg.device.timezone)
+        fallback = standard_profile_w(ts, cfg.planner.annual_load_kwh, cfg.device.timezone)
         load = forecast_load(np.r_[load_hist, np.full(length, np.nan)], HISTORY_SLOTS, length, fallback)
-        clearsky = clear_sky_ghi(grid, self.cfg.device.latitude, self.cfg.device.longitude)
+        clearsky = clear_sky_ghi(grid, cfg.device.latitude, cfg.device.longitude)
         pv = forecast_pv(np.r_[pv_hist, np.full(length, np.nan)], clearsky, HISTORY_SLOTS, length,
-                         self.cfg.planner.pv_peak_w)
+                         cfg.planner.pv_peak_w)
         spot = spot[:length]
-        inputs = Inputs(ts, self.tariff.import_price(ts, spot), self.tariff.export_price(ts, spot), load, pv,
+        tariff = Tariff(cfg.tariff, cfg.device.timezone)
+        inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot), load, pv,
                         soc, first_slot_s=start + SLOT_S - now)
         return inputs, note
 
     def health(self) -> dict[str, Any]:
         p = self.plan
         return {
-            "mode": self.request.mode,
+            "mode": self.request(self.clock()).mode,
             "replans": self.replans,
             "plan_created_at": None if p is None else p.created_at,
             "plan_reason": None if p is None else p.reason,
@@ -303,15 +321,16 @@ def _watts(value: Any) -> float:
 class Planning:
     """The planner, controller and daily settlement as one app job with one MQTT session.
 
-    Wire into the app: ``jobs["planning"] = Planning(cfg, store).run`` and
+    Wire into the app: ``jobs["planning"] = Planning(settings, store).run`` and
     ``health["planning"] = planning`` (it has ``health()``).
     """
 
-    def __init__(self, cfg: Config, store: AsyncStore) -> None:
+    def __init__(self, settings: EffectiveSettings, store: AsyncStore) -> None:
         from device.mqtt import MqttSession
 
+        cfg = settings.config
         topics = Topics(cfg.mqtt.prefix, cfg.device.id)
-        self.cfg = cfg
+        self.settings = settings
         self.store = store
         self.session = MqttSession(
             cfg.mqtt,
@@ -320,7 +339,7 @@ class Planning:
             on_message=self._route,
         )
         self.controller = Controller(topics, self.session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
-        self.service = PlanningService(cfg, store, self.controller, publish=self.session.publish_json)
+        self.service = PlanningService(settings, store, self.controller, publish=self.session.publish_json)
 
     async def _route(self, topic: str, payload: bytes) -> None:
         await self.controller.on_message(topic, payload)
@@ -334,32 +353,30 @@ class Planning:
             await self.session.connected.wait()
             group.create_task(self.controller.run(), name="controller")
             group.create_task(self.service.run(), name="planner")
-            group.create_task(
-                settlement_loop(self.store, self.service.tariff, self.service.battery, self.cfg.device.timezone,
-                                self.cfg.prices.zone),
-                name="settlement",
-            )
+            group.create_task(settlement_loop(self.store, self.settings), name="settlement")
 
     def health(self) -> dict[str, Any]:
         return {"planner": self.service.health(), "controller": self.controller.health()}
 
 
 async def preview(
-    cfg: Config, soc_pct: float | None = None, mode: str | None = None, now: float | None = None
+    settings: EffectiveSettings, store: AsyncStore, soc_pct: float | None = None, mode: str | None = None,
+    now: float | None = None,
 ) -> Plan:
-    """``nattery plan``: the plan the planner would make now from the stored data.
+    """``nattery plan``: the plan the planner would make now from the stored data and the
+    effective settings (the homeowner's mode, reserve and tariff, a running manual override).
 
-    Sends no command and stores nothing. The SoC defaults to the newest reading's.
+    Sends no command and stores nothing. ``mode`` plans in that mode instead; the SoC defaults
+    to the newest reading's.
     """
     async def nowhere(topic: str, *args: Any, **kwargs: Any) -> None:
         raise NotConnected(f"{topic}: preview sends nothing")
 
-    async with AsyncStore(cfg.db_path) as store:
-        svc = PlanningService(cfg, store, Controller(Topics(cfg.mqtt.prefix, cfg.device.id), nowhere))
-        if mode is not None:
-            svc.request = ModeRequest(mode, peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
-        if soc_pct is None:
-            latest = await store.call(Store.latest_reading)
-            soc_pct = (latest or {}).get("roles", {}).get("soc_pct")
-        soc = svc.battery.floor_pct if soc_pct is None else float(soc_pct)
-        return await svc.compute(None, time.time() if now is None else now, soc, "preview")
+    cfg = settings.config
+    pinned = None if mode is None else ModeRequest(mode, peak_shaving_cap_w=cfg.planner.peak_shaving_cap_w)
+    svc = PlanningService(settings, store, Controller(Topics(cfg.mqtt.prefix, cfg.device.id), nowhere), mode=pinned)
+    if soc_pct is None:
+        latest = await store.call(Store.latest_reading)
+        soc_pct = (latest or {}).get("roles", {}).get("soc_pct")
+    soc = Battery.from_config(cfg).floor_pct if soc_pct is None else float(soc_pct)
+    return await svc.compute(None, time.time() if now is None else now, soc, "preview")

@@ -3,9 +3,10 @@
 They are overrides of configuration keys (``planner.mode``, ``battery.reserve_pct``,
 ``tariff.*``) kept in ``<data_dir>/settings.json``, so everyone reads one effective
 configuration: ``effective = settings.apply(cfg)`` (``Config.replace``, validated exactly like the
-files, so a bad value is refused with the key, the value and what is allowed). The manual
-override (charge/discharge at a power until a time) is not configuration; the controller
-reads it with :meth:`HomeSettings.active_override`. Written atomically (temp file + rename), so a
+files, so a bad value is refused with the key, the value and what is allowed); in the app,
+:class:`device.home.effective.EffectiveSettings` holds the result. The manual override
+(charge/discharge at a power until a time) is not configuration; the planner reads it with
+:meth:`HomeSettings.active_override`. Written atomically (temp file + rename), so a
 power cut never leaves half a file.
 """
 
@@ -119,27 +120,17 @@ def from_json(data: Mapping[str, Any]) -> HomeSettings:
 
 
 class SettingsFile:
-    """``settings.json`` with an in-memory copy; writes are atomic and serialised."""
+    """``settings.json``: read, and replaced atomically. In the app only
+    :class:`device.home.effective.EffectiveSettings` writes it (and serialises the writes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._current: HomeSettings | None = None
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    def for_config(cls, cfg: Config) -> SettingsFile:
-        """The one settings file of this device: ``<data_dir>/settings.json``."""
-        return cls(cfg.device.data_dir / SETTINGS_FILE)
 
     async def load(self) -> HomeSettings:
-        if self._current is None:
-            self._current = await asyncio.to_thread(self._read)
-        return self._current
+        return await asyncio.to_thread(self._read)
 
     async def save(self, settings: HomeSettings) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._write, settings)
-            self._current = settings
+        await asyncio.to_thread(self._write, settings)
 
     def _read(self) -> HomeSettings:
         try:

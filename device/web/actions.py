@@ -72,14 +72,18 @@ async def change_settings(actor: Actor, changes: Mapping[str, Any]) -> home.Home
     """``{"planner": {"mode": ...}, "battery": {"reserve_pct": ...}, "tariff": {...}}``."""
     if not isinstance(changes, Mapping) or not all(isinstance(v, Mapping) for v in changes.values()):
         raise ActionError('expected {"section": {"key": value}}, e.g. {"battery": {"reserve_pct": 20}}')
-    current = await actor.deps.settings.load()
+    settings = actor.deps.settings
+
+    def edit(current: home.HomeSettings) -> home.HomeSettings:
+        updated = home.update_sections(current, settings.base, changes)
+        if "planner" in changes and "mode" in changes["planner"]:
+            updated = home.HomeSettings(updated.sections, None)  # a new mode ends a manual override
+        return updated
+
     try:
-        updated = home.update_sections(current, actor.cfg, changes)
+        updated = await settings.change(edit)
     except home.SettingsError as exc:
         raise ActionError(str(exc), exc.field) from None
-    if "planner" in changes and "mode" in changes["planner"]:
-        updated = home.HomeSettings(updated.sections, None)  # a new mode ends a manual override
-    await actor.deps.settings.save(updated)
     await log_event(actor, "settings", "settings changed", {"changes": {k: dict(v) for k, v in changes.items()}})
     return updated
 
@@ -125,8 +129,7 @@ async def start_manual(actor: Actor, action: Any, power_w: Any, until: Any) -> h
         raise ActionError(str(exc), exc.field) from None
     hold_s = math.ceil(override.until - now)
     await _command(actor, override.action, {"power_w": override.power_w, "hold_s": hold_s})
-    current = await actor.deps.settings.load()
-    await actor.deps.settings.save(home.HomeSettings(current.sections, override))
+    await actor.deps.settings.change(lambda current: home.HomeSettings(current.sections, override))
     await log_event(actor, "control", f"manual {override.action} at {override.power_w} W",
                     {"action": override.action, "power_w": override.power_w, "until": override.until})
     return override
@@ -134,9 +137,8 @@ async def start_manual(actor: Actor, action: Any, power_w: Any, until: Any) -> h
 
 async def stop_manual(actor: Actor) -> None:
     """End a manual override; the inverter returns to self-consumption until the plan's next step."""
-    current = await actor.deps.settings.load()
     await _command(actor, "self_consumption", {})
-    await actor.deps.settings.save(home.HomeSettings(current.sections, None))
+    await actor.deps.settings.change(lambda current: home.HomeSettings(current.sections, None))
     await log_event(actor, "control", "manual operation ended", {"action": "self_consumption"})
 
 

@@ -85,11 +85,10 @@ async def password(request: web.Request) -> dict[str, Any]:
 async def overview(request: web.Request) -> dict[str, Any]:
     guard(request, public=True)
     deps = request.app[DEPS]
-    settings = await deps.settings.load()
-    override = settings.active_override(time.time())
+    override = deps.settings.override(time.time())
     return {
         **snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False),
-        "planner_mode": settings.apply(request.app[CFG]).planner.mode,
+        "planner_mode": deps.settings.config.planner.mode,
         "override": None if override is None else dataclasses.asdict(override),
     }
 
@@ -108,15 +107,15 @@ async def savings(request: web.Request) -> dict[str, Any]:
 
 async def get_settings(request: web.Request) -> dict[str, Any]:
     guard(request)
-    settings = await request.app[DEPS].settings.load()
-    effective = settings.apply(request.app[CFG])
-    override = settings.active_override(time.time())
+    settings = request.app[DEPS].settings
+    effective = settings.config
+    override = settings.override(time.time())
     return {
         "planner": {"mode": effective.planner.mode, "allowed": list(MODES)},
         "battery": {"reserve_pct": effective.battery.reserve_pct},
         "tariff": {key: getattr(effective.tariff, key) for key in EDITABLE["tariff"]},
         "override": None if override is None else dataclasses.asdict(override),
-        "power_limits_w": actions.power_limits(request.app[CFG]),
+        "power_limits_w": actions.power_limits(effective),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from device.modbus.mapmodel import RegisterMap
 from device.store import AsyncStore, Reading
-from device.home.settings import SettingsFile
+from device.home.effective import EffectiveSettings
 
 
 class TelemetrySource(Protocol):
@@ -62,5 +62,5 @@ class WebDeps:
     regmap: RegisterMap
     telemetry: TelemetrySource
     commands: CommandSender
-    settings: SettingsFile
+    settings: EffectiveSettings
     health: Mapping[str, HealthSource] = field(default_factory=dict)

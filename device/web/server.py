@@ -1,6 +1,6 @@
 """Serving the page inside ``nattery app`` / ``nattery run``: one call for the process composer.
 
-    async with web_server(cfg, store, regmap, health={"sync": syncer}) as url:
+    async with web_server(cfg, store, regmap, settings, health={"sync": syncer}) as url:
         ...  # serve until stopped
 
 It connects a :class:`~device.web.bridge_link.BridgeLink` to the broker (live telemetry, bridge
@@ -23,33 +23,33 @@ from device.store import AsyncStore
 from device.web.app import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.deps import HealthSource, WebDeps
-from device.home.settings import SettingsFile
+from device.home.effective import EffectiveSettings
 
 log = structlog.get_logger(__name__)
 
 
 def web_deps(
     cfg: Config, store: AsyncStore, regmap: RegisterMap, link: BridgeLink,
-    health: Mapping[str, HealthSource] | None = None, settings: SettingsFile | None = None,
+    settings: EffectiveSettings, health: Mapping[str, HealthSource] | None = None,
 ) -> WebDeps:
     return WebDeps(
         store=store, regmap=regmap, telemetry=link, commands=link,
-        settings=settings or SettingsFile.for_config(cfg), health={"bridge": link, **(health or {})},
+        settings=settings, health={"bridge": link, **(health or {})},
     )
 
 
 @contextlib.asynccontextmanager
 async def web_server(
-    cfg: Config, store: AsyncStore, regmap: RegisterMap, health: Mapping[str, HealthSource] | None = None,
-    settings: SettingsFile | None = None,
+    cfg: Config, store: AsyncStore, regmap: RegisterMap, settings: EffectiveSettings,
+    health: Mapping[str, HealthSource] | None = None,
 ) -> AsyncIterator[str]:
     """Serve the page until the block exits; yields the URL it listens on.
 
-    ``settings`` is the homeowner's settings file shared with the planner in the same process,
-    so a change on the page reaches the plan without a restart.
+    ``settings`` is the effective configuration shared with the planner and settlement in the same
+    process: a change on the page reaches them at once, without a restart.
     """
     async with BridgeLink(cfg.mqtt, Topics(cfg.mqtt.prefix, cfg.device.id), f"{cfg.device.id}-web") as link:
-        deps = web_deps(cfg, store, regmap, link, health, settings)
+        deps = web_deps(cfg, store, regmap, link, settings, health)
         runner = web.AppRunner(create_app(cfg, deps), access_log=None)
         await runner.setup()
         try:

@@ -63,10 +63,8 @@ async def overview(request: web.Request) -> web.Response:
     session = guard(request, public=True)
     deps = request.app[DEPS]
     live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
-    settings = await deps.settings.load()
-    effective = settings.apply(request.app[CFG])
     return render(request, "overview.html", live=live, read_only=session.role is None,
-                  mode=effective.planner.mode, override=settings.active_override(time.time()))
+                  mode=deps.settings.config.planner.mode, override=deps.settings.override(time.time()))
 
 
 async def prices(request: web.Request) -> web.Response:
@@ -84,12 +82,12 @@ async def savings(request: web.Request) -> web.Response:
 
 async def settings_page(request: web.Request) -> web.Response:
     guard(request)
-    settings = await request.app[DEPS].settings.load()
-    effective = settings.apply(request.app[CFG])
+    settings = request.app[DEPS].settings
+    effective = settings.config
     return render(
         request, "settings.html", modes=MODES, mode=effective.planner.mode, reserve=effective.battery.reserve_pct,
-        tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.active_override(time.time()),
-        limits=actions.power_limits(request.app[CFG]),
+        tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.override(time.time()),
+        limits=actions.power_limits(effective),
     )
 
 

@@ -118,6 +118,7 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
 ) -> None:
     """Prices in the store → plan → controller → bridge → simulated inverter, all real."""
+    from device.home.effective import EffectiveSettings
     from device.planning import Planning
     from device.store import AsyncStore, Store
 
@@ -130,7 +131,7 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
                   for h in range(12)]
         async with AsyncStore(r.cfg.db_path) as store:
             await store.call(lambda s: s.db.table("prices").insert_all(prices))  # type: ignore[arg-type]
-            planning = Planning(r.cfg, store)
+            planning = Planning(await EffectiveSettings.open(r.cfg), store)
             task = asyncio.create_task(planning.run())
             try:
                 await until(lambda: r.sim.mode == "charge", timeout=30)

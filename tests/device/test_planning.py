@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from device import config as configuration
 from device.controller import Controller
+from device.home.effective import EffectiveSettings
+from device.home.settings import HomeSettings, make_override, update_sections
 from device.mqtt import Topics
-from device.planner import ModeRequest
 from device.planning import PlanningService, replan_reason
 from device.store import AsyncStore, Store
 
@@ -49,7 +52,12 @@ async def service(tmp_path: Path, with_prices: bool = True) -> tuple[PlanningSer
 
     clock = Clock(NOW)
     ctl = Controller(Topics("nattery", "p1"), publish, clock=clock)
-    return PlanningService(c, store, ctl, publish=publish, clock=clock), store, published
+    settings = await EffectiveSettings.open(c)
+    return PlanningService(settings, store, ctl, publish=publish, clock=clock), store, published
+
+
+async def homeowner_sets(svc: PlanningService, changes: dict[str, dict[str, Any]]) -> None:
+    await svc.settings.change(lambda home: update_sections(home, svc.settings.base, changes))
 
 
 async def test_plans_until_the_end_of_known_prices_stores_and_hands_over(tmp_path: Path) -> None:
@@ -67,7 +75,7 @@ async def test_plans_until_the_end_of_known_prices_stores_and_hands_over(tmp_pat
         evening = (p.ts >= DAY0 + 18 * 3600) & (p.ts < DAY0 + 21 * 3600)
         assert p.discharge_w[evening].sum() > 0
         assert await svc.step() is None  # nothing changed
-        svc.set_mode(ModeRequest("self_consumption"))
+        await homeowner_sets(svc, {"planner": {"mode": "self_consumption"}})
         p2 = await svc.step()
         assert p2 is not None and p2.reason == "inputs"
         assert {s.action for s in p2.setpoints} == {"self_consumption"}
@@ -166,3 +174,83 @@ def test_nattery_plan_shows_the_plan_without_sending_anything(tmp_path: Path) ->
     assert Store(c.db_path).latest_plan() is None  # a preview stores nothing
     bad = runner.invoke(main, ["plan", "--config", str(installer), "--soc", "150"])
     assert bad.exit_code != 0 and "150" in bad.output
+
+
+
+def test_nattery_plan_reads_the_local_data_dir_and_the_homeowners_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --data-dir, ``plan`` reads ./data as ``nattery run`` writes it; the homeowner's
+    mode and a running manual override count; no store is an error, never a new database."""
+    from click.testing import CliRunner
+
+    from device.cli import main
+    from device.home.settings import SettingsFile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NATTERY_DEVICE_DATA_DIR", str(tmp_path / "volume"))  # no store there
+    runner = CliRunner()
+    missing = runner.invoke(main, ["plan"])
+    assert missing.exit_code == 1
+    assert missing.output.strip() == f"Error: no store at {tmp_path / 'data' / 'nattery.db'}: give --data-dir, " \
+        "or start `nattery run --simulate` (or the device) first"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "volume").exists()
+    elsewhere = runner.invoke(main, ["plan", "--data-dir", str(tmp_path / "nowhere")])
+    assert elsewhere.exit_code == 1 and "nowhere" in elsewhere.output and not (tmp_path / "nowhere").exists()
+
+    local = tmp_path / "data"
+    local.mkdir()
+    store = Store(local / "nattery.db")
+    now = datetime.now(UTC).timestamp()
+    hour = int(now // 3600) * 3600
+    store.db.table("prices").insert_all(
+        {"zone": "DE_LU", "ts": hour + 3600 * h, "resolution_s": 3600, "price_eur_mwh": 50.0 + 30 * (h % 3),
+         "source": "csv", "fetched_at": now} for h in range(12))
+    store.close()
+    settings = SettingsFile(local / "settings.json")
+    asyncio.run(settings.save(HomeSettings({"planner": {"mode": "self_consumption"}})))
+    standing = json.loads(runner.invoke(main, ["plan", "--soc", "40", "--json"]).output.strip().splitlines()[-1])
+    assert standing["mode"] == "self_consumption"
+    override = make_override("discharge", 1200, now + 3600, now, {"charge": 5000, "discharge": 5000})
+    asyncio.run(settings.save(HomeSettings({"planner": {"mode": "self_consumption"}}, override)))
+    manual = runner.invoke(main, ["plan", "--data-dir", str(local), "--soc", "40", "--json"])
+    data = json.loads(manual.output.strip().splitlines()[-1])
+    assert data["mode"] == "manual" and data["slots"][0]["action"] == "discharge"
+    assert data["slots"][0]["power_w"] == 1200
+
+
+def below_after_reaching(soc: Any, pct: float) -> bool:
+    """Whether the SoC falls below ``pct`` after it first reached it."""
+    reached = np.flatnonzero(soc >= pct)
+    return bool(reached.size) and bool(soc[reached[0]:].min() < pct - 1e-6)
+
+
+async def test_a_homeowner_change_wakes_the_planner_and_counts_in_the_next_plan(tmp_path: Path) -> None:
+    svc, store, _ = await service(tmp_path)
+    try:
+        first = await svc.step()
+        assert first is not None and below_after_reaching(first.soc_pct, 90)
+        svc._wake.clear()
+        await homeowner_sets(svc, {"battery": {"reserve_pct": 90}})
+        assert svc._wake.is_set()  # told at once, not on the next poll
+        p = await svc.step()
+        assert p is not None and p.reason == "inputs"
+        assert not below_after_reaching(p.soc_pct, 90)  # once charged, the evening keeps the new reserve
+    finally:
+        await store.close()
+
+
+async def test_a_manual_override_is_planned_and_ends_on_time(tmp_path: Path) -> None:
+    svc, store, _ = await service(tmp_path)
+    try:
+        override = make_override("charge", 2000, NOW + 1800, NOW, {"charge": 5000, "discharge": 5000})
+        await svc.settings.change(lambda home: HomeSettings(home.sections, override))
+        manual = await svc.step()
+        assert manual is not None and manual.mode == "manual"
+        assert (manual.setpoints[0].action, manual.setpoints[0].power_w) == ("charge", 2000)
+        svc.clock.t = NOW + 1801  # type: ignore[attr-defined]
+        back = await svc.step()
+        assert back is not None and back.mode == "auto"
+        assert svc.health()["mode"] == "auto"
+    finally:
+        await store.close()

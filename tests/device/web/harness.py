@@ -24,6 +24,7 @@ from aiohttp import web
 
 from device import config as configuration
 from device.config import Config
+from device.home.effective import EffectiveSettings
 from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import load_map
 from device.mqtt import MqttSession, Topics, utc_iso
@@ -121,6 +122,7 @@ class WebStack:
     bridge: StandInBridge
     link: BridgeLink
     store: AsyncStore
+    settings: EffectiveSettings
 
 
 @contextlib.asynccontextmanager
@@ -132,7 +134,9 @@ async def web_stack(cfg: Config) -> AsyncIterator[WebStack]:
     try:
         async with AsyncStore(cfg.db_path) as store, BridgeLink(cfg.mqtt, bridge.topics) as link:
             await link.wait_connected()
-            yield WebStack(cfg, create_app(cfg, web_deps(cfg, store, regmap, link)), bridge, link, store)
+            settings = await EffectiveSettings.open(cfg)
+            app = create_app(cfg, web_deps(cfg, store, regmap, link, settings))
+            yield WebStack(cfg, app, bridge, link, store, settings)
     finally:
         bridge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
