@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from common.backoff import Backoff
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
@@ -33,7 +34,7 @@ Job = Callable[[], Awaitable[None]]
 
 async def supervise(name: str, job: Job, *, backoff_max_s: float = 300.0) -> None:
     """Run ``job`` forever: restart it after a crash, waiting longer after each failure in a row."""
-    delay = 1.0
+    backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
     while True:
         started = asyncio.get_running_loop().time()
         try:
@@ -42,11 +43,11 @@ async def supervise(name: str, job: Job, *, backoff_max_s: float = 300.0) -> Non
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — keep the appliance up; the log says what broke
-            if asyncio.get_running_loop().time() - started > 10 * delay:
-                delay = 1.0  # it ran a good while: a fresh failure, not a crash loop
+            if asyncio.get_running_loop().time() - started > 10 * backoff.upcoming:
+                backoff.reset()  # it ran a good while: a fresh failure, not a crash loop
+            delay = backoff.next()
             log.error("task crashed; restarting", task=name, error=repr(exc), retry_in_s=delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, backoff_max_s)
 
 
 class RetainedPublisher:

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from common.backoff import Backoff
 from device.mqtt import CommandChannel, NotConnected, Topics
 from device.planner import SLOT_S, Plan, Setpoint
 
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 RESULT_TIMEOUT_S = 10.0
 TELEMETRY_TIMEOUT_S = 30.0
 RETRIES = 2
+RETRY_PAUSES = Backoff(0.5, 0.5 * 2 ** (RETRIES - 1))  # 0.5 s, 1 s
 HOLD_MARGIN_S = 60.0
 SAFE = Setpoint("self_consumption")
 
@@ -175,7 +177,7 @@ class Controller:
                 log.warning("setpoint failed", action=setpoint.action, attempt=attempt + 1, error=str(exc))
                 if attempt < RETRIES:
                     self.stats.retries += 1
-                    await asyncio.sleep(0.5 * 2**attempt)
+                    await asyncio.sleep(RETRY_PAUSES.delay(attempt + 1))
         self._active = None
         self._given_up = (slot, setpoint)
         if setpoint != SAFE:

@@ -21,6 +21,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from common.backoff import Backoff
 from device.config import MqttSettings
 from device.ports import free_port, port_is_free
 
@@ -137,7 +138,7 @@ class MqttSession:
 
     async def run(self) -> None:
         """Connect, serve messages, reconnect on loss; returns only when cancelled."""
-        delay = 0.5
+        backoff = Backoff(min(0.5, self.reconnect_max_s), self.reconnect_max_s)
         was_lost = False
         while True:
             will = (
@@ -166,7 +167,7 @@ class MqttSession:
                     self.connected.set()
                     if self.on_connect is not None:
                         await self.on_connect()
-                    delay = 0.5
+                    backoff.reset()
                     log.info("mqtt connected" if not was_lost else "mqtt reconnected",
                              host=self.settings.host or "127.0.0.1", port=self.settings.port)
                     async for message in client.messages:
@@ -175,15 +176,14 @@ class MqttSession:
                             await self.on_message(message.topic.value, payload)
             except aiomqtt.MqttError as exc:
                 if self.connected.is_set() or not was_lost:
-                    log.warning("mqtt connection lost", error=str(exc), retry_in_s=delay)
+                    log.warning("mqtt connection lost", error=str(exc), retry_in_s=backoff.upcoming)
                 was_lost = True
             finally:
                 if self.connected.is_set():
                     self.disconnects += 1
                 self.connected.clear()
                 self._client = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def close(self, final_status: bytes | None = b"offline") -> None:
         """Publish a last retained status (a clean shutdown is not an LWT) before cancelling ``run``."""
