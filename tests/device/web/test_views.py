@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
 from tests.device.web.conftest import csrf
-from tests.device.web.harness import WebStack
+from tests.device.web.harness import WebStack, seed_history
 
 
 async def form(client: TestClient, path: str, data: dict[str, str]) -> tuple[int, str, str]:
@@ -84,3 +87,16 @@ async def test_register_write_asks_for_confirmation_first(stack: WebStack, insta
     status, location, page = await form(installer, "/installer/register", {
         "op": "write", "name": "prog1_soc", "value": "55", "confirm": "yes"})
     assert status == 303 and "prog1_soc ← 55 %" in page and stack.bridge.registers["prog1_soc"] == 55
+
+
+async def test_prices_table_shows_every_quarter_hour_grouped_by_day_and_hour(
+    stack: WebStack, homeowner: TestClient
+) -> None:
+    await stack.store.call(seed_history, ZoneInfo(stack.cfg.device.timezone), time.time())
+    page = await (await homeowner.get("/prices", headers={"Accept-Language": "en"})).text()
+    table = page[page.index('<table class="data slots">'):]
+    rows = re.findall(r'<tr class="(hour|quarter)( forecast)?">', table)
+    hours = [r for r in rows if r[0] == "hour"]
+    assert len(rows) in (4 * len(hours) - 4, 4 * len(hours), 4 * len(hours) + 4)  # 92/96/100 a day
+    assert len(hours) in (47, 48, 49) and any(r[1] for r in rows) and not all(r[1] for r in rows)
+    assert re.findall(r'<tr class="day"><th scope="rowgroup" colspan="4">(\w+)</th>', table) == ["Today", "Tomorrow"]
