@@ -123,18 +123,12 @@ def read_csv(
     """
     price_files = [prices_csv] if isinstance(prices_csv, Path) else list(prices_csv)
     exog_files = [] if exog_csv is None else [exog_csv] if isinstance(exog_csv, Path) else list(exog_csv)
-    frames = []
-    for path in price_files:
-        frame = pd.read_csv(path)
+    if len(price_files) == 1:
+        frame = pd.read_csv(price_files[0])
         frame.columns = [str(c).strip() for c in frame.columns]
         if "timestamp_utc" not in frame.columns:
-            if len(price_files) > 1:
-                raise ValueError(f"{path}: a file in local market time (epftoolbox) cannot be joined with others")
-            return _read_epftoolbox(frame, path)
-        if "price_eur_mwh" not in frame.columns:
-            raise ValueError(f"{path}: no column 'price_eur_mwh' (columns: {', '.join(frame.columns)})")
-        frames.append(_utc_indexed(frame)["price_eur_mwh"])
-    prices = _join(frames)
+            return _read_epftoolbox(frame, price_files[0])
+    prices = read_price_series(price_files)
     exog: dict[str, pd.Series] = {}
     ex_frames = [_utc_indexed(pd.read_csv(path)) for path in exog_files]
     for column, name in CSV_COLUMNS.items():
@@ -142,6 +136,22 @@ def read_csv(
         if present:
             exog[name] = _join(present)
     return MarketHistory.from_series(prices, exog, tz)
+
+
+def read_price_series(paths: Sequence[Path]) -> pd.Series:
+    """Day-ahead prices (EUR/MWh) of the shared data files, UTC-indexed at each slot's start, in
+    the files' own resolution (hourly, quarter-hourly or both), joined in time order."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if "timestamp_utc" not in frame.columns:
+            raise ValueError(f"{path}: no column 'timestamp_utc': only files in UTC can be joined "
+                             "(an epftoolbox file in local market time is read on its own)")
+        if "price_eur_mwh" not in frame.columns:
+            raise ValueError(f"{path}: no column 'price_eur_mwh' (columns: {', '.join(frame.columns)})")
+        frames.append(_utc_indexed(frame)["price_eur_mwh"])
+    return _join(frames)
 
 
 def _utc_indexed(frame: pd.DataFrame) -> pd.DataFrame:

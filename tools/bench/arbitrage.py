@@ -1,12 +1,19 @@
-"""Benchmark: a whole year of a home battery in 15-minute steps, six strategies, one JSON line.
+"""Benchmark: a period (a whole year) of a home battery in 15-minute steps, six strategies, one JSON line.
 
     python -m tools.bench.arbitrage --prices ../shared/data/prices/de_lu_day_ahead_hourly_2015_2024.csv \\
         --household ../shared/data/household/de_household_15min_2024.csv --year 2024
+    python -m tools.bench.arbitrage --prices HOURLY.csv --prices QUARTER_HOURLY.csv --exog … --exog … \\
+        --household ../shared/data/household/de_household_15min_2024.csv --household-shift-days 364 \\
+        --start 2025-10-08 --end 2025-12-30
 
 Set-up (documented in the README): 10 kWh usable / 5 kW battery, 95 % charge and 95 % discharge
 efficiency, the whole capacity usable (no reserve), 8 kWp PV, the German dynamic tariff of
-``device/resources/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Hourly
-day-ahead prices are expanded to four quarter-hours. Information is honest: tomorrow's prices
+``device/resources/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Day-ahead
+prices are read in their files' resolution: an hourly price holds for its four quarter-hours, a
+quarter-hour price (from delivery day 2025-10-01) for its own; planning and billing use each
+slot's own price. Several ``--prices`` files are joined in time order; ``--household-shift-days``
+moves the household file's timestamps (364 days keeps weekdays and clock changes from 2024 to
+2025). Information is honest: tomorrow's prices
 become known at 13:00 local time the day before; load and PV are never known in advance
 except in the perfect-foresight run. The planner re-plans at every slot, the first slot's
 setpoint is executed against the real load and PV, and every strategy is billed on the same
@@ -40,12 +47,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from device.config import TariffSettings
+from device.forecast.history import read_csv, read_price_series
 from device.forecast.load import forecast_load, standard_profile_w
+from device.forecast.price import PriceForecaster
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.planner import SLOT_S, Battery, Inputs, Rules, Solver, plan, simulate_self_consumption
+from device.prices.days import resolution_for
 from device.prices.tariff import Tariff
 from device.resources import MODELS_DIR
 
@@ -64,47 +75,68 @@ PUBLISH_HOUR = 13
 
 @dataclass
 class Year:
-    ts: NDArray[np.int64]  # slot starts of the year, then HORIZON slots beyond
-    n: int  # slots in the year
-    spot: FloatArray  # EUR/MWh per slot (NaN where unknown), history before the year included
-    first: int  # index in ``spot`` of the year's first slot
+    """The simulated period (a calendar year or ``--start``..``--end``)."""
+
+    ts: NDArray[np.int64]  # slot starts of the period, then HORIZON slots beyond
+    n: int  # slots in the period
+    spot: FloatArray  # EUR/MWh per slot (NaN where unknown), history before the period included
+    first: int  # index in ``spot`` of the period's first slot
     load_w: FloatArray
     pv_w: FloatArray
-    import_price: FloatArray  # for the year's slots (real spot)
+    import_price: FloatArray  # for the period's slots (real spot)
     export_price: FloatArray
-    known_end: NDArray[np.int64]  # per year slot: index (year-relative) where known prices end
+    known_end: NDArray[np.int64]  # per period slot: index (period-relative) where known prices end
 
 
-def read_year(prices_csv: Path, household_csv: Path, year: int, tariff: Tariff) -> Year:
+def read_period(
+    prices_csv: list[Path], household_csv: Path, start: date, end: date, tariff: Tariff, shift_days: int = 0
+) -> Year:
+    """Local days ``start``..``end`` (inclusive): household slots (moved by ``shift_days``) and the
+    spot price of every quarter-hour, with 15 days of price history before."""
+    zone = ZoneInfo(TZ)
+    first_ts = int(datetime(start.year, start.month, start.day, tzinfo=zone).timestamp())
+    after = end + timedelta(days=1)
+    end_ts = int(datetime(after.year, after.month, after.day, tzinfo=zone).timestamp())
     with household_csv.open() as f:
         rows = list(csv.DictReader(f))
-    ts = np.array([_epoch(r["timestamp_utc"]) for r in rows], dtype=np.int64)
-    zone = ZoneInfo(TZ)
-    keep = np.array([datetime.fromtimestamp(int(t), UTC).astimezone(zone).year == year for t in ts])
-    if not keep.any():
-        raise SystemExit(f"--household {household_csv}: no slots in local year {year}")
+    ts = np.array([_epoch(r["timestamp_utc"]) for r in rows], dtype=np.int64) + shift_days * 86400
+    keep = (ts >= first_ts) & (ts < end_ts)
+    if keep.sum() != (end_ts - first_ts) // SLOT_S:
+        covered = f"{_day(int(ts[0]))}..{_day(int(ts[-1]))}" if len(ts) else "nothing"
+        raise SystemExit(f"--household {household_csv}: covers {covered} (shifted by {shift_days} days), "
+                         f"not all of {start}..{end}")
     ts = ts[keep]
     load = np.array([float(r["load_kw"]) for r in rows])[keep] * 1000.0
     pv = np.array([float(r["pv_kw_per_kwp"]) for r in rows])[keep] * PV_KWP * 1000.0
-    hourly: dict[int, float] = {}
-    with prices_csv.open() as f:
-        for r in csv.DictReader(f):
-            if r["price_eur_mwh"] != "":
-                hourly[_epoch(r["timestamp_utc"])] = float(r["price_eur_mwh"])
     history_days = 15
-    start = int(ts[0]) - history_days * 86400
-    all_ts = np.arange(start, int(ts[-1]) + SLOT_S * (HORIZON + 1), SLOT_S, dtype=np.int64)
-    spot = np.array([hourly.get(int(t) // 3600 * 3600, math.nan) for t in all_ts])
-    first = int((ts[0] - start) // SLOT_S)
-    year_spot = spot[first:first + len(ts)]
-    if np.isnan(year_spot).any():
-        raise SystemExit(f"--prices {prices_csv}: {int(np.isnan(year_spot).sum())} slots of {year} have no price")
+    begin = int(ts[0]) - history_days * 86400
+    all_ts = np.arange(begin, int(ts[-1]) + SLOT_S * (HORIZON + 1), SLOT_S, dtype=np.int64)
+    spot = slot_prices(read_price_series(prices_csv), all_ts)
+    first = int((ts[0] - begin) // SLOT_S)
+    period_spot = spot[first:first + len(ts)]
+    if np.isnan(period_spot).any():
+        missing = int(np.flatnonzero(np.isnan(period_spot))[0])
+        raise SystemExit(f"--prices: {int(np.isnan(period_spot).sum())} slots of {start}..{end} have no price, "
+                         f"the first {datetime.fromtimestamp(int(ts[missing]), UTC):%Y-%m-%dT%H:%MZ}")
     known_end = _known_end(ts, zone)
     return Year(
         ts=all_ts[first:], n=len(ts), spot=spot, first=first, load_w=load, pv_w=pv,
-        import_price=tariff.import_price(ts, year_spot), export_price=tariff.export_price(ts, year_spot),
-        known_end=np.minimum(known_end, len(ts)),  # the data ends with the year
+        import_price=tariff.import_price(ts, period_spot), export_price=tariff.export_price(ts, period_spot),
+        known_end=np.minimum(known_end, len(ts)),  # nothing is known after the period
     )
+
+
+def slot_prices(series: pd.Series, slots: NDArray[np.int64]) -> FloatArray:
+    """The price of each quarter-hour ``slots`` (epoch s): its own where the market cleared
+    quarter-hours, its hour's where it cleared hours; NaN where there is none."""
+    index = pd.to_datetime(slots, unit="s", utc=True)
+    own = series.reindex(index).to_numpy(dtype=float)
+    hour = series.reindex(index.floor("1h")).to_numpy(dtype=float)  # an hourly price holds for its hour
+    return np.where(np.isfinite(own), own, hour)
+
+
+def _day(epoch: int) -> date:
+    return datetime.fromtimestamp(epoch, UTC).astimezone(ZoneInfo(TZ)).date()
 
 
 def _epoch(text: str) -> int:
@@ -134,8 +166,8 @@ def fallback_price_forecast(spot: FloatArray, known_until: int, targets: NDArray
 
 def honest_model(y: Year) -> Path | None:
     """The newest shipped model (``device/resources/models``, ``config/models/benchmarks``) trained only on
-    days before the simulated year; None if there is none (the forecaster then runs its linear
-    model alone). A model that has seen the year's prices would flatter the result."""
+    days before the simulated period; None if there is none (the forecaster then runs its linear
+    model alone). A model that has seen the period's prices would flatter the result."""
     start = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(ZoneInfo(TZ)).date()
     best: tuple[str, Path] | None = None
     benchmarks = Path(__file__).resolve().parents[2] / "config" / "models" / "benchmarks"
@@ -145,23 +177,21 @@ def honest_model(y: Year) -> Path | None:
             until = str(json.loads(meta_file.read_text())["info"]["trained_until"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if until < start.isoformat() and "de_lu" in tflite.name and (best is None or until > best[0]):
+        if until < start.isoformat() and "de_lu" in tflite.name and (best is None or until >= best[0]):
             best = (until, tflite)
     return None if best is None else best[1]
 
 
 def device_price_forecasts(
-    y: Year, prices_csv: Path, exog_csv: Path | None, windows: tuple[int, ...], model_path: Path | None = None
+    y: Year, prices_csv: list[Path], exog_csv: list[Path], windows: tuple[int, ...], model_path: Path | None = None
 ) -> tuple[dict[date, dict[int, float]], str]:
     """The device's price forecaster (``device.forecast.price``), run as on the device: once a
-    day at 13:00, when tomorrow's prices are in, for the days after; exogenous forecasts only up
-    to tomorrow (the later ones are not published yet). Keyed by the local day it was made."""
-    from device.forecast.history import read_csv
-    from device.forecast.price import PriceForecaster
-
+    day at 13:00, when tomorrow's prices are in, for the days after, in each day's market
+    resolution; exogenous forecasts only up to tomorrow (the later ones are not published yet).
+    Keyed by the local day it was made, one value per quarter-hour."""
     model = model_path if model_path is not None else honest_model(y)
     forecaster = PriceForecaster(model, TZ, lear_windows=windows)
-    history = read_csv(prices_csv, exog_csv, TZ)
+    history = read_csv(prices_csv, exog_csv or None, TZ)
     zone = ZoneInfo(TZ)
     first = datetime.fromtimestamp(int(y.ts[0]), UTC).astimezone(zone).date() - timedelta(days=1)
     last = datetime.fromtimestamp(int(y.ts[y.n - 1]), UTC).astimezone(zone).date()
@@ -175,18 +205,22 @@ def device_price_forecasts(
             for matrix in known.exog.values():
                 matrix[known.row(target):] = np.nan
             now = datetime(day.year, day.month, day.day, PUBLISH_HOUR, tzinfo=zone)
-            result = forecaster.predict(known, now, horizon_h=60.0, resolution_s=SLOT_S)
-            out[day] = dict(result.slots)
+            result = forecaster.predict(known, now, horizon_h=60.0, resolution_s=resolution_for)
+            ts = np.array([t for t, _ in result.slots], dtype=np.int64)
+            series = pd.Series([v for _, v in result.slots], index=pd.to_datetime(ts, unit="s", utc=True))
+            quarters = np.arange(ts[0], ts[-1] + 3600, SLOT_S, dtype=np.int64)  # to the end of the last hour
+            values = slot_prices(series, quarters)
+            out[day] = {int(t): float(v) for t, v in zip(quarters, values, strict=True) if np.isfinite(v)}
             for m in result.methods.values():
                 methods[m] = methods.get(m, 0) + 1
         day += timedelta(days=1)
-    name = "device forecaster (" + (f"model file {model.name}" if model else "no model trained before the year") + \
+    name = "device forecaster (" + (f"model file {model.name}" if model else "no model trained before the period") + \
         f", LEAR windows {list(windows)}): " + ", ".join(f"{k} {v} days" for k, v in sorted(methods.items()))
     return out, name
 
 
 def bill(y: Year, grid_w: FloatArray) -> float:
-    """EUR for the year's grid flows (W per slot, > 0 import)."""
+    """EUR for the period's grid flows (W per slot, > 0 import)."""
     energy_mwh = grid_w * 0.25 / 1e6
     return float(np.sum(np.where(energy_mwh > 0, energy_mwh * y.import_price, energy_mwh * y.export_price)))
 
@@ -331,10 +365,17 @@ def cycles(battery_w: FloatArray, bat: Battery) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--prices", type=Path, required=True, help="hourly day-ahead CSV (timestamp_utc, price_eur_mwh)")
-    ap.add_argument("--exog", type=Path, help="exogenous forecasts CSV (for the LiteRT price model)")
+    ap.add_argument("--prices", type=Path, action="append", required=True,
+                    help="day-ahead CSV (timestamp_utc, price_eur_mwh), hourly or quarter-hourly; repeatable")
+    ap.add_argument("--exog", type=Path, action="append", default=[],
+                    help="exogenous forecasts CSV (for the LiteRT price model); repeatable")
     ap.add_argument("--household", type=Path, required=True, help="15-min CSV (timestamp_utc, load_kw, pv_kw_per_kwp)")
-    ap.add_argument("--year", type=int, required=True, help="local calendar year to simulate")
+    ap.add_argument("--household-shift-days", type=int, default=0,
+                    help="move the household file by N days (364: 2024's weekdays and clock changes onto 2025)")
+    period = ap.add_mutually_exclusive_group(required=True)
+    period.add_argument("--year", type=int, help="local calendar year to simulate")
+    period.add_argument("--start", type=date.fromisoformat, help="first local day to simulate (with --end)")
+    ap.add_argument("--end", type=date.fromisoformat, help="last local day to simulate (inclusive)")
     ap.add_argument("--days", type=int, default=0, help="only the first N days (quick runs)")
     ap.add_argument("--degradation", type=float, default=20.0, help="planner wear cost, EUR/MWh cycled")
     ap.add_argument("--progress", type=int, default=0, help="log progress every N slots to stderr")
@@ -342,14 +383,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     help="device: the on-device forecaster (device.forecast.price); naive: the fallback here")
     ap.add_argument("--lear-windows", default="56,84", help="calibration windows (days) of the linear model")
     ap.add_argument("--price-model", type=Path,
-                    help="a .tflite price model; default: the newest shipped one trained before --year")
+                    help="a .tflite price model; default: the newest shipped one trained before the period")
     args = ap.parse_args(argv)
+    if args.year is not None:
+        start, end = date(args.year, 1, 1), date(args.year, 12, 31)
+    elif args.end is None or args.end < args.start:
+        ap.error(f"--start {args.start} needs --end on or after it (got {args.end})")
+    else:
+        start, end = args.start, args.end
 
     tariff = Tariff(TariffSettings(), TZ)
     bat = Battery(capacity_wh=10_000, min_soc_pct=0, max_soc_pct=100, reserve_pct=0,
                   max_charge_w=5000, max_discharge_w=5000, charge_efficiency=0.95, discharge_efficiency=0.95)
     rules = Rules(degradation_eur_mwh=args.degradation)
-    y = read_year(args.prices, args.household, args.year, tariff)
+    y = read_period(args.prices, args.household, start, end, tariff, args.household_shift_days)
     if args.days:
         y.n = min(y.n, args.days * DAY)
         for name in ("load_w", "pv_w", "import_price", "export_price", "known_end"):
@@ -381,9 +428,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     solve = np.array(runs["ours_forecast"].solve_ms)
     summary: dict[str, object] = {
         "year": args.year,
+        "start": str(start),
+        "end": str(end),
         "slots": y.n,
+        "price_resolution_minutes": sorted({resolution_for(d) // 60 for d in _days(start, end)}),
+        "household": f"{args.household.name}, shifted by {args.household_shift_days} days",
         "price_forecast": forecast_name,
-        "annual_cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
+        "cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
         "captured_share": {k: round((base - r.cost) / (base - best), 4) for k, r in runs.items()},
         "battery_cycles": {k: round(cycles(r.battery_w, bat), 1) for k, r in runs.items()},
         "plan_solve_ms_p50": round(float(np.percentile(solve, 50)), 2) if solve.size else None,
@@ -397,14 +448,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "run_s": {k: round(v, 1) for k, v in seconds.items()},
     }
     print()
-    print(f"Year {args.year}: {y.n} slots, 10 kWh / 5 kW battery, {PV_KWP:g} kWp, German dynamic tariff")
+    print(f"{start} → {end}: {y.n} slots, 10 kWh / 5 kW battery, {PV_KWP:g} kWp, German dynamic tariff, "
+          f"household {summary['household']}")
     for k, r in runs.items():
-        print(f"  {k:18s} {r.cost:9.2f} EUR/yr   captured {summary['captured_share'][k]:6.1%}"  # type: ignore[index]
+        print(f"  {k:18s} {r.cost:9.2f} EUR   captured {summary['captured_share'][k]:6.1%}"  # type: ignore[index]
               f"   cycles {summary['battery_cycles'][k]}")  # type: ignore[index]
     print(f"  plan solve (192 slots): p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
     print(f"  forecast errors (MAE over each plan's horizon, ours_forecast): {summary['forecast_errors']}")
     print(json.dumps(summary))
     return summary
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=k) for k in range((end - start).days + 1)]
 
 
 def _sc_run(y: Year, bat: Battery) -> Run:
