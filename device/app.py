@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from common.backoff import Backoff
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
@@ -25,29 +23,11 @@ from device.mqtt import MqttSession, NotConnected, Topics
 from device.planning import Planning
 from device.prices.runtime import PricesApp
 from device.store import AsyncStore, Retention
+from device.supervision import Job, TaskHealth, supervise
 from device.web.server import web_server
 
 log = structlog.get_logger(__name__)
 
-Job = Callable[[], Awaitable[None]]
-
-
-async def supervise(name: str, job: Job, *, backoff_max_s: float = 300.0) -> None:
-    """Run ``job`` forever: restart it after a crash, waiting longer after each failure in a row."""
-    backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
-    while True:
-        started = asyncio.get_running_loop().time()
-        try:
-            await job()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 — keep the appliance up; the log says what broke
-            if asyncio.get_running_loop().time() - started > 10 * backoff.upcoming:
-                backoff.reset()  # it ran a good while: a fresh failure, not a crash loop
-            delay = backoff.next()
-            log.error("task crashed; restarting", task=name, error=repr(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
 
 
 class RetainedPublisher:
@@ -109,7 +89,8 @@ async def run_app(cfg: Config, stop: asyncio.Event) -> None:
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
         settings = await EffectiveSettings.open(cfg)  # one owner: the page writes, the rest read
         jobs, health = background_jobs(store, settings)
-        tasks = [asyncio.create_task(supervise(name, job), name=name) for name, job in jobs.items()]
+        health["tasks"] = restarts = TaskHealth()
+        tasks = [asyncio.create_task(supervise(name, job, record=restarts), name=name) for name, job in jobs.items()]
         try:
             async with web_server(cfg, store, regmap, settings, health=health) as url:
                 log.info("app running", url=url, jobs=sorted(jobs))

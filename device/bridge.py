@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections import deque
@@ -22,12 +21,14 @@ from typing import Any, Protocol
 
 import structlog
 
+from device.commands import BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.discovery import discovery_messages
 from device.modbus.inverter import CommandError, Snapshot
 from device.modbus.mapmodel import RegisterMap
 from device.mqtt import MqttSession, NotConnected, Topics, utc_iso
 from device.store import AsyncStore, Reading, Store
+from device.supervision import TaskHealth, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,7 @@ OTHER_ACTIONS = ("refresh", "read_register", "write_register")
 APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
+TASK_BACKOFF_MAX_S = 5.0  # a failed bridge task (the watchdog among them) is back within seconds
 
 
 class InverterPort(Protocol):
@@ -48,10 +50,6 @@ class InverterPort(Protocol):
     async def write_register(self, name: str, value: float) -> Any: ...
     def validate(self, mode: str, params: Mapping[str, Any]) -> None: ...
     async def apply(self, mode: str, **params: Any) -> Any: ...
-
-
-class BadCommand(ValueError):
-    """A command message that cannot be executed; the text goes to ``cmd/result``."""
 
 
 @dataclass
@@ -115,11 +113,13 @@ class Bridge:
             status_topic=self.topics.status,
             subscriptions=(self.topics.cmd_all,),
             on_message=self._on_message,
+            on_retained=self._on_retained,
         )
         self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskHealth()
         self.latest: Snapshot | None = None
         self.counters: dict[str, int] = {
             "polls": 0, "poll_failures": 0, "readings_written": 0, "readings_dropped": 0,
@@ -131,14 +131,16 @@ class Bridge:
     # --- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled. Call :meth:`shutdown` before cancelling (``runtime.run_until`` does):
-        it needs the worker and the MQTT session still running."""
+        it needs the worker and the MQTT session still running. A task that fails is restarted
+        (after at most ``TASK_BACKOFF_MAX_S``) and counted on ``health``."""
+        jobs = {
+            "mqtt": self.mqtt.run, "poll": self._poll_loop, "flush": self._flush_loop,
+            "health": self._health_loop, "watchdog": self._watchdog_loop, "discovery": self._discovery_once,
+        }
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.mqtt.run(), name="mqtt")
-            group.create_task(self._poll_loop(), name="poll")
-            group.create_task(self._flush_loop(), name="flush")
-            group.create_task(self._health_loop(), name="health")
-            group.create_task(self._watchdog_loop(), name="watchdog")
-            group.create_task(self._discovery_once(), name="discovery")
+            for name, job in jobs.items():
+                group.create_task(supervise(name, job, backoff_max_s=TASK_BACKOFF_MAX_S, record=self.tasks),
+                                  name=name)
 
     async def shutdown(self, timeout_s: float = 15.0) -> None:
         """What every exit does (SIGTERM on a Balena update): safe mode, last readings, offline."""
@@ -243,7 +245,9 @@ class Bridge:
             **self.counters,
             "modbus": dict(self.worker_stats()),
             "watchdog": self.watchdog.state(),
-            "mqtt": {"connects": self.mqtt.connects, "disconnects": self.mqtt.disconnects},
+            "mqtt": {"connects": self.mqtt.connects, "disconnects": self.mqtt.disconnects,
+                     "handler_errors": self.mqtt.handler_errors},
+            "tasks": self.tasks.health(),
         }
 
     # --- watchdog ----------------------------------------------------------------------
@@ -270,23 +274,33 @@ class Bridge:
     # --- commands ----------------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
         action = self.topics.action_of(topic)
-        if action is None or action in APP_ACTIONS:
-            return
+        if action is None or action in APP_ACTIONS or not payload:
+            return  # an empty message is how MQTT clears a retained one, not a command
         task = asyncio.create_task(self._handle(action, payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, action: str, payload: bytes) -> None:
+    async def _on_retained(self, topic: str, payload: bytes) -> None:
+        """A retained command is refused, answered, and cleared from the broker."""
+        action = self.topics.action_of(topic)
+        if action is None or action in APP_ACTIONS or not payload:
+            return
+        with contextlib.suppress(NotConnected):
+            await self.mqtt.publish(topic, b"", retain=True, qos=1)  # an empty retained message clears it
+        await self._handle(action, payload, retained=True)
+
+    async def _handle(self, action: str, payload: bytes, *, retained: bool = False) -> None:
         self.counters["commands"] += 1
         command_id: Any = None
         try:
-            message = parse_command(payload)
+            command_id = caller_id(payload)
+            message = parse_command(payload, now=time.time(), retained=retained)
             command_id = message.pop("id")
             result = await self.execute(action, message)
             reply = {"id": command_id, "ok": True, **result}
         except (BadCommand, CommandError) as exc:
             self.counters["commands_failed"] += 1
-            reply = {"id": command_id, "ok": False, "error": str(exc)}
+            reply = {"id": command_id, "ok": False, "error": f"{action}: {exc}" if retained else str(exc)}
         except Exception as exc:  # noqa: BLE001 — the inverter failed; say so, don't die
             self.counters["commands_failed"] += 1
             log.warning("command failed", action=action, error=str(exc))
@@ -316,10 +330,9 @@ class Bridge:
             return {"name": name, "value": values.get(name)}
         if action == "write_register":
             name = _register_name(args, self.inverter.regmap)
-            if "value" not in args or not isinstance(args["value"], (int, float)) or isinstance(args["value"], bool):
-                raise BadCommand(f"write_register: 'value' must be a number, got {args.get('value')!r}")
+            value = number(args.get("value"), "write_register: 'value'")
             _no_extra(action, args, "name", "value")
-            applied_at = await self.inverter.write_register(name, float(args["value"]))
+            applied_at = await self.inverter.write_register(name, value)
             log.info("register written", name=name, value=args["value"])
             return {"name": name, "value": args["value"], "applied_at": _iso(applied_at)}
         allowed = ", ".join(CONTROL_ACTIONS + OTHER_ACTIONS)
@@ -334,25 +347,13 @@ class Bridge:
                 await self.mqtt.publish_json(topic, payload, retain=True)
 
 
-def parse_command(payload: bytes) -> dict[str, Any]:
-    """A command's JSON object with a string ``id``; raises :class:`BadCommand` naming what is wrong."""
-    try:
-        message = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadCommand(f"payload is not valid JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise BadCommand(f"payload must be a JSON object, got {type(message).__name__}")
-    if not isinstance(message.get("id"), str) or not message["id"]:
-        raise BadCommand(f"'id' must be a non-empty string, got {message.get('id')!r}")
-    return message
-
-
 def _optional_positive(value: Any, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise BadCommand(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+    try:
+        return number(value, name, above=0)
+    except BadCommand:
+        raise BadCommand(f"{name} must be a positive number of seconds, got {value!r}") from None
 
 
 def _register_name(args: Mapping[str, Any], regmap: RegisterMap) -> str:

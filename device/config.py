@@ -9,6 +9,7 @@ allowed. Secrets (``secret=True``) are never echoed back in errors or in ``descr
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -395,9 +396,9 @@ def _coerce(value: Any, kind: Any) -> Any:
             return value
         raise TypeError("an integer")
     if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise TypeError("a number")
+        raise TypeError("a finite number")
     if kind is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

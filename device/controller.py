@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import structlog
 
 from common.backoff import Backoff
+from device.commands import loads
 from device.mqtt import CommandChannel, NotConnected, Topics
 from device.planner import SLOT_S, Plan, Setpoint
 
@@ -124,8 +124,10 @@ class Controller:
             self.channel.on_result(payload)
         elif topic == self.topics.telemetry:
             try:
-                data = json.loads(payload)
+                data = loads(payload)
             except ValueError:
+                return
+            if not isinstance(data, dict):
                 return
             async with self._telemetry:
                 self._last_telemetry = data

@@ -3,7 +3,8 @@
 Topics live under ``<prefix>/<device_id>/`` (see ARCHITECTURE.md). :class:`MqttSession` keeps one
 aiomqtt client connected for the life of a process: it reconnects with a capped backoff after a
 broker restart, re-subscribes, re-publishes the retained ``status`` and hands every message to a
-callback. Publishing while the broker is away raises :class:`NotConnected` so callers decide
+callback — one that raises is logged and counted (``handler_errors``), never the end of the session,
+so no payload can cut a process off the broker. Publishing while the broker is away raises :class:`NotConnected` so callers decide
 whether a message is worth keeping (telemetry is in SQLite anyway).
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ import aiomqtt
 import structlog
 
 from common.backoff import Backoff
+from device import commands
 from device.config import MqttSettings
 from device.ports import free_port, port_is_free
 
@@ -99,6 +102,9 @@ class MqttSession:
 
     ``status_topic`` gets a retained ``online`` on every (re)connect and is the LWT (``offline``);
     ``on_connect`` runs after every (re)connect (to re-publish what a broker restart lost).
+    ``on_retained`` gets the messages the broker replays from its retained store (a command
+    published with retain=true would otherwise run again at every start); without it they go to
+    ``on_message`` like any other.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class MqttSession:
         subscriptions: tuple[str, ...] = (),
         on_message: Handler | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
+        on_retained: Handler | None = None,
         reconnect_max_s: float = 30.0,
     ) -> None:
         self.settings = settings
@@ -118,11 +125,13 @@ class MqttSession:
         self.subscriptions = subscriptions
         self.on_message = on_message
         self.on_connect = on_connect
+        self.on_retained = on_retained
         self.reconnect_max_s = reconnect_max_s
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self.connects = 0
         self.disconnects = 0
+        self.handler_errors = 0
 
     async def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 0) -> None:
         client = self._client
@@ -171,9 +180,7 @@ class MqttSession:
                     log.info("mqtt connected" if not was_lost else "mqtt reconnected",
                              host=self.settings.host or "127.0.0.1", port=self.settings.port)
                     async for message in client.messages:
-                        if self.on_message is not None:
-                            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-                            await self.on_message(message.topic.value, payload)
+                        await self._deliver(message)
             except aiomqtt.MqttError as exc:
                 if self.connected.is_set() or not was_lost:
                     log.warning("mqtt connection lost", error=str(exc), retry_in_s=backoff.upcoming)
@@ -185,6 +192,18 @@ class MqttSession:
                 self._client = None
             await asyncio.sleep(backoff.next())
 
+    async def _deliver(self, message: aiomqtt.Message) -> None:
+        handler = self.on_retained if message.retain and self.on_retained is not None else self.on_message
+        if handler is None:
+            return
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            await handler(message.topic.value, payload)
+        except Exception as exc:  # noqa: BLE001 — one message must never end the session
+            self.handler_errors += 1
+            log.error("mqtt message handler failed", topic=message.topic.value, error=repr(exc)[:500],
+                      client=self.client_id)
+
     async def close(self, final_status: bytes | None = b"offline") -> None:
         """Publish a last retained status (a clean shutdown is not an LWT) before cancelling ``run``."""
         if final_status is not None and self.status_topic and self.connected.is_set():
@@ -193,7 +212,8 @@ class MqttSession:
 
 
 class CommandChannel:
-    """Commands to the bridge: ``cmd/<action>`` with a fresh id, answered on ``cmd/result``.
+    """Commands to the bridge: ``cmd/<action>`` with a fresh id and the time sent (``ts``, so a
+    command delayed or replayed by the broker is refused), answered on ``cmd/result``.
 
     Several senders (the web page, the controller) share the one result topic; each waits only
     for the reply carrying its own id. Feed every ``cmd/result`` payload to :meth:`on_result`.
@@ -213,14 +233,15 @@ class CommandChannel:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
         try:
-            await self._publish(self.topics.cmd(action), {"id": command_id, **args}, qos=1)
+            message = {"id": command_id, "ts": round(time.time(), 3), **args}
+            await self._publish(self.topics.cmd(action), message, qos=1)
             return await asyncio.wait_for(future, timeout_s)
         finally:
             self._pending.pop(command_id, None)
 
     def on_result(self, payload: bytes) -> None:
         try:
-            reply = json.loads(payload)
+            reply = commands.loads(payload)
         except ValueError:
             return
         if not isinstance(reply, dict):

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import structlog
 
+from device.commands import BadCommand, caller_id, number, parse_command, timestamp
 from device.config import Config
 from device.controller import Controller
 from device.forecast.load import forecast_load, standard_profile_w
@@ -139,23 +138,30 @@ class PlanningService:
 
     async def on_message(self, topic: str, payload: bytes) -> None:
         """Handle ``cmd/dr_event``: validate, adopt, answer on ``cmd/result``."""
-        if topic != self.topics.cmd("dr_event"):
+        await self._dr_event(topic, payload, retained=False)
+
+    async def on_retained(self, topic: str, payload: bytes) -> None:
+        """A retained ``cmd/dr_event`` is refused and answered, never adopted at start-up."""
+        if payload:
+            await self._dr_event(topic, payload, retained=True)
+
+    async def _dr_event(self, topic: str, payload: bytes, *, retained: bool) -> None:
+        if topic != self.topics.cmd("dr_event") or not payload:
             return
+        command_id = caller_id(payload)
         reply: dict[str, Any]
         try:
-            message = json.loads(payload)
-            if not isinstance(message, dict):
-                raise ValueError("payload must be a JSON object")
+            message = parse_command(payload, now=self.clock(), retained=retained)
             event = DemandResponse(
-                start=_when(message.get("start"), "start"), end=_when(message.get("end"), "end"),
-                cap_w=_watts(message.get("cap_w")), id=str(message.get("id", "")),
+                start=timestamp(message.get("start"), "start"), end=timestamp(message.get("end"), "end"),
+                cap_w=number(message.get("cap_w"), "cap_w (watts)", minimum=0), id=command_id or "",
             )
             if event.end <= event.start:
-                raise ValueError(f"end must be after start, got start={event.start} end={event.end}")
+                raise BadCommand(f"end must be after start, got start={event.start} end={event.end}")
             self.add_event(event)
-            reply = {"id": message.get("id"), "ok": True}
-        except ValueError as exc:
-            reply = {"id": None, "ok": False, "error": f"dr_event: {exc}"}
+            reply = {"id": command_id, "ok": True}
+        except BadCommand as exc:
+            reply = {"id": command_id, "ok": False, "error": f"dr_event: {exc}"}
         if self.publish is not None:
             with contextlib.suppress(NotConnected):
                 await self.publish(self.topics.cmd_result, reply, qos=1)
@@ -301,23 +307,6 @@ def _hold_hours(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _when(value: Any, name: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise ValueError(f"{name} must be epoch seconds or ISO-8601 with Z, got {value!r}")
-
-
-def _watts(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    raise ValueError(f"cap_w must be a number of watts >= 0, got {value!r}")
-
-
 class Planning:
     """The planner, controller and daily settlement as one app job with one MQTT session.
 
@@ -337,6 +326,7 @@ class Planning:
             client_id=f"{cfg.device.id}-planner",
             subscriptions=(topics.cmd_result, topics.telemetry, topics.cmd("dr_event")),
             on_message=self._route,
+            on_retained=self._route_retained,
         )
         self.controller = Controller(topics, self.session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
         self.service = PlanningService(settings, store, self.controller, publish=self.session.publish_json)
@@ -344,6 +334,10 @@ class Planning:
     async def _route(self, topic: str, payload: bytes) -> None:
         await self.controller.on_message(topic, payload)
         await self.service.on_message(topic, payload)
+
+    async def _route_retained(self, topic: str, payload: bytes) -> None:
+        await self.controller.on_message(topic, payload)
+        await self.service.on_retained(topic, payload)
 
     async def run(self) -> None:
         from device.accounting import settlement_loop

@@ -56,14 +56,17 @@ def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
 
 
 async def run_until(stop: asyncio.Event, main: Awaitable[None], on_stop: Callable[[], Awaitable[None]]) -> None:
-    """Run ``main`` until ``stop`` is set or it fails; then ``on_stop`` while ``main`` still runs."""
+    """Run ``main`` until ``stop`` is set or it fails; then ``on_stop`` while ``main`` still runs.
+
+    ``on_stop`` (the safe shutdown: inverter to self-consumption, readings to disk) runs after a
+    crash of ``main`` too; the crash is raised after it, not swallowed."""
     task = asyncio.ensure_future(main)
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()  # a crash is reported, not swallowed
         await on_stop()
+        if task.done():
+            task.result()
     finally:
         stopper.cancel()
         task.cancel()

@@ -94,6 +94,8 @@ def make_override(action: Any, power_w: Any, until: float, now: float, max_w: Ma
         raise SettingsError("action", f"got {action!r}, allowed: {', '.join(OVERRIDE_ACTIONS)}")
     limit = max_w[action]
     try:
+        if isinstance(power_w, bool):  # float(True) is 1.0: a 1 W charge nobody asked for
+            raise TypeError(power_w)
         power = float(power_w)
     except (TypeError, ValueError):
         raise SettingsError("power_w", f"got {power_w!r}, expected a number of watts from 1 to {limit}") from None

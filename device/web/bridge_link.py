@@ -20,9 +20,11 @@ from typing import Any
 
 import structlog
 
+from device.commands import loads
 from device.config import MqttSettings
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
+from device.supervision import TaskHealth, supervise
 from device.web.deps import CommandResult
 
 log = structlog.get_logger(__name__)
@@ -80,9 +82,11 @@ class BridgeLink:
         self._listeners: list[Callable[[Reading], None]] = []
         self.commands = CommandChannel(topics, self.session.publish_json, "web")
         self._task: asyncio.Task[None] | None = None
+        self.tasks = TaskHealth()
 
     async def __aenter__(self) -> BridgeLink:
-        self._task = asyncio.create_task(self.session.run())
+        self._task = asyncio.create_task(supervise("bridge-link", self.session.run, backoff_max_s=5.0,
+                                                   record=self.tasks))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -107,7 +111,10 @@ class BridgeLink:
 
     # --- HealthSource ------------------------------------------------------------------
     def health(self) -> Mapping[str, Any]:
-        return {"online": self._online, "mqtt_connected": self.session.connected.is_set(), **self._health}
+        return {
+            "online": self._online, "mqtt_connected": self.session.connected.is_set(), **self._health,
+            "link": {"handler_errors": self.session.handler_errors, "tasks": self.tasks.health()},
+        }
 
     # --- CommandSender -----------------------------------------------------------------
     async def send(self, action: str, args: Mapping[str, Any], timeout_s: float = 10.0) -> CommandResult:
@@ -128,9 +135,12 @@ class BridgeLink:
             elif topic == self.topics.status:
                 self._online = payload.strip() == b"online"
             elif topic == self.topics.health:
-                self._health = json.loads(payload)
+                health = loads(payload)
+                if not isinstance(health, dict):
+                    raise ValueError(f"health must be a JSON object, got {type(health).__name__}")
+                self._health = health
             elif topic == self.topics.cmd_result:
                 self.commands.on_result(payload)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("web: unreadable mqtt message", topic=topic, error=str(exc))
 

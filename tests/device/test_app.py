@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from device.app import supervise
+from device.supervision import supervise
 
 
 async def test_supervise_restarts_a_crashing_job() -> None:

@@ -24,11 +24,14 @@ def test_layers_file_then_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "environ, message",
     [
-        ({"NATTERY_INVERTER_POLL_INTERVAL_S": "fast"}, "inverter.poll_interval_s: got 'fast', expected a number"),
+        ({"NATTERY_INVERTER_POLL_INTERVAL_S": "fast"}, "inverter.poll_interval_s: got 'fast', expected a finite number"),
         ({"NATTERY_MQTT_PORT": "70000"}, "mqtt.port: got 70000, allowed: 0 to 65535"),
         ({"NATTERY_LOG_LEVEL": "loud"}, "log.level: got 'loud', allowed: debug, info, warning, error"),
         ({"NATTERY_INVERTER_COLOUR": "red"}, "inverter.colour: unknown setting"),
         ({"NATTERY_NOSUCH_KEY": "1"}, "unknown section 'nosuch'"),
+        ({"NATTERY_TARIFF_VAT_PCT": ".nan"}, "tariff.vat_pct: got '.nan', expected a finite number"),
+        ({"NATTERY_BATTERY_RESERVE_PCT": "-.inf"}, "battery.reserve_pct: got '-.inf', expected a finite number"),
+        ({"NATTERY_BRIDGE_WATCHDOG_S": ".inf"}, "bridge.watchdog_s: got '.inf', expected a finite number"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(environ: dict[str, str], message: str) -> None:
@@ -47,3 +50,11 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     bad.write_text("inverter: [unclosed\n")
     with pytest.raises(c.ConfigError, match=str(bad)):
         c.load([c.DEFAULT_FILE, bad], environ={})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_replace_refuses_non_finite_numbers(value: float) -> None:
+    """The homeowner's settings go through ``replace``: NaN must not slip past the range check."""
+    cfg = c.load([c.DEFAULT_FILE], environ={})
+    with pytest.raises(c.ConfigError, match=r"tariff.vat_pct: got .*, expected a finite number"):
+        cfg.replace(tariff={"vat_pct": value})

@@ -126,7 +126,35 @@ async def test_demand_response_event_over_mqtt_is_honoured(tmp_path: Path) -> No
         await svc.on_message("nattery/p1/cmd/dr_event", b'{"id": "dr2", "start": 5, "end": 1, "cap_w": 0}')
         assert published[-1][1]["ok"] is False and "end must be after start" in published[-1][1]["error"]
         await svc.on_message("nattery/p1/cmd/dr_event", b'{"id": "dr3", "start": 1, "end": 5, "cap_w": -1}')
-        assert "cap_w must be" in published[-1][1]["error"]
+        assert "cap_w (watts) must be >= 0" in published[-1][1]["error"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("payload, error", [
+    (b'{"id": "n1", "start": 1, "end": 5, "cap_w": NaN}', "NaN is not a JSON number"),
+    (b'{"id": "n1", "start": NaN, "end": 5, "cap_w": 0}', "NaN is not a JSON number"),
+    (b'{"id": "n1", "start": 1, "end": 5, "cap_w": 1e999}', "out of range"),
+    (b'{"id": "n1", "start": 1, "end": 5, "cap_w": true}', "cap_w (watts) must be a finite number"),
+    (b'{"id": "n1", "start": "soon", "end": 5, "cap_w": 0}', "start must be epoch seconds"),
+])
+async def test_demand_response_refusals_keep_the_callers_id(tmp_path: Path, payload: bytes, error: str) -> None:
+    svc, store, published = await service(tmp_path)
+    try:
+        await svc.on_message("nattery/p1/cmd/dr_event", payload)
+        reply = published[-1][1]
+        assert reply["id"] == "n1" and reply["ok"] is False and error in reply["error"], reply
+        assert svc.events == []
+    finally:
+        await store.close()
+
+
+async def test_a_retained_demand_response_event_is_refused(tmp_path: Path) -> None:
+    svc, store, published = await service(tmp_path)
+    try:
+        await svc.on_retained("nattery/p1/cmd/dr_event", b'{"id": "old", "start": 1, "end": 5, "cap_w": 0}')
+        assert published[-1][1]["id"] == "old" and "retained commands are refused" in published[-1][1]["error"]
+        assert svc.events == []
     finally:
         await store.close()
 

@@ -1,6 +1,7 @@
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,9 @@ def test_changes_are_applied_over_the_configuration() -> None:
     ({"tariff": {"export": "barter"}}, "tariff.export"),
     ({"tariff": {"grid_fee_windows": []}}, "tariff.grid_fee_windows"),
     ({"mqtt": {"host": "evil"}}, "mqtt"),
+    ({"battery": {"reserve_pct": float("nan")}}, "battery.reserve_pct"),  # silently became the BMS minimum
+    ({"tariff": {"vat_pct": float("nan")}}, "tariff.vat_pct"),  # put planning into a crash loop
+    ({"tariff": {"markup_eur_mwh": float("inf")}}, "tariff.markup_eur_mwh"),
 ])
 def test_bad_changes_name_the_key(changes: dict, field: str) -> None:
     with pytest.raises(SettingsError) as err:
@@ -35,11 +39,14 @@ def test_bad_changes_name_the_key(changes: dict, field: str) -> None:
     ("discharge", 4500, 3600, "power_w"),
     ("charge", 0, 3600, "power_w"),
     ("charge", 1000.5, 3600, "power_w"),
+    ("charge", True, 3600, "power_w"),  # float(True) == 1.0 was a 1 W charge
+    ("charge", float("nan"), 3600, "power_w"),
+    ("charge", "inf", 3600, "power_w"),
     ("idle", 1000, 3600, "action"),
     ("charge", 1000, -5, "until"),
     ("charge", 1000, 25 * 3600, "until"),
 ])
-def test_override_limits(action: str, power: float, until_in_s: float, field: str) -> None:
+def test_override_limits(action: str, power: Any, until_in_s: float, field: str) -> None:
     now = time.time()
     with pytest.raises(SettingsError) as err:
         make_override(action, power, now + until_in_s, now, LIMITS)
