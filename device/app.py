@@ -29,7 +29,6 @@ from device.web.server import web_server
 log = structlog.get_logger(__name__)
 
 
-
 class RetainedPublisher:
     """The app's own MQTT session for retained state (``prices``); re-sent after a broker restart."""
 
