@@ -39,6 +39,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+from common.logs import native_output_logged
 from device.config import Config
 
 FloatArray = NDArray[np.float64]
@@ -293,7 +294,8 @@ class Solver:
     """
 
     def __init__(self) -> None:
-        self.highs = highspy.Highs()
+        with native_output_logged("highs banner"):  # printed on stdout by the first instance
+            self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("threads", 1)
         self.highs.setOptionValue("presolve", "off")  # small LP: presolve costs more than it saves

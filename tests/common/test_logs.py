@@ -1,0 +1,49 @@
+"""One log format per process: our events, stdlib loggers, warnings and native banners."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import warnings
+
+import pytest
+from structlog.testing import capture_logs
+
+from common import logs
+
+
+def test_stdlib_loggers_and_warnings_come_out_as_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():  # pytest records warnings itself; give them back to logging
+        warnings.simplefilter("always")
+        logging.captureWarnings(False)
+        logs.configure("info", "json", cache=False)
+        logging.getLogger("pymodbus.logging").warning("no response from unit %d", 3)
+        logging.getLogger("pymodbus.logging").info("below the library threshold")
+        warnings.warn("deprecated thing", DeprecationWarning, stacklevel=1)
+    try:
+        raise ValueError("bad frame")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("handler failed", extra={"password": "x"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["logger"], e["level"]) for e in lines] == [
+        ("pymodbus.logging", "warning"), ("py.warnings", "warning"), ("aiohttp.server", "error")]
+    assert lines[0]["event"] == "no response from unit 3" and lines[0]["timestamp"].endswith("Z")
+    assert "ValueError: bad frame" in lines[2]["exception"]
+
+
+def test_configuring_twice_installs_one_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("info", "json", cache=False)
+    logs.configure("info", "json", cache=False)
+    logging.getLogger("amqtt").error("once")
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_native_output_becomes_a_debug_event(capfd: pytest.CaptureFixture[str]) -> None:
+    logs.configure("debug", "json", cache=False)
+    libc = ctypes.CDLL(None)
+    with capture_logs() as events, logs.native_output_logged("banner"):
+        libc.printf(b"Running Native 1.0: Copyright\n")
+    print("after")
+    assert capfd.readouterr().out == "after\n"
+    assert events == [{"event": "banner", "output": "Running Native 1.0: Copyright", "log_level": "debug"}]
