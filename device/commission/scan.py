@@ -20,8 +20,9 @@ from device.commission.report import CommissionError, Found, Line, Outcome, Prob
 from device.commission.rules import judge
 from device.modbus.client import client_factory
 from device.modbus.inverter import Inverter, Limits
+from device.modbus.line_guard import MAX_RTU_ADU
 from device.modbus.mapmodel import Protocol, RegisterMap
-from device.modbus.worker import MAX_RTU_ADU, ExceptionReply, LinkDown, ModbusError, ModbusWorker, RequestTimeout
+from device.modbus.worker import ExceptionReply, LinkDown, ModbusError, ModbusWorker, RequestTimeout
 
 log = structlog.get_logger(__name__)
 

@@ -118,6 +118,12 @@ class WorkerStopped(ModbusError):
     kind = "stopped"
 
 
+class QueueFull(ModbusError):
+    """Too many requests of this priority are already waiting; refused without queueing."""
+
+    kind = "queue_full"
+
+
 def describe(request: Request) -> str:
     if isinstance(request, ReadRequest):
         return f"read {request.table} {request.address}+{request.count}"

@@ -20,12 +20,13 @@ from structlog.testing import capture_logs
 from device.modbus.blocks import plan_blocks
 from device.modbus.client import client_factory
 from common import logs as logs_module
-from device.modbus import worker as worker_module
+from device.clock import SystemClock
+from device.modbus import defective as defective_module
 from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import load_map
 from device.modbus.worker import (
     CorruptReply, DeadlineExpired, ExceptionReply, InverterDefective, LinkDown, ModbusWorker,
-    Priority, ReadRequest, RequestTimeout, WorkerStopped, WriteRequest,
+    Priority, QueueFull, ReadRequest, RequestTimeout, WorkerStopped, WriteRequest,
 )
 from device.simulator import Simulator
 from tests.conftest import PtyPair, free_port, open_pty_pair
@@ -38,13 +39,13 @@ BLOCK_A = ReadRequest("holding", 210, 2)  # max_charge_current, max_discharge_cu
 BLOCK_B = ReadRequest("holding", 250, 2)  # prog1_time, prog2_time
 
 
-class Clock:
-    """Monotonic time that a test can move forward (probe intervals without sleeping)."""
+class Clock(SystemClock):
+    """The real clock, moved forward by ``offset`` (probe intervals without sleeping)."""
 
     def __init__(self) -> None:
         self.offset = 0.0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return time.monotonic() + self.offset
 
 
@@ -186,7 +187,7 @@ async def test_expired_deadline_is_dropped_before_sending(make_worker: MakeWorke
     await worker.submit(BLOCK_A)
     before = sim.stats.transactions
     with pytest.raises(DeadlineExpired, match="deadline passed before sending"):
-        await worker.submit(BLOCK_B, Priority.TELEMETRY, deadline=worker.clock() - 0.001)
+        await worker.submit(BLOCK_B, Priority.TELEMETRY, deadline=worker.deadline_in(-0.001))
     assert sim.stats.transactions == before
     assert worker.stats()["deadline_misses"] == 1
 
@@ -279,7 +280,7 @@ async def test_defective_inverter_is_backed_off_then_probed(
     logs_module.configure("info", "console")  # "recovered" is an info line
     with capture_logs() as logs:
         # the module's logger was cached under the normal configuration; use one that captures
-        monkeypatch.setattr(worker_module, "log", structlog.get_logger(worker_module.__name__))
+        monkeypatch.setattr(defective_module, "log", structlog.get_logger(defective_module.__name__))
         for _ in range(2):
             with pytest.raises(RequestTimeout):
                 await worker.submit(BLOCK_A)
@@ -341,6 +342,23 @@ async def test_inverter_absent_at_start_is_not_fatal(sim: Simulator, regmap: Reg
         await wait_for_state(worker, "ok")
         assert len(await worker.submit(BLOCK_A)) == 2
         assert worker.stats()["reconnects"] == 0  # the first connection is no reconnect
+
+
+async def test_full_queue_refuses_a_request_without_touching_the_others(make_worker: MakeWorker) -> None:
+    worker = await make_worker(max_queued=3)
+    await worker.submit(BLOCK_A)  # connected
+    telemetry = [asyncio.ensure_future(worker.submit(BLOCK_A, Priority.TELEMETRY)) for _ in range(3)]
+    await asyncio.sleep(0)  # all three queued; the worker still waits out the gap after the first read
+    assert worker.stats()["queue_depth"]["telemetry"] == 3
+    with pytest.raises(QueueFull, match=r"read holding 210\+2: refused, 3 telemetry requests already "
+                                        r"waiting \(limit 3 per priority\)"):
+        await worker.submit(BLOCK_A, Priority.TELEMETRY)
+    # the limit is per priority: a control write still gets in, ahead of the waiting reads
+    await worker.submit(WriteRequest(210, (9,)), Priority.CONTROL)
+    assert all(len(r) == 2 for r in await asyncio.gather(*telemetry))
+    stats = worker.stats()
+    assert stats["errors"] == {"queue_full": 1}
+    assert stats["queue_depth"]["telemetry"] == 0
 
 
 async def test_stop_fails_queued_requests_and_later_submits(make_worker: MakeWorker) -> None:
