@@ -130,7 +130,7 @@ class Bridge:
 
     # --- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
-        """Run until cancelled. Call :meth:`shutdown` before cancelling (``runtime.run_until`` does):
+        """Run until cancelled. Call :meth:`shutdown` before cancelling (``services.lifecycle.run_until`` does):
         it needs the worker and the MQTT session still running. A task that fails is restarted
         (after at most ``TASK_BACKOFF_MAX_S``) and counted on ``health``."""
         jobs = {

@@ -75,7 +75,7 @@ def serve_until_signal(
     service: Callable[[configuration.Config, asyncio.Event], Awaitable[None]], cfg: configuration.Config
 ) -> None:
     """Run a long-lived service until SIGTERM (Balena stopping the container) or Ctrl-C."""
-    from device.runtime import stop_on_signals
+    from device.services.lifecycle import stop_on_signals
 
     async def serve() -> None:
         await service(cfg, stop_on_signals())
@@ -261,7 +261,7 @@ def sync(config_file: Path | None, cloud_url: str | None, data_dir: Path | None,
 @config_option
 def bridge(config_file: Path | None) -> None:
     """Balena service `bridge`: own the serial line; telemetry, commands and watchdog over MQTT."""
-    from device.runtime import run_bridge
+    from device.services.bridge import run_bridge
 
     serve_until_signal(run_bridge, load_config(config_file))
 
@@ -288,7 +288,7 @@ def app(config_file: Path | None) -> None:
 def run(config_file: Path | None, cloud_url: str | None, simulate: bool, speed: float,
         data_dir: Path | None, port: int) -> None:
     """Everything in one process: broker (embedded unless configured), bridge and app."""
-    from device.runtime import local_config, run_simulated
+    from device.services.local import local_config, run_simulated
 
     if not simulate:
         raise click.ClickException("only --simulate is supported by `run`; on a device use `bridge` and `app`")

@@ -17,7 +17,7 @@ import pytest
 from device import config as configuration
 from device.bridge import Watchdog
 from device.modbus.registermap import load_map
-from device.runtime import run_bridge
+from device.services.bridge import run_bridge
 from device.simulator import Simulator
 from tests.conftest import Broker, PtyPair
 
