@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
 import structlog
 
 from device.store.records import Retention, StoreError, StoreFull
 from device.store.reserve import DiskReserve, is_disk_full
 from device.store.schema import MIGRATIONS
+from device.store.sqlite import sqlite_utils
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sqlite_utils
+from device.store.sqlite import sqlite_utils
 
 ROLE_COLUMNS = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
 
