@@ -25,7 +25,7 @@ import structlog
 
 from common.backoff import Backoff
 from device import commands
-from device.config import MqttSettings
+from device.config import ConfigError, MqttSettings
 from device.ports import free_port, port_is_free
 
 log = structlog.get_logger(__name__)
@@ -257,7 +257,11 @@ async def embedded_broker(port: int, host: str = "127.0.0.1") -> Any:
 
     Port 0, or a port already taken (say by a system mosquitto), picks a free one.
     """
-    from amqtt.broker import Broker
+    try:
+        from amqtt.broker import Broker
+    except ImportError:
+        raise ConfigError("mqtt.host: empty asks for the embedded broker, which needs the 'local' extra "
+                          "(pip install 'nattery[local]'); or set mqtt.host to a running broker") from None
 
     if port == 0 or not port_is_free(port, host):
         chosen = free_port(host)

@@ -1,0 +1,162 @@
+"""Benchmark: the memory each device service holds, as Balena runs them (separate processes).
+
+    python -m tools.bench.footprint [--settle-s 60]
+
+Starts a private mosquitto, the simulated inverter (``nattery simulate`` on a TCP port, RTU
+frames), then ``nattery bridge`` and ``nattery app`` against them with a fresh data directory
+and the shipped price sample. After ``--settle-s`` seconds it checks that both work (telemetry
+on MQTT from the bridge, the web page answering from the app) and reports each process's
+resident memory then (``VmRSS``) and at its peak (``VmHWM``), and which heavy modules each one
+imported (from ``python -X importtime``, which records every import the process makes, also
+those made late).
+
+Targets (a Raspberry Pi 3 has 1 GB for the broker, both services and the OS): bridge <= 50 MB,
+app <= 160 MB steady RSS; the bridge loads none of the heavy modules. The last line is one
+JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+
+from device.ports import free_port, wait_for_port
+from tests.conftest import Broker
+
+BRIDGE_TARGET_MB = 50.0
+APP_TARGET_MB = 160.0
+DEVICE = "footprint"
+#: Top-level modules (and device packages) that the bridge has no use for.
+HEAVY = ("highspy", "ai_edge_litert", "tflite_runtime", "aiohttp", "jinja2", "entsoe", "requests", "pandas",
+         "numpy", "amqtt", "device.planner", "device.planning", "device.forecast", "device.prices",
+         "device.web", "device.app")
+IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
+
+
+@dataclass
+class Service:
+    """A ``nattery`` command running under ``python -X importtime`` (its imports go to ``log``)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MB, from ``/proc/<pid>/status``."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def heavy_modules(self) -> list[str]:
+        imported = {m.group(1) for line in self.log.read_text(errors="replace").splitlines()
+                    if (m := IMPORT_LINE.match(line))}
+        return sorted(h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in imported))
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise SystemExit(f"nattery {self.name} exited with {self.proc.returncode}:\n"
+                             + self.log.read_text(errors="replace")[-3000:])
+
+
+@contextlib.contextmanager
+def service(name: str, args: list[str], env: dict[str, str], directory: Path) -> Iterator[Service]:
+    """Start ``nattery <args>`` as the console script does; SIGTERM and wait on the way out."""
+    script = Path(sys.executable).with_name("nattery")
+    log = directory / f"{name}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-X", "importtime", str(script), *args],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield Service(name, proc, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def count_telemetry(port: int) -> tuple[paho.Client, list[int]]:
+    """A subscriber counting the bridge's telemetry messages."""
+    count = [0]
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda *_: count.__setitem__(0, count[0] + 1)
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"nattery/{DEVICE}/telemetry")
+    client.loop_start()
+    return client, count
+
+
+def page_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        status: int = response.status
+        return status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settle-s", type=float, default=60.0, help="seconds before memory is read")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        directory = Path(tmp)
+        broker = Broker(free_port(), directory / "mosquitto.conf")
+        broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        broker.start()
+        stack.callback(broker.stop)
+        sim_port, web_port = free_port(), free_port()
+        env = {
+            "NATTERY_DEVICE_ID": DEVICE, "NATTERY_DEVICE_DATA_DIR": str(directory),
+            "NATTERY_INVERTER_PORT": f"rtu+tcp://127.0.0.1:{sim_port}",
+            "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(broker.port),
+            "NATTERY_PRICES_SOURCE": "csv", "NATTERY_WEB_HOST": "127.0.0.1", "NATTERY_WEB_PORT": str(web_port),
+            "NATTERY_LOG_FORMAT": "json",
+        }
+        sim = stack.enter_context(service("simulate", ["simulate", "--listen", f"tcp://127.0.0.1:{sim_port}",
+                                                       "--framer", "rtu"], env, directory))
+        wait_for_port(sim_port, timeout=60)
+        client, telemetry = count_telemetry(broker.port)
+        stack.callback(client.loop_stop)
+        bridge = stack.enter_context(service("bridge", ["bridge"], env, directory))
+        app = stack.enter_context(service("app", ["app"], env, directory))
+        started = time.monotonic()
+        wait_for_port(web_port, timeout=120)
+        time.sleep(max(0.0, args.settle_s - (time.monotonic() - started)))
+        for proc in (sim, bridge, app):
+            proc.alive()
+        if telemetry[0] == 0:
+            raise SystemExit("the bridge published no telemetry: " + bridge.log.read_text()[-3000:])
+        status = page_status(f"http://127.0.0.1:{web_port}/login")
+        bridge_rss, bridge_peak = bridge.memory_mb()
+        app_rss, app_peak = app.memory_mb()
+        bridge_modules, app_modules = bridge.heavy_modules(), app.heavy_modules()
+
+    ok = bridge_rss <= BRIDGE_TARGET_MB and app_rss <= APP_TARGET_MB and not bridge_modules
+    print(f"after {args.settle_s:.0f} s ({telemetry[0]} telemetry messages, web page {status}):")
+    print(f"  bridge  RSS {bridge_rss:6.1f} MB (peak {bridge_peak:6.1f}; target <= {BRIDGE_TARGET_MB:.0f})"
+          f"  heavy modules: {', '.join(bridge_modules) or 'none'}")
+    print(f"  app     RSS {app_rss:6.1f} MB (peak {app_peak:6.1f}; target <= {APP_TARGET_MB:.0f})"
+          f"  heavy modules: {', '.join(app_modules) or 'none'}")
+    print("targets met" if ok else "TARGETS MISSED")
+    print(json.dumps({
+        "settle_s": args.settle_s, "bridge_rss_mb": round(bridge_rss, 1), "bridge_peak_mb": round(bridge_peak, 1),
+        "app_rss_mb": round(app_rss, 1), "app_peak_mb": round(app_peak, 1), "bridge_modules": bridge_modules,
+        "app_modules": app_modules, "telemetry_messages": telemetry[0], "targets_met": ok,
+    }))
+
+
+if __name__ == "__main__":
+    main()
