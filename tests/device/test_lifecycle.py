@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from device.runtime import run_until
+from device.services.lifecycle import run_until
 
 
 async def test_a_crash_still_runs_the_safe_shutdown_and_is_reported() -> None:
