@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cloud_sync.db import Database
 from common.sync_protocol import STREAMS
+from common.utc import format_utc
 
 ONLINE_WINDOW_S = 300.0  # a device that uploaded within this is shown online
 ENERGY_FIELDS = ("import_wh", "export_wh", "charge_wh", "discharge_wh", "pv_wh", "load_wh")
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else format_utc(ts)
 
 
 async def stream_state(db: Database, device: str, stream: str) -> dict[str, Any]:

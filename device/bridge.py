@@ -21,12 +21,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from common.utc import format_utc
 from device.commands import BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.discovery import discovery_messages
 from device.modbus.inverter import CommandError, Snapshot
 from device.modbus.mapmodel import RegisterMap
-from device.mqtt import MqttSession, NotConnected, Topics, utc_iso
+from device.mqtt import MqttSession, NotConnected, Topics
 from device.store import AsyncStore, Reading, Store
 from device.supervision import TaskHealth, supervise
 
@@ -47,9 +48,9 @@ class InverterPort(Protocol):
 
     async def read_telemetry(self) -> Snapshot: ...
     async def read_registers(self, names: list[str]) -> dict[str, float | None]: ...
-    async def write_register(self, name: str, value: float) -> Any: ...
+    async def write_register(self, name: str, value: float) -> datetime: ...
     def validate(self, mode: str, params: Mapping[str, Any]) -> None: ...
-    async def apply(self, mode: str, **params: Any) -> Any: ...
+    async def apply(self, mode: str, **params: Any) -> datetime: ...
 
 
 @dataclass
@@ -193,7 +194,7 @@ class Bridge:
         if state is not None and enum:
             roles["state"] = enum.get(int(state), str(state))
         return {
-            "ts": utc_iso(snapshot.ts),
+            "ts": format_utc(snapshot.ts),
             **roles,
             "mode": self.watchdog.mode,
             "registers": dict(snapshot.registers),
@@ -237,10 +238,10 @@ class Bridge:
 
     def health(self) -> dict[str, Any]:
         return {
-            "ts": utc_iso(),
+            "ts": format_utc(),
             "uptime_s": round(time.time() - self.started_at),
             "inverter_online": self.latest is not None,
-            "last_poll": None if self.last_poll is None else utc_iso(self.last_poll),
+            "last_poll": None if self.last_poll is None else format_utc(self.last_poll),
             "readings_buffered": len(self._buffer),
             **self.counters,
             "modbus": dict(self.worker_stats()),
@@ -317,7 +318,7 @@ class Bridge:
                 applied_at = await self.inverter.apply(action, **args)
                 self.watchdog.commanded(action, args, hold_s)
             log.info("command applied", action=action, **args)
-            return {"applied_at": _iso(applied_at)}
+            return {"applied_at": format_utc(applied_at.timestamp())}
         if action == "refresh":
             hold_s = _optional_positive(args.pop("hold_s", None), "hold_s")
             _no_extra(action, args)
@@ -334,7 +335,7 @@ class Bridge:
             _no_extra(action, args, "name", "value")
             applied_at = await self.inverter.write_register(name, value)
             log.info("register written", name=name, value=args["value"])
-            return {"name": name, "value": args["value"], "applied_at": _iso(applied_at)}
+            return {"name": name, "value": args["value"], "applied_at": format_utc(applied_at.timestamp())}
         allowed = ", ".join(CONTROL_ACTIONS + OTHER_ACTIONS)
         raise BadCommand(f"unknown action {action!r}; allowed: {allowed}")
 
@@ -367,11 +368,3 @@ def _no_extra(action: str, args: Mapping[str, Any], *allowed: str) -> None:
     extra = sorted(set(args) - set(allowed))
     if extra:
         raise BadCommand(f"{action}: unexpected field {extra[0]!r}; allowed: {', '.join(allowed) or 'none'}")
-
-
-def _iso(moment: Any) -> str:
-    if isinstance(moment, datetime):
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    if isinstance(moment, (int, float)):
-        return utc_iso(float(moment))
-    return utc_iso()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from typing import Any
+
+from common.utc import parse_utc
 
 MAX_AGE_S = 10.0  # a command this much older (or newer) than our clock is stale, not delayed
 
@@ -83,12 +84,9 @@ def timestamp(value: Any, name: str) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parse_utc(value)
         except ValueError:
             pass
-        else:
-            if moment.tzinfo is not None:
-                return moment.timestamp()
     raise BadCommand(f"{name} must be epoch seconds or ISO-8601 with Z, got {value!r}")
 
 

@@ -40,6 +40,7 @@ import structlog
 from common import sync_protocol as protocol
 from common.backoff import Backoff
 from common.crash import crash_point
+from common.utc import format_utc
 from device.config import Config
 from device.store import ROLE_COLUMNS, AsyncStore, Retention, Store
 
@@ -137,7 +138,7 @@ class SyncClient:
                 self._encoder = None
 
     async def _round_then_delay(self) -> float:
-        self.stats["last_attempt"] = _iso(time.time())
+        self.stats["last_attempt"] = format_utc()
         try:
             await self.sync_round()
         except Exception as exc:  # noqa: BLE001 — any failure (network, disk) backs off and retries
@@ -153,7 +154,7 @@ class SyncClient:
             return delay
         if self.stats["consecutive_failures"]:
             log.info("cloud_sync_recovered", after_failures=self.stats["consecutive_failures"])
-        self.stats.update(state="ok", last_success=_iso(time.time()), consecutive_failures=0, next_retry_s=None)
+        self.stats.update(state="ok", last_success=format_utc(), consecutive_failures=0, next_retry_s=None)
         return self.cfg.interval_s
 
     async def sync_round(self) -> int:
@@ -319,7 +320,3 @@ async def run_sync(cfg: Config, drain: bool = False) -> dict[str, Any]:
         else:
             await client.run()
         return client.stats
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

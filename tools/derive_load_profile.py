@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from common.utc import parse_utc
+
 OUT = Path(__file__).resolve().parents[1] / "device" / "forecast" / "data" / "standard_load_profile.csv"
 
 
@@ -26,7 +28,7 @@ def derive(source: Path, out: Path = OUT) -> None:
     total_kwh = 0.0
     with source.open() as f:
         for row in csv.DictReader(f):
-            local = datetime.fromisoformat(row["timestamp_utc"].replace("Z", "+00:00")).astimezone(zone)
+            local = datetime.fromtimestamp(parse_utc(row["timestamp_utc"]), zone)
             kw = float(row["load_kw"])
             total_kwh += kw * 0.25
             daytype = min(local.weekday() - 4, 2) if local.weekday() >= 5 else 0

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.utc import format_utc
 from device.forecast import intrahour
 from device.forecast.daily import has_quarters
 from device.forecast.features import FeatureSpec, build_blocks, default_spec
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     import tensorflow as tf
 
     info = {
-        "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "trained_at": format_utc(),
         "prices": [p.name for p in args.prices],
         "prices_sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in args.prices],
         "exog": [p.name for p in args.exog],

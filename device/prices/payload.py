@@ -15,18 +15,15 @@ Whoever runs the app loop publishes ``await prices_payload(...)`` as JSON on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.utc import format_utc
 from device.market import MARKET_TZ
 from device.prices.days import day_bounds
 from device.prices.service import PriceStatus
 from device.store import AsyncStore, Store
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_prices_payload(
@@ -43,19 +40,19 @@ def build_prices_payload(
         "zone": status.zone,
         "source": status.source,
         "unit": "EUR/MWh",
-        "updated_at": iso(now),
+        "updated_at": format_utc(now),
         "today": status.today,
         "tomorrow": status.tomorrow,
         "stale": status.stale,
         "last_error": status.last_error,
-        "known_until": None if known_until is None else iso(known_until),
+        "known_until": None if known_until is None else format_utc(known_until),
         "prices": [
-            {"ts": iso(r["ts"]), "eur_mwh": round(float(r["price_eur_mwh"]), 2), "resolution_s": int(r["resolution_s"])}
+            {"ts": format_utc(r["ts"]), "eur_mwh": round(float(r["price_eur_mwh"]), 2), "resolution_s": int(r["resolution_s"])}
             for r in prices
         ],
         "forecast": {
-            "made_at": None if forecast_made_at is None else iso(forecast_made_at),
-            "slots": [{"ts": iso(ts), "eur_mwh": round(float(v), 2)} for ts, v in future],
+            "made_at": None if forecast_made_at is None else format_utc(forecast_made_at),
+            "slots": [{"ts": format_utc(ts), "eur_mwh": round(float(v), 2)} for ts, v in future],
         },
     }
 

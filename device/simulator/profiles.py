@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from common.utc import parse_utc
+
 SLOT_S = 900.0
 
 
@@ -75,7 +77,7 @@ class Profile:
         with path.open(newline="", encoding="utf-8") as fh:
             for line, row in enumerate(csv.DictReader(fh), start=2):
                 try:
-                    times.append(datetime.fromisoformat(row["timestamp_utc"].replace("Z", "+00:00")).timestamp())
+                    times.append(parse_utc(row["timestamp_utc"]))
                     load.append(1000.0 * float(row["load_kw"]))
                     pv.append(1000.0 * float(row["pv_kw_per_kwp"]))
                 except (KeyError, ValueError) as exc:

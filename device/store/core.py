@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import structlog
 
+from common.utc import format_utc
 from device.store.records import Retention, StoreError, StoreFull
 from device.store.reserve import DiskReserve, is_disk_full
 from device.store.schema import MIGRATIONS
@@ -91,7 +92,7 @@ class StoreCore(ABC):
                 name, fn = MIGRATIONS[current]
                 fn(self.db)
                 self.db.table("schema_version").insert(
-                    {"version": current + 1, "name": name, "applied_at": _now_iso()}
+                    {"version": current + 1, "name": name, "applied_at": format_utc()}
                 )
 
     def close(self) -> None:
@@ -140,9 +141,3 @@ class StoreCore(ABC):
                 finally:
                     self._full_disk_depth -= 1
         raise AssertionError("unreachable")
-
-
-def _now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from common.utc import parse_utc
 from device.config import Config
 from device.modbus.codec import EncodeError, encode
 from device.modbus.mapmodel import Register
@@ -103,12 +104,9 @@ def resolve_until(text: Any, tz: ZoneInfo, now: float) -> float:
             moment = (moment + timedelta(days=1)).replace(hour=hour, minute=minute)
         return moment.timestamp()
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_utc(text, naive=tz)
     except ValueError:
         raise ActionError(f"until: got {text!r}, expected local time HH:MM or ISO-8601", "until") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.timestamp()
 
 
 def power_limits(cfg: Config) -> dict[str, int]:

@@ -15,11 +15,11 @@ import json
 import math
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import structlog
 
+from common.utc import parse_utc
 from device.commands import loads
 from device.config import MqttSettings
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
@@ -54,7 +54,7 @@ def parse_telemetry(payload: bytes) -> Reading:
     data = json.loads(payload)
     if not isinstance(data, dict):
         raise ValueError(f"telemetry: expected a JSON object, got {type(data).__name__}")
-    ts = datetime.fromisoformat(str(data.pop("ts")).replace("Z", "+00:00")).timestamp()
+    ts = parse_utc(str(data.pop("ts")))
     registers = data.pop("registers", None)
     # state and mode are text although Reading.roles says numbers; the store keeps them apart too
     roles: dict[str, Any] = {

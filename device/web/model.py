@@ -7,10 +7,11 @@ or 100 quarter hours). Money in EUR, prices in EUR/MWh, power in W, as everywher
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.utc import format_utc
 from device.modbus.codec import EncodeError, decode_raw, encode
 from device.modbus.mapmodel import Register, RegisterMap
 from device.store import AsyncStore, Reading, Store
@@ -151,10 +152,6 @@ async def health(store: AsyncStore, sources: Mapping[str, HealthSource], web: Ma
     """Every part's figures, plus the prices as the store sees them (ISO times for people)."""
     result: dict[str, Any] = {name: dict(source.health()) for name, source in sources.items()}
     status = await store.call(Store.price_fetch_status)
-    result["prices"] = {key.removesuffix("_ts"): None if ts is None else _iso(ts) for key, ts in status.items()}
+    result["prices"] = {key.removesuffix("_ts"): None if ts is None else format_utc(ts) for key, ts in status.items()}
     result["web"] = dict(web)
     return result
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

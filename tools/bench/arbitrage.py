@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from common.utc import parse_utc
 from device.config import TariffSettings
 from device.forecast.history import read_csv, read_price_series
 from device.forecast.load import forecast_load, standard_profile_w
@@ -140,7 +141,7 @@ def _day(epoch: int) -> date:
 
 
 def _epoch(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    return int(parse_utc(text))
 
 
 def _known_end(ts: NDArray[np.int64], zone: ZoneInfo) -> NDArray[np.int64]:

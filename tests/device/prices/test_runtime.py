@@ -95,4 +95,4 @@ async def test_entsoe_loop_publishes_when_tomorrow_turns_stale_and_again_when_it
             pass
         task.cancel()
         assert p["stale"] is False and len(p["prices"]) == 96 * 2
-        assert p["forecast"]["slots"][0]["ts"] == p["known_until"] == "2025-10-15T22:00:00Z"
+        assert p["forecast"]["slots"][0]["ts"] == p["known_until"] == "2025-10-15T22:00:00.000Z"

@@ -159,10 +159,10 @@ def test_payload_splits_known_prices_and_forecast() -> None:
     prices = [{"ts": 1760392800 + 900 * k, "price_eur_mwh": 80.0 + k, "resolution_s": 900} for k in range(4)]
     forecast = [(1760392800 + 900 * k, 70.0) for k in range(8)]
     p = build_prices_payload(status, prices, forecast, 1760392800.0, 1760390000)
-    assert p["known_until"] == "2025-10-13T23:00:00Z" and p["stale"] is True
-    assert p["forecast"]["slots"][0]["ts"] == "2025-10-13T23:00:00Z"
+    assert p["known_until"] == "2025-10-13T23:00:00.000Z" and p["stale"] is True
+    assert p["forecast"]["slots"][0]["ts"] == "2025-10-13T23:00:00.000Z"
     assert len(p["forecast"]["slots"]) == 4 and p["prices"][0] == {
-        "ts": "2025-10-13T22:00:00Z", "eur_mwh": 80.0, "resolution_s": 900}
+        "ts": "2025-10-13T22:00:00.000Z", "eur_mwh": 80.0, "resolution_s": 900}
 
 
 def test_retry_cap_below_the_first_retry_is_refused_by_name(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import load_map
-from device.mqtt import MqttSession, Topics, utc_iso
+from common.utc import format_utc
+from device.mqtt import MqttSession, Topics
 from device.store import AsyncStore, Store
 from device.web import create_app
 from device.web.bridge_link import BridgeLink
@@ -83,7 +84,7 @@ class StandInBridge:
             self.registers["battery_soc"] = round(self.soc_pct)
             with contextlib.suppress(Exception):
                 await self.session.publish_json(
-                    self.topics.telemetry, {"ts": utc_iso(now), **roles, "registers": dict(self.registers), **self.extra})
+                    self.topics.telemetry, {"ts": format_utc(now), **roles, "registers": dict(self.registers), **self.extra})
             await asyncio.sleep(self.period_s)
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
@@ -98,12 +99,12 @@ class StandInBridge:
             reply = {"id": command_id, "ok": False, "error": f"{action}: refused by the stand-in"}
         elif action in ("charge", "discharge", "self_consumption", "hold"):
             self.mode, self.power_w = action, float(message.get("power_w", 0))
-            reply["applied_at"] = utc_iso()
+            reply["applied_at"] = format_utc()
         elif action == "read_register":
             reply.update(name=message["name"], value=self.registers.get(message["name"]))
         elif action == "write_register":
             self.registers[message["name"]] = message["value"]
-            reply.update(name=message["name"], value=message["value"], applied_at=utc_iso())
+            reply.update(name=message["name"], value=message["value"], applied_at=format_utc())
         await self.session.publish_json(self.topics.cmd_result, reply, qos=1)
 
 
