@@ -162,10 +162,13 @@ def period_refusal(history: MarketHistory, first: int, last: int) -> str | None:
         return "the start is after the end"
     if first < 8 or last >= len(history.days):
         return f"outside the prices ({history.day(8)}..{history.day(len(history.days) - 1)} can be backtested)"
-    missing = np.flatnonzero(~np.isfinite(history.prices[first : last + 1]).all(axis=1))
+    complete = np.isfinite(history.prices).all(axis=1)
+    missing = np.flatnonzero(~complete[first : last + 1])
     if len(missing):
+        end = history.last_complete_price_row()
+        gaps = " with gaps" if not complete[: end + 1].all() else ""
         return (f"{len(missing)} day(s) without complete prices, the first {history.day(first + int(missing[0]))} "
-                f"(the prices cover {history.day(0)}..{history.day(history.last_complete_price_row())} with gaps)")
+                f"(the prices cover {history.day(0)}..{history.day(end)}{gaps})")
     return None
 
 
