@@ -1,7 +1,8 @@
 """The aggregator's HTTP API (aiohttp). Every call but ``/v1/health`` is authenticated.
 
 Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`common.sync_protocol`),
-           ``GET /v1/streams/{stream}`` (what the aggregator holds: where to resume).
+           ``GET /v1/streams/{stream}?store=`` (what the aggregator holds of that store: where
+           to resume).
 Operators: ``GET /v1/devices``; operators and the device itself: ``GET /v1/devices/{id}``,
            ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
 Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status (a 500, which should not
@@ -25,7 +26,7 @@ from cloud_sync.db import Database, connect
 from cloud_sync.ingest import StreamProgress, ingest_in_order
 from cloud_sync.limits import FailureLimiter, Limits
 from cloud_sync.registry import Authenticator, AuthError, Principal
-from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, BatchError, decode
+from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, MAX_SEQ, STORE_ID, BatchError, decode
 
 log = structlog.get_logger(__name__)
 DB = web.AppKey("db", Database)
@@ -180,7 +181,8 @@ async def stream_state(request: web.Request) -> web.Response:
     if who.kind != "dev":
         raise ApiError(403, "stream state is per device: use /v1/devices/{id}")
     stream = _stream(request, request.match_info["stream"])
-    return web.json_response(await queries.stream_state(request.app[DB], who.name, stream))
+    store = _store_query(request) or ""
+    return web.json_response(await queries.stream_state(request.app[DB], who.name, stream, store))
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -203,10 +205,13 @@ async def device_readings(request: web.Request) -> web.Response:
     stream = request.query.get("stream", "readings")
     if stream not in ("readings", "readings_1min"):
         raise ApiError(400, f"stream: got {stream!r}, allowed: readings, readings_1min")
-    after = _int_query(request, "after", 0, 0, 2**62)
+    after = _int_query(request, "after", 0, 0, MAX_SEQ)
     limit = _int_query(request, "limit", 1000, 1, MAX_READ_LIMIT)
-    items = await queries.readings(request.app[DB], device, stream, after, limit)
-    return web.json_response({"device": device, "stream": stream, "items": items})
+    store = _store_query(request)
+    if store is None:
+        store = await queries.current_store(request.app[DB], device, stream) or ""
+    items = await queries.readings(request.app[DB], device, stream, store, after, limit)
+    return web.json_response({"device": device, "stream": stream, "store": store, "items": items})
 
 
 async def daily_energy(request: web.Request) -> web.Response:
@@ -222,6 +227,14 @@ async def daily_energy(request: web.Request) -> web.Response:
     except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
         raise ApiError(400, f"tz: got {tz!r}, expected an IANA time zone ({exc})") from None
     return web.json_response({"device": device, "tz": tz, "days": days})
+
+
+def _store_query(request: web.Request) -> str | None:
+    """``?store=``: a device store's identity ("" for stores older than identities)."""
+    store = request.query.get("store")
+    if store and not STORE_ID.match(store):
+        raise ApiError(400, f"store: got {store!r:.80}, expected 1-64 of A-Z a-z 0-9 _ -")
+    return store
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

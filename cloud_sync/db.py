@@ -18,7 +18,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Tables per device stream are keyed by the device's store too (``store_id``, "" for stores older
+# than identities): a device whose SD card was replaced numbers its items from 1 again, in a
+# stream of its own, so the new store neither skips its first items nor overwrites the old ones.
+_STREAMS = """CREATE TABLE IF NOT EXISTS {name} (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, store_id TEXT NOT NULL DEFAULT '', last_seq BIGINT NOT NULL,
+        last_ts DOUBLE PRECISION, backlog BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device_id, stream, store_id))"""
+_BATCHES = """CREATE TABLE IF NOT EXISTS {name} (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, store_id TEXT NOT NULL DEFAULT '', first_seq BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL, count INTEGER NOT NULL, digest TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (device_id, stream, store_id, first_seq))"""
+_READINGS = """CREATE TABLE IF NOT EXISTS {name} (
+        device_id TEXT NOT NULL, stream TEXT NOT NULL, store_id TEXT NOT NULL DEFAULT '', seq BIGINT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL, line TEXT NOT NULL, PRIMARY KEY (device_id, stream, store_id, seq))"""
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)""",
     """CREATE TABLE IF NOT EXISTS devices (
@@ -27,27 +41,41 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS operators (
         name TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
         revoked_at DOUBLE PRECISION)""",
-    # Per device and stream: the highest sequence stored, the newest item time and the backlog
-    # the device reported with its last batch. Its row lock serialises ingest per stream.
-    """CREATE TABLE IF NOT EXISTS streams (
-        device_id TEXT NOT NULL, stream TEXT NOT NULL, last_seq BIGINT NOT NULL,
-        last_ts DOUBLE PRECISION, backlog BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (device_id, stream))""",
+    # Per device, stream and store: the highest sequence stored, the newest item time and the
+    # backlog the device reported with its last batch. Its row lock serialises ingest.
+    _STREAMS.format(name="streams"),
     # Every accepted batch, so an exact retry is recognised (same range and digest).
-    """CREATE TABLE IF NOT EXISTS batches (
-        device_id TEXT NOT NULL, stream TEXT NOT NULL, first_seq BIGINT NOT NULL,
-        last_seq BIGINT NOT NULL, count INTEGER NOT NULL, digest TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (device_id, stream, first_seq))""",
+    _BATCHES.format(name="batches"),
     # Reading items exactly as the device sent them (``line`` is the item's JSON line).
-    """CREATE TABLE IF NOT EXISTS readings (
-        device_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL,
-        ts DOUBLE PRECISION NOT NULL, line TEXT NOT NULL, PRIMARY KEY (device_id, stream, seq))""",
-    # The latest version of each document (energy slot, settlement, EDI file).
+    _READINGS.format(name="readings"),
+    # The latest version of each document (energy slot, settlement, EDI file), whichever store sent it.
     """CREATE TABLE IF NOT EXISTS documents (
         device_id TEXT NOT NULL, stream TEXT NOT NULL, key TEXT NOT NULL, seq BIGINT NOT NULL,
-        ts DOUBLE PRECISION, data TEXT NOT NULL, PRIMARY KEY (device_id, stream, key))""",
+        ts DOUBLE PRECISION, data TEXT NOT NULL, store_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (device_id, stream, key))""",
     """CREATE INDEX IF NOT EXISTS documents_ts ON documents (device_id, stream, ts)""",
 )
+
+
+def _rekeyed(table: str, create: str, columns: str) -> tuple[str, ...]:
+    """Rebuild ``table`` with ``store_id`` in its key (the same SQL on SQLite and PostgreSQL)."""
+    return (
+        create.format(name=f"{table}_v2"),
+        f"INSERT INTO {table}_v2 ({columns}) SELECT {columns} FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v2 RENAME TO {table}",
+    )
+
+
+# Upgrades from each older version, in order; the statements of one run in one transaction.
+UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        *_rekeyed("streams", _STREAMS, "device_id, stream, last_seq, last_ts, backlog, updated_at"),
+        *_rekeyed("batches", _BATCHES, "device_id, stream, first_seq, last_seq, count, digest, received_at"),
+        *_rekeyed("readings", _READINGS, "device_id, stream, seq, ts, line"),
+        "ALTER TABLE documents ADD COLUMN store_id TEXT NOT NULL DEFAULT ''",
+    ),
+}
 
 
 class DatabaseError(RuntimeError):
@@ -93,8 +121,7 @@ async def _ensure_schema(db: Database) -> None:
     async with db.transaction() as tx:
         if db.kind == "postgresql":
             await tx.execute("SELECT pg_advisory_xact_lock(7152001)")  # concurrent starts
-        for statement in SCHEMA:
-            await tx.execute(statement)
+        await tx.execute(SCHEMA[0])
         row = await tx.fetchrow("SELECT max(version) FROM schema_version")
         version = row[0] if row else None
         if version is not None and version > SCHEMA_VERSION:
@@ -102,7 +129,12 @@ async def _ensure_schema(db: Database) -> None:
                 f"aggregator database schema version {version} is newer than this release supports "
                 f"({SCHEMA_VERSION}); refusing to touch it — update the software"
             )
-        if version is None:
+        for upgrade in range((version or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
+            for statement in UPGRADES[upgrade]:
+                await tx.execute(statement)
+        for statement in SCHEMA[1:]:
+            await tx.execute(statement)
+        if version != SCHEMA_VERSION:
             await tx.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)
 
 

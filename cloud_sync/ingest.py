@@ -1,6 +1,7 @@
 """Idempotent ingest: a batch is stored exactly once, whatever the device retries.
 
-Per (device, stream) the aggregator keeps the highest stored sequence number. In one
+Per (device, stream, store) the aggregator keeps the highest stored sequence number (a device's
+store numbers its items; a replaced SD card is a new store with a stream of its own). In one
 transaction, holding that stream row's lock (so concurrent instances cannot interleave):
 
 - a batch with the same range and digest as a stored one is an exact retry: acknowledged,
@@ -46,15 +47,17 @@ async def ingest(db: Database, batch: Batch) -> Result:
     async with db.transaction() as tx:
         # An upsert that changes nothing but returns the row, locked (PostgreSQL) until commit.
         state = await tx.fetchrow(
-            "INSERT INTO streams (device_id, stream, last_seq, backlog, updated_at) VALUES ($1, $2, 0, 0, $3)"
-            " ON CONFLICT (device_id, stream) DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
-            batch.device, batch.stream, now,
+            "INSERT INTO streams (device_id, stream, store_id, last_seq, backlog, updated_at)"
+            " VALUES ($1, $2, $3, 0, 0, $4) ON CONFLICT (device_id, stream, store_id)"
+            " DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
+            batch.device, batch.stream, batch.store, now,
         )
         assert state is not None
         stored_seq = int(state[0])
         same = await tx.fetchrow(
-            "SELECT last_seq, digest FROM batches WHERE device_id = $1 AND stream = $2 AND first_seq = $3",
-            batch.device, batch.stream, batch.first_seq,
+            "SELECT last_seq, digest FROM batches WHERE device_id = $1 AND stream = $2 AND store_id = $3"
+            " AND first_seq = $4",
+            batch.device, batch.stream, batch.store, batch.first_seq,
         )
         if same is not None and (same[0], same[1]) == (batch.last_seq, batch.digest):
             return Result("duplicate", stored_seq)
@@ -75,13 +78,14 @@ async def ingest(db: Database, batch: Batch) -> Result:
             )
         last_ts = await _store_items(tx, batch)
         await tx.insert_rows(
-            "batches", ("device_id", "stream", "first_seq", "last_seq", "count", "digest", "received_at"),
-            [(batch.device, batch.stream, batch.first_seq, batch.last_seq, len(batch.items), batch.digest, now)],
+            "batches", ("device_id", "stream", "store_id", "first_seq", "last_seq", "count", "digest", "received_at"),
+            [(batch.device, batch.stream, batch.store, batch.first_seq, batch.last_seq, len(batch.items),
+              batch.digest, now)],
         )
         await tx.execute(
             "UPDATE streams SET last_seq = $1, last_ts = coalesce($2, last_ts), backlog = $3, updated_at = $4"
-            " WHERE device_id = $5 AND stream = $6",
-            batch.last_seq, last_ts, batch.backlog, now, batch.device, batch.stream,
+            " WHERE device_id = $5 AND stream = $6 AND store_id = $7",
+            batch.last_seq, last_ts, batch.backlog, now, batch.device, batch.stream, batch.store,
         )
         await tx.execute("UPDATE devices SET last_seen = $1 WHERE id = $2", now, batch.device)
         crash_point(CRASH_VARIABLE, "before_commit")
@@ -92,18 +96,22 @@ async def ingest(db: Database, batch: Batch) -> Result:
 async def _store_items(tx: Any, batch: Batch) -> float | None:
     if batch.stream in READING_STREAMS:
         rows = [
-            (batch.device, batch.stream, item.seq, item.ts, line.decode())
+            (batch.device, batch.stream, batch.store, item.seq, item.ts, line.decode())
             for item, line in zip(batch.items, batch.lines, strict=True)
         ]
-        await tx.insert_rows("readings", ("device_id", "stream", "seq", "ts", "line"), rows)
+        await tx.insert_rows("readings", ("device_id", "stream", "store_id", "seq", "ts", "line"), rows)
         return batch.items[-1].ts
-    # Documents: the newest version per key wins (a batch may hold several versions of one key).
+    # Documents: the newest version per key wins (a batch may hold several versions of one key);
+    # sequence numbers compare within a store, and another store's version is the newer one
+    # (the store that uploads now is the one the device runs on).
     latest = {item.key: item for item in batch.items}
     await tx.executemany(
-        "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO documents (device_id, stream, key, seq, ts, data, store_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
-        " data = excluded.data WHERE documents.seq < excluded.seq",
-        [(batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data)) for key, item in latest.items()],
+        " data = excluded.data, store_id = excluded.store_id"
+        " WHERE documents.seq < excluded.seq OR documents.store_id <> excluded.store_id",
+        [(batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data), batch.store)
+         for key, item in latest.items()],
     )
     return None
 
@@ -156,9 +164,14 @@ async def ingest_in_order(db: Database, batch: Batch, progress: StreamProgress, 
     except Conflict as exc:
         if exc.status != 425 or batch.prev_seq is None:
             raise
-        await progress.stored(batch.device, batch.stream, exc.stored_seq)
-        if not await progress.wait_for(batch.device, batch.stream, batch.prev_seq, timeout_s):
+        await progress.stored(batch.device, _progress_key(batch), exc.stored_seq)
+        if not await progress.wait_for(batch.device, _progress_key(batch), batch.prev_seq, timeout_s):
             raise
         result = await ingest(db, batch)
-    await progress.stored(batch.device, batch.stream, result.last_seq)
+    await progress.stored(batch.device, _progress_key(batch), result.last_seq)
     return result
+
+
+def _progress_key(batch: Batch) -> str:
+    """Sequence numbers count per stream and store."""
+    return f"{batch.stream}/{batch.store}"

@@ -20,17 +20,22 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else format_utc(ts)
 
 
-async def stream_state(db: Database, device: str, stream: str) -> dict[str, Any]:
+async def stream_state(db: Database, device: str, stream: str, store: str) -> dict[str, Any]:
+    """Where the device's ``store`` stands in ``stream`` (0 when it has uploaded nothing yet)."""
     async with db.transaction(readonly=True) as tx:
         row = await tx.fetchrow(
-            "SELECT last_seq, last_ts, backlog FROM streams WHERE device_id = $1 AND stream = $2", device, stream
+            "SELECT last_seq, last_ts, backlog FROM streams WHERE device_id = $1 AND stream = $2 AND store_id = $3",
+            device, stream, store,
         )
     last_seq, last_ts, backlog = row if row else (0, None, 0)
-    return {"stream": stream, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog}
+    return {"stream": stream, "store": store, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog}
 
 
 async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]:
-    """Every device (or one): online, last seen, sync lag and backlog, latest telemetry."""
+    """Every device (or one): online, last seen, sync lag and backlog, latest telemetry.
+
+    Per stream the store that uploaded last is the device's current one; ``stores`` counts
+    how many stores (SD cards) the device has uploaded from."""
     now = time.time()
     async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
@@ -39,16 +44,18 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
             *([only] if only else []),
         )
         streams = await tx.fetch(
-            "SELECT device_id, stream, last_seq, last_ts, backlog, updated_at FROM streams"
-            + (" WHERE device_id = $1" if only else ""),
+            "SELECT device_id, stream, store_id, last_seq, last_ts, backlog, updated_at FROM streams"
+            + (" WHERE device_id = $1" if only else "") + " ORDER BY updated_at",
             *([only] if only else []),
         )
-        latest = {dev: await _latest_telemetry(tx, dev) for dev, *_ in rows}
-    by_device: dict[str, dict[str, Any]] = {}
-    for dev, stream, last_seq, last_ts, backlog, updated_at in streams:
-        by_device.setdefault(dev, {})[stream] = {
-            "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog, "updated_at": iso(updated_at),
-        }
+        by_device: dict[str, dict[str, Any]] = {}
+        for dev, stream, store, last_seq, last_ts, backlog, updated_at in streams:  # the latest store wins
+            known = by_device.setdefault(dev, {}).get(stream, {"stores": 0})
+            by_device[dev][stream] = {
+                "store": store, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog,
+                "updated_at": iso(updated_at), "stores": known["stores"] + 1,
+            }
+        latest = {dev: await _latest_telemetry(tx, dev, by_device.get(dev, {})) for dev, *_ in rows}
     result = []
     for dev, created_at, revoked_at, last_seen in rows:
         telemetry = latest[dev]
@@ -67,12 +74,15 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
     return result
 
 
-async def _latest_telemetry(tx: Any, device: str) -> dict[str, Any] | None:
+async def _latest_telemetry(tx: Any, device: str, streams: dict[str, Any]) -> dict[str, Any] | None:
     newest = None
     for stream in ("readings", "readings_1min"):
+        if stream not in streams:
+            continue
         row = await tx.fetchrow(
-            "SELECT ts, line FROM readings WHERE device_id = $1 AND stream = $2 ORDER BY seq DESC LIMIT 1",
-            device, stream,
+            "SELECT ts, line FROM readings WHERE device_id = $1 AND stream = $2 AND store_id = $3"
+            " ORDER BY seq DESC LIMIT 1",
+            device, stream, streams[stream]["store"],
         )
         if row and (newest is None or row[0] > newest[0]):
             newest = row
@@ -82,12 +92,25 @@ async def _latest_telemetry(tx: Any, device: str) -> dict[str, Any] | None:
     return {**data, "ts": newest[0], "time": iso(newest[0])}  # the stored time wins over the data's
 
 
-async def readings(db: Database, device: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:
-    """Stored reading items ``seq > after``, oldest first, exactly as the device sent them."""
+async def current_store(db: Database, device: str, stream: str) -> str | None:
+    """The store that uploaded to ``stream`` last (None: nothing uploaded yet)."""
+    async with db.transaction(readonly=True) as tx:
+        row = await tx.fetchrow(
+            "SELECT store_id FROM streams WHERE device_id = $1 AND stream = $2 ORDER BY updated_at DESC LIMIT 1",
+            device, stream,
+        )
+    return None if row is None else str(row[0])
+
+
+async def readings(
+    db: Database, device: str, stream: str, store: str, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Stored reading items of one store ``seq > after``, oldest first, exactly as the device sent them."""
     async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
-            "SELECT line FROM readings WHERE device_id = $1 AND stream = $2 AND seq > $3 ORDER BY seq LIMIT $4",
-            device, stream, after, limit,
+            "SELECT line FROM readings WHERE device_id = $1 AND stream = $2 AND store_id = $3 AND seq > $4"
+            " ORDER BY seq LIMIT $5",
+            device, stream, store, after, limit,
         )
     return [json.loads(r[0]) for r in rows]
 

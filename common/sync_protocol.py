@@ -7,7 +7,10 @@ the SHA-256 of the item lines exactly as sent (everything after the header's new
 retried batch is recognised byte for byte whatever its header says about the backlog, and a
 body damaged on the way is refused instead of stored. ``prev_seq`` (optional) is the last
 sequence number of the batch this one follows: it lets a device keep two uploads in flight,
-the aggregator storing them strictly in order.
+the aggregator storing them strictly in order. ``store`` (optional) is the identity of the
+device's store (created with it): a device whose SD card was replaced starts a new store, and
+its sequence numbers start again at 1 in a stream of their own at the aggregator, so nothing
+of the old or the new store is skipped or overwritten. Stores older than identities send none.
 
 Items per stream: ``readings`` / ``readings_1min`` carry ``{"seq", "ts", "data": {...}}``;
 the document streams (``energy``, ``settlements``, ``edi``) carry ``{"seq", "key", "data"}``,
@@ -43,6 +46,7 @@ MAX_LINE_BYTES = 1024 * 1024  # one line (an item; an EDI file is the largest)
 MAX_SEQ = 2**53 - 1  # sequence numbers stay exact in any JSON reader, and far from int64's end
 INFLATE_CHUNK = 256 * 1024
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STORE_ID = DEVICE_ID  # the device store's identity; "" for stores older than identities
 
 
 class BatchError(ValueError):
@@ -76,10 +80,11 @@ class Batch:
     prev_seq: int | None
     items: list[Item]
     lines: list[bytes]
+    store: str = ""
 
 
 def encode(
-    device: str, stream: str, lines: Sequence[bytes], backlog: int, prev_seq: int | None = None
+    device: str, stream: str, lines: Sequence[bytes], backlog: int, prev_seq: int | None = None, store: str = ""
 ) -> tuple[bytes, int, int]:
     """A gzip'd batch of already serialised item lines; returns ``(body, first_seq, last_seq)``.
 
@@ -96,6 +101,7 @@ def encode(
         "device": device, "stream": stream, "first_seq": first, "last_seq": last,
         "count": len(lines), "digest": digest.hexdigest(), "backlog": backlog,
         **({} if prev_seq is None else {"prev_seq": prev_seq}),
+        **({"store": store} if store else {}),
     }
     deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     parts = [deflate.compress(json.dumps(header).encode())]
@@ -133,6 +139,9 @@ def decode(body: bytes, now: float | None = None) -> Batch:
     count, digest = _field(header, "count", int), _field(header, "digest", str)
     backlog = header.get("backlog", 0)
     prev_seq = header.get("prev_seq")
+    store = header.get("store", "")
+    if not isinstance(store, str) or (store and not STORE_ID.match(store)):
+        raise BatchError(400, f"header.store: got {store!r:.80}, expected 1-64 of A-Z a-z 0-9 _ -")
     if not DEVICE_ID.match(device):
         raise BatchError(400, f"header.device: got {device!r}, expected 1-64 of A-Z a-z 0-9 _ -")
     if stream not in STREAMS:
@@ -158,7 +167,7 @@ def decode(body: bytes, now: float | None = None) -> Batch:
         raise BatchError(400, f"header.count is {count} but the batch has {len(item_lines)} item lines")
     items = [_item(stream, line, n, now) for n, line in enumerate(item_lines, start=1)]
     _check_order(items, first, last)
-    return Batch(device, stream, first, last, digest, backlog, prev_seq, items, item_lines)
+    return Batch(device, stream, first, last, digest, backlog, prev_seq, items, item_lines, store)
 
 
 def _inflated_lines(body: bytes) -> Iterator[bytes]:

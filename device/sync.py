@@ -97,6 +97,7 @@ class SyncClient:
         self._session: aiohttp.ClientSession | None = None
         self._encoder: ThreadPoolExecutor | None = None
         self._resynced: set[str] = set()
+        self._store_id: str | None = None  # the store's identity, sent with every batch
         self.stats: dict[str, Any] = {
             "state": "starting", "url": self._url, "last_success": None, "last_attempt": None,
             "last_error": None, "consecutive_failures": 0, "next_retry_s": None, "lag_s": None,
@@ -169,6 +170,8 @@ class SyncClient:
 
     # --- one stream -----------------------------------------------------------------------
     async def _sync_stream(self, stream: str) -> int:
+        if self._store_id is None:
+            self._store_id = await self.store.call(Store.store_id)
         if stream not in self._resynced:
             await self._resume_from_aggregator(stream)
             self._resynced.add(stream)
@@ -251,7 +254,8 @@ class SyncClient:
         else:
             lines = [protocol.document_line(seq, key, data) for seq, key, data in rows]
         # The backlog (items still waiting after this batch) is for the operators' view.
-        body, first, last = protocol.encode(self.device_id, stream, lines, backlog=backlog, prev_seq=prev_seq)
+        body, first, last = protocol.encode(
+            self.device_id, stream, lines, backlog=backlog, prev_seq=prev_seq, store=self._store_id or "")
         return _Prepared(body, first, last, len(lines))
 
     async def _upload(self, stream: str, batch: _Prepared) -> None:
@@ -273,7 +277,9 @@ class SyncClient:
         raise SyncError(f"{stream} {batch.first_seq}..{batch.last_seq}: HTTP {status}: {answer.get('error')}")
 
     async def _resume_from_aggregator(self, stream: str) -> None:
-        status, answer = await self._request("GET", f"/v1/streams/{stream}")
+        """Where the aggregator stands with *this store's* items of ``stream``: a new store (a
+        replaced SD card) starts a stream of its own at 0, whatever the old store uploaded."""
+        status, answer = await self._request("GET", f"/v1/streams/{stream}", params={"store": self._store_id or ""})
         if status != 200 or not isinstance(answer.get("last_seq"), int):
             raise SyncError(f"{stream}: cannot read the aggregator's position: HTTP {status}: {answer.get('error')}")
         local = await self.store.call(Store.sync_cursor, stream)

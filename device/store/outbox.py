@@ -68,6 +68,10 @@ class OutboxQueries(StoreCore):
         ).fetchone()
         return row[0], row[1]
 
+    def store_id(self) -> str:
+        """This store's identity (see :func:`device.store.schema.create_store_identity`)."""
+        return str(self.db.execute("SELECT id FROM store_identity").fetchone()[0])
+
     def sync_cursor(self, stream: str) -> int:
         """The last sequence number of ``stream`` the aggregator acknowledged (0: none)."""
         row = self.db.execute("SELECT last_seq FROM sync_cursors WHERE stream = ?", [stream]).fetchone()

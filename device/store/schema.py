@@ -184,3 +184,18 @@ def create_market_series(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (zone, series, ts)
         )"""
     )
+
+
+# --- sync: the store's identity (owner: store/outbox) -------------------------------------
+@migration
+def create_store_identity(db: sqlite_utils.Database) -> None:
+    """A random id created with the store and sent with every upload: a replaced SD card is a new
+    store, whose numbering the aggregator keeps apart from the old card's (otherwise the new store
+    would resume at the old one's position and never upload its own first items). A store that
+    already numbered items before identities existed gets "", the aggregator's name for them."""
+    db.execute("CREATE TABLE store_identity (id TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO store_identity (id) SELECT CASE WHEN EXISTS (SELECT 1 FROM sync_cursors)"
+        " OR EXISTS (SELECT 1 FROM sqlite_sequence WHERE name IN ('readings', 'outbox') AND seq > 0)"
+        " THEN '' ELSE lower(hex(randomblob(16))) END"
+    )

@@ -110,10 +110,17 @@ class Aggregator:
     def revoke_device(self, device_id: str) -> None:
         run(_with_db(self.target, lambda db: registry.revoke(db, "dev", device_id)))
 
-    def rows(self, device_id: str, stream: str = "readings") -> list[tuple[int, str]]:
-        """``(seq, line)`` of every stored reading item (duplicates would show twice)."""
-        sql = "SELECT seq, line FROM readings WHERE device_id = $1 AND stream = $2 ORDER BY seq"
-        return [(int(s), str(line)) for s, line in run(_fetch(self.target, sql, device_id, stream))]
+    def rows(self, device_id: str, stream: str = "readings", store: str | None = None) -> list[tuple[int, str]]:
+        """``(seq, line)`` of every stored reading item (duplicates would show twice), of one
+        device store or (``store=None``) of all, by store and sequence."""
+        sql = ("SELECT seq, line FROM readings WHERE device_id = $1 AND stream = $2"
+               + ("" if store is None else " AND store_id = $3") + " ORDER BY store_id, seq")
+        args = (device_id, stream) if store is None else (device_id, stream, store)
+        return [(int(s), str(line)) for s, line in run(_fetch(self.target, sql, *args))]
+
+    def execute(self, sql: str, *args: Any) -> None:
+        """A statement on the aggregator's database (to set up what an older release left)."""
+        run(_fetch(self.target, sql, *args))
 
     def documents(self, device_id: str, stream: str) -> dict[str, dict[str, Any]]:
         sql = "SELECT key, data FROM documents WHERE device_id = $1 AND stream = $2"
@@ -138,6 +145,9 @@ async def _registry_add(target: str, kind: registry.Kind, name: str) -> str:
 async def _fetch(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     async def query(db: Any) -> list[tuple[Any, ...]]:
         async with db.transaction() as tx:
+            if not sql.lstrip().upper().startswith("SELECT"):
+                await tx.execute(sql, *args)
+                return []
             return list(await tx.fetch(sql, *args))
 
     return list(await _with_db(target, query))

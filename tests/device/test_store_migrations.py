@@ -6,7 +6,7 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
-from device.store import MIGRATIONS, Store
+from device.store import MIGRATIONS, Reading, Store
 
 
 def _open(path: str) -> None:
@@ -41,3 +41,18 @@ async def test_bridge_and_app_open_a_new_database_at_once(tmp_path: Path) -> Non
 
         await asyncio.gather(open_close(), open_close(), open_close())
         assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_new_store_gets_its_own_identity_and_an_older_one_keeps_the_legacy_name(tmp_path: Path) -> None:
+    first, second = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    assert len(first.store_id()) == 32 and first.store_id() != second.store_id()
+    second.close()
+    # A store from before identities, which had already numbered readings for the sync.
+    first.insert_readings([Reading(1_795_000_000.0, {"soc_pct": 50.0}, {})])
+    version = [name for name, _ in MIGRATIONS].index("create_store_identity") + 1
+    first.db.execute("DROP TABLE store_identity")
+    first.db.execute("DELETE FROM schema_version WHERE version = ?", [version])
+    first.close()
+    upgraded = Store(tmp_path / "a.db")
+    assert upgraded.store_id() == ""
+    upgraded.close()
