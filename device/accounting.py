@@ -7,7 +7,7 @@ to the day-ahead price):
 * ``cost_no_battery_eur``: the same slot without a battery — the metered load and PV netted
   within the slot (``load − pv`` imported when positive, exported when negative);
 * ``cost_self_consumption_eur``: the same load and PV through a battery run by the plain
-  self-consumption rule (:func:`device.planner.simulate_self_consumption`), slot by slot, with
+  self-consumption rule (:func:`device.plan.baseline.simulate_self_consumption`), slot by slot, with
   its own state of charge carried from day to day in ``settlement_days``.
 
 Both counterfactuals use only the measurements, so savings = counterfactual − (cost − revenue)
@@ -30,7 +30,8 @@ import numpy as np
 import structlog
 
 from device.home.effective import EffectiveSettings
-from device.planner import Battery, simulate_self_consumption
+from device.plan.baseline import simulate_self_consumption
+from device.plan.model import Battery
 from device.prices.tariff import Tariff
 from device.store import AsyncStore, Store
 

@@ -31,7 +31,7 @@ import structlog
 from common.backoff import Backoff
 from device.commands import loads
 from device.mqtt import CommandChannel, NotConnected, Topics
-from device.planner import SLOT_S, Plan, Setpoint
+from device.plan.model import SLOT_S, Plan, Setpoint
 
 log = structlog.get_logger(__name__)
 

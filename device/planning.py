@@ -31,9 +31,9 @@ from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.home.effective import EffectiveSettings
 from device.home.settings import Override
 from device.mqtt import NotConnected, Topics
-from device.planner import (
-    SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules, Solver, plan,
-)
+from device.plan.lp import Solver
+from device.plan.model import SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules
+from device.plan.schedule import plan
 from device.prices.tariff import Tariff
 from device.store import AsyncStore, Store
 

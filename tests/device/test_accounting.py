@@ -5,7 +5,7 @@ import pytest
 
 from device.accounting import day_bounds, settle, settle_day
 from device.config import TariffSettings
-from device.planner import Battery
+from device.plan.model import Battery
 from device.prices.tariff import Tariff
 from device.store import Store
 
@@ -94,3 +94,13 @@ async def test_pending_days_are_settled_until_complete(tmp_path: Path) -> None:
         second = await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1)
         assert second[0]["slots"] == 96
         assert await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1) == []
+
+
+def test_accounting_needs_only_the_baseline_not_the_lp() -> None:
+    """Settlement compares against the self-consumption rule; HiGHS stays out of its imports."""
+    import subprocess
+    import sys
+
+    check = "import sys, device.accounting; print(sorted(m for m in ('highspy', 'device.plan.lp') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -12,7 +12,7 @@ import numpy as np
 
 from device.controller import Controller
 from device.mqtt import MqttSession, Topics
-from device.planner import SLOT_S, Plan, Setpoint
+from device.plan.model import SLOT_S, Plan, Setpoint
 from tests.conftest import Broker, PtyPair
 from tests.device.test_bridge import DEVICE, Rig, rig
 

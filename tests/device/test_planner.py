@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from device.accounting import day_bounds
-from device.planner import (
-    SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules, Solver, plan, simulate_self_consumption,
-)
+from device.plan.baseline import simulate_self_consumption
+from device.plan.lp import Solver
+from device.plan.model import SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules
+from device.plan.schedule import plan
 
 T0 = int(datetime(2024, 6, 1, tzinfo=UTC).timestamp())
 BAT = Battery(capacity_wh=10_000, min_soc_pct=5, max_soc_pct=100, reserve_pct=10)

@@ -87,7 +87,8 @@ async def test_plans_until_the_end_of_known_prices_stores_and_hands_over(tmp_pat
 
 
 async def test_soc_off_the_plan_triggers_a_replan() -> None:
-    from device.planner import Battery, Inputs, plan
+    from device.plan.model import Battery, Inputs
+    from device.plan.schedule import plan
 
     n = 8
     ts = (int(NOW // 900) * 900 + 900 * np.arange(n)).astype(np.int64)

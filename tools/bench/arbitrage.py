@@ -56,7 +56,10 @@ from device.forecast.history import read_csv, read_price_series
 from device.forecast.load import forecast_load, standard_profile_w
 from device.forecast.price import PriceForecaster
 from device.forecast.pv import clear_sky_ghi, forecast_pv
-from device.planner import SLOT_S, Battery, Inputs, Rules, Solver, plan, simulate_self_consumption
+from device.plan.baseline import simulate_self_consumption
+from device.plan.lp import Solver
+from device.plan.model import SLOT_S, Battery, Inputs, Rules
+from device.plan.schedule import plan
 from device.prices.days import resolution_for
 from device.prices.tariff import Tariff
 from device.resources import MODELS_DIR

@@ -1,4 +1,4 @@
-"""Battery schedule: a linear program over 15-minute slots, solved with HiGHS in milliseconds.
+"""The battery schedule as a linear program over 15-minute slots, solved with HiGHS in milliseconds.
 
 Per slot ``t`` (powers in kW, energy in kWh inside the LP; W at the edges):
 
@@ -18,20 +18,13 @@ compromise, and the plan says which one (``Plan.compromises``). Grid charging an
 switches are column bounds (import ≤ deficit, export ≤ PV surplus), so the matrix has the same
 shape in every mode and is built with numpy in one pass (``passModel``), not row by row.
 
-Each slot becomes a controller setpoint (:func:`setpoints`): where the plan does what the
-inverter's own self-consumption mode would do (soak up PV surplus, cover the deficit) the
-setpoint is ``self_consumption`` — it follows the real load and PV within the slot instead of a
-forecast — otherwise ``charge``/``discharge`` at the planned power, or ``hold``.
-
-One module, over the usual size, on purpose: the input/plan types, the column layout of the LP,
-its solution mapping and the setpoint rule all depend on the same block order and units, and
-``simulate_self_consumption`` is the same battery model the setpoints compare against.
+The LP's solution becomes controller setpoints through :mod:`device.plan.setpoints`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -40,12 +33,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from common.logs import native_output_logged
-from device.config import Config
+from device.plan.baseline import self_consumption_plan
+from device.plan.model import SLOT_S, Battery, FloatArray, Inputs, ModeRequest, Plan, Rules, Setpoint
+from device.plan.setpoints import setpoints
 
-FloatArray = NDArray[np.float64]
-SLOT_S = 900
-MODES = ("auto", "self_consumption", "peak_shaving", "manual", "off")
-MANUAL_ACTIONS = ("charge", "discharge", "hold")
 # Penalties (EUR per kWh, per slot for SoC): far above any price, so a compromise is taken only
 # where a hard limit could not be met; ordered so a manual command never breaks the reserve.
 _SOC_PENALTY = 20.0  # above the cap penalty: the backup reserve outranks an import cap
@@ -53,235 +44,10 @@ _CAP_PENALTY = 10.0
 _MANUAL_REWARD = 1.5
 _CURTAIL_COST = 1e-4  # prefer export over curtailing at a zero export price
 _EPS_KW = 1e-3
-_SETPOINT_TOLERANCE_KW = 0.03  # plan within 30 W of self-consumption → self_consumption
 _TIE_BREAK_EUR_MWH = 0.001  # per slot; at most 0.02 ct/kWh over 192 slots
 _NUM_BLOCKS = 9  # imp, exp, ch, dis, soc, cur, short, over, excess
 IMP, EXP, CH, DIS, SOC, CUR, SHORT, OVER, EXCESS = range(_NUM_BLOCKS)
 _NUM_ROW_BLOCKS = 9
-
-
-@dataclass(frozen=True)
-class Battery:
-    """Battery and inverter limits as the planner sees them (the tighter of battery and inverter)."""
-
-    capacity_wh: float = 10_000.0
-    min_soc_pct: float = 5.0
-    max_soc_pct: float = 100.0
-    reserve_pct: float = 10.0
-    max_charge_w: float = 5000.0
-    max_discharge_w: float = 5000.0
-    charge_efficiency: float = 0.95
-    discharge_efficiency: float = 0.95
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> Battery:
-        b = cfg.battery
-        return cls(
-            b.capacity_wh, b.min_soc_pct, b.max_soc_pct, b.reserve_pct,
-            min(b.max_charge_w, cfg.inverter.max_charge_w),
-            min(b.max_discharge_w, cfg.inverter.max_discharge_w),
-            b.charge_efficiency, b.discharge_efficiency,
-        )
-
-    @property
-    def floor_pct(self) -> float:
-        return max(self.min_soc_pct, self.reserve_pct)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What the plan may do, from the ``planner`` settings (and the mode)."""
-
-    degradation_eur_mwh: float = 20.0
-    terminal_value_eur_mwh: float | None = None
-    grid_charging: bool = True
-    battery_export: bool = True
-    import_limit_w: float | None = None
-    export_limit_w: float | None = None
-    ac_limit_w: float | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> Rules:
-        p = cfg.planner
-        return cls(
-            p.degradation_eur_mwh, p.terminal_value_eur_mwh, p.grid_charging, p.battery_export,
-            p.import_limit_w, p.export_limit_w, p.ac_limit_w,
-        )
-
-
-@dataclass(frozen=True)
-class ModeRequest:
-    """The homeowner's (or an operator's) choice; manual holds until ``until`` (epoch s)."""
-
-    mode: str = "auto"
-    action: str | None = None  # manual only: charge | discharge | hold
-    power_w: float = 0.0
-    until: float | None = None
-    peak_shaving_cap_w: float = 4000.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode: got {self.mode!r}, allowed: {', '.join(MODES)}")
-        if self.mode == "manual":
-            if self.action not in MANUAL_ACTIONS:
-                raise ValueError(f"action: got {self.action!r}, allowed: {', '.join(MANUAL_ACTIONS)}")
-            if self.until is None:
-                raise ValueError("until: a manual command needs an end time (epoch s)")
-        if self.power_w < 0:
-            raise ValueError(f"power_w: got {self.power_w}, allowed: 0 or more")
-
-
-@dataclass(frozen=True)
-class DemandResponse:
-    """A grid operator's request: keep import at or below ``cap_w`` from ``start`` to ``end``."""
-
-    start: float
-    end: float
-    cap_w: float
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """Everything one plan depends on, one array entry per slot (slot starts ``ts``)."""
-
-    ts: NDArray[np.int64]
-    import_price: FloatArray  # EUR/MWh
-    export_price: FloatArray
-    load_w: FloatArray
-    pv_w: FloatArray
-    soc_pct: float  # measured now
-    first_slot_s: float = SLOT_S  # the current slot may be partly over
-
-    def __post_init__(self) -> None:
-        n = len(self.ts)
-        for name in ("import_price", "export_price", "load_w", "pv_w"):
-            arr = getattr(self, name)
-            if len(arr) != n:
-                raise ValueError(f"{name}: {len(arr)} values for {n} slots")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name}: contains NaN or infinite values")
-        if n == 0:
-            raise ValueError("ts: no slots to plan")
-
-    @property
-    def durations_h(self) -> FloatArray:
-        dt = np.full(len(self.ts), SLOT_S / 3600.0)
-        dt[0] = max(min(self.first_slot_s, SLOT_S), 1.0) / 3600.0
-        return dt
-
-
-@dataclass(frozen=True)
-class Setpoint:
-    """What the controller sends for a slot: ``action`` None means "leave the inverter alone"."""
-
-    action: str | None
-    power_w: int = 0
-
-
-@dataclass
-class Plan:
-    """A schedule: per-slot flows (W, mean over the slot), SoC at each slot end, setpoints."""
-
-    created_at: float
-    reason: str
-    mode: str
-    ts: NDArray[np.int64]
-    import_w: FloatArray
-    export_w: FloatArray
-    charge_w: FloatArray
-    discharge_w: FloatArray
-    soc_pct: FloatArray
-    load_w: FloatArray
-    pv_w: FloatArray
-    import_price: FloatArray
-    export_price: FloatArray
-    setpoints: list[Setpoint]
-    compromises: list[str] = field(default_factory=list)
-    objective_eur: float = 0.0
-    solve_ms: float = 0.0
-    soc0_pct: float = 0.0  # measured SoC the plan starts from
-
-    def setpoint_at(self, ts: float) -> Setpoint | None:
-        """The setpoint of the slot containing ``ts``; None outside the plan."""
-        i = int(np.searchsorted(self.ts, ts, side="right")) - 1
-        if i < 0 or ts >= self.ts[-1] + SLOT_S:
-            return None
-        return self.setpoints[i]
-
-    def soc_at(self, ts: float) -> float | None:
-        """Planned SoC at ``ts`` (interpolated within the slot)."""
-        i = int(np.searchsorted(self.ts, ts, side="right")) - 1
-        if i < 0 or ts >= self.ts[-1] + SLOT_S:
-            return None
-        start = self.soc_pct[i - 1] if i > 0 else self.soc0_pct
-        frac = (ts - self.ts[i]) / SLOT_S
-        return float(start + (self.soc_pct[i] - start) * frac)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``plans.data`` / MQTT ``plan`` payload."""
-        return {
-            "created_at": self.created_at,
-            "reason": self.reason,
-            "mode": self.mode,
-            "compromises": self.compromises,
-            "objective_eur": round(self.objective_eur, 4),
-            "solve_ms": round(self.solve_ms, 2),
-            "slots": [
-                {
-                    "ts": int(self.ts[i]),
-                    "import_w": round(float(self.import_w[i])),
-                    "export_w": round(float(self.export_w[i])),
-                    "charge_w": round(float(self.charge_w[i])),
-                    "discharge_w": round(float(self.discharge_w[i])),
-                    "soc_pct": round(float(self.soc_pct[i]), 2),
-                    "load_w": round(float(self.load_w[i])),
-                    "pv_w": round(float(self.pv_w[i])),
-                    "import_price": round(float(self.import_price[i]), 2),
-                    "export_price": round(float(self.export_price[i]), 2),
-                    "action": self.setpoints[i].action,
-                    "power_w": self.setpoints[i].power_w,
-                }
-                for i in range(len(self.ts))
-            ],
-        }
-
-
-def plan(
-    inputs: Inputs,
-    battery: Battery,
-    rules: Rules = Rules(),
-    request: ModeRequest = ModeRequest(),
-    events: tuple[DemandResponse, ...] = (),
-    reason: str = "",
-    solver: Solver | None = None,
-) -> Plan:
-    """The best schedule for ``inputs`` in the requested mode. Always returns a plan."""
-    created = time.time()
-    n = len(inputs.ts)
-    cap_w = np.full(n, np.inf)
-    if rules.import_limit_w is not None:
-        cap_w[:] = rules.import_limit_w
-    if request.mode != "off":
-        for ev in events:
-            inside = (inputs.ts + SLOT_S > ev.start) & (inputs.ts < ev.end)
-            cap_w[inside] = np.minimum(cap_w[inside], ev.cap_w)
-    mode, mode_rules = request.mode, rules
-    if mode == "off":
-        return _idle_plan(inputs, battery, created, reason, mode)
-    if mode == "self_consumption" and not np.isfinite(cap_w).any():
-        return _self_consumption_plan(inputs, battery, created, reason)
-    if mode in ("self_consumption", "peak_shaving"):
-        mode_rules = Rules(**{**rules.__dict__, "battery_export": False})
-        if mode == "self_consumption":
-            mode_rules = Rules(**{**mode_rules.__dict__, "grid_charging": False})
-    if mode == "peak_shaving":
-        cap_w = np.minimum(cap_w, request.peak_shaving_cap_w)
-    manual = np.zeros(n, dtype=bool)
-    if mode == "manual" and request.until is not None:
-        manual = inputs.ts < request.until
-    solver = solver or Solver()
-    return solver.solve(inputs, battery, mode_rules, cap_w, manual, request, created, reason)
 
 
 class Solver:
@@ -328,7 +94,7 @@ class Solver:
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             self._key = None
-            fallback = _self_consumption_plan(inp, bat, created, reason)
+            fallback = self_consumption_plan(inp, bat, created, reason)
             fallback.compromises.append(
                 f"solver answered {h.modelStatusToString(h.getModelStatus())}; "
                 "fell back to self-consumption"
@@ -562,33 +328,8 @@ def _from_solution(
     return p
 
 
-def setpoints(p: Plan, bat: Battery) -> list[Setpoint]:
-    """Map planned battery power to controller actions (see the module docstring)."""
-    tol_kw = _SETPOINT_TOLERANCE_KW
-    cap = bat.capacity_wh / 1000.0
-    floor, ceil = bat.floor_pct / 100.0 * cap, bat.max_soc_pct / 100.0 * cap
-    dt = SLOT_S / 3600.0
-    start_soc = np.r_[p.soc0_pct, p.soc_pct[:-1]] / 100.0 * cap
-    result = []
-    for i in range(len(p.ts)):
-        planned = (p.discharge_w[i] - p.charge_w[i]) / 1000.0  # > 0 discharge
-        own = (p.load_w[i] - p.pv_w[i]) / 1000.0  # what self-consumption would do
-        own = min(own, bat.max_discharge_w / 1000.0, max((start_soc[i] - floor) * bat.discharge_efficiency / dt, 0.0))
-        own = max(own, -bat.max_charge_w / 1000.0, -max((ceil - start_soc[i]) / bat.charge_efficiency / dt, 0.0))
-        if abs(planned - own) <= tol_kw:
-            result.append(Setpoint("self_consumption"))
-        elif abs(planned) <= _EPS_KW * 10:
-            result.append(Setpoint("hold"))
-        elif planned < 0:
-            result.append(Setpoint("charge", int(round(-planned * 1000))))
-        else:
-            result.append(Setpoint("discharge", int(round(planned * 1000))))
-    return result
-
-
 def _compromises(inp: Inputs, bat: Battery, x: FloatArray, cap_w: FloatArray) -> list[str]:
     """Human-readable reasons wherever a soft limit was broken."""
-    from datetime import UTC, datetime
 
     def when(i: int) -> str:
         return datetime.fromtimestamp(int(inp.ts[i]), UTC).strftime("%Y-%m-%dT%H:%MZ")
@@ -611,53 +352,3 @@ def _compromises(inp: Inputs, bat: Battery, x: FloatArray, cap_w: FloatArray) ->
             f"{cap_w[worst]:.0f} W at {when(worst)}: load minus PV exceeds cap plus battery"
         )
     return notes
-
-
-def simulate_self_consumption(
-    load_w: FloatArray, pv_w: FloatArray, soc_pct: float, bat: Battery, dt_h: float = 0.25
-) -> tuple[FloatArray, FloatArray]:
-    """The inverter's own self-consumption rule, slot by slot: battery W (> 0 discharge), SoC % at end.
-
-    Also the "self-consumption only" counterfactual of accounting and the benchmark.
-    """
-    cap = bat.capacity_wh
-    floor, ceil = bat.floor_pct / 100.0 * cap, bat.max_soc_pct / 100.0 * cap
-    soc = soc_pct / 100.0 * cap
-    battery = np.empty(len(load_w))
-    socs = np.empty(len(load_w))
-    for i, net in enumerate((np.asarray(load_w) - np.asarray(pv_w)).tolist()):
-        if net > 0:
-            p = min(net, bat.max_discharge_w, max(soc - floor, 0.0) * bat.discharge_efficiency / dt_h)
-            soc -= p * dt_h / bat.discharge_efficiency
-        else:
-            p = -min(-net, bat.max_charge_w, max(ceil - soc, 0.0) / bat.charge_efficiency / dt_h)
-            soc -= p * dt_h * bat.charge_efficiency
-        battery[i], socs[i] = p, soc / cap * 100.0
-    return battery, socs
-
-
-def _self_consumption_plan(inp: Inputs, bat: Battery, created: float, reason: str) -> Plan:
-    battery, soc = simulate_self_consumption(inp.load_w, inp.pv_w, inp.soc_pct, bat)
-    return _fixed_plan(inp, bat, created, reason, "self_consumption", battery, soc, "self_consumption")
-
-
-def _idle_plan(inp: Inputs, bat: Battery, created: float, reason: str, mode: str) -> Plan:
-    n = len(inp.ts)
-    return _fixed_plan(inp, bat, created, reason, mode, np.zeros(n), np.full(n, inp.soc_pct), None)
-
-
-def _fixed_plan(
-    inp: Inputs, bat: Battery, created: float, reason: str, mode: str,
-    battery_w: FloatArray, soc: FloatArray, action: str | None,
-) -> Plan:
-    grid = inp.load_w - inp.pv_w - battery_w
-    p = Plan(
-        created_at=created, reason=reason, mode=mode, ts=inp.ts,
-        import_w=np.maximum(grid, 0.0), export_w=np.maximum(-grid, 0.0),
-        charge_w=np.maximum(-battery_w, 0.0), discharge_w=np.maximum(battery_w, 0.0),
-        soc_pct=soc, load_w=inp.load_w, pv_w=inp.pv_w,
-        import_price=inp.import_price, export_price=inp.export_price,
-        setpoints=[Setpoint(action)] * len(inp.ts),
-        soc0_pct=inp.soc_pct,
-    )
-    return p
