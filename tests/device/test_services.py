@@ -10,7 +10,7 @@ import sys
 #: the price sources and the data-frame libraries, and the device packages that pull them in.
 FORBIDDEN = (
     "highspy", "ai_edge_litert", "tflite_runtime", "aiohttp", "jinja2", "entsoe", "requests", "pandas",
-    "numpy", "amqtt", "device.planner", "device.planning", "device.forecast", "device.prices",
+    "numpy", "amqtt", "device.plan", "device.planning", "device.forecast", "device.prices",
     "device.web", "device.app",
 )
 
@@ -35,5 +35,5 @@ def test_the_bridge_entry_module_loads_none_of_the_app_parts() -> None:
     assert loaded["bridge"] == []
     app_roots = {name.split(".")[0] if not name.startswith("device.") else ".".join(name.split(".")[:2])
                  for name in loaded["app"]}
-    assert {"highspy", "ai_edge_litert", "aiohttp", "jinja2", "pandas", "numpy", "device.planner",
+    assert {"highspy", "ai_edge_litert", "aiohttp", "jinja2", "pandas", "numpy", "device.plan",
             "device.web", "device.app"} <= app_roots
