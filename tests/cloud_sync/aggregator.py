@@ -2,8 +2,9 @@
 
 Import the fixtures into a test module (``from tests.cloud_sync.aggregator import ...``).
 ``cloud_target`` is parametrised over SQLite and PostgreSQL; the PostgreSQL variant gets a
-fresh database per test on 127.0.0.1:5432 (``$TEST_POSTGRES_URL`` to change) and is skipped,
-saying why, only when no server answers there.
+fresh database per test on 127.0.0.1:5432 (``$TEST_POSTGRES_URL`` to change). When no server answers it
+fails where PostgreSQL is required (``CI`` set, as ``.ci/run`` starts a server, or
+``TEST_POSTGRES_URL`` given) and is skipped, saying why, elsewhere.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from cloud_sync.db import connect
 from tests.conftest import free_port, wait_for_port
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+#: Where PostgreSQL must be there (CI, whose .ci/run starts one, or a URL given on purpose), an
+#: unreachable server fails the PostgreSQL variants instead of skipping them.
+PG_REQUIRED = bool(os.environ.get("CI")) or "TEST_POSTGRES_URL" in os.environ
 
 
 def run(coro: Any) -> Any:
@@ -54,7 +58,10 @@ def pg_url() -> Iterator[str]:
     try:
         run(_admin(f"CREATE DATABASE {name}"))
     except Exception as exc:  # noqa: BLE001 — any failure means the server is not usable here
-        pytest.skip(f"PostgreSQL variant: no server at {PG_ADMIN} ({type(exc).__name__}: {exc})")
+        reason = f"PostgreSQL variant: no server at {PG_ADMIN} ({type(exc).__name__}: {exc})"
+        if PG_REQUIRED:
+            pytest.fail(f"{reason}; required because CI or TEST_POSTGRES_URL is set (.ci/run starts one)")
+        pytest.skip(reason)
     yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
