@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import math
 import secrets
 import time
@@ -23,13 +22,13 @@ from typing import Literal
 
 from cloud_sync.db import Database
 from cloud_sync.limits import FailureLimiter
+from common.passwords import hash_password, verify_password
 from common.sync_protocol import DEVICE_ID
 
 Kind = Literal["dev", "op"]
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _CACHE_SIZE = 4096
 # Verified when the name is unknown, so that costs as much as a wrong secret; no secret matches it.
-_MATCHES_NOTHING = "scrypt$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
+_MATCHES_NOTHING = "scrypt$16384$8$1$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
 
 
 class RegistryError(ValueError):
@@ -52,18 +51,6 @@ class Principal:
     name: str
 
 
-def hash_secret(secret: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT, dklen=32)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def _verify(secret: str, stored: str) -> bool:
-    _, salt, digest = stored.split("$")
-    candidate = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), **_SCRYPT, dklen=32)
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
-
-
 _TABLES = {"dev": ("devices", "id", "device"), "op": ("operators", "name", "operator")}
 
 
@@ -78,7 +65,7 @@ async def add(db: Database, kind: Kind, name: str) -> str:
             raise RegistryError(f"{what} {name!r} already exists; revoke it or choose another name")
         await tx.execute(
             f"INSERT INTO {table} ({column}, secret_hash, created_at) VALUES ($1, $2, $3)",
-            name, hash_secret(secret), time.time(),
+            name, hash_password(secret), time.time(),
         )
     return f"{kind}.{name}.{secret}"
 
@@ -139,6 +126,6 @@ class Authenticator:
             raise AuthError(429, f"too many failed credentials from this address or for {who}; "
                                  f"retry after {math.ceil(wait)} s", retry_after=math.ceil(wait))
         stamp = self.limiter.charge(keys)
-        if not await asyncio.to_thread(_verify, secret, stored) or not known:
+        if not await asyncio.to_thread(verify_password, secret, stored) or not known:
             raise AuthError(401, f"credential not accepted for {who}")
         self.limiter.refund(keys, stamp)

@@ -1,7 +1,7 @@
 """The appliance's two web accounts (homeowner, installer) and their passwords.
 
-Passwords are hashed with scrypt (n=2**14, r=8, p=1: ~50 ms and 16 MiB on a Pi 4, cheap enough
-for a login, expensive enough for guessing) in ``<data_dir>/web-users.json``. The first start
+Passwords are kept as salted scrypt hashes (:mod:`common.passwords`) in
+``<data_dir>/web-users.json``. The first start
 seeds both accounts from the configured initial passwords; an account seeded with the documented
 default must choose a new password before it can do anything else. Hashing runs in a thread so
 a login never stalls live updates. The web page checks logins against them; commissioning sets
@@ -11,9 +11,6 @@ the homeowner's password at hand-over.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from common.passwords import hash_password, verify_password
 from device.config import Config
 
 log = structlog.get_logger(__name__)
@@ -29,7 +27,6 @@ USERS_FILE = "web-users.json"
 ROLES = ("homeowner", "installer")
 DEFAULT_PASSWORDS = {"homeowner": "nattery", "installer": "installer"}
 MIN_PASSWORD_LEN = 8
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
 class AuthError(ValueError):
@@ -44,28 +41,6 @@ def check_new_password(old: str, new: str, repeat: str) -> None:
         raise AuthError(f"new_password: at least {MIN_PASSWORD_LEN} characters")
     if new in DEFAULT_PASSWORDS.values() or new == old:
         raise AuthError("new_password: choose a password that is not a default or the old one")
-
-
-def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + "$".join(
-        base64.b64encode(part).decode() for part in (salt, digest)
-    )
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if kind != "scrypt":
-        return False
-    expected = base64.b64decode(digest)
-    got = hashlib.scrypt(
-        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-    )
-    return hmac.compare_digest(got, expected)
 
 
 @dataclass

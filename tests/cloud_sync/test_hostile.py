@@ -191,13 +191,13 @@ async def test_unknown_and_wrong_credentials_get_the_same_answer(aggregator: Agg
 
 async def test_an_unknown_device_costs_the_same_password_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real_verify = registry._verify
+    real_verify = registry.verify_password
 
     def counting(secret: str, stored: str) -> bool:
         calls.append(secret)
         return real_verify(secret, stored)
 
-    monkeypatch.setattr(registry, "_verify", counting)
+    monkeypatch.setattr(registry, "verify_password", counting)
     db = await connect(str(tmp_path / "cloud.db"))
     try:
         credential = await registry.add(db, "dev", "real")

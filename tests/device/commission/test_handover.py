@@ -12,7 +12,7 @@ from device import config as configuration
 from device.commission import CommissionError
 from device.commission.handover import update_installer_file
 from device.simulator import Simulator
-from device.home.accounts import verify_password
+from common.passwords import verify_password
 from tests.device.commission.conftest import invoke
 
 

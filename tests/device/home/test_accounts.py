@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from device.home.accounts import AuthError, Users, hash_password, verify_password
+from common.passwords import hash_password, verify_password
+from device.home.accounts import AuthError, Users
 
 INITIAL = {"homeowner": "nattery", "installer": "installer"}
 
