@@ -25,6 +25,7 @@ from common.utc import format_utc
 from device.commands import BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.discovery import discovery_messages
+from device.journal import ReadingJournal
 from device.modbus.inverter import CommandError, Snapshot
 from device.modbus.mapmodel import RegisterMap
 from device.mqtt import MqttSession, NotConnected, Topics
@@ -101,6 +102,7 @@ class Bridge:
         store: AsyncStore,
         *,
         worker_stats: Callable[[], Mapping[str, Any]] = dict,
+        journal: ReadingJournal | None = None,
     ) -> None:
         self.cfg = cfg
         self.inverter = inverter
@@ -117,6 +119,7 @@ class Bridge:
             on_retained=self._on_retained,
         )
         self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
+        self.journal = journal
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -124,7 +127,8 @@ class Bridge:
         self.latest: Snapshot | None = None
         self.counters: dict[str, int] = {
             "polls": 0, "poll_failures": 0, "readings_written": 0, "readings_dropped": 0,
-            "store_errors": 0, "commands": 0, "commands_failed": 0,
+            "store_errors": 0, "commands": 0, "commands_failed": 0, "readings_recovered": 0,
+            "journal_errors": 0,
         }
         self.last_poll: float | None = None
         self.started_at = time.time()
@@ -134,6 +138,7 @@ class Bridge:
         """Run until cancelled. Call :meth:`shutdown` before cancelling (``services.lifecycle.run_until`` does):
         it needs the worker and the MQTT session still running. A task that fails is restarted
         (after at most ``TASK_BACKOFF_MAX_S``) and counted on ``health``."""
+        await self.recover_journal()
         jobs = {
             "mqtt": self.mqtt.run, "poll": self._poll_loop, "flush": self._flush_loop,
             "health": self._health_loop, "watchdog": self._watchdog_loop, "discovery": self._discovery_once,
@@ -142,6 +147,18 @@ class Bridge:
             for name, job in jobs.items():
                 group.create_task(supervise(name, job, backoff_max_s=TASK_BACKOFF_MAX_S, record=self.tasks),
                                   name=name)
+
+    async def recover_journal(self) -> None:
+        """Store the readings a crash left in the journal (those not stored yet), then clear it."""
+        if self.journal is None:
+            return
+        recovered = await self.journal.recover()
+        if recovered:
+            written = await self.store.call(Store.insert_missing_readings, recovered)
+            self.counters["readings_recovered"] += written
+            log.warning("readings recovered from the journal after a crash", journalled=len(recovered),
+                        stored=written)
+        await self.journal.clear()
 
     async def shutdown(self, timeout_s: float = 15.0) -> None:
         """What every exit does (SIGTERM on a Balena update): safe mode, last readings, offline."""
@@ -153,6 +170,8 @@ class Bridge:
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 — shutdown must go on
             log.error("could not return inverter to self_consumption on shutdown", error=repr(exc))
         await self._flush()
+        if self.journal is not None:
+            await self.journal.close()
         await self.mqtt.close()
 
     # --- telemetry -----------------------------------------------------------------------
@@ -180,9 +199,11 @@ class Bridge:
         self.counters["polls"] += 1
         self.last_poll = snapshot.ts
         self.latest = snapshot
+        reading = Reading(snapshot.ts, snapshot.roles, snapshot.registers)
+        await self._journal(reading)
         if len(self._buffer) == self._buffer.maxlen:
             self.counters["readings_dropped"] += 1
-        self._buffer.append(Reading(snapshot.ts, snapshot.roles, snapshot.registers))
+        self._buffer.append(reading)  # no await since the journal append: a flush sees both or neither
         with contextlib.suppress(NotConnected):
             await self.mqtt.publish_json(self.topics.telemetry, self.telemetry_payload(snapshot))
         return snapshot
@@ -211,12 +232,23 @@ class Bridge:
             await asyncio.sleep(self.cfg.bridge.flush_interval_s)
             await self._flush()
 
+    async def _journal(self, reading: Reading) -> None:
+        if self.journal is None:
+            return
+        try:
+            await self.journal.append(reading)
+        except OSError as exc:  # the reading is still buffered; only its crash insurance is missing
+            self.counters["journal_errors"] += 1
+            log.error("journal append failed", error=str(exc))
+
     async def _flush(self) -> None:
         """Write the buffered readings in one batch; on failure keep them (newest first kept)."""
         async with self._flush_lock:  # the flush loop and shutdown may both get here
             if not self._buffer:
                 return
-            batch, self._buffer = self._buffer, deque(maxlen=MAX_BUFFERED)
+            if self.journal is not None:
+                await self.journal.rotate()  # the journal now holds exactly this batch …
+            batch, self._buffer = self._buffer, deque(maxlen=MAX_BUFFERED)  # … (no await in between)
             try:
                 written = await self.store.call(Store.insert_readings, list(batch))
             except Exception as exc:  # noqa: BLE001 — keep the batch, try again next time
@@ -228,6 +260,8 @@ class Bridge:
                 self._buffer = deque(merged[dropped:], maxlen=MAX_BUFFERED)
                 return
             self.counters["readings_written"] += written
+            if self.journal is not None:
+                await self.journal.committed()
 
     # --- health ------------------------------------------------------------------------
     async def _health_loop(self) -> None:

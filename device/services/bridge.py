@@ -16,6 +16,7 @@ import structlog
 
 from device.bridge import Bridge
 from device.config import Config
+from device.journal import ReadingJournal
 from device.modbus.client import client_factory
 from device.modbus.inverter import Inverter, Limits
 from device.modbus.mapmodel import RegisterMap
@@ -53,7 +54,7 @@ async def run_bridge(cfg: Config, stop: asyncio.Event) -> None:
     )
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store, worker:
         inverter = Inverter(regmap, worker, Limits.from_settings(cfg.inverter))
-        bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats)
+        bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats, journal=ReadingJournal.beside(cfg.db_path))
         log.info("bridge starting", map=regmap.family, port=cfg.inverter.port, device=cfg.device.id)
         await run_until(stop, bridge.run(), bridge.shutdown)
     log.info("bridge stopped")

@@ -38,6 +38,21 @@ class ReadingQueries(StoreCore):
         self._write(lambda: self.db.conn.executemany(_INSERT_READING, rows))
         return len(rows)
 
+    def insert_missing_readings(self, readings: Iterable[Reading]) -> int:
+        """Insert the readings whose timestamp is not stored yet (a journal replayed after a
+        crash may hold readings the last batch had already committed); returns how many."""
+        batch = list(readings)
+        if not batch:
+            return 0
+        low, high = min(r.ts for r in batch), max(r.ts for r in batch)
+        stored = {row[0] for row in self.db.execute(
+            "SELECT ts FROM readings WHERE ts BETWEEN ? AND ?", [low, high])}
+        fresh: dict[float, Reading] = {}
+        for r in batch:
+            if r.ts not in stored:
+                fresh.setdefault(r.ts, r)
+        return self.insert_readings(fresh.values()) if fresh else 0
+
     def count_readings(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM readings").fetchone()[0])
 
