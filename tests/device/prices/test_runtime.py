@@ -32,6 +32,10 @@ async def test_simulate_setup_fetches_forecasts_and_publishes_from_the_csv_sampl
         assert p["zone"] == "DE_LU" and p["source"] == "csv" and p["today"] == "complete"
         assert p["prices"] and p["forecast"]["slots"]  # known prices, then the forecast after them
         assert p["forecast"]["slots"][0]["ts"] == p["known_until"]
+        # the 15-minute market: every forecast quarter-hour its own value, not its hour's repeated
+        values = [s["eur_mwh"] for s in p["forecast"]["slots"][:96]]
+        assert len(values) == 96 and all(r["resolution_s"] == 900 for r in p["prices"])
+        assert all(len(set(values[h * 4 : h * 4 + 4])) > 1 for h in range(24))
         made = await store.call(Store.latest_forecast_made_at, "price")
         assert made is not None
 
