@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import structlog
 import yaml
 
+from common.files import write_atomic
 from device import config as configuration
 from device.commission.report import CommissionError, Report, map_reference
 from device.home.accounts import DEFAULT_PASSWORDS, MIN_PASSWORD_LEN, Users
@@ -77,19 +77,16 @@ def update_installer_file(
             existing[name].update(values)
     text = ("# Installer configuration (overrides the shipped defaults); updated by `nattery commission`.\n"
             + yaml.safe_dump(existing, sort_keys=False, allow_unicode=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold credentials
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    try:
-        configuration.load([configuration.DEFAULT_FILE, tmp], environ={})
-    except configuration.ConfigError as exc:
-        tmp.unlink()
-        raise CommissionError(f"{path}: not written, the result would be invalid: {exc}") from None
-    if path.exists():
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
-    os.replace(tmp, path)
+
+    def valid_then_backup(tmp: Path) -> None:
+        try:
+            configuration.load([configuration.DEFAULT_FILE, tmp], environ={})
+        except configuration.ConfigError as exc:
+            raise CommissionError(f"{path}: not written, the result would be invalid: {exc}") from None
+        if path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+
+    write_atomic(path, text, check=valid_then_backup)  # owner-only: may hold credentials
 
 
 async def set_homeowner_password(cfg: configuration.Config, data_dir: Path, password: str) -> Path:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from common.files import write_atomic
 from common.passwords import hash_password, verify_password
 from device.config import Config
 
@@ -87,13 +87,8 @@ class Users:
         return accounts
 
     def _write(self, accounts: dict[str, Account]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         data = {a.role: {"password_hash": a.password_hash, "must_change": a.must_change} for a in accounts.values()}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data, indent=2))
 
     async def check(self, role: str, password: str) -> Account | None:
         account = self.accounts.get(role)

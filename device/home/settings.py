@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.files import write_atomic
 from device.config import Config, ConfigError
 
 #: Keys the homeowner may change at runtime, per configuration section.
@@ -141,7 +141,4 @@ class SettingsFile:
             return HomeSettings()
 
     def _write(self, settings: HomeSettings) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(to_json(settings), indent=2), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(to_json(settings), indent=2), mode=0o644)
