@@ -23,9 +23,10 @@ from aiohttp import web
 
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
-from cloud_sync.ingest import StreamProgress, ingest_in_order
+from cloud_sync.ingest import CRASH_VARIABLE, StreamProgress, ingest_in_order
 from cloud_sync.limits import FailureLimiter, Limits
 from cloud_sync.registry import Authenticator, AuthError, Principal
+from common.crash import crash_point
 from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, MAX_SEQ, STORE_ID, BatchError, decode
 
 log = structlog.get_logger(__name__)
@@ -152,6 +153,7 @@ async def ingest_batch(request: web.Request) -> web.Response:
         raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")
     if batch.device != who.name:
         raise ApiError(403, f"device {who.name!r} may not write data of device {batch.device!r}")
+    crash_point(CRASH_VARIABLE, "decoded")
     result = await ingest_in_order(request.app[DB], batch, request.app[PROGRESS], request.app[LIMITS].order_wait_s)
     log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
               last_seq=batch.last_seq, status=result.status)

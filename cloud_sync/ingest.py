@@ -13,8 +13,9 @@ transaction, holding that stream row's lock (so concurrent instances cannot inte
 - anything else is appended: items, the batch record, the stream state and ``last_seen``.
 
 ``TEST_CLOUD_CRASH=<point>:<n>`` kills the process with SIGKILL at the n-th batch
-reaching ``before_commit`` or ``after_commit``; the crash tests use it to stop the service
-at exact points of an ingest.
+reaching ``decoded`` (see :mod:`cloud_sync.app`), ``items_written`` (items inserted, batch
+record and stream position not yet), ``before_commit`` or ``after_commit``; the crash tests
+use it to stop the service at exact points of an ingest.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ async def ingest(db: Database, batch: Batch) -> Result:
                 stored_seq,
             )
         last_ts = await _store_items(tx, batch)
+        crash_point(CRASH_VARIABLE, "items_written")
         await tx.insert_rows(
             "batches", ("device_id", "stream", "store_id", "first_seq", "last_seq", "count", "digest", "received_at"),
             [(batch.device, batch.stream, batch.store, batch.first_seq, batch.last_seq, len(batch.items),
