@@ -1,6 +1,6 @@
 """Benchmark: the memory each device service holds, as Balena runs them (separate processes).
 
-    python -m tools.bench.footprint [--settle-s 60]
+    python -m tools.bench.footprint [--settle-s 60] [--venv DIR]
 
 Starts a private mosquitto, the simulated inverter (``nattery simulate`` on a TCP port, RTU
 frames), then ``nattery bridge`` and ``nattery app`` against them with a fresh data directory
@@ -13,6 +13,11 @@ those made late).
 Targets (a Raspberry Pi 3 has 1 GB for the broker, both services and the OS): bridge <= 50 MB,
 app <= 160 MB steady RSS; the bridge loads none of the heavy modules. The last line is one
 JSON object.
+
+``--venv DIR`` runs the services from another virtualenv (say one with only the wheel installed,
+as in the image: ``python -m venv DIR && DIR/bin/pip install dist/nattery-*.whl``), without the
+checkout on the import path; by default they run from this interpreter's environment, which
+also holds the test and training tools (structlog then loads ``rich``, a few MB).
 """
 
 from __future__ import annotations
@@ -71,13 +76,12 @@ class Service:
 
 
 @contextlib.contextmanager
-def service(name: str, args: list[str], env: dict[str, str], directory: Path) -> Iterator[Service]:
+def service(name: str, args: list[str], env: dict[str, str], directory: Path, python: Path) -> Iterator[Service]:
     """Start ``nattery <args>`` as the console script does; SIGTERM and wait on the way out."""
-    script = Path(sys.executable).with_name("nattery")
     log = directory / f"{name}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-X", "importtime", str(script), *args],
-                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(python), "-X", "importtime", str(python.with_name("nattery")), *args],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield Service(name, proc, log)
         finally:
@@ -109,7 +113,11 @@ def page_status(url: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settle-s", type=float, default=60.0, help="seconds before memory is read")
+    parser.add_argument("--venv", type=Path, help="run the services from this virtualenv")
     args = parser.parse_args()
+    python = Path(sys.executable) if args.venv is None else args.venv.resolve() / "bin" / "python"
+    base_env = dict(os.environ) if args.venv is None else {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         directory = Path(tmp)
@@ -119,6 +127,7 @@ def main() -> None:
         stack.callback(broker.stop)
         sim_port, web_port = free_port(), free_port()
         env = {
+            **base_env,
             "NATTERY_DEVICE_ID": DEVICE, "NATTERY_DEVICE_DATA_DIR": str(directory),
             "NATTERY_INVERTER_PORT": f"rtu+tcp://127.0.0.1:{sim_port}",
             "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(broker.port),
@@ -126,12 +135,12 @@ def main() -> None:
             "NATTERY_LOG_FORMAT": "json",
         }
         sim = stack.enter_context(service("simulate", ["simulate", "--listen", f"tcp://127.0.0.1:{sim_port}",
-                                                       "--framer", "rtu"], env, directory))
+                                                       "--framer", "rtu"], env, directory, python))
         wait_for_port(sim_port, timeout=60)
         client, telemetry = count_telemetry(broker.port)
         stack.callback(client.loop_stop)
-        bridge = stack.enter_context(service("bridge", ["bridge"], env, directory))
-        app = stack.enter_context(service("app", ["app"], env, directory))
+        bridge = stack.enter_context(service("bridge", ["bridge"], env, directory, python))
+        app = stack.enter_context(service("app", ["app"], env, directory, python))
         started = time.monotonic()
         wait_for_port(web_port, timeout=120)
         time.sleep(max(0.0, args.settle_s - (time.monotonic() - started)))
@@ -154,7 +163,7 @@ def main() -> None:
     print(json.dumps({
         "settle_s": args.settle_s, "bridge_rss_mb": round(bridge_rss, 1), "bridge_peak_mb": round(bridge_peak, 1),
         "app_rss_mb": round(app_rss, 1), "app_peak_mb": round(app_peak, 1), "bridge_modules": bridge_modules,
-        "app_modules": app_modules, "telemetry_messages": telemetry[0], "targets_met": ok,
+        "app_modules": app_modules, "venv": None if args.venv is None else str(args.venv), "telemetry_messages": telemetry[0], "targets_met": ok,
     }))
 
 
