@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from common.utc import format_utc
+from device.clock import SYSTEM_CLOCK, Clock
 from device.commands import BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.discovery import discovery_messages
@@ -59,7 +59,7 @@ class Watchdog:
     """Tracks the commanded mode and when it lapses without a refresh."""
 
     timeout_s: float
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = SYSTEM_CLOCK
     mode: str = SAFE_MODE
     params: dict[str, Any] = field(default_factory=dict)
     expires_at: float = math.inf
@@ -76,14 +76,14 @@ class Watchdog:
             self.expires_at = math.inf
             return
         lifetime = self.timeout_s if hold_s is None else min(hold_s, self.timeout_s)
-        self.expires_at = self.clock() + lifetime
+        self.expires_at = self.clock.monotonic() + lifetime
 
     @property
     def lapsed(self) -> bool:
-        return self.safe_pending or self.clock() >= self.expires_at
+        return self.safe_pending or self.clock.monotonic() >= self.expires_at
 
     def state(self) -> dict[str, Any]:
-        remaining = self.expires_at - self.clock()
+        remaining = self.expires_at - self.clock.monotonic()
         return {
             "mode": self.mode,
             "params": self.params,
@@ -103,13 +103,15 @@ class Bridge:
         *,
         worker_stats: Callable[[], Mapping[str, Any]] = dict,
         journal: ReadingJournal | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.inverter = inverter
         self.store = store
         self.worker_stats = worker_stats
         self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
-        self.watchdog = Watchdog(cfg.bridge.watchdog_s)
+        self.watchdog = Watchdog(cfg.bridge.watchdog_s, clock)
         self.mqtt = MqttSession(
             cfg.mqtt,
             client_id=f"{cfg.device.id}-bridge",
@@ -131,7 +133,7 @@ class Bridge:
             "journal_errors": 0,
         }
         self.last_poll: float | None = None
-        self.started_at = time.time()
+        self.started_at = clock.time()
 
     # --- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -177,15 +179,15 @@ class Bridge:
     # --- telemetry -----------------------------------------------------------------------
     async def _poll_loop(self) -> None:
         interval = self.cfg.inverter.poll_interval_s
-        next_at = time.monotonic()
+        next_at = self.clock.monotonic()
         while True:
             await self.poll_once()
             next_at += interval
-            delay = next_at - time.monotonic()
+            delay = next_at - self.clock.monotonic()
             if delay < 0:  # the cycle took longer than the interval: skip, don't pile up
-                next_at = time.monotonic()
+                next_at = self.clock.monotonic()
                 delay = 0
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def poll_once(self) -> Snapshot | None:
         try:
@@ -229,7 +231,7 @@ class Bridge:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.bridge.flush_interval_s)
+            await self.clock.sleep(self.cfg.bridge.flush_interval_s)
             await self._flush()
 
     async def _journal(self, reading: Reading) -> None:
@@ -268,12 +270,12 @@ class Bridge:
         while True:
             with contextlib.suppress(NotConnected):
                 await self.mqtt.publish_json(self.topics.health, self.health(), retain=True)
-            await asyncio.sleep(self.cfg.bridge.health_interval_s)
+            await self.clock.sleep(self.cfg.bridge.health_interval_s)
 
     def health(self) -> dict[str, Any]:
         return {
             "ts": format_utc(),
-            "uptime_s": round(time.time() - self.started_at),
+            "uptime_s": round(self.clock.time() - self.started_at),
             "inverter_online": self.latest is not None,
             "last_poll": None if self.last_poll is None else format_utc(self.last_poll),
             "readings_buffered": len(self._buffer),
@@ -294,7 +296,7 @@ class Bridge:
                     await self._go_safe(reason)
                 except Exception as exc:  # noqa: BLE001 — retried next round
                     log.warning("fallback to self_consumption failed", reason=reason, error=str(exc))
-            await asyncio.sleep(min(1.0, self.cfg.bridge.watchdog_s / 10))
+            await self.clock.sleep(min(1.0, self.cfg.bridge.watchdog_s / 10))
 
     async def _go_safe(self, reason: str) -> None:
         async with self._control_lock:
@@ -329,7 +331,7 @@ class Bridge:
         command_id: Any = None
         try:
             command_id = caller_id(payload)
-            message = parse_command(payload, now=time.time(), retained=retained)
+            message = parse_command(payload, now=self.clock.time(), retained=retained)
             command_id = message.pop("id")
             result = await self.execute(action, message)
             reply = {"id": command_id, "ok": True, **result}

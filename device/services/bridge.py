@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from device.bridge import Bridge
+from device.clock import SYSTEM_CLOCK, Clock
 from device.config import Config
 from device.journal import ReadingJournal
 from device.modbus.client import client_factory
@@ -42,8 +43,12 @@ def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
     return dataclasses.replace(regmap, protocol=dataclasses.replace(regmap.protocol, **changes))
 
 
-async def run_bridge(cfg: Config, stop: asyncio.Event) -> None:
-    """The ``bridge`` service: the serial line, telemetry, commands and the watchdog."""
+async def run_bridge(cfg: Config, stop: asyncio.Event, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    """The ``bridge`` service: the serial line, telemetry, commands and the watchdog.
+
+    ``clock`` runs the bridge's loops (poll, flush, health, watchdog); the Modbus worker keeps
+    the system clock, because the line's gaps and timeouts are physical.
+    """
     regmap = line_protocol(cfg, load_map(cfg.inverter.map))
     worker = ModbusWorker(
         client_factory(cfg.inverter.port, regmap.protocol),
@@ -54,7 +59,8 @@ async def run_bridge(cfg: Config, stop: asyncio.Event) -> None:
     )
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store, worker:
         inverter = Inverter(regmap, worker, Limits.from_settings(cfg.inverter))
-        bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats, journal=ReadingJournal.beside(cfg.db_path))
+        bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats,
+                        journal=ReadingJournal.beside(cfg.db_path), clock=clock)
         log.info("bridge starting", map=regmap.family, port=cfg.inverter.port, device=cfg.device.id)
         await run_until(stop, bridge.run(), bridge.shutdown)
     log.info("bridge stopped")

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,22 @@ import aiomqtt
 import pytest
 
 from device import config as configuration
+from device.clock import SYSTEM_CLOCK, Clock
 from device.bridge import Watchdog
 from device.modbus.registermap import load_map
 from device.services.bridge import run_bridge
 from device.simulator import Simulator
 from tests.conftest import Broker, PtyPair
+from tests.simulated_clock import SimulatedClock
 
 DEVICE = "t1"
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait (real time) for an effect of real I/O: the simulator's state after a Modbus write."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -102,13 +111,15 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, **bridge: Any) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, clock: Clock = SYSTEM_CLOCK, **bridge: Any
+) -> AsyncIterator[Rig]:
     sim = Simulator(load_map("deye_hybrid_1p"), speed=600.0)
     await sim.serve_serial(pty_pair.b)
     cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, **bridge)
     stop = asyncio.Event()
     async with listening(mosquitto.port) as mqtt:
-        task = asyncio.create_task(run_bridge(cfg, stop))
+        task = asyncio.create_task(run_bridge(cfg, stop, clock=clock))
         try:
             await mqtt.wait_for(f"nattery/{DEVICE}/telemetry")
             yield Rig(sim, cfg, stop, task, mqtt)
@@ -248,27 +259,44 @@ async def test_installer_reads_and_writes_one_register(tmp_path: Path, pty_pair:
         assert read == {"id": "r1", "ok": True, "name": "max_charge_current", "value": 42}
 
 
+async def next_health(r: Rig, clock: SimulatedClock, predicate: Callable[[Any], bool]) -> Any:
+    """The first health report that satisfies ``predicate``, moving the bridge's time a health
+    interval at a time (health goes out once per interval of *its* clock)."""
+    for _ in range(20):
+        await clock.advance(r.cfg.bridge.health_interval_s)
+        with contextlib.suppress(TimeoutError):
+            return await r.mqtt.wait_for(f"nattery/{DEVICE}/health", predicate, timeout=1.0)
+    raise AssertionError("no health report satisfied the predicate")
+
+
 async def test_watchdog_returns_to_self_consumption(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
-    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=5) as r:
+    """On simulated time: the bridge's loops sleep on a clock that moves only when the test says."""
+    clock = SimulatedClock(auto=False)
+    async with rig(tmp_path, pty_pair, mosquitto, clock, watchdog_s=5) as r:
+        await until(lambda: r.sim.stats.functions.get(16, 0) >= 1)  # the start-up fallback was written
         assert (await r.mqtt.command("discharge", {"id": "d1", "power_w": 2000}))["ok"]
         assert r.sim.mode == "discharge"
         # refreshes keep it alive past the timeout …
         for i in range(4):
-            await asyncio.sleep(2)
+            await clock.advance(2)
             assert (await r.mqtt.command("refresh", {"id": f"f{i}"}))["mode"] == "discharge"
+        await clock.advance(4.9)  # just inside the 5 s since the last refresh
         assert r.sim.mode == "discharge"
         # … silence does not
-        health = await r.mqtt.wait_for(
-            f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["trips"] == 1, timeout=15
-        )
-        assert health["watchdog"]["mode"] == "self_consumption"
-        assert r.sim.mode == "self_consumption"
+        await clock.advance(0.6)
+        await until(lambda: r.sim.mode == "self_consumption")
+        health = await next_health(r, clock, lambda h: h["watchdog"]["trips"] == 1)
+        assert (health["watchdog"]["trips"], health["watchdog"]["mode"]) == (1, "self_consumption")
 
 
 async def test_hold_s_shortens_a_command_lifetime(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
-    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=600) as r:
+    clock = SimulatedClock(auto=False)
+    async with rig(tmp_path, pty_pair, mosquitto, clock, watchdog_s=600) as r:
+        await until(lambda: r.sim.stats.functions.get(16, 0) >= 1)  # the start-up fallback was written
         assert (await r.mqtt.command("charge", {"id": "h1", "power_w": 1000, "hold_s": 2}))["ok"]
-        await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["trips"] == 1)
+        await clock.advance(1.9)
+        assert r.sim.mode == "charge"
+        await next_health(r, clock, lambda h: h["watchdog"]["trips"] == 1)
         assert r.sim.mode == "self_consumption"
 
 
@@ -296,20 +324,20 @@ async def test_shutdown_returns_inverter_to_self_consumption(
         assert await r.mqtt.wait_for(f"nattery/{DEVICE}/status", lambda s: s == "offline") == "offline"
 
 
-def test_watchdog_lapses_only_after_timeout() -> None:
-    now = [0.0]
-    dog = Watchdog(10, clock=lambda: now[0])
+async def test_watchdog_lapses_only_after_timeout() -> None:
+    clock = SimulatedClock(auto=False)
+    dog = Watchdog(10, clock)
     assert dog.lapsed  # unknown inverter state until self_consumption was applied once
     dog.commanded("self_consumption", {}, None)
-    now[0] = 1e6
+    await clock.advance(1e6)
     assert not dog.lapsed  # the safe mode never lapses
     dog.commanded("charge", {"power_w": 1}, None)
-    now[0] += 9.9
+    await clock.advance(9.9)
     assert not dog.lapsed
     dog.refresh()
-    now[0] += 9.9
+    await clock.advance(9.9)
     assert not dog.lapsed
-    now[0] += 0.2
+    await clock.advance(0.2)
     assert dog.lapsed
 
 
