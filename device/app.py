@@ -19,7 +19,7 @@ import structlog
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
-from device.mqtt import MqttSession, NotConnected, Topics
+from device.mqtt import MqttSession, Topics
 from device.planning import Planning
 from device.prices.runtime import PricesApp
 from device.store import AsyncStore, Retention
@@ -27,27 +27,6 @@ from device.supervision import Job, TaskHealth, supervise
 from device.web.server import web_server
 
 log = structlog.get_logger(__name__)
-
-
-class RetainedPublisher:
-    """The app's own MQTT session for retained state (``prices``); re-sent after a broker restart."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.topics = Topics(cfg.mqtt.prefix, cfg.device.id)
-        self.session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app", on_connect=self._resend)
-        self._last: dict[str, Any] = {}
-
-    async def publish(self, topic: str, payload: Any) -> None:
-        self._last[topic] = payload
-        with contextlib.suppress(NotConnected):
-            await self.session.publish_json(topic, payload, retain=True, qos=1)
-
-    async def publish_prices(self, payload: dict[str, Any]) -> None:
-        await self.publish(self.topics.prices, payload)
-
-    async def _resend(self) -> None:
-        for topic, payload in self._last.items():
-            await self.session.publish_json(topic, payload, retain=True, qos=1)
 
 
 class _StatsHealth:
@@ -60,15 +39,21 @@ class _StatsHealth:
         return self.stats
 
 
-def background_jobs(store: AsyncStore, settings: EffectiveSettings) -> tuple[dict[str, Job], dict[str, Any]]:
+def background_jobs(
+    store: AsyncStore, settings: EffectiveSettings, session: MqttSession
+) -> tuple[dict[str, Job], dict[str, Any]]:
     """The app's background jobs by name, and the health sources they expose to the page."""
     cfg = settings.config  # prices and sync use sections the homeowner does not change
-    retained = RetainedPublisher(cfg)
-    prices = PricesApp(cfg, store, retained.publish_prices)
-    planning = Planning(settings, store)
+    topics = Topics(cfg.mqtt.prefix, cfg.device.id)
+
+    async def publish_prices(payload: dict[str, Any]) -> None:
+        await session.publish_retained(topics.prices, payload)
+
+    prices = PricesApp(cfg, store, publish_prices)
+    planning = Planning(settings, store, session)
     jobs: dict[str, Job] = {
         "housekeeping": store.housekeeping,
-        "mqtt": retained.session.run,
+        "mqtt": session.run,
         "prices": prices.run,
         "planning": planning.run,
     }
@@ -87,11 +72,12 @@ async def run_app(cfg: Config, stop: asyncio.Event) -> None:
     regmap = load_map(cfg.inverter.map)
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
         settings = await EffectiveSettings.open(cfg)  # one owner: the page writes, the rest read
-        jobs, health = background_jobs(store, settings)
+        session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app")  # the app's only one
+        jobs, health = background_jobs(store, settings, session)
         health["tasks"] = restarts = TaskHealth()
         tasks = [asyncio.create_task(supervise(name, job, record=restarts), name=name) for name, job in jobs.items()]
         try:
-            async with web_server(cfg, store, regmap, settings, health=health) as url:
+            async with web_server(cfg, store, regmap, settings, session, health=health) as url:
                 log.info("app running", url=url, jobs=sorted(jobs))
                 await stop.wait()
         finally:

@@ -116,10 +116,8 @@ class Bridge:
             cfg.mqtt,
             client_id=f"{cfg.device.id}-bridge",
             status_topic=self.topics.status,
-            subscriptions=(self.topics.cmd_all,),
-            on_message=self._on_message,
-            on_retained=self._on_retained,
         )
+        self.mqtt.route(self.topics.cmd_all, self._on_message, retained=self._on_retained)
         self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
         self.journal = journal
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
@@ -378,10 +376,8 @@ class Bridge:
     async def _discovery_once(self) -> None:
         if not self.cfg.mqtt.discovery_prefix:
             return
-        await self.mqtt.connected.wait()
         for topic, payload in discovery_messages(self.cfg, self.inverter.regmap, self.topics):
-            with contextlib.suppress(NotConnected):
-                await self.mqtt.publish_json(topic, payload, retain=True)
+            await self.mqtt.publish_retained(topic, payload, qos=0)
 
 
 def _optional_positive(value: Any, name: str) -> float | None:

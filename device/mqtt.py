@@ -1,11 +1,12 @@
 """MQTT plumbing shared by the bridge and the app: topics, a reconnecting session, the embedded broker.
 
-Topics live under ``<prefix>/<device_id>/`` (see ARCHITECTURE.md). :class:`MqttSession` keeps one
-aiomqtt client connected for the life of a process: it reconnects with a capped backoff after a
-broker restart, re-subscribes, re-publishes the retained ``status`` and hands every message to a
-callback — one that raises is logged and counted (``handler_errors``), never the end of the session,
-so no payload can cut a process off the broker. Publishing while the broker is away raises :class:`NotConnected` so callers decide
-whether a message is worth keeping (telemetry is in SQLite anyway).
+Topics live under ``<prefix>/<device_id>/`` (see the README's topic table). :class:`MqttSession`
+is a process's one aiomqtt client, connected for the life of the process: it reconnects with a
+capped backoff after a broker restart, re-subscribes every routed filter, re-publishes the
+retained state and hands each message to the handlers routed for its topic — one that raises is
+logged and counted (``handler_errors``), never the end of the session, so no payload can cut a
+process off the broker. Publishing while the broker is away raises :class:`NotConnected` so
+callers decide whether a message is worth keeping (telemetry is in SQLite anyway).
 """
 
 from __future__ import annotations
@@ -91,14 +92,32 @@ def dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
-class MqttSession:
-    """One long-lived, self-healing MQTT connection.
+@dataclass(frozen=True)
+class Route:
+    """Messages on ``topic_filter`` (MQTT wildcards ``+`` and ``#``) go to ``handler``; those the
+    broker replays from its retained store go to ``retained`` when given (a command published
+    with retain=true must not run again at every start)."""
 
-    ``status_topic`` gets a retained ``online`` on every (re)connect and is the LWT (``offline``);
-    ``on_connect`` runs after every (re)connect (to re-publish what a broker restart lost).
-    ``on_retained`` gets the messages the broker replays from its retained store (a command
-    published with retain=true would otherwise run again at every start); without it they go to
-    ``on_message`` like any other.
+    topic_filter: str
+    handler: Handler
+    retained: Handler | None = None
+
+    def handler_for(self, topic: aiomqtt.Topic, retain: bool) -> Handler | None:
+        if not topic.matches(self.topic_filter):
+            return None
+        return self.retained if retain and self.retained is not None else self.handler
+
+
+class MqttSession:
+    """The one long-lived, self-healing MQTT connection of a process, with a topic router.
+
+    Parts of the process register what they listen to with :meth:`route` (each filter is
+    subscribed once, however many parts want it, and again after every reconnect) and publish
+    through the session. A handler that raises is logged and counted (``handler_errors``); the
+    other handlers still get the message and the session goes on. ``status_topic`` gets a
+    retained ``online`` on every (re)connect and is the LWT (``offline``); what is published with
+    :meth:`publish_retained` is published again after a reconnect, so a broker restarted without
+    its retained store gets it back.
     """
 
     def __init__(
@@ -107,25 +126,47 @@ class MqttSession:
         *,
         client_id: str,
         status_topic: str | None = None,
-        subscriptions: tuple[str, ...] = (),
-        on_message: Handler | None = None,
-        on_connect: Callable[[], Awaitable[None]] | None = None,
-        on_retained: Handler | None = None,
         reconnect_max_s: float = 30.0,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
         self.status_topic = status_topic
-        self.subscriptions = subscriptions
-        self.on_message = on_message
-        self.on_connect = on_connect
-        self.on_retained = on_retained
         self.reconnect_max_s = reconnect_max_s
+        self.routes: list[Route] = []
+        self._retained: dict[str, bytes] = {}
         self._client: aiomqtt.Client | None = None
+        self._subscribing: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.connects = 0
         self.disconnects = 0
         self.handler_errors = 0
+
+    def route(self, topic_filter: str, handler: Handler, *, retained: Handler | None = None) -> None:
+        """Send messages on ``topic_filter`` to ``handler`` (and replayed retained ones to
+        ``retained`` when given) from now on; subscribes at once when connected."""
+        new = all(r.topic_filter != topic_filter for r in self.routes)
+        self.routes.append(Route(topic_filter, handler, retained))
+        client = self._client
+        if new and client is not None and self.connected.is_set():
+            task = asyncio.create_task(self._subscribe_late(client, topic_filter))
+            self._subscribing.add(task)
+            task.add_done_callback(self._subscribing.discard)
+
+    @property
+    def topic_filters(self) -> list[str]:
+        """Every routed filter once, in the order first routed."""
+        return list(dict.fromkeys(r.topic_filter for r in self.routes))
+
+    async def _subscribe_late(self, client: aiomqtt.Client, topic_filter: str) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # lost meanwhile: the reconnect subscribes
+            await client.subscribe(topic_filter, qos=1)
+
+    async def publish_retained(self, topic: str, payload: Any, *, qos: int = 1) -> None:
+        """Publish ``payload`` (JSON) retained now if connected, and again after every reconnect."""
+        data = dumps(payload)
+        self._retained[topic] = data
+        with contextlib.suppress(NotConnected):
+            await self.publish(topic, data, retain=True, qos=qos)
 
     async def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 0) -> None:
         client = self._client
@@ -162,14 +203,14 @@ class MqttSession:
             try:
                 async with client:
                     self._client = client
-                    for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=1)
+                    for topic_filter in self.topic_filters:
+                        await client.subscribe(topic_filter, qos=1)
                     if self.status_topic:
                         await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    for topic, data in list(self._retained.items()):
+                        await client.publish(topic, data, qos=1, retain=True)
                     self.connects += 1
                     self.connected.set()
-                    if self.on_connect is not None:
-                        await self.on_connect()
                     backoff.reset()
                     log.info("mqtt connected" if not was_lost else "mqtt reconnected",
                              host=self.settings.host or "127.0.0.1", port=self.settings.port)
@@ -187,16 +228,17 @@ class MqttSession:
             await asyncio.sleep(backoff.next())
 
     async def _deliver(self, message: aiomqtt.Message) -> None:
-        handler = self.on_retained if message.retain and self.on_retained is not None else self.on_message
-        if handler is None:
+        handlers = [h for r in self.routes if (h := r.handler_for(message.topic, message.retain)) is not None]
+        if not handlers:
             return
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        try:
-            await handler(message.topic.value, payload)
-        except Exception as exc:  # noqa: BLE001 — one message must never end the session
-            self.handler_errors += 1
-            log.error("mqtt message handler failed", topic=message.topic.value, error=repr(exc)[:500],
-                      client=self.client_id)
+        for handler in handlers:
+            try:
+                await handler(message.topic.value, payload)
+            except Exception as exc:  # noqa: BLE001 — one message must never end the session
+                self.handler_errors += 1
+                log.error("mqtt message handler failed", topic=message.topic.value, error=repr(exc)[:500],
+                          client=self.client_id, handler=getattr(handler, "__qualname__", repr(handler)))
 
     async def close(self, final_status: bytes | None = b"offline") -> None:
         """Publish a last retained status (a clean shutdown is not an LWT) before cancelling ``run``."""

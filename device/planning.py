@@ -30,7 +30,7 @@ from device.forecast.load import forecast_load, standard_profile_w
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.home.effective import EffectiveSettings
 from device.home.settings import Override
-from device.mqtt import NotConnected, Topics
+from device.mqtt import MqttSession, NotConnected, Topics
 from device.plan.lp import Solver
 from device.plan.model import SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules
 from device.plan.schedule import plan
@@ -308,42 +308,28 @@ def _hold_hours(values: np.ndarray) -> np.ndarray:
 
 
 class Planning:
-    """The planner, controller and daily settlement as one app job with one MQTT session.
+    """The planner, controller and daily settlement as one app job, on the app's MQTT session.
 
-    Wire into the app: ``jobs["planning"] = Planning(settings, store).run`` and
-    ``health["planning"] = planning`` (it has ``health()``).
+    Wire into the app: ``jobs["planning"] = Planning(settings, store, session).run`` and
+    ``health["planning"] = planning`` (it has ``health()``); the app runs the session.
     """
 
-    def __init__(self, settings: EffectiveSettings, store: AsyncStore) -> None:
-        from device.mqtt import MqttSession
-
+    def __init__(self, settings: EffectiveSettings, store: AsyncStore, session: MqttSession) -> None:
         cfg = settings.config
         topics = Topics(cfg.mqtt.prefix, cfg.device.id)
         self.settings = settings
         self.store = store
-        self.session = MqttSession(
-            cfg.mqtt,
-            client_id=f"{cfg.device.id}-planner",
-            subscriptions=(topics.cmd_result, topics.telemetry, topics.cmd("dr_event")),
-            on_message=self._route,
-            on_retained=self._route_retained,
-        )
-        self.controller = Controller(topics, self.session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
-        self.service = PlanningService(settings, store, self.controller, publish=self.session.publish_json)
-
-    async def _route(self, topic: str, payload: bytes) -> None:
-        await self.controller.on_message(topic, payload)
-        await self.service.on_message(topic, payload)
-
-    async def _route_retained(self, topic: str, payload: bytes) -> None:
-        await self.controller.on_message(topic, payload)
-        await self.service.on_retained(topic, payload)
+        self.session = session
+        self.controller = Controller(topics, session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
+        self.service = PlanningService(settings, store, self.controller, publish=session.publish_json)
+        for topic in (topics.cmd_result, topics.telemetry):
+            session.route(topic, self.controller.on_message)
+        session.route(topics.cmd("dr_event"), self.service.on_message, retained=self.service.on_retained)
 
     async def run(self) -> None:
         from device.accounting import settlement_loop
 
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.session.run(), name="planning-mqtt")
             await self.session.connected.wait()
             group.create_task(self.controller.run(), name="controller")
             group.create_task(self.service.run(), name="planner")

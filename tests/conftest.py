@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from common import logs
+from device.mqtt import MqttSession
 from device.ports import free_port, wait_for_port
+
+
+@contextlib.asynccontextmanager
+async def session_running(session: MqttSession, timeout_s: float = 10.0) -> AsyncIterator[MqttSession]:
+    """Run ``session`` (as a process's owner would) until the block ends; connected on entry."""
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(session.connected.wait(), timeout_s)
+        yield session
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The web page's line to the bridge over MQTT: live telemetry, bridge status and health, commands.
 
-One :class:`~device.mqtt.MqttSession` subscribed to ``telemetry``, ``status``, ``health`` and
-``cmd/result``; implements :class:`~device.web.deps.TelemetrySource`,
+Routes ``telemetry``, ``status``, ``health`` and ``cmd/result`` on the process's one
+:class:`~device.mqtt.MqttSession` (whoever owns the session runs it); implements :class:`~device.web.deps.TelemetrySource`,
 :class:`~device.web.deps.CommandSender` (through :class:`~device.mqtt.CommandChannel`, so
 concurrent commands from several browsers never receive each other's answers) and
 :class:`~device.web.deps.HealthSource`.
@@ -21,10 +21,8 @@ import structlog
 
 from common.utc import parse_utc
 from device.commands import loads
-from device.config import MqttSettings
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
-from device.supervision import TaskHealth, supervise
 from device.web.deps import CommandResult
 
 log = structlog.get_logger(__name__)
@@ -66,34 +64,18 @@ def parse_telemetry(payload: bytes) -> Reading:
 
 
 class BridgeLink:
-    """Use as ``async with BridgeLink(cfg.mqtt, topics) as link:``; reconnects on its own."""
+    """The bridge as the web page sees it, over ``session`` (the app's)."""
 
-    def __init__(self, settings: MqttSettings, topics: Topics, client_id: str = "nattery-web") -> None:
+    def __init__(self, session: MqttSession, topics: Topics) -> None:
         self.topics = topics
-        self.session = MqttSession(
-            settings,
-            client_id=f"{client_id}-{secrets.token_hex(3)}",
-            subscriptions=(topics.telemetry, topics.status, topics.health, topics.cmd_result),
-            on_message=self._on_message,
-        )
+        self.session = session
+        for topic in (topics.telemetry, topics.status, topics.health, topics.cmd_result):
+            session.route(topic, self._on_message)
         self._latest: Reading | None = None
         self._online: bool | None = None
         self._health: dict[str, Any] = {}
         self._listeners: list[Callable[[Reading], None]] = []
         self.commands = CommandChannel(topics, self.session.publish_json, "web")
-        self._task: asyncio.Task[None] | None = None
-        self.tasks = TaskHealth()
-
-    async def __aenter__(self) -> BridgeLink:
-        self._task = asyncio.create_task(supervise("bridge-link", self.session.run, backoff_max_s=5.0,
-                                                   record=self.tasks))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(self.session.connected.wait(), timeout_s)
@@ -113,7 +95,7 @@ class BridgeLink:
     def health(self) -> Mapping[str, Any]:
         return {
             "online": self._online, "mqtt_connected": self.session.connected.is_set(), **self._health,
-            "link": {"handler_errors": self.session.handler_errors, "tasks": self.tasks.health()},
+            "link": {"handler_errors": self.session.handler_errors},
         }
 
     # --- CommandSender -----------------------------------------------------------------

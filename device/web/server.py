@@ -1,11 +1,11 @@
 """Serving the page inside ``nattery app`` / ``nattery run``: one call for the process composer.
 
-    async with web_server(cfg, store, regmap, settings, health={"sync": syncer}) as url:
+    async with web_server(cfg, store, regmap, settings, session, health={"sync": syncer}) as url:
         ...  # serve until stopped
 
-It connects a :class:`~device.web.bridge_link.BridgeLink` to the broker (live telemetry, bridge
-status and health, commands), builds the app and serves it on ``cfg.web.host``/``cfg.web.port``
-(port 0 picks a free one; ``url`` says which).
+It routes a :class:`~device.web.bridge_link.BridgeLink` on the app's MQTT session (live
+telemetry, bridge status and health, commands), builds the app and serves it on
+``cfg.web.host``/``cfg.web.port`` (port 0 picks a free one; ``url`` says which).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from device.config import Config
 from device.modbus.mapmodel import RegisterMap
-from device.mqtt import Topics
+from device.mqtt import MqttSession, Topics
 from device.store import AsyncStore
 from device.web.app import create_app
 from device.web.bridge_link import BridgeLink
@@ -40,24 +40,25 @@ def web_deps(
 
 @contextlib.asynccontextmanager
 async def web_server(
-    cfg: Config, store: AsyncStore, regmap: RegisterMap, settings: EffectiveSettings,
+    cfg: Config, store: AsyncStore, regmap: RegisterMap, settings: EffectiveSettings, session: MqttSession,
     health: Mapping[str, HealthSource] | None = None,
 ) -> AsyncIterator[str]:
     """Serve the page until the block exits; yields the URL it listens on.
 
     ``settings`` is the effective configuration shared with the planner and settlement in the same
-    process: a change on the page reaches them at once, without a restart.
+    process: a change on the page reaches them at once, without a restart. ``session`` is the
+    app's MQTT session; the caller runs it.
     """
-    async with BridgeLink(cfg.mqtt, Topics(cfg.mqtt.prefix, cfg.device.id), f"{cfg.device.id}-web") as link:
-        deps = web_deps(cfg, store, regmap, link, settings, health)
-        runner = web.AppRunner(create_app(cfg, deps), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, cfg.web.host, cfg.web.port)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-            log.info("web page listening", url=url)
-            yield url
-        finally:
-            await runner.cleanup()
+    link = BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
+    deps = web_deps(cfg, store, regmap, link, settings, health)
+    runner = web.AppRunner(create_app(cfg, deps), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, cfg.web.host, cfg.web.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        log.info("web page listening", url=url)
+        yield url
+    finally:
+        await runner.cleanup()

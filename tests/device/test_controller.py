@@ -13,7 +13,7 @@ import numpy as np
 from device.controller import Controller
 from device.mqtt import MqttSession, Topics
 from device.plan.model import SLOT_S, Plan, Setpoint
-from tests.conftest import Broker, PtyPair
+from tests.conftest import Broker, PtyPair, session_running
 from tests.device.test_bridge import DEVICE, Rig, rig
 
 
@@ -30,16 +30,11 @@ def make_plan(start: int, setpoints: list[Setpoint]) -> Plan:
 @contextlib.asynccontextmanager
 async def controlling(r: Rig, clock: Callable[[], float] = time.time) -> AsyncIterator[Controller]:
     topics = Topics(r.cfg.mqtt.prefix, DEVICE)
-    holder: list[Controller] = []
-
-    async def route(topic: str, payload: bytes) -> None:
-        await holder[0].on_message(topic, payload)
-
-    session = MqttSession(r.cfg.mqtt, client_id=f"{DEVICE}-app", subscriptions=(topics.cmd_result, topics.telemetry),
-                          on_message=route)
+    session = MqttSession(r.cfg.mqtt, client_id=f"{DEVICE}-app")
     ctl = Controller(topics, session.publish_json, watchdog_s=r.cfg.bridge.watchdog_s, clock=clock,
                      result_timeout_s=5, telemetry_timeout_s=10)
-    holder.append(ctl)
+    for topic in (topics.cmd_result, topics.telemetry):
+        session.route(topic, ctl.on_message)
     mqtt_task = asyncio.create_task(session.run())
     await session.connected.wait()
     task = asyncio.create_task(ctl.run())
@@ -131,17 +126,19 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
                   for h in range(12)]
         async with AsyncStore(r.cfg.db_path) as store:
             await store.call(lambda s: s.db.table("prices").insert_all(prices))  # type: ignore[arg-type]
-            planning = Planning(await EffectiveSettings.open(r.cfg), store)
-            task = asyncio.create_task(planning.run())
-            try:
-                await until(lambda: r.sim.mode == "charge", timeout=30)
-                await until(lambda: planning.controller.stats.last_action == "charge")
-                stored = await store.call(Store.latest_plan)
-                assert stored is not None and stored["slots"][0]["action"] == "charge"
-                plan = await r.mqtt.wait_for(f"nattery/{DEVICE}/plan")
-                assert plan["slots"][0]["action"] == "charge"
-                assert planning.health()["planner"]["replans"] >= 1
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            session = MqttSession(r.cfg.mqtt, client_id=f"{DEVICE}-app")
+            planning = Planning(await EffectiveSettings.open(r.cfg), store, session)
+            async with session_running(session):
+                task = asyncio.create_task(planning.run())
+                try:
+                    await until(lambda: r.sim.mode == "charge", timeout=30)
+                    await until(lambda: planning.controller.stats.last_action == "charge")
+                    stored = await store.call(Store.latest_plan)
+                    assert stored is not None and stored["slots"][0]["action"] == "charge"
+                    plan = await r.mqtt.wait_for(f"nattery/{DEVICE}/plan")
+                    assert plan["slots"][0]["action"] == "charge"
+                    assert planning.health()["planner"]["replans"] >= 1
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task

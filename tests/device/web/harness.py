@@ -34,6 +34,7 @@ from device.web import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.model import day_bounds
 from device.web.server import web_deps
+from tests.conftest import session_running
 
 
 @dataclass
@@ -53,10 +54,8 @@ class StandInBridge:
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.cfg.mqtt.prefix, self.cfg.device.id)
-        self.session = MqttSession(
-            self.cfg.mqtt, client_id="standin-bridge", status_topic=self.topics.status,
-            subscriptions=(self.topics.cmd_all,), on_message=self._on_message,
-        )
+        self.session = MqttSession(self.cfg.mqtt, client_id="standin-bridge", status_topic=self.topics.status)
+        self.session.route(self.topics.cmd_all, self._on_message)
         for reg in self.regmap.registers.values():
             self.registers[reg.name] = reg.min if reg.min is not None else 0.0
 
@@ -133,8 +132,9 @@ async def web_stack(cfg: Config) -> AsyncIterator[WebStack]:
     bridge = StandInBridge(cfg, regmap)
     bridge_task = asyncio.create_task(bridge.run())
     try:
-        async with AsyncStore(cfg.db_path) as store, BridgeLink(cfg.mqtt, bridge.topics) as link:
-            await link.wait_connected()
+        session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app")
+        link = BridgeLink(session, bridge.topics)
+        async with AsyncStore(cfg.db_path) as store, session_running(session):
             settings = await EffectiveSettings.open(cfg)
             app = create_app(cfg, web_deps(cfg, store, regmap, link, settings))
             yield WebStack(cfg, app, bridge, link, store, settings)
