@@ -39,6 +39,7 @@ OTHER_ACTIONS = ("refresh", "read_register", "write_register")
 APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
+REGISTER_COMMANDS_PER_CYCLE = 8  # read/write_register per telemetry poll; the rest is refused as busy
 TASK_BACKOFF_MAX_S = 5.0  # a failed bridge task (the watchdog among them) is back within seconds
 
 
@@ -120,6 +121,7 @@ class Bridge:
         self.mqtt.route(self.topics.cmd_all, self._on_message, retained=self._on_retained)
         self._buffer: deque[Reading] = deque(maxlen=MAX_BUFFERED)
         self.journal = journal
+        self._register_commands = 0  # since the last telemetry poll
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,7 +130,7 @@ class Bridge:
         self.counters: dict[str, int] = {
             "polls": 0, "poll_failures": 0, "readings_written": 0, "readings_dropped": 0,
             "store_errors": 0, "commands": 0, "commands_failed": 0, "readings_recovered": 0,
-            "journal_errors": 0,
+            "journal_errors": 0, "register_commands_refused": 0,
         }
         self.last_poll: float | None = None
         self.started_at = clock.time()
@@ -190,11 +192,13 @@ class Bridge:
     async def poll_once(self) -> Snapshot | None:
         try:
             snapshot = await self.inverter.read_telemetry()
+            self._register_commands = 0  # telemetry had its turn: a new share for register commands
         except Exception as exc:  # noqa: BLE001 — a failed poll is a state, reported on health
             self.counters["poll_failures"] += 1
             if self.counters["poll_failures"] == 1 or self.latest is not None:
                 log.warning("telemetry poll failed", error=str(exc))
             self.latest = None
+            self._register_commands = 0
             return None
         self.counters["polls"] += 1
         self.last_poll = snapshot.ts
@@ -361,17 +365,28 @@ class Bridge:
         if action == "read_register":
             name = _register_name(args, self.inverter.regmap)
             _no_extra(action, args, "name")
+            self._take_register_share(action)
             values = await self.inverter.read_registers([name])
             return {"name": name, "value": values.get(name)}
         if action == "write_register":
             name = _register_name(args, self.inverter.regmap)
             value = number(args.get("value"), "write_register: 'value'")
             _no_extra(action, args, "name", "value")
+            self._take_register_share(action)
             applied_at = await self.inverter.write_register(name, value)
             log.info("register written", name=name, value=args["value"])
             return {"name": name, "value": args["value"], "applied_at": format_utc(applied_at.timestamp())}
         allowed = ", ".join(CONTROL_ACTIONS + OTHER_ACTIONS)
         raise BadCommand(f"unknown action {action!r}; allowed: {allowed}")
+
+    def _take_register_share(self, action: str) -> None:
+        """Register commands outrank telemetry on the line; a flood of them must not stop it."""
+        if self._register_commands >= REGISTER_COMMANDS_PER_CYCLE:
+            self.counters["register_commands_refused"] += 1
+            raise BadCommand(
+                f"{action}: busy, {REGISTER_COMMANDS_PER_CYCLE} register commands already in this telemetry "
+                f"cycle (every {self.cfg.inverter.poll_interval_s:g} s); retry after the next telemetry")
+        self._register_commands += 1
 
     async def _discovery_once(self) -> None:
         if not self.cfg.mqtt.discovery_prefix:

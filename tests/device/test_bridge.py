@@ -251,6 +251,43 @@ async def test_a_retained_command_is_refused_answered_and_cleared(
         assert not [t for t, _ in late.messages if t.endswith("/cmd/discharge")]
 
 
+async def test_a_flood_of_register_reads_does_not_stop_telemetry(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    """500 read_register commands once stopped telemetry for 30 s: register commands outrank
+    telemetry on the line, so each telemetry cycle admits only a share of them."""
+    from device.bridge import REGISTER_COMMANDS_PER_CYCLE
+
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        telemetry, result = f"nattery/{DEVICE}/telemetry", f"nattery/{DEVICE}/cmd/result"
+        start = len(r.mqtt.messages)
+        await asyncio.gather(*(r.mqtt.client.publish(f"nattery/{DEVICE}/cmd/read_register",
+                                                      json.dumps({"id": f"q{i}", "name": "battery_soc"}), qos=1)
+                               for i in range(500)))
+        await r.mqtt.wait_for(result, lambda p: p.get("id") == "q499", timeout=60, since=start)
+        await r.mqtt.wait_for(result, lambda p: p.get("ok") is True, since=start)
+        # every command answered; those beyond the share refused with the reason
+        async with asyncio.timeout(60):
+            while len({p["id"] for t, p in r.mqtt.messages[start:] if t == result}) < 500:
+                r.mqtt.new.clear()
+                await r.mqtt.new.wait()
+        replies = [p for t, p in r.mqtt.messages[start:] if t == result]
+        served = [p for p in replies if p["ok"]]
+        refused = [p for p in replies if not p["ok"]]
+        # telemetry went on between the served reads: never more than one share without a poll
+        run = 0
+        for t, p in r.mqtt.messages[start:]:
+            if t == telemetry:
+                run = 0
+            elif t == result and p.get("ok"):
+                run += 1
+                assert run <= 2 * REGISTER_COMMANDS_PER_CYCLE, "telemetry starved by register reads"
+        assert all("busy" in p["error"] and "retry after the next telemetry" in p["error"] for p in refused)
+        assert served and all(p["value"] is not None for p in served)
+        await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["register_commands_refused"] == len(refused),
+                              since=start)
+
+
 async def test_installer_reads_and_writes_one_register(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
     async with rig(tmp_path, pty_pair, mosquitto) as r:
         wrote = await r.mqtt.command("write_register", {"id": "w1", "name": "max_charge_current", "value": 42})
