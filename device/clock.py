@@ -8,8 +8,12 @@ themselves; production passes :data:`SYSTEM_CLOCK`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -40,3 +44,24 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result if it completes within ``seconds`` on ``clock``, else TimeoutError.
+
+    :func:`asyncio.wait_for` on ``clock``'s time: on a timeout the awaitable is cancelled and
+    waited for (a ``Condition.wait`` holds its lock again when this returns).
+    """
+    task = asyncio.ensure_future(awaitable)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait((task, timer), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise TimeoutError(f"not done within {seconds:g} s")
+    return task.result()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import structlog
 
 from common.backoff import Backoff
+from device.clock import SYSTEM_CLOCK, Clock, within
 from device.commands import loads
 from device.mqtt import CommandChannel, NotConnected, Topics
 from device.plan.model import SLOT_S, Plan, Setpoint
@@ -88,7 +88,7 @@ class Controller:
         publish: Publish,
         *,
         watchdog_s: float = 120.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         result_timeout_s: float = RESULT_TIMEOUT_S,
         telemetry_timeout_s: float = TELEMETRY_TIMEOUT_S,
     ) -> None:
@@ -143,7 +143,7 @@ class Controller:
         """Apply setpoints at slot boundaries and keep the watchdog fed; runs until cancelled."""
         while True:
             self._wake.clear()  # a plan arriving from here on wakes the next sleep at once
-            now = self.clock()
+            now = self.clock.time()
             slot = int(now // SLOT_S) * SLOT_S
             wanted = self._wanted(now)
             retry = self._given_up != (slot, wanted)  # a failed setpoint waits for the next slot or plan
@@ -160,9 +160,9 @@ class Controller:
         return setpoint
 
     async def _sleep_until(self, boundary: float, refresh_every: float) -> None:
-        delay = max(min(boundary - self.clock(), refresh_every), 0.0)
+        delay = max(min(boundary - self.clock.time(), refresh_every), 0.0)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            await within(self.clock, delay, self._wake.wait())
 
     async def _apply(self, setpoint: Setpoint, slot: int, now: float) -> None:
         if self._active_slot is not None and self._active_slot != slot:
@@ -179,7 +179,7 @@ class Controller:
                 log.warning("setpoint failed", action=setpoint.action, attempt=attempt + 1, error=str(exc))
                 if attempt < RETRIES:
                     self.stats.retries += 1
-                    await asyncio.sleep(RETRY_PAUSES.delay(attempt + 1))
+                    await self.clock.sleep(RETRY_PAUSES.delay(attempt + 1))
         self._active = None
         self._given_up = (slot, setpoint)
         if setpoint != SAFE:
@@ -219,7 +219,7 @@ class Controller:
             self._wake.set()
 
     def _hold_s(self, slot: int) -> float:
-        return round(max(slot + SLOT_S - self.clock(), 0.0) + HOLD_MARGIN_S, 1)
+        return round(max(slot + SLOT_S - self.clock.time(), 0.0) + HOLD_MARGIN_S, 1)
 
     async def _send(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -234,17 +234,17 @@ class Controller:
 
     async def _telemetry_shows(self, action: str, seen: int) -> bool:
         """Wait for telemetry newer than the command (``seen``) that reports the commanded mode."""
-        deadline = time.monotonic() + self.telemetry_timeout_s
+        deadline = self.clock.monotonic() + self.telemetry_timeout_s
         async with self._telemetry:
             while True:
                 data = self._last_telemetry
                 if self._telemetry_seq > seen and data is not None and data.get("mode") == action:
                     return True
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     return False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._telemetry.wait(), remaining)
+                    await within(self.clock, remaining, self._telemetry.wait())
 
     def health(self) -> dict[str, Any]:
         """Figures for ``health`` and the web page."""
@@ -255,5 +255,5 @@ class Controller:
             "active_power_w": None if active is None else active.power_w,
             "plan_created_at": None if self.plan is None else self.plan.created_at,
             "plan_slots": 0 if self.plan is None else len(self.plan.ts),
-            "next_boundary_in_s": round(SLOT_S - self.clock() % SLOT_S, 1),
+            "next_boundary_in_s": round(SLOT_S - self.clock.time() % SLOT_S, 1),
         }

@@ -57,20 +57,26 @@ class SimulatedClock:
         """Move time ``seconds`` ahead, waking each sleeper due on the way in deadline order and
         letting it run before the next one (a loop that sleeps again inside the span wakes again)."""
         target = self._monotonic + seconds
-        while self._sleepers and self._sleepers[0][0] <= target:
+        while (deadline := self._next_deadline()) is not None and deadline <= target:
             self._wake_next()
             await settle()
         self._monotonic = max(self._monotonic, target)
         await settle()
 
     async def _drive(self) -> None:
-        while self._sleepers:
+        while self._next_deadline() is not None:
             await settle()
-            if self._sleepers:
+            if self._next_deadline() is not None:
                 self._wake_next()
+
+    def _next_deadline(self) -> float | None:
+        """The earliest deadline of a sleeper still waiting (cancelled ones are dropped: a
+        timeout that did not fire must not move time)."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        return self._sleepers[0][0] if self._sleepers else None
 
     def _wake_next(self) -> None:
         deadline, _, future = heapq.heappop(self._sleepers)
         self._monotonic = max(self._monotonic, deadline)
-        if not future.done():  # a cancelled sleeper just leaves its slot
-            future.set_result(None)
+        future.set_result(None)

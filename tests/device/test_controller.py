@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from device.clock import SYSTEM_CLOCK, Clock, SystemClock
 from device.controller import Controller
 from device.mqtt import MqttSession, Topics
 from device.plan.model import SLOT_S, Plan, Setpoint
 from tests.conftest import Broker, PtyPair, session_running
 from tests.device.test_bridge import DEVICE, Rig, rig
+from tests.simulated_clock import SimulatedClock
 
 
 def make_plan(start: int, setpoints: list[Setpoint]) -> Plan:
@@ -27,8 +31,18 @@ def make_plan(start: int, setpoints: list[Setpoint]) -> Plan:
     )
 
 
+class ShiftedClock(SystemClock):
+    """The system clock with the wall time moved by ``offset`` seconds (to just before a boundary)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
 @contextlib.asynccontextmanager
-async def controlling(r: Rig, clock: Callable[[], float] = time.time) -> AsyncIterator[Controller]:
+async def controlling(r: Rig, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Controller]:
     topics = Topics(r.cfg.mqtt.prefix, DEVICE)
     session = MqttSession(r.cfg.mqtt, client_id=f"{DEVICE}-app")
     ctl = Controller(topics, session.publish_json, watchdog_s=r.cfg.bridge.watchdog_s, clock=clock,
@@ -88,7 +102,7 @@ async def test_the_next_slot_starts_within_five_seconds(
     real_slot = int(time.time() // SLOT_S) * SLOT_S
     async with rig(tmp_path, pty_pair, mosquitto) as r:
         offset = real_slot + SLOT_S - 3.0 - time.time()
-        async with controlling(r, clock=lambda: time.time() + offset) as ctl:
+        async with controlling(r, clock=ShiftedClock(offset)) as ctl:
             await ctl.set_plan(make_plan(real_slot, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
             await until(lambda: r.sim.mode == "discharge" and abs(r.sim.mode_params["power_w"] - 1500) < 50, 15)
             assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0

@@ -24,11 +24,23 @@ DAY0 = int(datetime(2024, 5, 31, 22, tzinfo=UTC).timestamp())  # local midnight
 
 
 class Clock:
+    """Time the test sets (``t``): the planning service calls it, the controller uses it as its Clock."""
+
     def __init__(self, t: float) -> None:
         self.t = t
 
     def __call__(self) -> float:
         return self.t
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.0)
+        await asyncio.sleep(0)
 
 
 def cfg(tmp_path: Path) -> configuration.Config:
