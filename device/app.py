@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
+from common.utc import format_utc
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
@@ -24,6 +27,7 @@ from device.planning import Planning
 from device.prices.runtime import PricesApp
 from device.store import AsyncStore, Retention
 from device.supervision import Job, TaskHealth, supervise
+from device.web.deps import HealthSource
 from device.web.server import web_server
 
 log = structlog.get_logger(__name__)
@@ -39,10 +43,25 @@ class _StatsHealth:
         return self.stats
 
 
+async def publish_health(
+    session: MqttSession, topic: str, sources: Mapping[str, HealthSource], interval_s: float
+) -> None:
+    """The app's health (prices' freshness, the planner's compromises, the controller's fallbacks,
+    the sync backlog, the jobs' states) retained on ``topic`` every ``interval_s``."""
+    while True:
+        payload = {"ts": format_utc(), **{name: dict(source.health()) for name, source in sources.items()}}
+        try:
+            await session.publish_retained(topic, payload, qos=0)
+        except (TypeError, ValueError) as exc:  # a figure JSON cannot carry: say so, keep going
+            log.error("app health not published", error=str(exc)[:300])
+        await asyncio.sleep(interval_s)
+
+
 def background_jobs(
-    store: AsyncStore, settings: EffectiveSettings, session: MqttSession
+    store: AsyncStore, settings: EffectiveSettings, session: MqttSession, tasks: TaskHealth
 ) -> tuple[dict[str, Job], dict[str, Any]]:
-    """The app's background jobs by name, and the health sources they expose to the page."""
+    """The app's background jobs by name, and the health sources they expose to the page and
+    publish on ``health/app`` (``tasks``: the jobs' own states, as :func:`supervise` records them)."""
     cfg = settings.config  # prices and sync use sections the homeowner does not change
     topics = Topics(cfg.mqtt.prefix, cfg.device.id)
 
@@ -64,6 +83,8 @@ def background_jobs(
         syncer = SyncClient(cfg, store)
         jobs["sync"] = syncer.run
         health["sync"] = _StatsHealth(syncer.stats)
+    health["tasks"] = tasks
+    jobs["health"] = functools.partial(publish_health, session, topics.app_health, health, cfg.bridge.health_interval_s)
     return jobs, health
 
 
@@ -73,8 +94,8 @@ async def run_app(cfg: Config, stop: asyncio.Event) -> None:
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
         settings = await EffectiveSettings.open(cfg)  # one owner: the page writes, the rest read
         session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app")  # the app's only one
-        jobs, health = background_jobs(store, settings, session)
-        health["tasks"] = restarts = TaskHealth()
+        restarts = TaskHealth()
+        jobs, health = background_jobs(store, settings, session, restarts)
         tasks = [asyncio.create_task(supervise(name, job, record=restarts), name=name) for name, job in jobs.items()]
         try:
             async with web_server(cfg, store, regmap, settings, session, health=health) as url:

@@ -61,6 +61,11 @@ class Topics:
         return f"{self.base}/health"
 
     @property
+    def app_health(self) -> str:
+        """The app's health (the bridge's is ``health``)."""
+        return f"{self.base}/health/app"
+
+    @property
     def plan(self) -> str:
         return f"{self.base}/plan"
 

@@ -1,9 +1,9 @@
 """Long-running tasks that come back after a failure, and say so on ``health``.
 
 :func:`supervise` restarts a job after a crash with a capped, doubling pause; a job that ran for a
-good while before failing starts again from the shortest pause. :class:`TaskHealth` records every
-restart and the last error so the ``health`` payloads show a task that keeps failing instead of
-hiding it behind the restarts.
+good while before failing starts again from the shortest pause. :class:`TaskHealth` records each
+task's state (running, restarting after a crash, done), its restarts and the last error, so the
+``health`` payloads show a task that keeps failing instead of hiding it behind the restarts.
 """
 
 from __future__ import annotations
@@ -24,18 +24,21 @@ Job = Callable[[], Awaitable[None]]
 
 @dataclass
 class TaskHealth:
-    """Restarts and the last error of each supervised task, by name."""
+    """State (``running``, ``restarting``, ``done``), restarts and the last error of each
+    supervised task, by name."""
 
+    state: dict[str, str] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     last_error: dict[str, str] = field(default_factory=dict)
 
     def failed(self, name: str, exc: BaseException) -> None:
+        self.state[name] = "restarting"
         self.restarts[name] = self.restarts.get(name, 0) + 1
         self.last_error[name] = repr(exc)[:300]
 
     def health(self) -> dict[str, Any]:
-        return {name: {"restarts": count, "last_error": self.last_error.get(name)}
-                for name, count in sorted(self.restarts.items())}
+        return {name: {"state": state, "restarts": self.restarts.get(name, 0), "last_error": self.last_error.get(name)}
+                for name, state in sorted(self.state.items())}
 
 
 async def supervise(
@@ -45,8 +48,12 @@ async def supervise(
     backoff = Backoff(min(1.0, backoff_max_s), backoff_max_s)
     while True:
         started = asyncio.get_running_loop().time()
+        if record is not None:
+            record.state[name] = "running"
         try:
             await job()
+            if record is not None:
+                record.state[name] = "done"
             return
         except asyncio.CancelledError:
             raise

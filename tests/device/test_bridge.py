@@ -227,7 +227,8 @@ async def test_after_bad_commands_the_bridge_lives_and_obeys(tmp_path: Path, pty
         assert nan["ok"] is False
         mark = len(r.mqtt.messages)
         health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", since=mark)
-        assert health["watchdog"]["mode"] == "self_consumption" and health["tasks"] == {}
+        assert health["watchdog"]["mode"] == "self_consumption"
+        assert {t["restarts"] for t in health["tasks"].values()} == {0} and health["tasks"]["poll"]["state"] == "running"
         assert (await r.mqtt.command("discharge", {"id": "ok1", "power_w": 1000, "hold_s": 30}))["ok"]
         assert r.sim.mode == "discharge"
     assert not r.task.exception()
