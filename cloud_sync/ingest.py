@@ -167,6 +167,8 @@ async def ingest_in_order(db: Database, batch: Batch, progress: StreamProgress, 
         if exc.status != 425 or batch.prev_seq is None:
             raise
         await progress.stored(batch.device, _progress_key(batch), exc.stored_seq)
+        log.info("upload_waits_for_predecessor", device=batch.device, stream=batch.stream,
+                 prev_seq=batch.prev_seq, stored_seq=exc.stored_seq)
         if not await progress.wait_for(batch.device, _progress_key(batch), batch.prev_seq, timeout_s):
             raise
         result = await ingest(db, batch)

@@ -189,6 +189,12 @@ async def test_stream_position_and_health(aggregator: Aggregator) -> None:
     assert "allowed: readings, readings_1min, energy, settlements, edi" in answer["error"]
 
 
+def waits_logged(agg: Aggregator, device: str) -> int:
+    """How often the aggregator logged an upload of ``device`` waiting for its predecessor."""
+    return sum(1 for line in agg.log().splitlines()
+               if '"upload_waits_for_predecessor"' in line and f'"device": "{device}"' in line)
+
+
 async def test_pipelined_batches_are_stored_in_order(aggregator: Aggregator) -> None:
     cred = aggregator.add_device("dev9-a")
 
@@ -199,8 +205,12 @@ async def test_pipelined_batches_are_stored_in_order(aggregator: Aggregator) -> 
     status, answer = await post(aggregator, cred, "readings", chained(21, 30, 20))  # its predecessor never comes
     assert (status, answer["last_seq"]) == (425, 10)
     assert "batch follows 20 but only 10 is stored yet; send the batch before it first" in answer["error"]
+    waits = waits_logged(aggregator, "dev9-a")
     later = asyncio.create_task(post(aggregator, cred, "readings", chained(21, 30, 20)))
-    await asyncio.sleep(0.2)  # arrives first and waits for the one before it
+    async with asyncio.timeout(10):  # it arrived first and waits for the one before it
+        while waits_logged(aggregator, "dev9-a") == waits:
+            await asyncio.sleep(0.02)  # real time: watching the server's log, not standing in for it
+    assert not later.done()
     assert (await post(aggregator, cred, "readings", chained(11, 20, 10)))[0] == 200
     assert (await later)[0] == 200
     status, answer = await post(aggregator, cred, "readings", chained(31, 40, 25))
