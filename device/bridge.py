@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -27,7 +27,7 @@ from device.config import Config
 from device.discovery import discovery_messages
 from device.journal import ReadingJournal
 from device.modbus.inverter import CommandError, Snapshot
-from device.modbus.mapmodel import RegisterMap
+from device.modbus.mapmodel import RegisterAccessError, RegisterMap
 from device.mqtt import MqttSession, NotConnected, Topics
 from device.store import AsyncStore, Reading, Store
 from device.supervision import TaskHealth, supervise
@@ -363,13 +363,13 @@ class Bridge:
             self.watchdog.refresh(hold_s)
             return {"mode": self.watchdog.mode}
         if action == "read_register":
-            name = _register_name(args, self.inverter.regmap)
+            name = _register_name(args, self.inverter.regmap, "read")
             _no_extra(action, args, "name")
             self._take_register_share(action)
             values = await self.inverter.read_registers([name])
             return {"name": name, "value": values.get(name)}
-        if action == "write_register":
-            name = _register_name(args, self.inverter.regmap)
+        if action == "write_register":  # the value is checked against the register by the inverter
+            name = _register_name(args, self.inverter.regmap, "write")
             value = number(args.get("value"), "write_register: 'value'")
             _no_extra(action, args, "name", "value")
             self._take_register_share(action)
@@ -404,11 +404,11 @@ def _optional_positive(value: Any, name: str) -> float | None:
         raise BadCommand(f"{name} must be a positive number of seconds, got {value!r}") from None
 
 
-def _register_name(args: Mapping[str, Any], regmap: RegisterMap) -> str:
-    name = args.get("name")
-    if not isinstance(name, str) or name not in regmap.registers:
-        raise BadCommand(f"'name' must be a register of map {regmap.family}, got {name!r}")
-    return name
+def _register_name(args: Mapping[str, Any], regmap: RegisterMap, access: Literal["read", "write"]) -> str:
+    try:
+        return regmap.register(args.get("name"), access).name
+    except RegisterAccessError as exc:
+        raise BadCommand(f"'name': {exc}") from None
 
 
 def _no_extra(action: str, args: Mapping[str, Any], *allowed: str) -> None:

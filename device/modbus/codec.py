@@ -17,7 +17,8 @@ _FORMATS = {"U16": "H", "S16": "h", "U32": "I", "S32": "i", "U64": "Q", "S64": "
 
 
 class EncodeError(ValueError):
-    """A value cannot be written to a register (out of range or not representable)."""
+    """A value cannot be written to a register (not a number, not one of its enum values, out of
+    range or not representable)."""
 
 
 def decode_raw(register: Register, words: Sequence[int]) -> int | float:
@@ -36,7 +37,13 @@ def decode(register: Register, words: Sequence[int]) -> float:
 
 
 def encode(register: Register, value: float) -> list[int]:
-    """Words to write so that the register reads back ``value`` (engineering units)."""
+    """Words to write so that the register reads back ``value`` (engineering units).
+
+    Any value the register can hold, in or out of its enum (the simulator plays implausible
+    states); a value sent to an inverter goes through :func:`encode_write`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EncodeError(f"{register.name}: got {value!r}, expected a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise EncodeError(f"{register.name}: {value} is not a finite number")
     if register.min is not None and value < register.min or register.max is not None and value > register.max:
@@ -52,6 +59,18 @@ def encode(register: Register, value: float) -> list[int]:
         raise EncodeError(f"{register.name}: {value} {register.unit} does not fit {register.type}") from None
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return words if register.word_order == "big" else list(reversed(words))
+
+
+def encode_write(register: Register, value: float) -> list[int]:
+    """:func:`encode`, and for a register with an enum, only one of its values.
+
+    The one check of a value written to an inverter, wherever it comes from (control, MQTT
+    command, web page, commissioning); :meth:`RegisterMap.register` checks the name.
+    """
+    if register.enum and isinstance(value, (int, float)) and (value != int(value) or int(value) not in register.enum):
+        allowed = ", ".join(f"{k} ({v})" for k, v in register.enum.items())
+        raise EncodeError(f"{register.name}: got {value:g}, allowed: {allowed}")
+    return encode(register, value)
 
 
 def decode_block(

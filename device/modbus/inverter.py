@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from device.config import InverterSettings
 from device.modbus import codec
 from device.modbus.blocks import Block, plan_blocks
-from device.modbus.mapmodel import Register, RegisterMap
+from device.modbus.mapmodel import Register, RegisterAccessError, RegisterMap
 from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
 
 
@@ -93,10 +93,7 @@ class Inverter:
 
     async def read_registers(self, names: Sequence[str]) -> dict[str, float | None]:
         """Read named registers now (installer, verification); raises if any block fails."""
-        registers = [self._register(name) for name in names]
-        for reg in registers:
-            if not reg.readable:
-                raise CommandError(f"register {reg.name!r} is write-only (access {reg.access!r})")
+        registers = [self._register(name, "read") for name in names]
         return await self._read(registers, Priority.ONDEMAND)
 
     async def _read(self, registers: Sequence[Register], priority: Priority) -> dict[str, float | None]:
@@ -117,9 +114,7 @@ class Inverter:
 
     async def write_register(self, name: str, value: float) -> datetime:
         """Write one register (installer), verified by read-back; returns when it was applied."""
-        reg = self._register(name)
-        if not reg.writable:
-            raise CommandError(f"register {name!r} is read-only (access {reg.access!r})")
+        reg = self._register(name, "write")
         return await self._write_verified([(reg, self._encode(reg, value))])
 
     def validate(self, mode: str, params: Mapping[str, Any]) -> None:
@@ -193,16 +188,16 @@ class Inverter:
                 raise VerificationError("read-back mismatch: " + "; ".join(wrong))
         return applied_at
 
-    def _register(self, name: str) -> Register:
-        reg = self.regmap.registers.get(name)
-        if reg is None:
-            raise CommandError(f"unknown register {name!r} in map {self.regmap.family}")
-        return reg
+    def _register(self, name: str, access: Literal["read", "write"]) -> Register:
+        try:
+            return self.regmap.register(name, access)
+        except RegisterAccessError as exc:
+            raise CommandError(str(exc)) from None
 
     @staticmethod
     def _encode(reg: Register, value: float, context: str = "") -> list[int]:
         try:
-            return codec.encode(reg, value)
+            return codec.encode_write(reg, value)
         except codec.EncodeError as exc:
             raise CommandError(f"{context}{exc}") from None
 

@@ -40,6 +40,14 @@ MAX_BLOCK = 125  # Modbus limit for one read (FC3/FC4)
 
 
 
+class RegisterAccessError(ValueError):
+    """The map has no register of that name (``unknown``), or it does not allow the access."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
 @dataclass(frozen=True)
 class Protocol:
     baudrate: int = 9600
@@ -176,6 +184,21 @@ class RegisterMap:
     def telemetry_registers(self) -> list[Register]:
         """Every readable register: polled each cycle (cheap once blocks are coalesced)."""
         return [r for r in self.registers.values() if r.readable]
+
+    def register(self, name: object, access: Literal["read", "write"]) -> Register:
+        """The register called ``name`` if it allows ``access``, else :class:`RegisterAccessError`.
+
+        Every path that reads or writes a named register (MQTT command, web page, commissioning)
+        asks here; the value to write is checked by :func:`device.modbus.codec.encode_write`.
+        """
+        reg = self.registers.get(name) if isinstance(name, str) else None
+        if reg is None:
+            raise RegisterAccessError(f"unknown register {name!r} in map {self.family}", unknown=True)
+        if access == "write" and not reg.writable:
+            raise RegisterAccessError(f"register {reg.name!r} is read-only (access {reg.access!r})")
+        if access == "read" and not reg.readable:
+            raise RegisterAccessError(f"register {reg.name!r} is write-only (access {reg.access!r})")
+        return reg
 
     def is_unreadable(self, table: str, address: int) -> bool:
         return any(lo <= address <= hi for lo, hi in self.unreadable.get(table, ()))

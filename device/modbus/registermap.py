@@ -31,7 +31,7 @@ from typing import Any
 
 from device.config import read_yaml
 from device.modbus.blocks import BlockError, plan_blocks
-from device.modbus.codec import EncodeError, encode
+from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
     ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, ParamSpec, Protocol,
     Register, RegisterMap, RoleSpec, WriteSpec,
@@ -313,7 +313,7 @@ class _Parser:
             values = [write.resolve({write.param: spec.min}), write.resolve({write.param: spec.max})]
         for value in values:
             try:
-                encode(reg, value)
+                encode_write(reg, value)
             except EncodeError as exc:
                 raise self.fail(where, str(exc)) from None
 

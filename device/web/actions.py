@@ -19,8 +19,8 @@ import structlog
 
 from common.utc import parse_utc
 from device.config import Config
-from device.modbus.codec import EncodeError, encode
-from device.modbus.mapmodel import Register
+from device.modbus.codec import EncodeError, encode_write
+from device.modbus.mapmodel import Register, RegisterAccessError
 from device.store import Store
 from device.home import settings as home
 from device.web.deps import CommandResult, WebDeps
@@ -141,15 +141,10 @@ async def stop_manual(actor: Actor) -> None:
 
 
 def find_register(actor: Actor, name: Any, writing: bool) -> Register:
-    registers = actor.deps.regmap.registers
-    if not isinstance(name, str) or name not in registers:
-        raise ActionError(f"name: unknown register {name!r} in map {actor.deps.regmap.family}", "name", 404)
-    reg = registers[name]
-    if writing and not reg.writable:
-        raise ActionError(f"name: register {name} is read-only", "name")
-    if not writing and not reg.readable:
-        raise ActionError(f"name: register {name} is write-only", "name")
-    return reg
+    try:
+        return actor.deps.regmap.register(name, "write" if writing else "read")
+    except RegisterAccessError as exc:
+        raise ActionError(f"name: {exc}", "name", 404 if exc.unknown else 400) from None
 
 
 async def read_register(actor: Actor, name: Any) -> dict[str, Any]:
@@ -160,18 +155,14 @@ async def read_register(actor: Actor, name: Any) -> dict[str, Any]:
 
 
 def parse_value(reg: Register, value: Any) -> float:
+    """A form's text (``12,5`` too) or a JSON number, checked against the register."""
     if isinstance(value, str):
         try:
             value = float(value.strip().replace(",", "."))
         except ValueError:
             raise ActionError(f"value: got {value!r}, expected a number", "value") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ActionError(f"value: got {value!r}, expected a number", "value")
-    if reg.enum and int(value) not in reg.enum:
-        allowed = ", ".join(f"{k} ({v})" for k, v in reg.enum.items())
-        raise ActionError(f"value: got {value:g}, allowed: {allowed}", "value")
     try:
-        encode(reg, float(value))
+        encode_write(reg, value)
     except EncodeError as exc:
         raise ActionError(f"value: {exc}", "value") from None
     return float(value)

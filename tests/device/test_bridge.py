@@ -183,8 +183,12 @@ BAD_COMMANDS: list[tuple[str, Any, str]] = [
         ("charge", {"id": "x5", "power_w": 1000, "hold_s": -1}, "hold_s must be a positive number"),
         ("explode", {"id": "x6"}, "unknown action 'explode'; allowed: self_consumption, charge"),
         ("write_register", {"id": "x7", "name": "battery_soc", "value": 5}, "battery_soc"),
-        ("write_register", {"id": "x8", "name": "nope", "value": 5}, "'name' must be a register"),
-        ("read_register", {"id": "x9"}, "'name' must be a register"),
+        ("write_register", {"id": "x8", "name": "nope", "value": 5}, "'name': unknown register 'nope' in map"),
+        ("read_register", {"id": "x9"}, "'name': unknown register None in map"),
+        # the map's check of a written value, enum included (it used to be the web page's alone)
+        ("write_register", {"id": "x10", "name": "energy_pattern", "value": 7},
+         "energy_pattern: got 7, allowed: 0 (battery_first), 1 (load_first)"),
+        ("write_register", {"id": "x11", "name": "energy_pattern", "value": 0.5}, "energy_pattern: got 0.5, allowed"),
         # NaN reached the watchdog (never lapsing) and the health JSON (ending the process)
         ("discharge", b'{"id": "n1", "power_w": 1000, "hold_s": NaN}', "NaN is not a JSON number"),
         ("charge", b'{"id": "n2", "power_w": Infinity}', "Infinity is not a JSON number"),

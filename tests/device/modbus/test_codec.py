@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 import struct
 from pathlib import Path
 
 import pytest
 
 from device.modbus import codec
-from device.modbus.mapmodel import TYPES, Protocol, Register, RegisterMap, RoleSpec
+from device.modbus.mapmodel import TYPES, Protocol, Register, RegisterAccessError, RegisterMap, RoleSpec
 
 RAW_RANGES = {
     "U16": (0, 2**16 - 1), "S16": (-(2**15), 2**15 - 1),
@@ -144,3 +145,28 @@ def test_f32_words_are_ieee754() -> None:
     reg = _reg("F32", "little")
     words = codec.encode(reg, 230.5)
     assert struct.unpack(">f", words[1].to_bytes(2, "big") + words[0].to_bytes(2, "big"))[0] == 230.5
+
+
+def test_a_written_value_must_be_a_number_and_one_of_the_enum() -> None:
+    pattern = Register("pattern", 10, "holding", "U16", access="rw", enum={0: "battery_first", 1: "load_first"})
+    assert codec.encode_write(pattern, 1) == [1]
+    for bad, reason in [(7, r"got 7, allowed: 0 \(battery_first\), 1 \(load_first\)"), (0.5, "got 0.5, allowed"),
+                        (True, "got True, expected a number"), ("1", "got '1', expected a number")]:
+        with pytest.raises(codec.EncodeError, match=reason):
+            codec.encode_write(pattern, bad)  # type: ignore[arg-type]
+    assert codec.encode(pattern, 7) == [7]  # the simulator may hold an implausible state
+
+
+def test_the_map_names_what_a_read_or_write_may_not_touch() -> None:
+    regs = {"soc": Register("soc", 1, "input", "U16"), "cmd": Register("cmd", 2, "holding", "U16", access="w")}
+    regmap = RegisterMap("fam", "Family", Path("fam.yaml"), Protocol(), regs, {}, {}, {})
+    assert regmap.register("soc", "read") is regs["soc"] and regmap.register("cmd", "write") is regs["cmd"]
+    for name, access, message, unknown in [
+        ("soc", "write", "register 'soc' is read-only (access 'r')", False),
+        ("cmd", "read", "register 'cmd' is write-only (access 'w')", False),
+        ("nope", "read", "unknown register 'nope' in map fam", True),
+        (["soc"], "write", "unknown register ['soc'] in map fam", True),
+    ]:
+        with pytest.raises(RegisterAccessError, match=re.escape(message)) as exc:
+            regmap.register(name, access)  # type: ignore[arg-type]
+        assert exc.value.unknown is unknown
