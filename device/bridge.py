@@ -24,7 +24,7 @@ from common.utc import format_utc
 from device.clock import SYSTEM_CLOCK, Clock
 from device.commands import BadCommand, caller_id, number, parse_command
 from device.config import Config
-from device.discovery import discovery_messages
+from device.home_assistant_discovery import discovery_messages
 from device.journal import ReadingJournal
 from device.modbus.inverter import CommandError, Snapshot
 from device.modbus.mapmodel import RegisterAccessError, RegisterMap

@@ -10,7 +10,7 @@ import sys
 #: the price sources and the data-frame libraries, and the device packages that pull them in.
 FORBIDDEN = (
     "highspy", "ai_edge_litert", "tflite_runtime", "aiohttp", "jinja2", "entsoe", "requests", "pandas",
-    "numpy", "amqtt", "device.plan", "device.planning", "device.forecast", "device.prices",
+    "numpy", "amqtt", "device.plan", "device.forecast", "device.prices",
     "device.web", "device.app",
 )
 

@@ -46,7 +46,7 @@ APP_TARGET_MB = 160.0
 DEVICE = "footprint"
 #: Top-level modules (and device packages) that the bridge has no use for.
 HEAVY = ("highspy", "ai_edge_litert", "tflite_runtime", "aiohttp", "jinja2", "entsoe", "requests", "pandas",
-         "numpy", "amqtt", "device.plan", "device.planning", "device.forecast", "device.prices",
+         "numpy", "amqtt", "device.plan", "device.forecast", "device.prices",
          "device.web", "device.app")
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
 

@@ -1,4 +1,4 @@
-"""The planning loop of the app: gathers prices, forecasts and the battery state, re-plans, hands
+"""The app's re-planning service: gathers prices, forecasts and the battery state, re-plans, hands
 the plan to the controller and stores it.
 
 Re-plans (see :func:`replan_reason`) at every slot boundary, when known prices or the price
