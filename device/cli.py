@@ -316,7 +316,7 @@ def plan(config_file: Path | None, soc: float | None, mode: str | None, data_dir
     from zoneinfo import ZoneInfo
 
     from device.home.effective import EffectiveSettings
-    from device.plan.replanning import preview
+    from device.replanning import preview
     from device.store import AsyncStore
 
     cfg = with_store(load_config(config_file), data_dir)

@@ -8,10 +8,9 @@
 - :mod:`device.plan.lp`: the linear program, solved with HiGHS.
 - :mod:`device.plan.schedule`: :func:`~device.plan.schedule.plan`, the entry point: the mode
   decides between a fixed plan and the LP.
-- :mod:`device.plan.replanning`: the app's re-planning service: gathers prices, forecasts and the
-  battery state from the store, re-plans when they or the homeowner's settings change, and hands
-  the plan to the controller.
 
 Nothing is imported here, so a module that needs only the baseline (accounting) or the types
-(controller) never loads HiGHS.
+(controller) never loads HiGHS. The app's re-planning service, which drives this package, the
+controller and the settlement, is :mod:`device.replanning`, outside it: the controller and the
+accounting import the plan types, so the package must not import them back.
 """

@@ -128,7 +128,7 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
 ) -> None:
     """Prices in the store → plan → controller → bridge → simulated inverter, all real."""
     from device.home.effective import EffectiveSettings
-    from device.plan.replanning import Planning
+    from device.replanning import Planning
     from device.store import AsyncStore, Store
 
     async with rig(tmp_path, pty_pair, mosquitto) as r:

@@ -16,7 +16,7 @@ from device.controller import Controller
 from device.home.effective import EffectiveSettings
 from device.home.settings import HomeSettings, make_override, update_sections
 from device.mqtt import Topics
-from device.plan.replanning import PlanningService, replan_reason
+from device.replanning import PlanningService, replan_reason
 from device.store import AsyncStore, Store
 
 NOW = datetime(2024, 6, 1, 9, 5, tzinfo=UTC).timestamp()  # 11:05 local
