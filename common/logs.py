@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -70,6 +72,17 @@ def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> 
     root.addHandler(handler)
     root.setLevel(max(LEVELS[level], logging.WARNING))
     logging.captureWarnings(True)
+    sys.excepthook = log_uncaught
+    threading.excepthook = lambda args: log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def log_uncaught(exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None) -> None:
+    """A crash's traceback as one log event (``sys.excepthook``), not as loose lines; Ctrl-C
+    stays quiet as Python has it."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc or exc_type(), tb)
+        return
+    structlog.get_logger(__name__).critical("uncaught exception", exc_info=(exc_type, exc, tb))
 
 
 @contextlib.contextmanager

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import sys
+import threading
 import warnings
 
 import pytest
@@ -47,3 +49,17 @@ def test_native_output_becomes_a_debug_event(capfd: pytest.CaptureFixture[str]) 
     print("after")
     assert capfd.readouterr().out == "after\n"
     assert events == [{"event": "banner", "output": "Running Native 1.0: Copyright", "log_level": "debug"}]
+
+
+def test_an_uncaught_exception_is_one_json_event(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("info", "json", cache=False)
+    try:
+        raise OSError("disk gone")
+    except OSError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    thread = threading.Thread(target=lambda: 1 / 0)
+    thread.start()
+    thread.join()
+    first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert first["event"] == "uncaught exception" and first["level"] == "critical"
+    assert "OSError: disk gone" in first["exception"] and "ZeroDivisionError" in second["exception"]
