@@ -120,9 +120,9 @@ class MqttSession:
     subscribed once, however many parts want it, and again after every reconnect) and publish
     through the session. A handler that raises is logged and counted (``handler_errors``); the
     other handlers still get the message and the session goes on. ``status_topic`` gets a
-    retained ``online`` on every (re)connect and is the LWT (``offline``); what is published with
-    :meth:`publish_retained` is published again after a reconnect, so a broker restarted without
-    its retained store gets it back.
+    retained ``online`` on every (re)connect and is the LWT (``offline``); whatever else is
+    published retained is published again after a reconnect (the last message per topic), so a
+    broker restarted without its retained store gets it back.
     """
 
     def __init__(
@@ -167,13 +167,15 @@ class MqttSession:
             await client.subscribe(topic_filter, qos=1)
 
     async def publish_retained(self, topic: str, payload: Any, *, qos: int = 1) -> None:
-        """Publish ``payload`` (JSON) retained now if connected, and again after every reconnect."""
-        data = dumps(payload)
-        self._retained[topic] = data
+        """Publish ``payload`` (JSON) retained now if connected; either way after every reconnect."""
         with contextlib.suppress(NotConnected):
-            await self.publish(topic, data, retain=True, qos=qos)
+            await self.publish(topic, dumps(payload), retain=True, qos=qos)
 
     async def publish(self, topic: str, payload: bytes | str, *, retain: bool = False, qos: int = 0) -> None:
+        """Publish now, or raise :class:`NotConnected`. A retained message is also kept and
+        published again after every reconnect (the last one per topic)."""
+        if retain and topic != self.status_topic:
+            self._retained[topic] = payload.encode() if isinstance(payload, str) else payload
         client = self._client
         if client is None or not self.connected.is_set():
             raise NotConnected(topic)

@@ -65,17 +65,21 @@ async def test_after_a_broker_restart_routes_and_retained_state_come_back(mosqui
     session.route("n/dev/cmd/dr_event", inbox)
     async with session_running(session):
         await session.publish_retained("n/dev/prices", {"today": "complete"})
+        await session.publish_json("n/dev/plan", {"slots": 1}, retain=True)  # as the controller does
+        await session.publish_json("n/dev/plan", {"slots": 2}, retain=True)  # the last one counts
         await asyncio.to_thread(mosquitto.restart)  # "persistence false": the broker forgot everything
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as other:
             await other.subscribe("n/dev/prices", qos=1)
             await other.subscribe("n/dev/status", qos=1)
+            await other.subscribe("n/dev/plan", qos=1)
             got: dict[str, bytes] = {}
             async with asyncio.timeout(30):
                 async for message in other.messages:
                     got[message.topic.value] = message.payload  # type: ignore[assignment]
-                    if len(got) == 2:
+                    if len(got) == 3:
                         break
-            assert got == {"n/dev/prices": b'{"today":"complete"}', "n/dev/status": b"online"}
+            assert got == {"n/dev/prices": b'{"today":"complete"}', "n/dev/status": b"online",
+                           "n/dev/plan": b'{"slots":2}'}
             # the session published them after re-subscribing: a command reaches the handler again
             await other.publish("n/dev/cmd/dr_event", b"{}", qos=1)
             assert await inbox.next() == ("n/dev/cmd/dr_event", b"{}")
