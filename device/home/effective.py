@@ -69,11 +69,12 @@ class EffectiveSettings:
     async def change(self, edit: Callable[[HomeSettings], HomeSettings]) -> HomeSettings:
         """Apply ``edit`` to the current homeowner settings, store the result, tell the subscribers.
 
-        Edits are serialised, so two pages saving at once never lose one of the changes.
+        Edits are serialised, so two pages saving at once never lose one of the changes, and start
+        from the file as it is (another process, ``nattery commission``, may have changed it).
         ``edit`` raises to refuse; a result the configuration rejects raises ``ConfigError``.
         """
         async with self._lock:
-            updated = edit(self._home)
+            updated = edit(await self.file.load())
             effective = updated.apply(self.base)
             await self.file.save(updated)
             self._home, self._config = updated, effective

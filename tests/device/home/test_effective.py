@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from device import config as configuration
 from device.home.effective import EffectiveSettings
-from device.home.settings import HomeSettings, SettingsError, make_override, update_sections
+from device.home.settings import HomeSettings, SettingsError, SettingsFile, make_override, update_sections
 
 
 def base(tmp_path: Path) -> configuration.Config:
@@ -67,3 +67,12 @@ async def test_a_broken_hand_edited_file_falls_back_to_the_installer_settings(tm
         settings = await EffectiveSettings.open(base(tmp_path))
     assert settings.config == settings.base
     assert any(e["event"] == "homeowner settings ignored" and "reserve_pct" in e["error"] for e in logs)
+
+
+async def test_a_change_starts_from_the_file_another_process_wrote(tmp_path: Path) -> None:
+    settings = await EffectiveSettings.open(base(tmp_path))
+    await settings.change(lambda home: update_sections(home, settings.base, {"tariff": {"markup_eur_mwh": 25}}))
+    await SettingsFile(tmp_path / "settings.json").save(HomeSettings())  # commissioning dropped it
+    await settings.change(lambda home: update_sections(home, settings.base, {"battery": {"reserve_pct": 30}}))
+    stored = json.loads((tmp_path / "settings.json").read_text())["sections"]
+    assert stored == {"battery": {"reserve_pct": 30}}
