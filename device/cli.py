@@ -55,20 +55,21 @@ def data_dir_option(fn: F) -> F:
     """``--data-dir DIR`` for commands that read the store."""
     return click.option(
         "--data-dir", type=click.Path(path_type=Path, file_okay=False),
-        help=f"Data directory holding the store (default: device.data_dir when it holds one, as on the "
-             f"device; else ./{LOCAL_DATA_DIR}, where `nattery run` keeps it).",
+        help=f"Data directory holding the store (default: ./{LOCAL_DATA_DIR}, where `nattery run` keeps "
+             "it, when it holds one; else device.data_dir, as on the device).",
     )(fn)
 
 
 def with_store(cfg: configuration.Config, data_dir: Path | None) -> configuration.Config:
     """The configuration pointed at an existing store; no store is a one-line error, never a new one."""
-    if data_dir is None:
-        data_dir = cfg.device.data_dir if cfg.db_path.is_file() else Path(LOCAL_DATA_DIR)
-    cfg = cfg.replace(device={"data_dir": str(data_dir.resolve())})
-    if not cfg.db_path.is_file():
-        raise click.ClickException(
-            f"no store at {cfg.db_path}: give --data-dir, or start `nattery run --simulate` (or the device) first")
-    return cfg
+    places = [data_dir] if data_dir is not None else [Path(LOCAL_DATA_DIR), cfg.device.data_dir]
+    tried = [cfg.replace(device={"data_dir": str(place.resolve())}) for place in places]
+    for candidate in tried:
+        if candidate.db_path.is_file():
+            return candidate
+    looked = " or ".join(dict.fromkeys(str(c.db_path) for c in tried))
+    raise click.ClickException(
+        f"no store at {looked}: give --data-dir, or start `nattery run --simulate` (or the device) first")
 
 
 def serve_until_signal(

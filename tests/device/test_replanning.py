@@ -221,8 +221,9 @@ def test_nattery_plan_shows_the_plan_without_sending_anything(tmp_path: Path) ->
 def test_nattery_plan_reads_the_local_data_dir_and_the_homeowners_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without --data-dir, ``plan`` reads ./data as ``nattery run`` writes it; the homeowner's
-    mode and a running manual override count; no store is an error, never a new database."""
+    """Without --data-dir, ``plan`` reads ./data as ``nattery run`` writes it (before the data
+    volume, which may hold a store from elsewhere); the homeowner's mode and a running manual
+    override count; no store is an error, never a new database."""
     from click.testing import CliRunner
 
     from device.cli import main
@@ -233,11 +234,16 @@ def test_nattery_plan_reads_the_local_data_dir_and_the_homeowners_settings(
     runner = CliRunner()
     missing = runner.invoke(main, ["plan"])
     assert missing.exit_code == 1
-    assert missing.output.strip() == f"Error: no store at {tmp_path / 'data' / 'nattery.db'}: give --data-dir, " \
-        "or start `nattery run --simulate` (or the device) first"
+    assert missing.output.strip() == f"Error: no store at {tmp_path / 'data' / 'nattery.db'} or " \
+        f"{tmp_path / 'volume' / 'nattery.db'}: give --data-dir, or start `nattery run --simulate` (or the device) first"
     assert not (tmp_path / "data").exists() and not (tmp_path / "volume").exists()
     elsewhere = runner.invoke(main, ["plan", "--data-dir", str(tmp_path / "nowhere")])
     assert elsewhere.exit_code == 1 and "nowhere" in elsewhere.output and not (tmp_path / "nowhere").exists()
+
+    (tmp_path / "volume").mkdir()
+    Store(tmp_path / "volume" / "nattery.db").close()  # the device's volume: a store without prices
+    on_volume = json.loads(runner.invoke(main, ["plan", "--json"]).output.strip().splitlines()[-1])
+    assert any("no price" in note for note in on_volume["compromises"])
 
     local = tmp_path / "data"
     local.mkdir()
@@ -251,7 +257,7 @@ def test_nattery_plan_reads_the_local_data_dir_and_the_homeowners_settings(
     settings = SettingsFile(local / "settings.json")
     asyncio.run(settings.save(HomeSettings({"planner": {"mode": "self_consumption"}})))
     standing = json.loads(runner.invoke(main, ["plan", "--soc", "40", "--json"]).output.strip().splitlines()[-1])
-    assert standing["mode"] == "self_consumption"
+    assert standing["mode"] == "self_consumption" and standing["compromises"] == []  # ./data comes first
     override = make_override("discharge", 1200, now + 3600, now, {"charge": 5000, "discharge": 5000})
     asyncio.run(settings.save(HomeSettings({"planner": {"mode": "self_consumption"}}, override)))
     manual = runner.invoke(main, ["plan", "--data-dir", str(local), "--soc", "40", "--json"])
