@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import structlog
 
+from common.backoff import Backoff
 from device.clock import Clock
 from device.modbus.requests import InverterDefective
 
@@ -22,13 +23,12 @@ class DefectiveTracker:
     ) -> None:
         self.port = port
         self.defective_after = defective_after
-        self._probe = (probe_s, probe_max_s)
         self.clock = clock
         self.failures = 0  # failed requests in a row
         self.defective = False
         self.last_error = ""
         self.last_success: float | None = None  # epoch seconds
-        self._probe_delay = probe_s
+        self._probe = Backoff(probe_s, probe_max_s)  # counts failed probes
         self._next_probe_at = 0.0
 
     def admit(self) -> bool:
@@ -57,7 +57,7 @@ class DefectiveTracker:
         if self.failures or self.defective:
             log.info("inverter_recovered", port=self.port, after_failures=self.failures)
         self.failures, self.defective = 0, False
-        self._probe_delay = self._probe[0]
+        self._probe.reset()
 
     def failed(self, error: str, probing: bool) -> None:
         """A request got no usable answer (timeout, corrupt or foreign reply)."""
@@ -66,10 +66,10 @@ class DefectiveTracker:
         if self.failures == 1:
             log.warning("inverter_request_failed", port=self.port, error=error)
         if probing:
-            self._probe_delay = min(self._probe_delay * 2, self._probe[1])
+            self._probe.next()  # a failed probe: the next one waits longer
         elif self.failures >= self.defective_after:
             self.defective = True
             log.error("inverter_defective", port=self.port, failures=self.failures,
-                      probe_in_s=self._probe_delay, error=error)
+                      probe_in_s=self._probe.upcoming, error=error)
         if self.defective:
-            self._next_probe_at = self.clock.monotonic() + self._probe_delay
+            self._next_probe_at = self.clock.monotonic() + self._probe.upcoming

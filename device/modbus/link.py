@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 from pymodbus.client.base import ModbusBaseClient
 
+from common.backoff import Backoff
 from device.clock import Clock
 from device.modbus.client import ClientFactory, TracePacket, TracePdu
 
@@ -30,7 +31,6 @@ class Link:
     ) -> None:
         self._factory = factory
         self.port = port
-        self._reconnect = (reconnect_s, reconnect_max_s)
         self.clock = clock
         self._trace = (trace_packet, trace_pdu)
         self.client: ModbusBaseClient | None = None
@@ -39,7 +39,7 @@ class Link:
         self.reconnects = 0  # connections after the first one
         self._ever_connected = False
         self._connect_failed = False
-        self._delay = reconnect_s
+        self._backoff = Backoff(reconnect_s, reconnect_max_s)
         self._next_connect_at = 0.0
 
     @property
@@ -62,7 +62,7 @@ class Link:
             ok, error = False, str(exc)
         if ok and client.connected:
             self.client, self.up = client, True
-            self._delay = self._reconnect[0]
+            self._backoff.reset()
             if self._ever_connected:
                 self.reconnects += 1
                 log.info("modbus_link_restored", port=self.port)
@@ -75,8 +75,7 @@ class Link:
         if not self._ever_connected and not self._connect_failed:
             log.warning("modbus_link_unavailable", port=self.port, error=error)
         self._connect_failed = True
-        self._next_connect_at = self.clock.monotonic() + self._delay
-        self._delay = min(self._delay * 2, self._reconnect[1])
+        self._next_connect_at = self.clock.monotonic() + self._backoff.next()
         return False
 
     def check(self) -> None:
@@ -84,7 +83,7 @@ class Link:
         if self.up and (self.client is None or not self.client.connected):
             log.warning("modbus_link_lost", port=self.port)
             self.close()
-            self._next_connect_at = self.clock.monotonic() + self._delay
+            self._next_connect_at = self.clock.monotonic() + self._backoff.upcoming
 
     def close(self) -> None:
         if self.client is not None:

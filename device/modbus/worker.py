@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, overload
 
 import structlog
@@ -36,6 +35,8 @@ from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from common.backoff import Backoff
+from common.utc import format_utc
 from device.clock import SYSTEM_CLOCK, Clock
 from device.modbus.client import ClientFactory
 from device.modbus.defective import DefectiveTracker
@@ -100,7 +101,7 @@ class ModbusWorker:
         self.port = port
         self.timeout_s = protocol.timeout_s if timeout_s is None else timeout_s
         self.retries = retries
-        self._backoff = (backoff_s, backoff_max_s)
+        self._retry = Backoff(backoff_s, backoff_max_s)  # pauses between retries of one request
         self.max_queued = max_queued
         self.clock = clock
         self.line = LineGuard(protocol.gap_s, protocol.char_s, clock)
@@ -203,8 +204,7 @@ class ModbusWorker:
             "consecutive_failures": self.inverter.failures,
             "last_error": self._last_error or None,
             "next_probe_in_s": self.inverter.next_probe_in(),
-            "last_success": None if last_success is None else
-            datetime.fromtimestamp(last_success, UTC).isoformat().replace("+00:00", "Z"),
+            "last_success": None if last_success is None else format_utc(last_success),
             "latency": {"queue_wait_s": self.queue_wait.summary(),
                         "transaction_s": self.transaction_time.summary()},
         }
@@ -281,7 +281,7 @@ class ModbusWorker:
         for attempt in range(retries + 1):
             if attempt:
                 self._counts["retries"] += 1
-                await self.clock.sleep(min(self._backoff[0] * 2 ** (attempt - 1), self._backoff[1]))
+                await self.clock.sleep(self._retry.delay(attempt))
             if item.deadline is not None and self.clock.monotonic() > item.deadline:
                 self._counts["deadline_misses"] += 1
                 raise DeadlineExpired(f"{describe(item.request)}: deadline passed before sending")
