@@ -13,8 +13,11 @@
     return {
       space: 64,
       values: function (u, ticks) {
+        // two days of quarter-hours on a phone leave room for few ticks: midnight says which day
         return ticks.map(function (t) {
-          return new Date(t * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: tz });
+          var clock = new Date(t * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: tz });
+          if (clock !== "00:00") return clock;
+          return new Date(t * 1000).toLocaleDateString(lang, { weekday: "short", day: "numeric", timeZone: tz });
         });
       },
     };
