@@ -15,6 +15,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +36,7 @@ AUTH = web.AppKey("auth", Authenticator)
 PROGRESS = web.AppKey("progress", StreamProgress)
 LIMITS = web.AppKey("limits", Limits)
 DECODES = web.AppKey("decodes", asyncio.Semaphore)
+DECODER = web.AppKey("decoder", ThreadPoolExecutor)
 MAX_READ_LIMIT = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,7 +57,15 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
         yield
         await db.close()
 
+    async def decoder(app: web.Application) -> AsyncIterator[None]:
+        # Its own threads, as many as decode slots: each thread that inflates batches keeps a
+        # malloc arena of its own, so few threads keep the resident memory low.
+        app[DECODER] = ThreadPoolExecutor(max_workers=limits.decodes, thread_name_prefix="decode")
+        yield
+        app[DECODER].shutdown(wait=False, cancel_futures=True)
+
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(decoder)
     app.router.add_get("/v1/health", health)
     app.router.add_post("/v1/ingest/{stream}", ingest_batch)
     app.router.add_get("/v1/streams/{stream}", stream_state)
@@ -147,7 +157,8 @@ async def ingest_batch(request: web.Request) -> web.Response:
                 body = await request.read()
         except TimeoutError:
             raise ApiError(408, f"the batch body did not arrive within {request.app[LIMITS].body_timeout_s:g} s") from None
-        batch = await asyncio.to_thread(decode, body)  # CPU-bound: keep the loop answering
+        # CPU-bound: keep the loop answering
+        batch = await asyncio.get_running_loop().run_in_executor(request.app[DECODER], decode, body)
         del body
     if batch.stream != stream:
         raise ApiError(400, f"header.stream {batch.stream!r} does not match the URL's stream {stream!r}")

@@ -160,12 +160,20 @@ def decode(body: bytes, now: float | None = None) -> Batch:
         after = "" if prev_seq is None else f" after {prev_seq}"
         raise BatchError(422, f"sequence range {first}..{last}{after} is out of order "
                               "(need 1 <= first_seq <= last_seq and prev_seq < first_seq)")
-    item_lines, actual = _item_lines(lines, count)
-    if actual != digest:
+    # Items are parsed as they are inflated: a body of junk lines is refused at the first one.
+    digest_of_lines, item_lines, items = hashlib.sha256(), list[bytes](), list[Item]()
+    for line in lines:
+        if len(item_lines) == count:
+            raise BatchError(400, f"header.count is {count} but the batch has more item lines")
+        if item_lines:
+            digest_of_lines.update(b"\n")
+        digest_of_lines.update(line)
+        item_lines.append(line)
+        items.append(_item(stream, line, len(item_lines), now))
+    if digest_of_lines.hexdigest() != digest:
         raise BatchError(400, "digest mismatch: the item lines do not match header.digest (corrupted upload)")
     if len(item_lines) != count:
         raise BatchError(400, f"header.count is {count} but the batch has {len(item_lines)} item lines")
-    items = [_item(stream, line, n, now) for n, line in enumerate(item_lines, start=1)]
     _check_order(items, first, last)
     return Batch(device, stream, first, last, digest, backlog, prev_seq, items, item_lines, store)
 
@@ -194,20 +202,6 @@ def _inflated_lines(body: bytes) -> Iterator[bytes]:
     if inflater.unused_data:
         raise BatchError(400, f"body: {len(inflater.unused_data)} bytes after the end of the gzip stream")
     yield pending
-
-
-def _item_lines(lines: Iterator[bytes], count: int) -> tuple[list[bytes], str]:
-    """The item lines (no more than ``count``) and the SHA-256 of them as sent."""
-    digest = hashlib.sha256()
-    kept: list[bytes] = []
-    for line in lines:
-        if len(kept) == count:
-            raise BatchError(400, f"header.count is {count} but the batch has more item lines")
-        if kept:
-            digest.update(b"\n")
-        digest.update(line)
-        kept.append(line)
-    return kept, digest.hexdigest()
 
 
 def _json(line: bytes, what: str) -> Any:

@@ -15,6 +15,7 @@ import pytest
 
 from common import sync_protocol as protocol
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
+from tools.bench.cloud_abuse import bombs
 
 NOW = time.time()
 
@@ -108,10 +109,10 @@ async def test_out_of_order_and_oversized_batches_are_refused(aggregator: Aggreg
     bomb = gzip.compress(b"{" + b" " * (protocol.MAX_RAW_BYTES + 10) + b"}")
     status, answer = await post(aggregator, cred, "readings", bomb)
     assert (status, answer["error"]) == (413, f"line 1 is longer than {protocol.MAX_LINE_BYTES} bytes")
-    header = json.dumps({"device": "dev4-a", "stream": "readings", "first_seq": 1, "last_seq": 1,
-                         "count": protocol.MAX_ITEMS, "digest": ""}).encode()
-    many_lines = gzip.compress(header + (b"\n" + b" " * (protocol.MAX_LINE_BYTES - 1)) * 200)
-    status, answer = await post(aggregator, cred, "readings", many_lines)
+    to_the_cap = bombs("dev4-a")
+    status, answer = await post(aggregator, cred, "readings", to_the_cap["junk_lines"])
+    assert (status, answer["error"][:22]) == (400, "item 1: not valid JSON")  # refused at the first line
+    status, answer = await post(aggregator, cred, "readings", to_the_cap["valid_items"])
     assert (status, answer["error"]) == (413, f"batch decompresses to more than {protocol.MAX_RAW_BYTES} bytes")
     assert aggregator.rows("dev4-a") == []
 

@@ -10,6 +10,7 @@ import pytest
 
 from common import sync_protocol as protocol
 from common.sync_protocol import BatchError
+from tools.bench.cloud_abuse import bombs
 
 
 def lines(n: int) -> list[bytes]:
@@ -86,9 +87,10 @@ def test_a_gzip_bomb_is_refused_before_it_costs_more_than_the_cap() -> None:
     one_line = gzip.compress(b"{" + b" " * (protocol.MAX_RAW_BYTES + 10) + b"}")
     peak, message = _peak_while_refusing(one_line)
     assert message == f"line 1 is longer than {protocol.MAX_LINE_BYTES} bytes"
-    assert peak < 4 * protocol.MAX_LINE_BYTES
-    header = {"device": "pi-1", "stream": "readings", "first_seq": 1, "last_seq": 1, "count": 300, "digest": ""}
-    many_lines = gzip.compress(json.dumps(header).encode() + (b"\n" + b" " * (protocol.MAX_LINE_BYTES - 1)) * 300)
-    peak, message = _peak_while_refusing(many_lines)
+    assert peak < protocol.MAX_RAW_BYTES / 4
+    peak, message = _peak_while_refusing(bombs("pi-1")["valid_items"])
     assert message == f"batch decompresses to more than {protocol.MAX_RAW_BYTES} bytes"
-    assert peak < protocol.MAX_RAW_BYTES + 4 * protocol.MAX_LINE_BYTES
+    assert peak < protocol.MAX_RAW_BYTES * 1.25  # the cap, not twice it
+    peak, message = _peak_while_refusing(bombs("pi-1")["junk_lines"])
+    assert message.startswith("item 1: not valid JSON")
+    assert peak < protocol.MAX_RAW_BYTES / 4
