@@ -1,2 +1,6 @@
-"""What the device (``device``) and the aggregator (``cloud_sync``) share: the sync protocol and
-its value checks, logging, crash points for the kill tests. Imports neither of them."""
+"""What the device (``device``) and the aggregator (``cloud_sync``) share, imported by both and
+importing neither: the sync protocol and its value checks (:mod:`~common.sync_protocol`,
+:mod:`~common.sync_values`), capped exponential backoff (:mod:`~common.backoff`), the one UTC
+time format (:mod:`~common.utc`), scrypt password hashes (:mod:`~common.passwords`), atomic file
+writes (:mod:`~common.files`), logging (:mod:`~common.logs`) and crash points for the kill tests
+(:mod:`~common.crash`)."""
