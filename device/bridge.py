@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from common.crash import crash_point
 from common.utc import format_utc
 from device.clock import SYSTEM_CLOCK, Clock
 from device.commands import BadCommand, caller_id, number, parse_command
@@ -40,7 +41,8 @@ APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
 REGISTER_COMMANDS_PER_CYCLE = 8  # read/write_register per telemetry poll; the rest is refused as busy
-TASK_BACKOFF_MAX_S = 5.0  # a failed bridge task (the watchdog among them) is back within seconds
+TASK_BACKOFF_MAX_S = 5.0
+CRASH_VARIABLE = "TEST_BRIDGE_CRASH"  # kill -9 tests: ``flush_started:<n>`` or ``flush_committed:<n>``  # a failed bridge task (the watchdog among them) is back within seconds
 
 
 class InverterPort(Protocol):
@@ -253,6 +255,7 @@ class Bridge:
             if self.journal is not None:
                 await self.journal.rotate()  # the journal now holds exactly this batch …
             batch, self._buffer = self._buffer, deque(maxlen=MAX_BUFFERED)  # … (no await in between)
+            crash_point(CRASH_VARIABLE, "flush_started")
             try:
                 written = await self.store.call(Store.insert_readings, list(batch))
             except Exception as exc:  # noqa: BLE001 — keep the batch, try again next time
@@ -264,6 +267,7 @@ class Bridge:
                 self._buffer = deque(merged[dropped:], maxlen=MAX_BUFFERED)
                 return
             self.counters["readings_written"] += written
+            crash_point(CRASH_VARIABLE, "flush_committed")
             if self.journal is not None:
                 await self.journal.committed()
 

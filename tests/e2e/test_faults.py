@@ -1,5 +1,5 @@
 """``kill -9`` of the real bridge process at several points: mid-command, in a forced mode, at
-any phase of the flush cycle. After each restart the inverter is back in self-consumption
+phases of the flush cycle, and inside a flush (crash points before and after its commit). After each restart the inverter is back in self-consumption
 within the watchdog time, and the store holds every reading the bridge had published, once.
 ``kill -9`` of the real app while its controller holds the inverter in a forced mode: the
 bridge's watchdog returns it to self-consumption within ``bridge.watchdog_s``.
@@ -51,18 +51,23 @@ class Rig:
         self.bridge: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, crash_at: str = "") -> subprocess.Popen[bytes]:
+        """Start the bridge; ``crash_at`` (``flush_committed:2``) makes it SIGKILL itself there."""
         self.starts += 1
         log = open(self.tmp_path / f"bridge-{self.starts}.log", "wb")  # noqa: SIM115 — the process owns it
         exe = Path(sys.executable).with_name("nattery")
-        self.bridge = subprocess.Popen([str(exe), "bridge"], env={**os.environ, **self.env},
-                                       stdout=subprocess.DEVNULL, stderr=log)
+        env = {**os.environ, **self.env, "TEST_BRIDGE_CRASH": crash_at}
+        self.bridge = subprocess.Popen([str(exe), "bridge"], env=env, stdout=subprocess.DEVNULL, stderr=log)
         return self.bridge
 
     def kill(self) -> None:
         assert self.bridge is not None and self.bridge.poll() is None, "the bridge died on its own"
         self.bridge.kill()
         self.bridge.wait(10)
+
+    def died_at_crash_point(self) -> None:
+        assert self.bridge is not None
+        assert self.bridge.wait(30) == -9
 
 
 @pytest.fixture
@@ -125,6 +130,12 @@ def test_kill_9_of_the_bridge_loses_and_doubles_no_reading(rig: tuple[Rig, Watch
         if name == "forced":
             assert result["ok"] and inverter_mode(watcher) == "forced"
         r.kill()
+    # mid-flush, deterministically: the batch taken but not written, and written but its journal kept
+    for point in ("flush_started:2", "flush_committed:2"):
+        mark = len(watcher.messages)
+        r.start(crash_at=point)
+        back_in_self_consumption(watcher, mark)
+        r.died_at_crash_point()
     mark = len(watcher.messages)
     r.start()
     back_in_self_consumption(watcher, mark)
