@@ -92,12 +92,16 @@ class PriceForecaster:
                 log.warning("price_model_unavailable", path=str(model_path), error=str(exc))
                 self.meta, self.network = None, None
 
+    @property
+    def intrahour_prior(self) -> intrahour.IntraHourModel:
+        """The model's intra-hour shape (fitted in training), else a straight ramp."""
+        return self.meta.intrahour if self.meta is not None and self.meta.intrahour is not None else intrahour.ramp()
+
     def intrahour_for(self, history: MarketHistory, before_row: int) -> intrahour.IntraHourModel:
         """The intra-hour shape fitted on the quarter-hour prices of the days before ``before_row``."""
-        prior = self.meta.intrahour if self.meta is not None and self.meta.intrahour is not None else intrahour.ramp()
         if history.quarters is None:
-            return prior
-        return intrahour.fit(history.quarters[:before_row], prior)
+            return self.intrahour_prior
+        return intrahour.fit(history.quarters[:before_row], self.intrahour_prior)
 
     def spec_for(self, history: MarketHistory) -> FeatureSpec:
         return self.meta.spec if self.meta is not None else default_spec(list(history.exog))

@@ -15,7 +15,8 @@ their 24 local hours (the clock-change days' 23/25 hours mapped as in
 autumn day's two 02:00 hours averaged quarter by quarter, so 96), each quarter-hour forecast as
 the device does it: the hourly forecast plus the intra-hour shape refitted on the quarter-hours
 known at forecast time (:mod:`device.forecast.intrahour`). Baselines at the same resolution:
-the day before, the week before, and ``hourly_flat``, the model's hourly forecast spread flat
+the day before, the week before, ``hourly_ramp``, the model's hourly forecast with the prior's
+shape only (nothing learned from the quarter-hours seen), and ``hourly_flat``, spread flat
 over the quarter-hours (the gain from the intra-hour shape).
 
 With ``--lead-days 2`` the day after is scored instead (what the 48-hour plan runs on): made on
@@ -52,7 +53,8 @@ from device.forecast.intrahour import IntraHourModel
 from device.forecast.metrics import summary
 from device.forecast.price import PriceForecaster
 
-SERIES = ("model", "network", "linear", "fallback", "hourly_flat", "day_before", "week_before")
+SERIES = ("model", "network", "linear", "fallback", "hourly_ramp", "hourly_flat", "day_before", "week_before")
+QUARTER_ONLY = ("hourly_ramp", "hourly_flat")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             actual.append(cells[scored])
             for name, values in hourly.items():
                 series[name].append(shaped(shape, values, before)[scored])
+            series["hourly_ramp"].append(shaped(forecaster.intrahour_prior, result.values, before)[scored])
             series["hourly_flat"].append(np.repeat(result.values[:, None], 4, axis=1)[scored])
             series["day_before"].append(quarter_cells(history, t - lead)[scored])
             series["week_before"].append(quarter_cells(history, t - 7)[scored])
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             actual.append(history.prices[t])
             for name, values in hourly.items():
                 series[name].append(values)
+            series["hourly_ramp"].append(result.values)
             series["hourly_flat"].append(result.values)
             series["day_before"].append(history.prices[t - lead])  # the last day known then
             series["week_before"].append(history.prices[t - 7])
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     figures = {}
     for name, days in series.items():
         v = np.concatenate(days)
-        if np.isfinite(v).all() and (name != "hourly_flat" or 15 in minutes):
+        if np.isfinite(v).all() and (name not in QUARTER_ONLY or 15 in minutes):
             figures[name] = summary(a, v, weekly)
     resolutions = sorted(set(minutes))
     out = {
