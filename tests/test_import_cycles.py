@@ -21,9 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("common", "device", "cloud_sync", "tools")
 SUBPACKAGES = frozenset(p.parent.name for pkg in PACKAGES for p in (ROOT / pkg).glob("*/__init__.py"))
-# Cycles still to be taken apart (issue 9); each is removed here by the change that breaks it.
-KNOWN: list[list[str]] = [
-]
 
 
 def module_name(path: Path) -> str:
@@ -149,7 +146,7 @@ def test_collapsing_joins_modules_into_their_packages() -> None:
 
 
 def assert_acyclic(graph: dict[str, set[str]]) -> None:
-    found = [c for c in cycles(graph) if c not in KNOWN]
+    found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
@@ -163,13 +160,6 @@ def test_no_import_cycles_between_subpackages() -> None:
 
 def test_no_import_cycles_between_top_level_packages() -> None:
     assert_acyclic(collapsed(import_graph(), top_level))
-
-
-def test_known_cycles_still_exist() -> None:
-    """A cycle broken must leave ``KNOWN``, so that it cannot come back unnoticed."""
-    graph = import_graph()
-    found = cycles(graph) + cycles(collapsed(graph, subpackage)) + cycles(collapsed(graph, top_level))
-    assert [c for c in KNOWN if c not in found] == []
 
 
 def test_device_and_aggregator_share_only_common() -> None:
