@@ -25,6 +25,7 @@ here: review the two side by side, that is what keeps a broken map from reaching
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ class _Parser:
         for key in sorted(required - set(raw)):
             raise self.fail(where, f"missing key {key!r}")
         return dict(raw)
+
+    def finite(self, where: str, data: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+        """Numbers the map gives (scale, offset, limits, written values) must be finite numbers."""
+        for key in keys:
+            value = data.get(key)
+            if key in data and value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+                raise self.fail(where, f"{key} {value!r} must be a finite number")
 
     def parse(self, raw: Any) -> RegisterMap:
         top = self.mapping(
@@ -161,6 +170,7 @@ class _Parser:
             if data.get("access") in ("w", "rw") and data["table"] == "input":
                 raise self.fail(where, "input registers cannot be written")
             self.address(where, data)
+            self.finite(where, data, ("scale", "offset", "min", "max"))
             if "scale" in data and (not isinstance(data["scale"], (int, float)) or data["scale"] == 0):
                 raise self.fail(where, f"scale {data['scale']!r} must be a non-zero number")
             data.setdefault("word_order", protocol.word_order)
@@ -279,6 +289,7 @@ class _Parser:
             for pname, pspec in (spec.get("params") or {}).items():
                 pwhere = f"{where}.params.{pname}"
                 p = self.mapping(pspec, pwhere, {"min", "max", "unit"}, {"min", "max"})
+                self.finite(pwhere, p, ("min", "max"))
                 if not all(isinstance(p[k], (int, float)) for k in ("min", "max")) or p["min"] > p["max"]:
                     raise self.fail(pwhere, f"min {p['min']!r} and max {p['max']!r} must be numbers, min <= max")
                 params[pname] = ParamSpec(**p)
@@ -286,6 +297,7 @@ class _Parser:
             for i, w in enumerate(spec["writes"] or ()):
                 wwhere = f"{where}.writes[{i}]"
                 w = self.mapping(w, wwhere, {"register", "value", "param", "factor", "offset"}, {"register"})
+                self.finite(wwhere, w, ("value", "factor", "offset"))
                 reg = registers.get(w["register"])
                 if reg is None:
                     raise self.fail(wwhere, f"unknown register {w['register']!r}")

@@ -231,8 +231,28 @@ def _role_bad_sign(d: dict[str, Any]) -> None:
     d["roles"]["grid_w"] = {"register": "grid", "sign": 2}
 
 
+def _nan_scale(d: dict[str, Any]) -> None:
+    _reg(d, "pv")["scale"] = float("nan")  # YAML .nan: every reading of it would be NaN
+
+
+def _infinite_limit(d: dict[str, Any]) -> None:
+    d["controls"]["charge"]["params"]["power_w"]["max"] = float("inf")
+
+
+def _nan_write(d: dict[str, Any]) -> None:
+    d["controls"]["hold"]["writes"][0]["value"] = float("nan")
+
+
+def _bool_offset(d: dict[str, Any]) -> None:
+    _reg(d, "pv")["offset"] = True
+
+
 BROKEN = {
     # name: (mutation, entry named in the error, reason named in the error)
+    "NaN scale": (_nan_scale, "registers[pv]", "scale nan must be a finite number"),
+    "infinite param limit": (_infinite_limit, "controls.charge.params.power_w", "max inf must be a finite number"),
+    "NaN written value": (_nan_write, "controls.hold.writes[0]", "value nan must be a finite number"),
+    "boolean offset": (_bool_offset, "registers[pv]", "offset True must be a finite number"),
     "unknown type": (_unknown_type, "registers[pv]", "unknown type 'U24'"),
     "unknown key": (_unknown_key, "registers[pv]", "unknown key 'gain'"),
     "duplicate name": (_duplicate_name, "registers[pv]", "duplicate register name"),
