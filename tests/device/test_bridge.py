@@ -26,8 +26,8 @@ from tests.simulated_clock import SimulatedClock
 DEVICE = "t1"
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait (real time) for an effect of real I/O: the simulator's state after a Modbus write."""
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait (real time) for an effect of real I/O, such as the simulator's mode after a write."""
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from device.controller import Controller
 from device.mqtt import MqttSession, Topics
 from device.plan.model import SLOT_S, Plan, Setpoint
 from tests.conftest import Broker, PtyPair, session_running
-from tests.device.test_bridge import DEVICE, Rig, rig
+from tests.device.test_bridge import DEVICE, Rig, rig, until
 from tests.simulated_clock import SimulatedClock
 
 
@@ -62,12 +62,6 @@ async def controlling(r: Rig, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Cont
         mqtt_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await mqtt_task
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def test_setpoints_reach_the_simulator_and_the_plan_is_published(
