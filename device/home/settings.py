@@ -15,13 +15,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from common.files import write_atomic
+from device.commands import loads
 from device.config import Config, ConfigError
+
+log = structlog.get_logger(__name__)
 
 #: Keys the homeowner may change at runtime, per configuration section.
 EDITABLE: dict[str, tuple[str, ...]] = {
@@ -113,12 +120,30 @@ def to_json(settings: HomeSettings) -> dict[str, Any]:
     }
 
 
-def from_json(data: Mapping[str, Any]) -> HomeSettings:
-    override = data.get("override")
-    return HomeSettings(
-        sections={k: dict(v) for k, v in data.get("sections", {}).items()},
-        override=Override(**override) if override else None,
-    )
+def from_json(data: Any) -> HomeSettings:
+    """The settings as written by :func:`to_json`; raises :class:`SettingsError` naming what is wrong
+    (the file may have been edited by hand). Section values are checked when applied."""
+    if not isinstance(data, Mapping):
+        raise SettingsError("settings", f"expected a JSON object, got {type(data).__name__}")
+    sections = data.get("sections") or {}
+    if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
+        raise SettingsError("sections", "expected an object of objects, e.g. {\"battery\": {\"reserve_pct\": 20}}")
+    return HomeSettings({k: dict(v) for k, v in sections.items()}, _override_from_json(data.get("override")))
+
+
+def _override_from_json(raw: Any) -> Override | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) != {"action", "power_w", "until"}:
+        raise SettingsError("override", f"expected action, power_w and until, got {raw!r}")
+    action, power_w, until = raw["action"], raw["power_w"], raw["until"]
+    if action not in OVERRIDE_ACTIONS:
+        raise SettingsError("override.action", f"got {action!r}, allowed: {', '.join(OVERRIDE_ACTIONS)}")
+    if isinstance(power_w, bool) or not isinstance(power_w, int) or power_w < 1:
+        raise SettingsError("override.power_w", f"got {power_w!r}, allowed: whole watts from 1")
+    if isinstance(until, bool) or not isinstance(until, (int, float)) or not math.isfinite(until):
+        raise SettingsError("override.until", f"got {until!r}, allowed: epoch seconds")
+    return Override(action, power_w, float(until))
 
 
 class SettingsFile:
@@ -135,9 +160,16 @@ class SettingsFile:
         await asyncio.to_thread(self._write, settings)
 
     def _read(self) -> HomeSettings:
+        """The saved settings; a file that cannot be read as settings is moved aside (kept, and
+        named in the log) and the configuration's values apply, instead of a crash at every start."""
         try:
-            return from_json(json.loads(self.path.read_text(encoding="utf-8")))
+            return from_json(loads(self.path.read_bytes()))
         except FileNotFoundError:
+            return HomeSettings()
+        except ValueError as exc:  # SettingsError, or not strict JSON (NaN, Infinity, garbage)
+            kept = self.path.with_name(self.path.name + ".rejected")
+            os.replace(self.path, kept)
+            log.error("homeowner settings unreadable; configuration values apply", kept=str(kept), error=str(exc))
             return HomeSettings()
 
     def _write(self, settings: HomeSettings) -> None:

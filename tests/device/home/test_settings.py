@@ -64,3 +64,27 @@ async def test_file_round_trip_and_expiry(tmp_path: Path) -> None:
     assert reloaded.active_override(now) is not None and reloaded.active_override(now + 61) is None
     assert json.loads((tmp_path / "settings.json").read_text())["override"]["power_w"] == 2500
     assert not (tmp_path / "settings.tmp").exists()
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"sections": {}, "override": {"action": "charge", "power_w": NaN, "until": 1e12}}', "NaN"),
+    ('{"sections": {}, "override": {"action": "charge", "power_w": true, "until": 1e12}}', "override.power_w"),
+    ('{"sections": {}, "override": {"action": "charge", "power_w": 2000, "until": "soon"}}', "override.until"),
+    ('{"sections": {}, "override": {"action": "explode", "power_w": 2000, "until": 1e12}}', "override.action"),
+    ('{"sections": [1, 2]}', "sections"),
+    ("[]", "expected a JSON object"),
+    ('{"sections": {"battery": {"reserve_pct": 20', "Expecting"),
+])
+async def test_a_hand_edited_file_that_is_not_settings_is_kept_aside(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    """It used to crash the app at every start (or charge at NaN watts); now the configuration
+    applies, the file is kept for a human and the log says why."""
+    from structlog.testing import capture_logs
+
+    (tmp_path / "settings.json").write_text(text)
+    with capture_logs() as logs:
+        assert await SettingsFile(tmp_path / "settings.json").load() == HomeSettings()
+    assert (tmp_path / "settings.json.rejected").read_text() == text
+    assert not (tmp_path / "settings.json").exists()
+    assert reason in logs[0]["error"] and logs[0]["kept"].endswith("settings.json.rejected")
