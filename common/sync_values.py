@@ -114,3 +114,31 @@ def check_document(stream: str, data: dict[str, Any], now: float) -> float | Non
         else:
             check_range(f"data.{name}", value, -MAX_NUMBER, MAX_NUMBER)
     return ts
+
+
+def repair(stream: str, item: dict[str, Any], now: float) -> tuple[dict[str, Any] | None, list[str]]:
+    """``item`` without the values the checks above refuse, and the fields removed; None when
+    the item itself cannot be stored (its time is impossible, or an EDI file has no text).
+
+    The device uses it when the aggregator refused a batch: an inverter that once reported a
+    state of charge of 255 % must not stop every later upload."""
+    removed: list[str] = []
+    for _ in range(10_000):
+        try:
+            if stream in ("readings", "readings_1min"):
+                check_time("ts", item.get("ts"), now)
+                check_reading(item["data"])
+            else:
+                check_document(stream, item["data"], now)
+            return item, removed
+        except ValueProblem as problem:
+            *parents, leaf = problem.field.split(".")
+            if problem.field in ("ts", "data.content") or (problem.field == "data.ts" and stream not in (
+                    "readings", "readings_1min")):
+                return None, [*removed, problem.field]
+            target: Any = item
+            for part in parents:
+                target = target[part]
+            del target[leaf]
+            removed.append(problem.field)
+    return None, removed

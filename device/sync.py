@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gzip
 import json
 import random
 import time
@@ -38,6 +39,7 @@ import aiohttp
 import structlog
 
 from common import sync_protocol as protocol
+from common import sync_values
 from common.backoff import Backoff
 from common.crash import crash_point
 from common.utc import format_utc
@@ -65,12 +67,21 @@ class _Resume(Exception):
         self.last_seq = last_seq
 
 
+class _Refused(Exception):
+    """422: the aggregator refused a value in ``batch`` (its message names item and field)."""
+
+    def __init__(self, batch: _Prepared, error: str) -> None:
+        super().__init__(error)
+        self.batch = batch
+
+
 @dataclass(frozen=True)
 class _Prepared:
     body: bytes
     first_seq: int
     last_seq: int
     count: int
+    repaired: bool = False
 
 
 class SyncClient:
@@ -98,6 +109,7 @@ class SyncClient:
         self._encoder: ThreadPoolExecutor | None = None
         self._resynced: set[str] = set()
         self._store_id: str | None = None  # the store's identity, sent with every batch
+        self._after_gap: set[str] = set()  # streams whose next batch follows items never stored
         self.stats: dict[str, Any] = {
             "state": "starting", "url": self._url, "last_success": None, "last_attempt": None,
             "last_error": None, "consecutive_failures": 0, "next_retry_s": None, "lag_s": None,
@@ -177,14 +189,18 @@ class SyncClient:
             self._resynced.add(stream)
         while True:
             try:
-                return await self._upload_pending(stream)
+                try:
+                    return await self._upload_pending(stream)
+                except _Refused as refused:
+                    await self._upload_repaired(stream, refused.batch, str(refused))
             except _Resume as resume:
                 await self._set_cursor(stream, resume.last_seq, "the aggregator's high-water mark")
 
     async def _upload_pending(self, stream: str) -> int:
         cursor = await self.store.call(Store.sync_cursor, stream)
         queue: asyncio.Queue[_Prepared | None] = asyncio.Queue(maxsize=PREFETCH)
-        producer = asyncio.create_task(self._produce(stream, cursor, queue))
+        first_prev = None if stream in self._after_gap else cursor
+        producer = asyncio.create_task(self._produce(stream, cursor, first_prev, queue))
         in_flight: collections.deque[tuple[_Prepared, asyncio.Task[None]]] = collections.deque()
         sent = 0
         exhausted = False
@@ -205,6 +221,7 @@ class SyncClient:
                     await self._upload(stream, batch)  # the batch before it is stored by now
                 crash_point(CRASH_VARIABLE, "after_ack")
                 await self.store.call(Store.set_sync_cursor, stream, batch.last_seq)
+                self._after_gap.discard(stream)
                 counters = self.stats["streams"][stream]
                 counters["cursor"] = batch.last_seq
                 counters["batches"] += 1
@@ -220,15 +237,17 @@ class SyncClient:
             await asyncio.gather(producer, *(upload for _, upload in in_flight), return_exceptions=True)
         return sent
 
-    async def _produce(self, stream: str, after: int, queue: asyncio.Queue[_Prepared | None]) -> None:
+    async def _produce(
+        self, stream: str, after: int, prev_seq: int | None, queue: asyncio.Queue[_Prepared | None]
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             while rows := await self._fetch(stream, after):
                 backlog, _ = await self.store.call(Store.pending, stream, rows[-1][0])
-                prepared = await loop.run_in_executor(self._encoder, self._encode, stream, rows, backlog, after)
+                prepared = await loop.run_in_executor(self._encoder, self._encode, stream, rows, backlog, prev_seq)
                 del rows  # the next chunk must not sit in memory beside this one
                 await queue.put(prepared)
-                after = prepared.last_seq
+                after = prev_seq = prepared.last_seq
         except Exception:
             await queue.put(None)  # wake the consumer; it awaits this task and sees the error
             raise
@@ -241,7 +260,7 @@ class SyncClient:
             return await self.store.call(Store.minute_readings_after, after, self._batch_size)
         return await self.store.call(Store.outbox_after, stream, after, self._batch_size)
 
-    def _encode(self, stream: str, rows: list[tuple[Any, ...]], backlog: int, prev_seq: int) -> _Prepared:
+    def _encode(self, stream: str, rows: list[tuple[Any, ...]], backlog: int, prev_seq: int | None) -> _Prepared:
         """Runs in a worker thread: serialising and compressing is the CPU-heavy part."""
         if stream == "readings":
             lines = [protocol.reading_line(seq, ts, data) for seq, ts, data in rows]
@@ -271,10 +290,55 @@ class SyncClient:
             log.error("cloud_sync_conflict", stream=stream, first_seq=batch.first_seq,
                       last_seq=batch.last_seq, error=answer.get("error"))
             raise _Resume(answer["last_seq"])
+        if status == 422 and not batch.repaired:
+            raise _Refused(batch, str(answer.get("error")))
         if status == 413 and self._batch_size > 1:
             self._batch_size = max(1, self._batch_size // 2)
             log.warning("cloud_sync_batch_too_large", stream=stream, batch_size=self._batch_size)
         raise SyncError(f"{stream} {batch.first_seq}..{batch.last_seq}: HTTP {status}: {answer.get('error')}")
+
+    async def _upload_repaired(self, stream: str, batch: _Prepared, error: str) -> None:
+        """The refused batch again without the values the aggregator cannot take (an inverter
+        that once reported a state of charge of 255 % must not stop every later upload): each
+        refused value is left out, an item with an impossible time is not sent at all, and the
+        store gets a warning event saying what was left out. It follows no batch (``prev_seq``
+        omitted), and neither does the next one, since items left out leave a gap."""
+        repaired, dropped, removed = await asyncio.get_running_loop().run_in_executor(
+            self._encoder, self._repair, stream, batch)
+        log.warning("cloud_sync_repaired", stream=stream, first_seq=batch.first_seq, last_seq=batch.last_seq,
+                    refused=error, items_left_out=dropped, values_left_out=removed[:20])
+        await self.store.call(
+            Store.add_event, "warning", "cloud_sync",
+            f"{stream} {batch.first_seq}..{batch.last_seq}: the aggregator refused ({error}); "
+            f"sent without {len(removed)} impossible values, {len(dropped)} items with an impossible time not sent",
+            {"values_left_out": removed[:100], "items_left_out": dropped[:100]},
+        )
+        if repaired is not None:
+            await self._upload(stream, repaired)
+        await self.store.call(Store.set_sync_cursor, stream, batch.last_seq)
+        self._after_gap.add(stream)
+
+    def _repair(self, stream: str, batch: _Prepared) -> tuple[_Prepared | None, list[int], list[str]]:
+        """Runs in the encoding thread: ``(batch or None when nothing is left, seqs left out,
+        "seq:field" of each value left out)``."""
+        head, *lines = gzip.decompress(batch.body).split(b"\n")
+        header, now = json.loads(head), time.time()
+        kept: list[bytes] = []
+        dropped: list[int] = []
+        removed: list[str] = []
+        for line in lines:
+            item = json.loads(line)
+            fixed, fields = sync_values.repair(stream, item, now)
+            removed.extend(f"{item['seq']}:{field}" for field in fields)
+            if fixed is None:
+                dropped.append(item["seq"])
+            else:
+                kept.append(line if not fields else json.dumps(fixed, separators=(",", ":")).encode())
+        if not kept:
+            return None, dropped, removed
+        body, first, last = protocol.encode(
+            self.device_id, stream, kept, backlog=header.get("backlog", 0), store=self._store_id or "")
+        return _Prepared(body, first, last, len(kept), repaired=True), dropped, removed
 
     async def _resume_from_aggregator(self, stream: str) -> None:
         """Where the aggregator stands with *this store's* items of ``stream``: a new store (a
