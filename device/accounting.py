@@ -13,7 +13,8 @@ to the day-ahead price):
 Both counterfactuals use only the measurements, so savings = counterfactual − (cost − revenue)
 is what the battery and the planner were worth. A slot without a price is settled with NULL
 money and left out of the totals (``unpriced_slots`` counts them). Settled slots reach the
-cloud through the store's outbox triggers; daily totals are kept per local date.
+cloud through the store's outbox triggers; daily totals are kept per local date as a running sum,
+so today's figures fill up quarter-hour by quarter-hour.
 """
 
 from __future__ import annotations
@@ -122,33 +123,62 @@ def totals(settlements: list[Settlement], sc_soc_end_pct: float) -> dict[str, An
         "unpriced_slots": len(settlements) - len(priced),
         "import_wh": round(sum(s.import_wh for s in settlements), 3),
         "export_wh": round(sum(s.export_wh for s in settlements), 3),
-        "net_cost_eur": round(cost, 6),
-        "cost_no_battery_eur": round(no_battery, 6),
-        "cost_self_consumption_eur": round(self_consumption, 6),
-        "savings_vs_no_battery_eur": round(no_battery - cost, 6),
-        "savings_vs_self_consumption_eur": round(self_consumption - cost, 6),
-        "sc_soc_end_pct": round(sc_soc_end_pct, 4),
+        "net_cost_eur": round(cost, 9),
+        "cost_no_battery_eur": round(no_battery, 9),
+        "cost_self_consumption_eur": round(self_consumption, 9),
+        "savings_vs_no_battery_eur": round(no_battery - cost, 9),
+        "savings_vs_self_consumption_eur": round(self_consumption - cost, 9),
+        "sc_soc_end_pct": round(sc_soc_end_pct, 9),  # carried into the next slot: no drift
     }
 
 
 def settle_day(
-    store: Store, day: date, tariff: Tariff, battery: Battery, timezone: str, zone: str
-) -> dict[str, Any]:
-    """Settle one local day from the store and save slots and totals; returns the totals.
+    store: Store, day: date, tariff: Tariff, battery: Battery, timezone: str, zone: str, now: float | None = None
+) -> dict[str, Any] | None:
+    """Settle the complete slots of one local day that are not settled yet, and add them to the
+    day's running totals; returns the new totals, or None when no slot was new.
 
-    Only complete slots are settled. The self-consumption counterfactual starts from the
-    previous day's end state (or the battery's floor for the first day).
+    Slots are derived in time order and never change once complete, so each is settled once, as
+    soon as it is in: today's totals grow during the day, and every settled slot reaches the
+    outbox once. The self-consumption counterfactual continues from the state after the day's
+    last settled slot (the previous day's end, or the battery's floor for the first day).
+    Only slots over by ``now`` (default: the end of the day) are settled.
     """
     start, end = day_bounds(day, timezone)
-    slots = [s for s in store.energy_slots(start, end) if s["complete"]]
-    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(zone, start - 3600, end))}
-    previous = store.settlement_day((day - timedelta(days=1)).isoformat())
-    sc_soc = previous["sc_soc_end_pct"] if previous else battery.floor_pct
+    settled = store.settlement_day(day.isoformat())
+    after = store.last_settled_ts(start, end)
+    first = start if after is None else after + SLOT_S
+    until = end if now is None else min(end, int(now // SLOT_S) * SLOT_S)
+    slots = [s for s in store.energy_slots(first, until) if s["complete"]]
+    if not slots:
+        return None
+    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(zone, first - 3600, end))}
+    if settled is None or after is None:
+        previous = store.settlement_day((day - timedelta(days=1)).isoformat())
+        sc_soc = previous["sc_soc_end_pct"] if previous else battery.floor_pct
+        settled = None
+    else:
+        sc_soc = settled["sc_soc_end_pct"]
     settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
-    result = totals(settlements, sc_end)
+    result = add_totals(settled, totals(settlements, sc_end))
     store.save_settlements([asdict(s) for s in settlements], day.isoformat(), result, time.time())
-    log.info("settled_day", day=day.isoformat(), **{k: result[k] for k in ("slots", "net_cost_eur")})
+    log.info("settled", day=day.isoformat(), new_slots=len(settlements),
+             **{k: result[k] for k in ("slots", "net_cost_eur")})
     return result
+
+
+_SUMMED = ("slots", "unpriced_slots", "import_wh", "export_wh", "net_cost_eur", "cost_no_battery_eur",
+           "cost_self_consumption_eur", "savings_vs_no_battery_eur", "savings_vs_self_consumption_eur")
+
+
+def add_totals(before: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A day's running totals: ``before`` (the slots settled so far, or None) plus ``new``
+    (the next slots); the counterfactual's state is the newer one."""
+    if before is None:
+        return new
+    summed = {k: round(before.get(k, 0) + new[k], 9) for k in _SUMMED}
+    return {**summed, "slots": int(summed["slots"]), "unpriced_slots": int(summed["unpriced_slots"]),
+            "sc_soc_end_pct": new["sc_soc_end_pct"]}
 
 
 def _expand(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,19 +195,17 @@ async def settle_pending(
     store: AsyncStore, tariff: Tariff, battery: Battery, timezone: str, zone: str, now: float,
     days_back: int = 3,
 ) -> list[dict[str, Any]]:
-    """Settle the last ``days_back`` finished local days not (fully) settled yet; idempotent.
+    """Settle every complete slot not settled yet, from ``days_back`` days ago up to today
+    (oldest first, so each day's counterfactual continues from the day before); idempotent.
 
-    A day settled while some of its slots were still missing (the bridge was offline, slots
-    not derived yet) is settled again until every slot is in or it falls out of the window.
+    Returns the running totals of the days that got new slots.
     """
     today = datetime.fromtimestamp(now, ZoneInfo(timezone)).date()
     done = []
-    for back in range(days_back, 0, -1):
-        day = today - timedelta(days=back)
-        start, end = day_bounds(day, timezone)
-        settled = await store.call(Store.settlement_day, day.isoformat())
-        if settled is None or settled.get("slots", 0) < (end - start) // SLOT_S:
-            done.append(await store.call(settle_day, day, tariff, battery, timezone, zone))
+    for back in range(days_back, -1, -1):
+        result = await store.call(settle_day, today - timedelta(days=back), tariff, battery, timezone, zone, now)
+        if result is not None:
+            done.append(result)
     return done
 
 
@@ -185,11 +213,12 @@ async def settlement_loop(
     store: AsyncStore,
     settings: EffectiveSettings,
     *,
-    every_s: float = 3600.0,
+    every_s: float = 60.0,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Settle finished days shortly after they end, then hourly; runs until cancelled.
+    """Settle each quarter-hour within ``every_s`` of its energy slot being derived (the store's
+    housekeeping derives a slot a few minutes after it ends); runs until cancelled.
 
     Each round settles with the effective tariff and battery of that moment, so a tariff the
     homeowner changed counts from the next settled slot on.

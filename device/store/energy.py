@@ -78,6 +78,11 @@ class EnergyQueries(StoreCore):
         row = self.db.execute("SELECT totals FROM settlement_days WHERE day = ?", [day]).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def last_settled_ts(self, start: int, end: int) -> int | None:
+        """Start of the newest settled slot in [start, end), or None."""
+        row = self.db.execute("SELECT max(ts) FROM settlements WHERE ts >= ? AND ts < ?", [start, end]).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def settlement_totals(self, start: int, end: int) -> dict[str, Any]:
         """Sums of the settled slots in [start, end); ``slots`` = 0 when nothing is settled."""
         row = self.db.execute(

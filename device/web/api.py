@@ -9,7 +9,6 @@ register, 429 too many logins, 502 the bridge refused, 504 the bridge did not an
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,7 +84,7 @@ async def password(request: web.Request) -> dict[str, Any]:
 async def overview(request: web.Request) -> dict[str, Any]:
     guard(request, public=True)
     deps = request.app[DEPS]
-    override = deps.settings.override(time.time())
+    override = deps.settings.override(deps.clock())
     return {
         **snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False),
         "planner_mode": deps.settings.config.planner.mode,
@@ -96,20 +95,20 @@ async def overview(request: web.Request) -> dict[str, Any]:
 async def prices(request: web.Request) -> dict[str, Any]:
     guard(request)
     return await model.prices_and_plan(
-        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], time.time(), request.app[LATE_AFTER]
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER]
     )
 
 
 async def savings(request: web.Request) -> dict[str, Any]:
     guard(request)
-    return await model.savings(request.app[DEPS].store, request.app[TZ], time.time())
+    return await model.savings(request.app[DEPS].store, request.app[TZ], request.app[DEPS].clock())
 
 
 async def get_settings(request: web.Request) -> dict[str, Any]:
     guard(request)
     settings = request.app[DEPS].settings
     effective = settings.config
-    override = settings.override(time.time())
+    override = settings.override(request.app[DEPS].clock())
     return {
         "planner": {"mode": effective.planner.mode, "allowed": list(MODES)},
         "battery": {"reserve_pct": effective.battery.reserve_pct},

@@ -9,6 +9,7 @@ on a real mosquitto). Units and signs are the project's: W, Wh, %, EUR/MWh, epoc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -64,3 +65,4 @@ class WebDeps:
     commands: CommandSender
     settings: EffectiveSettings
     health: Mapping[str, HealthSource] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time  # "now" of the pages (today, the current slot); tests inject

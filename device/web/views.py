@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from typing import Any
 
 from aiohttp import web
@@ -64,20 +63,20 @@ async def overview(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
     return render(request, "overview.html", live=live, read_only=session.role is None,
-                  mode=deps.settings.config.planner.mode, override=deps.settings.override(time.time()))
+                  mode=deps.settings.config.planner.mode, override=deps.settings.override(deps.clock()))
 
 
 async def prices(request: web.Request) -> web.Response:
     guard(request)
     data = await model.prices_and_plan(
-        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], time.time(), request.app[LATE_AFTER]
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER]
     )
     return render(request, "prices.html", data=data)
 
 
 async def savings(request: web.Request) -> web.Response:
     guard(request)
-    return render(request, "savings.html", data=await model.savings(request.app[DEPS].store, request.app[TZ], time.time()))
+    return render(request, "savings.html", data=await model.savings(request.app[DEPS].store, request.app[TZ], request.app[DEPS].clock()))
 
 
 async def settings_page(request: web.Request) -> web.Response:
@@ -86,7 +85,7 @@ async def settings_page(request: web.Request) -> web.Response:
     effective = settings.config
     return render(
         request, "settings.html", modes=MODES, mode=effective.planner.mode, reserve=effective.battery.reserve_pct,
-        tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.override(time.time()),
+        tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.override(request.app[DEPS].clock()),
         limits=actions.power_limits(effective),
     )
 

@@ -66,19 +66,47 @@ def test_settle_day_stores_slots_totals_and_queues_sync(tmp_path: Path) -> None:
         for t in range(start, end, 3600)
     )
     totals = settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU")
-    assert totals["slots"] == 96 and totals["unpriced_slots"] == 0
+    assert totals is not None and totals["slots"] == 96 and totals["unpriced_slots"] == 0
     assert totals["net_cost_eur"] == pytest.approx(96 * 250 / 1e6 * IMPORT)
     assert totals["savings_vs_no_battery_eur"] == pytest.approx(0.0, abs=1e-9)
     assert store.settlement_day("2024-06-01") == totals
     assert store.settlement_totals(start, end)["slots"] == 96
     queued = store.db.execute("SELECT count(*) FROM outbox WHERE stream = 'settlements'").fetchone()[0]
     assert queued == 96
-    # settling again replaces, never duplicates slots
-    settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU")
+    # settling again finds nothing new: no slot is duplicated or queued twice
+    assert settle_day(store, date(2024, 6, 1), Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU") is None
     assert store.settlement_totals(start, end)["slots"] == 96
+    assert store.db.execute("SELECT count(*) FROM outbox WHERE stream = 'settlements'").fetchone()[0] == 96
 
 
-async def test_pending_days_are_settled_until_complete(tmp_path: Path) -> None:
+def test_a_day_settled_quarter_hour_by_quarter_hour_adds_up_to_the_whole_day(tmp_path: Path) -> None:
+    """Today's totals are a running sum: settling slot by slot as each ends gives the same
+    day totals (money, energy and the counterfactual battery's state) as settling the day at once."""
+    day = date(2024, 6, 1)
+    start, end = day_bounds(day, "Europe/Berlin")
+    # a day with sun at noon, so the self-consumption counterfactual charges and discharges
+    rows = [{**slot(t, 0, 0, 400, 1500 if 40 <= i < 64 else 0), "samples": 180, "covered_s": 900,
+             "source": "power", "updated_at": 0.0} for i, t in enumerate(range(start, end, 900))]
+    for r in rows:
+        r["import_wh"], r["export_wh"] = max(r["load_wh"] - r["pv_wh"], 0), max(r["pv_wh"] - r["load_wh"], 0)
+    prices = [{"zone": "DE_LU", "ts": t, "resolution_s": 900, "price_eur_mwh": 50.0 + (t - start) / 900,
+               "source": "csv", "fetched_at": 0.0} for t in range(start, end, 900)]
+    whole, stepwise = Store(tmp_path / "whole.db"), Store(tmp_path / "steps.db")
+    for store in (whole, stepwise):
+        store.db.table("prices").insert_all(prices)
+    whole.db.table("energy_slots").insert_all(rows)
+    at_once = settle_day(whole, day, Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU")
+    running = []
+    for row in rows:  # each slot arrives as it ends, and is settled then
+        stepwise.db.table("energy_slots").insert(row)
+        running.append(settle_day(stepwise, day, Tariff(TariffSettings()), BAT, "Europe/Berlin", "DE_LU"))
+    assert [r["slots"] for r in running if r] == list(range(1, 97))
+    assert running[-1] == pytest.approx(at_once)
+    half = stepwise.settlement_totals(start, start + 48 * 900)  # noon: the running sum so far
+    assert running[47]["net_cost_eur"] == pytest.approx(half["cost_eur"] - half["revenue_eur"])
+
+
+async def test_pending_days_are_settled_once_their_slots_are_in(tmp_path: Path) -> None:
     from device.accounting import settle_pending
     from device.store import AsyncStore
 
@@ -86,8 +114,7 @@ async def test_pending_days_are_settled_until_complete(tmp_path: Path) -> None:
     async with AsyncStore(tmp_path / "nattery.db") as store:
         now = end + 3600.0
         tariff = Tariff(TariffSettings())
-        first = await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1)
-        assert first[0]["slots"] == 0  # nothing metered yet
+        assert await settle_pending(store, tariff, BAT, "Europe/Berlin", "DE_LU", now, days_back=1) == []
         rows = [{**slot(t, 250, 0, 250, 0), "samples": 180, "covered_s": 900, "source": "power", "updated_at": 0.0}
                 for t in range(start, end, 900)]
         await store.call(lambda s: s.db.table("energy_slots").insert_all(rows))  # type: ignore[arg-type]
