@@ -1,11 +1,12 @@
 """The ``app`` service: everything that decides and shows, around one shared store.
 
 Background jobs (store housekeeping, prices and their forecast, the planner with its controller
-and settlement, cloud sync) run beside the local web page until
-``stop`` is set. A job that fails is logged and restarted with a capped backoff, so one broken
-part (say, the price API) never takes the web page down. All of them read one
-:class:`~device.home.effective.EffectiveSettings`: what the homeowner changes on the page reaches
-the planner and settlement at once.
+and settlement, cloud sync, the health report) run beside the local web page until ``stop`` is
+set. A job that fails is logged and restarted with a capped backoff, so one broken part (say, the
+price API) never takes the web page down. All of them read one
+:class:`~device.home.effective.EffectiveSettings` (what the homeowner changes on the page reaches
+the planner and settlement at once) and share one :class:`~device.mqtt.MqttSession`. Their health
+goes to the installer's page and, retained, to ``health/app``.
 """
 
 from __future__ import annotations
