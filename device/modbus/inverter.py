@@ -10,12 +10,12 @@ wrote, so ``applied_at`` means the inverter holds the values, not merely that it
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from device.clock import SYSTEM_CLOCK, Clock
 from device.config import InverterSettings
 from device.modbus import codec
 from device.modbus.blocks import Block, plan_blocks
@@ -62,13 +62,13 @@ class Inverter:
         limits: Limits,
         *,
         command_timeout_s: float = 30.0,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.regmap = regmap
         self.worker = worker
         self.limits = limits
         self.command_timeout_s = command_timeout_s
-        self._wall = wall_clock
+        self.clock = clock  # stamps readings and applied commands (epoch seconds)
         self.telemetry_blocks: list[Block] = plan_blocks(regmap)
 
     # --- reading ---------------------------------------------------------------------------
@@ -89,7 +89,7 @@ class Inverter:
                 raise result  # cancellation and the like are not a failed block
             for reg in block.registers:
                 values[reg.name] = None if isinstance(result, Exception) else result.get(reg.name)
-        return Snapshot(self._wall(), codec.semantic(self.regmap, values), values)
+        return Snapshot(self.clock.time(), codec.semantic(self.regmap, values), values)
 
     async def read_registers(self, names: Sequence[str]) -> dict[str, float | None]:
         """Read named registers now (installer, verification); raises if any block fails."""
@@ -174,7 +174,7 @@ class Inverter:
         deadline = self.worker.deadline_in(self.command_timeout_s)
         for address, words in coalesce(writes):
             await self.worker.submit(WriteRequest(address, tuple(words)), Priority.CONTROL, deadline)
-        applied_at = datetime.fromtimestamp(self._wall(), UTC)
+        applied_at = datetime.fromtimestamp(self.clock.time(), UTC)
         wanted = {reg.name: (reg, words) for reg, words in writes}  # the last write of a register wins
         readable = [reg for reg, _ in wanted.values() if reg.readable]
         if readable:

@@ -46,8 +46,9 @@ def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
 async def run_bridge(cfg: Config, stop: asyncio.Event, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """The ``bridge`` service: the serial line, telemetry, commands and the watchdog.
 
-    ``clock`` runs the bridge's loops (poll, flush, health, watchdog); the Modbus worker keeps
-    the system clock, because the line's gaps and timeouts are physical.
+    ``clock`` runs the bridge's loops (poll, flush, health, watchdog) and stamps readings and
+    applied commands; the Modbus worker keeps the system clock, because the line's gaps and
+    timeouts are physical.
     """
     regmap = line_protocol(cfg, load_map(cfg.inverter.map))
     worker = ModbusWorker(
@@ -58,7 +59,7 @@ async def run_bridge(cfg: Config, stop: asyncio.Event, *, clock: Clock = SYSTEM_
         retries=cfg.inverter.retries,
     )
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store, worker:
-        inverter = Inverter(regmap, worker, Limits.from_settings(cfg.inverter))
+        inverter = Inverter(regmap, worker, Limits.from_settings(cfg.inverter), clock=clock)
         bridge = Bridge(cfg, inverter, store, worker_stats=worker.stats,
                         journal=ReadingJournal.beside(cfg.db_path), clock=clock)
         log.info("bridge starting", map=regmap.family, port=cfg.inverter.port, device=cfg.device.id)
