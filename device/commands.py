@@ -80,14 +80,14 @@ def parse_command(payload: bytes, *, now: float, retained: bool = False) -> dict
 
 def timestamp(value: Any, name: str) -> float:
     """Epoch seconds (a finite number) or ISO-8601 with an offset or Z → epoch seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
         return float(value)
     if isinstance(value, str):
         try:
             return parse_utc(value)
         except ValueError:
             pass
-    raise BadCommand(f"{name} must be epoch seconds or ISO-8601 with Z, got {value!r}")
+    raise BadCommand(f"{name} must be epoch seconds or ISO-8601 with Z, got {_short(value)}")
 
 
 def number(value: Any, name: str, *, minimum: float | None = None, above: float | None = None) -> float:

@@ -91,6 +91,21 @@ def _per_slot(points: list[dict[str, Any]], key: str, start: int, n: int) -> np.
     return out
 
 
+DR_AHEAD_MAX_S = 7 * 86400  # an event may be announced up to a week ahead …
+DR_LENGTH_MAX_S = 2 * 86400  # … and last up to two days
+
+
+def _check_window(event: DemandResponse, now: float) -> None:
+    """A demand-response event the planner can act on: not over, not far off, not endless."""
+    if event.end <= now:
+        raise BadCommand(f"end {event.end:.0f} (epoch s) is already past, now is {now:.0f}")
+    if event.start > now + DR_AHEAD_MAX_S:
+        raise BadCommand(f"start {event.start:.0f} (epoch s) is more than {DR_AHEAD_MAX_S // 86400} days ahead")
+    if event.end - event.start > DR_LENGTH_MAX_S:
+        raise BadCommand(f"the event lasts {(event.end - event.start) / 3600:.1f} h; "
+                         f"at most {DR_LENGTH_MAX_S // 3600} h are allowed")
+
+
 class PlanningService:
     """Keeps a current plan; ``run`` loops until cancelled.
 
@@ -158,6 +173,7 @@ class PlanningService:
             )
             if event.end <= event.start:
                 raise BadCommand(f"end must be after start, got start={event.start} end={event.end}")
+            _check_window(event, self.clock())
             self.add_event(event)
             reply = {"id": command_id, "ok": True}
         except BadCommand as exc:
