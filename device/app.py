@@ -24,8 +24,8 @@ from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
 from device.mqtt import MqttSession, Topics
-from device.replanning import Planning
 from device.prices.runtime import PricesApp
+from device.replanning import Planning
 from device.store import AsyncStore, Retention
 from device.supervision import Job, TaskHealth, supervise
 from device.web.deps import HealthSource

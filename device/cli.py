@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
-from device import config as configuration
 from common import logs
+from device import config as configuration
 from device.modbus.client import PortError
 from device.modbus.registermap import MapError
 from device.store import StoreError

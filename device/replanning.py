@@ -32,7 +32,15 @@ from device.home.effective import EffectiveSettings
 from device.home.settings import Override
 from device.mqtt import MqttSession, NotConnected, Topics
 from device.plan.lp import Solver
-from device.plan.model import SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules
+from device.plan.model import (
+    SLOT_S,
+    Battery,
+    DemandResponse,
+    Inputs,
+    ModeRequest,
+    Plan,
+    Rules,
+)
 from device.plan.schedule import plan
 from device.prices.tariff import Tariff
 from device.store import AsyncStore, Store

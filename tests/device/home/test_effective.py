@@ -11,7 +11,13 @@ from structlog.testing import capture_logs
 
 from device import config as configuration
 from device.home.effective import EffectiveSettings
-from device.home.settings import HomeSettings, SettingsError, SettingsFile, make_override, update_sections
+from device.home.settings import (
+    HomeSettings,
+    SettingsError,
+    SettingsFile,
+    make_override,
+    update_sections,
+)
 
 
 def base(tmp_path: Path) -> configuration.Config:

@@ -6,7 +6,13 @@ from typing import Any
 import pytest
 
 from device import config as configuration
-from device.home.settings import HomeSettings, SettingsError, SettingsFile, make_override, update_sections
+from device.home.settings import (
+    HomeSettings,
+    SettingsError,
+    SettingsFile,
+    make_override,
+    update_sections,
+)
 
 CFG = configuration.load([configuration.DEFAULT_FILE], environ={})
 LIMITS = {"charge": 5000, "discharge": 4000}
