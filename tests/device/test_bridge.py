@@ -17,6 +17,7 @@ import pytest
 from device import config as configuration
 from device.clock import SYSTEM_CLOCK, Clock
 from device.bridge import Watchdog
+from device.modbus.inverter import Snapshot
 from device.modbus.registermap import load_map
 from device.services.bridge import run_bridge
 from device.simulator import Simulator
@@ -400,3 +401,45 @@ async def test_concurrent_flushes_write_each_reading_once(tmp_path: Path) -> Non
         assert not bridge._buffer
     rows = sqlite3.connect(tmp_path / "nattery.db").execute("SELECT count(*), count(DISTINCT ts) FROM readings").fetchone()
     assert rows == (100, 100)
+
+
+class TimedInverter:
+    """Telemetry reads that take the given durations of the clock's time (the last one repeats);
+    records when each read started."""
+
+    def __init__(self, clock: SimulatedClock, read_s: list[float]) -> None:
+        self.regmap = load_map("deye_hybrid_1p")
+        self.clock = clock
+        self.read_s = read_s
+        self.started: list[float] = []
+
+    async def read_telemetry(self) -> Snapshot:
+        self.started.append(round(self.clock.monotonic() - 1000.0, 6))
+        await self.clock.sleep(self.read_s[min(len(self.started), len(self.read_s)) - 1])
+        return Snapshot(self.clock.time(), {"soc_pct": 50.0}, {})
+
+
+@pytest.mark.parametrize(("read_s", "starts"), [
+    ([0.2], [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]),  # on the interval, however long each read takes
+    # two reads slower than the interval, then fast ones: back to back while slow, then on the
+    # interval again from the late poll on, with no burst to catch up the polls missed
+    ([0.8, 0.8, 0.1], [0.0, 0.8, 1.6, 2.1, 2.6]),
+])
+async def test_poll_loop_keeps_its_interval_and_never_piles_up(
+    tmp_path: Path, read_s: list[float], starts: list[float]
+) -> None:
+    """On simulated time (the clock jumps whenever everything sleeps): 2.9 s of polling at once."""
+    from device.bridge import Bridge
+    from device.store import AsyncStore
+
+    clock = SimulatedClock()
+    cfg = bridge_config(tmp_path, "/dev/null", 1)  # poll_interval_s 0.5; the broker is never reached
+    inverter = TimedInverter(clock, read_s)
+    bridge = Bridge(cfg, inverter, AsyncStore(cfg.db_path), clock=clock)  # type: ignore[arg-type]
+    poller = asyncio.create_task(bridge._poll_loop())
+    await clock.sleep(2.9)
+    poller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await poller
+    assert inverter.started == starts
+    assert bridge.counters["polls"] == len(starts)  # each read done by 2.9 s, the next due after it
