@@ -19,7 +19,7 @@ from device.web import actions, model
 from device.web.actions import ActionError, Actor
 from device.web.inputs import check_finite, query_int
 from device.web.access import guard, json_error, locale
-from device.web.keys import ANONYMOUS, CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ
+from device.web.keys import CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ
 from device.web.live import snapshot
 from device.web.login import attempt_login, change_password
 from device.web.openapi import spec
@@ -71,7 +71,6 @@ async def login(request: web.Request) -> dict[str, Any]:
 
 async def logout(request: web.Request) -> dict[str, Any]:
     request.app[SESSIONS].drop(request[SESSION])
-    request.app[ANONYMOUS].drop(request[SESSION])
     return {"ok": True}
 
 

@@ -29,7 +29,7 @@ from device.web.access import is_api, json_error, set_session_cookie
 from device.web.auth import LoginLimiter, Sessions
 from device.web.deps import WebDeps
 from device.web.keys import (
-    ANONYMOUS, CFG, COOKIE, DEPS, FRESH_SESSION, LATE_AFTER, LIMITER, LIVE, SESSION, SESSIONS, STARTED, TEMPLATES, TZ,
+    CFG, COOKIE, DEPS, FRESH_SESSION, LATE_AFTER, LIMITER, LIVE, SESSION, SESSIONS, STARTED, TEMPLATES, TZ,
     USERS,
 )
 from device.web.live import LiveHub
@@ -39,7 +39,6 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-ANONYMOUS_LIFETIME_S = 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -102,10 +101,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     if request.path.startswith("/static/"):
         return await handler(request)
     sid = request.cookies.get(COOKIE)
-    session = request.app[SESSIONS].get(sid) or request.app[ANONYMOUS].get(sid)
-    request[FRESH_SESSION] = session is None
-    if session is None:
-        session = request.app[ANONYMOUS].new()
+    session = request.app[SESSIONS].get(sid) or request.app[SESSIONS].anonymous(sid)
+    request[FRESH_SESSION] = session.id != sid
     request[SESSION] = session
     try:
         response = await handler(request)
@@ -144,7 +141,6 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(60)
             app[SESSIONS].sweep()
-            app[ANONYMOUS].sweep()
             app[LIMITER].sweep()
 
     task = asyncio.create_task(sweep())
@@ -180,7 +176,6 @@ def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     app[STARTED] = time.time()
     app[USERS] = Users.for_config(cfg)
     app[SESSIONS] = Sessions(cfg.web.session_lifetime_s)
-    app[ANONYMOUS] = Sessions(ANONYMOUS_LIFETIME_S)
     app[LIMITER] = LoginLimiter(cfg.web.login_max_failures, cfg.web.login_window_s)
     app[LIVE] = LiveHub(deps.telemetry)
     app[TEMPLATES] = jinja2.Environment(

@@ -4,10 +4,16 @@
 Sessions live in memory: a restart logs everyone out, which is acceptable for a LAN appliance
 and means no session secret sits on the SD card. Every visitor has a session (anonymous until
 login) so the login form is CSRF-protected like everything else; login rotates the session id.
+Anonymous sessions are not stored: their CSRF token is derived from the cookie's id, so requests
+without a cookie, however many, cost no memory.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -27,12 +33,32 @@ class Session:
         return self.role == "installer"
 
 
-class Sessions:
-    """In-memory sessions keyed by a random id (the cookie value)."""
+ANONYMOUS_LIFETIME_S = 3600  # the anonymous cookie's lifetime
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
-    def __init__(self, lifetime_s: float) -> None:
+
+class Sessions:
+    """Logged-in sessions in memory, keyed by a random id (the cookie value), and anonymous ones
+    derived from the cookie's id (see :meth:`anonymous`)."""
+
+    def __init__(self, lifetime_s: float, anonymous_lifetime_s: float = ANONYMOUS_LIFETIME_S) -> None:
         self.lifetime_s = lifetime_s
+        self.anonymous_lifetime_s = anonymous_lifetime_s
         self._by_id: dict[str, Session] = {}
+        self._key = secrets.token_bytes(32)
+
+    def anonymous(self, session_id: str | None) -> Session:
+        """The visitor's anonymous session: for a well-formed id the same one every time (its
+        CSRF token is an HMAC of the id under a key made at start), else one with a new id.
+        Nothing is stored; the id is only as secret as the HttpOnly cookie that carries it."""
+        if session_id is None or not _SESSION_ID.fullmatch(session_id):
+            session_id = secrets.token_urlsafe(32)
+        digest = hmac.new(self._key, session_id.encode(), hashlib.sha256).digest()
+        csrf = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return Session(session_id, csrf, time.time() + self.anonymous_lifetime_s)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     def get(self, session_id: str | None, now: float | None = None) -> Session | None:
         session = self._by_id.get(session_id or "")

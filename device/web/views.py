@@ -18,7 +18,7 @@ from device.web.actions import ActionError, Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
 from device.web.keys import (
-    ANONYMOUS, CFG, COOKIE, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, SESSIONS, TEMPLATES, TZ,
+    CFG, COOKIE, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, SESSIONS, TEMPLATES, TZ,
 )
 from device.web.i18n import LANGUAGES
 from device.web.inputs import form_number
@@ -190,7 +190,6 @@ async def login_post(request: web.Request) -> web.Response:
 
 async def logout_post(request: web.Request) -> web.Response:
     request.app[SESSIONS].drop(request[SESSION])
-    request.app[ANONYMOUS].drop(request[SESSION])
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -38,3 +38,12 @@ def test_sessions_expire_and_are_swept() -> None:
     assert sessions.get(session.id, now=session.expires + 1) is None
     assert sessions.sweep(now=session.expires + 1) == 1
     assert sessions.get("forged") is None and sessions.get(None) is None
+
+
+def test_anonymous_sessions_are_derived_not_stored() -> None:
+    sessions = Sessions(lifetime_s=100)
+    first = sessions.anonymous(None)
+    again = sessions.anonymous(first.id)
+    assert again.id == first.id and again.csrf == first.csrf and len(sessions) == 0
+    assert sessions.anonymous("forged").id != "forged"  # not one of ours: a new id
+    assert Sessions(lifetime_s=100).anonymous(first.id).csrf != first.csrf  # a key per process

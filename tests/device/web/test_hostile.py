@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from device.store import Reading, Store
+from device.web.keys import SESSIONS
 from tests.device.web.conftest import NEW_PASSWORDS, api, csrf
 from tests.device.web.harness import WebStack
 
@@ -204,3 +205,23 @@ async def test_a_new_password_must_be_a_string(stack: WebStack, homeowner: TestC
     assert (status, body["field"]) == (400, "new_password"), body
     assert (stack.cfg.device.data_dir / "web-users.json").read_text() == before
     assert await stack.store.call(Store.events, 50) == events_before
+
+
+# --- issue 9: cookieless requests store nothing ------------------------------------------------
+
+async def test_cookieless_requests_store_no_session(stack: WebStack, client: TestClient) -> None:
+    stored = len(stack.app[SESSIONS])
+    for _ in range(200):
+        client.session.cookie_jar.clear()
+        assert (await client.get("/login")).status == 200
+    assert len(stack.app[SESSIONS]) == stored
+    # the anonymous session still protects the login form: its token works for its cookie only
+    token = await csrf(client)
+    client.session.cookie_jar.clear()
+    await client.get("/api/v1/session")
+    response = await client.post("/api/v1/login", json={"account": "homeowner", "password": "nattery"},
+                                 headers={"X-CSRF-Token": token})
+    assert response.status == 403
+    status, body = await api(client, "POST", "/api/v1/login", {"account": "homeowner", "password": "nattery"})
+    assert status == 200 and body["role"] == "homeowner"
+    assert len(stack.app[SESSIONS]) == stored + 1
