@@ -76,7 +76,10 @@ class StandInBridge:
         await self.session.connected.wait()
         await self.session.publish_json(self.topics.health, {"modbus": {"queue_depth": 0, "errors": 0},
                                                              "watchdog": {"mode": self.mode}}, retain=True)
-        while True:
+        # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) can lose a cancellation that
+        # races a completed publish; the task still reports it, so the loop checks for it.
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():
             now = time.time()
             roles = self.roles(now)
             self.soc_pct = min(100.0, max(0.0, self.soc_pct - roles["battery_w"] * self.period_s / 1000.0))
