@@ -150,3 +150,36 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+
+
+async def test_on_simulated_time_refreshes_feed_the_watchdog_and_the_boundary_switches_the_setpoint() -> None:
+    """The controller's own timing, on a clock that jumps whenever it sleeps: 150 s in no time.
+    The bridge is a stand-in that accepts every command and reports the commanded mode."""
+    boundary = 1_767_225_600 + 40 * SLOT_S
+    clock = SimulatedClock(start=boundary - 100)
+    topics = Topics("nattery", DEVICE)
+    sent: list[tuple[float, str, Any]] = []
+    holder: list[Controller] = []
+
+    async def bridge(topic: str, payload: Any, **_: Any) -> None:
+        if not topic.startswith(topics.cmd("")):
+            return  # the plan
+        action = topic.rsplit("/", 1)[1]
+        sent.append((clock.time() - boundary, action, payload.get("hold_s")))
+        ctl = holder[0]
+        await ctl.on_message(topics.cmd_result, json.dumps({"id": payload["id"], "ok": True}).encode())
+        if action != "refresh":
+            await ctl.on_message(topics.telemetry, json.dumps({"mode": action}).encode())
+
+    ctl = Controller(topics, bridge, watchdog_s=120, clock=clock)
+    holder.append(ctl)
+    await ctl.set_plan(make_plan(boundary - SLOT_S, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
+    task = asyncio.create_task(ctl.run())
+    await clock.sleep(150)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # refresh every third of the watchdog time; the new setpoint at the boundary, not later
+    assert sent == [(-100, "charge", 160.0), (-60, "refresh", 120.0), (-20, "refresh", 80.0),
+                    (0, "discharge", 960.0), (40, "refresh", 920.0)]
+    assert ctl.stats.boundary_lag_s == [0.0] and ctl.stats.unverified == 0
