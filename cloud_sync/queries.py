@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_sync.db import Database
 from common.sync_protocol import STREAMS
+from common.sync_values import is_number
 from common.utc import format_utc
 
 ONLINE_WINDOW_S = 300.0  # a device that uploaded within this is shown online
@@ -17,7 +18,12 @@ ENERGY_FIELDS = ("import_wh", "export_wh", "charge_wh", "discharge_wh", "pv_wh",
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else format_utc(ts)
+    """The time as text; None when unknown or beyond what a date can say (a release before the
+    value checks may have stored a reading dated in the year 33,000)."""
+    try:
+        return None if ts is None else format_utc(ts)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 async def stream_state(db: Database, device: str, stream: str, store: str) -> dict[str, Any]:
@@ -133,7 +139,8 @@ async def daily_energy(db: Database, device: str, start: date, end: date, tz: st
         day = datetime.fromtimestamp(ts, zone).date().isoformat()
         total = days.setdefault(day, {"day": day, **{f: 0.0 for f in ENERGY_FIELDS}, "slots": 0, "complete_slots": 0})
         for f in ENERGY_FIELDS:
-            total[f] += slot.get(f) or 0.0
+            value = slot.get(f)
+            total[f] += value if is_number(value) else 0.0  # stored before the value checks: skip
         total["slots"] += 1
         total["complete_slots"] += 1 if slot.get("complete") else 0
     return [{**d, **{f: round(d[f], 3) for f in ENERGY_FIELDS}} for d in days.values()]

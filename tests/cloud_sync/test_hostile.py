@@ -268,3 +268,28 @@ async def test_decodes_are_bounded_and_a_stalled_body_times_out(tmp_path: Path) 
     finally:
         agg.stop()
     assert [seq for seq, _ in agg.rows("gate")] == [1, 2, 3]
+
+
+async def test_values_stored_before_the_checks_do_not_break_the_operators_views(aggregator: Aggregator) -> None:
+    name, cred = device(aggregator, "legacy")
+    op = aggregator.add_operator(f"op-{name}")
+    future = 1e12  # the year 33,658, as an older release accepted it
+    aggregator.execute(
+        "INSERT INTO streams (device_id, stream, store_id, last_seq, last_ts, backlog, updated_at)"
+        " VALUES ($1, 'readings', '', 1, $2, 0, $3)", name, future, time.time())
+    aggregator.execute(
+        "INSERT INTO readings (device_id, stream, store_id, seq, ts, line) VALUES ($1, 'readings', '', 1, $2, $3)",
+        name, future, json.dumps({"seq": 1, "ts": future, "data": {"ts": "x", "roles": {}}}))
+    slot = int(time.time()) // 900 * 900 - 900
+    aggregator.execute(
+        "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, 'energy', $2, 1, $3, $4)",
+        name, str(slot), float(slot), json.dumps({"ts": slot, "import_wh": "lots", "pv_wh": 2.0}))
+    status, listing = await get(aggregator, op, f"/v1/devices/{name}")
+    assert status == 200, listing
+    assert listing["latest_telemetry"]["time"] is None and listing["streams"]["readings"]["last_ts"] is None
+    status, state = await get(aggregator, cred, "/v1/streams/readings")
+    assert (status, state["last_ts"]) == (200, None)
+    day = time.strftime("%Y-%m-%d", time.gmtime(slot))
+    status, energy = await get(aggregator, op, f"/v1/devices/{name}/energy/daily?from={day}&to={day}")
+    assert status == 200, energy
+    assert (energy["days"][0]["import_wh"], energy["days"][0]["pv_wh"]) == (0.0, 2.0)
