@@ -53,7 +53,12 @@ IN_FLIGHT = 2  # uploads at once: the aggregator decodes one while it stores the
 
 
 class SyncError(Exception):
-    """An upload round failed; it is retried after a backoff."""
+    """An upload round failed; it is retried after a backoff, or after ``retry_after`` seconds
+    when the aggregator asked for that (429, 503) and that is longer."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _TooEarly(Exception):
@@ -157,6 +162,8 @@ class SyncClient:
         except Exception as exc:  # noqa: BLE001 — any failure (network, disk) backs off and retries
             failures = self.stats["consecutive_failures"] + 1
             delay = self.backoff.delay(failures)
+            if isinstance(exc, SyncError) and exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, self.cfg.backoff_max_s))
             if failures == 1:
                 log.warning("cloud_sync_failing", error=str(exc), retry_in_s=round(delay, 1),
                             exc_info=not isinstance(exc, SyncError))
@@ -365,7 +372,11 @@ class SyncClient:
                     answer = await resp.json(content_type=None)
                 except (ValueError, aiohttp.ContentTypeError):
                     answer = {"error": (await resp.text())[:200]}
-                return resp.status, answer if isinstance(answer, dict) else {}
+                answer = answer if isinstance(answer, dict) else {}
+                if resp.status in (429, 503):  # the aggregator says when to come back
+                    raise SyncError(f"{method} {path}: HTTP {resp.status}: {answer.get('error')}",
+                                    retry_after=_seconds(resp.headers.get("Retry-After")))
+                return resp.status, answer
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise SyncError(f"{method} {self._url}{path}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
 
@@ -390,3 +401,11 @@ async def run_sync(cfg: Config, drain: bool = False) -> dict[str, Any]:
         else:
             await client.run()
         return client.stats
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the aggregator never sends the HTTP-date form)."""
+    try:
+        return max(float(retry_after), 0.0) if retry_after is not None else None
+    except ValueError:
+        return None

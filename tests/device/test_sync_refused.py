@@ -9,8 +9,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+import aiohttp
+import pytest
+
 from device.store import AsyncStore
-from device.sync import SyncClient
+from device.sync import SyncClient, SyncError
 from tests.cloud_sync.aggregator import Aggregator, sqlite_aggregator  # noqa: F401
 from tests.device.test_sync import device_config, fill
 
@@ -40,3 +43,22 @@ async def test_an_impossible_value_is_left_out_and_the_upload_goes_on(
     conn.close()
     assert events == [{"values_left_out": ["1500:data.roles.soc_pct"], "items_left_out": []},
                       {"values_left_out": ["2500:ts"], "items_left_out": [2500]}]
+
+
+async def test_the_device_waits_as_long_as_the_aggregator_asks(tmp_path: Path) -> None:
+    agg = Aggregator(str(tmp_path / "cloud.db"), tmp_path / "agg.log",
+                     options=("--auth-failures", "1", "--auth-window-s", "5"))
+    credential = agg.add_device("patient")
+    fill(tmp_path / "patient.db", 10)
+    agg.start()
+    try:
+        async with aiohttp.ClientSession() as session:  # someone guessing from the same address
+            async with session.get(f"{agg.url}/v1/streams/readings", headers={"Authorization": "Bearer dev.x.y"}) as r:
+                assert r.status == 401
+        async with AsyncStore(tmp_path / "patient.db") as store:
+            client = SyncClient(device_config(tmp_path, "patient", agg, credential, backoff_max_s=30.0), store)
+            with pytest.raises(SyncError, match="HTTP 429: too many failed credentials"):
+                await client.drain(max_failures=1)
+    finally:
+        agg.stop()
+    assert 1.0 <= client.stats["next_retry_s"] <= 5.0  # Retry-After, not the first backoff (0.05 s)
