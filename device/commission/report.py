@@ -11,7 +11,7 @@ from device.modbus.mapmodel import Protocol, RegisterMap
 from device.modbus.registermap import MAPS_DIR
 
 Verdict = Literal["ok", "warn", "fail", "unchecked"]
-Outcome = Literal["fits", "implausible", "exception", "no_reply", "error"]
+Outcome = Literal["fits", "other_family", "implausible", "exception", "no_reply", "error"]
 
 
 class CommissionError(RuntimeError):
@@ -48,7 +48,7 @@ class Probe:
 
     @property
     def answered(self) -> bool:
-        return self.outcome in ("fits", "implausible", "exception")
+        return self.outcome in ("fits", "other_family", "implausible", "exception")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,8 @@ def shown(c: Check) -> str:
 
 
 
-_OUTCOMES: dict[str, str] = {"fits": "FITS", "implausible": "answers, implausible",
+_OUTCOMES: dict[str, str] = {"fits": "FITS", "other_family": "answers, another family",
+                             "implausible": "answers, implausible",
                              "exception": "answers, not this map", "no_reply": "no reply", "error": "error"}
 
 

@@ -1,8 +1,9 @@
 """Finding the inverter: which map answers plausibly at which line setting and unit id.
 
 For each candidate map, line setting (the map's baud rate, parity, data and stop bits, or the
-given baud rates) and unit id, the map's identifying registers (the ``soc_pct`` and ``state``
-roles) are read with a short timeout, one by one. Strictly one request on the line at a time:
+given baud rates) and unit id, the map's identity words (device type, model name: a mismatch is
+"another family") and then its identifying registers (the ``soc_pct`` and ``state`` roles) are
+read with a short timeout, one by one. Strictly one request on the line at a time:
 one :class:`~device.modbus.worker.ModbusWorker` per (line, unit), since its protocol fixes both,
 and never two workers at once. A map *fits* when every identifying value is plausible; an
 exception reply means "something answers, but not with this map"; silence, nothing there.
@@ -19,10 +20,10 @@ import structlog
 from device.commission.report import CommissionError, Found, Line, Outcome, Probe, map_reference, shown
 from device.commission.rules import judge
 from device.modbus.client import client_factory
-from device.modbus.inverter import Inverter, Limits
+from device.modbus.inverter import IdentityError, Inverter, Limits
 from device.modbus.line_guard import MAX_RTU_ADU
 from device.modbus.mapmodel import Protocol, RegisterMap
-from device.modbus.worker import ExceptionReply, LinkDown, ModbusError, ModbusWorker, RequestTimeout
+from device.modbus.worker import ExceptionReply, LinkDown, ModbusError, ModbusWorker, Priority, RequestTimeout
 
 log = structlog.get_logger(__name__)
 
@@ -77,10 +78,13 @@ async def _probe(inverter: Inverter, line: Line, unit: int) -> Probe:
 
     values: dict[str, float | None] = {}
     try:
+        await inverter.identify(Priority.ONDEMAND)  # the family's own proof first
         for name in names:  # one by one: the first silence or refusal ends the probe
             values.update(await inverter.read_registers([name]))
     except LinkDown as exc:
         raise CommissionError(f"cannot open {inverter.worker.port}: {exc}") from None
+    except IdentityError as exc:
+        return probe("other_family", str(exc))
     except ExceptionReply as exc:
         return probe("exception", f"exception {exc.code} ({ExceptionReply.NAMES.get(exc.code, 'unknown')})")
     except RequestTimeout:
@@ -145,6 +149,10 @@ def choose(probes: Sequence[Probe], maps: Sequence[RegisterMap], preferred: str 
     if not fits:
         answered = sorted({p.unit_id for p in probes if p.answered})
         garbled = sorted({str(p.line) for p in probes if p.outcome == "error"})
+        other = [p for p in probes if p.outcome == "other_family"]
+        if other and len({p.detail for p in other}) == 1 and len({p.map for p in other}) == len(
+                {p.map for p in probes if p.answered}):
+            return f"the inverter at unit {other[0].unit_id} is of no family tried: {other[0].detail}"
         if answered:
             return ("something answers at unit " + ", ".join(map(str, answered))
                     + " but no map tried reads plausible values there")

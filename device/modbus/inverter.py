@@ -27,6 +27,11 @@ class CommandError(ValueError):
     """A command or register access refused before anything was queued (the text says why)."""
 
 
+class IdentityError(CommandError):
+    """The inverter is not of the map's family (its identity words say otherwise): nothing is
+    written to it. The text names what was found and what the map expects."""
+
+
 class VerificationError(RuntimeError):
     """The inverter acknowledged the writes but reads back other values."""
 
@@ -70,6 +75,31 @@ class Inverter:
         self.command_timeout_s = command_timeout_s
         self.clock = clock  # stamps readings and applied commands (epoch seconds)
         self.telemetry_blocks: list[Block] = plan_blocks(regmap)
+        self._identified = not regmap.identity
+
+    # --- identity --------------------------------------------------------------------------
+
+    async def identify(self, priority: Priority = Priority.CONTROL) -> None:
+        """Read the map's identity words; :class:`IdentityError` if the inverter is another family.
+
+        Every write waits for this once (a matching inverter is remembered, a mismatch asked
+        again at the next write: the installer may swap the map or the inverter).
+        """
+        if self._identified:
+            return
+        deadline = self.worker.deadline_in(self.command_timeout_s)
+        wrong = []
+        for check in self.regmap.identity:
+            words = await self.worker.submit(
+                ReadRequest(check.table, check.address, check.words), priority, deadline)  # type: ignore[arg-type]
+            found = check.found(words)
+            if not check.matches(found):
+                wrong.append(f"{check.name} ({check.table} {check.address}) reads {check.describe(found)}, "
+                             f"expected {check.expected()}")
+        if wrong:
+            raise IdentityError(f"not a {self.regmap.name} (map {self.regmap.family}): " + "; ".join(wrong)
+                                + "; nothing written")
+        self._identified = True
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -171,6 +201,7 @@ class Inverter:
         return writes
 
     async def _write_verified(self, writes: Sequence[tuple[Register, list[int]]]) -> datetime:
+        await self.identify()
         deadline = self.worker.deadline_in(self.command_timeout_s)
         for address, words in coalesce(writes):
             await self.worker.submit(WriteRequest(address, tuple(words)), Priority.CONTROL, deadline)

@@ -9,7 +9,7 @@ map, and they can use the model, without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -169,6 +169,59 @@ class Control:
 
 
 @dataclass(frozen=True)
+class IdentityCheck:
+    """Words that prove the family: a code (``values``: allowed code -> what it means) or an ASCII
+    text (``prefixes``: the text must start with one of them), read before anything is written.
+
+    ``known`` names codes of other families, so that a refusal can say what was found.
+    """
+
+    name: str
+    table: Literal["holding", "input"]
+    address: int
+    words: int
+    values: Mapping[int, str] = field(default_factory=dict)
+    prefixes: tuple[str, ...] = ()
+    known: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def is_text(self) -> bool:
+        return bool(self.prefixes)
+
+    def found(self, words: Sequence[int]) -> str | int:
+        """What the inverter answered: its text (cut at the first NUL, spaces stripped) or its code."""
+        raw = b"".join(w.to_bytes(2, "big") for w in words)
+        if self.is_text:
+            return raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+        return int.from_bytes(raw, "big")
+
+    def matches(self, found: str | int) -> bool:
+        if isinstance(found, str):
+            return any(found.startswith(p) for p in self.prefixes)
+        return found in self.values
+
+    def describe(self, found: str | int) -> str:
+        """``found`` with its meaning where the map knows it, e.g. ``1280 (three-phase LV hybrid)``."""
+        if isinstance(found, str):
+            return repr(found)
+        label = self.values.get(found) or self.known.get(found)
+        return f"{found}" + (f" ({label})" if label else "")
+
+    def expected(self) -> str:
+        if self.is_text:
+            return "a text starting " + " or ".join(map(repr, self.prefixes))
+        return " or ".join(f"{k} ({v})" for k, v in self.values.items())
+
+    def sample_words(self) -> list[int]:
+        """The words of the first allowed value (what the simulator answers)."""
+        if self.is_text:
+            raw = self.prefixes[0].encode("ascii").ljust(2 * self.words, b"\0")[: 2 * self.words]
+            return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+        value = next(iter(self.values))
+        return [(value >> (16 * (self.words - 1 - i))) & 0xFFFF for i in range(self.words)]
+
+
+@dataclass(frozen=True)
 class RegisterMap:
     family: str
     name: str
@@ -180,6 +233,7 @@ class RegisterMap:
     unreadable: Mapping[str, tuple[tuple[int, int], ...]]
     products: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    identity: tuple[IdentityCheck, ...] = ()
 
     def telemetry_registers(self) -> list[Register]:
         """Every readable register: polled each cycle (cheap once blocks are coalesced)."""

@@ -34,8 +34,8 @@ from device.config import read_yaml
 from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
-    ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, ParamSpec, Protocol,
-    Register, RegisterMap, RoleSpec, WriteSpec,
+    ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
+    Protocol, Register, RegisterMap, RoleSpec, WriteSpec,
 )
 from device.resources import MAPS_DIR
 
@@ -92,7 +92,7 @@ class _Parser:
             raw,
             "map",
             {"family", "name", "products", "sources", "protocol", "registers", "roles",
-             "controls", "unreadable"},
+             "controls", "unreadable", "identity"},
             {"family", "name", "protocol", "registers", "roles", "controls"},
         )
         protocol = self.protocol(top["protocol"])
@@ -100,6 +100,7 @@ class _Parser:
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
         controls = self.controls(top["controls"], registers)
+        identity = self.identity(top.get("identity") or [], registers, unreadable)
         regmap = RegisterMap(
             family=str(top["family"]),
             name=str(top["name"]),
@@ -111,6 +112,7 @@ class _Parser:
             unreadable=unreadable,
             products=tuple(top.get("products") or ()),
             sources=tuple(top.get("sources") or ()),
+            identity=identity,
         )
         self.check_plannable(regmap)
         return regmap
@@ -240,6 +242,54 @@ class _Parser:
                     raise self.fail(f"registers[{reg.name}]", f"its words span address {address} of the "
                                                               f"write-only {write_only[reg.table, address]}")
         return result
+
+    def identity(self, raw: Any, registers: Mapping[str, Register],
+                 unreadable: Mapping[str, tuple[tuple[int, int], ...]]) -> tuple[IdentityCheck, ...]:
+        """The words that prove the family: a code (``values``) or a text (``prefixes``)."""
+        if not isinstance(raw, list):
+            raise self.fail("identity", f"expected a list, got {raw!r}")
+        checks = []
+        for i, item in enumerate(raw):
+            where = f"identity[{item.get('name', i) if isinstance(item, Mapping) else i}]"
+            data = self.mapping(item, where, {"name", "table", "address", "words", "values", "prefixes",
+                                              "known", "description"}, {"name", "table", "address", "words"})
+            data.pop("description", None)
+            if data["table"] not in TABLES:
+                raise self.fail(where, f"unknown table {data['table']!r}; allowed: {', '.join(TABLES)}")
+            words, address = data["words"], data["address"]
+            if isinstance(words, bool) or not isinstance(words, int) or not 1 <= words <= 32:
+                raise self.fail(where, f"words {words!r} must be 1 to 32")
+            if isinstance(address, bool) or not isinstance(address, int) or not 0 <= address <= 0xFFFF - words + 1:
+                raise self.fail(where, f"address {address!r} is not 0..65535 (with its {words} words)")
+            if ("values" in data) == ("prefixes" in data):
+                raise self.fail(where, "give exactly one of 'values' (codes) or 'prefixes' (a text)")
+            limit = 1 << (16 * words)
+            for key in ("values", "known") if "values" in data else ("known",):
+                codes = data.get(key) or {}
+                if not isinstance(codes, Mapping) or (key == "values" and not codes) or not all(
+                        isinstance(k, int) and not isinstance(k, bool) and 0 <= k < limit for k in codes):
+                    raise self.fail(where, f"{key} must map codes 0..{limit - 1} to what they mean, got {codes!r}")
+                data[key] = {int(k): str(v) for k, v in codes.items()}
+            data.setdefault("values", {})
+            if set(data["values"]) & set(data["known"]):
+                raise self.fail(where, f"codes {sorted(set(data['values']) & set(data['known']))} are both "
+                                       "accepted and known as another family")
+            prefixes = data.get("prefixes", [])
+            if "prefixes" in data and (not isinstance(prefixes, list) or not prefixes or not all(
+                    isinstance(p, str) and p.isascii() and 0 < len(p) <= 2 * words for p in prefixes)):
+                raise self.fail(where, f"prefixes must be a non-empty list of ASCII texts of at most "
+                                       f"{2 * words} characters, got {prefixes!r}")
+            data["prefixes"] = tuple(prefixes)
+            check = IdentityCheck(**data)
+            span = range(address, address + words)
+            for lo, hi in unreadable.get(check.table, ()):
+                if address <= hi and lo < address + words:
+                    raise self.fail(where, f"inside unreadable {lo}..{hi}")
+            for reg in registers.values():
+                if reg.table == check.table and not reg.readable and set(reg.addresses) & set(span):
+                    raise self.fail(where, f"its words overlap the write-only {reg.name}")
+            checks.append(check)
+        return tuple(checks)
 
     def roles(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, RoleSpec]:
         data = self.mapping(raw, "roles", set(ROLE_UNITS), set(REQUIRED_ROLES))

@@ -59,8 +59,11 @@ class RegisterImage:
             for address in reg.addresses:
                 self.owner[reg.table][address] = reg
                 self.words[reg.table][address] = 0
+        for check in regmap.identity:  # the family's identity words, as the firmware reports them
+            for i, word in enumerate(check.sample_words()):
+                self.words[check.table][check.address + i] = word
         self.span = {
-            table: (min(owners), max(owners)) for table, owners in self.owner.items() if owners
+            table: (min(words), max(words)) for table, words in self.words.items() if words
         }
 
     # --- engineering values -------------------------------------------------------------

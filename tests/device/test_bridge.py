@@ -113,9 +113,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(
-    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, clock: Clock = SYSTEM_CLOCK, **bridge: Any
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, clock: Clock = SYSTEM_CLOCK,
+    inverter_family: str = "deye_hybrid_1p", **bridge: Any
 ) -> AsyncIterator[Rig]:
-    sim = Simulator(load_map("deye_hybrid_1p"), speed=600.0)
+    """The bridge (default map deye_hybrid_1p) against a simulated ``inverter_family``."""
+    sim = Simulator(load_map(inverter_family), speed=600.0)
     await sim.serve_serial(pty_pair.b)
     cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, **bridge)
     stop = asyncio.Event()
@@ -215,6 +217,26 @@ async def test_bad_commands_are_answered_and_never_reach_the_inverter(
             assert error in result["error"], (action, payload, result["error"])
         assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == writes_before
         assert r.sim.mode == "self_consumption"
+
+
+async def test_a_three_phase_deye_is_refused_by_the_single_phase_map(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    """Its programme registers are elsewhere: nothing may be written, and the reply says why."""
+    async with rig(tmp_path, pty_pair, mosquitto, inverter_family="deye_hybrid_3p") as r:
+        assert r.cfg.inverter.map == "deye_hybrid_1p"
+        result = await r.mqtt.command("charge", {"id": "c1", "power_w": 1000})
+        assert result["ok"] is False
+        assert result["error"] == (
+            "not a Deye / Sunsynk single-phase hybrid (SG01LP1 family) (map deye_hybrid_1p): device_type "
+            "(holding 0) reads 5 (three-phase LV hybrid (map deye_hybrid_3p)), expected 3 (single-phase "
+            "hybrid) or 768 (single-phase hybrid); nothing written")
+        installer = await r.mqtt.command("write_register", {"id": "w1", "name": "grid_charge_enable", "value": 1})
+        assert installer["ok"] is False and "device_type (holding 0) reads 5" in installer["error"]
+        # not even the startup fallback to self-consumption was written
+        assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == 0
+        assert r.sim.mode == "self_consumption" and r.sim.image.get("time_of_use") == 0
+    assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == 0  # nor at shutdown
 
 
 def _id_of(payload: Any) -> Any:

@@ -14,6 +14,12 @@ from device.simulator import Simulator
 from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, simulator
 
 
+def answer(tried: str, family: str) -> str:
+    """What a map of another family gets: the same vendor's other table answers with another
+    device type (identity refused); another vendor's addresses do not exist (exception)."""
+    return "other_family" if tried.split("_")[0] == family.split("_")[0] else "exception"
+
+
 @pytest.mark.parametrize("family", MAPS)
 async def test_scan_finds_the_map_and_unit_among_the_shipped_maps(family: str) -> None:
     sim, port = await simulator(family, unit_id=3)
@@ -27,7 +33,7 @@ async def test_scan_finds_the_map_and_unit_among_the_shipped_maps(family: str) -
     outcomes = {(p.unit_id, p.map): p.outcome for p in report.probes}
     assert outcomes == {
         **{(u, m): "no_reply" for u in (1, 2) for m in MAPS},
-        **{(3, m): "fits" if m == family else "exception" for m in MAPS},
+        **{(3, m): "fits" if m == family else answer(m, family) for m in MAPS},
     }
     assert sim.stats.violations == 0  # strictly one request at a time, gap kept between workers
 
@@ -90,3 +96,20 @@ def test_choose_refuses_to_guess_between_units_or_maps(tmp_path: Path) -> None:
     found = choose(both, [deye, twin], "deye_hybrid_1p")  # the configured map wins a tie
     assert isinstance(found, Found)
     assert (found.regmap.family, found.unit_id, found.also_fits) == ("deye_hybrid_1p", 1, (str(twin_path),))
+
+
+async def test_a_three_phase_deye_is_not_taken_for_the_single_phase_map() -> None:
+    """Its registers 59 and 184 read plausibly (bridged zeros): only the device type tells them apart."""
+    sim, port = await simulator("deye_hybrid_3p")
+    try:
+        report = await run_inverter(port, maps=["deye_hybrid_1p"])
+    finally:
+        await sim.close()
+    assert report.found is None
+    [probe] = report.probes
+    assert probe.outcome == "other_family"
+    assert report.problems == [
+        "scan: the inverter at unit 1 is of no family tried: not a Deye / Sunsynk single-phase hybrid "
+        "(SG01LP1 family) (map deye_hybrid_1p): device_type (holding 0) reads 5 (three-phase LV hybrid "
+        "(map deye_hybrid_3p)), expected 3 (single-phase hybrid) or 768 (single-phase hybrid); nothing written"]
+    assert sim.stats.functions.get(6, 0) + sim.stats.functions.get(16, 0) == 0

@@ -35,6 +35,25 @@ def test_shipped_map_has_roles_controls_and_sources(shipped: RegisterMap) -> Non
         assert "power_w" in shipped.controls[mode].params
 
 
+def test_shipped_map_names_its_identity(shipped: RegisterMap) -> None:
+    """Every shipped map proves its family before anything is written; its own sample passes."""
+    assert shipped.identity, f"{shipped.family}: no identity words"
+    for check in shipped.identity:
+        assert check.matches(check.found(check.sample_words()))
+
+
+def test_identity_refuses_the_other_families_codes() -> None:
+    one, three = (load_map(m).identity[0] for m in ("deye_hybrid_1p", "deye_hybrid_3p"))
+    assert not one.matches(three.found(three.sample_words()))
+    assert not three.matches(one.found(one.sample_words()))
+    assert one.describe(1280) == "1280 (three-phase LV hybrid (map deye_hybrid_3p))"
+    huawei = load_map("huawei_sun2000_luna2000").identity[0]
+    words = [int.from_bytes(b"SU", "big"), int.from_bytes(b"N2", "big"), int.from_bytes(b"00", "big"),
+             int.from_bytes(b"0-", "big"), int.from_bytes(b"5K", "big")] + [0x2020] * 10
+    assert huawei.found(words) == "SUN2000-5K" and huawei.matches("SUN2000-5K")
+    assert not huawei.matches("SUN600-")
+
+
 def test_every_control_encodes_at_its_param_limits(shipped: RegisterMap) -> None:
     for control in shipped.controls.values():
         corners = [{p: s.min for p, s in control.params.items()}, {p: s.max for p, s in control.params.items()}]
@@ -247,6 +266,17 @@ def _bool_offset(d: dict[str, Any]) -> None:
     _reg(d, "pv")["offset"] = True
 
 
+def _identity(**entry: Any) -> Any:
+    def mutate(data: dict[str, Any]) -> None:
+        data["identity"] = [{"name": "kind", "table": "holding", "address": 100, "words": 1, **entry}]
+    return mutate
+
+
+def _identity_on_write_only(data: dict[str, Any]) -> None:
+    data["registers"].append({"name": "cmd", "address": 100, "table": "holding", "type": "U16", "access": "w"})
+    _identity(values={3: "hybrid"})(data)
+
+
 BROKEN = {
     # name: (mutation, entry named in the error, reason named in the error)
     "NaN scale": (_nan_scale, "registers[pv]", "scale nan must be a finite number"),
@@ -274,6 +304,15 @@ BROKEN = {
     "written input register": (_input_register_written, "registers[mode]", "input registers cannot be written"),
     "missing control": (_missing_control, "controls", "missing key 'hold'"),
     "writable split register": (_split_writable, "registers[total]", "split words must be read-only"),
+    "identity without values or prefixes": (_identity(), "identity[kind]", "exactly one of 'values'"),
+    "identity with both": (_identity(values={1: "a"}, prefixes=["X"]), "identity[kind]", "exactly one of"),
+    "identity code too big": (_identity(values={70000: "a"}), "identity[kind]", "codes 0..65535"),
+    "identity empty values": (_identity(values={}), "identity[kind]", "values must map codes"),
+    "identity prefix too long": (_identity(prefixes=["SUN2000"]), "identity[kind]", "at most 2 characters"),
+    "identity accepted and known": (_identity(values={3: "a"}, known={3: "b"}), "identity[kind]",
+                                    "both accepted and known"),
+    "identity words": (_identity(words=0, values={1: "a"}), "identity[kind]", "words 0 must be 1 to 32"),
+    "identity on write-only": (_identity_on_write_only, "identity[kind]", "overlap the write-only cmd"),
     "unplannable registers": (_interleaved_splits, "registers", "input 20..25 (a, b) cannot be read in one block"),
 }
 

@@ -180,7 +180,7 @@ async def test_refusals_carry_modbus_exception_codes(
     serial_sim: Simulator, serial_client: AsyncModbusSerialClient, deye: RegisterMap
 ) -> None:
     gap = deye.protocol.gap_s
-    outside = await serial_client.read_holding_registers(0, count=2)
+    outside = await serial_client.read_holding_registers(279, count=2)  # past the last register
     await asyncio.sleep(gap)
     read_only = await serial_client.write_register(deye.registers["battery_soc"].address, 1)
     await asyncio.sleep(gap)
