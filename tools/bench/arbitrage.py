@@ -5,16 +5,21 @@
     python -m tools.bench.arbitrage --prices HOURLY.csv --prices QUARTER_HOURLY.csv --exog … --exog … \\
         --household ../shared/data/household/de_household_15min_2024.csv --household-shift-days 364 \\
         --start 2025-10-08 --end 2025-12-30
+    python -m tools.bench.arbitrage --prices … --households ../shared/data/household/stochastic \\
+        --year 2024 --price-year 2019
 
 Set-up (documented in the README): 10 kWh usable / 5 kW battery, 95 % charge and 95 % discharge
-efficiency, the whole capacity usable (no reserve), 8 kWp PV, the German dynamic tariff of
+efficiency, the whole capacity usable (no reserve), 8 kWp PV (``--kwp``, location ``--lat/--lon``),
+the household's load as measured (``--annual-load`` scales it), the German dynamic tariff of
 ``device/resources/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Day-ahead
 prices are read in their files' resolution: an hourly price holds for its four quarter-hours, a
 quarter-hour price (from delivery day 2025-10-01) for its own; planning and billing use each
 slot's own price. Several ``--prices`` files are joined in time order; ``--household-shift-days``
-moves the household file's timestamps (364 days keeps weekdays and clock changes from 2024 to
-2025). Information is honest: tomorrow's prices
-become known at 13:00 local time the day before; load and PV are never known in advance
+moves the household file's days on the local clock (364 days keeps weekdays and clock changes from
+2024 to 2025); ``--price-year`` moves them to the same ISO week and weekday of another year, so a
+2024 household meets 2016 or 2019 prices (``--year/--start/--end`` name the household's days).
+``--households DIR`` runs every household in a folder and reports the worst and the median.
+Information is honest: tomorrow's prices become known at 13:00 local time the day before; load and PV are never known in advance
 except in the perfect-foresight run. The planner re-plans at every slot, the first slot's
 setpoint is executed against the real load and PV, and every strategy is billed on the same
 metered flows.
@@ -36,11 +41,11 @@ week before, taking the newest known day), and the JSON says which one was used.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,7 +55,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from common.utc import parse_utc
 from device.config import TariffSettings
 from device.forecast.history import read_csv, read_price_series
 from device.forecast.load import forecast_load, standard_profile_w
@@ -72,9 +76,19 @@ TIMING_EVERY = 8  # every 8th slot also solves a full 192-slot plan for the solv
 TZ = "Europe/Berlin"
 LAT, LON = 52.38, 13.07  # the PV weather station of the household file (Potsdam)
 PV_KWP = 8.0
-ANNUAL_KWH = 3500.0
 PEERS_SPREAD_EUR_MWH = 30.0
 PUBLISH_HOUR = 13
+
+
+@dataclass(frozen=True)
+class House:
+    """The plant: PV peak power, location, and the yearly load the household file is scaled to
+    (None: as measured)."""
+
+    kwp: float = PV_KWP
+    annual_load_kwh: float | None = None
+    lat: float = LAT
+    lon: float = LON
 
 
 @dataclass
@@ -90,28 +104,31 @@ class Year:
     import_price: FloatArray  # for the period's slots (real spot)
     export_price: FloatArray
     known_end: NDArray[np.int64]  # per period slot: index (period-relative) where known prices end
+    house: House = House()
 
 
 def read_period(
-    prices_csv: list[Path], household_csv: Path, start: date, end: date, tariff: Tariff, shift_days: int = 0
+    prices_csv: list[Path], household_csv: Path, start: date, end: date, tariff: Tariff, shift_days: int = 0,
+    house: House | None = None,
 ) -> Year:
-    """Local days ``start``..``end`` (inclusive): household slots (moved by ``shift_days``) and the
-    spot price of every quarter-hour, with 15 days of price history before."""
+    """Local days ``start``..``end`` (inclusive): household slots (moved by ``shift_days`` on the local
+    clock, see :func:`household_on_days`) and the spot price of every quarter-hour, with 15 days of
+    price history before."""
+    house = house or House()
     zone = ZoneInfo(TZ)
     first_ts = int(datetime(start.year, start.month, start.day, tzinfo=zone).timestamp())
     after = end + timedelta(days=1)
     end_ts = int(datetime(after.year, after.month, after.day, tzinfo=zone).timestamp())
-    with household_csv.open() as f:
-        rows = list(csv.DictReader(f))
-    ts = np.array([_epoch(r["timestamp_utc"]) for r in rows], dtype=np.int64) + shift_days * 86400
+    ts, load_kw, pv_kw_per_kwp = household_on_days(household_csv, shift_days)
     keep = (ts >= first_ts) & (ts < end_ts)
     if keep.sum() != (end_ts - first_ts) // SLOT_S:
         covered = f"{_day(int(ts[0]))}..{_day(int(ts[-1]))}" if len(ts) else "nothing"
         raise SystemExit(f"--household {household_csv}: covers {covered} (shifted by {shift_days} days), "
                          f"not all of {start}..{end}")
+    scale = 1.0 if house.annual_load_kwh is None else house.annual_load_kwh / annual_kwh(load_kw)
     ts = ts[keep]
-    load = np.array([float(r["load_kw"]) for r in rows])[keep] * 1000.0
-    pv = np.array([float(r["pv_kw_per_kwp"]) for r in rows])[keep] * PV_KWP * 1000.0
+    load = load_kw[keep] * 1000.0 * scale
+    pv = pv_kw_per_kwp[keep] * house.kwp * 1000.0
     history_days = 15
     begin = int(ts[0]) - history_days * 86400
     all_ts = np.arange(begin, int(ts[-1]) + SLOT_S * (HORIZON + 1), SLOT_S, dtype=np.int64)
@@ -127,7 +144,44 @@ def read_period(
         ts=all_ts[first:], n=len(ts), spot=spot, first=first, load_w=load, pv_w=pv,
         import_price=tariff.import_price(ts, period_spot), export_price=tariff.export_price(ts, period_spot),
         known_end=np.minimum(known_end, len(ts)),  # nothing is known after the period
+        house=house,
     )
+
+
+def household_on_days(household_csv: Path, shift_days: int) -> tuple[NDArray[np.int64], FloatArray, FloatArray]:
+    """The household file (``timestamp_utc,load_kw,pv_kw_per_kwp``) moved by ``shift_days`` on the
+    local clock: the value at local 07:15 of day D lands on local 07:15 of day D + shift, whatever
+    the clock changes of either year (a wall-clock time the source day lacks takes the quarter-hour
+    before; a repeated hour repeats). Returns slot starts (epoch s), load kW, PV kW per kWp."""
+    frame = pd.read_csv(household_csv, usecols=["timestamp_utc", "load_kw", "pv_kw_per_kwp"])
+    utc = pd.to_datetime(frame["timestamp_utc"], utc=True)
+    if len(utc) == 0:
+        raise SystemExit(f"--household {household_csv}: no rows")
+    local = pd.DatetimeIndex(utc).tz_convert(TZ).tz_localize(None)
+    values = frame[["load_kw", "pv_kw_per_kwp"]].set_axis(local)
+    values = values[~values.index.duplicated(keep="first")]
+    first_day, last_day = local[0].date() + timedelta(days=shift_days), local[-1].date() + timedelta(days=shift_days + 1)
+    zone = ZoneInfo(TZ)
+    begin = int(datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone).timestamp())
+    stop = int(datetime(last_day.year, last_day.month, last_day.day, tzinfo=zone).timestamp())
+    ts = np.arange(begin, stop, SLOT_S, dtype=np.int64)
+    wall = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True)).tz_convert(TZ).tz_localize(None)
+    source = wall - pd.Timedelta(days=shift_days)
+    got = values.reindex(source, method="ffill", tolerance=pd.Timedelta(hours=1, minutes=15))
+    ok = got.notna().all(axis=1).to_numpy()
+    return ts[ok], got["load_kw"].to_numpy(dtype=float)[ok], got["pv_kw_per_kwp"].to_numpy(dtype=float)[ok]
+
+
+def price_year_shift(day: date, price_year: int) -> int:
+    """Days to move ``day`` so it lands on the same ISO week and weekday in ``price_year`` (a 2024
+    household meets 2019 prices Monday on Monday, week on week)."""
+    iso = day.isocalendar()
+    return (date.fromisocalendar(price_year, 1, 1) - date.fromisocalendar(iso.year, 1, 1)).days
+
+
+def annual_kwh(load_kw: FloatArray) -> float:
+    """Yearly consumption of a quarter-hour load series (kW), scaled from its length to 365 days."""
+    return float(np.mean(load_kw)) * 8760.0
 
 
 def slot_prices(series: pd.Series, slots: NDArray[np.int64]) -> FloatArray:
@@ -141,10 +195,6 @@ def slot_prices(series: pd.Series, slots: NDArray[np.int64]) -> FloatArray:
 
 def _day(epoch: int) -> date:
     return datetime.fromtimestamp(epoch, UTC).astimezone(ZoneInfo(TZ)).date()
-
-
-def _epoch(text: str) -> int:
-    return int(parse_utc(text))
 
 
 def _known_end(ts: NDArray[np.int64], zone: ZoneInfo) -> NDArray[np.int64]:
@@ -281,8 +331,11 @@ def run_ours(
     solver = Solver()
     timing_solver = Solver()
     zone = ZoneInfo(TZ)
-    zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], ANNUAL_KWH, TZ)
-    clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], LAT, LON)
+    # cold start as configured on the device: the yearly consumption the homeowner entered
+    # (--annual-load, or the household's own as measured)
+    configured_kwh = y.house.annual_load_kwh or annual_kwh(y.load_w / 1000.0)
+    zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], configured_kwh, TZ)
+    clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], y.house.lat, y.house.lon)
     load_hist = np.r_[y.load_w, np.full(HORIZON, np.nan)]
     pv_hist = np.r_[y.pv_w, np.full(HORIZON, np.nan)]
     soc = bat.floor_pct / 100 * bat.capacity_wh
@@ -295,7 +348,7 @@ def run_ours(
         end = int(y.known_end[i]) if not with_forecast else max(int(y.known_end[i]), i + forecast_slots)
         horizon = min(max(end - i, 1), HORIZON)
         load_f = forecast_load(load_hist, i, horizon, zone_profile[i:i + horizon])
-        pv_f = forecast_pv(pv_hist, clearsky, i, horizon, PV_KWP * 1000)
+        pv_f = forecast_pv(pv_hist, clearsky, i, horizon, y.house.kwp * 1000)
         idx = y.first + i + np.arange(horizon)
         spot = y.spot[idx].copy()
         known = (np.arange(horizon) < (int(y.known_end[i]) - i)) & np.isfinite(spot)
@@ -351,7 +404,7 @@ def _timed_full_plan(
     ts = y.ts[i:i + HORIZON]
     inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot),
                     forecast_load(load_hist, i, HORIZON, zone_profile[i:i + HORIZON]),
-                    forecast_pv(pv_hist, clearsky, i, HORIZON, PV_KWP * 1000), soc / bat.capacity_wh * 100)
+                    forecast_pv(pv_hist, clearsky, i, HORIZON, y.house.kwp * 1000), soc / bat.capacity_wh * 100)
     return plan(inputs, bat, rules, solver=solver).solve_ms
 
 
@@ -367,20 +420,36 @@ def cycles(battery_w: FloatArray, bat: Battery) -> float:
     return discharged_wh / bat.capacity_wh
 
 
+OPTIONAL = ("peers_rule", "ours_known_prices", "ours_forecast")
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prices", type=Path, action="append", required=True,
                     help="day-ahead CSV (timestamp_utc, price_eur_mwh), hourly or quarter-hourly; repeatable")
     ap.add_argument("--exog", type=Path, action="append", default=[],
                     help="exogenous forecasts CSV (for the LiteRT price model); repeatable")
-    ap.add_argument("--household", type=Path, required=True, help="15-min CSV (timestamp_utc, load_kw, pv_kw_per_kwp)")
+    ap.add_argument("--household", type=Path, action="append", default=[],
+                    help="15-min CSV (timestamp_utc, load_kw, pv_kw_per_kwp); repeatable")
+    ap.add_argument("--households", type=Path,
+                    help="a folder: every *.csv in it is a household (with --household: those too)")
     ap.add_argument("--household-shift-days", type=int, default=0,
                     help="move the household file by N days (364: 2024's weekdays and clock changes onto 2025)")
+    ap.add_argument("--price-year", type=int,
+                    help="meet the prices of this year: the household's days move to the same ISO week and "
+                         "weekday of it (--year/--start/--end stay the household's days)")
     period = ap.add_mutually_exclusive_group(required=True)
     period.add_argument("--year", type=int, help="local calendar year to simulate")
     period.add_argument("--start", type=date.fromisoformat, help="first local day to simulate (with --end)")
     ap.add_argument("--end", type=date.fromisoformat, help="last local day to simulate (inclusive)")
     ap.add_argument("--days", type=int, default=0, help="only the first N days (quick runs)")
+    ap.add_argument("--kwp", type=float, default=PV_KWP, help="PV peak power, kWp (the file's PV is per kWp)")
+    ap.add_argument("--annual-load", type=_annual_load, default=None,
+                    help="scale the household's load to this many kWh a year, or 'measured' (default: as is)")
+    ap.add_argument("--lat", type=float, default=LAT, help="PV plant latitude (the PV forecast's clear sky)")
+    ap.add_argument("--lon", type=float, default=LON, help="PV plant longitude")
+    ap.add_argument("--strategies", default=",".join(OPTIONAL),
+                    help=f"which of {', '.join(OPTIONAL)} to run (no battery, self-consumption and perfect always run)")
     ap.add_argument("--degradation", type=float, default=20.0, help="planner wear cost, EUR/MWh cycled")
     ap.add_argument("--progress", type=int, default=0, help="log progress every N slots to stderr")
     ap.add_argument("--price-forecast", choices=("device", "naive"), default="device",
@@ -395,72 +464,161 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ap.error(f"--start {args.start} needs --end on or after it (got {args.end})")
     else:
         start, end = args.start, args.end
+    strategies = [s for s in args.strategies.split(",") if s]
+    unknown = sorted(set(strategies) - set(OPTIONAL))
+    if unknown:
+        ap.error(f"--strategies: unknown {', '.join(unknown)}; allowed: {', '.join(OPTIONAL)}")
+    households = list(args.household)
+    if args.households is not None:
+        found = sorted(args.households.glob("*.csv"))
+        if not found:
+            ap.error(f"--households {args.households}: no *.csv files in it")
+        households += found
+    if not households:
+        ap.error("give --household FILE or --households DIR")
+    shift = args.household_shift_days
+    if args.price_year is not None:
+        if shift:
+            ap.error("--price-year and --household-shift-days both move the household: give one")
+        shift = price_year_shift(start, args.price_year)
+    start, end = start + timedelta(days=shift), end + timedelta(days=shift)
 
     tariff = Tariff(TariffSettings(), TZ)
+    house = House(args.kwp, args.annual_load, args.lat, args.lon)
+    forecasts: dict[date, dict[int, float]] | None = None
+    forecast_name = "naive: mean of the same slot 1 day (newest known) and 7 days before"
+    summaries: list[dict[str, object]] = []
+    for path in households:
+        y = read_period(args.prices, path, start, end, tariff, shift, house)
+        if args.days:
+            y.n = min(y.n, args.days * DAY)
+            for name in ("load_w", "pv_w", "import_price", "export_price", "known_end"):
+                setattr(y, name, getattr(y, name)[: y.n])
+        if args.price_forecast == "device" and forecasts is None:
+            t0 = time.perf_counter()
+            windows = tuple(int(w) for w in args.lear_windows.split(","))
+            forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows, args.price_model)
+            print(f"price forecasts: {forecast_name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        summary = run_household(y, args, strategies, tariff, forecasts)
+        summary.update(year=args.year, start=str(start), end=str(end), price_forecast=forecast_name,
+                       household=f"{path.name}, shifted by {shift} days", price_year=args.price_year,
+                       price_resolution_minutes=sorted({resolution_for(d) // 60 for d in _days(start, end)}))
+        _print_household(summary, house)
+        summaries.append(summary)
+    if len(summaries) == 1:
+        print(json.dumps(summaries[0]))
+        return summaries[0]
+    result = across(summaries)
+    _print_across(result)
+    print(json.dumps(result))
+    return result
+
+
+def _annual_load(text: str) -> float | None:
+    if text == "measured":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}: give kWh a year above 0, or 'measured'")
+    return value
+
+
+def run_household(
+    y: Year, args: argparse.Namespace, strategies: list[str], tariff: Tariff,
+    forecasts: dict[date, dict[int, float]] | None,
+) -> dict[str, object]:
+    """Every strategy on one household's period; the summary (costs, shares, savings, errors)."""
     bat = Battery(capacity_wh=10_000, min_soc_pct=0, max_soc_pct=100, reserve_pct=0,
                   max_charge_w=5000, max_discharge_w=5000, charge_efficiency=0.95, discharge_efficiency=0.95)
     rules = Rules(degradation_eur_mwh=args.degradation)
-    y = read_period(args.prices, args.household, start, end, tariff, args.household_shift_days)
-    if args.days:
-        y.n = min(y.n, args.days * DAY)
-        for name in ("load_w", "pv_w", "import_price", "export_price", "known_end"):
-            setattr(y, name, getattr(y, name)[: y.n])
-
-    forecasts: dict[date, dict[int, float]] | None = None
-    forecast_name = "naive: mean of the same slot 1 day (newest known) and 7 days before"
-    if args.price_forecast == "device":
-        t0 = time.perf_counter()
-        windows = tuple(int(w) for w in args.lear_windows.split(","))
-        forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows, args.price_model)
-        print(f"price forecasts: {forecast_name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    plans: dict[str, Callable[[], Run]] = {
+        "no_battery": lambda: Run(bill(y, y.load_w - y.pv_w), np.zeros(y.n), [], {}),
+        "self_consumption": lambda: _sc_run(y, bat),
+        "peers_rule": lambda: run_peers(y, bat),
+        "ours_known_prices": lambda: run_ours(y, bat, rules, tariff, False, args.progress),
+        "ours_forecast": lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts),
+        "perfect": lambda: run_perfect(y, bat, rules),
+    }
     runs: dict[str, Run] = {}
     seconds: dict[str, float] = {}
-    for name, fn in (
-        ("no_battery", lambda: Run(bill(y, y.load_w - y.pv_w), np.zeros(y.n), [], {})),
-        ("self_consumption", lambda: _sc_run(y, bat)),
-        ("peers_rule", lambda: run_peers(y, bat)),
-        ("ours_known_prices", lambda: run_ours(y, bat, rules, tariff, False, args.progress)),
-        ("ours_forecast", lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts)),
-        ("perfect", lambda: run_perfect(y, bat, rules)),
-    ):
+    for name, fn in plans.items():
+        if name in OPTIONAL and name not in strategies:
+            continue
         t0 = time.perf_counter()
         runs[name] = fn()
         seconds[name] = time.perf_counter() - t0
         print(f"{name:18s} {runs[name].cost:9.2f} EUR  ({seconds[name]:.1f} s)", file=sys.stderr)
-
-    base, best = runs["no_battery"].cost, runs["perfect"].cost
-    solve = np.array(runs["ours_forecast"].solve_ms)
-    summary: dict[str, object] = {
-        "year": args.year,
-        "start": str(start),
-        "end": str(end),
+    base, best, sc = runs["no_battery"].cost, runs["perfect"].cost, runs["self_consumption"].cost
+    solve = np.array(runs["ours_forecast"].solve_ms if "ours_forecast" in runs else [])
+    return {
         "slots": y.n,
-        "price_resolution_minutes": sorted({resolution_for(d) // 60 for d in _days(start, end)}),
-        "household": f"{args.household.name}, shifted by {args.household_shift_days} days",
-        "price_forecast": forecast_name,
         "cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
         "captured_share": {k: round((base - r.cost) / (base - best), 4) for k, r in runs.items()},
+        "saving_vs_self_consumption_eur": {k: round(sc - r.cost, 2) for k, r in runs.items()},
         "battery_cycles": {k: round(cycles(r.battery_w, bat), 1) for k, r in runs.items()},
         "plan_solve_ms_p50": round(float(np.percentile(solve, 50)), 2) if solve.size else None,
         "plan_solve_ms_p99": round(float(np.percentile(solve, 99)), 2) if solve.size else None,
         "plan_slots": HORIZON,
         "plan_solves_timed": int(solve.size),
-        "forecast_errors": {k: round(v, 2) for k, v in runs["ours_forecast"].extra.items()},
+        "forecast_errors": {k: round(v, 2) for k, v in runs["ours_forecast"].extra.items()}
+        if "ours_forecast" in runs else {},
         "mean_load_w": round(float(y.load_w.mean()), 1),
         "mean_pv_w": round(float(y.pv_w.mean()), 1),
         "perfect_solve_s": round(runs["perfect"].extra["solve_s"], 1),
         "run_s": {k: round(v, 1) for k, v in seconds.items()},
     }
+
+
+def across(summaries: list[dict[str, object]]) -> dict[str, object]:
+    """Several households: each one's summary, and per strategy the worst and the median captured
+    share and saving against self-consumption."""
+    def per(key: str) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for s in summaries:
+            for k, v in s[key].items():  # type: ignore[attr-defined]
+                out.setdefault(k, []).append(float(v))
+        return out
+    shares, savings = per("captured_share"), per("saving_vs_self_consumption_eur")
+    p99 = [float(s["plan_solve_ms_p99"]) for s in summaries if s["plan_solve_ms_p99"] is not None]  # type: ignore[arg-type]
+    return {
+        "households": summaries,
+        "worst": {"captured_share": {k: min(v) for k, v in shares.items()},
+                  "saving_vs_self_consumption_eur": {k: min(v) for k, v in savings.items()}},
+        "median": {"captured_share": {k: round(float(np.median(v)), 4) for k, v in shares.items()},
+                   "saving_vs_self_consumption_eur": {k: round(float(np.median(v)), 2) for k, v in savings.items()}},
+        "plan_solve_ms_p99_max": max(p99) if p99 else None,
+    }
+
+
+def _print_household(summary: dict[str, object], house: House) -> None:
+    shares, savings = summary["captured_share"], summary["saving_vs_self_consumption_eur"]
     print()
-    print(f"{start} → {end}: {y.n} slots, 10 kWh / 5 kW battery, {PV_KWP:g} kWp, German dynamic tariff, "
-          f"household {summary['household']}")
-    for k, r in runs.items():
-        print(f"  {k:18s} {r.cost:9.2f} EUR   captured {summary['captured_share'][k]:6.1%}"  # type: ignore[index]
+    print(f"{summary['start']} → {summary['end']}: {summary['slots']} slots, 10 kWh / 5 kW battery, "
+          f"{house.kwp:g} kWp, German dynamic tariff, household {summary['household']}")
+    for k, cost in summary["cost_eur"].items():  # type: ignore[attr-defined]
+        print(f"  {k:18s} {cost:9.2f} EUR   captured {shares[k]:6.1%}"  # type: ignore[index]
+              f"   vs self-consumption {savings[k]:+8.2f} EUR"  # type: ignore[index]
               f"   cycles {summary['battery_cycles'][k]}")  # type: ignore[index]
     print(f"  plan solve (192 slots): p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
-    print(f"  forecast errors (MAE over each plan's horizon, ours_forecast): {summary['forecast_errors']}")
-    print(json.dumps(summary))
-    return summary
+    print(f"  forecast errors (over each plan's horizon, ours_forecast): {summary['forecast_errors']}")
+
+
+def _print_across(result: dict[str, object]) -> None:
+    print()
+    print("  household                                   " + "  ".join(f"{k[:14]:>14s}" for k in OPTIONAL))
+    for s in result["households"]:  # type: ignore[attr-defined]
+        cells = [f"{s['captured_share'].get(k, math.nan):6.3f} {s['saving_vs_self_consumption_eur'].get(k, math.nan):+7.2f}"
+                 for k in OPTIONAL]
+        print(f"  {str(s['household'])[:42]:42s}  " + "  ".join(cells))
+    for label in ("worst", "median"):
+        row = result[label]
+        cells = [f"{row['captured_share'].get(k, math.nan):6.3f} "  # type: ignore[index]
+                 f"{row['saving_vs_self_consumption_eur'].get(k, math.nan):+7.2f}" for k in OPTIONAL]  # type: ignore[index]
+        print(f"  {label:42s}  " + "  ".join(cells))
+    print("  (captured share, EUR saved against self-consumption)")
 
 
 def _days(start: date, end: date) -> list[date]:
