@@ -11,6 +11,7 @@ the homeowner's password at hand-over.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,12 @@ class Users:
     def _write(self, accounts: dict[str, Account]) -> None:
         data = {a.role: {"password_hash": a.password_hash, "must_change": a.must_change} for a in accounts.values()}
         write_atomic(self.path, json.dumps(data, indent=2))
+
+    def fingerprint(self, role: str) -> str:
+        """A short digest of the account's current password hash: a web session remembers it, so
+        a password changed anywhere ends the sessions that began before ("" for no account)."""
+        account = self.accounts.get(role)
+        return "" if account is None else hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]
 
     async def check(self, role: str, password: str) -> Account | None:
         account = self.accounts.get(role)

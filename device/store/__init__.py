@@ -11,7 +11,7 @@ dedicated thread that owns the connection (the aiosqlite pattern), so the event 
 Layout: :mod:`~device.store.schema` (tables and migrations), :mod:`~device.store.core` (the
 connection and write transactions), :mod:`~device.store.reserve` (the disk-full reserve), one
 module of queries per subject (``readings``, ``energy``, ``market``, ``plans``, ``events``,
-``outbox``, ``retention``) combined in :mod:`~device.store.database`, and
+``outbox``, ``retention``, ``sessions``) combined in :mod:`~device.store.database`, and
 :mod:`~device.store.async_store`.
 """
 

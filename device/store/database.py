@@ -6,12 +6,13 @@ from device.store.energy import EnergyQueries
 from device.store.market import MarketQueries
 from device.store.plans import PlanQueries
 from device.store.retention import RetentionQueries
+from device.store.sessions import SessionQueries
 
 
-class Store(RetentionQueries, EnergyQueries, MarketQueries, PlanQueries):
+class Store(RetentionQueries, EnergyQueries, MarketQueries, PlanQueries, SessionQueries):
     """Synchronous access to ``nattery.db``. Use one instance per thread.
 
     The queries live in one module per subject (:mod:`device.store.readings`, ``energy``,
-    ``market``, ``plans``, ``events``, ``outbox``, ``retention``); each is a part of this class,
+    ``market``, ``plans``, ``events``, ``outbox``, ``retention``, ``sessions``); each is a part of this class,
     so every query runs on the same connection and inside the same write policy.
     """

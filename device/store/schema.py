@@ -199,3 +199,18 @@ def create_store_identity(db: sqlite_utils.Database) -> None:
         " OR EXISTS (SELECT 1 FROM sqlite_sequence WHERE name IN ('readings', 'outbox') AND seq > 0)"
         " THEN '' ELSE lower(hex(randomblob(16))) END"
     )
+
+
+# --- web: logged-in sessions (owner: device/web/auth) -------------------------------------
+@migration
+def create_web_sessions(db: sqlite_utils.Database) -> None:
+    """Logged-in web sessions, so an app restart (every update) logs nobody out. ``key`` is the
+    SHA-256 of the cookie value (the database never holds a usable cookie); ``password`` a
+    fingerprint of the account's password hash when the session began (a password set elsewhere,
+    such as at hand-over, ends it)."""
+    db.execute(
+        """CREATE TABLE web_sessions (
+            key TEXT PRIMARY KEY, csrf TEXT NOT NULL, role TEXT NOT NULL, must_change INTEGER NOT NULL,
+            password TEXT NOT NULL, expires REAL NOT NULL
+        )"""
+    )

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from device.web import i18n
 from device.web.auth import Session
-from device.web.keys import CFG, COOKIE, FRESH_SESSION, LANG_COOKIE, SESSION, SESSIONS, TZ
+from device.web.keys import CFG, COOKIE, FRESH_SESSION, LANG_COOKIE, SESSION, SESSIONS, TZ, USERS
 
 
 def is_api(request: web.Request) -> bool:
@@ -66,9 +66,9 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse) -> No
     )
 
 
-def login_session(request: web.Request, role: str, must_change: bool) -> Session:
-    """Replace the anonymous session by a new one (new id: no session fixation)."""
-    session = request.app[SESSIONS].new(role, must_change)
+async def login_session(request: web.Request, role: str, must_change: bool) -> Session:
+    """Replace the anonymous session by a new one (new id: no session fixation), kept in the store."""
+    session = await request.app[SESSIONS].new(role, must_change, request.app[USERS].fingerprint(role))
     request[SESSION] = session
     request[FRESH_SESSION] = True
     return session

@@ -70,7 +70,7 @@ async def login(request: web.Request) -> dict[str, Any]:
 
 
 async def logout(request: web.Request) -> dict[str, Any]:
-    request.app[SESSIONS].drop(request[SESSION])
+    await request.app[SESSIONS].drop(request[SESSION])
     return {"ok": True}
 
 

@@ -129,7 +129,12 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def users_ctx(app: web.Application) -> AsyncIterator[None]:
-    await app[USERS].load()
+    """The accounts, then the logged-in sessions kept across the restart (those whose account's
+    password changed meanwhile are dropped)."""
+    users = app[USERS]
+    await users.load()
+    restored = await app[SESSIONS].restore(lambda role, password: password == users.fingerprint(role))
+    log.info("web sessions restored", sessions=restored)
     yield
 
 
@@ -140,7 +145,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     async def sweep() -> None:
         while True:
             await asyncio.sleep(60)
-            app[SESSIONS].sweep()
+            await app[SESSIONS].sweep()
             app[LIMITER].sweep()
 
     task = asyncio.create_task(sweep())
@@ -175,7 +180,7 @@ def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     app[LATE_AFTER] = late_after
     app[STARTED] = time.time()
     app[USERS] = Users.for_config(cfg)
-    app[SESSIONS] = Sessions(cfg.web.session_lifetime_s)
+    app[SESSIONS] = Sessions(cfg.web.session_lifetime_s, deps.store)
     app[LIMITER] = LoginLimiter(cfg.web.login_max_failures, cfg.web.login_window_s)
     app[LIVE] = LiveHub(deps.telemetry)
     app[TEMPLATES] = jinja2.Environment(

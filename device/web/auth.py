@@ -1,11 +1,12 @@
 """Who is logged in: sessions, CSRF tokens and login limits (the accounts are in
 :mod:`device.home.accounts`).
 
-Sessions live in memory: a restart logs everyone out, which is acceptable for a LAN appliance
-and means no session secret sits on the SD card. Every visitor has a session (anonymous until
-login) so the login form is CSRF-protected like everything else; login rotates the session id.
-Anonymous sessions are not stored: their CSRF token is derived from the cookie's id, so requests
-without a cookie, however many, cost no memory.
+Logged-in sessions are kept in the store as well (by the SHA-256 of their id, never the id
+itself), so an app restart (every update) logs nobody out; they expire, and a password change ends
+the account's other sessions (a password set elsewhere, at hand-over, ends them all at the next
+start). Every visitor has a session (anonymous until login) so the login form is CSRF-protected
+like everything else; login rotates the session id. Anonymous sessions are not stored: their CSRF
+token is derived from the cookie's id, so requests without a cookie, however many, cost no memory.
 """
 
 from __future__ import annotations
@@ -17,16 +18,26 @@ import re
 import secrets
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from device.store import AsyncStore, Store
+
+
+def session_key(session_id: str) -> str:
+    """What the store and the lookup table know a session by: the SHA-256 of its cookie value."""
+    return hashlib.sha256(session_id.encode(errors="surrogateescape")).hexdigest()
+
 
 @dataclass
 class Session:
-    id: str
+    id: str  # the cookie value; "" for a session restored from the store until its visitor returns
     csrf: str
     expires: float
     role: str | None = None
     must_change: bool = False
     flash: tuple[str, str] | None = None  # (kind "ok"|"error", message) shown once after a redirect
+    password: str = ""  # fingerprint of the account's password when the session began
 
     @property
     def is_installer(self) -> bool:
@@ -38,13 +49,17 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 class Sessions:
-    """Logged-in sessions in memory, keyed by a random id (the cookie value), and anonymous ones
+    """Logged-in sessions keyed by the hash of a random id (the cookie value), written through to
+    ``store`` when given (:meth:`restore` reads them back after a restart), and anonymous ones
     derived from the cookie's id (see :meth:`anonymous`)."""
 
-    def __init__(self, lifetime_s: float, anonymous_lifetime_s: float = ANONYMOUS_LIFETIME_S) -> None:
+    def __init__(
+        self, lifetime_s: float, store: AsyncStore | None = None, anonymous_lifetime_s: float = ANONYMOUS_LIFETIME_S
+    ) -> None:
         self.lifetime_s = lifetime_s
+        self.store = store
         self.anonymous_lifetime_s = anonymous_lifetime_s
-        self._by_id: dict[str, Session] = {}
+        self._by_key: dict[str, Session] = {}
         self._key = secrets.token_bytes(32)
 
     def anonymous(self, session_id: str | None) -> Session:
@@ -58,33 +73,66 @@ class Sessions:
         return Session(session_id, csrf, time.time() + self.anonymous_lifetime_s)
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_key)
 
     def get(self, session_id: str | None, now: float | None = None) -> Session | None:
-        session = self._by_id.get(session_id or "")
+        if not session_id:
+            return None
+        session = self._by_key.get(session_key(session_id))
         if session is not None and session.expires > (time.time() if now is None else now):
+            session.id = session_id
             return session
         return None
 
-    def new(self, role: str | None = None, must_change: bool = False) -> Session:
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time() + self.lifetime_s, role, must_change)
-        self._by_id[session.id] = session
+    async def new(self, role: str | None = None, must_change: bool = False, password: str = "") -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time() + self.lifetime_s,
+                          role, must_change, password=password)
+        self._by_key[session_key(session.id)] = session
+        await self.save(session)
         return session
 
-    def drop(self, session: Session) -> None:
-        self._by_id.pop(session.id, None)
+    async def save(self, session: Session) -> None:
+        """Write a changed logged-in session through to the store."""
+        if self.store is not None and session.role is not None:
+            await self.store.call(Store.save_web_session, {
+                "key": session_key(session.id), "csrf": session.csrf, "role": session.role,
+                "must_change": int(session.must_change), "password": session.password, "expires": session.expires,
+            })
 
-    def drop_role(self, role: str, keep: Session | None = None) -> None:
+    async def restore(self, valid: Callable[[str, str], bool], now: float | None = None) -> int:
+        """Read the stored sessions back; those ``valid(role, password)`` refuses are deleted.
+        Returns how many were restored."""
+        if self.store is None:
+            return 0
+        rows = await self.store.call(Store.web_sessions, time.time() if now is None else now)
+        stale = [r["key"] for r in rows if not valid(r["role"], r["password"])]
+        await self.store.call(Store.delete_web_sessions, stale)
+        for r in rows:
+            if r["key"] not in stale:
+                self._by_key[r["key"]] = Session("", r["csrf"], r["expires"], r["role"], bool(r["must_change"]),
+                                                 password=r["password"])
+        return len(rows) - len(stale)
+
+    async def drop(self, session: Session) -> None:
+        await self._delete([key for key, s in self._by_key.items() if s is session])
+
+    async def drop_role(self, role: str, keep: Session | None = None) -> None:
         """After a password change, other logins of that account end."""
-        for sid, session in list(self._by_id.items()):
-            if session.role == role and session is not keep:
-                del self._by_id[sid]
+        await self._delete([key for key, s in self._by_key.items() if s.role == role and s is not keep])
 
-    def sweep(self, now: float | None = None) -> int:
+    async def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            del self._by_key[key]
+        if self.store is not None and keys:
+            await self.store.call(Store.delete_web_sessions, keys)
+
+    async def sweep(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        expired = [sid for sid, s in self._by_id.items() if s.expires <= now]
-        for sid in expired:
-            del self._by_id[sid]
+        expired = [key for key, s in self._by_key.items() if s.expires <= now]
+        for key in expired:
+            del self._by_key[key]
+        if self.store is not None:
+            await self.store.call(Store.prune_web_sessions, now)
         return len(expired)
 
 

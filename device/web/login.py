@@ -56,7 +56,7 @@ async def attempt_login(request: web.Request, role: object, password: object) ->
         raise ActionError("wrong account or password", "password", 401)
     request.app[LIMITER].succeeded(keys)
     await _event(request, "info", f"{role} logged in", str(role))
-    return login_session(request, account.role, account.must_change)
+    return await login_session(request, account.role, account.must_change)
 
 
 async def change_password(request: web.Request, old: object, new: object, repeat: object) -> None:
@@ -74,5 +74,7 @@ async def change_password(request: web.Request, old: object, new: object, repeat
         raise ActionError(str(exc), str(exc).split(":", 1)[0]) from None
     request.app[LIMITER].succeeded(keys)
     session.must_change = False
-    request.app[SESSIONS].drop_role(session.role, keep=session)
+    session.password = request.app[USERS].fingerprint(session.role)
+    await request.app[SESSIONS].save(session)
+    await request.app[SESSIONS].drop_role(session.role, keep=session)
     await _event(request, "info", f"{session.role} changed the password", session.role)

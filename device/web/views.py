@@ -189,7 +189,7 @@ async def login_post(request: web.Request) -> web.Response:
 
 
 async def logout_post(request: web.Request) -> web.Response:
-    request.app[SESSIONS].drop(request[SESSION])
+    await request.app[SESSIONS].drop(request[SESSION])
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -247,6 +247,6 @@ class TestPublicOverview:
 
 async def test_session_expiry_is_enforced(stack: WebStack, homeowner: TestClient) -> None:
     sessions = stack.app[SESSIONS]
-    assert sessions.sweep(now=time.time() + stack.cfg.web.session_lifetime_s + 1) >= 1
+    assert await sessions.sweep(now=time.time() + stack.cfg.web.session_lifetime_s + 1) >= 1
     status, _ = await api(homeowner, "GET", "/api/v1/settings")
     assert status == 401

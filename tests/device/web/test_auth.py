@@ -31,12 +31,12 @@ def test_limiter_forgets_a_key_after_a_success() -> None:
     assert limiter.attempt(keys, now=3) > 0
 
 
-def test_sessions_expire_and_are_swept() -> None:
+async def test_sessions_expire_and_are_swept() -> None:
     sessions = Sessions(lifetime_s=100)
-    session = sessions.new("homeowner")
+    session = await sessions.new("homeowner")
     assert sessions.get(session.id) is session
     assert sessions.get(session.id, now=session.expires + 1) is None
-    assert sessions.sweep(now=session.expires + 1) == 1
+    assert await sessions.sweep(now=session.expires + 1) == 1
     assert sessions.get("forged") is None and sessions.get(None) is None
 
 
