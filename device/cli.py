@@ -158,6 +158,32 @@ def simulate(config_file: Path | None, map_name: str | None, listen: str | None,
                     serial=serial_path, summary_s=summary_s))
 
 
+@main.group()
+def maps() -> None:
+    """Register maps: check a map file before shipping it or pointing inverter.map at it."""
+
+
+@maps.command("check")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def maps_check(files: tuple[Path, ...]) -> None:
+    """Check register maps (default: every shipped map): schema, address overlaps, roles,
+    controls writing writable registers, identity, sources, sane ranges, ascending programme
+    times.
+
+    Prints one line per problem (file: entry: reason) and exits 1 if there is any.
+    """
+    from device.modbus.mapcheck import check_files
+
+    results = check_files(list(files) or None)
+    problems = [line for lines in results.values() for line in lines]
+    for line in problems:
+        click.echo(line)
+    if problems:
+        raise SystemExit(1)
+    click.echo(f"{len(results)} map{'s' if len(results) != 1 else ''} ok: "
+               + ", ".join(path.name for path in results))
+
+
 @main.command()
 @config_option
 @click.option("--port", "port_url", metavar="URL", help="Inverter port (default: the configured "

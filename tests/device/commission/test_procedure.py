@@ -73,7 +73,7 @@ async def test_self_consumption_puts_the_inverter_in_its_safe_mode(deye: tuple[S
     report = await run_inverter(port, write="self_consumption")
     assert report.ok, problems(report)
     assert report.write is not None and report.write.registers == {
-        "time_of_use": 0, "grid_charge_enable": 0, "limit_control": 2}
+        "time_of_use": 0, "grid_charge_enable": 0, "limit_control": 2, "solar_sell": 1}
     assert sim.mode == "self_consumption"
 
 
