@@ -152,13 +152,13 @@ def settle_day(
     slots = [s for s in store.energy_slots(first, until) if s["complete"]]
     if not slots:
         return None
-    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in _expand(store.price_points(zone, first - 3600, end))}
+    spot = {int(p["ts"]): float(p["eur_mwh"]) for p in expand_hourly(store.price_points(zone, first - 3600, end))}
     if settled is None or after is None:
         previous = store.settlement_day((day - timedelta(days=1)).isoformat())
         sc_soc = previous["sc_soc_end_pct"] if previous else battery.floor_pct
         settled = None
     else:
-        sc_soc = settled["sc_soc_end_pct"]
+        sc_soc = settled.get("sc_soc_end_pct", battery.floor_pct)
     settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
     result = add_totals(settled, totals(settlements, sc_end))
     store.save_settlements([asdict(s) for s in settlements], day.isoformat(), result, time.time())
@@ -181,7 +181,7 @@ def add_totals(before: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
             "sc_soc_end_pct": new["sc_soc_end_pct"]}
 
 
-def _expand(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def expand_hourly(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Hourly prices → four quarter-hours each (the market was hourly before 2025-10-01)."""
     out = []
     for p in points:

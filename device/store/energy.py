@@ -57,6 +57,18 @@ class EnergyQueries(StoreCore):
             self.db.query("SELECT * FROM energy_slots WHERE ts >= ? AND ts < ? ORDER BY ts", [start, end])
         )
 
+    def energy_with_money(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Each stored slot in [start, end), oldest first: its energy (Wh) and, once settled, its
+        money (EUR) and import price (EUR/MWh; NULL before settlement or without a price)."""
+        return list(self.db.query(
+            """SELECT e.ts, e.pv_wh, e.load_wh, e.import_wh, e.export_wh, e.charge_wh, e.discharge_wh,
+                      s.import_price, s.export_price, s.cost_eur, s.revenue_eur,
+                      s.cost_no_battery_eur, s.cost_self_consumption_eur
+               FROM energy_slots e LEFT JOIN settlements s ON s.ts = e.ts
+               WHERE e.ts >= ? AND e.ts < ? ORDER BY e.ts""",
+            [start, end],
+        ))
+
     def save_settlements(
         self, rows: list[dict[str, Any]], day: str, totals: Mapping[str, Any], computed_at: float
     ) -> None:

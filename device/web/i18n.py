@@ -140,6 +140,16 @@ TEXT: dict[str, dict[str, str]] = {
     "forbidden": {"de": "Nur für Installateure.", "en": "Installers only."},
     "language": {"de": "Sprache", "en": "Language"},
     "error": {"de": "Fehler", "en": "Error"},
+    "price_now": {"de": "Strompreis jetzt", "en": "Price now"},
+    "price_range": {"de": "heute {low} bis {high}", "en": "today {low} to {high}"},
+    "doing_now": {"de": "Was die Batterie gerade tut", "en": "What the battery is doing"},
+    "energy_today": {"de": "Energie heute", "en": "Energy today"},
+    "grid_import": {"de": "Netzbezug", "en": "Grid import"},
+    "grid_export": {"de": "Einspeisung", "en": "Grid export"},
+    "battery_in": {"de": "Batterie geladen", "en": "Battery charged"},
+    "battery_out": {"de": "Batterie entladen", "en": "Battery discharged"},
+    "saved_today": {"de": "Heute gespart", "en": "Saved today"},
+    "nav_history": {"de": "Verlauf", "en": "History"},
 }
 
 
@@ -158,6 +168,8 @@ class Locale:
         if value is None:
             return "–"
         text = f"{value:,.{digits}f}"
+        if text.lstrip("-").strip("0.,") == "":  # -0.04 is "0.0", never "-0.0"
+            text = text.lstrip("-")
         if self.lang == "de":  # the same as the browser's Intl.NumberFormat, so live updates match
             text = text.replace(",", "_").replace(".", ",").replace("_", ".")
         return text
@@ -175,6 +187,9 @@ class Locale:
             return "–"
         amount = self.number(eur, 2)
         return f"{amount} €" if self.lang == "de" else f"€{amount}".replace("€-", "-€")
+
+    def kwh(self, wh: float | None) -> str:
+        return "–" if wh is None else f"{self.number(wh / 1000, 1)} kWh"
 
     def ct_kwh(self, eur_mwh: float | None) -> str:
         return "–" if eur_mwh is None else f"{self.number(eur_mwh / 10, 1)} ct/kWh"

@@ -15,6 +15,10 @@ from common.utc import format_utc
 from device.modbus.codec import EncodeError, decode_raw, encode
 from device.modbus.mapmodel import Register, RegisterMap
 from device.store import AsyncStore, Reading, Store
+from device.accounting import expand_hourly
+from device.prices.tariff import Tariff
+from device.config import Config
+from device.web import explain
 from device.web.deps import HealthSource
 
 SLOT_S = 900
@@ -71,6 +75,29 @@ async def prices_and_plan(
             "reason": plan["reason"],
             "slots": [_plan_slot(s) for s in slots],
         },
+    }
+
+
+async def today_at_a_glance(store: AsyncStore, cfg: Config, tz: ZoneInfo, now: float) -> dict[str, Any]:
+    """The overview's facts: the import price now and today's range (EUR/MWh, the tariff applied),
+    the plan's current action (see :mod:`device.web.explain`), today's energy (Wh) and saving so far."""
+    today = local_today(tz, now)
+    start, end = day_bounds(today, tz)
+    points = {int(p["ts"]): float(p["eur_mwh"])
+              for p in expand_hourly(await store.call(Store.price_points, cfg.prices.zone, start, end))}
+    tariff = Tariff(cfg.tariff, cfg.device.timezone)
+    ts = sorted(points)
+    imports = [float(p) for p in tariff.import_price(ts, [points[t] for t in ts])] if ts else []
+    by_ts = dict(zip(ts, imports, strict=True))
+    current = by_ts.get(int(now // SLOT_S) * SLOT_S)
+    plan = await store.call(Store.latest_plan)
+    rows = await store.call(Store.energy_with_money, start, end)
+    return {
+        "price": explain.price_position(imports, current),
+        "action": None if plan is None else explain.current_action(plan.get("slots", []), now),
+        "energy": explain.energy_totals(rows),
+        "energy_slots": len(rows),
+        "saving": _money(await store.call(Store.settlement_totals, start, end)),
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from device.config import PlannerSettings
-from device.web import actions, model
+from device.web import actions, explain, model
 from device.web.actions import ActionError, Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
@@ -62,8 +62,12 @@ async def overview(request: web.Request) -> web.Response:
     session = guard(request, public=True)
     deps = request.app[DEPS]
     live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
+    now = deps.clock()
+    override = deps.settings.override(now)
+    glance = await model.today_at_a_glance(deps.store, deps.settings.config, request.app[TZ], now)
+    why = explain.reason(glance["action"], override, now, locale(request))
     return render(request, "overview.html", live=live, read_only=session.role is None,
-                  mode=deps.settings.config.planner.mode, override=deps.settings.override(deps.clock()))
+                  mode=deps.settings.config.planner.mode, override=override, glance=glance, why=why)
 
 
 async def prices(request: web.Request) -> web.Response:
