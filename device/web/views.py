@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from device.config import PlannerSettings
-from device.web import actions, explain, model
+from device.web import actions, explain, history, model
 from device.web.actions import ActionError, Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
@@ -26,7 +26,8 @@ from device.web.live import close_quietly, snapshot, sse_event
 from device.web.login import attempt_login, change_password
 from device.home.settings import EDITABLE
 
-NAV = (("/", "nav_overview"), ("/prices", "nav_prices"), ("/savings", "nav_savings"), ("/settings", "nav_settings"))
+NAV = (("/", "nav_overview"), ("/prices", "nav_prices"), ("/history", "nav_history"), ("/savings", "nav_savings"),
+       ("/settings", "nav_settings"))
 MODES = next(f.metadata["choices"] for f in dataclasses.fields(PlannerSettings) if f.name == "mode")
 
 
@@ -81,6 +82,46 @@ async def prices(request: web.Request) -> web.Response:
 async def savings(request: web.Request) -> web.Response:
     guard(request)
     return render(request, "savings.html", data=await model.savings(request.app[DEPS].store, request.app[TZ], request.app[DEPS].clock()))
+
+
+def _history_query(request: web.Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return history.parse_query(request.query, allowed, model.local_today(request.app[TZ], request.app[DEPS].clock()))
+    except ActionError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+async def history_page(request: web.Request) -> web.Response:
+    guard(request)
+    query = _history_query(request, ("period", "date"))
+    period = history.Period.containing(query["period"], query["date"])
+    tz = request.app[TZ]
+    data = await history.history(request.app[DEPS].store, period, tz)
+    L = locale(request)
+    title = {"day": "%d.%m.%Y" if L.lang == "de" else "%Y-%m-%d", "week": "%G-W%V", "month": "%m/%Y", "year": "%Y"}
+    charts = [("energy_chart", history.chart(data["bars"], history.ENERGY_KEYS), history.ENERGY_KEYS),
+              ("money_chart", history.chart(data["bars"], history.MONEY_KEYS[:2]), history.MONEY_KEYS[:2])]
+    return render(request, "history.html", data=data, periods=history.PERIODS, day=period.first.isoformat(),
+                  prev=period.step(-1).first.isoformat(), next=period.step(1).first.isoformat(),
+                  title=period.first.strftime(title[period.kind]), charts=charts,
+                  energy_keys=history.ENERGY_KEYS, month=period.first.isoformat()[:7])
+
+
+async def history_csv(request: web.Request) -> web.Response:
+    guard(request)
+    query = _history_query(request, ("period", "date"))
+    period = history.Period.containing(query["period"], query["date"])
+    data = await history.history(request.app[DEPS].store, period, request.app[TZ])
+    name = f"nattery-{period.kind}-{period.first.isoformat()}.csv"
+    return web.Response(text=history.to_csv(data, request.app[TZ]), content_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def history_report(request: web.Request) -> web.Response:
+    guard(request)
+    month = _history_query(request, ("month",))["month"]
+    data = await history.monthly_report(request.app[DEPS].store, month, request.app[TZ])
+    return render(request, "report.html", data=data, energy_keys=history.ENERGY_KEYS)
 
 
 async def settings_page(request: web.Request) -> web.Response:
@@ -261,6 +302,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", overview)
     app.router.add_get("/prices", prices)
     app.router.add_get("/savings", savings)
+    app.router.add_get("/history", history_page)
+    app.router.add_get("/history.csv", history_csv)
+    app.router.add_get("/history/report", history_report)
     app.router.add_get("/settings", settings_page)
     app.router.add_post("/settings", settings_post)
     app.router.add_get("/installer", installer)
