@@ -78,9 +78,12 @@ class Solver:
         request: ModeRequest,
         created: float,
         reason: str,
+        first_battery_w: float | None = None,
     ) -> Plan:
+        """The optimal plan; ``first_battery_w`` (W, > 0 discharge) fixes the first slot's battery
+        power (the forcing gate's self-consumption alternative, :mod:`device.plan.robust`)."""
         t0 = time.perf_counter()
-        lp = _build(inp, bat, rules, cap_w, manual, request)
+        lp = _build(inp, bat, rules, cap_w, manual, request, first_battery_w)
         n = len(inp.ts)
         h = self.highs
         key = (n, float(inp.durations_h[0]), bat)
@@ -174,6 +177,7 @@ def _build(
     cap_w: FloatArray,
     manual: NDArray[np.bool_],
     request: ModeRequest,
+    first_battery_w: float | None = None,
 ) -> highspy.HighsLp:
     n = len(inp.ts)
     dt = inp.durations_h
@@ -233,6 +237,10 @@ def _build(
         upper[CH, manual] = p if act == "charge" else 0.0
         upper[DIS, manual] = p if act == "discharge" else 0.0
         cost[CH if act == "charge" else DIS, manual] -= _MANUAL_REWARD * dt[manual]
+    if first_battery_w is not None:
+        fixed = first_battery_w / 1000.0
+        lower[CH, 0] = upper[CH, 0] = min(max(-fixed, 0.0), ch_max)
+        lower[DIS, 0] = upper[DIS, 0] = min(max(fixed, 0.0), dis_max)
     soc0 = min(max(inp.soc_pct, 0.0), 100.0) / 100.0 * cap_kwh
     floor, ceil = bat.floor_pct / 100.0 * cap_kwh, bat.max_soc_pct / 100.0 * cap_kwh
     ac = inf if rules.ac_limit_w is None else rules.ac_limit_w / 1000.0

@@ -12,8 +12,19 @@ import time
 import numpy as np
 
 from device.plan.baseline import idle_plan, self_consumption_plan
-from device.plan.lp import Solver
-from device.plan.model import SLOT_S, Battery, DemandResponse, Inputs, ModeRequest, Plan, Rules
+from device.plan.lp import Solver, terminal_value
+from device.plan.model import (
+    SLOT_S,
+    Battery,
+    DemandResponse,
+    Inputs,
+    ModeRequest,
+    Plan,
+    Rules,
+    Setpoint,
+)
+from device.plan.robust import FORCING, ForcingGate
+from device.plan.setpoints import self_consumption_w
 
 
 def plan(
@@ -24,8 +35,13 @@ def plan(
     events: tuple[DemandResponse, ...] = (),
     reason: str = "",
     solver: Solver | None = None,
+    gate: ForcingGate | None = None,
 ) -> Plan:
-    """The best schedule for ``inputs`` in the requested mode. Always returns a plan."""
+    """The best schedule for ``inputs`` in the requested mode. Always returns a plan.
+
+    With a ``gate`` (mode ``auto``), a forcing first setpoint stands only where its gain beats
+    the forecast error's risk; otherwise the plan with the first slot on self-consumption is
+    returned (:mod:`device.plan.robust`)."""
     created = time.time()
     n = len(inputs.ts)
     cap_w = np.full(n, np.inf)
@@ -50,4 +66,27 @@ def plan(
     if mode == "manual" and request.until is not None:
         manual = inputs.ts < request.until
     solver = solver or Solver()
-    return solver.solve(inputs, battery, mode_rules, cap_w, manual, request, created, reason)
+    result = solver.solve(inputs, battery, mode_rules, cap_w, manual, request, created, reason)
+    if gate is None or mode != "auto" or result.setpoints[0].action not in FORCING:
+        return result
+    own = self_consumption_w(float(inputs.load_w[0]), float(inputs.pv_w[0]), inputs.soc_pct, battery)
+    planned = float(result.discharge_w[0] - result.charge_w[0])
+
+    def objective(inp: Inputs, first_w: float) -> Plan:
+        return solver.solve(inp, battery, mode_rules, cap_w, manual, request, created, reason, first_w)
+
+    alternative = objective(inputs, own)
+    worse = gate.adverse(inputs, storing=planned < own)
+    forced_adverse, alternative_adverse = objective(worse, planned), objective(worse, own)
+    solved = (alternative, forced_adverse, alternative_adverse)
+    if any(p.mode != result.mode for p in solved):  # the solver failed on one: keep the optimal plan
+        return result
+    solve_ms = result.solve_ms + sum(p.solve_ms for p in solved)
+    keep = gate.should_force(alternative.objective_eur - result.objective_eur,
+                             alternative_adverse.objective_eur - forced_adverse.objective_eur,
+                             inputs, terminal_value(inputs, battery, mode_rules))
+    chosen = result if keep else alternative
+    chosen.solve_ms = solve_ms
+    if not keep:
+        chosen.setpoints[0] = Setpoint("self_consumption")
+    return chosen

@@ -41,6 +41,7 @@ week before, taking the newest known day), and the JSON says which one was used.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -63,6 +64,7 @@ from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.plan.baseline import simulate_self_consumption
 from device.plan.lp import Solver
 from device.plan.model import SLOT_S, Battery, Inputs, Rules
+from device.plan.robust import ForcingGate
 from device.plan.schedule import plan
 from device.prices.days import resolution_for
 from device.prices.tariff import Tariff
@@ -273,6 +275,24 @@ def device_price_forecasts(
     return out, name
 
 
+def _slot_costs(y: Year, battery_w: FloatArray) -> FloatArray:
+    """EUR per slot of the period for a battery run (W > 0 discharge)."""
+    energy_mwh = (y.load_w - y.pv_w - battery_w) * 0.25 / 1e6
+    return np.where(energy_mwh > 0, energy_mwh * y.import_price, energy_mwh * y.export_price)
+
+
+def bill_slot(y: Year, i: int, grid_w: float) -> float:
+    """EUR for slot ``i``'s grid flow (W, > 0 import)."""
+    mwh = grid_w * 0.25 / 1e6
+    return mwh * float(y.import_price[i] if mwh > 0 else y.export_price[i])
+
+
+def _local_days(ts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Local calendar day number of each slot start."""
+    local = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True)).tz_convert(TZ)
+    return np.asarray((local.normalize().tz_localize(None) - pd.Timestamp("1970-01-01")).days, dtype=np.int64)
+
+
 def bill(y: Year, grid_w: FloatArray) -> float:
     """EUR for the period's grid flows (W per slot, > 0 import)."""
     energy_mwh = grid_w * 0.25 / 1e6
@@ -327,7 +347,12 @@ def run_ours(
     y: Year, bat: Battery, rules: Rules, tariff: Tariff, with_forecast: bool, log_every: int,
     price_forecasts: dict[date, dict[int, float]] | None = None,
     forecast_slots: int = FORECAST_SLOTS,
+    gate: ForcingGate | None = None,
 ) -> Run:
+    """Our planner re-planning every slot; with a ``gate``, forcing setpoints pass the forcing
+    gate, which learns the one-slot-ahead net-load error and, from each local day's saving
+    against the self-consumption counterfactual (its own SoC carried day to day, as accounting
+    settles it), its risk multiplier."""
     solver = Solver()
     timing_solver = Solver()
     zone = ZoneInfo(TZ)
@@ -343,6 +368,9 @@ def run_ours(
     solve_ms: list[float] = []
     load_err = pv_err = price_err = 0.0
     err_n = price_n = 0
+    sc_cost = _slot_costs(y, _sc_run(y, bat).battery_w)
+    day_ends = set(np.flatnonzero(np.diff(_local_days(y.ts[: y.n])) != 0).tolist())  # last slot of each day
+    day_saving = 0.0
     started = time.perf_counter()
     for i in range(y.n):
         end = int(y.known_end[i]) if not with_forecast else max(int(y.known_end[i]), i + forecast_slots)
@@ -366,12 +394,18 @@ def run_ours(
         ts = y.ts[i:i + horizon]
         inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot), load_f, pv_f,
                         soc / bat.capacity_wh * 100)
-        result = plan(inputs, bat, rules, solver=solver)
+        result = plan(inputs, bat, rules, solver=solver, gate=gate)
         if with_forecast and i % TIMING_EVERY == 0:
             solve_ms.append(_timed_full_plan(y, i, bat, rules, tariff, load_hist, pv_hist, zone_profile, clearsky,
-                                             price_forecasts, soc, timing_solver))
+                                             price_forecasts, soc, timing_solver, copy.deepcopy(gate)))
         sp = result.setpoints[0]
         battery[i], soc = step(sp.action, sp.power_w, y.load_w[i], y.pv_w[i], soc, bat)
+        if gate is not None:
+            gate.observe_slot(float(load_f[0]), float(pv_f[0]), float(y.load_w[i]), float(y.pv_w[i]))
+            day_saving += float(sc_cost[i]) - bill_slot(y, i, float(y.load_w[i] - y.pv_w[i] - battery[i]))
+            if i in day_ends:
+                gate.observe_day(day_saving)
+                day_saving = 0.0
         if i % 4 == 0 and i + horizon <= y.n:
             load_err += float(np.abs(load_f - y.load_w[i:i + horizon]).mean())
             pv_err += float(np.abs(pv_f - y.pv_w[i:i + horizon]).mean())
@@ -379,7 +413,8 @@ def run_ours(
         if log_every and i % log_every == 0 and i:
             rate = i / (time.perf_counter() - started)
             print(f"  {'forecast' if with_forecast else 'known'}: slot {i}/{y.n}, {rate:.0f} slots/s", file=sys.stderr)
-    extra = {
+    extra = {k: float(v) for k, v in (gate.to_json() if gate is not None else {}).items()}
+    extra |= {
         "load_mae_w": load_err / max(err_n, 1),
         "pv_mae_w": pv_err / max(err_n, 1),
         "price_mae_eur_mwh": price_err / max(price_n, 1),
@@ -390,7 +425,7 @@ def run_ours(
 def _timed_full_plan(
     y: Year, i: int, bat: Battery, rules: Rules, tariff: Tariff, load_hist: FloatArray, pv_hist: FloatArray,
     zone_profile: FloatArray, clearsky: FloatArray, price_forecasts: dict[date, dict[int, float]] | None,
-    soc: float, solver: Solver,
+    soc: float, solver: Solver, gate: ForcingGate | None,
 ) -> float:
     """Solve time (ms) of a full 192-slot plan at slot ``i``: known prices, then the forecast."""
     idx = y.first + i + np.arange(HORIZON)
@@ -405,7 +440,7 @@ def _timed_full_plan(
     inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot),
                     forecast_load(load_hist, i, HORIZON, zone_profile[i:i + HORIZON]),
                     forecast_pv(pv_hist, clearsky, i, HORIZON, y.house.kwp * 1000), soc / bat.capacity_wh * 100)
-    return plan(inputs, bat, rules, solver=solver).solve_ms
+    return plan(inputs, bat, rules, solver=solver, gate=gate).solve_ms
 
 
 def run_perfect(y: Year, bat: Battery, rules: Rules) -> Run:
@@ -450,6 +485,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--lon", type=float, default=LON, help="PV plant longitude")
     ap.add_argument("--strategies", default=",".join(OPTIONAL),
                     help=f"which of {', '.join(OPTIONAL)} to run (no battery, self-consumption and perfect always run)")
+    ap.add_argument("--forcing-gate", choices=("on", "off"), default="on",
+                    help="ours_forecast: force only where the gain beats the forecast error's risk (device.plan.robust)")
     ap.add_argument("--degradation", type=float, default=20.0, help="planner wear cost, EUR/MWh cycled")
     ap.add_argument("--progress", type=int, default=0, help="log progress every N slots to stderr")
     ap.add_argument("--price-forecast", choices=("device", "naive"), default="device",
@@ -539,7 +576,8 @@ def run_household(
         "self_consumption": lambda: _sc_run(y, bat),
         "peers_rule": lambda: run_peers(y, bat),
         "ours_known_prices": lambda: run_ours(y, bat, rules, tariff, False, args.progress),
-        "ours_forecast": lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts),
+        "ours_forecast": lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts,
+                                          gate=ForcingGate() if args.forcing_gate == "on" else None),
         "perfect": lambda: run_perfect(y, bat, rules),
     }
     runs: dict[str, Run] = {}

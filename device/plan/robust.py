@@ -1,0 +1,122 @@
+"""The forcing gate: force the inverter only where it pays under the forecast's measured error.
+
+A ``charge``/``discharge``/``hold`` setpoint runs at a planned power, so every watt the real load
+or PV differs from its forecast goes to the grid; ``self_consumption`` lets the inverter follow the
+house and absorbs the error in the battery. The LP plans on the forecast's mean and sees no such
+cost, so on a spiky home it forces for gains smaller than what the error takes away, and can end
+up worse than doing nothing.
+
+For the slot about to run the gate compares
+
+* the **gain** of forcing on the forecast: the optimal plan's objective against the same LP with
+  this slot pinned to what self-consumption would do (the rest re-optimised), and
+* the **risk**: what the measured one-slot-ahead net-load error costs when it goes to the grid
+  instead of the battery — error above the forecast imported at this slot's import price instead
+  of taken from storage (worth the stored energy's value, the planner's terminal value), error
+  below exported at the export price instead of stored — times a multiplier,
+
+and forces only where gain > risk and forcing still gains on the forecast moved against it by
+the mean error from the next slot on (:meth:`ForcingGate.adverse`: a grid charge that a sunnier
+day would turn into exported PV does not pass); before a day of errors is measured it never forces. The error is learned from the device's own forecasts
+(:meth:`ForcingGate.observe_slot`). The multiplier is learned from what forcing actually earned:
+each settled day's saving against the self-consumption counterfactual (accounting's
+``savings_vs_self_consumption_eur``) goes into :meth:`ForcingGate.observe_day`; while the last
+week's sum is negative the multiplier doubles (the device forces less), while it is positive it
+relaxes back towards 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from device.plan.model import Inputs
+
+ERROR_WINDOW_SLOTS = 7 * 96  # the error means follow the last week (exponential average)
+WARMUP_SLOTS = 96  # no forcing before a day of forecast errors is measured
+FEEDBACK_DAYS = 7
+MULTIPLIER_MIN, MULTIPLIER_MAX = 1.0, 16.0
+ADVERSE_SCALE = 2.0  # the adverse forecast moves by twice the mean misses (roughly a bad day's)
+FORCING = ("charge", "discharge", "hold")
+
+
+@dataclass
+class ForcingGate:
+    """Learned state of the gate: net-load error means (W) and the risk multiplier."""
+
+    error_above_w: float = 0.0  # mean of max(real − forecast, 0), net load (load − PV)
+    error_below_w: float = 0.0  # mean of max(forecast − real, 0)
+    multiplier: float = 1.0
+    days: deque[float] = field(default_factory=lambda: deque(maxlen=FEEDBACK_DAYS))
+    declined: int = 0  # forcing setpoints turned into self-consumption (a counter for figures)
+    forced: int = 0
+    observed: int = 0  # slots whose error was measured
+    load_above_w: float = 0.0  # load alone: mean of max(real − forecast, 0)
+    load_below_w: float = 0.0
+    pv_forecast_w: float = 0.0  # PV alone: mean forecast, and mean miss above and below it
+    pv_above_w: float = 0.0
+    pv_below_w: float = 0.0
+
+    def observe_slot(self, load_forecast_w: float, pv_forecast_w: float, load_w: float, pv_w: float) -> None:
+        """One slot's load and PV as forecast (the plan made at its start) and as metered."""
+        self.observed += 1
+        alpha = 1.0 / min(self.observed, ERROR_WINDOW_SLOTS)  # a plain mean until the window is full
+
+        def mean(old: float, new: float) -> float:
+            return old + alpha * (new - old)
+
+        miss = (load_w - pv_w) - (load_forecast_w - pv_forecast_w)
+        self.error_above_w, self.error_below_w = mean(self.error_above_w, max(miss, 0.0)), mean(self.error_below_w, max(-miss, 0.0))
+        load_miss, pv_miss = load_w - load_forecast_w, pv_w - pv_forecast_w
+        self.load_above_w, self.load_below_w = mean(self.load_above_w, max(load_miss, 0.0)), mean(self.load_below_w, max(-load_miss, 0.0))
+        self.pv_forecast_w = mean(self.pv_forecast_w, pv_forecast_w)
+        self.pv_above_w, self.pv_below_w = mean(self.pv_above_w, max(pv_miss, 0.0)), mean(self.pv_below_w, max(-pv_miss, 0.0))
+
+    def observe_day(self, saving_vs_self_consumption_eur: float) -> None:
+        """A settled day's saving against the self-consumption counterfactual (< 0: forcing lost)."""
+        self.days.append(saving_vs_self_consumption_eur)
+        week = sum(self.days)
+        if week < 0:
+            self.multiplier = min(self.multiplier * 2.0, MULTIPLIER_MAX)
+        elif week > 0:
+            self.multiplier = max(self.multiplier * 0.8, MULTIPLIER_MIN)
+
+    def risk_eur(self, inp: Inputs, stored_value_eur_mwh: float) -> float:
+        """Expected extra cost (EUR) of running the first slot at a fixed power instead of following the house."""
+        if self.observed < WARMUP_SLOTS:
+            return math.inf  # the error is not known yet: self-consumption
+        dt = float(inp.durations_h[0])
+        above = max(float(inp.import_price[0]) - stored_value_eur_mwh, 0.0)
+        below = max(stored_value_eur_mwh - float(inp.export_price[0]), 0.0)
+        return self.multiplier * dt * (self.error_above_w * above + self.error_below_w * below) / 1e6
+
+    def adverse(self, inp: Inputs, storing: bool) -> Inputs:
+        """The forecast moved against a forcing action from the second slot on: a storing action
+        (grid charge, holding energy back) meets a house that needs less (load lower by its mean
+        miss below, PV higher by its mean relative miss above), a releasing one (export,
+        discharge beyond the load, PV room) one that needs more."""
+        later = np.arange(len(inp.ts)) >= 1
+        pv_ratio = ADVERSE_SCALE * (self.pv_above_w if storing else -self.pv_below_w) / max(self.pv_forecast_w, 1.0)
+        load = inp.load_w + later * ADVERSE_SCALE * (-self.load_below_w if storing else self.load_above_w)
+        pv = inp.pv_w * (1.0 + later * max(pv_ratio, -1.0))  # PV misses scale with the PV expected
+        return replace(inp, load_w=np.maximum(load, 0.0), pv_w=pv)
+
+    def should_force(self, gain_eur: float, adverse_gain_eur: float, inp: Inputs, stored_value_eur_mwh: float) -> bool:
+        """True when forcing the first slot gains more than the risk on the forecast (``gain_eur``:
+        objective with the first slot on self-consumption minus the optimal one) and still gains
+        when the forecast is off against it (``adverse_gain_eur``, the same on :meth:`adverse`)."""
+        keep = gain_eur > self.risk_eur(inp, stored_value_eur_mwh) and adverse_gain_eur > 0
+        if keep:
+            self.forced += 1
+        else:
+            self.declined += 1
+        return keep
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"error_above_w": round(self.error_above_w, 1), "error_below_w": round(self.error_below_w, 1),
+                "pv_above_w": round(self.pv_above_w, 1), "pv_forecast_w": round(self.pv_forecast_w, 1),
+                "multiplier": round(self.multiplier, 3), "forced": self.forced, "declined": self.declined}
+
