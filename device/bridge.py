@@ -70,11 +70,13 @@ class Watchdog:
     safe_pending: bool = True  # the inverter's state is unknown until self_consumption is applied
 
     def commanded(self, mode: str, params: Mapping[str, Any], hold_s: float | None) -> None:
+        _check_hold(hold_s)
         self.mode, self.params = mode, dict(params)
         self.safe_pending = False
         self.refresh(hold_s)
 
     def refresh(self, hold_s: float | None = None) -> None:
+        _check_hold(hold_s)
         if self.mode == SAFE_MODE:
             self.expires_at = math.inf
             return
@@ -95,6 +97,11 @@ class Watchdog:
             "trips": self.trips,
             "safe_pending": self.safe_pending,
         }
+
+
+def _check_hold(hold_s: float | None) -> None:
+    if hold_s is not None and not math.isfinite(hold_s):  # NaN or infinity would never lapse
+        raise ValueError(f"hold_s must be finite, got {hold_s!r}")
 
 
 class Bridge:

@@ -406,6 +406,14 @@ async def test_watchdog_lapses_only_after_timeout() -> None:
     assert dog.lapsed
 
 
+async def test_watchdog_refuses_a_lifetime_that_would_never_lapse() -> None:
+    dog = Watchdog(10, SimulatedClock(auto=False))
+    for never in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="hold_s must be finite"):
+            dog.commanded("discharge", {"power_w": 1000}, never)
+    assert dog.mode == "self_consumption" and dog.lapsed  # unchanged, and the safe mode still pending
+
+
 async def test_concurrent_flushes_write_each_reading_once(tmp_path: Path) -> None:
     """The flush loop and a shutdown can flush at the same moment: no reading twice, none lost."""
     from types import SimpleNamespace
