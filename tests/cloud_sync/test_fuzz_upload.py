@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,7 +64,7 @@ def valid_slots() -> list[dict[str, Any]]:
 
 
 # Values no stream allows where a number belongs.
-NOT_A_NUMBER = st.one_of(
+NOT_A_NUMBER: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, None, True, "12", [], {}]),
     st.text(max_size=5), st.lists(st.integers(), min_size=1, max_size=3),
 )
@@ -131,26 +132,23 @@ def check_refused(agg: Aggregator, device: str, credential: str, stream: str, bo
     assert agg.proc is not None and agg.proc.poll() is None
 
 
-@BUDGET
-@given(data=st.data())
-def test_a_reading_with_any_impossible_value_is_refused_naming_the_item(aggregator: Aggregator, data: st.DataObject) -> None:
-    device, credential = "fuzz-readings", _credential(aggregator, "fuzz-readings")
-    n = data.draw(st.integers(0, COUNT - 1), label="item")
-    path, value = data.draw(reading_mutation(), label="mutation")
-    before = stored(aggregator, device)
-    body = encode(device, "readings", mutate(valid_readings(), n, path, value))
-    check_refused(aggregator, device, credential, "readings", body, before, f"item {n + 1}")
+STREAMS = {"readings": (valid_readings, reading_mutation), "energy": (valid_slots, slot_mutation)}
 
 
+@pytest.mark.parametrize("stream", list(STREAMS))
 @BUDGET
 @given(data=st.data())
-def test_an_energy_slot_with_any_impossible_value_is_refused_naming_the_item(aggregator: Aggregator, data: st.DataObject) -> None:
-    device, credential = "fuzz-energy", _credential(aggregator, "fuzz-energy")
+def test_an_item_with_any_impossible_value_is_refused_naming_the_item(
+    aggregator: Aggregator, stream: str, data: st.DataObject
+) -> None:
+    valid, mutation = STREAMS[stream]
+    device = f"fuzz-{stream}"
+    credential = _credential(aggregator, device)
     n = data.draw(st.integers(0, COUNT - 1), label="item")
-    path, value = data.draw(slot_mutation(), label="mutation")
+    path, value = data.draw(mutation(), label="mutation")
     before = stored(aggregator, device)
-    body = encode(device, "energy", mutate(valid_slots(), n, path, value))
-    check_refused(aggregator, device, credential, "energy", body, before, f"item {n + 1}")
+    body = encode(device, stream, mutate(valid(), n, path, value))
+    check_refused(aggregator, device, credential, stream, body, before, f"item {n + 1}")
 
 
 HEADER_VALUES = st.one_of(NOT_A_NUMBER, st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=70))

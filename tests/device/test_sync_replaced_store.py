@@ -42,7 +42,8 @@ async def test_a_replaced_card_uploads_its_own_readings_and_keeps_the_old_ones(
     device = f"sdcard-{int(time.time() * 1000) % 10**8}"
     credential = aggregator.add_device(device)
     old, new = tmp_path / "old-card", tmp_path / "new-card"
-    old.mkdir(), new.mkdir()
+    old.mkdir()
+    new.mkdir()
     fill(old / f"{device}.db", 1000, start=time.time() - 3 * 3600)
     old_store = await drain(aggregator, old, device, credential)
     fill(new / f"{device}.db", 300, start=time.time() - 3600)  # the new card numbers from 1 again
