@@ -13,13 +13,14 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common import market_ids
 from device.resources import DEFAULT_FILE
 
 INSTALLER_FILE = Path("/data/nattery.yaml")
@@ -225,6 +226,44 @@ class ForecastSettings:
 
 
 @dataclass(frozen=True)
+class MarketSettings:
+    """The home's identities in the German energy market (common/market_ids.py), for the MSCONS
+    export (device/edi.py). All empty: no export; otherwise all four IDs are needed."""
+
+    malo_id: str = setting("", help="market location (MaLo-ID): 11 digits with the BDEW check digit")
+    melo_id: str = setting("", help="metering location (MeLo-ID): DE + grid operator + postcode + 20 alphanumeric")
+    sender_id: str = setting("", help="sender market partner ID: 13 digits with the GS1 check digit")
+    sender_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
+    receiver_id: str = setting("", help="receiver market partner ID (the metering point operator's recipient)")
+    receiver_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
+    export_days_back: int = setting(3, min=0, max=60, help="days before today the export (re)checks")
+
+    def __post_init__(self) -> None:
+        ids = {"malo_id": self.malo_id, "melo_id": self.melo_id,
+               "sender_id": self.sender_id, "receiver_id": self.receiver_id}
+        if not any(ids.values()):
+            return
+        for key, value in ids.items():
+            if not value:
+                raise ConfigError(f"market.{key}: empty; set all of {', '.join(ids)} or none (no export)")
+        checks: dict[str, Callable[[], str]] = {
+            "malo_id": lambda: market_ids.check_malo(self.malo_id),
+            "melo_id": lambda: market_ids.check_melo(self.melo_id),
+            "sender_id": lambda: market_ids.check_partner(self.sender_id, self.sender_qualifier),
+            "receiver_id": lambda: market_ids.check_partner(self.receiver_id, self.receiver_qualifier),
+        }
+        for key, check in checks.items():
+            try:
+                check()
+            except market_ids.IdError as exc:
+                raise ConfigError(f"market.{key}: {exc}") from None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.malo_id)
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     inverter: InverterSettings = field(default_factory=InverterSettings)
@@ -239,6 +278,7 @@ class Config:
     planner: PlannerSettings = field(default_factory=PlannerSettings)
     prices: PricesSettings = field(default_factory=PricesSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
 
     @property
     def db_path(self) -> Path:
