@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from device.store import Store
+from device.prices.tariff import Tariff
 from device.web import actions, model
 from device.web.actions import ActionError, Actor
 from device.web.inputs import check_finite, query_int
@@ -94,7 +95,8 @@ async def overview(request: web.Request) -> dict[str, Any]:
 async def prices(request: web.Request) -> dict[str, Any]:
     guard(request)
     return await model.prices_and_plan(
-        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER]
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER],
+        Tariff(request.app[DEPS].settings.config.tariff, request.app[CFG].device.timezone),
     )
 
 

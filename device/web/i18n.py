@@ -179,6 +179,12 @@ TEXT: dict[str, dict[str, str]] = {
     "weighted": {"de": "Mittel nach Menge", "en": "average by energy"},
     "highest": {"de": "höchster", "en": "highest"},
     "per_day": {"de": "Pro Tag", "en": "Per day"},
+    "price_caption": {
+        "de": "ct/kWh brutto: was Sie für Bezug zahlen und für Einspeisung erhalten; dünn: Börsenpreis",
+        "en": "ct/kWh gross: what you pay for import and get for export; thin: spot price",
+    },
+    "price_you_pay": {"de": "Bezugspreis", "en": "You pay"},
+    "price_spot": {"de": "Börse", "en": "Spot"},
 }
 
 

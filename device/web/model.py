@@ -50,9 +50,13 @@ def tomorrow_state(known_tomorrow: int, tz: ZoneInfo, now: float, late_after: tu
 
 
 async def prices_and_plan(
-    store: AsyncStore, zone: str, tz: ZoneInfo, now: float, late_after: tuple[int, int]
+    store: AsyncStore, zone: str, tz: ZoneInfo, now: float, late_after: tuple[int, int], tariff: Tariff | None = None,
 ) -> dict[str, Any]:
-    """Today's and tomorrow's prices per slot (known vs forecast) and the current plan."""
+    """Today's and tomorrow's prices per slot (known vs forecast) and the current plan.
+
+    With ``tariff`` each point also has what the homeowner pays for import and gets for export
+    (``import_eur_mwh``, ``export_eur_mwh``); ``start``/``end`` are today's 00:00 and the end of
+    tomorrow, the charts' common time axis."""
     today = local_today(tz, now)
     start, _ = day_bounds(today, tz)
     _, end = day_bounds(today + timedelta(days=1), tz)
@@ -62,11 +66,18 @@ async def prices_and_plan(
     points = [{"ts": p["ts"], "eur_mwh": p["eur_mwh"], "forecast": False} for p in known]
     points += [{"ts": f["ts"], "eur_mwh": f["value"], "forecast": True} for f in forecast if f["ts"] not in known_ts]
     points.sort(key=lambda p: p["ts"])
+    if tariff is not None and points:
+        ts, spot = [p["ts"] for p in points], [p["eur_mwh"] for p in points]
+        for p, imp, exp in zip(points, tariff.import_price(ts, spot), tariff.export_price(ts, spot), strict=True):
+            p["import_eur_mwh"], p["export_eur_mwh"] = round(float(imp), 3), round(float(exp), 3)
     tomorrow_start = day_bounds(today + timedelta(days=1), tz)[0]
     plan = await store.call(Store.latest_plan)
     slots = [] if plan is None else [s for s in plan.get("slots", []) if start <= s["ts"] < end]
     return {
         "today": today.isoformat(),
+        "start": start,
+        "end": end,
+        "now": now,
         "tomorrow_start": tomorrow_start,
         "tomorrow": tomorrow_state(sum(p["ts"] >= tomorrow_start for p in known), tz, now, late_after),
         "prices": points,

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from device.config import PlannerSettings
+from device.prices.tariff import Tariff
 from device.web import actions, explain, history, model
 from device.web.actions import ActionError, Actor
 from device.store import Reading, Store
@@ -74,7 +75,8 @@ async def overview(request: web.Request) -> web.Response:
 async def prices(request: web.Request) -> web.Response:
     guard(request)
     data = await model.prices_and_plan(
-        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER]
+        request.app[DEPS].store, request.app[CFG].prices.zone, request.app[TZ], request.app[DEPS].clock(), request.app[LATE_AFTER],
+        Tariff(request.app[DEPS].settings.config.tariff, request.app[CFG].device.timezone),
     )
     return render(request, "prices.html", data=data)
 

@@ -7,8 +7,11 @@ import re
 import time
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from device.prices.tariff import Tariff
+from device.web.model import day_bounds, local_today
 from tests.device.web.conftest import csrf
 from tests.device.web.harness import WebStack, seed_history
 
@@ -99,4 +102,23 @@ async def test_prices_table_shows_every_quarter_hour_grouped_by_day_and_hour(
     hours = [r for r in rows if r[0] == "hour"]
     assert len(rows) in (4 * len(hours) - 4, 4 * len(hours), 4 * len(hours) + 4)  # 92/96/100 a day
     assert len(hours) in (47, 48, 49) and any(r[1] for r in rows) and not all(r[1] for r in rows)
-    assert re.findall(r'<tr class="day"><th scope="rowgroup" colspan="4">(\w+)</th>', table) == ["Today", "Tomorrow"]
+    assert re.findall(r'<tr class="day"><th scope="rowgroup" colspan="5">(\w+)</th>', table) == ["Today", "Tomorrow"]
+
+
+async def test_prices_page_shows_what_the_homeowner_pays_on_one_axis_from_midnight(
+    stack: WebStack, homeowner: TestClient
+) -> None:
+    tz = ZoneInfo(stack.cfg.device.timezone)
+    now = time.time()
+    await stack.store.call(seed_history, tz, now)
+    page = await (await homeowner.get("/prices", headers={"Accept-Language": "en"})).text()
+    data = json.loads(page.split('<script type="application/json" id="prices-data">', 1)[1].split("</script>", 1)[0])
+    today = local_today(tz, data["now"])
+    assert data["start"] == day_bounds(today, tz)[0] and data["end"] > data["start"] + 86_400 - 7200
+    tariff = Tariff(stack.cfg.tariff, stack.cfg.device.timezone)
+    first = data["prices"][0]
+    assert first["import_eur_mwh"] == pytest.approx(float(tariff.import_price([first["ts"]], [first["eur_mwh"]])[0]), abs=1e-3)
+    assert first["import_eur_mwh"] > first["eur_mwh"]  # fees and VAT on top of spot
+    table = page[page.index('<table class="data slots">'):]
+    assert f"<td>{first['import_eur_mwh'] / 10:.1f} ct/kWh" in table.replace(",", "")
+    assert "-0.0" not in page and "−0.0" not in page
