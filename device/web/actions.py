@@ -24,19 +24,11 @@ from device.modbus.mapmodel import Register, RegisterAccessError
 from device.store import Store
 from device.home import settings as home
 from device.web.deps import CommandResult, WebDeps
+from device.web.inputs import ActionError, finite_number
 from device.web.model import parse_clock
 
 log = structlog.get_logger(__name__)
 COMMAND_TIMEOUT_S = 10.0
-
-
-class ActionError(Exception):
-    """Refused or failed; ``field`` names the input at fault, ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
-        super().__init__(message)
-        self.field = field
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -71,8 +63,12 @@ async def _command(actor: Actor, action: str, args: Mapping[str, Any]) -> Comman
 
 async def change_settings(actor: Actor, changes: Mapping[str, Any]) -> home.HomeSettings:
     """``{"planner": {"mode": ...}, "battery": {"reserve_pct": ...}, "tariff": {...}}``."""
-    if not isinstance(changes, Mapping) or not all(isinstance(v, Mapping) for v in changes.values()):
-        raise ActionError('expected {"section": {"key": value}}, e.g. {"battery": {"reserve_pct": 20}}')
+    example = 'expected {"section": {"key": value}}, e.g. {"battery": {"reserve_pct": 20}}'
+    if not isinstance(changes, Mapping):
+        raise ActionError(f"body: {example}", "body")
+    for section, values in changes.items():
+        if not isinstance(values, Mapping):
+            raise ActionError(f"{section}: got {values!r}, {example}", str(section))
     settings = actor.deps.settings
 
     def edit(current: home.HomeSettings) -> home.HomeSettings:
@@ -161,11 +157,14 @@ def parse_value(reg: Register, value: Any) -> float:
             value = float(value.strip().replace(",", "."))
         except ValueError:
             raise ActionError(f"value: got {value!r}, expected a number", "value") from None
+    number = finite_number(value)
+    if number is None:
+        raise ActionError(f"value: got {value!r}, expected a finite number", "value")
     try:
-        encode_write(reg, value)
+        encode_write(reg, number)
     except EncodeError as exc:
         raise ActionError(f"value: {exc}", "value") from None
-    return float(value)
+    return number
 
 
 async def write_register(actor: Actor, name: Any, value: Any) -> dict[str, Any]:

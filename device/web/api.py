@@ -17,8 +17,8 @@ from aiohttp import web
 from device.store import Store
 from device.prices.tariff import Tariff
 from device.web import actions, model
-from device.web.actions import ActionError, Actor
-from device.web.inputs import check_finite, query_int
+from device.web.actions import Actor
+from device.web.inputs import ActionError, check_finite, query_int
 from device.web.access import guard, json_error, locale
 from device.web.keys import CFG, DEPS, LATE_AFTER, LIVE, SESSION, SESSIONS, TZ
 from device.web.live import snapshot

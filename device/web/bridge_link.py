@@ -10,10 +10,7 @@ concurrent commands from several browsers never receive each other's answers) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import math
-import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +21,7 @@ from device.commands import loads
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
 from device.web.deps import CommandResult
+from device.web.inputs import finite_number
 
 log = structlog.get_logger(__name__)
 
@@ -32,26 +30,16 @@ log = structlog.get_logger(__name__)
 TEXT_ROLES = ("state", "mode")
 
 
-def finite_number(value: object) -> float | None:
-    """``value`` as a finite float, or ``None`` for anything else (text, booleans, NaN, ∞, lists)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def parse_telemetry(payload: bytes) -> Reading:
     """The bridge's telemetry JSON → :class:`Reading` (roles at top level, ``registers`` nested).
 
-    Raises ``ValueError`` when it is not an object with an ISO ``ts``. A value of the wrong type
-    (text where a number belongs, NaN, a list) becomes ``None``, "not read", so no page breaks on it.
+    Raises ``TypeError`` when it is not a JSON object, ``ValueError`` or ``KeyError`` without an
+    ISO ``ts``. A value of the wrong type (text where a number belongs, NaN, a list) becomes
+    ``None``, "not read", so no page breaks on it.
     """
     data = json.loads(payload)
     if not isinstance(data, dict):
-        raise ValueError(f"telemetry: expected a JSON object, got {type(data).__name__}")
+        raise TypeError(f"telemetry: expected a JSON object, got {type(data).__name__}")
     ts = parse_utc(str(data.pop("ts")))
     registers = data.pop("registers", None)
     # state and mode are text although Reading.roles says numbers; the store keeps them apart too

@@ -1,7 +1,6 @@
 """Raw request input → checked values, for the API and the forms alike.
 
-Refusals are :class:`~device.web.actions.ActionError` (400) naming the field, the value and what
-is allowed. Numbers must be finite: JSON allows ``NaN``, ``Infinity`` and ``1e400`` (∞) through
+Refusals are :class:`ActionError` (400) naming the field, the value and what is allowed. Numbers must be finite: JSON allows ``NaN``, ``Infinity`` and ``1e400`` (∞) through
 Python's parser, and ``float()`` takes ``"nan"`` and ``"inf"`` from a form; none of them is ever a
 setting, a power or a price.
 """
@@ -12,7 +11,26 @@ import math
 import re
 from typing import Any
 
-from device.web.actions import ActionError
+
+class ActionError(Exception):
+    """Refused or failed; ``field`` names the input at fault, ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or ``None`` for anything else (text, booleans, NaN, ∞, lists)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
 
 FINITE = "allowed: a finite number"
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")

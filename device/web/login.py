@@ -12,7 +12,7 @@ import math
 from aiohttp import web
 
 from device.store import Store
-from device.web.actions import ActionError
+from device.web.inputs import ActionError
 from device.home.accounts import ROLES, AuthError, check_new_password
 from device.web.access import login_session
 from device.web.auth import Session

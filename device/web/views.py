@@ -15,14 +15,14 @@ from aiohttp import web
 from device.config import PlannerSettings
 from device.prices.tariff import Tariff
 from device.web import actions, explain, history, model
-from device.web.actions import ActionError, Actor
+from device.web.actions import Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
 from device.web.keys import (
     CFG, COOKIE, DEPS, LANG_COOKIE, LATE_AFTER, LIVE, SESSION, SESSIONS, TEMPLATES, TZ,
 )
 from device.web.i18n import LANGUAGES
-from device.web.inputs import form_number
+from device.web.inputs import ActionError, form_number
 from device.web.live import close_quietly, snapshot, sse_event
 from device.web.login import attempt_login, change_password
 from device.home.settings import EDITABLE

@@ -131,7 +131,7 @@ HOSTILE = '</script><script>alert(1)</script><!--'
 
 
 def embedded_json(page: str, element_id: str) -> Any:
-    match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)
+    match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.DOTALL)
     assert match is not None, element_id
     return json.loads(match.group(1))
 
