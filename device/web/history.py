@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from device.store import AsyncStore, Store
-from device.web.actions import ActionError
+from device.web.inputs import ActionError
 from device.web.explain import ENERGY_KEYS
 
 PERIODS = ("day", "week", "month", "year")
