@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import structlog
@@ -41,6 +43,7 @@ from device.plan.model import (
     Plan,
     Rules,
 )
+from device.plan.robust import ERROR_WINDOW_SLOTS, FEEDBACK_DAYS, ForcingGate
 from device.plan.schedule import plan
 from device.prices.tariff import Tariff
 from device.store import AsyncStore, Store
@@ -143,6 +146,8 @@ class PlanningService:
         self.plan: Plan | None = None
         self._key: tuple[Any, ...] | None = None
         self._solver = Solver()
+        self.gate = ForcingGate(prior_load_w=settings.config.planner.annual_load_kwh * 1000 / 8760)
+        self._errors_until = 0  # newest metered slot whose forecast error the gate has seen
         self._wake = asyncio.Event()
         self.replans = 0
         settings.subscribe(self._wake.set)
@@ -212,7 +217,7 @@ class PlanningService:
         now = self.clock()
         start = int(now // SLOT_S) * SLOT_S
         cfg = self.cfg
-        gathered = await self.store.call(_gather, cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
+        gathered = await self.store.call(_gather, cfg, start, MAX_SLOTS, HISTORY_SLOTS)
         # The effective configuration is part of the inputs: a new reserve or tariff re-plans.
         key = (gathered["prices_key"], gathered["forecast_key"], self.request(now), tuple(self.events), cfg)
         telemetry = self.controller.telemetry or {}
@@ -224,6 +229,7 @@ class PlanningService:
             self.plan.soc_at(now) if self.plan is not None and self.plan.soc_at(now) is not None
             else Battery.from_config(cfg).floor_pct
         )
+        await asyncio.to_thread(self.learn, cfg, gathered, start)
         result = await self.compute(gathered, now, float(soc_now or 0.0), reason)
         self.plan, self._key = result, key
         self.replans += 1
@@ -238,16 +244,36 @@ class PlanningService:
         start = int(now // SLOT_S) * SLOT_S
         cfg = self.cfg
         if gathered is None:
-            gathered = await self.store.call(_gather, cfg.prices.zone, start, MAX_SLOTS, HISTORY_SLOTS)
+            gathered = await self.store.call(_gather, cfg, start, MAX_SLOTS, HISTORY_SLOTS)
         inputs, note = self._inputs(cfg, gathered, start, MAX_SLOTS, now, soc_pct)
         request = self.request(now) if note is None else ModeRequest("self_consumption")
         result = await asyncio.to_thread(
             plan, inputs, Battery.from_config(cfg), Rules.from_config(cfg), request, tuple(self.events), reason,
-            self._solver,
+            self._solver, self.gate if cfg.planner.forcing_gate else None,
         )
         if note:
             result.compromises.append(note)
         return result
+
+    def learn(self, cfg: Config, gathered: dict[str, Any], start: int) -> None:
+        """Teach the forcing gate: the one-slot-ahead load and PV forecasts replayed on each newly
+        metered slot (at most the last week) against the meter, and the settled days' savings
+        against self-consumption (:mod:`device.plan.robust`)."""
+        self.gate.replay_days(gathered["savings_days"])
+        load, pv = gathered["load_w"], gathered["pv_w"]
+        hist_start = start - HISTORY_SLOTS * SLOT_S
+        grid = hist_start + SLOT_S * np.arange(HISTORY_SLOTS, dtype=np.int64)
+        first = max(HISTORY_SLOTS - ERROR_WINDOW_SLOTS, (self._errors_until - hist_start) // SLOT_S + 1, 0)
+        metered = [k for k in range(first, HISTORY_SLOTS) if np.isfinite(load[k]) and np.isfinite(pv[k])]
+        if not metered:
+            return
+        fallback = standard_profile_w(grid, cfg.planner.annual_load_kwh, cfg.device.timezone)
+        clearsky = clear_sky_ghi(grid, cfg.device.latitude, cfg.device.longitude)
+        for k in metered:
+            load_f = forecast_load(load, k, 1, fallback[k:k + 1])[0]
+            pv_f = forecast_pv(pv, clearsky, k, 1, cfg.planner.pv_peak_w)[0]
+            self.gate.observe_slot(float(load_f), float(pv_f), float(load[k]), float(pv[k]))
+        self._errors_until = int(grid[metered[-1]])
 
     @staticmethod
     def _inputs(
@@ -291,11 +317,14 @@ class PlanningService:
             "solve_ms": None if p is None else round(p.solve_ms, 2),
             "compromises": [] if p is None else p.compromises,
             "dr_events": len(self.events),
+            "forcing_gate": self.gate.to_json(),
         }
 
 
-def _gather(store: Store, zone: str, start: int, n: int, history: int) -> dict[str, Any]:
-    """One store round trip: known prices, the price forecast and metered history (W)."""
+def _gather(store: Store, cfg: Config, start: int, n: int, history: int) -> dict[str, Any]:
+    """One store round trip: known prices, the price forecast, metered history (W) and the last
+    week's settled savings against self-consumption (oldest first)."""
+    zone = cfg.prices.zone
     end = start + n * SLOT_S
     prices = store.price_points(zone, start - 3600, end)
     forecast = store.latest_forecast("price", start - 3600, end)
@@ -316,7 +345,19 @@ def _gather(store: Store, zone: str, start: int, n: int, history: int) -> dict[s
                          forecast[0]["value"] if forecast else None),
         "load_w": load,
         "pv_w": pv,
+        "savings_days": _savings_days(store, start, cfg.device.timezone),
     }
+
+
+def _savings_days(store: Store, start: int, timezone: str) -> list[float]:
+    """Savings against self-consumption (EUR) of the settled local days of the last week before ``start``'s day."""
+    today = datetime.fromtimestamp(start, UTC).astimezone(ZoneInfo(timezone)).date()
+    out = []
+    for back in range(FEEDBACK_DAYS, 0, -1):
+        totals = store.settlement_day((today - timedelta(days=back)).isoformat())
+        if totals is not None and totals.get("savings_vs_self_consumption_eur") is not None:
+            out.append(float(totals["savings_vs_self_consumption_eur"]))
+    return out
 
 
 def _hold_hours(values: np.ndarray) -> np.ndarray:

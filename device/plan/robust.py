@@ -17,7 +17,9 @@ For the slot about to run the gate compares
 
 and forces only where gain > risk and forcing still gains on the forecast moved against it by
 the mean error from the next slot on (:meth:`ForcingGate.adverse`: a grid charge that a sunnier
-day would turn into exported PV does not pass); before a day of errors is measured it never forces. The error is learned from the device's own forecasts
+day would turn into exported PV does not pass). Before a day of errors is measured the misses
+are blended with a prior (load misses as large as the configured mean load, PV ±100/50 %);
+without a prior it never forces. The error is learned from the device's own forecasts
 (:meth:`ForcingGate.observe_slot`). The multiplier is learned from what forcing actually earned:
 each settled day's saving against the self-consumption counterfactual (accounting's
 ``savings_vs_self_consumption_eur``) goes into :meth:`ForcingGate.observe_day`; while the last
@@ -59,6 +61,7 @@ class ForcingGate:
     pv_forecast_w: float = 0.0  # PV alone: mean forecast, and mean miss above and below it
     pv_above_w: float = 0.0
     pv_below_w: float = 0.0
+    prior_load_w: float | None = None  # cold start: misses as large as the mean load; None: never force
 
     def observe_slot(self, load_forecast_w: float, pv_forecast_w: float, load_w: float, pv_w: float) -> None:
         """One slot's load and PV as forecast (the plan made at its start) and as metered."""
@@ -84,23 +87,47 @@ class ForcingGate:
         elif week > 0:
             self.multiplier = max(self.multiplier * 0.8, MULTIPLIER_MIN)
 
+    def replay_days(self, savings_vs_self_consumption_eur: list[float]) -> None:
+        """Rebuild the multiplier from settled days' savings, oldest first (the store keeps them,
+        so a restart learns the same)."""
+        self.days.clear()
+        self.multiplier = MULTIPLIER_MIN
+        for saving in savings_vs_self_consumption_eur:
+            self.observe_day(saving)
+
     def risk_eur(self, inp: Inputs, stored_value_eur_mwh: float) -> float:
         """Expected extra cost (EUR) of running the first slot at a fixed power instead of following the house."""
-        if self.observed < WARMUP_SLOTS:
+        if self.observed < WARMUP_SLOTS and self.prior_load_w is None:
             return math.inf  # the error is not known yet: self-consumption
+        m = self.means()
         dt = float(inp.durations_h[0])
         above = max(float(inp.import_price[0]) - stored_value_eur_mwh, 0.0)
         below = max(stored_value_eur_mwh - float(inp.export_price[0]), 0.0)
-        return self.multiplier * dt * (self.error_above_w * above + self.error_below_w * below) / 1e6
+        return self.multiplier * dt * (m["net_above"] * above + m["net_below"] * below) / 1e6
+
+    def means(self) -> dict[str, float]:
+        """The misses the gate works with: learned, blended with the prior during the first day
+        (W; PV as a share of the PV forecast)."""
+        learned = {"net_above": self.error_above_w, "net_below": self.error_below_w,
+                   "load_above": self.load_above_w, "load_below": self.load_below_w,
+                   "pv_above": self.pv_above_w / max(self.pv_forecast_w, 1.0),
+                   "pv_below": self.pv_below_w / max(self.pv_forecast_w, 1.0)}
+        if self.prior_load_w is None or self.observed >= WARMUP_SLOTS:
+            return learned
+        w = self.observed / WARMUP_SLOTS
+        p = self.prior_load_w
+        prior = {"net_above": p, "net_below": p, "load_above": p, "load_below": p, "pv_above": 1.0, "pv_below": 0.5}
+        return {k: w * learned[k] + (1 - w) * prior[k] for k in learned}
 
     def adverse(self, inp: Inputs, storing: bool) -> Inputs:
         """The forecast moved against a forcing action from the second slot on: a storing action
         (grid charge, holding energy back) meets a house that needs less (load lower by its mean
         miss below, PV higher by its mean relative miss above), a releasing one (export,
         discharge beyond the load, PV room) one that needs more."""
+        m = self.means()
         later = np.arange(len(inp.ts)) >= 1
-        pv_ratio = ADVERSE_SCALE * (self.pv_above_w if storing else -self.pv_below_w) / max(self.pv_forecast_w, 1.0)
-        load = inp.load_w + later * ADVERSE_SCALE * (-self.load_below_w if storing else self.load_above_w)
+        pv_ratio = ADVERSE_SCALE * (m["pv_above"] if storing else -m["pv_below"])
+        load = inp.load_w + later * ADVERSE_SCALE * (-m["load_below"] if storing else m["load_above"])
         pv = inp.pv_w * (1.0 + later * max(pv_ratio, -1.0))  # PV misses scale with the PV expected
         return replace(inp, load_w=np.maximum(load, 0.0), pv_w=pv)
 

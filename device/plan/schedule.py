@@ -7,6 +7,7 @@ every other mode, and self-consumption under an import cap, is solved as a linea
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -76,15 +77,19 @@ def plan(
         return solver.solve(inp, battery, mode_rules, cap_w, manual, request, created, reason, first_w)
 
     alternative = objective(inputs, own)
-    worse = gate.adverse(inputs, storing=planned < own)
-    forced_adverse, alternative_adverse = objective(worse, planned), objective(worse, own)
-    solved = (alternative, forced_adverse, alternative_adverse)
-    if any(p.mode != result.mode for p in solved):  # the solver failed on one: keep the optimal plan
+    if alternative.mode != result.mode:  # the solver failed on it: keep the optimal plan
         return result
-    solve_ms = result.solve_ms + sum(p.solve_ms for p in solved)
-    keep = gate.should_force(alternative.objective_eur - result.objective_eur,
-                             alternative_adverse.objective_eur - forced_adverse.objective_eur,
-                             inputs, terminal_value(inputs, battery, mode_rules))
+    solve_ms = result.solve_ms + alternative.solve_ms
+    value = terminal_value(inputs, battery, mode_rules)
+    gain, adverse_gain = alternative.objective_eur - result.objective_eur, -math.inf
+    if gain > gate.risk_eur(inputs, value):  # only then is the adverse forecast worth two solves
+        worse = gate.adverse(inputs, storing=planned < own)
+        forced_adverse, alternative_adverse = objective(worse, planned), objective(worse, own)
+        if forced_adverse.mode != result.mode or alternative_adverse.mode != result.mode:
+            return result
+        solve_ms += forced_adverse.solve_ms + alternative_adverse.solve_ms
+        adverse_gain = alternative_adverse.objective_eur - forced_adverse.objective_eur
+    keep = gate.should_force(gain, adverse_gain, inputs, value)
     chosen = result if keep else alternative
     chosen.solve_ms = solve_ms
     if not keep:

@@ -301,3 +301,32 @@ async def test_a_manual_override_is_planned_and_ends_on_time(tmp_path: Path) -> 
         assert svc.health()["mode"] == "auto"
     finally:
         await store.close()
+
+
+async def test_the_forcing_gate_learns_the_forecast_errors_and_the_settled_days(tmp_path: Path) -> None:
+    """The gate replays the one-slot-ahead forecasts on the metered slots and takes the last
+    week's settled savings against self-consumption: three losing days make it force 8× less."""
+    svc, store, _ = await service(tmp_path)
+    start = int(NOW // 900) * 900
+    rng = np.random.default_rng(18)
+    slots = [{"ts": start - 900 * k, "import_wh": 0.0, "export_wh": 0.0, "charge_wh": 0.0, "discharge_wh": 0.0,
+              "pv_wh": 0.0, "load_wh": float(100 + 200 * rng.random()), "samples": 90, "covered_s": 900.0,
+              "complete": 1, "source": "test", "updated_at": 0.0} for k in range(1, 2 * 96 + 1)]
+    try:
+        await store.call(lambda s: s.db.table("energy_slots").insert_all(slots))  # type: ignore[arg-type]
+        for day, saving in (("2024-05-28", -0.2), ("2024-05-30", -0.1), ("2024-05-31", -0.3)):
+            await store.call(Store.save_settlements, [], day, {"savings_vs_self_consumption_eur": saving}, 0.0)
+        assert await svc.step() is not None
+        gate = svc.health()["forcing_gate"]
+        assert gate["multiplier"] == 8.0  # each day's week sum below zero doubled it
+        g = svc.gate
+        # metered 400-1,200 W against a cold-start forecast of ~400 W; no PV against a clear-sky forecast
+        assert g.observed == 2 * 96 and g.load_above_w > 100 and g.load_above_w > 5 * g.load_below_w
+        assert g.pv_forecast_w > 0 and g.pv_below_w == pytest.approx(g.pv_forecast_w) and g.pv_above_w == 0
+        svc.clock.t += 900  # type: ignore[attr-defined]
+        await store.call(lambda s: s.db.table("energy_slots").insert_all(  # type: ignore[arg-type]
+            [{**slots[0], "ts": start, "load_wh": 50.0}]))
+        assert await svc.step() is not None
+        assert svc.gate.observed == 2 * 96 + 1  # only the newly metered slot, not the week again
+    finally:
+        await store.close()

@@ -577,7 +577,7 @@ def run_household(
         "peers_rule": lambda: run_peers(y, bat),
         "ours_known_prices": lambda: run_ours(y, bat, rules, tariff, False, args.progress),
         "ours_forecast": lambda: run_ours(y, bat, rules, tariff, True, args.progress, forecasts,
-                                          gate=ForcingGate() if args.forcing_gate == "on" else None),
+                                          gate=_gate(y) if args.forcing_gate == "on" else None),
         "perfect": lambda: run_perfect(y, bat, rules),
     }
     runs: dict[str, Run] = {}
@@ -608,6 +608,11 @@ def run_household(
         "perfect_solve_s": round(runs["perfect"].extra["solve_s"], 1),
         "run_s": {k: round(v, 1) for k, v in seconds.items()},
     }
+
+
+def _gate(y: Year) -> ForcingGate:
+    """The gate as a device configured with this home's yearly consumption starts it."""
+    return ForcingGate(prior_load_w=(y.house.annual_load_kwh or annual_kwh(y.load_w / 1000.0)) * 1000 / 8760)
 
 
 def across(summaries: list[dict[str, object]]) -> dict[str, object]:
