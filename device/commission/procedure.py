@@ -44,7 +44,9 @@ async def harmless_write(
     try:
         if kind == "self_consumption":
             await inverter.apply("self_consumption")
-            written = {w.register: w.resolve({}) for w in regmap.controls["self_consumption"].writes}
+            names = list(dict.fromkeys(w.register for w in regmap.controls["self_consumption"].writes))
+            read_back = await inverter.read_registers(names)  # as verified (bit fields merged)
+            written = {name: value for name, value in read_back.items() if value is not None}
             return WriteCheck(kind, True, "self_consumption applied and read back", written)
         name = register or default_write_register(regmap)
         value = (await inverter.read_registers([name]))[name]

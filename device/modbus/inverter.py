@@ -190,14 +190,35 @@ class Inverter:
         the inverter reads back something else.
         """
         self.validate(mode, params)
-        return await self._write_verified(self._planned_writes(mode, params))
+        control = self.regmap.controls[mode]
+        readings: dict[str, float | None] = {}
+        if control.inputs:
+            await self.identify()  # before reading settings whose addresses only this family has
+            readings = await self._read([self.regmap.registers[n] for n in control.inputs], Priority.CONTROL)
+        for need in control.requires:
+            found = readings[need.register]
+            if found not in need.values:
+                label = self.regmap.registers[need.register].enum.get(int(found)) if found is not None else None
+                shown = "is not read" if found is None else f"reads {found:g}" + (f" ({label})" if label else "")
+                raise CommandError(f"{mode}: {need.register} {shown}: {need.reason}; nothing written")
+        return await self._write_verified(self._planned_writes(mode, params, readings))
 
-    def _planned_writes(self, mode: str, params: Mapping[str, Any]) -> list[tuple[Register, list[int]]]:
+    def _planned_writes(self, mode: str, params: Mapping[str, Any],
+                        readings: Mapping[str, float | None] | None = None) -> list[tuple[Register, list[int]]]:
+        """The control's writes as words; without ``readings`` only those that need none."""
         control = self.regmap.controls[mode]
         writes = []
         for spec in control.writes:
+            if readings is None and spec.inputs:
+                continue
             reg = self.regmap.registers[spec.register]
-            writes.append((reg, self._encode(reg, spec.resolve(params), f"{mode}: ")))
+            if readings is not None:
+                for name in spec.inputs:
+                    value = readings.get(name)
+                    if value is None or (name == spec.divide_by and value <= 0):
+                        raise CommandError(f"{mode}: {name} reads {value}: cannot compute {reg.name}; "
+                                           "nothing written")
+            writes.append((reg, self._encode(reg, spec.resolve(params, readings), f"{mode}: ")))
         return writes
 
     async def _write_verified(self, writes: Sequence[tuple[Register, list[int]]]) -> datetime:

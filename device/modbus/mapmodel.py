@@ -9,6 +9,7 @@ map, and they can use the model, without importing each other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,19 +143,61 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class WriteSpec:
-    """One register write: a literal value, or ``param × factor + offset`` (engineering units)."""
+    """One register write (engineering units): a literal ``value``; ``param × factor + offset``,
+    divided by the reading of ``divide_by`` and rounded down if given (a power turned into a
+    current with the measured battery voltage); or the reading of ``source`` (a setting of the
+    inverter's own, e.g. the battery's low SOC). ``bits`` (a mask) makes it a read-modify-write:
+    only those bits change, the others keep what the inverter holds.
+    """
 
     register: str
     value: float | None = None
     param: str | None = None
     factor: float = 1.0
     offset: float = 0.0
+    source: str | None = None
+    divide_by: str | None = None
+    bits: int | None = None
 
-    def resolve(self, args: Mapping[str, float]) -> float:
-        if self.param is None:
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Registers to read before this write can be resolved."""
+        return tuple(name for name in (self.source, self.divide_by, self.register if self.bits else None)
+                     if name is not None)
+
+    @property
+    def literal(self) -> bool:
+        return self.value is not None
+
+    def resolve(self, args: Mapping[str, float], readings: Mapping[str, float | None] | None = None) -> float:
+        """The value to write; ``readings`` must hold every register of :attr:`inputs`."""
+        readings = readings or {}
+        if self.source is not None:
+            value = readings[self.source]
+            assert value is not None
+        elif self.param is None:
             assert self.value is not None
-            return self.value
-        return args[self.param] * self.factor + self.offset
+            value = self.value
+        else:
+            value = args[self.param] * self.factor + self.offset
+            if self.divide_by is not None:
+                divisor = readings[self.divide_by]
+                assert divisor is not None and divisor > 0
+                value = float(math.floor(value / divisor))
+        if self.bits is not None:
+            old = readings[self.register]
+            assert old is not None
+            value = float((int(old) & ~self.bits) | (int(value) & self.bits))
+        return value
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A setting the inverter must have for a control to make sense (else it is refused)."""
+
+    register: str
+    values: tuple[float, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -162,10 +205,17 @@ class Control:
     name: str
     params: Mapping[str, ParamSpec]
     writes: tuple[WriteSpec, ...]
+    requires: tuple[Requirement, ...] = ()
 
     @property
     def literal_writes(self) -> dict[str, float]:
-        return {w.register: w.value for w in self.writes if w.param is None and w.value is not None}
+        return {w.register: w.value for w in self.writes if w.literal and w.value is not None}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Registers read before the writes: requirements, sources, divisors, bit fields."""
+        names = [r.register for r in self.requires] + [n for w in self.writes for n in w.inputs]
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)

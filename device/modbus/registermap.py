@@ -35,7 +35,7 @@ from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
     ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
-    Protocol, Register, RegisterMap, RoleSpec, WriteSpec,
+    Protocol, Register, RegisterMap, Requirement, RoleSpec, WriteSpec,
 )
 from device.resources import MAPS_DIR
 
@@ -334,7 +334,7 @@ class _Parser:
         result: dict[str, Control] = {}
         for mode, spec in data.items():
             where = f"controls.{mode}"
-            spec = self.mapping(spec, where, {"params", "writes"}, {"writes"})
+            spec = self.mapping(spec, where, {"params", "writes", "requires"}, {"writes"})
             params = {}
             for pname, pspec in (spec.get("params") or {}).items():
                 pwhere = f"{where}.params.{pname}"
@@ -343,31 +343,62 @@ class _Parser:
                 if not all(isinstance(p[k], (int, float)) for k in ("min", "max")) or p["min"] > p["max"]:
                     raise self.fail(pwhere, f"min {p['min']!r} and max {p['max']!r} must be numbers, min <= max")
                 params[pname] = ParamSpec(**p)
-            writes = []
-            for i, w in enumerate(spec["writes"] or ()):
-                wwhere = f"{where}.writes[{i}]"
-                w = self.mapping(w, wwhere, {"register", "value", "param", "factor", "offset"}, {"register"})
-                self.finite(wwhere, w, ("value", "factor", "offset"))
-                reg = registers.get(w["register"])
-                if reg is None:
-                    raise self.fail(wwhere, f"unknown register {w['register']!r}")
-                if not reg.writable:
-                    raise self.fail(wwhere, f"register {reg.name!r} is read-only")
-                if ("value" in w) == ("param" in w):
-                    raise self.fail(wwhere, "give exactly one of 'value' or 'param'")
-                if "param" in w and w["param"] not in params:
-                    raise self.fail(wwhere, f"unknown param {w['param']!r}; declared: {list(params)}")
-                write = WriteSpec(**w)
-                self.check_encodable(wwhere, reg, write, params)
-                writes.append(write)
+            writes = [self.write(f"{where}.writes[{i}]", w, registers, params)
+                      for i, w in enumerate(spec["writes"] or ())]
             if not writes:
                 raise self.fail(where, "needs at least one write")
-            result[mode] = Control(mode, params, tuple(writes))
+            requires = tuple(self.requirement(f"{where}.requires[{i}]", r, registers)
+                             for i, r in enumerate(spec.get("requires") or ()))
+            result[mode] = Control(mode, params, tuple(writes), requires)
         self.check_distinguishable(result)
         return result
 
+    def write(self, where: str, raw: Any, registers: Mapping[str, Register],
+              params: Mapping[str, ParamSpec]) -> WriteSpec:
+        w = self.mapping(raw, where, {"register", "value", "param", "factor", "offset", "source", "divide_by",
+                                      "bits"}, {"register"})
+        self.finite(where, w, ("value", "factor", "offset"))
+        reg = registers.get(w["register"])
+        if reg is None:
+            raise self.fail(where, f"unknown register {w['register']!r}")
+        if not reg.writable:
+            raise self.fail(where, f"register {reg.name!r} is read-only")
+        if sum(key in w for key in ("value", "param", "source")) != 1:
+            raise self.fail(where, "give exactly one of 'value', 'param' or 'source'")
+        if "param" in w and w["param"] not in params:
+            raise self.fail(where, f"unknown param {w['param']!r}; declared: {list(params)}")
+        for key in ("source", "divide_by"):
+            if key in w and not (w[key] in registers and registers[w[key]].readable):
+                raise self.fail(where, f"{key} {w[key]!r} is not a readable register of this map")
+        if "divide_by" in w and "param" not in w:
+            raise self.fail(where, "divide_by divides a param: give 'param' too")
+        if "bits" in w:
+            if isinstance(w["bits"], bool) or not isinstance(w["bits"], int) or not 0 < w["bits"] <= 0xFFFF:
+                raise self.fail(where, f"bits {w['bits']!r} must be a mask 1..65535")
+            if reg.type != "U16" or not reg.readable or reg.scale != 1 or reg.offset != 0:
+                raise self.fail(where, "bits need a readable, unscaled U16 register (read-modify-write)")
+            if "value" not in w or w["value"] != int(w["value"]) or int(w["value"]) & ~w["bits"]:
+                raise self.fail(where, f"value {w.get('value')!r} must be a whole number within bits {w['bits']:#x}")
+        write = WriteSpec(**w)
+        self.check_encodable(where, reg, write, params)
+        return write
+
+    def requirement(self, where: str, raw: Any, registers: Mapping[str, Register]) -> Requirement:
+        r = self.mapping(raw, where, {"register", "values", "reason"}, {"register", "values", "reason"})
+        reg = registers.get(r["register"])
+        if reg is None or not reg.readable:
+            raise self.fail(where, f"register {r['register']!r} is not a readable register of this map")
+        values = r["values"]
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise self.fail(where, f"values must be a non-empty list of numbers, got {values!r}")
+        return Requirement(reg.name, tuple(float(v) for v in values), str(r["reason"]))
+
     def check_encodable(self, where: str, reg: Register, write: WriteSpec, params: Mapping[str, ParamSpec]) -> None:
-        """The register must hold the literal value, or the param's whole range, once resolved."""
+        """The register must hold the literal value, or the param's whole range, once resolved
+        (a value read from the inverter, or divided by a reading, is checked when it is written)."""
+        if write.source is not None or write.divide_by is not None or write.bits is not None:
+            return
         if write.param is None:
             values = [write.resolve({})]
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from device.modbus.mapmodel import RegisterMap
+from device.modbus.mapmodel import RegisterMap, WriteSpec
 from device.simulator.image import RegisterImage
 
 DEFAULT_MODE = "self_consumption"
@@ -24,16 +24,20 @@ class ActiveMode:
     params: dict[str, float] = field(default_factory=dict)
 
 
-def _matches(image: RegisterImage, register: str, value: float) -> bool:
-    reg = image.regmap.registers[register]
-    return abs(image.get(register) - value) <= abs(reg.scale) / 2
+def _matches(image: RegisterImage, write: WriteSpec) -> bool:
+    """The register holds the write's literal value (only its ``bits``, for a bit field)."""
+    assert write.value is not None
+    if write.bits is not None:
+        return int(image.get(write.register)) & write.bits == int(write.value)
+    reg = image.regmap.registers[write.register]
+    return abs(image.get(write.register) - write.value) <= abs(reg.scale) / 2
 
 
 def recognise(regmap: RegisterMap, image: RegisterImage) -> ActiveMode:
     best: tuple[int, str] | None = None
     for name, control in regmap.controls.items():
-        literal = control.literal_writes
-        if all(_matches(image, reg, value) for reg, value in literal.items()):
+        literal = [w for w in control.writes if w.literal]
+        if all(_matches(image, w) for w in literal):
             if best is None or len(literal) > best[0]:
                 best = (len(literal), name)
     if best is None:
@@ -42,12 +46,14 @@ def recognise(regmap: RegisterMap, image: RegisterImage) -> ActiveMode:
     params = {
         w.param: (image.get(w.register) - w.offset) / w.factor
         for w in control.writes
-        if w.param is not None and w.factor != 0
+        if w.param is not None and w.factor != 0 and w.divide_by is None
     }
     return ActiveMode(best[1], params)
 
 
 def apply_control(image: RegisterImage, regmap: RegisterMap, mode: str, **params: float) -> None:
-    """Set the registers of a control directly (the simulator's power-on settings, tests)."""
+    """Set the registers of a control directly (the simulator's power-on settings, tests),
+    reading what it needs (bit fields, sources, divisors) from the image as the bridge would."""
     for write in regmap.controls[mode].writes:
-        image.set(write.register, write.resolve(params))
+        readings = {name: image.get(name) for name in write.inputs}
+        image.set(write.register, write.resolve(params, readings))

@@ -253,6 +253,9 @@ class Simulator:
         if state is not None:
             for name in state.registers:
                 self.image.set(name, running_state(self.regmap.registers[name]))
+        for control in self.regmap.controls.values():  # settings the controls need, as commissioned
+            for need in control.requires:
+                self.image.set(need.register, need.values[0])
         apply_control(self.image, self.regmap, DEFAULT_MODE)
         self.active = recognise(self.regmap, self.image)
         self.image.set_roles(self.physics.roles())

@@ -100,7 +100,9 @@ async def test_apply_writes_coalesced_and_verifies(inverter: Inverter, sim: Simu
     applied_at = await inverter.apply("charge", power_w=2000)
     assert applied_at.tzinfo is UTC and abs((datetime.now(UTC) - applied_at).total_seconds()) < 60
     assert (sim.mode, sim.mode_params) == ("charge", {"power_w": 2000})
-    writes = len(coalesce(inverter._planned_writes("charge", {"power_w": 2000})))
+    control = inverter.regmap.controls["charge"]
+    readings = {name: sim.image.get(name) for name in control.inputs}
+    writes = len(coalesce(inverter._planned_writes("charge", {"power_w": 2000}, readings)))
     assert writes < len(inverter.regmap.controls["charge"].writes)  # prog1..6 times went as one
     assert sim.stats.functions[16] == writes
     assert sim.stats.functions[3] >= 1  # read-back
@@ -139,7 +141,7 @@ async def test_verification_mismatch_is_reported(
         return original(start, kept)
 
     monkeypatch.setattr(sim.image, "write", forgetful)
-    with pytest.raises(VerificationError, match=r"grid_charge_current reads \d+(\.0)?, wrote 40"):
+    with pytest.raises(VerificationError, match=r"grid_charge_current reads \d+(\.0)?, wrote 39"):
         await inverter.apply("charge", power_w=2000)
 
 
@@ -171,3 +173,56 @@ def test_coalesce_merges_only_continuing_runs() -> None:
 
 def test_limits_from_settings() -> None:
     assert Limits.from_settings(InverterSettings(max_charge_w=3000, max_discharge_w=2500)) == Limits(3000, 2500)
+
+
+# --- Deye single-phase controls as the firmware needs them --------------------------------
+
+
+async def test_charge_source_bits_are_read_modified_written(inverter: Inverter, sim: Simulator) -> None:
+    """Registers 274-279 carry the Sunsynk slot mode and sell flags above bits 0-1: kept."""
+    for i in range(1, 7):
+        sim.image.set(f"prog{i}_charge", 0b10100 + i * 0x100)
+    sim.image.set("grid_charge_enable", 0b110)
+    await inverter.apply("charge", power_w=2000)
+    assert [sim.image.get(f"prog{i}_charge") for i in range(1, 7)] == [0b10101 + i * 0x100 for i in range(1, 7)]
+    assert sim.image.get("grid_charge_enable") == 0b111
+    await inverter.apply("hold")
+    assert [sim.image.get(f"prog{i}_charge") for i in range(1, 7)] == [0b10100 + i * 0x100 for i in range(1, 7)]
+    assert sim.image.get("grid_charge_enable") == 0b110
+
+
+@pytest.mark.parametrize("volts", [51.2, 53.6, 48.0])
+async def test_grid_charge_current_never_exceeds_the_power_asked(
+        inverter: Inverter, sim: Simulator, volts: float) -> None:
+    sim.image.set("battery_voltage", volts)
+    await inverter.apply("charge", power_w=2000)
+    amps = sim.image.get("grid_charge_current")
+    assert amps * volts <= 2000 < (amps + 1) * volts  # the largest whole current within power_w
+    assert [sim.image.get(f"prog{i}_power") for i in range(1, 7)] == [2000] * 6  # slot power for charge too
+
+
+async def test_programme_times_ascend_and_all_six_programmes_agree(inverter: Inverter, sim: Simulator) -> None:
+    sim.image.set("battery_low_soc", 20)
+    await inverter.apply("discharge", power_w=1500)
+    assert [sim.image.get(f"prog{i}_time") for i in range(1, 7)] == [0, 2355, 2356, 2357, 2358, 2359]
+    assert [sim.image.get(f"prog{i}_soc") for i in range(1, 7)] == [20] * 6  # the battery's low SOC, not 10
+    assert [sim.image.get(f"prog{i}_power") for i in range(1, 7)] == [1500] * 6
+    assert sim.mode == "discharge"
+
+
+async def test_voltage_mode_refuses_soc_controls_before_writing(inverter: Inverter, sim: Simulator) -> None:
+    sim.image.set("battery_mode", 0)
+    writes = sim.stats.functions[16] + sim.stats.functions[6]
+    for mode, params in (("charge", {"power_w": 1000}), ("discharge", {"power_w": 1000}), ("hold", {})):
+        with pytest.raises(CommandError, match=rf"^{mode}: battery_mode reads 0 \(voltage\): the programme's SOC "
+                                               r"targets need the battery in capacity mode .*; nothing written$"):
+            await inverter.apply(mode, **params)
+    assert sim.stats.functions[16] + sim.stats.functions[6] == writes
+    await inverter.apply("self_consumption")  # needs no SOC target: allowed
+    assert sim.mode == "self_consumption"
+
+
+async def test_a_battery_voltage_of_zero_refuses_charge(inverter: Inverter, sim: Simulator) -> None:
+    sim.image.set("battery_voltage", 0)
+    with pytest.raises(CommandError, match="charge: battery_voltage reads 0.0: cannot compute grid_charge_current"):
+        await inverter.apply("charge", power_w=1000)

@@ -61,9 +61,10 @@ def test_every_control_encodes_at_its_param_limits(shipped: RegisterMap) -> None
             for write in control.writes:
                 reg = shipped.registers[write.register]
                 assert reg.writable
-                words = codec.encode(reg, write.resolve(args))
+                readings = dict.fromkeys(write.inputs, 50.0)  # a battery voltage, a SOC, a flags word
+                words = codec.encode(reg, write.resolve(args, readings))
                 assert len(words) == reg.size
-                assert codec.decode(reg, words) == pytest.approx(write.resolve(args), abs=abs(reg.scale))
+                assert codec.decode(reg, words) == pytest.approx(write.resolve(args, readings), abs=abs(reg.scale))
 
 
 def test_every_role_register_decodes(shipped: RegisterMap) -> None:

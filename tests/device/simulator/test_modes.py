@@ -8,6 +8,7 @@ from device.modbus.mapmodel import MODES, RegisterMap
 from device.modbus.registermap import available_maps, load_map
 from device.simulator.image import RegisterImage
 from device.simulator.modes import apply_control, recognise
+from device.simulator.plausible import plausible_value
 
 
 @pytest.fixture(params=sorted(available_maps()))
@@ -15,9 +16,17 @@ def regmap(request: pytest.FixtureRequest) -> RegisterMap:
     return load_map(request.param)
 
 
+def powered_on(regmap: RegisterMap) -> RegisterImage:
+    """An image with the simulator's power-on values (a battery voltage to convert power with)."""
+    image = RegisterImage(regmap)
+    for reg in regmap.registers.values():
+        image.set(reg.name, plausible_value(reg))
+    return image
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_each_control_is_recognised_with_its_parameters(regmap: RegisterMap, mode: str) -> None:
-    image = RegisterImage(regmap)
+    image = powered_on(regmap)
     params = {name: (spec.min + spec.max) // 2 for name, spec in regmap.controls[mode].params.items()}
     apply_control(image, regmap, mode, **params)
     active = recognise(regmap, image)
@@ -29,7 +38,7 @@ def test_each_control_is_recognised_with_its_parameters(regmap: RegisterMap, mod
 
 
 def test_a_half_written_control_is_the_firmware_default(regmap: RegisterMap) -> None:
-    image = RegisterImage(regmap)
+    image = powered_on(regmap)
     apply_control(image, regmap, "self_consumption")
     charge = regmap.controls["charge"]
     apply_control(image, regmap, "charge", power_w=1000)

@@ -81,7 +81,8 @@ async def test_controls_written_over_tcp_switch_the_mode(family: str) -> None:
             params = {"power_w": 2000.0} if regmap.controls[mode].params else {}
             for write in regmap.controls[mode].writes:
                 reg = regmap.registers[write.register]
-                words = codec.encode(reg, write.resolve(params))
+                readings = {name: sim.image.get(name) for name in write.inputs}  # as the bridge reads them
+                words = codec.encode(reg, write.resolve(params, readings))
                 await asyncio.sleep(regmap.protocol.gap_s)
                 reply = await (client.write_register(reg.address, words[0], device_id=regmap.protocol.unit_id)
                                if len(words) == 1 and reg.addresses == (reg.address,)
@@ -117,7 +118,9 @@ async def test_a_charge_command_over_rtu_raises_the_soc(
     for write in deye.controls["charge"].writes:
         reg = deye.registers[write.register]
         await asyncio.sleep(deye.protocol.gap_s)
-        reply = await serial_client.write_registers(reg.address, codec.encode(reg, write.resolve({"power_w": 3000})))
+        readings = {name: serial_sim.image.get(name) for name in write.inputs}
+        reply = await serial_client.write_registers(
+            reg.address, codec.encode(reg, write.resolve({"power_w": 3000}, readings)))
         assert not reply.isError()
     assert serial_sim.mode == "charge" and serial_sim.mode_params["power_w"] == 3000
     before = await read_soc()
@@ -184,7 +187,7 @@ async def test_refusals_carry_modbus_exception_codes(
     await asyncio.sleep(gap)
     read_only = await serial_client.write_register(deye.registers["battery_soc"].address, 1)
     await asyncio.sleep(gap)
-    too_high = await serial_client.write_register(deye.registers["grid_charge_enable"].address, 7)
+    too_high = await serial_client.write_register(deye.registers["limit_control"].address, 7)
     assert [r.exception_code for r in (outside, read_only, too_high)] == [2, 2, 3]
     assert serial_sim.stats.exceptions == 3
 
