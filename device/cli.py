@@ -370,6 +370,43 @@ def plan(config_file: Path | None, soc: float | None, mode: str | None, data_dir
                    f"{setpoint:20s} {slot['soc_pct']:5.1f}")
 
 
+@main.group()
+def edi() -> None:
+    """Market communication files (EDI@Energy MSCONS)."""
+
+
+@edi.command("export")
+@config_option
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Local day (YYYY-MM-DD) to export.")
+@data_dir_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=".",
+              show_default=True, help="Directory the day's files are written to.")
+def edi_export(config_file: Path | None, day: Any, data_dir: Path | None, out_dir: Path) -> None:
+    """Export a finished day's quarter-hour energy as an MSCONS interchange (stored and queued for the
+    cloud like the daily export; a new file only when the day changed) and write the day's files."""
+    from device.edi import ExportError, export_day, file_prefix
+    from device.store import AsyncStore
+
+    cfg = with_store(load_config(config_file), data_dir)
+
+    async def export() -> list[dict[str, Any]]:
+        async with AsyncStore(cfg.db_path) as store:
+            await store.call(export_day, cfg.market, day.date(), cfg.device.timezone)
+            return await store.call(lambda s: s.edi_files(file_prefix(cfg.market, day.date())))
+
+    try:
+        files = run_async(export())
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not files:
+        raise click.ClickException(f"day {day.date().isoformat()}: no measured quarter-hour in the store, nothing to export")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for row in files:
+        path = out_dir / row["name"]
+        path.write_bytes(row["content"].encode("latin-1"))  # UNOC is ISO 8859-1; ours is ASCII
+        click.echo(str(path))
+
+
 @main.command()
 @config_option
 @click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Delivery day (default: tomorrow, market time).")

@@ -239,7 +239,7 @@ class MarketSettings:
     sender_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
     receiver_id: str = setting("", help="receiver market partner ID (the metering point operator's recipient)")
     receiver_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
-    export_days_back: int = setting(3, min=0, max=60, help="days before today the export (re)checks")
+    export_days_back: int = setting(3, min=1, max=60, help="days before today the export (re)checks")
 
     def __post_init__(self) -> None:
         ids = {"malo_id": self.malo_id, "melo_id": self.melo_id,

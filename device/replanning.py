@@ -393,12 +393,14 @@ class Planning:
 
     async def run(self) -> None:
         from device.accounting import settlement_loop
+        from device.edi import export_loop
 
         async with asyncio.TaskGroup() as group:
             await self.session.connected.wait()
             group.create_task(self.controller.run(), name="controller")
             group.create_task(self.service.run(), name="planner")
             group.create_task(settlement_loop(self.store, self.settings), name="settlement")
+            group.create_task(export_loop(self.store, self.settings), name="mscons_export")
 
     def health(self) -> dict[str, Any]:
         return {"planner": self.service.health(), "controller": self.controller.health()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from device.store.edi import EdiQueries
 from device.store.energy import EnergyQueries
 from device.store.market import MarketQueries
 from device.store.plans import PlanQueries
@@ -9,10 +10,10 @@ from device.store.retention import RetentionQueries
 from device.store.sessions import SessionQueries
 
 
-class Store(RetentionQueries, EnergyQueries, MarketQueries, PlanQueries, SessionQueries):
+class Store(RetentionQueries, EnergyQueries, EdiQueries, MarketQueries, PlanQueries, SessionQueries):
     """Synchronous access to ``nattery.db``. Use one instance per thread.
 
-    The queries live in one module per subject (:mod:`device.store.readings`, ``energy``,
+    The queries live in one module per subject (:mod:`device.store.readings`, ``energy``, ``edi``,
     ``market``, ``plans``, ``events``, ``outbox``, ``retention``, ``sessions``); each is a part of this class,
     so every query runs on the same connection and inside the same write policy.
     """

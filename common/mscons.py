@@ -1,0 +1,366 @@
+"""MSCONS load profiles (EDI@Energy): build an interchange, and parse one back.
+
+Shared by the device (its daily export, ``device/edi.py``) and the aggregator (the gateway that
+will receive them), so both read and write the same layout. EDIFACT syntax (separators, escapes,
+UNA) is pydifact's; this module knows the MSCONS segments. One message per metering location
+and period::
+
+    UNA:+.? '
+    UNB+UNOC:3+<sender>:500+<receiver>:500+<YYMMDD>:<HHMM>+<ref>++TL'
+    UNH+<ref>+MSCONS:D:04B:UN:2.4c'       message type, directory, MIG version
+    BGM+7+<document number>+9'
+    DTM+137:<document date>?+00:303'
+    RFF+Z13:13025'                         Prüfidentifikator (13025: load profile)
+    NAD+MS+<sender>::293'  NAD+MR+<receiver>::293'
+    UNS+D'  NAD+DP'  LOC+172+<MeLo-ID>'
+    DTM+163:<period start>?+00:303'  DTM+164:<period end>?+00:303'
+    LIN+1'  PIA+5+1-1?:1.29.0:SRW'         one LIN per OBIS code (import 1.29.0, export 2.29.0)
+    QTY+220:1.250:KWH'  DTM+163:...'  DTM+164:...'     one per quarter-hour (220: true value)
+    QTY+67:0.310:KWH'  DTM+163:...'  DTM+164:...'  STS+Z32++Z86'   substitute value + method
+    UNT+<segments>+<ref>'  UNZ+<messages>+<ref>'
+
+Times are UTC (format 303 with offset ``+00``). Values are kWh with at most three decimals,
+written with the decimal mark of the UNA (a point here); either mark is read.
+
+MIG versions (by the document date, German time): **2.4c** until 2026-09-30, **2.5** from
+2026-10-01. What we know changed, and what we could not check:
+
+- The UNH association assigned code is ``2.5`` instead of ``2.4c``; the segment layout written
+  here (SG5 NAD+DP / SG6 LOC+172 / SG9 LIN / SG10 QTY-DTM-STS) is the same in both as far as we
+  know, so both versions are written and read alike.
+- NOT VERIFIED (the MIG/AHB PDFs were not available to us this session): the full change list of
+  2.5 (the BDEW publishes it with the MIG: "Änderungshistorie"), the exact ``STS`` code lists
+  for substitute-value methods (``Z32`` with ``Z85``/``Z86`` below, from memory), the BGM
+  document name code ``7`` and the UNB application reference ``TL`` (both as seen in public
+  example files). Check them against the MIG in force before sending to a market partner.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydifact.control import Characters
+from pydifact.exceptions import EDISyntaxError, MissingImplementationWarning
+from pydifact.parser import Parser
+from pydifact.segmentcollection import Interchange as EdifactInterchange
+from pydifact.segments import Segment
+
+from common.market_ids import UNB_QUALIFIER
+
+VERSION_2_5_FROM = date(2026, 10, 1)
+CHECK_ID_LOAD_PROFILE = "13025"  # Prüfidentifikator: Lastgang
+OBIS_IMPORT = "1-1:1.29.0"  # energy drawn from the grid per period
+OBIS_EXPORT = "1-1:2.29.0"  # energy fed into the grid per period
+UNIT = "KWH"
+#: QTY qualifier (DE 6063) of each value status.
+QTY_QUALIFIER = {"true": "220", "substitute": "67"}
+STATUS_OF_QUALIFIER = {q: s for s, q in QTY_QUALIFIER.items()}
+#: Substitute-value methods (STS+Z32, DE 4405; codes unverified, see above).
+SUBSTITUTE_METHODS = {"extrapolated": "Z85", "interpolated": "Z86"}
+METHOD_OF_CODE = {c: m for m, c in SUBSTITUTE_METHODS.items()}
+_NAD_OF_UNB = {u: n for n, u in UNB_QUALIFIER.items()}
+
+
+class MsconsError(ValueError):
+    """An interchange that is not a readable MSCONS load profile; the message says where."""
+
+
+def mig_version(document_day: date) -> str:
+    """The MSCONS MIG version in force on ``document_day`` (German calendar day)."""
+    return "2.5" if document_day >= VERSION_2_5_FROM else "2.4c"
+
+
+@dataclass(frozen=True)
+class Party:
+    """A market partner: 13-digit ID and its NAD code list (9 GS1, 293 BDEW, 332 DVGW)."""
+
+    id: str
+    qualifier: str
+
+
+@dataclass(frozen=True)
+class Value:
+    """One period's energy: ``status`` "true" or "substitute" (then ``method`` says how)."""
+
+    start: int  # epoch seconds (UTC)
+    end: int
+    kwh: Decimal
+    status: str = "true"
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    obis: str
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """One MSCONS message: a metering location's series over one period."""
+
+    reference: str  # UNH message reference
+    document_number: str  # BGM
+    document_date: int  # epoch seconds
+    version: str
+    check_id: str  # Prüfidentifikator
+    sender: Party
+    receiver: Party
+    melo_id: str
+    start: int
+    end: int
+    series: tuple[Series, ...]
+
+
+@dataclass(frozen=True)
+class Interchange:
+    reference: str  # UNB/UNZ control reference
+    sender: Party
+    receiver: Party
+    prepared: int  # epoch seconds, whole minutes (UNB)
+    messages: tuple[LoadProfile, ...]
+
+
+# --- building --------------------------------------------------------------------------------
+
+def _dtm(qualifier: str, ts: int) -> Segment:
+    if ts % 60:
+        raise ValueError(f"{ts}: MSCONS times are whole minutes")
+    return Segment("DTM", [qualifier, datetime.fromtimestamp(ts, UTC).strftime("%Y%m%d%H%M") + "+00", "303"])
+
+
+def _kwh(value: Decimal) -> str:
+    if value < 0:
+        raise ValueError(f"{value} kWh: MSCONS energy values are not negative")
+    quantized = value.quantize(Decimal("0.001"))
+    if quantized != value:
+        raise ValueError(f"{value} kWh: at most three decimals")
+    return format(quantized.normalize(), "f") if quantized else "0"
+
+
+def _message_segments(message: LoadProfile) -> Iterator[Segment]:
+    yield Segment("BGM", "7", message.document_number, "9")
+    yield _dtm("137", message.document_date)
+    yield Segment("RFF", ["Z13", message.check_id])
+    yield Segment("NAD", "MS", [message.sender.id, "", message.sender.qualifier])
+    yield Segment("NAD", "MR", [message.receiver.id, "", message.receiver.qualifier])
+    yield Segment("UNS", "D")
+    yield Segment("NAD", "DP")
+    yield Segment("LOC", "172", message.melo_id)
+    yield _dtm("163", message.start)
+    yield _dtm("164", message.end)
+    for number, series in enumerate(message.series, 1):
+        yield Segment("LIN", str(number))
+        yield Segment("PIA", "5", [series.obis, "SRW"])
+        for value in series.values:
+            yield Segment("QTY", [QTY_QUALIFIER[value.status], _kwh(value.kwh), UNIT])
+            yield _dtm("163", value.start)
+            yield _dtm("164", value.end)
+            if value.status == "substitute":
+                yield Segment("STS", "Z32", "", SUBSTITUTE_METHODS[value.method or "interpolated"])
+
+
+def build(interchange: Interchange) -> str:
+    """The interchange as EDIFACT text (UNOC, UNA with ``.`` as decimal mark, one line)."""
+    edifact = EdifactInterchange(
+        sender=[interchange.sender.id, UNB_QUALIFIER[interchange.sender.qualifier]],
+        recipient=[interchange.receiver.id, UNB_QUALIFIER[interchange.receiver.qualifier]],
+        control_reference=interchange.reference,
+        syntax_identifier=("UNOC", 3),
+        timestamp=datetime.fromtimestamp(interchange.prepared, UTC),
+        extra_header_elements=["", "TL"],
+        characters=Characters(decimal_point="."),
+    )
+    edifact.has_una_segment = True
+    for message in interchange.messages:
+        edifact.add_segment(Segment("UNH", message.reference, ["MSCONS", "D", "04B", "UN", message.version]))
+        body = list(_message_segments(message))
+        edifact.add_segments(body)
+        edifact.add_segment(Segment("UNT", str(len(body) + 2), message.reference))
+    return edifact.serialize()
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+def _element(segment: Segment, index: int, component: int | None = None) -> str:
+    try:
+        element: Any = segment.elements[index]
+    except IndexError:
+        raise MsconsError(f"{segment.tag}: element {index + 1} missing in {segment}") from None
+    if isinstance(element, list):
+        element = element[component or 0] if len(element) > (component or 0) else ""
+    elif component:
+        element = ""
+    return str(element)
+
+
+def _time(segment: Segment) -> int:
+    text, fmt = _element(segment, 0, 1), _element(segment, 0, 2)
+    if fmt != "303" or len(text) != 15 or text[12] not in "+-" or not text.replace(text[12], "", 1).isdigit():
+        raise MsconsError(f"DTM+{_element(segment, 0)}: {text!r} is not format 303 (CCYYMMDDHHMM+ZZ)")
+    moment = datetime.strptime(text[:12], "%Y%m%d%H%M").replace(tzinfo=UTC)
+    offset_h = int(text[13:]) * (1 if text[12] == "+" else -1)
+    return int(moment.timestamp()) - offset_h * 3600
+
+
+def _number(text: str, decimal_mark: str, where: str) -> Decimal:
+    try:
+        return Decimal(text.replace(decimal_mark, ".").replace(",", "."))
+    except InvalidOperation:
+        raise MsconsError(f"{where}: {text!r} is not a number") from None
+
+
+def _party(segment: Segment) -> Party:
+    return Party(_element(segment, 1, 0), _element(segment, 1, 2))
+
+
+class _MessageReader:
+    """Reads one message's segments in order into a :class:`LoadProfile`."""
+
+    def __init__(self, reference: str, version: str, decimal_mark: str) -> None:
+        self.reference, self.version, self.decimal_mark = reference, version, decimal_mark
+        self.fields: dict[str, Any] = {"check_id": "", "document_number": "", "document_date": 0}
+        self.series: list[tuple[str, list[Value]]] = []
+        self.in_detail = False
+        self.pending: dict[str, Any] | None = None
+
+    def read(self, segment: Segment) -> None:
+        tag, qualifier = segment.tag, _element(segment, 0) if segment.elements else ""
+        if tag == "BGM":
+            self.fields["document_number"] = _element(segment, 1)
+        elif tag == "RFF" and qualifier == "Z13":
+            self.fields["check_id"] = _element(segment, 0, 1)
+        elif tag == "NAD" and qualifier in ("MS", "MR"):
+            self.fields["sender" if qualifier == "MS" else "receiver"] = _party(segment)
+        elif tag == "UNS":
+            self.in_detail = True
+        elif tag == "LOC" and qualifier == "172":
+            self.fields["melo_id"] = _element(segment, 1)
+        elif tag == "LIN":
+            self._flush()
+            self.series.append(("", []))
+        elif tag == "PIA" and self.series:
+            self.series[-1] = (_element(segment, 1, 0), self.series[-1][1])
+        elif tag == "QTY":
+            self._quantity(segment, qualifier)
+        elif tag == "DTM":
+            self._date(segment, qualifier)
+        elif tag == "STS" and self.pending is not None:
+            code = _element(segment, 2)
+            self.pending["method"] = METHOD_OF_CODE.get(code, code)
+
+    def _quantity(self, segment: Segment, qualifier: str) -> None:
+        if not self.series:
+            raise MsconsError(f"{segment}: QTY before any LIN")
+        if qualifier not in STATUS_OF_QUALIFIER:
+            raise MsconsError(f"{segment}: QTY qualifier {qualifier!r}; read: 220 (true), 67 (substitute)")
+        self._flush()
+        unit = _element(segment, 0, 2)
+        if unit not in ("", UNIT):
+            raise MsconsError(f"{segment}: unit {unit!r}; read: {UNIT}")
+        kwh = _number(_element(segment, 0, 1), self.decimal_mark, str(segment))
+        self.pending = {"kwh": kwh, "status": STATUS_OF_QUALIFIER[qualifier], "method": None}
+
+    def _date(self, segment: Segment, qualifier: str) -> None:
+        if qualifier == "137":
+            self.fields["document_date"] = _time(segment)
+        elif self.pending is not None and qualifier in ("163", "164"):
+            self.pending["start" if qualifier == "163" else "end"] = _time(segment)
+        elif self.in_detail and not self.series and qualifier in ("163", "164"):
+            self.fields["start" if qualifier == "163" else "end"] = _time(segment)
+
+    def _flush(self) -> None:
+        if self.pending is None:
+            return
+        if "start" not in self.pending or "end" not in self.pending:
+            raise MsconsError(f"message {self.reference}: a QTY without its DTM+163 and DTM+164")
+        self.series[-1][1].append(Value(**self.pending))
+        self.pending = None
+
+    def result(self) -> LoadProfile:
+        self._flush()
+        missing = [k for k in ("sender", "receiver", "melo_id", "start", "end") if k not in self.fields]
+        if missing:
+            raise MsconsError(f"message {self.reference}: no {', '.join(missing)}")
+        series = tuple(Series(obis, tuple(values)) for obis, values in self.series)
+        return LoadProfile(reference=self.reference, version=self.version, series=series, **self.fields)
+
+
+def _segments(text: str) -> tuple[list[Segment], str]:
+    """The segments (UNA taken off) and the decimal mark (ISO 9735 default: comma)."""
+    try:
+        with warnings.catch_warnings():
+            # pydifact ships no segment directories for UN/EDIFACT service segments; it warns
+            # for each one and skips a validation this module does itself.
+            warnings.simplefilter("ignore", MissingImplementationWarning)
+            segments = list(Parser().parse(text))
+    except (EDISyntaxError, ValueError, IndexError) as exc:
+        raise MsconsError(f"not a readable EDIFACT interchange: {exc or type(exc).__name__}") from None
+    decimal_mark = ","
+    if segments and segments[0].tag == "UNA":
+        decimal_mark = str(segments.pop(0).elements[0])[2]
+    return segments, decimal_mark
+
+
+def _prepared(unb: Segment) -> int:
+    stamp = _element(unb, 3, 0) + _element(unb, 3, 1)
+    try:
+        return int(datetime.strptime(stamp, "%y%m%d%H%M").replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        raise MsconsError(f"UNB: preparation time {stamp!r} is not YYMMDD:HHMM") from None
+
+
+def parse(text: str) -> Interchange:
+    """Parse an MSCONS interchange (UNA optional; comma or point as decimal mark).
+
+    Raises :class:`MsconsError` naming what is wrong: EDIFACT syntax, a message that is not
+    MSCONS, segment or message counts that do not match UNT/UNZ (a file cut short), values
+    without their periods.
+    """
+    segments, decimal_mark = _segments(text)
+    if not segments or segments[0].tag != "UNB":
+        raise MsconsError("the interchange does not begin with UNB (after an optional UNA)")
+    if segments[-1].tag != "UNZ":
+        raise MsconsError("no UNZ at the end: the interchange is cut short")
+    unb, unz = segments[0], segments[-1]
+    messages: list[LoadProfile] = []
+    reader: _MessageReader | None = None
+    count = 0
+    for segment in segments[1:-1]:
+        count += 1
+        if segment.tag == "UNH":
+            if reader is not None:
+                raise MsconsError(f"message {reader.reference}: no UNT before the next UNH")
+            kind = segment.elements[1] if len(segment.elements) > 1 else []
+            if not isinstance(kind, list) or kind[:1] != ["MSCONS"] or len(kind) < 5:
+                raise MsconsError(f"{segment}: not an MSCONS message")
+            reader, count = _MessageReader(_element(segment, 0), kind[4], decimal_mark), 1
+        elif reader is None:
+            raise MsconsError(f"{segment}: outside a message (UNH ... UNT)")
+        elif segment.tag == "UNT":
+            if _element(segment, 0) != str(count):
+                raise MsconsError(f"message {reader.reference}: UNT says {_element(segment, 0)} segments, "
+                                  f"the message has {count}")
+            messages.append(reader.result())
+            reader = None
+        else:
+            reader.read(segment)
+    if reader is not None:
+        raise MsconsError(f"message {reader.reference}: no UNT")
+    if _element(unz, 0) != str(len(messages)) or _element(unz, 1) != _element(unb, 4):
+        raise MsconsError(f"UNZ+{_element(unz, 0)}+{_element(unz, 1)} does not close UNB reference "
+                          f"{_element(unb, 4)} with {len(messages)} messages")
+    sender, receiver = (Party(_element(unb, n, 0), _NAD_OF_UNB.get(_element(unb, n, 1), _element(unb, n, 1)))
+                        for n in (1, 2))
+    return Interchange(reference=_element(unb, 4), sender=sender, receiver=receiver,
+                       prepared=_prepared(unb), messages=tuple(messages))
+
+
+def values_of(interchange: Interchange, obis: str) -> Sequence[Value]:
+    """Every value of ``obis`` across the interchange's messages, in file order."""
+    return [v for m in interchange.messages for s in m.series if s.obis == obis for v in s.values]
