@@ -85,10 +85,13 @@ async def change_settings(actor: Actor, changes: Mapping[str, Any]) -> home.Home
     return updated
 
 
+UNTIL_ALLOWED = "expected a local date and time YYYY-MM-DDTHH:MM, a local time HH:MM or ISO-8601 with offset"
+
+
 def resolve_until(text: Any, tz: ZoneInfo, now: float) -> float:
     """``"18:30"`` → the next 18:30 local time; ISO-8601 with offset or ``Z`` is taken as it is."""
     if not isinstance(text, str) or not text:
-        raise ActionError(f"until: got {text!r}, expected local time HH:MM or ISO-8601", "until")
+        raise ActionError(f"until: got {text!r}, {UNTIL_ALLOWED}", "until")
     if len(text) <= 5:
         try:
             hour, minute = parse_clock(text, "until")
@@ -102,7 +105,7 @@ def resolve_until(text: Any, tz: ZoneInfo, now: float) -> float:
     try:
         return parse_utc(text, naive=tz)
     except ValueError:
-        raise ActionError(f"until: got {text!r}, expected local time HH:MM or ISO-8601", "until") from None
+        raise ActionError(f"until: got {text!r}, {UNTIL_ALLOWED}", "until") from None
 
 
 def power_limits(cfg: Config) -> dict[str, int]:

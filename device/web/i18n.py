@@ -88,10 +88,10 @@ TEXT: dict[str, dict[str, str]] = {
     "cost_actual": {"de": "Tatsächliche Stromkosten", "en": "Actual electricity cost"},
     "no_savings": {"de": "Noch keine Abrechnung.", "en": "Nothing settled yet."},
     "reserve": {"de": "Reserve (%)", "en": "Reserve (%)"},
-    "manual": {"de": "Manuell bis zu einer Uhrzeit", "en": "Manual until a time"},
+    "manual": {"de": "Manuell bis zu einem Zeitpunkt", "en": "Manual until a set time"},
     "action": {"de": "Aktion", "en": "Action"},
     "power_w": {"de": "Leistung (W)", "en": "Power (W)"},
-    "until": {"de": "Bis (Uhrzeit)", "en": "Until (time)"},
+    "until": {"de": "Bis (Datum und Uhrzeit)", "en": "Until (date and time)"},
     "start": {"de": "Starten", "en": "Start"},
     "stop_manual": {"de": "Manuellen Betrieb beenden", "en": "End manual operation"},
     "manual_active": {"de": "Manuell aktiv bis", "en": "Manual active until"},
@@ -185,6 +185,12 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "price_you_pay": {"de": "Bezugspreis", "en": "You pay"},
     "price_spot": {"de": "Börse", "en": "Spot"},
+    "manual_until": {"de": "{action} bis {until}", "en": "{action} until {until}"},
+    "standing_mode": {"de": "Danach und sonst", "en": "Afterwards and otherwise"},
+    "power_limit": {
+        "de": "Höchstens {charge} beim Laden und {discharge} beim Entladen (Wechselrichter und Batterie).",
+        "en": "At most {charge} when charging and {discharge} when discharging (inverter and battery).",
+    },
 }
 
 
@@ -234,6 +240,10 @@ class Locale:
 
     def clock(self, epoch: float) -> str:
         return self.local(epoch).strftime("%H:%M")
+
+    def moment(self, epoch: float) -> str:
+        """Date and 24-hour time without seconds: "30.11. 21:34" / "30 Nov 21:34"."""
+        return self.local(epoch).strftime("%d.%m. %H:%M" if self.lang == "de" else "%d %b %H:%M")
 
     def datetime(self, epoch: float) -> str:
         fmt = "%d.%m.%Y %H:%M:%S" if self.lang == "de" else "%Y-%m-%d %H:%M:%S"

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from device.config import PlannerSettings
 from device.prices.tariff import Tariff
-from device.web import actions, explain, history, model
+from device.web import actions, describe, explain, history, model
 from device.web.actions import Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
@@ -29,7 +29,10 @@ from device.home.settings import EDITABLE
 
 NAV = (("/", "nav_overview"), ("/prices", "nav_prices"), ("/history", "nav_history"), ("/savings", "nav_savings"),
        ("/settings", "nav_settings"))
-MODES = next(f.metadata["choices"] for f in dataclasses.fields(PlannerSettings) if f.name == "mode")
+#: The standing modes offered as radio buttons; "manual" is not one of them: a manual operation is
+#: started with its own form and shown in place of the mode while it runs.
+MODES = tuple(m for m in next(f.metadata["choices"] for f in dataclasses.fields(PlannerSettings) if f.name == "mode")
+              if m != "manual")
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -133,7 +136,7 @@ async def settings_page(request: web.Request) -> web.Response:
     return render(
         request, "settings.html", modes=MODES, mode=effective.planner.mode, reserve=effective.battery.reserve_pct,
         tariff=effective.tariff, tariff_keys=EDITABLE["tariff"], override=settings.override(request.app[DEPS].clock()),
-        limits=actions.power_limits(effective),
+        limits=actions.power_limits(effective), now=request.app[DEPS].clock(),
     )
 
 
@@ -148,28 +151,37 @@ def _tariff_value(key: str, text: str) -> Any:
 
 
 async def settings_post(request: web.Request) -> web.Response:
+    """Apply one form; the message says what changed and when it takes effect."""
     guard(request)
     form = await request.post()
     L = locale(request)
+    settings = request.app[DEPS].settings
+    before = settings.config
     try:
         form_kind = form.get("form")
         if form_kind == "mode":
-            await actions.change_settings(actor(request), {
-                "planner": {"mode": str(form.get("mode", ""))},
-                "battery": {"reserve_pct": form_number(str(form.get("reserve_pct", "")), "battery.reserve_pct")},
-            })
+            changes: dict[str, dict[str, Any]] = {
+                "battery": {"reserve_pct": form_number(str(form.get("reserve_pct", "")), "battery.reserve_pct")}}
+            mode = str(form.get("mode", ""))
+            if mode != before.planner.mode:  # only a new mode ends a running manual operation
+                changes["planner"] = {"mode": mode}
+            await actions.change_settings(actor(request), changes)
+            message = describe.settings_saved(before, settings.config, L)
         elif form_kind == "tariff":
             values = {key: _tariff_value(key, str(form[key])) for key in EDITABLE["tariff"] if key in form}
             await actions.change_settings(actor(request), {"tariff": values})
+            message = describe.settings_saved(before, settings.config, L)
         elif form_kind == "manual":
-            await actions.start_manual(actor(request), form.get("action"), form.get("power_w"), form.get("until"))
+            override = await actions.start_manual(actor(request), form.get("action"), form.get("power_w"), form.get("until"))
+            message = describe.manual_started(override, settings.config.planner.mode, L)
         elif form_kind == "manual_stop":
             await actions.stop_manual(actor(request))
+            message = describe.manual_stopped(settings.config.planner.mode, L)
         else:
             raise ActionError(f"form: got {form_kind!r}, allowed: mode, tariff, manual, manual_stop", "form")
     except ActionError as exc:
         raise redirect(request, "/settings", "error", str(exc)) from None
-    raise redirect(request, "/settings", "ok", L.t("saved"))
+    raise redirect(request, "/settings", "ok", message)
 
 
 async def installer(request: web.Request) -> web.Response:

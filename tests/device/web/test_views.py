@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,7 +42,10 @@ async def test_pages_in_german_after_the_language_switch(homeowner: TestClient) 
 async def test_tariff_form_takes_ct_per_kwh(stack: WebStack, homeowner: TestClient) -> None:
     status, location, page = await form(homeowner, "/settings", {
         "form": "tariff", "markup_eur_mwh": "2,5", "vat_pct": "19", "export": "spot", "grid_fee_eur_mwh": "9.5"})
-    assert (status, location) == (303, "/settings") and "Saved." in page
+    assert (status, location) == (303, "/settings")
+    assert "Saved: Supplier markup 1.5 ct/kWh → 2.5 ct/kWh, Grid fee " in page  # what changed …
+    assert "→ 9.5 ct/kWh" in page and "Export paid fixed rate → at spot price" in page
+    assert "savings count it from the next settled quarter-hour" in page  # … and when it counts
     saved = json.loads((stack.cfg.device.data_dir / "settings.json").read_text())["sections"]["tariff"]
     assert saved["markup_eur_mwh"] == 25.0 and saved["grid_fee_eur_mwh"] == 95.0 and saved["export"] == "spot"
     assert 'value="2.5"' in page  # shown back in ct/kWh
@@ -51,7 +55,7 @@ async def test_form_errors_are_shown_on_the_page(homeowner: TestClient) -> None:
     _, _, page = await form(homeowner, "/settings", {"form": "mode", "mode": "auto", "reserve_pct": "250"})
     assert "battery.reserve_pct: got 250.0, allowed: 0 to 100" in page and 'class="flash error"' in page
     _, _, page = await form(homeowner, "/settings", {"form": "manual", "action": "charge", "power_w": "100", "until": ""})
-    assert "until: got &#39;&#39;, expected local time HH:MM" in page
+    assert "until: got &#39;&#39;, expected a local date and time YYYY-MM-DDTHH:MM" in page
 
 
 async def test_forms_without_token_are_refused(homeowner: TestClient) -> None:
@@ -122,3 +126,27 @@ async def test_prices_page_shows_what_the_homeowner_pays_on_one_axis_from_midnig
     table = page[page.index('<table class="data slots">'):]
     assert f"<td>{first['import_eur_mwh'] / 10:.1f} ct/kWh" in table.replace(",", "")
     assert "-0.0" not in page and "−0.0" not in page
+
+
+async def test_settings_say_what_changed_and_show_a_running_override_as_the_mode(
+    stack: WebStack, homeowner: TestClient
+) -> None:
+    _, _, page = await form(homeowner, "/settings", {"form": "mode", "mode": "auto", "reserve_pct": "20"})
+    assert "Saved: reserve 10 % → 20 %. The planner uses it now" in page or "Saved: reserve" in page
+    assert 'id="mode-now"' not in page
+    tz = ZoneInfo(stack.cfg.device.timezone)
+    end = datetime.now(tz).replace(second=0, microsecond=0) + timedelta(hours=20)  # likely tomorrow
+    _, _, page = await form(homeowner, "/settings", {
+        "form": "manual", "action": "charge", "power_w": "2500", "until": end.strftime("%Y-%m-%dT%H:%M")})
+    flash = page.split('class="flash', 1)[1].split("</p>", 1)[0]
+    assert f"Manual charge at 2,500 W started now; it ends {end:%d %b %H:%M}, then the battery returns to" in flash, flash
+    mode_now = page.split('id="mode-now"', 1)[1].split("</form>", 1)[0]
+    assert f"Manual charge until {end:%H:%M}" in mode_now and "End manual operation" in mode_now
+    assert 'type="radio" name="mode" value="manual"' not in page  # the override is not a second radio
+    assert "At most 5,000 W when charging" in page or 'id="power-limit">At most' in page
+    # saving the reserve again keeps the override running (only a new mode ends it)
+    _, _, page = await form(homeowner, "/settings", {"form": "mode", "mode": "auto", "reserve_pct": "25"})
+    assert 'id="mode-now"' in page and "reserve 20 % → 25 %" in page
+    _, _, page = await form(homeowner, "/settings", {"form": "manual_stop"})
+    assert "Manual operation ended now; the battery is back in Automatic (follow plan)." in page
+    assert 'id="mode-now"' not in page
