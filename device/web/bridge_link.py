@@ -21,11 +21,12 @@ from device.commands import loads
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
 from device.web.deps import CommandResult
-from device.web.inputs import finite_number
+from device.web.inputs import finite_number, nesting_depth
 
 log = structlog.get_logger(__name__)
 
 
+MAX_HEALTH_DEPTH = 16  # the bridge's health is three levels deep
 #: Roles whose value is text; every other role and every register is a number.
 TEXT_ROLES = ("state", "mode")
 
@@ -108,6 +109,8 @@ class BridgeLink:
                 health = loads(payload)
                 if not isinstance(health, dict):
                     raise ValueError(f"health must be a JSON object, got {type(health).__name__}")
+                if nesting_depth(health) > MAX_HEALTH_DEPTH:  # the installer page flattens it recursively
+                    raise ValueError(f"health nests deeper than {MAX_HEALTH_DEPTH} levels")
                 self._health = health
             elif topic == self.topics.cmd_result:
                 self.commands.on_result(payload)

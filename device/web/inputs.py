@@ -33,6 +33,21 @@ def finite_number(value: object) -> float | None:
 
 
 FINITE = "allowed: a finite number"
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply objects and lists nest in decoded JSON (a scalar: 0). Iterative: a payload
+    nested as deeply as the parser allows must not exhaust the stack here or in later code."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
 from device.store import Reading, Store
 from device.web.keys import SESSIONS
@@ -225,3 +226,18 @@ async def test_cookieless_requests_store_no_session(stack: WebStack, client: Tes
     status, body = await api(client, "POST", "/api/v1/login", {"account": "homeowner", "password": "nattery"})
     assert status == 200 and body["role"] == "homeowner"
     assert len(stack.app[SESSIONS]) == stored + 1
+
+
+async def test_deeply_nested_health_is_refused_and_pages_keep_working(stack: WebStack, installer: TestClient) -> None:
+    before = dict(stack.link.health())
+    depth = 940  # the JSON parser takes it; rendering it recursively did not (500 on both views)
+    payload = '{"modbus": ' + '{"n": ' * depth + '"x"' + "}" * depth + "}"
+    with capture_logs() as logs:
+        await stack.bridge.session.publish(stack.bridge.topics.health, payload, retain=True, qos=1)
+        async with asyncio.timeout(10):
+            while not any(e.get("topic") == stack.bridge.topics.health for e in logs):
+                await asyncio.sleep(0.02)  # until the web page's link has handled (refused) it
+    assert "nests deeper than" in next(e for e in logs if e.get("topic") == stack.bridge.topics.health)["error"]
+    assert stack.link.health()["modbus"] == before["modbus"]
+    for path in ("/installer", "/api/v1/health"):
+        assert (await installer.get(path)).status == 200, path
