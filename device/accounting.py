@@ -34,6 +34,7 @@ from device.home.effective import EffectiveSettings
 from device.plan.baseline import simulate_self_consumption
 from device.plan.model import Battery
 from device.prices.tariff import Tariff
+from device.rounds import repeat
 from device.store import AsyncStore, Store
 
 log = structlog.get_logger(__name__)
@@ -223,11 +224,9 @@ async def settlement_loop(
     Each round settles with the effective tariff and battery of that moment, so a tariff the
     homeowner changed counts from the next settled slot on.
     """
-    while True:
+    async def step(now: float) -> None:
         cfg = settings.config
-        try:
-            await settle_pending(store, Tariff(cfg.tariff, cfg.device.timezone), Battery.from_config(cfg),
-                                 cfg.device.timezone, cfg.prices.zone, clock())
-        except Exception as exc:  # noqa: BLE001 — a bad day must not stop tomorrow's settlement
-            log.error("settlement_failed", error=repr(exc))
-        await sleep(every_s)
+        await settle_pending(store, Tariff(cfg.tariff, cfg.device.timezone), Battery.from_config(cfg),
+                             cfg.device.timezone, cfg.prices.zone, now)
+
+    await repeat(step, every_s, "settlement_failed", clock=clock, sleep=sleep)

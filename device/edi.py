@@ -33,6 +33,7 @@ from common import mscons
 from device.accounting import day_bounds
 from device.config import MarketSettings
 from device.energy import SLOT_S
+from device.rounds import repeat
 from device.store.edi import EdiFile
 
 if TYPE_CHECKING:
@@ -171,11 +172,9 @@ async def export_loop(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Export finished days while market identities are configured; runs until cancelled."""
-    while True:
+    async def step(now: float) -> None:
         cfg = settings.config
         if cfg.market.configured:
-            try:
-                await export_pending(store, cfg.market, cfg.device.timezone, clock())
-            except Exception as exc:  # noqa: BLE001 — a bad day must not stop the next day's export
-                log.error("mscons_export_failed", error=repr(exc))
-        await sleep(every_s)
+            await export_pending(store, cfg.market, cfg.device.timezone, now)
+
+    await repeat(step, every_s, "mscons_export_failed", clock=clock, sleep=sleep)

@@ -9,8 +9,6 @@ from common import market_ids as ids
 from device import config as configuration
 
 
-
-
 @pytest.mark.parametrize("malo", ["51238696781", "41373559241"])
 def test_published_malo_examples_are_valid(malo: str) -> None:
     assert ids.check_malo(malo) == malo

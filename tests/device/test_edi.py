@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from datetime import date
 from decimal import Decimal
@@ -159,5 +161,66 @@ def test_cli_writes_the_days_files_and_refuses_in_one_line(tmp_path: Path) -> No
     installer.write_text("market: {}\n")
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
     assert refused.exit_code == 1
-    assert refused.output.strip().splitlines()[-1:] == ["Error: market.malo_id: not set; the MSCONS export needs the "
-                                                   "market identities (market: ...)"]
+    expected = "Error: market.malo_id: not set; the MSCONS export needs the market identities (market: ...)"
+    assert refused.output.strip().splitlines()[-1:] == [expected]
+
+
+async def test_export_loop_exports_finished_days_each_round(tmp_path: Path) -> None:
+    from device.edi import export_loop
+    from device.home.effective import EffectiveSettings
+    from device.store import AsyncStore
+
+    days = (date(2026, 10, 24), date(2026, 10, 25))
+    seeded = Store(tmp_path / "nattery.db")
+    for day in days:
+        fill(seeded, day)
+    seeded.close()
+    cfg = configuration.load(files=[configuration.DEFAULT_FILE], environ={}, overrides={
+        "device": {"data_dir": str(tmp_path)},
+        "market": {k: getattr(MARKET, k) for k in ("malo_id", "melo_id", "sender_id", "receiver_id",
+                                                   "receiver_qualifier")}})
+    settings = await EffectiveSettings.open(cfg, tmp_path)
+    now = [after(days[0])]  # the first day is over, the second is not
+    rounds: asyncio.Queue[None] = asyncio.Queue()
+    go_on: asyncio.Queue[None] = asyncio.Queue()
+
+    async def pause(_: float) -> None:
+        rounds.put_nowait(None)
+        await go_on.get()
+
+    async with AsyncStore(tmp_path / "nattery.db") as store:
+        names = lambda s: [r[0] for r in s.db.execute("SELECT name FROM edi_files ORDER BY id")]
+        loop = asyncio.create_task(export_loop(store, settings, clock=lambda: now[0], sleep=pause))
+        try:
+            await asyncio.wait_for(rounds.get(), 30)
+            assert [n.split("_")[2] for n in await store.call(names)] == ["2026-10-24"]
+            now[0] = after(days[1])
+            go_on.put_nowait(None)
+            await asyncio.wait_for(rounds.get(), 30)
+            assert [n.split("_")[2] for n in await store.call(names)] == ["2026-10-24", "2026-10-25"]
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+
+
+async def test_a_failing_round_is_logged_and_the_next_one_runs() -> None:
+    from structlog.testing import capture_logs
+
+    from device.rounds import repeat
+
+    calls: list[float] = []
+
+    async def step(now: float) -> None:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("disk unplugged")
+
+    async def pause(_: float) -> None:
+        if len(calls) == 2:
+            raise asyncio.CancelledError
+
+    with capture_logs() as logs, pytest.raises(asyncio.CancelledError):
+        await repeat(step, 1.0, "mscons_export_failed", clock=lambda: 7.0, sleep=pause)
+    assert calls == [7.0, 7.0]
+    assert [(e["event"], e["error"]) for e in logs] == [("mscons_export_failed", "RuntimeError('disk unplugged')")]
