@@ -205,6 +205,9 @@ def maps_check(files: tuple[Path, ...]) -> None:
               "into the installer file (only if commissioning passed).")
 @click.option("--tariff", "tariff_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="YAML file with the homeowner's tariff settings; written into the installer file.")
+@click.option("--market", "market_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="YAML file with the market identities (MaLo-ID, MeLo-ID, sender and receiver IDs); "
+              "checked, then written into the installer file.")
 @click.option("--homeowner-password", is_flag=True, help="Prompt for the homeowner's web password "
               "(never echoed) and store it in the web users file.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -213,7 +216,7 @@ def maps_check(files: tuple[Path, ...]) -> None:
 def commission(config_file: Path | None, port_url: str | None, map_names: tuple[str, ...],
                scan_units: str | None, scan_bauds: str | None, scan_timeout: float, write_test: str,
                write_register: str | None, write_config: bool, tariff_file: Path | None,
-               homeowner_password: bool, data_dir: Path | None, as_json: bool) -> None:
+               market_file: Path | None, homeowner_password: bool, data_dir: Path | None, as_json: bool) -> None:
     """Installer: find the inverter, check every value, test a harmless write, hand over.
 
     Stop the bridge service first: only one process may talk on the serial line.
@@ -236,7 +239,8 @@ def commission(config_file: Path | None, port_url: str | None, map_names: tuple[
             [cfg.inverter.unit_id] if cfg.inverter.unit_id else None)
         bauds = com.parse_bauds(scan_bauds) if scan_bauds else (
             [cfg.inverter.baudrate] if cfg.inverter.baudrate else None)
-        tariff = com.load_tariff(tariff_file) if tariff_file else None
+        tariff = com.load_section(tariff_file, "tariff") if tariff_file else None
+        market = com.load_section(market_file, "market") if market_file else None
         password = None
         if homeowner_password:
             password = click.prompt("Homeowner password", hide_input=True, confirmation_prompt=True, err=True)
@@ -246,7 +250,7 @@ def commission(config_file: Path | None, port_url: str | None, map_names: tuple[
             installer_file=config_file or data_dir / com.INSTALLER_FILE_NAME, units=units, bauds=bauds,
             scan_timeout_s=scan_timeout, write="self_consumption" if write_test == "self-consumption" else
             "rewrite" if write_test == "rewrite" else "skip", write_register=write_register,
-            write_config=write_config, tariff=tariff, password=password))
+            write_config=write_config, tariff=tariff, market=market, password=password))
     except (MapError, PortError, ValueError, com.CommissionError) as exc:
         raise click.ClickException(str(exc)) from None
     if report is None:  # interrupted

@@ -28,20 +28,20 @@ log = structlog.get_logger(__name__)
 INSTALLER_FILE_NAME = "nattery.yaml"  # in the data directory, as device.config.INSTALLER_FILE
 
 
-def load_tariff(path: Path) -> dict[str, Any]:
-    """The tariff section from a YAML file (``tariff: {...}`` or the keys alone), validated.
-
-    Keys left out take the shipped defaults, as they would in the installer file.
+def load_section(path: Path, name: str) -> dict[str, Any]:
+    """A configuration section from a YAML file (``<name>: {...}`` or the keys alone), validated
+    (``--tariff``, ``--market``). Keys left out take the shipped defaults, as in the installer file.
     """
-    raw = configuration.read_yaml(path, CommissionError, f"--tariff {path}")
-    if isinstance(raw, dict) and set(raw) == {"tariff"}:
-        raw = raw["tariff"]
+    label = f"--{name} {path}"
+    raw = configuration.read_yaml(path, CommissionError, label)
+    if isinstance(raw, dict) and set(raw) == {name}:
+        raw = raw[name]
     if not isinstance(raw, dict):
-        raise CommissionError(f"--tariff {path}: expected a mapping of tariff settings, got {raw!r}")
+        raise CommissionError(f"{label}: expected a mapping of {name} settings, got {raw!r}")
     try:
-        configuration.load([configuration.DEFAULT_FILE], environ={}, overrides={"tariff": raw})
+        configuration.load([configuration.DEFAULT_FILE], environ={}, overrides={name: raw})
     except configuration.ConfigError as exc:
-        raise CommissionError(f"--tariff {path}: {exc}") from None
+        raise CommissionError(f"{label}: {exc}") from None
     return raw
 
 
@@ -121,6 +121,7 @@ async def hand_over(
     installer_file: Path,
     write_config: bool = False,
     tariff: Mapping[str, Any] | None = None,
+    market: Mapping[str, Any] | None = None,
     password: str | None = None,
 ) -> None:
     """Write what the homeowner's device needs; notes go to ``report.files``, failures to problems.
@@ -140,15 +141,20 @@ async def hand_over(
                 "baudrate": None if baud == found.map_baudrate else baud}
     if tariff is not None:
         sections["tariff"] = dict(tariff)
+    if market is not None:
+        sections["market"] = dict(market)
     if sections:
         try:
-            await asyncio.to_thread(update_installer_file, installer_file, sections, {"tariff"})
+            await asyncio.to_thread(update_installer_file, installer_file, sections, {"tariff", "market"})
         except CommissionError as exc:
             report.problems.append(f"files: {exc}")
         else:
             if "inverter" in sections:
                 report.files["inverter"] = f"written to {installer_file}: " + ", ".join(
                     f"inverter.{k}={v}" for k, v in sections["inverter"].items() if v is not None)
+            if market is not None:
+                report.files["market"] = f"written to {installer_file}: " + ", ".join(
+                    f"market.{k}={v}" for k, v in market.items())
             if tariff is not None:
                 report.files["tariff"] = f"written to {installer_file} ({len(tariff)} settings)"
                 dropped = await drop_tariff_overrides(data_dir)

@@ -110,6 +110,7 @@ async def commission(
     write_register: str | None = None,
     write_config: bool = False,
     tariff: Mapping[str, Any] | None = None,
+    market: Mapping[str, Any] | None = None,
     password: str | None = None,
 ) -> Report:
     """The whole procedure: scan, check, harmless write, then the hand-over files."""
@@ -118,6 +119,6 @@ async def commission(
         timeout_s=cfg.inverter.timeout_s, retries=cfg.inverter.retries, write=write,
         write_register=write_register)
     await hand_over(report, cfg, data_dir=data_dir, installer_file=installer_file,
-                    write_config=write_config, tariff=tariff, password=password)
+                    write_config=write_config, tariff=tariff, market=market, password=password)
     log.info("commission_done", ok=report.ok, problems=len(report.problems))
     return report
