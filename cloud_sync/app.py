@@ -3,7 +3,7 @@
 Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`common.sync_protocol`),
            ``GET /v1/streams/{stream}?store=`` (what the aggregator holds of that store: where
            to resume).
-Operators: ``GET /v1/devices``; operators and the device itself: ``GET /v1/devices/{id}``,
+Operators: ``GET /v1/devices``, ``GET /metrics`` (Prometheus); operators and the device itself: ``GET /v1/devices/{id}``,
            ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
 Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status (a 500, which should not
 happen, is JSON too and says no more than that); a refused request changes nothing.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +22,13 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloud_sync import queries
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import CRASH_VARIABLE, StreamProgress, ingest_in_order
 from cloud_sync.limits import FailureLimiter, Limits
+from cloud_sync.metrics import AggregatorMetrics
 from cloud_sync.registry import Authenticator, AuthError, Principal
 from common.crash import crash_point
 from common.sync_protocol import CONTENT_TYPE, MAX_BODY_BYTES, MAX_SEQ, STORE_ID, BatchError, decode
@@ -37,6 +40,7 @@ PROGRESS = web.AppKey("progress", StreamProgress)
 LIMITS = web.AppKey("limits", Limits)
 DECODES = web.AppKey("decodes", asyncio.Semaphore)
 DECODER = web.AppKey("decoder", ThreadPoolExecutor)
+METRICS = web.AppKey("metrics", AggregatorMetrics)
 MAX_READ_LIMIT = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,6 +52,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     app[PROGRESS] = StreamProgress()
     app[LIMITS] = limits
     app[DECODES] = asyncio.Semaphore(limits.decodes)
+    app[METRICS] = AggregatorMetrics()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = await connect(target)
@@ -67,6 +72,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(decoder)
     app.router.add_get("/v1/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/ingest/{stream}", ingest_batch)
     app.router.add_get("/v1/streams/{stream}", stream_state)
     app.router.add_get("/v1/devices", list_devices)
@@ -142,7 +148,17 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "database": request.app[DB].kind})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    if who.kind != "op":
+        raise ApiError(403, "/metrics needs an operator credential")
+    figures = request.app[METRICS]
+    figures.fleet.registered, figures.fleet.online = await queries.fleet_counts(request.app[DB])
+    return web.Response(body=generate_latest(figures.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def ingest_batch(request: web.Request) -> web.Response:
+    started = time.perf_counter()
     who = await _principal(request)
     if who.kind != "dev":
         raise ApiError(403, "only devices upload batches")
@@ -168,6 +184,11 @@ async def ingest_batch(request: web.Request) -> web.Response:
     result = await ingest_in_order(request.app[DB], batch, request.app[PROGRESS], request.app[LIMITS].order_wait_s)
     log.debug("batch", device=batch.device, stream=stream, first_seq=batch.first_seq,
               last_seq=batch.last_seq, status=result.status)
+    figures = request.app[METRICS]
+    figures.uploads.labels(stream, result.status).inc()
+    if result.status == "stored":
+        figures.rows.labels(stream).inc(len(batch.items))
+    figures.upload_seconds.observe(time.perf_counter() - started)
     return web.json_response({"status": result.status, "last_seq": result.last_seq})
 
 

@@ -80,6 +80,16 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
     return result
 
 
+async def fleet_counts(db: Database) -> tuple[int, int]:
+    """Devices registered and not revoked, and how many of them are online."""
+    since = time.time() - ONLINE_WINDOW_S
+    async with db.transaction(readonly=True) as tx:
+        rows = await tx.fetch(
+            "SELECT count(*), coalesce(sum(CASE WHEN last_seen >= $1 THEN 1 ELSE 0 END), 0) FROM devices "
+            "WHERE revoked_at IS NULL", since)
+    return int(rows[0][0]), int(rows[0][1])
+
+
 async def _latest_telemetry(tx: Any, device: str, streams: dict[str, Any]) -> dict[str, Any] | None:
     newest = None
     for stream in ("readings", "readings_1min"):

@@ -134,6 +134,7 @@ class WebSettings:
     homeowner_password: str = setting("nattery", secret=True, help="initial; changed at first login")
     installer_password: str = setting("installer", secret=True, help="initial; changed at first login")
     prices_late_after: str = setting("14:00", help="local HH:MM after which missing prices are late")
+    metrics_token: str = setting("", secret=True, help="bearer token for GET /metrics; empty: /metrics is off")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A latency histogram for ``health``: cumulative bucket counts plus recent-window percentiles.
+"""A latency histogram for ``health``: per-bucket counts and the sum (what ``/metrics`` turns
+into a Prometheus histogram) plus recent-window percentiles.
 
 Buckets (Prometheus style, upper bounds in seconds) show the long-run shape and never grow;
 p50/p99 come from the most recent samples, so they describe the line as it is now.
@@ -39,6 +40,7 @@ class LatencyHistogram:
         p50, p99 = self.percentile(0.5), self.percentile(0.99)
         return {
             "count": self.total,
+            "sum": round(self.sum_s, 6),
             "mean": round(self.sum_s / self.total, 4) if self.total else None,
             "p50": None if p50 is None else round(p50, 4),
             "p99": None if p99 is None else round(p99, 4),

@@ -88,6 +88,21 @@ class MarketQueries(StoreCore):
         self._write(lambda: self.db.table("forecasts").upsert_all(rows, pk=("kind", "made_at", "ts")))
         return len(rows)
 
+    def price_forecast_error(self, zone: str, start: int, end: int) -> dict[str, Any]:
+        """How far the price forecast missed the cleared prices of [start, end): per slot the
+        newest forecast run that covered it (made before its price was known) against the price;
+        ``{"mae_eur_mwh": mean absolute error or None, "slots": how many were compared}``."""
+        row = self.db.execute(
+            """SELECT avg(abs(f.value - p.price)), count(*) FROM forecasts f
+               JOIN (SELECT ts, max(made_at) AS made_at FROM forecasts
+                     WHERE kind = 'price' AND ts >= ? AND ts < ? GROUP BY ts) newest
+                 ON f.ts = newest.ts AND f.made_at = newest.made_at AND f.kind = 'price'
+               JOIN (SELECT ts, avg(price_eur_mwh) AS price FROM prices
+                     WHERE zone = ? AND ts >= ? AND ts < ? GROUP BY ts) p ON p.ts = f.ts""",
+            [start, end, zone, start, end],
+        ).fetchone()
+        return {"mae_eur_mwh": None if row[0] is None else float(row[0]), "slots": int(row[1])}
+
     def latest_forecast_made_at(self, kind: str) -> int | None:
         row = self.db.execute("SELECT max(made_at) FROM forecasts WHERE kind = ?", [kind]).fetchone()
         return None if row[0] is None else int(row[0])

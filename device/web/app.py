@@ -24,7 +24,7 @@ from aiohttp import web
 
 from device.config import Config, ConfigError
 from device.home.accounts import Users
-from device.web import api, views
+from device.web import api, metrics, views
 from device.web.access import is_api, json_error, set_session_cookie
 from device.web.auth import LoginLimiter, Sessions
 from device.web.deps import WebDeps
@@ -193,4 +193,5 @@ def create_app(cfg: Config, deps: WebDeps) -> web.Application:
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     views.setup(app)
     api.setup(app)
+    metrics.setup(app)
     return app
