@@ -28,7 +28,7 @@ import structlog
 from device.commands import BadCommand, caller_id, number, parse_command, timestamp
 from device.config import Config
 from device.controller import Controller
-from device.forecast.load import forecast_load, standard_profile_w
+from device.forecast.load import WEEK, cold_start_scale, forecast_load, standard_profile_w
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.home.effective import EffectiveSettings
 from device.home.settings import Override
@@ -297,6 +297,10 @@ class PlanningService:
         grid = hist_start + SLOT_S * np.arange(HISTORY_SLOTS + length, dtype=np.int64)
         load_hist, pv_hist = g["load_w"], g["pv_w"]
         fallback = standard_profile_w(ts, cfg.planner.annual_load_kwh, cfg.device.timezone)
+        if not np.isfinite(load_hist[:HISTORY_SLOTS - WEEK]).any():  # no week of history: the measured level
+            recent = grid[HISTORY_SLOTS - WEEK:HISTORY_SLOTS]
+            profile = standard_profile_w(recent, cfg.planner.annual_load_kwh, cfg.device.timezone)
+            fallback = fallback * cold_start_scale(load_hist[HISTORY_SLOTS - WEEK:], profile)
         load = forecast_load(np.r_[load_hist, np.full(length, np.nan)], HISTORY_SLOTS, length, fallback)
         clearsky = clear_sky_ghi(grid, cfg.device.latitude, cfg.device.longitude)
         pv = forecast_pv(np.r_[pv_hist, np.full(length, np.nan)], clearsky, HISTORY_SLOTS, length,

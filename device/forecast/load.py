@@ -8,7 +8,12 @@ the level (someone is home, the heat pump runs) into the next few hours.
 
 Cold start (no week of history yet): the standard profile in ``data/standard_load_profile.csv``,
 a BDEW H25-like shape by month, day type and quarter-hour (derived from the H25 household year
-by ``tools/derive_load_profile.py``), scaled to the configured annual consumption.
+by ``tools/derive_load_profile.py``), scaled to the configured annual consumption, and once a
+day is metered to the measured level (:func:`cold_start_scale`).
+
+Spiky homes (a kettle, a water heater, a car) are not one curve: :func:`load_quantiles` gives
+quantiles per slot from the same quarter-hour of the last seven days and the same weekday of
+the weeks before, spikes included.
 
 The lags are whole UTC weeks, so for one week after a clock change the profile is an hour off
 for the shifted hours; the measurement blend absorbs most of it.
@@ -85,6 +90,40 @@ def forecast_load(
         fade = 0.5 ** (np.arange(1, horizon + 1) / BLEND_HALF_LIFE)
         profile = profile + correction * fade
     return np.maximum(profile, 0.0)
+
+
+QUANTILES = (0.1, 0.5, 0.9)
+_MIN_SAMPLES = 3
+
+
+def load_quantiles(
+    history_w: FloatArray, now_index: int, horizon: int, fallback_w: FloatArray, qs: tuple[float, ...] = QUANTILES
+) -> FloatArray:
+    """Load quantiles (W), shape ``(len(qs), horizon)``: per future slot, the empirical quantiles of
+    the same quarter-hour on each of the last seven days and the same weekday two to four weeks
+    back (up to ten measurements, only those before ``now_index``). Where fewer than three exist,
+    every quantile is ``fallback_w``."""
+    target = now_index + np.arange(horizon)
+    lags = [d * 96 for d in range(1, 8)] + [k * WEEK for k in range(2, 5)]
+    samples = np.full((len(lags), horizon), np.nan)
+    for j, lag in enumerate(lags):
+        src = target - lag
+        ok = (src >= 0) & (src < now_index)
+        samples[j, ok] = history_w[src[ok]]
+    enough = np.isfinite(samples).sum(axis=0) >= _MIN_SAMPLES
+    out = np.tile(np.asarray(fallback_w, dtype=float), (len(qs), 1))
+    if enough.any():
+        out[:, enough] = np.nanquantile(samples[:, enough], qs, axis=0)
+    return out
+
+
+def cold_start_scale(recent_w: FloatArray, profile_w: FloatArray) -> float:
+    """Factor scaling the standard profile to the measured level: measured mean over the profile's
+    mean on the same slots, once at least a day is metered (1 before)."""
+    ok = np.isfinite(recent_w)
+    if ok.sum() < 96 or float(profile_w[ok].sum()) <= 0:
+        return 1.0
+    return float(recent_w[ok].sum() / profile_w[ok].sum())
 
 
 def _level_correction(history_w: FloatArray, now_index: int) -> float:

@@ -1,4 +1,4 @@
-"""Point-forecast error measures as the epftoolbox benchmark defines them."""
+"""Forecast error measures: point errors as the epftoolbox benchmark defines them, and the quantile (pinball) loss."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def rmae(actual: np.ndarray, forecast: np.ndarray, weekly_naive: np.ndarray) -> 
     """MAE relative to the weekly naive forecast (p[t - 168 h]) on the same period (NaN if that is perfect)."""
     naive = mae(actual, weekly_naive)
     return mae(actual, forecast) / naive if naive > 0 else float("nan")
+
+
+def pinball(actual: np.ndarray, quantile_forecast: np.ndarray, q: float) -> float:
+    """Quantile (pinball) loss of the ``q`` quantile forecast: mean of max(q·e, (q − 1)·e), e = actual − forecast."""
+    e = actual - quantile_forecast
+    return float(np.mean(np.maximum(q * e, (q - 1) * e)))
 
 
 def summary(actual: np.ndarray, forecast: np.ndarray, weekly_naive: np.ndarray) -> dict[str, float]:

@@ -58,7 +58,15 @@ from numpy.typing import NDArray
 
 from device.config import TariffSettings
 from device.forecast.history import read_csv, read_price_series
-from device.forecast.load import forecast_load, standard_profile_w
+from device.forecast.load import (
+    QUANTILES,
+    WEEK,
+    cold_start_scale,
+    forecast_load,
+    load_quantiles,
+    standard_profile_w,
+)
+from device.forecast.metrics import pinball
 from device.forecast.price import PriceForecaster
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.plan.baseline import simulate_self_consumption
@@ -371,11 +379,16 @@ def run_ours(
     sc_cost = _slot_costs(y, _sc_run(y, bat).battery_w)
     day_ends = set(np.flatnonzero(np.diff(_local_days(y.ts[: y.n])) != 0).tolist())  # last slot of each day
     day_saving = 0.0
+    pinball_sum = dict.fromkeys(QUANTILES, 0.0)
+    inside = 0.0
     started = time.perf_counter()
     for i in range(y.n):
         end = int(y.known_end[i]) if not with_forecast else max(int(y.known_end[i]), i + forecast_slots)
         horizon = min(max(end - i, 1), HORIZON)
-        load_f = forecast_load(load_hist, i, horizon, zone_profile[i:i + horizon])
+        fallback = zone_profile[i:i + horizon]
+        if i < WEEK:  # no week of history: the standard profile at the level metered so far
+            fallback = fallback * cold_start_scale(load_hist[max(i - WEEK, 0):i], zone_profile[max(i - WEEK, 0):i])
+        load_f = forecast_load(load_hist, i, horizon, fallback)
         pv_f = forecast_pv(pv_hist, clearsky, i, horizon, y.house.kwp * 1000)
         idx = y.first + i + np.arange(horizon)
         spot = y.spot[idx].copy()
@@ -408,6 +421,10 @@ def run_ours(
                 day_saving = 0.0
         if i % 4 == 0 and i + horizon <= y.n:
             load_err += float(np.abs(load_f - y.load_w[i:i + horizon]).mean())
+            quantiles = load_quantiles(load_hist, i, horizon, fallback)
+            for q, qf in zip(QUANTILES, quantiles, strict=True):
+                pinball_sum[q] += pinball(y.load_w[i:i + horizon], qf, q)
+            inside += float(np.mean((y.load_w[i:i + horizon] >= quantiles[0]) & (y.load_w[i:i + horizon] <= quantiles[-1])))
             pv_err += float(np.abs(pv_f - y.pv_w[i:i + horizon]).mean())
             err_n += 1
         if log_every and i % log_every == 0 and i:
@@ -416,6 +433,9 @@ def run_ours(
     extra = {k: float(v) for k, v in (gate.to_json() if gate is not None else {}).items()}
     extra |= {
         "load_mae_w": load_err / max(err_n, 1),
+        "load_pinball_w": sum(pinball_sum.values()) / len(QUANTILES) / max(err_n, 1),
+        **{f"load_pinball_q{round(q * 100)}_w": v / max(err_n, 1) for q, v in pinball_sum.items()},
+        "load_q10_q90_coverage": inside / max(err_n, 1),
         "pv_mae_w": pv_err / max(err_n, 1),
         "price_mae_eur_mwh": price_err / max(price_n, 1),
     }

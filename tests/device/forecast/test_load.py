@@ -3,7 +3,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from device.forecast.load import WEEK, forecast_load, standard_profile_w
+from device.forecast.load import (
+    QUANTILES,
+    WEEK,
+    cold_start_scale,
+    forecast_load,
+    load_quantiles,
+    standard_profile_w,
+)
+from device.forecast.metrics import pinball
 
 T0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
@@ -39,3 +47,34 @@ def test_missing_history_falls_back_and_latest_measurement_shifts_the_next_hours
     history[now - 4:now] = 1400.0  # someone switched on a heater
     fc = forecast_load(history, now, 96, fallback)
     assert fc[0] > 1200 and fc[-1] == pytest.approx(400.0, abs=1)
+
+
+def test_quantiles_cover_a_spiky_home_and_the_pinball_loss_rewards_them() -> None:
+    """A 3 kW water heater on two of every five evenings: the mean forecast smears it, the
+    quantiles keep the base (q10) and the spike (q90), and their pinball loss is lower."""
+    rng = np.random.default_rng(5)
+    days = 5 * 7
+    history = np.tile(np.full(96, 200.0), days)
+    evening = np.arange(days) * 96 + 76  # 19:00 UTC
+    for d in range(days):
+        if rng.random() < 0.4:
+            history[evening[d]:evening[d] + 4] += 3000.0
+    now = (days - 1) * 96
+    q = load_quantiles(history, now, 96, np.zeros(96))
+    assert q.shape == (3, 96)
+    assert q[0, 76] == pytest.approx(200.0) and q[2, 76] == pytest.approx(3200.0)  # base and spike
+    assert np.all(q[:, :70] == 200.0)  # no spike ever at night: all quantiles on the base
+    actual = history[now:now + 96]
+    mean = forecast_load(history, now, 96, np.zeros(96))
+    ours = np.mean([pinball(actual, qf, qq) for qf, qq in zip(q, QUANTILES, strict=True)])
+    smeared = np.mean([pinball(actual, mean, qq) for qq in QUANTILES])
+    assert ours < smeared
+
+
+def test_the_cold_start_profile_takes_the_measured_level_after_a_day() -> None:
+    profile = np.full(WEEK, 400.0)
+    recent = np.full(WEEK, np.nan)
+    recent[-95:] = 200.0
+    assert cold_start_scale(recent, profile) == 1.0  # under a day metered: as configured
+    recent[-96:] = 200.0
+    assert cold_start_scale(recent, profile) == pytest.approx(0.5)  # the home uses half the configured
