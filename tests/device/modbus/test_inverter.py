@@ -226,3 +226,21 @@ async def test_a_battery_voltage_of_zero_refuses_charge(inverter: Inverter, sim:
     sim.image.set("battery_voltage", 0)
     with pytest.raises(CommandError, match="charge: battery_voltage reads 0.0: cannot compute grid_charge_current"):
         await inverter.apply("charge", power_w=1000)
+
+
+async def test_huawei_hold_is_no_forcible_command_and_no_discharge(pty_pair: PtyPair) -> None:
+    """The documented way: 47100 = 0 with 47077 = 0; self-consumption gives the discharge back."""
+    regmap = fast(load_map("huawei_sun2000_luna2000"))
+    url = f"serial://{pty_pair.a}"
+    async with Simulator(regmap) as sim:
+        await sim.serve_serial(pty_pair.b)
+        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
+            inverter = Inverter(regmap, worker, LIMITS)
+            await inverter.apply("charge", power_w=2000)
+            assert sim.image.get("forcible_command") == 1
+            await inverter.apply("hold")
+            assert (sim.image.get("forcible_command"), sim.image.get("max_discharging_power")) == (0, 0)
+            assert sim.mode == "hold"
+            await inverter.apply("self_consumption")
+            assert (sim.image.get("forcible_command"), sim.image.get("max_discharging_power")) == (0, 5000)
+            assert sim.mode == "self_consumption"
