@@ -256,3 +256,84 @@ async def test_wrong_password_and_logout(site: Site, browser: Browser) -> None:
     await page.goto(site.url + "/settings")
     await expect(page).to_have_url(re.compile(r"/login\?next=/settings"))
     await context.close()
+
+
+HOMEOWNER_PAGES = ("/", "/prices", "/history", "/history?period=day", "/history?period=week", "/history?period=year",
+                   "/history/report", "/savings", "/settings")
+#: What must never reach a homeowner: a float's NaN, Python's None/True/False, JavaScript's
+#: undefined, or a raw epoch timestamp (ten digits from 2001 on) instead of a time.
+RAW = re.compile(r"\b(NaN|None|undefined|True|False|Infinity)\b|\b1[0-9]{9}\b")
+
+
+async def test_overview_says_what_and_why_history_report_and_csv(site: Site, browser: Browser) -> None:
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin",
+                                        accept_downloads=True)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await first_login(page, site.url, "homeowner")
+    await page.goto(site.url + "/")
+    await expect(page.locator("#doing-now .why")).to_have_text(re.compile(
+        r"^(Charging|Holding|Supplying|Self-consumption|Manual|No plan|The inverter)"))
+    await expect(page.locator("#price-now .big")).to_have_text(re.compile(r"^\d+\.\d ct/kWh$"))
+    await expect(page.locator("#price-now .muted")).to_contain_text("today")
+    await expect(page.locator("#energy-today")).to_contain_text("kWh")
+    await expect(page.locator("#energy-today .saved-today")).to_contain_text("€")  # today's saving so far
+
+    await page.goto(site.url + "/history?period=month")
+    await expect(page.locator("figure.bars svg").first).to_be_visible()
+    assert await page.locator("figure.bars rect").count() >= 6
+    await expect(page.locator("#history-total")).to_contain_text("€")
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Download as CSV").click()
+    csv_path = await (await download.value).path()
+    lines = Path(csv_path).read_text().splitlines()
+    assert lines[0].startswith("start,pv_kwh,house_kwh") and lines[-1].startswith("total,")
+    await page.get_by_role("link", name="Monthly report").click()
+    await expect(page.locator("#report-money")).to_contain_text("€")
+    await expect(page.locator("#report-prices")).to_contain_text("ct/kWh")
+    response = await page.goto(site.url + "/history?period=fortnight")
+    assert response is not None and response.status == 400
+    await expect(page.locator("body")).to_contain_text("period: got 'fortnight', allowed: day, week, month, year")
+
+    # prices: one axis from 00:00, hover values with units and 24-hour local time, two plan colours
+    await page.goto(site.url + "/prices")
+    over = page.locator("#price-chart .u-over")
+    box = await over.bounding_box()
+    assert box is not None
+    await page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    legend = page.locator("#price-chart .u-legend")
+    await expect(legend).to_contain_text("Import (you pay)")
+    await expect(legend).to_contain_text("Spot price")
+    await expect(legend).to_contain_text(re.compile(r"\d{2}:\d{2}"))
+    await expect(legend).to_contain_text(re.compile(r"\d+\.\d ct/kWh"))
+    await expect(page.locator("#plan-chart .u-legend")).to_contain_text("Charging")
+    await expect(page.locator("#plan-chart .u-legend")).to_contain_text("Discharging")
+    assert "-0.0" not in await page.locator("main").inner_text()
+    await shoot(page, "desktop-homeowner", ["/", "/history", "/history/report"], site.url)
+    await page.set_viewport_size(PHONE)
+    await shoot(page, "phone-homeowner", ["/", "/history", "/history/report"], site.url)
+    for path in ("/", "/history", "/history/report"):
+        await page.goto(site.url + path)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} scrolls sideways at 360 px ({width} px)"
+    assert errors == []
+    await context.close()
+
+
+@pytest.mark.parametrize("lang", ["en-GB", "de-DE"])
+async def test_no_page_shows_raw_values(site: Site, browser: Browser, lang: str) -> None:
+    """NaN, None, undefined, True or an epoch timestamp on any homeowner page (after the scripts
+    ran, so live values and chart legends count too) is a bug."""
+    context = await browser.new_context(viewport=DESKTOP, locale=lang, timezone_id="Europe/Berlin")
+    page = await context.new_page()
+    await first_login(page, site.url, "homeowner")
+    if lang == "de-DE":
+        await page.goto(site.url + "/lang/de?next=/")
+    for path in HOMEOWNER_PAGES:
+        await page.goto(site.url + path)
+        await page.wait_for_timeout(300)  # live values and charts
+        text = await page.locator("body").inner_text()
+        found = RAW.search(text)
+        assert found is None, f"{path} ({lang}) shows {found.group(0)!r}: …{text[max(found.start() - 60, 0):found.end() + 60]}…"
+    await context.close()

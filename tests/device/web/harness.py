@@ -148,7 +148,7 @@ async def web_stack(cfg: Config) -> AsyncIterator[WebStack]:
 
 def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = False) -> None:
     """Realistic page data: today's day-ahead prices (tomorrow's too when ``tomorrow_known``),
-    a price forecast, a plan over both days and settled slots for the month so far."""
+    a price forecast, a plan over both days and metered, settled slots for the month so far."""
     today = datetime.fromtimestamp(now, tz).date()
     start, _ = day_bounds(today, tz)
     _, end = day_bounds(today + timedelta(days=1), tz)
@@ -178,3 +178,8 @@ def seed_history(store: Store, tz: ZoneInfo, now: float, tomorrow_known: bool = 
              "cost_eur": 0.045, "revenue_eur": 0.0048, "cost_no_battery_eur": 0.07, "cost_self_consumption_eur": 0.055}
             for ts in range(month_start, int(now) - 900, 900)]
     store.save_settlements(rows, today.isoformat(), {}, now)
+    store.db.table("energy_slots").insert_all(  # the metered quarter-hours those settlements came from
+        [{"ts": r["ts"], "import_wh": 150.0, "export_wh": 60.0, "charge_wh": 80.0, "discharge_wh": 70.0,
+          "pv_wh": 200.0 if 8 <= datetime.fromtimestamp(r["ts"], tz).hour < 18 else 0.0, "load_wh": 300.0,
+          "samples": 90, "covered_s": 900.0, "complete": 1, "source": "power", "updated_at": now} for r in rows],
+        replace=True)
