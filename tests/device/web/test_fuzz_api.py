@@ -330,3 +330,25 @@ def test_bad_query_strings_are_refused(app: LiveWeb) -> None:
         assert_refused(app, before, status, kind, data, {"limit"})
 
     check()
+
+
+def test_history_query_strings_are_checked(app: LiveWeb) -> None:
+    """The history page, its CSV and the monthly report: any query string is a page (200) when
+    every parameter is one they take with a value in range, else a 400 naming the parameter."""
+    names = st.one_of(st.sampled_from(["period", "date", "month"]), st.text(min_size=1, max_size=6))
+    values = st.one_of(st.sampled_from(["day", "week", "month", "year", "2025-03-30", "2025-10", "1999-12-31",
+                                        "2101-01", "2024-W01-1", "２０２４-01-01", "nan", ""]),
+                       st.text(max_size=12))
+
+    @BUDGET
+    @given(st.sampled_from(["/history", "/history.csv", "/history/report"]),
+           st.dictionaries(names, values, max_size=3))
+    def check(path: str, query: dict[str, str]) -> None:
+        before = Untouched.now(app)
+        status, _, body = app.request("GET", f"{path}?{urllib.parse.urlencode(query)}")
+        assert status in (200, 400), (status, body)
+        if status == 400:
+            assert any(str(body).startswith(f"{name}: ") for name in query), body
+        assert Untouched.now(app) == before and app.stack.bridge.commands == []
+
+    check()
