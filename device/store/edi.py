@@ -47,3 +47,15 @@ class EdiQueries(StoreCore):
             "SELECT id, name, created_at, period_start, period_end, content FROM edi_files "
             "WHERE name LIKE ? ESCAPE '\\' ORDER BY id", [pattern],
         ))
+
+    def recent_edi_files(self, limit: int) -> list[dict[str, Any]]:
+        """The newest files, newest first, without their content; ``uploaded`` is 1 when the
+        aggregator acknowledged the outbox row that carried the file (the ``edi`` sync cursor)."""
+        return list(self.db.query(
+            """SELECT f.id, f.name, f.created_at, f.period_start, f.period_end,
+                      NOT EXISTS (SELECT 1 FROM outbox o WHERE o.stream = 'edi' AND o.key = f.name
+                                  AND o.seq > coalesce((SELECT last_seq FROM sync_cursors WHERE stream = 'edi'), 0))
+                      AS uploaded
+               FROM edi_files f ORDER BY f.id DESC LIMIT ?""",
+            [limit],
+        ))

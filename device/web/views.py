@@ -190,9 +190,11 @@ async def installer(request: web.Request) -> web.Response:
     reading = deps.telemetry.latest()
     health = await model.health(deps.store, deps.health, {"live_clients": request.app[LIVE].clients})
     events = await deps.store.call(Store.events, 30)
+    edi_files = await deps.store.call(Store.recent_edi_files, 20)
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
         health={name: model.flatten(values) for name, values in health.items()}, events=events,
+        edi_files=edi_files,
         live_data=live_snapshot(request, reading, with_registers=True),
     )
 

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -150,3 +151,28 @@ async def test_settings_say_what_changed_and_show_a_running_override_as_the_mode
     _, _, page = await form(homeowner, "/settings", {"form": "manual_stop"})
     assert "Manual operation ended now; the battery is back in Automatic (follow plan)." in page
     assert 'id="mode-now"' not in page
+
+
+async def test_installer_page_lists_mscons_files_with_upload_and_acknowledgement(
+    stack: WebStack, installer: TestClient
+) -> None:
+    page = await (await installer.get("/installer")).text()
+    assert "No file yet (set the market identities, section market:)." in page
+
+    def store_file(store: Any) -> None:
+        store.db.execute("INSERT INTO edi_files (name, created_at, period_start, period_end, content) "
+                         "VALUES ('MSCONS_DE0001_2026-06-15_00000001.edi', 1781561400, 1781474400, 1781560800, 'x')")
+        store.db.conn.commit()
+
+    await stack.store.call(store_file)
+    page = await (await installer.get("/installer")).text()
+    row = re.search(r"<tr><th scope=\"row\">MSCONS_DE0001_2026-06-15_00000001.edi</th>(.*?)</tr>", page)
+    assert row is not None and "waiting for upload" in row.group(1) and "none received" in row.group(1)
+
+    def acknowledge(store: Any) -> None:
+        seq = store.db.execute("SELECT max(seq) FROM outbox WHERE stream = 'edi'").fetchone()[0]
+        store.set_sync_cursor("edi", seq)
+
+    await stack.store.call(acknowledge)
+    page = await (await installer.get("/installer")).text()
+    assert "waiting for upload" not in page and ">uploaded<" in page
