@@ -352,3 +352,33 @@ def test_history_query_strings_are_checked(app: LiveWeb) -> None:
         assert Untouched.now(app) == before and app.stack.bridge.commands == []
 
     check()
+
+
+def _not_a_finite_number(text: str) -> bool:
+    try:
+        return not math.isfinite(float(text.replace(",", ".")))
+    except ValueError:
+        return True
+
+
+def test_settings_form_refuses_what_is_no_number(app: LiveWeb) -> None:
+    """The settings page's forms (urlencoded, as a browser sends them): text that is no finite
+    number in a number field answers the page again with an error naming the field."""
+    numbers = [key for key in EDITABLE["tariff"] if key != "export"]
+    text = st.one_of(st.sampled_from(["nan", "NaN", "inf", "-Infinity", "1e999", "", " ", "1,2,3", "0x10"]),
+                     st.text(max_size=10)).filter(_not_a_finite_number)
+
+    @BUDGET
+    @given(st.one_of(
+        st.tuples(st.just({"form": "mode", "mode": "auto"}), st.just("reserve_pct"), st.just("battery.reserve_pct")),
+        st.sampled_from(numbers).map(lambda key: ({"form": "tariff"}, key, f"tariff.{key}")),
+    ), text)
+    def check(case: tuple[dict[str, str], str, str], value: str) -> None:
+        fields, name, field = case
+        before = Untouched.now(app)
+        body = urllib.parse.urlencode({**fields, name: value, "csrf": app.csrf}).encode()
+        status, _, page = app.request("POST", "/settings", body, "application/x-www-form-urlencoded")
+        assert status == 200 and 'class="flash error"' in page and f"{field}: " in page, page[-800:]
+        assert Untouched.now(app) == before and app.stack.bridge.commands == []
+
+    check()
