@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from common.utc import format_utc
+from device.alerting import DeviceAlerts
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
@@ -28,6 +29,7 @@ from device.prices.runtime import PricesApp
 from device.replanning import Planning
 from device.store import AsyncStore, Retention
 from device.supervision import Job, TaskHealth, supervise
+from device.web.bridge_link import BridgeLink
 from device.web.deps import HealthSource
 from device.web.server import web_server
 
@@ -59,10 +61,11 @@ async def publish_health(
 
 
 def background_jobs(
-    store: AsyncStore, settings: EffectiveSettings, session: MqttSession, tasks: TaskHealth
+    store: AsyncStore, settings: EffectiveSettings, session: MqttSession, tasks: TaskHealth, link: BridgeLink
 ) -> tuple[dict[str, Job], dict[str, Any]]:
     """The app's background jobs by name, and the health sources they expose to the page and
-    publish on ``health/app`` (``tasks``: the jobs' own states, as :func:`supervise` records them)."""
+    publish on ``health/app`` (``tasks``: the jobs' own states, as :func:`supervise` records them;
+    ``link``: the bridge as the app hears it, for the alerts)."""
     cfg = settings.config  # prices and sync use sections the homeowner does not change
     topics = Topics(cfg.mqtt.prefix, cfg.device.id)
 
@@ -85,6 +88,9 @@ def background_jobs(
         jobs["sync"] = syncer.run
         health["sync"] = _StatsHealth(syncer.stats)
     health["tasks"] = tasks
+    alerts = DeviceAlerts(cfg, store, {"bridge": link, **health}, session, topics)
+    jobs["alerts"] = alerts.run
+    health["alerts"] = alerts
     jobs["health"] = functools.partial(publish_health, session, topics.app_health, health, cfg.bridge.health_interval_s)
     return jobs, health
 
@@ -96,10 +102,11 @@ async def run_app(cfg: Config, stop: asyncio.Event) -> None:
         settings = await EffectiveSettings.open(cfg)  # one owner: the page writes, the rest read
         session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app")  # the app's only one
         restarts = TaskHealth()
-        jobs, health = background_jobs(store, settings, session, restarts)
+        link = BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
+        jobs, health = background_jobs(store, settings, session, restarts, link)
         tasks = [asyncio.create_task(supervise(name, job, record=restarts), name=name) for name, job in jobs.items()]
         try:
-            async with web_server(cfg, store, regmap, settings, session, health=health) as url:
+            async with web_server(cfg, store, regmap, settings, session, health=health, link=link) as url:
                 log.info("app running", url=url, jobs=sorted(jobs))
                 await stop.wait()
         finally:

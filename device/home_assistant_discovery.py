@@ -33,6 +33,22 @@ SENSORS: dict[str, tuple[str, str | None, str | None, str | None]] = {
 }
 
 
+def alert_discovery(cfg: Config, topics: Topics) -> tuple[str, dict[str, Any]]:
+    """The app's alerts as one binary "problem" sensor (on while any alert is active; the list,
+    names and summaries as its attributes)."""
+    device_id = cfg.device.id
+    return f"{cfg.mqtt.discovery_prefix}/binary_sensor/nattery_{device_id}/alerts/config", {
+        "name": "Alerts",
+        "unique_id": f"nattery_{device_id}_alerts",
+        "object_id": f"nattery_{device_id}_alerts",
+        "device_class": "problem",
+        "state_topic": topics.alerts,
+        "value_template": "{{ 'ON' if value_json.active else 'OFF' }}",
+        "json_attributes_topic": topics.alerts,
+        "device": {"identifiers": [f"nattery_{device_id}"], "name": f"nattery {device_id}", "manufacturer": "nattery"},
+    }
+
+
 def discovery_messages(cfg: Config, regmap: RegisterMap, topics: Topics) -> Iterator[tuple[str, dict[str, Any]]]:
     """(topic, payload) for every role the map provides, plus the commanded mode."""
     device_id = cfg.device.id

@@ -66,6 +66,15 @@ class Topics:
         return f"{self.base}/health/app"
 
     @property
+    def alerts(self) -> str:
+        """The active alerts (retained list); their changes go to ``alerts/events``."""
+        return f"{self.base}/alerts"
+
+    @property
+    def alert_events(self) -> str:
+        return f"{self.base}/alerts/events"
+
+    @property
     def plan(self) -> str:
         return f"{self.base}/plan"
 

@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 
 from device.commands import BadCommand, caller_id, number, parse_command, timestamp
+from device.clock_sync import clock_plausible
 from device.config import Config
 from device.controller import Controller
 from device.forecast.load import WEEK, cold_start_scale, forecast_load, standard_profile_w
@@ -134,8 +135,11 @@ class PlanningService:
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
         mode: ModeRequest | None = None,
+        clock_check: Callable[[float], bool] = clock_plausible,
     ) -> None:
         self.settings = settings
+        self.clock_check = clock_check
+        self.clock_synchronised: bool | None = None
         self.store = store
         self.controller = controller
         self.publish = publish
@@ -213,8 +217,16 @@ class PlanningService:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def step(self) -> Plan | None:
-        """Re-plan if needed; returns the new plan or None."""
+        """Re-plan if needed; returns the new plan or None. Nothing is planned while the clock
+        fails :func:`device.clock_sync.clock_plausible` (the controller keeps what it has; with
+        no plan the bridge's watchdog holds self-consumption)."""
         now = self.clock()
+        synchronised = self.clock_check(now)
+        if synchronised != self.clock_synchronised:
+            (log.info if synchronised else log.error)("planner_clock", synchronised=synchronised, now=now)
+        self.clock_synchronised = synchronised
+        if not synchronised:
+            return None
         start = int(now // SLOT_S) * SLOT_S
         cfg = self.cfg
         gathered = await self.store.call(_gather, cfg, start, MAX_SLOTS, HISTORY_SLOTS)
@@ -321,6 +333,7 @@ class PlanningService:
             "solve_ms": None if p is None else round(p.solve_ms, 2),
             "compromises": [] if p is None else p.compromises,
             "dr_events": len(self.events),
+            "clock_synchronised": self.clock_synchronised,
             "forcing_gate": self.gate.to_json(),
         }
 

@@ -41,15 +41,16 @@ def web_deps(
 @contextlib.asynccontextmanager
 async def web_server(
     cfg: Config, store: AsyncStore, regmap: RegisterMap, settings: EffectiveSettings, session: MqttSession,
-    health: Mapping[str, HealthSource] | None = None,
+    health: Mapping[str, HealthSource] | None = None, link: BridgeLink | None = None,
 ) -> AsyncIterator[str]:
     """Serve the page until the block exits; yields the URL it listens on.
 
     ``settings`` is the effective configuration shared with the planner and settlement in the same
     process: a change on the page reaches them at once, without a restart. ``session`` is the
-    app's MQTT session; the caller runs it.
+    app's MQTT session; the caller runs it. ``link``: the app's own line to the bridge, when
+    other parts of the app listen to it too.
     """
-    link = BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
+    link = link or BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
     deps = web_deps(cfg, store, regmap, link, settings, health)
     runner = web.AppRunner(create_app(cfg, deps), access_log=None)
     await runner.setup()

@@ -45,6 +45,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         path=request.path,
         nav=NAV,
         flash=flash,
+        alerts=active_alerts(request) if session.role else [],
         languages=LANGUAGES,
         static=lambda name: str(static.url_for(filename=name)),
         **context,
@@ -52,6 +53,12 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     response = web.Response(text=page, status=status, content_type="text/html")
     response.enable_compression()  # only when the browser accepts it; pages shrink ~5x
     return response
+
+
+def active_alerts(request: web.Request) -> list[dict[str, Any]]:
+    """The device's active alerts (:mod:`device.alerting`), for the banner of every page."""
+    source = request.app[DEPS].health.get("alerts")
+    return list(source.health().get("active", [])) if source is not None else []
 
 
 def actor(request: web.Request) -> Actor:

@@ -330,3 +330,18 @@ async def test_the_forcing_gate_learns_the_forecast_errors_and_the_settled_days(
         assert svc.gate.observed == 2 * 96 + 1  # only the newly metered slot, not the week again
     finally:
         await store.close()
+
+
+async def test_plans_nothing_while_the_clock_is_unsynchronised(tmp_path: Path) -> None:
+    svc, store, published = await service(tmp_path)
+    synchronised = False
+    svc.clock_check = lambda now: synchronised
+    try:
+        assert await svc.step() is None
+        assert svc.plan is None and svc.health()["clock_synchronised"] is False
+        assert not published  # no command either
+        synchronised = True  # NTP answered
+        assert await svc.step() is not None
+        assert svc.health()["clock_synchronised"] is True
+    finally:
+        await store.close()

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from device.store import Store
 from device.web.keys import DEPS
+from tests.device.web.conftest import logged_in
 from tests.device.web.harness import WebStack
 
 TOKEN = "scrape-secret-1"
@@ -145,3 +146,25 @@ async def test_metrics_need_the_token(scraper: tuple[TestClient, dict[str, Figur
 async def test_metrics_are_off_without_a_token(client: TestClient) -> None:
     response = await client.get("/metrics", headers={"Authorization": "Bearer "})
     assert response.status == 404 and "web.metrics_token" in await response.text()
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.active: list[dict[str, Any]] = []
+
+    def health(self) -> dict[str, Any]:
+        return {"active": self.active}
+
+
+async def test_pages_show_a_banner_while_an_alert_is_active(stack: WebStack) -> None:
+    alerts = Alerts()
+    deps = stack.app[DEPS]
+    stack.app[DEPS] = dataclasses.replace(deps, health={**deps.health, "alerts": alerts})
+    async with TestClient(TestServer(stack.app, host="127.0.0.1")) as client:
+        await logged_in(client, "homeowner")
+        assert "alert-banner" not in await (await client.get("/")).text()
+        alerts.active = [{"alert": "sync_lag", "summary": "the aggregator is behind", "since": "2026-11-29T10:00:00.000Z"}]
+        page = await (await client.get("/")).text()
+        assert "alert-banner" in page and "the aggregator is behind (sync_lag" in page
+        alerts.active = []
+        assert "alert-banner" not in await (await client.get("/")).text()
