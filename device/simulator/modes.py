@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from device.modbus.mapmodel import RegisterMap, WriteSpec
 from device.simulator.image import RegisterImage
+from device.simulator.tou import idle_programme_registers
 
 DEFAULT_MODE = "self_consumption"
 
@@ -33,10 +34,13 @@ def _matches(image: RegisterImage, write: WriteSpec) -> bool:
     return abs(image.get(write.register) - write.value) <= abs(reg.scale) / 2
 
 
-def recognise(regmap: RegisterMap, image: RegisterImage) -> ActiveMode:
+def recognise(regmap: RegisterMap, image: RegisterImage, hhmm: int | None = None) -> ActiveMode:
+    """The control the registers amount to; ``hhmm`` (the inverter's local clock) decides which
+    time-of-use programme runs, and only that programme's settings count (see :mod:`tou`)."""
+    idle = idle_programme_registers(regmap, image, hhmm)
     best: tuple[int, str] | None = None
     for name, control in regmap.controls.items():
-        literal = [w for w in control.writes if w.literal]
+        literal = [w for w in control.writes if w.literal and w.register not in idle]
         if all(_matches(image, w) for w in literal):
             if best is None or len(literal) > best[0]:
                 best = (len(literal), name)
@@ -46,7 +50,7 @@ def recognise(regmap: RegisterMap, image: RegisterImage) -> ActiveMode:
     params = {
         w.param: (image.get(w.register) - w.offset) / w.factor
         for w in control.writes
-        if w.param is not None and w.factor != 0 and w.divide_by is None
+        if w.param is not None and w.factor != 0 and w.divide_by is None and w.register not in idle
     }
     return ActiveMode(best[1], params)
 

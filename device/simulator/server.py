@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +32,7 @@ from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, reco
 from device.simulator.physics import Battery, Physics, PhysicsSettings
 from device.simulator.plausible import plausible_value, running_state
 from device.simulator.profiles import ClearSky, Profile
+from device.simulator.tou import programmes
 from device.simulator.transports import LineSettings, Link, SerialLink, TcpLink
 
 log = structlog.get_logger(__name__)
@@ -137,6 +140,7 @@ class Simulator:
         self._servers: list[asyncio.Server] = []
         self._connections: list[TcpLink] = []
         self._timer: asyncio.Task[None] | None = None
+        self._timed_programmes = bool(programmes(regmap))
         self._power_on()
 
     # --- public state ---------------------------------------------------------------------
@@ -257,7 +261,7 @@ class Simulator:
             for need in control.requires:
                 self.image.set(need.register, need.values[0])
         apply_control(self.image, self.regmap, DEFAULT_MODE)
-        self.active = recognise(self.regmap, self.image)
+        self.active = recognise(self.regmap, self.image, self.local_hhmm())
         self.image.set_roles(self.physics.roles())
 
     def step(self) -> None:
@@ -265,6 +269,8 @@ class Simulator:
         now = self.sim_time()
         self.physics.step(now, now - self._sim_last, self.active.name, self.active.params)
         self._sim_last = now
+        if self._timed_programmes:  # the clock moves on into another time-of-use programme
+            self._recognise()
         self.image.set_roles(self.physics.roles())
 
     async def _tick(self) -> None:
@@ -381,11 +387,21 @@ class Simulator:
         return pdu
 
     def _after_write(self) -> None:
+        if self._recognise():
+            self.step()  # show the new mode's flows at once
+
+    def _recognise(self) -> bool:
+        """What the registers amount to now; True if that changed."""
         before = self.active
-        self.active = recognise(self.regmap, self.image)
+        self.active = recognise(self.regmap, self.image, self.local_hhmm())
         if self.active != before:
             log.info("simulator_mode", mode=self.active.name, params=self.active.params)
-            self.step()  # show the new mode's flows at once
+        return self.active != before
+
+    def local_hhmm(self) -> int:
+        """The inverter's clock (local time at the installation) as HHMM."""
+        local = datetime.fromtimestamp(self.sim_time(), ZoneInfo(self.settings.timezone))
+        return local.hour * 100 + local.minute
 
     def _deliver(self, exchange: _Exchange) -> None:
         if exchange.pdu is None or not exchange.link.connected:
