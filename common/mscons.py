@@ -45,7 +45,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydifact.control import Characters
-from pydifact.exceptions import EDISyntaxError, MissingImplementationWarning
+from pydifact.exceptions import (
+    EDISyntaxError,
+    MissingImplementationWarning,
+    ValidationError,
+)
 from pydifact.parser import Parser
 from pydifact.segmentcollection import Interchange as EdifactInterchange
 from pydifact.segments import Segment
@@ -162,7 +166,10 @@ def _message_segments(message: LoadProfile) -> Iterator[Segment]:
             yield _dtm("163", value.start)
             yield _dtm("164", value.end)
             if value.status == "substitute":
-                yield Segment("STS", "Z32", "", SUBSTITUTE_METHODS[value.method or "interpolated"])
+                if value.method not in SUBSTITUTE_METHODS:
+                    raise ValueError(f"substitute value at {value.start}: method {value.method!r}, "
+                                     f"allowed: {', '.join(SUBSTITUTE_METHODS)}")
+                yield Segment("STS", "Z32", "", SUBSTITUTE_METHODS[value.method])
 
 
 def build(interchange: Interchange) -> str:
@@ -203,7 +210,10 @@ def _time(segment: Segment) -> int:
     text, fmt = _element(segment, 0, 1), _element(segment, 0, 2)
     if fmt != "303" or len(text) != 15 or text[12] not in "+-" or not text.replace(text[12], "", 1).isdigit():
         raise MsconsError(f"DTM+{_element(segment, 0)}: {text!r} is not format 303 (CCYYMMDDHHMM+ZZ)")
-    moment = datetime.strptime(text[:12], "%Y%m%d%H%M").replace(tzinfo=UTC)
+    try:
+        moment = datetime.strptime(text[:12], "%Y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        raise MsconsError(f"DTM+{_element(segment, 0)}: {text!r} is not a valid date and time") from None
     offset_h = int(text[13:]) * (1 if text[12] == "+" else -1)
     return int(moment.timestamp()) - offset_h * 3600
 
@@ -298,8 +308,9 @@ def _segments(text: str) -> tuple[list[Segment], str]:
             # pydifact ships no segment directories for UN/EDIFACT service segments; it warns
             # for each one and skips a validation this module does itself.
             warnings.simplefilter("ignore", MissingImplementationWarning)
+            warnings.simplefilter("error", SyntaxWarning)  # pydifact's "segment X is empty": broken
             segments = list(Parser().parse(text))
-    except (EDISyntaxError, ValueError, IndexError) as exc:
+    except (EDISyntaxError, ValidationError, SyntaxWarning, ValueError, IndexError) as exc:
         raise MsconsError(f"not a readable EDIFACT interchange: {exc or type(exc).__name__}") from None
     decimal_mark = ","
     if segments and segments[0].tag == "UNA":

@@ -3,11 +3,14 @@ messages) and broken ones, refused with a message saying where."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from common import mscons
 
@@ -115,3 +118,16 @@ def test_readme_example_is_what_the_builder_writes() -> None:
     block = readme.split("<!-- mscons-example -->\n```\n", 1)[1].split("```", 1)[0]
     assert block == readme_example()
     assert mscons.parse(block.replace("\n", "")).messages[0].series[1].values[1].kwh == Decimal("0.005")
+
+
+@hypothesis.settings(derandomize=True, max_examples=300, deadline=None, database=None)
+@hypothesis.given(cut=st.integers(0, len(FOREIGN)), at=st.integers(0, len(FOREIGN) - 1),
+                  char=st.sampled_from(list("+:'?,.0123456789AZ ")))
+def test_damaged_interchanges_parse_or_are_refused_never_crash(cut: int, at: int, char: str) -> None:
+    for damaged in (FOREIGN[:cut], FOREIGN[:at] + char + FOREIGN[at + 1:], FOREIGN[:at] + FOREIGN[at + 1:]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                mscons.parse(damaged)
+            except mscons.MsconsError:
+                pass
