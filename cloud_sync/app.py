@@ -3,7 +3,7 @@
 Devices:   ``POST /v1/ingest/{stream}`` (a batch, see :mod:`common.sync_protocol`),
            ``GET /v1/streams/{stream}?store=`` (what the aggregator holds of that store: where
            to resume).
-Operators: ``GET /v1/devices``, ``GET /metrics`` (Prometheus); operators and the device itself: ``GET /v1/devices/{id}``,
+Operators: ``GET /v1/devices`` (each with its active alerts), ``GET /v1/alerts``, ``GET /metrics`` (Prometheus); operators and the device itself: ``GET /v1/devices/{id}``,
            ``GET /v1/devices/{id}/readings``, ``GET /v1/devices/{id}/energy/daily``.
 Errors are JSON ``{"error": "<what was wrong>"}`` with a 4xx status (a 500, which should not
 happen, is JSON too and says no more than that); a refused request changes nothing.
@@ -25,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloud_sync import queries
+from cloud_sync.alerting import device_alerts
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import CRASH_VARIABLE, StreamProgress, ingest_in_order
 from cloud_sync.limits import FailureLimiter, Limits
@@ -76,6 +77,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     app.router.add_post("/v1/ingest/{stream}", ingest_batch)
     app.router.add_get("/v1/streams/{stream}", stream_state)
     app.router.add_get("/v1/devices", list_devices)
+    app.router.add_get("/v1/alerts", list_alerts)
     app.router.add_get("/v1/devices/{device}", one_device)
     app.router.add_get("/v1/devices/{device}/readings", device_readings)
     app.router.add_get("/v1/devices/{device}/energy/daily", daily_energy)
@@ -223,7 +225,21 @@ async def list_devices(request: web.Request) -> web.Response:
     who = await _principal(request)
     if who.kind != "op":
         raise ApiError(403, "listing devices needs an operator credential")
-    return web.json_response({"devices": await queries.devices(request.app[DB])})
+    return web.json_response({"devices": with_alerts(await queries.devices(request.app[DB]))})
+
+
+def with_alerts(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each device with its active alerts (:mod:`cloud_sync.alerting`)."""
+    now = time.time()
+    return [{**d, "alerts": device_alerts(d, now)} for d in devices]
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    if who.kind != "op":
+        raise ApiError(403, "listing alerts needs an operator credential")
+    devices = with_alerts(await queries.devices(request.app[DB]))
+    return web.json_response({"alerts": [{"device": d["id"], **a} for d in devices for a in d["alerts"]]})
 
 
 async def one_device(request: web.Request) -> web.Response:
@@ -231,7 +247,7 @@ async def one_device(request: web.Request) -> web.Response:
     found = await queries.devices(request.app[DB], only=device)
     if not found:
         raise ApiError(404, f"device {device!r} is not registered")
-    return web.json_response(found[0])
+    return web.json_response(with_alerts(found)[0])
 
 
 async def device_readings(request: web.Request) -> web.Response:
