@@ -201,7 +201,7 @@ async def installer(request: web.Request) -> web.Response:
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
         health={name: model.flatten(values) for name, values in health.items()}, events=events,
-        edi_files=edi_files,
+        edi_files=edi_files, market=deps.settings.config.market,
         live_data=live_snapshot(request, reading, with_registers=True),
     )
 

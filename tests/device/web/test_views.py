@@ -158,6 +158,7 @@ async def test_installer_page_lists_mscons_files_with_upload_and_acknowledgement
 ) -> None:
     page = await (await installer.get("/installer")).text()
     assert "No file yet (set the market identities, section market:)." in page
+    assert '<th scope="row">market.malo_id</th><td>–</td>' in page  # none configured in the harness
 
     def store_file(store: Any) -> None:
         store.db.execute("INSERT INTO edi_files (name, created_at, period_start, period_end, content) "
