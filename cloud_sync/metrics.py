@@ -1,7 +1,8 @@
 """The aggregator's Prometheus metrics (``GET /metrics``, operator credential).
 
 Per instance: uploads by stream and outcome, rows stored, upload latency (request arrival to
-answer). Fleet-wide, read from the database on each scrape: devices registered and online.
+answer). Fleet-wide, read from the database on each scrape: devices registered and online, and
+per device its last upload and newest reading (what ``device_silent`` and ``sync_lag`` need).
 EDI exchanges are not counted yet: the aggregator has no market gateway (see the README).
 """
 
@@ -17,17 +18,30 @@ UPLOAD_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class FleetCollector(Collector):
-    """Devices registered and online, as the last scrape read them from the database."""
+    """Devices registered and online, and per device when it last uploaded and how new its
+    newest reading is, as the current scrape read them from the database."""
 
     def __init__(self) -> None:
         self.registered: int | None = None
         self.online: int | None = None
+        self.devices: list[tuple[str, float | None, float | None]] = []
 
     def collect(self) -> Iterator[Metric]:
         if self.registered is not None and self.online is not None:
             yield GaugeMetricFamily("nattery_aggregator_devices", "devices registered (not revoked)", self.registered)
             yield GaugeMetricFamily("nattery_aggregator_devices_online",
                                     "devices that uploaded within the online window", self.online)
+        seen = GaugeMetricFamily("nattery_aggregator_device_last_seen_timestamp_seconds",
+                                 "when the device last uploaded", labels=["device"])
+        newest = GaugeMetricFamily("nattery_aggregator_device_newest_reading_timestamp_seconds",
+                                   "time of the device's newest reading held", labels=["device"])
+        for device, last_seen, newest_ts in self.devices:
+            if last_seen is not None:
+                seen.add_metric([device], last_seen)
+            if newest_ts is not None:
+                newest.add_metric([device], newest_ts)
+        yield seen
+        yield newest
 
 
 class AggregatorMetrics:

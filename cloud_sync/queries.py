@@ -90,6 +90,17 @@ async def fleet_counts(db: Database) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
+async def device_times(db: Database) -> list[tuple[str, float | None, float | None]]:
+    """Per device not revoked: when it last uploaded and the time of its newest reading held
+    (from the streams table, without reading any reading)."""
+    async with db.transaction(readonly=True) as tx:
+        rows = await tx.fetch(
+            "SELECT d.id, d.last_seen, max(s.last_ts) FROM devices d LEFT JOIN streams s"
+            " ON s.device_id = d.id AND s.stream IN ('readings', 'readings_1min')"
+            " WHERE d.revoked_at IS NULL GROUP BY d.id, d.last_seen ORDER BY d.id")
+    return [(dev, seen, newest) for dev, seen, newest in rows]
+
+
 async def _latest_telemetry(tx: Any, device: str, streams: dict[str, Any]) -> dict[str, Any] | None:
     newest = None
     for stream in ("readings", "readings_1min"):

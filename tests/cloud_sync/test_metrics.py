@@ -3,6 +3,8 @@ prometheus_client's own parser: uploads, rows, latency and devices online move w
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,6 +42,10 @@ async def test_metrics_count_uploads_rows_and_devices(aggregator: Aggregator) ->
     count = ("nattery_aggregator_upload_seconds_count", ())
     assert after[count] - before.get(count, 0) == 2
     assert after[("nattery_aggregator_upload_seconds_bucket", (("le", "+Inf"),))] == after[count]
+    seen = after[("nattery_aggregator_device_last_seen_timestamp_seconds", (("device", "metrics-dev"),))]
+    assert abs(seen - time.time()) < 600
+    newest = after[("nattery_aggregator_device_newest_reading_timestamp_seconds", (("device", "metrics-dev"),))]
+    assert newest == readings(40, 40)[0]["ts"]
 
 
 async def test_metrics_need_an_operator(aggregator: Aggregator) -> None:
