@@ -188,10 +188,17 @@ class MqttSession:
         client = self._client
         if client is None or not self.connected.is_set():
             raise NotConnected(topic)
+        task = asyncio.current_task()
+        cancels_before = 0 if task is None else task.cancelling()
         try:
             await client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as exc:
             raise NotConnected(f"{topic}: {exc}") from exc
+        if task is not None and task.cancelling() > cancels_before:
+            # aiomqtt awaits the broker's acknowledgement with asyncio.wait_for, which in Python
+            # 3.11 returns normally when the acknowledgement and a cancellation arrive together:
+            # the cancellation would be lost and a loop ``publish; sleep`` would never end.
+            raise asyncio.CancelledError
 
     async def publish_json(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 0) -> None:
         await self.publish(topic, dumps(payload), retain=retain, qos=qos)

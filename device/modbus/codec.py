@@ -8,6 +8,7 @@ word at 80), so nothing here needs to know where the words came from.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping, Sequence
 
@@ -44,7 +45,7 @@ def encode(register: Register, value: float) -> list[int]:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EncodeError(f"{register.name}: got {value!r}, expected a number")
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise EncodeError(f"{register.name}: {value} is not a finite number")
     if register.min is not None and value < register.min or register.max is not None and value > register.max:
         raise EncodeError(
@@ -67,7 +68,9 @@ def encode_write(register: Register, value: float) -> list[int]:
     The one check of a value written to an inverter, wherever it comes from (control, MQTT
     command, web page, commissioning); :meth:`RegisterMap.register` checks the name.
     """
-    if register.enum and isinstance(value, (int, float)) and (value != int(value) or int(value) not in register.enum):
+    if register.enum and isinstance(value, (int, float)) and math.isfinite(value) and (
+        value != int(value) or int(value) not in register.enum
+    ):  # a value that is not finite is refused by encode
         allowed = ", ".join(f"{k} ({v})" for k, v in register.enum.items())
         raise EncodeError(f"{register.name}: got {value:g}, allowed: {allowed}")
     return encode(register, value)

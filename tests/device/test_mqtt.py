@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiomqtt
 
@@ -84,3 +85,32 @@ async def test_after_a_broker_restart_routes_and_retained_state_come_back(mosqui
             await other.publish("n/dev/cmd/dr_event", b"{}", qos=1)
             assert await inbox.next() == ("n/dev/cmd/dr_event", b"{}")
     assert session.connects == 2
+
+
+async def test_a_cancellation_arriving_with_the_acknowledgement_still_ends_a_publishing_loop(
+    mosquitto: Broker,
+) -> None:
+    """Python 3.11's asyncio.wait_for (inside aiomqtt's publish) returns normally when the broker's
+    acknowledgement and a cancellation arrive together; the loop must end all the same."""
+    session = MqttSession(settings(mosquitto), client_id="cancel-test")
+    async with session_running(session):
+        assert session._client is not None
+        paho = session._client._client
+        acknowledge = paho.on_publish
+        assert acknowledge is not None
+        publishing: list[asyncio.Task[None]] = []
+
+        def acknowledge_and_cancel(*args: Any) -> None:
+            acknowledge(*args)  # the PUBACK completes the publish …
+            publishing[0].cancel()  # … and the shutdown's cancel arrives in the same loop step
+
+        async def health_loop() -> None:  # the shape of the bridge's and the app's health loops
+            while True:
+                await session.publish("n/dev/health", b"{}", retain=True, qos=1)
+                await asyncio.sleep(3600)
+
+        paho.on_publish = acknowledge_and_cancel
+        publishing.append(asyncio.create_task(health_loop()))
+        done, _ = await asyncio.wait(publishing, timeout=10)
+        paho.on_publish = acknowledge
+        assert done and publishing[0].cancelled(), "the loop swallowed its cancellation"

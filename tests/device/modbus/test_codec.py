@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from device.modbus import codec
-from device.modbus.mapmodel import TYPES, Protocol, Register, RegisterAccessError, RegisterMap, RoleSpec
+from device.modbus.mapmodel import (
+    TYPES,
+    Protocol,
+    Register,
+    RegisterAccessError,
+    RegisterMap,
+    RoleSpec,
+)
 
 RAW_RANGES = {
     "U16": (0, 2**16 - 1), "S16": (-(2**15), 2**15 - 1),
@@ -151,7 +158,10 @@ def test_a_written_value_must_be_a_number_and_one_of_the_enum() -> None:
     pattern = Register("pattern", 10, "holding", "U16", access="rw", enum={0: "battery_first", 1: "load_first"})
     assert codec.encode_write(pattern, 1) == [1]
     for bad, reason in [(7, r"got 7, allowed: 0 \(battery_first\), 1 \(load_first\)"), (0.5, "got 0.5, allowed"),
-                        (True, "got True, expected a number"), ("1", "got '1', expected a number")]:
+                        (True, "got True, expected a number"), ("1", "got '1', expected a number"),
+                        (float("nan"), "pattern: nan is not a finite number"),
+                        (float("inf"), "pattern: inf is not a finite number"),
+                        (float("-inf"), "pattern: -inf is not a finite number")]:
         with pytest.raises(codec.EncodeError, match=reason):
             codec.encode_write(pattern, bad)  # type: ignore[arg-type]
     assert codec.encode(pattern, 7) == [7]  # the simulator may hold an implausible state
