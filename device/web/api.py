@@ -16,7 +16,7 @@ from aiohttp import web
 
 from device.store import Store
 from device.prices.tariff import Tariff
-from device.web import actions, model
+from device.web import actions, history, model
 from device.web.actions import Actor
 from device.web.inputs import ActionError, check_finite, query_int
 from device.web.access import guard, json_error, locale
@@ -159,6 +159,14 @@ async def write_register(request: web.Request) -> dict[str, Any]:
     return await actions.write_register(_actor(request), reg.name, value)
 
 
+async def history_data(request: web.Request) -> dict[str, Any]:
+    """The History page's bars and totals as JSON (Wh, EUR; ``start`` of each bar in epoch s)."""
+    guard(request)
+    deps = request.app[DEPS]
+    query = history.parse_query(request.query, ("period", "date"), model.local_today(request.app[TZ], deps.clock()))
+    return await history.history(deps.store, history.Period.containing(query["period"], query["date"]), request.app[TZ])
+
+
 async def health(request: web.Request) -> dict[str, Any]:
     guard(request, "installer")
     return await model.health(request.app[DEPS].store, request.app[DEPS].health, {"live_clients": request.app[LIVE].clients})
@@ -183,6 +191,7 @@ def setup(app: web.Application) -> None:
         ("GET", "/overview", overview),
         ("GET", "/prices", prices),
         ("GET", "/savings", savings),
+        ("GET", "/history", history_data),
         ("GET", "/settings", get_settings),
         ("PATCH", "/settings", patch_settings),
         ("POST", "/manual", start_manual),

@@ -55,6 +55,10 @@ PATHS: dict[str, dict[str, Any]] = {
         "Prices today and tomorrow (EUR/MWh; forecast=true where not yet known), tomorrow's state "
         "(known/pending/late) and the plan (battery_w, soc_pct per slot)", "homeowner")},
     "/api/v1/savings": {"get": _op("Net cost and savings (EUR) today, this month, this year", "homeowner")},
+    "/api/v1/history": {"get": _op(
+        "Energy (Wh) and money (EUR) per hour/day/month of a local period with totals; query period="
+        "day|week|month|year (default month), date=YYYY-MM-DD (default today); others are a 400",
+        "homeowner")},
     "/api/v1/settings": {
         "get": _op("Mode, reserve, tariff, manual override, power limits", "homeowner"),
         "patch": _op("Change mode/reserve/tariff: {section: {key: value}}", "homeowner", _obj(

@@ -112,3 +112,13 @@ async def test_bad_report_month_is_refused_by_name(seeded: TestClient) -> None:
 
 def test_parse_query_defaults() -> None:
     assert parse_query({}, ("period", "date"), DAY2) == {"period": "month", "date": DAY2}
+
+
+async def test_the_api_serves_the_same_bars_and_refuses_the_same_parameters(seeded: TestClient) -> None:
+    response = await seeded.get("/api/v1/history?period=week&date=2024-06-04")
+    body = await response.json()
+    assert response.status == 200 and len(body["bars"]) == 7 and body["total"]["pv_wh"] == 192 * 100.0
+    assert body["bars"][0]["cost_eur"] == pytest.approx(2.88) and body["bars"][1]["cost_eur"] is None
+    response = await seeded.get("/api/v1/history?period=hour")
+    body = await response.json()
+    assert response.status == 400 and body["field"] == "period" and "allowed: day, week, month, year" in body["error"]
