@@ -14,15 +14,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from common import mscons
 from device import config
+from device.edi import export_day
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, sqlite_aggregator  # noqa: F401
+from tests.device import test_edi as edi_case
 from tools.bench.sync import realistic_readings
 
 DAY = 86_400
@@ -277,3 +281,20 @@ def test_sync_needs_url_and_credential(tmp_path: Path) -> None:
         SyncClient(config.Config(), AsyncStore(tmp_path / "x.db"))
     with pytest.raises(ValueError, match="cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL"):
         SyncClient(config.Config().replace(cloud={"url": "http://x"}), AsyncStore(tmp_path / "x.db"))
+
+
+async def test_an_mscons_export_reaches_the_aggregator_byte_for_byte(
+    aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    credential = aggregator.add_device("sync-edi")
+    day = date(2026, 10, 25)  # 100 quarter-hours: the largest daily file
+    seeded = Store(tmp_path / "sync-edi.db")
+    edi_case.fill(seeded, day, skip={3})
+    made = export_day(seeded, edi_case.MARKET, day, edi_case.TZ, edi_case.after(day))
+    seeded.close()
+    assert made is not None
+    store = await device_store("sync-edi")
+    await SyncClient(device_config(tmp_path, "sync-edi", aggregator, credential), store).drain()
+    received = aggregator.documents("sync-edi", "edi")[made.name]["content"]
+    assert received == made.content
+    assert len(mscons.values_of(mscons.parse(received), mscons.OBIS_IMPORT)) == 100
