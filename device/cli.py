@@ -90,8 +90,18 @@ def run_async(main: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run(main)
     except KNOWN_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    except BaseExceptionGroup as group:  # a task of a TaskGroup failed (the others were cancelled)
+        known, others = group.split(KNOWN_ERRORS)
+        if known is None or others is not None:
+            raise
+        raise click.ClickException(str(_first_leaf(known))) from None
     except KeyboardInterrupt:
         return None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,19 +11,20 @@ telemetry, bridge status and health, commands), builds the app and serves it on
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import AsyncIterator, Mapping
 
 import structlog
 from aiohttp import web
 
-from device.config import Config
+from device.config import Config, ConfigError
+from device.home.effective import EffectiveSettings
 from device.modbus.mapmodel import RegisterMap
 from device.mqtt import MqttSession, Topics
 from device.store import AsyncStore
 from device.web.app import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.deps import HealthSource, WebDeps
-from device.home.effective import EffectiveSettings
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +57,15 @@ async def web_server(
     await runner.setup()
     try:
         site = web.TCPSite(runner, cfg.web.host, cfg.web.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(
+                f"web.port: port {cfg.web.port} on {cfg.web.host} is in use by another program; stop it or "
+                f"choose another port (nattery run --port N, or web.port / NATTERY_WEB_PORT; 0 picks a free one)"
+            ) from None
         host, port = runner.addresses[0][:2]
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         log.info("web page listening", url=url)
