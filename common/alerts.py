@@ -85,7 +85,7 @@ RULES: tuple[Rule, ...] = (
          _forecast_drift),
     Rule("controller_fallback", "warning", "the controller fell back to self-consumption within the last hour",
          _recent("controller_fallback_ago_s", FALLBACK_WINDOW_S)),
-    Rule("sync_lag", "warning", f"the aggregator's newest reading is more than {SYNC_LAG_S:g} s old",
+    Rule("sync_lag", "warning", f"uploads to the aggregator are more than {SYNC_LAG_S:g} s behind",
          lambda facts: _above(facts, "sync_lag_s", SYNC_LAG_S)),
     Rule("disk_nearly_full", "critical", f"less than {DISK_FREE_MIN:.0%} of the data volume is free",
          _below("disk_free_fraction", DISK_FREE_MIN)),

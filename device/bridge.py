@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from common.crash import crash_point
+from common.proc_io import written_bytes
 from common.utc import format_utc
 from device.clock import SYSTEM_CLOCK, Clock
 from device.commands import BadCommand, caller_id, number, parse_command
@@ -292,6 +293,7 @@ class Bridge:
             "inverter_online": self.latest is not None,
             "last_poll": None if self.last_poll is None else format_utc(self.last_poll),
             "readings_buffered": len(self._buffer),
+            "written_bytes": written_bytes(),  # the bridge's storage writes: SD card wear
             **self.counters,
             "modbus": dict(self.worker_stats()),
             "watchdog": self.watchdog.state(),

@@ -138,6 +138,8 @@ def _bridge(f: _Families, h: Mapping[str, Any]) -> None:
     f.counter("nattery_bridge_polls_total", "telemetry polls", h.get("polls"))
     f.counter("nattery_bridge_poll_failures_total", "failed telemetry polls", h.get("poll_failures"))
     f.counter("nattery_bridge_readings_written_total", "readings stored by the bridge", h.get("readings_written"))
+    f.counter("nattery_bridge_written_bytes_total", "bytes the bridge process caused to be written to storage",
+              h.get("written_bytes"))
     m = _section(h, "modbus")
     f.counter("nattery_modbus_transactions_total", "Modbus transactions answered", m.get("transactions"))
     f.counter("nattery_modbus_retries_total", "Modbus retries", m.get("retries"))

@@ -16,23 +16,12 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from common.proc_io import written_bytes
 from device.metrics import HealthCollector, SystemFigures
 from device.store import Store
 from device.web.keys import CFG, DEPS
 
 DAY_S = 86_400
-
-
-def written_bytes(io_path: Path = Path("/proc/self/io")) -> int | None:
-    """This process' ``write_bytes`` (what reached the block device), or None off Linux."""
-    try:
-        for line in io_path.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key == "write_bytes":
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _disk_and_io(data_dir: Path) -> tuple[int | None, int | None, int | None]:

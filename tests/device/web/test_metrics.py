@@ -62,7 +62,7 @@ async def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], .
 def bridge_health(transactions: int, timeouts: int, trips: int, latency_counts: list[int], total_s: float) -> dict[str, Any]:
     bounds = ["le_0.005", "le_0.01", "le_0.025", "le_0.05", "le_0.1", "le_inf"]
     return {
-        "inverter_online": True, "last_poll": "2026-11-29T10:00:00Z", "readings_buffered": 4, "polls": 10,
+        "inverter_online": True, "last_poll": "2026-11-29T10:00:00Z", "readings_buffered": 4, "polls": 10, "written_bytes": 4096 * transactions,
         "modbus": {"state": "ok", "transactions": transactions, "retries": 2, "reconnects": 0,
                    "errors": {"timeout": timeouts, "corrupt": 1}, "queue_depth": {"control": 0, "telemetry": 2},
                    "latency": {"transaction_s": {"count": sum(latency_counts), "sum": total_s,
@@ -99,6 +99,7 @@ async def test_metrics_follow_the_bridge_health(stack: WebStack, scraper: tuple[
     assert m[("nattery_watchdog_trips_total", ())] == 1
     assert m[("nattery_modbus_transaction_seconds_bucket", (("le", "+Inf"),))] == 250
     assert m[("nattery_modbus_transaction_seconds_count", ())] == 250
+    assert m[("nattery_bridge_written_bytes_total", ())] == 4096 * 250
 
 
 async def test_metrics_follow_the_app_sources(scraper: tuple[TestClient, dict[str, Figures]]) -> None:
