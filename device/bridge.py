@@ -50,7 +50,10 @@ class InverterPort(Protocol):
     """What the bridge needs from :class:`device.modbus.inverter.Inverter`."""
 
     regmap: RegisterMap
+    identity_error: str | None
 
+    @property
+    def identified(self) -> bool: ...
     async def read_telemetry(self) -> Snapshot: ...
     async def read_registers(self, names: list[str]) -> dict[str, float | None]: ...
     async def write_register(self, name: str, value: float) -> datetime: ...
@@ -291,6 +294,7 @@ class Bridge:
             "ts": format_utc(),
             "uptime_s": round(self.clock.time() - self.started_at),
             "inverter_online": self.latest is not None,
+            "inverter_identity": self.inverter.identity_error or ("ok" if self.inverter.identified else "unchecked"),
             "last_poll": None if self.last_poll is None else format_utc(self.last_poll),
             "readings_buffered": len(self._buffer),
             "written_bytes": written_bytes(),  # the bridge's storage writes: SD card wear

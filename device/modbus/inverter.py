@@ -76,8 +76,14 @@ class Inverter:
         self.clock = clock  # stamps readings and applied commands (epoch seconds)
         self.telemetry_blocks: list[Block] = plan_blocks(regmap)
         self._identified = not regmap.identity
+        self.identity_error: str | None = None  # why the last identity check refused the inverter
 
     # --- identity --------------------------------------------------------------------------
+
+    @property
+    def identified(self) -> bool:
+        """The identity words were read and match (or the map declares none)."""
+        return self._identified
 
     async def identify(self, priority: Priority = Priority.CONTROL) -> None:
         """Read the map's identity words; :class:`IdentityError` if the inverter is another family.
@@ -97,8 +103,10 @@ class Inverter:
                 wrong.append(f"{check.name} ({check.table} {check.address}) reads {check.describe(found)}, "
                              f"expected {check.expected()}")
         if wrong:
-            raise IdentityError(f"not a {self.regmap.name} (map {self.regmap.family}): " + "; ".join(wrong)
-                                + "; nothing written")
+            self.identity_error = (f"not a {self.regmap.name} (map {self.regmap.family}): " + "; ".join(wrong)
+                                   + "; nothing written")
+            raise IdentityError(self.identity_error)
+        self.identity_error = None
         self._identified = True
 
     # --- reading ---------------------------------------------------------------------------

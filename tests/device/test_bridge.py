@@ -146,6 +146,8 @@ async def test_telemetry_is_published_and_buffered(tmp_path: Path, pty_pair: Pty
         health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["readings_written"] >= 2)
         assert health["inverter_online"] is True
         assert health["modbus"]["transactions"] > 0
+        ok = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["inverter_identity"] != "unchecked")
+        assert ok["inverter_identity"] == "ok"  # the startup fallback read the device type first
         discovery = await r.mqtt.wait_for(f"homeassistant/sensor/nattery_{DEVICE}/soc_pct/config")
         assert discovery["state_topic"] == f"nattery/{DEVICE}/telemetry"
         assert discovery["unit_of_measurement"] == "%"
@@ -236,6 +238,8 @@ async def test_a_three_phase_deye_is_refused_by_the_single_phase_map(
         # not even the startup fallback to self-consumption was written
         assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == 0
         assert r.sim.mode == "self_consumption" and r.sim.image.get("time_of_use") == 0
+        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", lambda h: h["inverter_identity"] != "unchecked")
+        assert health["inverter_identity"] == result["error"]
     assert r.sim.stats.functions.get(16, 0) + r.sim.stats.functions.get(6, 0) == 0  # nor at shutdown
 
 
