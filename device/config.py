@@ -79,8 +79,8 @@ class InverterSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
-    host: str = setting("", help="broker host; empty starts an embedded broker (local runs)")
-    port: int = setting(1883, min=0, max=65535, help="0 picks a free port for the embedded broker")
+    host: str = setting("", help="broker host; empty starts a local broker (mosquitto or embedded; local runs)")
+    port: int = setting(1883, min=0, max=65535, help="0 picks a free port for the local broker")
     username: str = setting("")
     password: str = setting("", secret=True)
     prefix: str = setting("nattery")

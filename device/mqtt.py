@@ -1,4 +1,4 @@
-"""MQTT plumbing shared by the bridge and the app: topics, a reconnecting session, the embedded broker.
+"""MQTT plumbing shared by the bridge and the app: topics, a reconnecting session, the command channel.
 
 Topics live under ``<prefix>/<device_id>/`` (see the README's topic table). :class:`MqttSession`
 is a process's one aiomqtt client, connected for the life of the process: it reconnects with a
@@ -25,8 +25,7 @@ import structlog
 
 from common.backoff import Backoff
 from device import commands
-from device.config import ConfigError, MqttSettings
-from device.ports import free_port, port_is_free
+from device.config import MqttSettings
 
 log = structlog.get_logger(__name__)
 
@@ -308,34 +307,3 @@ class CommandChannel:
         future = self._pending.get(str(reply.get("id")))
         if future is not None and not future.done():
             future.set_result(reply)
-
-
-@contextlib.asynccontextmanager
-async def embedded_broker(port: int, host: str = "127.0.0.1") -> Any:
-    """An in-process MQTT broker (amqtt) for local runs, yielding the port it listens on.
-
-    Port 0, or a port already taken (say by a system mosquitto), picks a free one.
-    """
-    try:
-        from amqtt.broker import Broker
-    except ImportError:
-        raise ConfigError("mqtt.host: empty asks for the embedded broker, which needs the 'local' extra "
-                          "(pip install 'nattery[local]'); or set mqtt.host to a running broker") from None
-
-    if port == 0 or not port_is_free(port, host):
-        chosen = free_port(host)
-        if port:
-            log.warning("mqtt port busy, embedded broker uses another", wanted=port, port=chosen)
-        port = chosen
-    broker = Broker(
-        {
-            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
-    )
-    await broker.start()
-    log.info("embedded mqtt broker listening", host=host, port=port)
-    try:
-        yield port
-    finally:
-        await broker.shutdown()

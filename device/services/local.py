@@ -12,9 +12,9 @@ import structlog
 from device.app import run_app
 from device.config import Config
 from device.modbus.registermap import load_map
-from device.mqtt import embedded_broker
 from device.ports import free_port
 from device.services.bridge import run_bridge
+from device.services.brokers import local_broker as start_local_broker
 from device.simulator import PhysicsSettings, Simulator
 
 log = structlog.get_logger(__name__)
@@ -22,11 +22,11 @@ log = structlog.get_logger(__name__)
 
 @contextlib.asynccontextmanager
 async def local_broker(cfg: Config) -> AsyncIterator[Config]:
-    """The configured broker, or an embedded one when ``mqtt.host`` is empty."""
+    """The configured broker, or a local one of this run's own when ``mqtt.host`` is empty."""
     if cfg.mqtt.host:
         yield cfg
         return
-    async with embedded_broker(cfg.mqtt.port) as port:
+    async with start_local_broker(cfg.mqtt.port) as port:
         yield cfg.replace(mqtt={"host": "127.0.0.1", "port": port})
 
 
