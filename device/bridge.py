@@ -33,6 +33,7 @@ from device.modbus.mapmodel import RegisterAccessError, RegisterMap
 from device.mqtt import MqttSession, NotConnected, Topics
 from device.store import AsyncStore, Reading, Store
 from device.supervision import TaskHealth, supervise
+from device.update_lock import UpdateLock
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +137,7 @@ class Bridge:
         self.journal = journal
         self._register_commands = 0  # since the last telemetry poll
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
+        self.update_lock = UpdateLock(cfg.bridge.update_lock)
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.tasks = TaskHealth()
@@ -184,6 +186,7 @@ class Bridge:
                 await self._go_safe("shutdown")
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 — shutdown must go on
             log.error("could not return inverter to self_consumption on shutdown", error=repr(exc))
+        self.update_lock.release()
         await self._flush()
         if self.journal is not None:
             await self.journal.close()
@@ -321,11 +324,20 @@ class Bridge:
         async with self._control_lock:
             if not self.watchdog.lapsed and reason != "shutdown":
                 return  # a fresh command arrived while we waited for the lock
-            await self.inverter.apply(SAFE_MODE)
-            if reason == "watchdog":
-                self.watchdog.trips += 1
-            self.watchdog.commanded(SAFE_MODE, {}, None)
+            self.update_lock.acquire()
+            try:
+                await self.inverter.apply(SAFE_MODE)
+                if reason == "watchdog":
+                    self.watchdog.trips += 1
+                self.watchdog.commanded(SAFE_MODE, {}, None)
+            finally:
+                self._settle_update_lock()
             log.info("inverter in self_consumption", reason=reason)
+
+    def _settle_update_lock(self) -> None:
+        """After a control sequence: keep Balena's update lock while the inverter is forced."""
+        if self.watchdog.mode == SAFE_MODE:
+            self.update_lock.release()
 
     # --- commands ----------------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
@@ -370,8 +382,12 @@ class Bridge:
             hold_s = _optional_positive(args.pop("hold_s", None), "hold_s")
             self.inverter.validate(action, args)  # raises before anything is queued
             async with self._control_lock:
-                applied_at = await self.inverter.apply(action, **args)
-                self.watchdog.commanded(action, args, hold_s)
+                self.update_lock.acquire()  # an update must not cut the writes (or the forced mode) short
+                try:
+                    applied_at = await self.inverter.apply(action, **args)
+                    self.watchdog.commanded(action, args, hold_s)
+                finally:
+                    self._settle_update_lock()
             log.info("command applied", action=action, **args)
             return {"applied_at": format_utc(applied_at.timestamp())}
         if action == "refresh":

@@ -92,6 +92,9 @@ class BridgeSettings:
     watchdog_s: float = setting(120.0, min=5, max=86_400, help="no command refresh → self_consumption")
     flush_interval_s: float = setting(10.0, min=0.1, max=600, help="SQLite batch interval")
     health_interval_s: float = setting(10.0, min=0.5, max=600)
+    update_lock: Path = setting(
+        Path("/tmp/balena/updates.lock"), help="Balena update lock, held during control sequences and forced modes"
+    )
 
 
 @dataclass(frozen=True)

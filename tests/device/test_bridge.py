@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -97,7 +98,8 @@ def bridge_config(tmp_path: Path, pty: str, broker_port: int, **bridge: Any) -> 
             "device": {"id": DEVICE, "data_dir": str(tmp_path)},
             "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5},
             "mqtt": {"host": "127.0.0.1", "port": broker_port},
-            "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5, **bridge},
+            "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5,
+                       "update_lock": str(tmp_path / "balena" / "updates.lock"), **bridge},
         },
     )
 
@@ -391,6 +393,39 @@ async def test_shutdown_returns_inverter_to_self_consumption(
         await asyncio.wait_for(r.task, 30)
         assert r.sim.mode == "self_consumption"
         assert await r.mqtt.wait_for(f"nattery/{DEVICE}/status", lambda s: s == "offline") == "offline"
+
+
+def update_lock_taken(path: Path) -> bool:
+    """Whether another holder has the lock file, tried as the Balena supervisor does (``flock``)."""
+    if not path.exists():
+        return False
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+async def test_update_lock_is_held_while_forced_and_released_after(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        lock = r.cfg.bridge.update_lock
+        await until(lambda: r.sim.stats.functions.get(16, 0) >= 1)  # the start-up fallback was written
+        assert not update_lock_taken(lock)
+        assert (await r.mqtt.command("charge", {"id": "l1", "power_w": 1500}))["ok"]
+        assert r.sim.mode == "charge" and update_lock_taken(lock)
+        assert (await r.mqtt.command("hold", {"id": "l2"}))["ok"]
+        assert r.sim.mode == "hold" and update_lock_taken(lock)
+        assert (await r.mqtt.command("self_consumption", {"id": "l3"}))["ok"]
+        assert r.sim.mode == "self_consumption" and not update_lock_taken(lock)
+        assert (await r.mqtt.command("discharge", {"id": "l4", "power_w": 1000}))["ok"]
+        assert update_lock_taken(lock)
+        r.stop.set()  # shutdown returns to self-consumption and lets the update go ahead
+        await asyncio.wait_for(r.task, 30)
+        assert r.sim.mode == "self_consumption" and not update_lock_taken(lock)
 
 
 async def test_watchdog_lapses_only_after_timeout() -> None:
