@@ -81,7 +81,9 @@
       series.push({ label: de ? "Börsenpreis" : "Spot price", stroke: "#777", width: 1, paths: stepped(), value: ct });
       columns.push(exp, spot);
       priceEl.textContent = "";
-      new uPlot(options(priceEl, series, [{ label: "ct/kWh" }], {}), columns, priceEl);
+      // an empty right axis as wide as the plan chart's % axis: both plots span the same pixels
+      var blank = { side: 1, label: " ", size: 50, grid: { show: false }, ticks: { show: false }, values: function (u, ticks) { return ticks.map(function () { return ""; }); } };
+      new uPlot(options(priceEl, series, [{ label: "ct/kWh", size: 60 }, blank], {}), columns, priceEl);
     }
     var planEl = document.getElementById("plan-chart");
     if (planEl && data.plan && data.plan.slots.length) {
@@ -98,7 +100,7 @@
         { label: de ? "Laden" : "Charging", stroke: "#2f6fdf", fill: "rgba(47,111,223,0.35)", paths: stepped(), value: watts },
         { label: de ? "Entladen" : "Discharging", stroke: "#d35400", fill: "rgba(211,84,0,0.35)", paths: stepped(), value: watts },
         { label: de ? "Ladestand" : "Charge level", stroke: "#5b3fa8", width: 2, scale: "soc", value: unit("%", 0) },
-      ], [{ label: "W" }, { scale: "soc", side: 1, label: "%", grid: { show: false } }], { soc: { range: [0, 100] } }),
+      ], [{ label: "W", size: 60 }, { scale: "soc", side: 1, label: "%", size: 50, grid: { show: false } }], { soc: { range: [0, 100] } }),
       [px, charge, discharge, soc], planEl);
     }
   }
