@@ -1,5 +1,7 @@
 # One image for both nattery services (bridge, app); the compose file picks the command.
-# Balena builds it for the fleet's architecture (Raspberry Pi: aarch64).
+# Balena builds it for the fleet's architecture (Raspberry Pi: aarch64; generic-amd64: x86_64).
+# The base image is a multi-arch manifest and no step names an architecture, so the same file
+# builds both: docker buildx build --platform linux/arm64,linux/amd64 .
 
 # Stage 1: build the wheel (the package with its data: default.yaml, register maps, price model).
 FROM python:3.11-slim-bookworm AS build
