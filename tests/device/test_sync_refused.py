@@ -47,7 +47,7 @@ async def test_an_impossible_value_is_left_out_and_the_upload_goes_on(
 
 async def test_the_device_waits_as_long_as_the_aggregator_asks(tmp_path: Path) -> None:
     agg = Aggregator(str(tmp_path / "cloud.db"), tmp_path / "agg.log",
-                     options=("--auth-failures", "1", "--auth-window-s", "5"))
+                     options=("--auth-failures", "1", "--auth-window-s", "600"))
     credential = agg.add_device("patient")
     fill(tmp_path / "patient.db", 10)
     agg.start()
@@ -61,4 +61,4 @@ async def test_the_device_waits_as_long_as_the_aggregator_asks(tmp_path: Path) -
                 await client.drain(max_failures=1)
     finally:
         agg.stop()
-    assert 1.0 <= client.stats["next_retry_s"] <= 5.0  # Retry-After, not the first backoff (0.05 s)
+    assert client.stats["next_retry_s"] == 30.0  # Retry-After (about 600 s) up to backoff_max_s, not 0.05 s
