@@ -127,10 +127,13 @@ class DeviceAlerts:
         return events
 
     async def run(self) -> None:
+        """Evaluate every ``bridge.health_interval_s``, the first time one interval after the
+        start, so the bridge's health and the first price fetch have arrived (no alert flaps
+        up and down at every start)."""
         await self.session.publish_retained(*alert_discovery(self.cfg, self.topics))
         while True:
-            await self.check()
             await asyncio.sleep(self.cfg.bridge.health_interval_s)
+            await self.check()
 
     def health(self) -> dict[str, Any]:
         """For the page: the active alerts and the latest changes."""

@@ -21,6 +21,7 @@ import structlog
 
 from common.utc import format_utc
 from device.alerting import DeviceAlerts
+from device.clock_sync import clock_check
 from device.config import Config
 from device.home.effective import EffectiveSettings
 from device.modbus.registermap import load_map
@@ -88,7 +89,8 @@ def background_jobs(
         jobs["sync"] = syncer.run
         health["sync"] = _StatsHealth(syncer.stats)
     health["tasks"] = tasks
-    alerts = DeviceAlerts(cfg, store, {"bridge": link, **health}, session, topics)
+    alerts = DeviceAlerts(cfg, store, {"bridge": link, **health}, session, topics,
+                          clock_check=clock_check(cfg.device.clock_check))
     jobs["alerts"] = alerts.run
     health["alerts"] = alerts
     jobs["health"] = functools.partial(publish_health, session, topics.app_health, health, cfg.bridge.health_interval_s)

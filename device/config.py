@@ -58,6 +58,8 @@ class DeviceSettings:
     latitude: float = setting(52.52, min=-90, max=90)
     longitude: float = setting(13.40, min=-180, max=180)
     data_dir: Path = setting(Path("/data"), help="persistent volume: database, installer file")
+    clock_check: str = setting("floor", choices=("floor", "ntp"),
+                               help="when the clock counts as synchronised: floor (after 2024) or ntp (the kernel's NTP state too)")
 
 
 @dataclass(frozen=True)

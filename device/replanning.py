@@ -26,7 +26,7 @@ import numpy as np
 import structlog
 
 from device.commands import BadCommand, caller_id, number, parse_command, timestamp
-from device.clock_sync import clock_plausible
+from device.clock_sync import clock_check, clock_plausible
 from device.config import Config
 from device.controller import Controller
 from device.forecast.load import WEEK, cold_start_scale, forecast_load, standard_profile_w
@@ -403,7 +403,8 @@ class Planning:
         self.store = store
         self.session = session
         self.controller = Controller(topics, session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
-        self.service = PlanningService(settings, store, self.controller, publish=session.publish_json)
+        self.service = PlanningService(settings, store, self.controller, publish=session.publish_json,
+                                       clock_check=clock_check(cfg.device.clock_check))
         for topic in (topics.cmd_result, topics.telemetry):
             session.route(topic, self.controller.on_message)
         session.route(topics.cmd("dr_event"), self.service.on_message, retained=self.service.on_retained)

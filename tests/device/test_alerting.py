@@ -19,6 +19,7 @@ import pytest
 from common.utc import format_utc
 from device import config as configuration
 from device.alerting import DeviceAlerts
+from device.clock_sync import clock_check, kernel_synchronised
 from device.mqtt import MqttSession, Topics
 from device.store import AsyncStore, Store
 from tests.conftest import Broker, session_running
@@ -169,3 +170,14 @@ async def test_home_assistant_discovers_the_alerts_as_a_problem_sensor(rig: Rig)
     template = jinja2.Environment().from_string(config["value_template"].replace("value_json", "v"))
     assert template.render(v={"active": [{"alert": "sync_lag"}]}) == "ON"
     assert template.render(v={"active": []}) == "OFF"
+
+
+def test_the_clock_checks() -> None:
+    floor, ntp = clock_check("floor"), clock_check("ntp", kernel=lambda: False)
+    assert floor(NOW) and not floor(0.0)  # a Pi booting at 1970
+    assert not ntp(NOW) and not ntp(0.0)  # the kernel says unsynchronised
+    assert clock_check("ntp", kernel=lambda: True)(NOW)
+    assert clock_check("ntp", kernel=lambda: None)(NOW)  # the kernel cannot be asked: the floor decides
+    assert kernel_synchronised() in (True, False, None)  # the real adjtimex(2) answers without changing anything
+    with pytest.raises(ValueError, match="device.clock_check: got 'gps', allowed: floor, ntp"):
+        clock_check("gps")
