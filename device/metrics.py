@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from common.alerts import RULE_NAMES
 from common.utc import parse_utc
 
 MODBUS_STATES = ("ok", "defective", "disconnected")
@@ -123,6 +124,11 @@ class HealthCollector(Collector):
         _sync(f, health.get("sync", {}))
         f.labelled("counter", "nattery_task_restarts_total", "restarts of the app's background jobs", "task",
                    {name: s.get("restarts") for name, s in health.get("tasks", {}).items() if isinstance(s, Mapping)})
+        alerts = health.get("alerts")
+        if alerts is not None:
+            active = {a.get("alert") for a in alerts.get("active", []) if isinstance(a, Mapping)}
+            f.labelled("gauge", "nattery_alert_active", "1 while the device's alert is raised (common/alerts.py)",
+                       "alert", {name: name in active for name in RULE_NAMES})
         _system(f, self.system())
         yield from f.out
         if self.extra is not None:

@@ -167,5 +167,9 @@ async def test_pages_show_a_banner_while_an_alert_is_active(stack: WebStack) -> 
         alerts.active = [{"alert": "sync_lag", "summary": "the aggregator is behind", "since": "2026-11-29T10:00:00.000Z"}]
         page = await (await client.get("/")).text()
         assert "alert-banner" in page and "the aggregator is behind (sync_lag" in page
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        families = {s.labels["alert"]: s.value for f in text_string_to_metric_families(await response.text())
+                    if f.name == "nattery_alert_active" for s in f.samples}
+        assert families["sync_lag"] == 1 and families["data_gap"] == 0 and len(families) == 9
         alerts.active = []
         assert "alert-banner" not in await (await client.get("/")).text()
