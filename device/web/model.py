@@ -174,18 +174,6 @@ def registers(regmap: RegisterMap, reading: Reading | None) -> list[dict[str, An
     return rows
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested health figures → ``("modbus.queue_depth", 0)`` rows for a table."""
-    rows: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            rows += flatten(value, f"{name}.")
-        else:
-            rows.append((name, value))
-    return rows
-
-
 async def health(store: AsyncStore, sources: Mapping[str, HealthSource], web: Mapping[str, Any]) -> dict[str, Any]:
     """Every part's figures, plus the prices as the store sees them (ISO times for people)."""
     result: dict[str, Any] = {name: dict(source.health()) for name, source in sources.items()}

@@ -7,14 +7,16 @@ the power-flow animation on top.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from device.config import PlannerSettings
 from device.prices.tariff import Tariff
-from device.web import actions, describe, explain, history, model
+from device.web import actions, describe, explain, health_view, history, model
 from device.web.actions import Actor
 from device.store import Reading, Store
 from device.web.access import guard, locale, set_session_cookie
@@ -200,7 +202,10 @@ async def installer(request: web.Request) -> web.Response:
     edi_files = await deps.store.call(Store.recent_edi_files, 20)
     return render(
         request, "installer.html", registers=model.registers(deps.regmap, reading), regmap=deps.regmap,
-        health={name: model.flatten(values) for name, values in health.items()}, events=events,
+        selected=request.query.get("name", ""),
+        health=health_view.summary(health, deps.clock(), locale(request)),
+        health_raw={name: json.dumps(values, indent=2, default=str) for name, values in health.items()},
+        events=events,
         edi_files=edi_files, market=deps.settings.config.market,
         live_data=live_snapshot(request, reading, with_registers=True),
     )
@@ -214,7 +219,7 @@ async def register_post(request: web.Request) -> web.Response:
     try:
         if op == "read":
             result = await actions.read_register(actor(request), name)
-            raise redirect(request, "/installer#registers", "ok", f"{result['name']} = {result['value']} {result['unit']}")
+            raise redirect(request, _back_to_form(name), "ok", f"{result['name']} = {result['value']} {result['unit']}")
         if op != "write":
             raise ActionError(f"op: got {op!r}, allowed: read, write", "op")
         if form.get("confirm") != "yes":
@@ -223,9 +228,15 @@ async def register_post(request: web.Request) -> web.Response:
             return render(request, "confirm.html", register=reg, value=value)
         result = await actions.write_register(actor(request), name, form.get("value"))
     except ActionError as exc:
-        raise redirect(request, "/installer#registers", "error", str(exc)) from None
-    raise redirect(request, "/installer#registers", "ok",
+        raise redirect(request, _back_to_form(name), "error", str(exc)) from None
+    raise redirect(request, _back_to_form(name), "ok",
                    f"{result['name']} ← {result['value']:g} {result['unit']} ({result['applied_at']})")
+
+
+def _back_to_form(name: object) -> str:
+    """The installer page scrolled to the register form, the register still chosen (the result
+    is shown right below the form, where the installer is looking)."""
+    return "/installer?" + urlencode({"name": name if isinstance(name, str) else ""}) + "#register-form"
 
 
 #: A same-site path: "/" then printable ASCII without spaces or backslashes, never "//" (which a

@@ -254,6 +254,53 @@ async def test_installer_reads_and_writes_a_register_with_confirmation(site: Sit
     await context.close()
 
 
+async def test_installer_sees_results_by_the_form_enum_labels_live_and_a_readable_health(
+    site: Site, browser: Browser
+) -> None:
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = await context.new_page()
+    await first_login(page, site.url, "installer")
+    await page.goto(site.url + "/installer")
+    result = page.locator("#register-form + #register-result")  # right below the form
+
+    await page.select_option("#reg-name", "battery_soc")
+    await page.get_by_role("button", name="Read").click()
+    await expect(result).to_have_class(re.compile(r"\bok\b"))
+    await expect(result).to_contain_text(re.compile(r"battery_soc = [\d.]+ %"))
+    await expect(result).to_be_in_viewport()  # where the installer is looking, no jump to the list
+    await expect(page.locator("main > p.flash")).to_have_count(0)  # nothing at the top
+    await expect(page.locator("#reg-name")).to_have_value("battery_soc")  # the choice is kept
+
+    await page.select_option("#reg-name", "prog1_soc")
+    await page.fill("#reg-value", "250")
+    await page.get_by_role("button", name="Write…").click()
+    await expect(result).to_have_class(re.compile(r"\berror\b"))
+    await expect(result).to_contain_text("250.0 % outside 0..100")
+    await expect(result).to_be_in_viewport()
+    await expect(page.locator("#reg-name")).to_have_value("prog1_soc")
+
+    state = page.locator('[data-reg="run_state"]')
+    await expect(state).to_have_text(re.compile(r"^\d\.0 \((standby|selfcheck|normal|alarm|fault|activating)\)$"))
+    first = await page.locator("body").get_attribute("data-live-ts")
+    await expect(page.locator("body")).not_to_have_attribute("data-live-ts", first or "")  # a live update came
+    await expect(state).to_have_text(re.compile(r"^\d\.0 \((standby|selfcheck|normal|alarm|fault|activating)\)$"))
+
+    await page.goto(site.url + "/installer")  # health as of now: telemetry has flowed (above)
+    bridge = page.locator('.card.health[data-part="bridge"]')
+    summary = await bridge.locator("table").inner_text()
+    assert "modbus.state" in summary and "inverter_online" in summary
+    assert re.search(r"latency\.transaction\s+p50 [\d,]+ ms · p99 [\d,]+ ms · max [\d,]+ ms", summary), summary
+    assert re.search(r"\bts\s+[\d.]+ (s|min) ago", summary), summary
+    for raw in ("True", "False", "None", "buckets", "le_0.005"):
+        assert raw not in summary
+    assert not re.search(r"\b1[6-9]\d{8}\b|\d{4}-\d\d-\d\dT", summary)  # no epoch, no ISO timestamp
+    raw_json = bridge.locator("details pre")
+    await expect(raw_json).to_be_hidden()
+    await bridge.locator("details summary").click()
+    await expect(raw_json).to_contain_text('"buckets"')  # the raw figures, one click away
+    await context.close()
+
+
 async def test_wrong_password_and_logout(site: Site, browser: Browser) -> None:
     context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
     page = await context.new_page()

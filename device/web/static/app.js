@@ -25,6 +25,13 @@
     var cls = w === null || w === undefined || Math.abs(w) < 10 ? "idle" : (w > 0) === positiveIsIn ? "in" : "out";
     el.setAttribute("class", "line " + cls);
   }
+  // As the server writes it: Python's float ("2.0"), and the enum's label ("2.0 (normal)").
+  function registerText(v, enumJson) {
+    if (v === null || v === undefined) return "–";
+    var text = Number.isInteger(v) ? v.toFixed(1) : String(v);
+    var label = enumJson && Number.isInteger(v) ? JSON.parse(enumJson)[String(v)] : undefined;
+    return label === undefined ? text : text + " (" + label + ")";
+  }
   function badge() {
     var el = document.querySelector('[data-live="online"]');
     if (!el) return;
@@ -57,7 +64,7 @@
       if (d.registers) {
         Object.keys(d.registers).forEach(function (name) {
           var v = d.registers[name];
-          all('[data-reg="' + name + '"]').forEach(function (el) { el.textContent = v === null ? "–" : String(v); });
+          all('[data-reg="' + name + '"]').forEach(function (el) { el.textContent = registerText(v, el.dataset.enum); });
           var raw = d.raw ? d.raw[name] : undefined;
           if (raw !== undefined) all('[data-raw="' + name + '"]').forEach(function (el) { el.textContent = raw === null ? "–" : String(raw); });
         });

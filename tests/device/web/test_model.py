@@ -5,7 +5,7 @@ import pytest
 
 from device.modbus.registermap import load_map
 from device.store import Reading
-from device.web.model import day_bounds, flatten, raw_value, registers, tomorrow_state
+from device.web.model import day_bounds, raw_value, registers, tomorrow_state
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -30,8 +30,3 @@ def test_register_rows_have_live_and_raw_values() -> None:
     assert rows["pv1_voltage"]["raw"] == 3502
     assert rows["battery_soc"]["value"] is None and rows["battery_soc"]["raw"] is None
     assert raw_value(regmap.registers["battery_soc"], 1e9) is None  # not representable: no crash
-
-
-def test_flatten_nested_health() -> None:
-    assert flatten({"modbus": {"queue_depth": 0, "latency": {"p95": 3}}, "ok": True}) == [
-        ("modbus.queue_depth", 0), ("modbus.latency.p95", 3), ("ok", True)]
