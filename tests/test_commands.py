@@ -1,4 +1,4 @@
-"""Every ``nattery`` and ``nattery-cloud`` command and sub-command has ``--help`` text and a row in
+"""Every ``nattery``, ``nattery-cloud`` and ``nattery-fleet`` command and sub-command has ``--help`` text and a row in
 the README's command table (the table is where users look first)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from cloud_sync.cli import main as cloud_main
 from device.cli import main as device_main
+from fleet.cli import main as fleet_main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -27,7 +28,8 @@ def commands(group: click.Group, path: str) -> Iterator[tuple[str, click.Command
             yield f"{path} {name}", command
 
 
-COMMANDS = [*commands(device_main, "nattery"), *commands(cloud_main, "nattery-cloud")]
+ROOTS = {"nattery": device_main, "nattery-cloud": cloud_main, "nattery-fleet": fleet_main}
+COMMANDS = [item for name, root in ROOTS.items() for item in commands(root, name)]
 
 
 def readme_table_rows() -> list[str]:
@@ -49,7 +51,7 @@ def listed(path: str, rows: list[str]) -> bool:
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
 def test_every_command_has_help_text(path: str, command: click.Command) -> None:
-    root = device_main if path.split()[0] == "nattery" else cloud_main
+    root = ROOTS[path.split()[0]]
     result = CliRunner().invoke(root, [*path.split()[1:], "--help"])
     assert result.exit_code == 0, result.output
     assert command.help, f"{path} has no help text"

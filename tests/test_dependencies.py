@@ -4,6 +4,7 @@
   embedded broker of ``nattery run --simulate``) only imported inside a function, so that a device
   without the extra never needs it.
 - ``cloud_sync/``: the runtime dependencies and the ``cloud`` extra.
+- ``fleet/``: the runtime dependencies; ``balena-sdk`` (the ``fleet`` extra) only inside functions.
 - ``tools/``: any of them (benchmarks and training run in a development environment).
 
 An import in the handler of ``try: … except ImportError`` is a fallback for an image without the
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OWN = {"common", "device", "cloud_sync", "tools", "tests", "__future__"}
+OWN = {"common", "device", "cloud_sync", "fleet", "tools", "tests", "__future__"}
 
 
 def normalise(name: str) -> str:
@@ -100,6 +101,11 @@ def test_the_device_imports_only_its_dependencies_and_extras_lazily() -> None:
 def test_the_aggregator_imports_only_its_dependencies() -> None:
     runtime, extras = declared()
     assert undeclared("cloud_sync", runtime | extras["cloud"]) == []
+
+
+def test_the_fleet_tool_imports_its_extra_lazily() -> None:
+    runtime, extras = declared()
+    assert undeclared("fleet", runtime, lazy_only=extras["fleet"]) == []
 
 
 def test_tools_import_only_declared_packages() -> None:

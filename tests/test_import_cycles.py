@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("common", "device", "cloud_sync", "tools")
+PACKAGES = ("common", "device", "cloud_sync", "fleet", "tools")
 SUBPACKAGES = frozenset(p.parent.name for pkg in PACKAGES for p in (ROOT / pkg).glob("*/__init__.py"))
 
 
