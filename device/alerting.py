@@ -91,6 +91,8 @@ class DeviceAlerts:
         health = {name: dict(source.health()) for name, source in self.sources.items() if name != "alerts"}
         bridge, prices = health.get("bridge", {}), health.get("prices", {})
         online, reachable = bridge.get("online"), bridge.get("inverter_online")
+        if not bridge.get("polls") and not bridge.get("poll_failures"):
+            reachable = None  # the bridge has not tried yet (it starts with the safe mode): not known
         last_poll = timestamp(bridge.get("last_poll"))
         controller = _section(_section(health, "planning"), "controller")
         day = await self.store.call(Store.price_forecast_error, self.cfg.prices.zone, int(now) - DAY_S, int(now))

@@ -56,7 +56,7 @@ async def rig(tmp_path: Path, mosquitto: Broker) -> AsyncIterator[Rig]:
     topics = Topics(cfg.mqtt.prefix, cfg.device.id)
     now, disk, clock_ok = [NOW], [0.5], [True]
     sources = {
-        "bridge": Figures({"online": True, "inverter_online": True, "last_poll": format_utc(NOW)}),
+        "bridge": Figures({"online": True, "inverter_online": True, "last_poll": format_utc(NOW), "polls": 10}),
         "prices": Figures({"tomorrow": "complete", "stale": False}),
         "planning": Figures({"controller": {"fallbacks": 0}}),
         "sync": Figures({"lag_s": 10.0}),
@@ -181,3 +181,10 @@ def test_the_clock_checks() -> None:
     assert kernel_synchronised() in (True, False, None)  # the real adjtimex(2) answers without changing anything
     with pytest.raises(ValueError, match="device.clock_check: got 'gps', allowed: floor, ntp"):
         clock_check("gps")
+
+
+async def test_the_inverter_is_not_called_unreachable_before_the_bridge_first_polled(rig: Rig) -> None:
+    _set(rig, "bridge", inverter_online=False, polls=0, poll_failures=0)
+    assert await rig.check() == set()
+    _set(rig, "bridge", poll_failures=1)
+    assert await rig.check() == {("inverter_unreachable", "raised")}
