@@ -1,5 +1,10 @@
-"""The Balena app: the compose file within Balena's supported subset, one Dockerfile for every
-architecture, and fleet defaults that the device's own configuration accepts.
+"""The Balena app: the compose file valid under the Compose specification's own JSON schema and
+within Balena's supported subset, one Dockerfile for every architecture, and fleet defaults that
+the device's own configuration accepts.
+
+The schema is ``compose-spec.json`` of the compose-spec project (Apache-2.0), as vendored with
+its licence by ``check-jsonschema`` (``check_jsonschema/builtin_schemas/vendor/``; a test
+dependency), so it is read from that package rather than copied here.
 
 Balena's supervisor implements compose file format 2.4 minus what its documentation leaves out
 ("docker-compose.yml fields", docs.balena.io/reference/supervisor/docker-compose): the lists
@@ -10,11 +15,14 @@ refused (or silently ignored, which is worse) when the release is built or appli
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
+import json
 import re
 import typing
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from device import config as configuration
@@ -86,6 +94,23 @@ def balena_problems(doc: dict[str, Any]) -> list[str]:
         if "${" in yaml.safe_dump(service):
             problems.append(f"{name}: variable interpolation; Balena does not interpolate")
     return problems
+
+
+def compose_spec_errors(doc: dict[str, Any]) -> list[str]:
+    vendored = importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(vendored.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    assert compose_spec_errors(compose()) == []
+    broken = compose()
+    broken["services"]["app"]["restart_policy"] = "always"
+    broken["services"]["bridge"]["stop_grace_period"] = {"seconds": 30}
+    errors = compose_spec_errors(broken)
+    assert any(e.startswith("services.app:") and "'restart_policy' was unexpected" in e for e in errors), errors
+    assert any(e.startswith("services.bridge.stop_grace_period:") for e in errors), errors
 
 
 def test_compose_file_stays_within_balenas_subset() -> None:
