@@ -92,7 +92,7 @@ def device_add(target: str, device_id: str) -> None:
     credential = _run(_with_db(target, lambda db: registry.add(db, "dev", device_id)))
     click.echo(credential)
     click.echo(
-        f"Set it on the device as NATTERY_CLOUD_CREDENTIAL; it is stored hashed and cannot be shown again.",
+        "Set it on the device as NATTERY_CLOUD_CREDENTIAL; it is stored hashed and cannot be shown again.",
         err=True,
     )
 

@@ -76,7 +76,7 @@ def _check_scalars(field: str, values: Any, ranges: bool) -> None:
         raise ValueProblem(field, f"got {values!r:.80}, expected an object")
     if not ranges:  # registers are usually all numbers: two C loops instead of one in Python
         try:
-            if -MAX_NUMBER <= min(values.values(), default=0) and max(values.values(), default=0) <= MAX_NUMBER:
+            if min(values.values(), default=0) >= -MAX_NUMBER and max(values.values(), default=0) <= MAX_NUMBER:
                 return
         except TypeError:
             pass  # not all numbers: one by one below

@@ -421,7 +421,7 @@ def _check(key: str, value: Any, kind: Any, meta: Mapping[str, Any]) -> Any:
     low, high, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: got {shown}, allowed: {', '.join(map(str, choices))}")
-    if low is not None and value < low or high is not None and value > high:
+    if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"{key}: got {shown}, allowed: {low} to {high}")
     return value
 

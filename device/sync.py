@@ -159,7 +159,7 @@ class SyncClient:
         self.stats["last_attempt"] = format_utc()
         try:
             await self.sync_round()
-        except Exception as exc:  # noqa: BLE001 — any failure (network, disk) backs off and retries
+        except Exception as exc:
             failures = self.stats["consecutive_failures"] + 1
             delay = self.backoff.delay(failures)
             if isinstance(exc, SyncError) and exc.retry_after is not None:
@@ -377,7 +377,7 @@ class SyncClient:
                     raise SyncError(f"{method} {path}: HTTP {resp.status}: {answer.get('error')}",
                                     retry_after=_seconds(resp.headers.get("Retry-After")))
                 return resp.status, answer
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise SyncError(f"{method} {self._url}{path}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
 
     async def _update_pending(self) -> None:

@@ -133,7 +133,7 @@ _OUTCOMES: dict[str, str] = {"fits": "FITS", "other_family": "answers, another f
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def render_text(report: Report) -> str:
@@ -151,7 +151,7 @@ def render_text(report: Report) -> str:
     if report.registers:
         out += ["", f"2. Check ({len(report.registers)} registers, {len(report.roles)} role rules)"]
         rows = [("register", "value", "unit", "verdict", "")]
-        for c in report.registers + [Check("", None, "", "ok")] + report.roles:
+        for c in [*report.registers, Check("", None, "", "ok"), *report.roles]:
             if not c.name:
                 rows.append(("role", "", "", "", ""))
                 continue

@@ -42,7 +42,7 @@ def judge(regmap: RegisterMap, reg: Register, value: float | None) -> Check:
             return check("fail", f"unknown code {value:g}; known: "
                          + ", ".join(f"{k} {v}" for k, v in sorted(reg.enum.items())))
         return check("ok", label)
-    if reg.min is not None and value < reg.min or reg.max is not None and value > reg.max:
+    if (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
         return check("fail", f"outside the register's range {reg.min:g}..{reg.max:g}"
                      if reg.min is not None and reg.max is not None else "outside the register's range")
     bands = _bands(regmap, reg)

@@ -26,6 +26,7 @@ the benchmark can check the plan against it.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -133,7 +134,7 @@ def minimum_block_count(regmap: RegisterMap, registers: Iterable[Register | str]
 
 def _run_allowed(run: Sequence[_Cluster], limit: int, max_gap: int, forbidden: _Forbidden) -> bool:
     start, end = run[0].start, run[-1].end
-    gaps = [b.start - a.end for a, b in zip(run, run[1:])]
+    gaps = [b.start - a.end for a, b in itertools.pairwise(run)]
     return end - start <= limit and all(g <= max_gap for g in gaps) and not forbidden.hits(start, end)
 
 
@@ -168,7 +169,7 @@ def _clusters(
         for reg in sorted((r for r in wanted.values() if r.table == table), key=lambda r: r.address):
             if clusters and reg.address < clusters[-1].end:
                 last = clusters[-1]
-                clusters[-1] = _Cluster(last.start, max(last.end, reg.end), last.registers + (reg,))
+                clusters[-1] = _Cluster(last.start, max(last.end, reg.end), (*last.registers, reg))
             else:
                 clusters.append(_Cluster(reg.address, reg.end, (reg,)))
         result[table] = clusters

@@ -47,7 +47,7 @@ def encode(register: Register, value: float) -> list[int]:
         raise EncodeError(f"{register.name}: got {value!r}, expected a number")
     if not math.isfinite(value):
         raise EncodeError(f"{register.name}: {value} is not a finite number")
-    if register.min is not None and value < register.min or register.max is not None and value > register.max:
+    if (register.min is not None and value < register.min) or (register.max is not None and value > register.max):
         raise EncodeError(
             f"{register.name}: {value} {register.unit} outside {register.min}..{register.max}"
         )

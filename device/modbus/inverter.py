@@ -122,7 +122,7 @@ class Inverter:
             return_exceptions=True,
         )
         values: dict[str, float | None] = {}
-        for block, result in zip(self.telemetry_blocks, results):
+        for block, result in zip(self.telemetry_blocks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancellation and the like are not a failed block
             for reg in block.registers:

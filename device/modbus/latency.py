@@ -45,5 +45,5 @@ class LatencyHistogram:
             "p50": None if p50 is None else round(p50, 4),
             "p99": None if p99 is None else round(p99, 4),
             "max": round(self.max_s, 4) if self.total else None,
-            "buckets": {f"le_{b:g}": c for b, c in zip((*BUCKETS_S, float("inf")), self.counts)},
+            "buckets": {f"le_{b:g}": c for b, c in zip((*BUCKETS_S, float("inf")), self.counts, strict=True)},
         }

@@ -58,7 +58,7 @@ class Link:
         error = "cannot open or connect"
         try:
             ok = await client.connect()
-        except Exception as exc:  # a bad device path or refused socket: keep retrying
+        except Exception as exc:  # noqa: BLE001 — a bad device path or refused socket: keep retrying
             ok, error = False, str(exc)
         if ok and client.connected:
             self.client, self.up = client, True

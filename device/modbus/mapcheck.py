@@ -10,6 +10,7 @@ programmes whose start times ascend. Each problem is one line: ``file: entry: re
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,9 +60,9 @@ def _lint_control(regmap: RegisterMap, control: Control) -> Iterable[tuple[str, 
             yield f"{where}.params.{pname}", f"{spec.min:g}..{spec.max:g} W: a power is 0..{MAX_POWER_W:g} W"
     # Time-of-use programmes (registers with unit ``hhmm``): the firmware orders programmes by
     # start time, so equal or descending times (in address order) leave empty windows.
-    times = sorted(((regmap.registers[w.register].address, w.register, w.value) for w in control.writes
-                    if w.value is not None and regmap.registers[w.register].unit == "hhmm"))
-    for (_, prev, a), (_, name, b) in zip(times, times[1:]):
+    times = sorted((regmap.registers[w.register].address, w.register, w.value) for w in control.writes
+                    if w.value is not None and regmap.registers[w.register].unit == "hhmm")
+    for (_, prev, a), (_, name, b) in itertools.pairwise(times):
         if b <= a:
             yield where, f"programme start times must ascend: {prev} {a:04.0f} then {name} {b:04.0f}"
     for _, name, value in times:

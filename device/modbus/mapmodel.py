@@ -131,7 +131,7 @@ class RoleSpec:
     def terms(self) -> tuple[tuple[str, int], ...]:
         """(register, factor) pairs with the overall sign applied."""
         signs = self.signs or (1,) * len(self.registers)
-        return tuple((name, self.sign * s) for name, s in zip(self.registers, signs))
+        return tuple((name, self.sign * s) for name, s in zip(self.registers, signs, strict=True))
 
 
 @dataclass(frozen=True)

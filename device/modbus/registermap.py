@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class _Parser:
     def fail(self, where: str, reason: str) -> MapError:
         return MapError(f"{self.path}: {where}: {reason}")
 
-    def mapping(self, raw: Any, where: str, allowed: set[str], required: set[str] = set()) -> dict:
+    def mapping(self, raw: Any, where: str, allowed: set[str], required: AbstractSet[str] = frozenset()) -> dict:
         if not isinstance(raw, Mapping):
             raise self.fail(where, f"expected a mapping, got {raw!r}")
         for key in raw:

@@ -75,7 +75,7 @@ class RegisterImage:
         """Store ``value`` (engineering units), saturating at what the register can hold."""
         reg = self.regmap.registers[name]
         words = codec.encode(reg, representable(reg, value))
-        for address, word in zip(reg.addresses, words):
+        for address, word in zip(reg.addresses, words, strict=True):
             self.words[reg.table][address] = word
 
     def set_roles(self, roles: Mapping[str, float]) -> None:
@@ -139,7 +139,7 @@ class RegisterImage:
         new.update({start + i: v for i, v in enumerate(values)})
         for reg in touched.values():
             value = codec.decode(reg, [new[a] for a in reg.addresses])
-            if reg.min is not None and value < reg.min or reg.max is not None and value > reg.max:
+            if (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
                 raise ModbusError(ILLEGAL_VALUE, f"{reg.name}: {value} outside {reg.min}..{reg.max}")
         self.words["holding"] = new
         return list(touched.values())

@@ -41,9 +41,8 @@ def recognise(regmap: RegisterMap, image: RegisterImage, hhmm: int | None = None
     best: tuple[int, str] | None = None
     for name, control in regmap.controls.items():
         literal = [w for w in control.writes if w.literal and w.register not in idle]
-        if all(_matches(image, w) for w in literal):
-            if best is None or len(literal) > best[0]:
-                best = (len(literal), name)
+        if all(_matches(image, w) for w in literal) and (best is None or len(literal) > best[0]):
+            best = (len(literal), name)
     if best is None:
         return ActiveMode()
     control = regmap.controls[best[1]]

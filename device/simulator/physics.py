@@ -45,9 +45,10 @@ class PhysicsSettings:
         positive = ("capacity_wh", "charge_efficiency", "discharge_efficiency")
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, float | int) and not isinstance(value, bool):
-                if value < 0 or (f.name in positive and value == 0):
-                    raise ValueError(f"physics.{f.name}: got {value}, must be positive")
+            if isinstance(value, float | int) and not isinstance(value, bool) and (
+                value < 0 or (f.name in positive and value == 0)
+            ):
+                raise ValueError(f"physics.{f.name}: got {value}, must be positive")
         for name in ("charge_efficiency", "discharge_efficiency"):
             if getattr(self, name) > 1:
                 raise ValueError(f"physics.{name}: got {getattr(self, name)}, allowed: 0 to 1")

@@ -131,10 +131,8 @@ class SerialLink:
     def open(self) -> None:
         """Open the device now; raises ``OSError`` if it is not there."""
         fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
+        with contextlib.suppress(termios.error):  # not a terminal (a FIFO in an experiment): raw bytes anyway
             _configure(fd, self.line)
-        except termios.error:
-            pass  # not a terminal (a FIFO in an experiment): raw bytes anyway
         self._fd = fd
         asyncio.get_running_loop().add_reader(fd, self._readable)
         log.info("simulator_serial_open", path=self.path)

@@ -46,7 +46,7 @@ class EnergyQueries(StoreCore):
                 for r in rows
             ]
             slots = [{**row, "updated_at": now} for row in energy.integrate(samples, start, end, max_gap_s)]
-            self._write(lambda: self.db.table("energy_slots").upsert_all(slots, pk="ts"))
+            self._write(lambda: self.db.table("energy_slots").upsert_all(slots, pk="ts"))  # noqa: B023 — runs now  # noqa: B023 — runs now  # noqa: B023 — runs now  # noqa: B023 — runs now
             written += len(slots)
             start = end
         return written

@@ -52,7 +52,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if is_api(request) and exc.status >= 400 and exc.content_type != "application/json":
             return json_error(exc.status, _api_reason(request, exc))
         raise
-    except Exception:  # noqa: BLE001 — a bug must not show a traceback to the homeowner
+    except Exception:
         log.exception("web handler failed", path=request.path)
         if is_api(request):
             return json_error(500, "internal error; see the device log")

@@ -205,7 +205,7 @@ def chart(items: list[Mapping[str, Any]], keys: tuple[str, ...], width: float = 
     """SVG geometry for grouped bars (the page draws it without scripts): per item one group of
     ``keys`` side by side, scaled to the largest magnitude, negative values below the zero line."""
     values = [float(item[k] or 0) for item in items for k in keys]
-    high, low = max(values + [0.0]), min(values + [0.0])
+    high, low = max([*values, 0.0]), min([*values, 0.0])
     span = (high - low) or 1.0
     zero = height * high / span
     group = width / max(len(items), 1)

@@ -257,7 +257,7 @@ async def test_decodes_are_bounded_and_a_stalled_body_times_out(tmp_path: Path) 
         deadline = time.monotonic() + 30
         while (answer := await raw_post(agg, cred, "readings", body))[0] != 503:
             assert time.monotonic() < deadline, f"the stalled upload never held the slot: {answer}"
-        status, headers, error = answer
+        _, headers, error = answer
         assert headers["Retry-After"] == "1"
         assert error["error"] == "busy decoding 1 other batches; retry after 1 s"
         stalled = (await reader.read()).decode()

@@ -30,7 +30,7 @@ VERSION_1 = (
 )
 
 
-async def test_a_version_1_database_is_upgraded_keeping_everything(cloud_target: str) -> None:  # noqa: F811
+async def test_a_version_1_database_is_upgraded_keeping_everything(cloud_target: str) -> None:
     db = await connect(cloud_target)  # creates the current schema in an empty database ...
     async with db.transaction() as tx:  # ... which we replace by what release 1 left
         for table in ("schema_version", "devices", "operators", "streams", "batches", "readings", "documents"):

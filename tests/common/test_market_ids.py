@@ -50,11 +50,11 @@ def test_partner_ids_check_digit_prefix_and_qualifier() -> None:
     assert ids.check_partner("4012345000009", "9") == "4012345000009"
     with pytest.raises(ids.IdError, match=r"the check digit \(13th\) is 3, it should be 4"):
         ids.check_partner("9900000000003", "293")
-    with pytest.raises(ids.IdError, match="BDEW codes .qualifier 293. begin with 99"):
+    with pytest.raises(ids.IdError, match=r"BDEW codes .qualifier 293. begin with 99"):
         ids.check_partner("4012345000009", "293")
-    with pytest.raises(ids.IdError, match="DVGW codes .qualifier 332. begin with 98"):
+    with pytest.raises(ids.IdError, match=r"DVGW codes .qualifier 332. begin with 98"):
         ids.check_partner("9900000000004", "332")
-    with pytest.raises(ids.IdError, match="allowed 9 .GS1., 293 .BDEW., 332 .DVGW."):
+    with pytest.raises(ids.IdError, match=r"allowed 9 .GS1., 293 .BDEW., 332 .DVGW."):
         ids.check_partner("9900000000004", "500")
 
 

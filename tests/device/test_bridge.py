@@ -273,13 +273,12 @@ async def test_a_retained_command_is_refused_answered_and_cleared(
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         await client.publish(f"nattery/{DEVICE}/cmd/discharge", json.dumps({"id": "old", "power_w": 3000}),
                              qos=1, retain=True)
-    async with listening(mosquitto.port) as early:
-        async with rig(tmp_path, pty_pair, mosquitto) as r:
-            reply = await early.wait_for(f"nattery/{DEVICE}/cmd/result", lambda p: p.get("id") == "old")
-            assert reply["ok"] is False and "retained commands are refused" in reply["error"]
-            health = await early.wait_for(f"nattery/{DEVICE}/health", lambda h: h["commands_failed"] == 1)
-            assert health["watchdog"]["mode"] == "self_consumption" and health["watchdog"]["trips"] == 0
-            assert r.sim.mode == "self_consumption"
+    async with listening(mosquitto.port) as early, rig(tmp_path, pty_pair, mosquitto) as r:
+        reply = await early.wait_for(f"nattery/{DEVICE}/cmd/result", lambda p: p.get("id") == "old")
+        assert reply["ok"] is False and "retained commands are refused" in reply["error"]
+        health = await early.wait_for(f"nattery/{DEVICE}/health", lambda h: h["commands_failed"] == 1)
+        assert health["watchdog"]["mode"] == "self_consumption" and health["watchdog"]["trips"] == 0
+        assert r.sim.mode == "self_consumption"
     async with listening(mosquitto.port) as late:  # the broker no longer holds it
         await late.wait_for(f"nattery/{DEVICE}/status")
         assert not [t for t, _ in late.messages if t.endswith("/cmd/discharge")]

@@ -129,7 +129,7 @@ def test_refusals_and_empty_days(tmp_path: Path) -> None:
     store = Store(tmp_path / "nattery.db")
     with pytest.raises(ExportError, match="day 2026-06-15: not over yet; it can be exported from 2026-06-15T22:10Z"):
         export_day(store, MARKET, day, TZ, day_bounds(day, TZ)[1] - 1)
-    with pytest.raises(ExportError, match="market.malo_id: not set"):
+    with pytest.raises(ExportError, match=r"market.malo_id: not set"):
         export_day(store, configuration.MarketSettings(), day, TZ, after(day))
     assert export_day(store, MARKET, day, TZ, after(day)) is None  # nothing measured: nothing to send
 
@@ -189,7 +189,8 @@ async def test_export_loop_exports_finished_days_each_round(tmp_path: Path) -> N
         await go_on.get()
 
     async with AsyncStore(tmp_path / "nattery.db") as store:
-        names = lambda s: [r[0] for r in s.db.execute("SELECT name FROM edi_files ORDER BY id")]
+        def names(s: Store) -> list[str]:
+            return [r[0] for r in s.db.execute("SELECT name FROM edi_files ORDER BY id")]
         loop = asyncio.create_task(export_loop(store, settings, clock=lambda: now[0], sleep=pause))
         try:
             await asyncio.wait_for(rounds.get(), 30)

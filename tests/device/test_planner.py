@@ -124,7 +124,7 @@ def test_modes_off_self_consumption_and_manual() -> None:
     assert {s.action for s in off.setpoints} == {None}
     sc = plan(inp, BAT, request=ModeRequest("self_consumption"))
     assert {s.action for s in sc.setpoints} == {"self_consumption"}
-    battery, soc = simulate_self_consumption(inp.load_w, inp.pv_w, inp.soc_pct, BAT)
+    _battery, soc = simulate_self_consumption(inp.load_w, inp.pv_w, inp.soc_pct, BAT)
     assert sc.soc_pct == pytest.approx(soc)
     until = T0 + 3600
     manual = plan(inp, BAT, request=ModeRequest("manual", action="charge", power_w=3000, until=until))

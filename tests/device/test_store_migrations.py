@@ -36,7 +36,7 @@ async def test_bridge_and_app_open_a_new_database_at_once(tmp_path: Path) -> Non
         path = tmp_path / f"n{i}.db"
 
         async def open_close() -> None:
-            async with AsyncStore(path):
+            async with AsyncStore(path):  # noqa: B023 — awaited in this iteration
                 await asyncio.sleep(0.01)
 
         await asyncio.gather(open_close(), open_close(), open_close())

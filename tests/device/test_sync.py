@@ -277,9 +277,9 @@ def test_backoff_doubles_with_full_jitter_up_to_the_cap(tmp_path: Path) -> None:
 
 
 def test_sync_needs_url_and_credential(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cloud.url: empty"):
+    with pytest.raises(ValueError, match=r"cloud.url: empty"):
         SyncClient(config.Config(), AsyncStore(tmp_path / "x.db"))
-    with pytest.raises(ValueError, match="cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL"):
+    with pytest.raises(ValueError, match=r"cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL"):
         SyncClient(config.Config().replace(cloud={"url": "http://x"}), AsyncStore(tmp_path / "x.db"))
 
 

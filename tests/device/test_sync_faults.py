@@ -19,7 +19,7 @@ DEVICES = 3
 
 
 @pytest.mark.parametrize("crash", ["decoded:4", "items_written:7", "before_commit:10", "after_commit:13"])
-async def test_aggregator_killed_during_an_upload_burst(cloud_target: str, tmp_path: Path, crash: str) -> None:  # noqa: F811
+async def test_aggregator_killed_during_an_upload_burst(cloud_target: str, tmp_path: Path, crash: str) -> None:
     point = crash.split(":")[0].replace("_", "-")
     agg = Aggregator(cloud_target, tmp_path / "crashing.log")
     names = [f"burst-{point}-{n}" for n in range(DEVICES)]

@@ -52,9 +52,10 @@ async def test_the_device_waits_as_long_as_the_aggregator_asks(tmp_path: Path) -
     fill(tmp_path / "patient.db", 10)
     agg.start()
     try:
-        async with aiohttp.ClientSession() as session:  # someone guessing from the same address
-            async with session.get(f"{agg.url}/v1/streams/readings", headers={"Authorization": "Bearer dev.x.y"}) as r:
-                assert r.status == 401
+        async with aiohttp.ClientSession() as session, session.get(  # someone guessing from the same address
+            f"{agg.url}/v1/streams/readings", headers={"Authorization": "Bearer dev.x.y"}
+        ) as r:
+            assert r.status == 401
         async with AsyncStore(tmp_path / "patient.db") as store:
             client = SyncClient(device_config(tmp_path, "patient", agg, credential, backoff_max_s=30.0), store)
             with pytest.raises(SyncError, match="HTTP 429: too many failed credentials"):

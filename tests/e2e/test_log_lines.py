@@ -4,6 +4,7 @@ forecast) writes nothing else on stdout or stderr — no library banner, no plai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -27,14 +28,12 @@ async def test_every_line_a_service_writes_is_json(tmp_path: Path) -> None:
     seen: set[str] = set()
     try:
         async with asyncio.timeout(180):
-            while not WANTED <= seen:
+            while not seen >= WANTED:
                 line = await process.stderr.readline()
                 assert line, f"the process ended early: {b''.join(lines[-20:]).decode()}"
                 lines.append(line)
-                try:
-                    seen.add(json.loads(line).get("event"))
-                except ValueError:
-                    pass  # reported below with every other line
+                with contextlib.suppress(ValueError):
+                    seen.add(json.loads(line).get("event"))  # reported below with every other line
     finally:
         process.send_signal(signal.SIGTERM)
         rest, out = await asyncio.wait_for(asyncio.gather(process.stderr.read(), process.stdout.read()), 60)

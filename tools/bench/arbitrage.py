@@ -399,7 +399,7 @@ def run_ours(
                 local = datetime.fromtimestamp(int(y.ts[i]), UTC).astimezone(zone)
                 made = local.date() - timedelta(days=0 if local.hour >= PUBLISH_HOUR else 1)
                 fc = price_forecasts.get(made, {})
-                spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + horizon][~known], spot[~known])]
+                spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + horizon][~known], spot[~known], strict=True)]
             truth = y.spot[idx[~known]]
             ok = np.isfinite(truth)
             price_err += float(np.abs(spot[~known][ok] - truth[ok]).sum())
@@ -455,7 +455,7 @@ def _timed_full_plan(
     if price_forecasts is not None:
         local = datetime.fromtimestamp(int(y.ts[i]), UTC).astimezone(ZoneInfo(TZ))
         fc = price_forecasts.get(local.date() - timedelta(days=0 if local.hour >= PUBLISH_HOUR else 1), {})
-        spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + HORIZON][~known], spot[~known])]
+        spot[~known] = [fc.get(int(t), v) for t, v in zip(y.ts[i:i + HORIZON][~known], spot[~known], strict=True)]
     ts = y.ts[i:i + HORIZON]
     inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot),
                     forecast_load(load_hist, i, HORIZON, zone_profile[i:i + HORIZON]),

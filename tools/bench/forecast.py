@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     out = {
         "start": str(args.start), "end": str(args.end), "days": int(last - first + 1), "lead_days": lead,
         "resolution_minutes": resolutions[0] if len(resolutions) == 1 else resolutions,
-        "slots": int(len(a)),
+        "slots": len(a),
         "exog": sorted(history.exog),
         "model_file": None if args.model is None else str(args.model),
         "model_bytes": forecaster.network.bytes if forecaster.network else 0,

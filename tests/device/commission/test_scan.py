@@ -48,7 +48,7 @@ async def test_implausible_identifying_values_are_not_a_fit(deye: tuple[Simulato
 
 
 async def test_the_port_that_cannot_be_opened_stops_at_once(tmp_path: Path) -> None:
-    with pytest.raises(CommissionError, match="cannot open serial://.*missing"):
+    with pytest.raises(CommissionError, match=r"cannot open serial://.*missing"):
         await run_inverter(f"serial://{tmp_path}/missing")
 
 

@@ -44,7 +44,7 @@ async def test_a_refused_change_changes_nothing(tmp_path: Path) -> None:
     settings = await EffectiveSettings.open(base(tmp_path))
     told: list[int] = []
     settings.subscribe(lambda: told.append(1))
-    with pytest.raises(SettingsError, match="battery.reserve_pct"):
+    with pytest.raises(SettingsError, match=r"battery.reserve_pct"):
         await settings.change(lambda home: update_sections(home, settings.base, {"battery": {"reserve_pct": 300}}))
     assert told == [] and not (tmp_path / "settings.json").exists()
     assert settings.config == settings.base

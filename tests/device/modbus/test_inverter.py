@@ -137,7 +137,7 @@ async def test_verification_mismatch_is_reported(
 
     def forgetful(start: int, values: Sequence[int]) -> object:
         kept = [sim.image.words["holding"].get(a, 0) if a == ignored else v
-                for a, v in zip(range(start, start + len(values)), values)]
+                for a, v in zip(range(start, start + len(values)), values, strict=True)]
         return original(start, kept)
 
     monkeypatch.setattr(sim.image, "write", forgetful)
@@ -154,7 +154,7 @@ async def test_write_register_validates_and_verifies(inverter: Inverter, sim: Si
     before = sim.stats.transactions
     with pytest.raises(CommandError, match="register 'battery_soc' is read-only"):
         await inverter.write_register("battery_soc", 50)
-    with pytest.raises(CommandError, match="max_charge_current: 500.* outside 0..185"):
+    with pytest.raises(CommandError, match=r"max_charge_current: 500.* outside 0..185"):
         await inverter.write_register("max_charge_current", 500)
     with pytest.raises(CommandError, match="unknown register 'nope' in map deye_hybrid_1p"):
         await inverter.write_register("nope", 1)
@@ -224,7 +224,7 @@ async def test_voltage_mode_refuses_soc_controls_before_writing(inverter: Invert
 
 async def test_a_battery_voltage_of_zero_refuses_charge(inverter: Inverter, sim: Simulator) -> None:
     sim.image.set("battery_voltage", 0)
-    with pytest.raises(CommandError, match="charge: battery_voltage reads 0.0: cannot compute grid_charge_current"):
+    with pytest.raises(CommandError, match=r"charge: battery_voltage reads 0.0: cannot compute grid_charge_current"):
         await inverter.apply("charge", power_w=1000)
 
 

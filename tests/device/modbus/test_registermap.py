@@ -104,7 +104,7 @@ def test_sign_conventions_of_shipped_maps() -> None:
 
 
 def test_unknown_shipped_name_lists_the_shipped_maps() -> None:
-    with pytest.raises(MapError, match="shipped maps: .*deye_hybrid_1p"):
+    with pytest.raises(MapError, match=r"shipped maps: .*deye_hybrid_1p"):
         load_map("no_such_inverter")
 
 

@@ -6,6 +6,7 @@ plus the gap has passed, so "violations == 0" is checked on the inverter's side 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -175,10 +176,8 @@ async def test_gap_is_what_keeps_the_firmware_happy(make_worker: MakeWorker, sim
     """Negative control for the sequencing test: without the gap the simulator sees overlaps."""
     rude = await make_worker(protocol=replace(regmap.protocol, gap_s=0.0), retries=0, defective_after=100)
     for _ in range(4):
-        try:
-            await rude.submit(BLOCK_A)
-        except RequestTimeout:
-            pass  # firmware confused by the overlap drops the request
+        with contextlib.suppress(RequestTimeout):
+            await rude.submit(BLOCK_A)  # firmware confused by the overlap drops the request
     assert sim.stats.violations > 0
 
 
@@ -239,7 +238,7 @@ async def test_late_reply_is_never_taken_for_the_next_answer(make_worker: MakeWo
 async def test_very_late_reply_of_another_length_is_discarded(make_worker: MakeWorker, sim: Simulator) -> None:
     """A reply later than any wait lands in the next transaction: the count check rejects it."""
     worker = await make_worker(retries=2, defective_after=100)
-    a, _ = await write_ab(worker)
+    await write_ab(worker)
     sim.faults.late_delay_s = 0.45  # after our timeout and the guard: during the next request
     sim.faults.arm("late", 1)
     worker.retries = 0  # a retry of A would simply receive A's late reply
@@ -391,11 +390,11 @@ async def test_stats_for_health(make_worker: MakeWorker) -> None:
 
 
 def test_requests_refuse_what_modbus_cannot_carry() -> None:
-    with pytest.raises(ValueError, match="count 1..125"):
+    with pytest.raises(ValueError, match=r"count 1..125"):
         ReadRequest("holding", 0, 126)
     with pytest.raises(ValueError, match="allowed: holding, input"):
         ReadRequest("coils", 0, 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="16-bit words"):
         WriteRequest(0, (70000,))
-    with pytest.raises(ValueError, match="1..123 registers"):
+    with pytest.raises(ValueError, match=r"1..123 registers"):
         WriteRequest(0, ())

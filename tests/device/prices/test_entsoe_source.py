@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import date
 
@@ -45,7 +46,7 @@ async def test_complete_days_in_both_resolutions_and_across_clock_changes(
     # A03 compression: positions left out must come back as the repeated value
     for ts, value in got.slots:
         assert value == price("DE_LU", pd.Timestamp(ts, unit="s", tz="UTC").to_pydatetime())
-    assert [b - a for (a, _), (b, _) in zip(got.slots, got.slots[1:])] == [resolution] * (slots - 1)
+    assert [b - a for (a, _), (b, _) in itertools.pairwise(got.slots)] == [resolution] * (slots - 1)
 
 
 async def test_partial_day_is_not_complete(entsoe_api: Api) -> None:
@@ -119,5 +120,5 @@ async def test_every_http_request_passes_the_rate_limiter(entsoe_api: Api) -> No
 
 
 def test_empty_token_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="prices.entsoe_token"):
+    with pytest.raises(ValueError, match=r"prices.entsoe_token"):
         EntsoeSource("")

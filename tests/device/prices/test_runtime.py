@@ -42,7 +42,7 @@ async def test_simulate_setup_fetches_forecasts_and_publishes_from_the_csv_sampl
 
 def test_entsoe_without_token_is_refused() -> None:
     cfg = configuration.load(environ={})
-    with pytest.raises(ValueError, match="prices.entsoe_token"):
+    with pytest.raises(ValueError, match=r"prices.entsoe_token"):
         build_source(cfg.prices)
 
 

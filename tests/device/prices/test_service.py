@@ -148,7 +148,7 @@ async def test_outage_is_a_status_not_a_crash(entsoe_api: Api, store: AsyncStore
 
 
 def test_bad_time_of_day_names_the_key(store: AsyncStore) -> None:
-    with pytest.raises(ConfigError, match="prices.fetch_after: got '25:00'"):
+    with pytest.raises(ConfigError, match=r"prices.fetch_after: got '25:00'"):
         PriceService(PricesSettings(fetch_after="25:00"), store, EntsoeSource("x"))
 
 

@@ -66,7 +66,7 @@ def bridge_health(transactions: int, timeouts: int, trips: int, latency_counts: 
         "modbus": {"state": "ok", "transactions": transactions, "retries": 2, "reconnects": 0,
                    "errors": {"timeout": timeouts, "corrupt": 1}, "queue_depth": {"control": 0, "telemetry": 2},
                    "latency": {"transaction_s": {"count": sum(latency_counts), "sum": total_s,
-                                                 "buckets": dict(zip(bounds, latency_counts))}}},
+                                                 "buckets": dict(zip(bounds, latency_counts, strict=True))}}},
         "watchdog": {"mode": "charge", "trips": trips, "expires_in_s": 300.0},
     }
 

@@ -92,7 +92,7 @@ async def test_register_write_asks_for_confirmation_first(stack: WebStack, insta
     status, _, page = await form(installer, "/installer/register", {"op": "write", "name": "prog1_soc", "value": "55"})
     assert status == 200 and "Really write 55 % to register prog1_soc?" in page
     assert stack.bridge.registers["prog1_soc"] != 55
-    status, location, page = await form(installer, "/installer/register", {
+    status, _location, page = await form(installer, "/installer/register", {
         "op": "write", "name": "prog1_soc", "value": "55", "confirm": "yes"})
     assert status == 303 and "prog1_soc ← 55 %" in page and stack.bridge.registers["prog1_soc"] == 55
 
