@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY device ./device
 COPY cloud_sync ./cloud_sync
 COPY common ./common
+COPY fleet ./fleet
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # Stage 2: install the wheel, not the source tree; no build tools, no test tools, no amqtt (the

@@ -26,7 +26,7 @@ from pathlib import Path
 from device.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "common", "device", "cloud_sync")
+SOURCES = ("pyproject.toml", "README.md", "common", "device", "cloud_sync", "fleet")
 
 
 class CheckFailed(Exception):

@@ -90,7 +90,7 @@ async def _listening(process: asyncio.subprocess.Process, host: str, port: int, 
                 continue
             writer.close()
             return
-    said = output.read_text(errors="replace").strip().splitlines()
+    said = output.read_text(errors="replace").strip().splitlines()  # noqa: ASYNC240 — a few lines, process ended
     raise ConfigError(f"mqtt: mosquitto on {host}:{port} ended at start (exit {process.returncode}): "
                       f"{said[-1] if said else 'no output'}")
 

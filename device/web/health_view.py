@@ -34,7 +34,7 @@ def _rows(data: Mapping[str, Any], now: float, L: Locale, prefix: str = "") -> l
     for key, value in data.items():
         label = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            if HISTOGRAM_KEYS <= value.keys():
+            if value.keys() >= HISTOGRAM_KEYS:
                 rows.append((label.removesuffix("_s"), _latency(value, L)))
             elif key == "errors" or key.endswith("_errors"):
                 rows.append((label, _by_kind(value, L)))

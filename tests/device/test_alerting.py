@@ -179,7 +179,7 @@ def test_the_clock_checks() -> None:
     assert clock_check("ntp", kernel=lambda: True)(NOW)
     assert clock_check("ntp", kernel=lambda: None)(NOW)  # the kernel cannot be asked: the floor decides
     assert kernel_synchronised() in (True, False, None)  # the real adjtimex(2) answers without changing anything
-    with pytest.raises(ValueError, match="device.clock_check: got 'gps', allowed: floor, ntp"):
+    with pytest.raises(ValueError, match=r"device.clock_check: got 'gps', allowed: floor, ntp"):
         clock_check("gps")
 
 

@@ -103,7 +103,7 @@ def upload_reading(agg: Aggregator, credential: str, device: str, soc: float) ->
 
 
 def test_provision_then_list_joins_balena_and_the_aggregator(
-    balena: BalenaStandIn, sqlite_aggregator: Aggregator  # noqa: F811 — the fixture
+    balena: BalenaStandIn, sqlite_aggregator: Aggregator
 ) -> None:
     agg = sqlite_aggregator
     result = fleet("provision", "--db", agg.target, PI1, "fleet-home-1")
@@ -126,7 +126,7 @@ def test_provision_then_list_joins_balena_and_the_aggregator(
     assert listing.exit_code == 0, listing.output
     rows = {line.split("\t")[0]: line.split("\t") for line in listing.output.splitlines()}
     assert rows["device"] == ["device", "balena", "cloud", "sync_lag_s", "last_telemetry", "soc_pct", "alerts"]
-    name, in_balena, at_cloud, lag, last, soc, alerts = rows["fleet-home-1"]
+    _, in_balena, at_cloud, lag, last, soc, alerts = rows["fleet-home-1"]
     assert (in_balena, at_cloud, soc, alerts) == ("online", "online", "63.5", "-")
     assert float(lag) < 600 and last.endswith("Z")
     assert rows["home-berlin-2"][1:3] == ["offline", "not registered"]
