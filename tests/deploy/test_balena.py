@@ -140,7 +140,7 @@ def test_services_run_as_a_fleet_needs_them() -> None:
     services = compose()["services"]
     assert services["bridge"]["devices"] == ["/dev/ttyUSB0:/dev/ttyUSB0"]
     assert services["app"]["labels"]["io.balena.features.supervisor-api"] == "1"
-    assert all("healthcheck" in services[name] for name in ("mqtt", "app"))
+    assert all("healthcheck" in services[name] for name in ("mqtt", "bridge", "app"))
     assert all("io.balena.update.strategy" in services[name]["labels"] for name in ("bridge", "app"))
     assert services["bridge"]["labels"]["io.balena.update.strategy"] != "hand-over"  # one serial line owner
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import os
+import sys
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -425,6 +427,27 @@ async def test_update_lock_is_held_while_forced_and_released_after(
         r.stop.set()  # shutdown returns to self-consumption and lets the update go ahead
         await asyncio.wait_for(r.task, 30)
         assert r.sim.mode == "self_consumption" and not update_lock_taken(lock)
+
+
+async def healthcheck(cfg: configuration.Config) -> int:
+    """The compose file's health check of the bridge service, as a process."""
+    env = {**os.environ, "NATTERY_DEVICE_ID": cfg.device.id, "NATTERY_MQTT_HOST": cfg.mqtt.host,
+           "NATTERY_MQTT_PORT": str(cfg.mqtt.port), "NATTERY_BRIDGE_HEALTH_INTERVAL_S": str(cfg.bridge.health_interval_s)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "device.services.healthcheck", env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 or b"no health from the bridge" in err, err
+    return proc.returncode if proc.returncode is not None else -1
+
+
+async def test_healthcheck_passes_while_the_bridge_runs_and_fails_after(
+    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
+) -> None:
+    async with rig(tmp_path, pty_pair, mosquitto) as r:
+        assert await healthcheck(r.cfg) == 0
+        r.stop.set()
+        await asyncio.wait_for(r.task, 30)
+        assert await healthcheck(r.cfg) == 1  # the retained last health is not taken for a live one
 
 
 async def test_watchdog_lapses_only_after_timeout() -> None:
