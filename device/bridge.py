@@ -155,6 +155,7 @@ class Bridge:
         """Run until cancelled. Call :meth:`shutdown` before cancelling (``services.lifecycle.run_until`` does):
         it needs the worker and the MQTT session still running. A task that fails is restarted
         (after at most ``TASK_BACKOFF_MAX_S``) and counted on ``health``."""
+        self.update_lock.clear_stale()
         await self.recover_journal()
         jobs = {
             "mqtt": self.mqtt.run, "poll": self._poll_loop, "flush": self._flush_loop,

@@ -1,11 +1,13 @@
 """Balena's update lock: while the bridge holds it, the supervisor does not stop the services.
 
-The supervisor bind-mounts ``/tmp/balena`` into every service and, before an update or restart,
-takes ``updates.lock`` there itself; a service that holds it (an exclusive ``flock`` on the file,
-the convention Balena's lockfile documentation describes) makes the supervisor wait. The bridge
-holds it while a control sequence (several register writes) is under way and while the inverter
-is in a forced mode, so an update never leaves the inverter half-written or forced with no bridge
-to bring it back. Outside Balena the directory is simply created; nothing else looks at it.
+Balena has two locks on the same file, ``/tmp/balena/updates.lock`` (the supervisor mounts
+``/tmp/balena`` into every service): the supervisor does not kill or restart services for an
+update while the file *exists* (it must be created exclusively, ``O_CREAT | O_EXCL``, the
+``lockfile`` convention; the supervisor creates it the same way before it kills a service), and
+the host OS does not reboot for an OS update while a process holds an exclusive ``flock`` on it.
+The bridge takes both while a control sequence (several register writes) is under way and while
+the inverter is in a forced mode, so an update never leaves the inverter half-written or forced
+with no bridge to bring it back. Outside Balena the directory is simply created.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import structlog
 log = structlog.get_logger(__name__)
 
 BALENA_LOCK_FILE = Path("/tmp/balena/updates.lock")
+MARKER = b"nattery-bridge\n"  # what the bridge writes into its lock file, to know a stale one as its own
 
 
 class UpdateLock:
-    """An exclusive ``flock`` on the lock file, taken and released idempotently, never blocking.
+    """The lock file, taken and released idempotently, never waited for.
 
-    If another holder (the supervisor, mid-update) has it, :meth:`acquire` logs and returns
-    ``False``: the bridge is about to be stopped, and its shutdown puts the inverter back into
-    self-consumption anyway, so refusing the command would gain nothing.
+    If the file exists already (the supervisor is about to update), :meth:`acquire` logs and
+    returns ``False``: the bridge is about to be stopped, and its shutdown puts the inverter
+    back into self-consumption anyway, so refusing the command would gain nothing.
     """
 
     def __init__(self, path: Path = BALENA_LOCK_FILE) -> None:
@@ -41,13 +44,13 @@ class UpdateLock:
         if self._fd is not None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            log.warning("update lock held by someone else (an update in progress?)", path=str(self.path))
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            log.warning("update lock taken by someone else (an update in progress?)", path=str(self.path))
             return False
+        os.write(fd, MARKER)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file this process just created: nobody else has it
         self._fd = fd
         return True
 
@@ -55,8 +58,19 @@ class UpdateLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        # Removed while still locked: supervisors that check only whether the file exists
-        # (lockfile semantics) see it gone too.
-        self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # first: the supervisor goes by the file's existence
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+    def clear_stale(self) -> None:
+        """At start-up: remove a lock file an earlier bridge left behind (killed while forced).
+
+        Only a file with the bridge's marker is removed; the supervisor's own (empty) lock stays.
+        """
+        try:
+            stale = self._fd is None and self.path.read_bytes() == MARKER
+        except FileNotFoundError:
+            return
+        if stale:
+            self.path.unlink(missing_ok=True)
+            log.warning("removed the update lock an earlier bridge left behind", path=str(self.path))

@@ -397,7 +397,7 @@ async def test_shutdown_returns_inverter_to_self_consumption(
 
 
 def update_lock_taken(path: Path) -> bool:
-    """Whether another holder has the lock file, tried as the Balena supervisor does (``flock``)."""
+    """Whether the lock is held as Balena looks: the file exists (supervisor) and is flocked (host OS)."""
     if not path.exists():
         return False
     with path.open("a") as f:
@@ -406,7 +406,7 @@ def update_lock_taken(path: Path) -> bool:
         except BlockingIOError:
             return True
         fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+        raise AssertionError(f"{path} exists but nobody holds its flock")
 
 
 async def test_update_lock_is_held_while_forced_and_released_after(
