@@ -9,20 +9,21 @@ device's own loader (``device.config``) before anything is sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import requests
 
 from cloud_sync import registry
-from cloud_sync.db import DatabaseError, connect as connect_db
+from cloud_sync.db import Database, DatabaseError, connect as connect_db
 from device.config import ConfigError
 from fleet import balena_api
 from fleet.settings import checked_variable
 
 AGGREGATOR_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,23 +125,31 @@ def provision(ctx: click.Context, target: str, uuid: str, device_id: str) -> Non
     """
     with balena(ctx) as sdk:
         sdk.models.device.get(uuid)
-        credential = _register(target, device_id)
-        sdk.models.device.env_var.set(uuid, "NATTERY_CLOUD_CREDENTIAL", credential)
+        credential = _in_registry(target, lambda db: registry.add(db, "dev", device_id))
+        try:
+            sdk.models.device.env_var.set(uuid, "NATTERY_CLOUD_CREDENTIAL", credential)
+        except Exception:
+            # The credential was shown to nobody and is now lost: end it, so no copy can work.
+            _in_registry(target, lambda db: registry.revoke(db, "dev", device_id))
+            click.echo(f"{device_id}: its credential could not be stored on {uuid}, so its registration "
+                       "is revoked; provision the device under another id", err=True)
+            raise
         sdk.models.device.env_var.set(uuid, "NATTERY_DEVICE_ID", device_id)
         sdk.models.device.rename(uuid, device_id)
     click.echo(f"{device_id}: registered at the aggregator; credential stored on {uuid}")
 
 
-def _register(target: str, device_id: str) -> str:
-    async def add() -> str:
+def _in_registry(target: str, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one registry action on the aggregator's database (as ``nattery-cloud`` does)."""
+    async def run() -> T:
         db = await connect_db(target)
         try:
-            return await registry.add(db, "dev", device_id)
+            return await action(db)
         finally:
             await db.close()
 
     try:
-        return asyncio.run(add())
+        return asyncio.run(run())
     except (DatabaseError, registry.RegistryError, OSError) as exc:
         raise click.ClickException(f"aggregator: {exc}") from None
 

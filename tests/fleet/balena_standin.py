@@ -47,6 +47,7 @@ class BalenaStandIn:
     blinks: list[str] = field(default_factory=list)
     restarts: list[tuple[int, int]] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    refuse_variables: bool = False  # device variables answer 500, as the API does when it fails
     url: str = ""
 
     @property
@@ -72,6 +73,8 @@ class BalenaStandIn:
             return 200, {"d": self.tags}
         if method == "GET" and path.startswith("/v7/release?"):
             return 200, {"d": [{"id": RELEASE["id"]}] if f"'{RELEASE['commit']}'" in path else []}
+        if method == "POST" and path == "/v7/device_environment_variable" and self.refuse_variables:
+            return 500, {"error": "Internal Server Error"}
         if method == "POST" and path == "/v7/device_environment_variable":
             self.device_vars[(body["device"], body["name"])] = body["value"]
             return 201, {"id": len(self.device_vars), **body}

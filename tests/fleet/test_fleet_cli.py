@@ -132,6 +132,18 @@ def test_provision_then_list_joins_balena_and_the_aggregator(
     assert rows["home-berlin-2"][1:3] == ["offline", "not registered"]
 
 
+def test_a_credential_that_cannot_be_stored_is_revoked(
+    balena: BalenaStandIn, sqlite_aggregator: Aggregator  # noqa: F811 — the fixture
+) -> None:
+    balena.refuse_variables = True
+    result = CliRunner().invoke(main, ["provision", "--db", sqlite_aggregator.target, PI3, "fleet-home-3"])
+    assert result.exit_code == 1
+    assert "fleet-home-3: its credential could not be stored" in result.output and "balena:" in result.output
+    (row,) = [d for d in devices_at(sqlite_aggregator) if d["id"] == "fleet-home-3"]
+    assert row["revoked"] is True
+    assert balena.device(PI3)["device_name"] == "home-potsdam-1"  # not renamed
+
+
 def devices_at(agg: Aggregator) -> list[dict[str, Any]]:
     op = agg.add_operator(f"peek-{time.monotonic_ns()}")
     request = urllib.request.Request(f"{agg.url}/v1/devices", headers={"Authorization": f"Bearer {op}"})
