@@ -11,7 +11,7 @@ import structlog
 from device import config as configuration
 from device.commission.handover import hand_over
 from device.commission.report import Check, CommissionError, Report, WriteCheck, shown
-from device.commission.rules import judge, judge_roles
+from device.commission.rules import judge, judge_consistency, judge_roles
 from device.commission.scan import choose, make_worker, scan
 from device.modbus.inverter import CommandError, Inverter, Limits, VerificationError
 from device.modbus.mapmodel import RegisterMap
@@ -25,7 +25,8 @@ async def check(inverter: Inverter) -> tuple[list[Check], list[Check]]:
     snapshot = await inverter.read_telemetry()
     regmap = inverter.regmap
     registers = [judge(regmap, regmap.registers[name], value) for name, value in snapshot.registers.items()]
-    return registers, judge_roles(regmap, dict(snapshot.roles))
+    roles = dict(snapshot.roles)
+    return registers, judge_roles(regmap, roles) + judge_consistency(regmap, snapshot.registers, roles)
 
 
 def default_write_register(regmap: RegisterMap) -> str:

@@ -9,6 +9,7 @@ what exposes a wrong sign or scale in a map.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from device.commission.report import Check, Verdict
 from device.modbus.mapmodel import Register, RegisterMap
@@ -122,3 +123,111 @@ def judge_roles(regmap: RegisterMap, roles: dict[str, float | None]) -> list[Che
     else:
         add("balance", None, "W", False, "")
     return checks
+
+
+# A status, a limit or a V × I that contradicts the measured flows by more than this is wrong.
+FLOW_SEEN_W = 100.0
+PRODUCT_BASE_W = 100.0
+PRODUCT_SHARE = 0.15
+#: Enum labels that say a part is not there or not working (judged against its flows).
+DOWN_LABELS = ("off_grid", "offline")
+
+
+def judge_consistency(
+    regmap: RegisterMap, values: Mapping[str, float | None], roles: Mapping[str, float | None]
+) -> list[Check]:
+    """Registers that contradict the measured flows: a state (battery or meter offline, off-grid)
+    while power flows there, a power or current limit below the power measured in its direction,
+    and voltage × current far from the power (battery; PV strings together)."""
+    battery, grid = roles.get("battery_w"), roles.get("grid_w")
+    checks: list[Check] = []
+    for name, value in values.items():
+        reg = regmap.registers.get(name)
+        if reg is None or value is None or not math.isfinite(value):
+            continue
+        if reg.enum and not reg.writable:
+            checks += _state_vs_flows(reg, value, battery, grid)
+        elif reg.writable and reg.unit in ("W", "A") and battery is not None:
+            checks += _limit_vs_power(reg, value, battery, _battery_voltage(regmap, values))
+    checks += _products(regmap, values, roles)
+    return checks
+
+
+def _state_vs_flows(reg: Register, value: float, battery: float | None, grid: float | None) -> list[Check]:
+    label = reg.enum.get(int(value), "") if value == int(value) else ""
+    if label not in DOWN_LABELS:
+        return []
+    flow, where = (battery, "the battery") if _kind(reg) == "battery" else (grid, "the grid")
+    if flow is None or abs(flow) < FLOW_SEEN_W:
+        return [Check(reg.name, value, "", "ok", f"{label}, and no power flows at {where}")]
+    return [Check(reg.name, value, "", "fail", f"says {label} while {where} moves {abs(flow):.0f} W")]
+
+
+def _direction(reg: Register) -> str | None:
+    """"charge" or "discharge" for a battery limit (max_charge_current, max_discharging_power …)."""
+    name = reg.name.lower()
+    if not any(word in name for word in ("max", "limit")) or "sell" in name or "grid" in name:
+        return None
+    if "discharg" in name:
+        return "discharge"
+    return "charge" if "charg" in name else None
+
+
+def _limit_vs_power(reg: Register, limit: float, battery_w: float, volts: float | None) -> list[Check]:
+    direction = _direction(reg)
+    if direction is None:
+        return []
+    moving = -battery_w if direction == "charge" else battery_w
+    if reg.unit == "A":
+        if volts is None or volts <= 0:
+            return []
+        allowed, shown = limit * volts, f"{limit:g} A × {volts:g} V = {limit * volts:.0f} W"
+    else:
+        allowed, shown = limit, f"{limit:g} W"
+    if moving <= allowed + PRODUCT_BASE_W + PRODUCT_SHARE * allowed:
+        return [Check(reg.name, limit, reg.unit, "ok", f"{direction} limit {shown}")]
+    return [Check(reg.name, limit, reg.unit, "fail",
+                  f"{direction} limit {shown}, but the battery's {direction} is {moving:.0f} W")]
+
+
+def _battery_voltage(regmap: RegisterMap, values: Mapping[str, float | None]) -> float | None:
+    for name, value in values.items():
+        reg = regmap.registers.get(name)
+        if reg is not None and reg.unit == "V" and _kind(reg) == "battery" and value:
+            return value
+    return None
+
+
+def _products(regmap: RegisterMap, values: Mapping[str, float | None], roles: Mapping[str, float | None]) -> list[Check]:
+    """V × I of the battery against ``battery_w``, and Σ V × I of the PV strings against their own
+    power registers (``pv1_power`` …) where the map has them, else against ``pv_w``."""
+    checks = []
+    for kind, role in (("battery", "battery_w"), ("pv", "pv_w")):
+        power = roles.get(role)
+        pairs = _voltage_current_pairs(regmap, values, kind)
+        if power is None or not pairs:
+            continue
+        own = [values.get(f"{name}_power") for name, _, _ in pairs]
+        if kind == "pv" and all(part is not None for part in own):
+            power, role = sum(part for part in own if part is not None), " + ".join(f"{n}_power" for n, _, _ in pairs)
+        product = sum(abs(v * i) for _, v, i in pairs)
+        tolerance = PRODUCT_BASE_W + PRODUCT_SHARE * max(abs(power), product)
+        names = " + ".join(f"{name} {v:g} V × {i:g} A" for name, v, i in pairs)
+        ok = abs(product - abs(power)) <= tolerance
+        checks.append(Check(f"{kind}_v_times_i", round(product, 1), "W", "ok" if ok else "fail",
+                            f"{names} = {product:.0f} W vs {role} {abs(power):.0f} W"))
+    return checks
+
+
+def _voltage_current_pairs(
+    regmap: RegisterMap, values: Mapping[str, float | None], kind: str
+) -> list[tuple[str, float, float]]:
+    pairs = []
+    for name, volts in values.items():
+        reg = regmap.registers.get(name)
+        if reg is None or reg.unit != "V" or _kind(reg) != kind or volts is None or not name.endswith("_voltage"):
+            continue
+        amps = values.get(name.removesuffix("_voltage") + "_current")
+        if amps is not None:
+            pairs.append((name.removesuffix("_voltage"), volts, amps))
+    return pairs

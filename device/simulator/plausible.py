@@ -15,8 +15,10 @@ _RUNNING_WORDS = ("normal", "running", "on_grid", "on-grid", "on grid", "operati
 
 
 def plausible_value(reg: Register) -> float:
-    if reg.enum:
-        return float(min(reg.enum))
+    if reg.enum:  # a status reads "running"/"on grid"; a setting its first choice
+        return float(min(reg.enum)) if reg.writable else running_state(reg)
+    if reg.writable and reg.unit in ("A", "W") and reg.max is not None:
+        return reg.max  # a limit as rated: a current or power limit must not throttle the battery
     name = reg.name.lower()
     value = _BY_UNIT.get(reg.unit, 0.0)
     if reg.unit == "V" and ("bat" in name or "bms" in name):
@@ -32,4 +34,4 @@ def running_state(reg: Register) -> float:
         for key, label in sorted(reg.enum.items()):
             if word in label.lower():
                 return float(key)
-    return plausible_value(reg) if not reg.enum else float(min(reg.enum))
+    return plausible_value(reg) if not reg.enum else float(min(reg.enum))  # no running word: the first

@@ -29,6 +29,7 @@ from device.simulator.faults import Faults
 from device.simulator.functions import execute
 from device.simulator.image import ModbusError, RegisterImage
 from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, recognise
+from device.simulator.derived import show_flows
 from device.simulator.physics import Battery, Physics, PhysicsSettings
 from device.simulator.plausible import plausible_value, running_state
 from device.simulator.profiles import ClearSky, Profile
@@ -263,6 +264,7 @@ class Simulator:
         apply_control(self.image, self.regmap, DEFAULT_MODE)
         self.active = recognise(self.regmap, self.image, self.local_hhmm())
         self.image.set_roles(self.physics.roles())
+        show_flows(self.image, self.regmap, self.physics.flows)
 
     def step(self) -> None:
         """Integrate the physics up to now and show the result in the role registers."""
@@ -272,6 +274,7 @@ class Simulator:
         if self._timed_programmes:  # the clock moves on into another time-of-use programme
             self._recognise()
         self.image.set_roles(self.physics.roles())
+        show_flows(self.image, self.regmap, self.physics.flows)
 
     async def _tick(self) -> None:
         while True:
