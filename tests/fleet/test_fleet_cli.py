@@ -133,7 +133,7 @@ def test_provision_then_list_joins_balena_and_the_aggregator(
 
 
 def test_a_credential_that_cannot_be_stored_is_revoked(
-    balena: BalenaStandIn, sqlite_aggregator: Aggregator  # noqa: F811 — the fixture
+    balena: BalenaStandIn, sqlite_aggregator: Aggregator
 ) -> None:
     balena.refuse_variables = True
     result = CliRunner().invoke(main, ["provision", "--db", sqlite_aggregator.target, PI3, "fleet-home-3"])
