@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import structlog
 
+from common.crash import crash_point
 from device.home.effective import EffectiveSettings
 from device.plan.baseline import simulate_self_consumption
 from device.plan.model import Battery
@@ -37,6 +38,7 @@ from device.prices.tariff import Tariff
 from device.rounds import repeat
 from device.store import AsyncStore, Store
 
+CRASH_VARIABLE = "TEST_APP_CRASH"  # kill -9 tests: ``settlement_read:<n>``, ``plan_stored:<n>``
 log = structlog.get_logger(__name__)
 SLOT_S = 900
 
@@ -162,6 +164,7 @@ def settle_day(
         sc_soc = settled.get("sc_soc_end_pct", battery.floor_pct)
     settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
     result = add_totals(settled, totals(settlements, sc_end))
+    crash_point(CRASH_VARIABLE, "settlement_read")
     store.save_settlements([asdict(s) for s in settlements], day.isoformat(), result, time.time())
     log.info("settled", day=day.isoformat(), new_slots=len(settlements),
              **{k: result[k] for k in ("slots", "net_cost_eur")})

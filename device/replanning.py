@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import structlog
 
+from common.crash import crash_point
+from device.accounting import CRASH_VARIABLE
 from device.commands import BadCommand, caller_id, number, parse_command, timestamp
 from device.clock_sync import clock_check, clock_plausible
 from device.config import Config
@@ -246,6 +248,7 @@ class PlanningService:
         self.plan, self._key = result, key
         self.replans += 1
         await self.store.call(Store.insert_plan, result.created_at, reason, result.to_json())
+        crash_point(CRASH_VARIABLE, "plan_stored")
         await self.controller.set_plan(result)
         log.info("replanned", reason=reason, slots=len(result.ts), solve_ms=round(result.solve_ms, 2),
                  first=result.setpoints[0].action, compromises=result.compromises)

@@ -2,7 +2,8 @@
 phases of the flush cycle, and inside a flush (crash points before and after its commit). After each restart the inverter is back in self-consumption
 within the watchdog time, and the store holds every reading the bridge had published, once.
 ``kill -9`` of the real app while its controller holds the inverter in a forced mode: the
-bridge's watchdog returns it to self-consumption within ``bridge.watchdog_s``.
+bridge's watchdog returns it to self-consumption within ``bridge.watchdog_s``; test_app_faults
+kills the app mid-settlement, mid-planning and mid-upload.
 
 While the bridge is down nothing can command the inverter: it keeps its last mode until the
 restarted bridge's start-up puts it into self-consumption (the Balena supervisor restarts a
