@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ from device.modbus.registermap import load_map
 from device.services.bridge import run_bridge
 from device.simulator import Simulator
 from tests.conftest import Broker, PtyPair
+from tests.device.test_update_lock import flocked_by_someone_else
 from tests.simulated_clock import SimulatedClock
 
 DEVICE = "t1"
@@ -400,13 +400,8 @@ def update_lock_taken(path: Path) -> bool:
     """Whether the lock is held as Balena looks: the file exists (supervisor) and is flocked (host OS)."""
     if not path.exists():
         return False
-    with path.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        raise AssertionError(f"{path} exists but nobody holds its flock")
+    assert flocked_by_someone_else(path), f"{path} exists but nobody holds its flock"
+    return True
 
 
 async def test_update_lock_is_held_while_forced_and_released_after(
