@@ -1,10 +1,11 @@
 """``kill -9`` of the real app at the points where its work is half done: a quarter-hour's
 slots read but the settlement not committed, a plan stored but its setpoint not sent, and a
 sync batch acknowledged by a real aggregator but its cursor not advanced (the forced mode is
-in test_faults). After each kill the bridge's watchdog holds the inverter in self-consumption,
-and the restarted app finishes the interrupted work once: every complete slot settled once
-(the day's totals count each slot once), and the aggregator holds the device's readings and
-energy slots row for row.
+in test_faults). A manual discharge makes every plan force the inverter (the upload is held
+back until it does). After each kill the bridge's watchdog has the inverter in self-consumption
+within ``bridge.watchdog_s``, and the restarted app finishes the interrupted work once: every
+complete slot settled once (the day's totals count each slot once), and the aggregator holds
+the device's readings, energy slots and settlements row for row.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 from device.store import Store
 from tests.cloud_sync.aggregator import Aggregator, sqlite_aggregator  # noqa: F401
 from tests.device.test_sync import assert_exact_match, fill
-from tests.e2e.test_bridge_process import DEVICE, Watcher
-from tests.e2e.test_faults import Rig, back_in_self_consumption, rig  # noqa: F401
+from tests.e2e.test_bridge_process import DEVICE, Watcher, inverter_mode
+from tests.e2e.test_faults import WATCHDOG_S, Rig, back_in_self_consumption, manual_discharge, rig  # noqa: F401
 
 READINGS = 3000  # 4 h at 5 s: 16 complete slots, six upload batches
 
@@ -36,9 +37,12 @@ def run_app(r: Rig, cloud: dict[str, str], crash: dict[str, str], name: str) -> 
 
 
 def killed_at_its_point(app: subprocess.Popen[bytes], watcher: Watcher, r: Rig, name: str) -> None:
-    mark = len(watcher.messages)
     assert app.wait(120) == -9, (r.tmp_path / f"app-{name}.log").read_text()[-2000:]
-    back_in_self_consumption(watcher, mark)
+    killed_at, mark = time.monotonic(), len(watcher.messages)
+    watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "self_consumption"
+                     and not h["watchdog"]["safe_pending"], since=mark, timeout=WATCHDOG_S * 3)
+    assert time.monotonic() - killed_at <= WATCHDOG_S + 3  # its period plus a check tick and a health tick
+    assert inverter_mode(watcher) == "self_consumption"
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -59,7 +63,8 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     r, watcher = rig
     agg = sqlite_aggregator
     cloud = {"NATTERY_CLOUD_URL": agg.url, "NATTERY_CLOUD_CREDENTIAL": agg.add_device(DEVICE),
-             "NATTERY_CLOUD_BATCH_SIZE": "500", "NATTERY_CLOUD_INTERVAL_S": "0.2"}
+             "NATTERY_CLOUD_BATCH_SIZE": "500", "NATTERY_CLOUD_INTERVAL_S": "0.2",
+             "NATTERY_CLOUD_BACKOFF_MIN_S": "0.1", "NATTERY_CLOUD_BACKOFF_MAX_S": "0.5"}
     db = r.tmp_path / "nattery.db"
     now = time.time()
     fill(db, READINGS, start=(now - READINGS * 5) // 900 * 900)  # history the app has not settled yet
@@ -70,6 +75,7 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     finally:
         store.close()
     assert len(slots) >= 12
+    manual_discharge(r.tmp_path)  # every plan forces the inverter: each kill leaves it to the watchdog
     mark = len(watcher.messages)
     r.start()
     back_in_self_consumption(watcher, mark)
@@ -82,7 +88,12 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     killed_at_its_point(app, watcher, r, "plan")
     assert query(db, "SELECT count(*) FROM plans")[0][0] >= 1
 
+    agg.stop()  # the upload waits for the aggregator until the plan's discharge is applied
+    mark = len(watcher.messages)
     app = run_app(r, cloud, {"TEST_SYNC_CRASH": "after_ack:2"}, "sync")
+    watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "discharge", since=mark, timeout=120)
+    assert inverter_mode(watcher) == "forced"
+    agg.start()
     killed_at_its_point(app, watcher, r, "sync")
     # the aggregator holds a batch the device has not marked as sent: the restart sends it again
     assert query(db, "SELECT last_seq FROM sync_cursors WHERE stream = 'readings'") < [(len(agg.rows(DEVICE)),)]

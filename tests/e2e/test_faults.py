@@ -150,22 +150,27 @@ def test_kill_9_of_the_bridge_loses_and_doubles_no_reading(rig: tuple[Rig, Watch
     assert "readings recovered from the journal" in logs
 
 
-def test_kill_9_of_the_app_in_a_forced_mode_lapses_to_self_consumption(rig: tuple[Rig, Watcher]) -> None:
-    r, watcher = rig
-    mark = len(watcher.messages)
-    r.start()
-    back_in_self_consumption(watcher, mark)
+def manual_discharge(data_dir: Path) -> None:
+    """The homeowner's manual discharge for the next hour, as the page would save it, with the
+    prices known so that the app's first plan follows it at once."""
     now = time.time()
     zone = configuration.load([configuration.DEFAULT_FILE], environ={}).prices.zone
-    store = Store(r.tmp_path / "nattery.db")  # prices known, so the plan can follow the override at once
+    store = Store(data_dir / "nattery.db")
     try:
         slot = int(now) // 900 * 900
         store.upsert_prices(zone, [(slot + 900 * i, 100.0) for i in range(-4, 96)], 900, "csv", now)
     finally:
         store.close()
-    until = now + 3600  # the homeowner's manual discharge, as the page would save it
-    (r.tmp_path / "settings.json").write_text(json.dumps(
-        {"sections": {}, "override": {"action": "discharge", "power_w": 1500, "until": until}}))
+    (data_dir / "settings.json").write_text(json.dumps(
+        {"sections": {}, "override": {"action": "discharge", "power_w": 1500, "until": now + 3600}}))
+
+
+def test_kill_9_of_the_app_in_a_forced_mode_lapses_to_self_consumption(rig: tuple[Rig, Watcher]) -> None:
+    r, watcher = rig
+    mark = len(watcher.messages)
+    r.start()
+    back_in_self_consumption(watcher, mark)
+    manual_discharge(r.tmp_path)
     exe = Path(sys.executable).with_name("nattery")
     env = {**os.environ, **r.env, "NATTERY_WEB_PORT": "0", "NATTERY_PRICES_SOURCE": "csv"}
     with open(r.tmp_path / "app.log", "wb") as log:
