@@ -8,7 +8,8 @@
 - ``tools/``: any of them (benchmarks and training run in a development environment).
 
 An import in the handler of ``try: … except ImportError`` is a fallback for an image without the
-declared package, and exempt. Import names are mapped to distributions by ``importlib.metadata``.
+declared package, and exempt. Import names are mapped to distributions by ``importlib.metadata``
+(an import whose distribution is not installed, such as TensorFlow, by its own name).
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def installed() -> Mapping[str, list[str]]:
 
 
 def distributions(module: str) -> set[str]:
-    found = installed().get(module)
-    assert found, f"{module}: imported, but no installed distribution provides it"
-    return {normalise(d) for d in found}
+    """The distributions providing ``module``; one not installed here (an extra such as ``train``)
+    is taken to be the distribution of the same name, so it still has to be declared."""
+    return {normalise(d) for d in installed().get(module, [module])}
 
 
 def undeclared(package: str, allowed: set[str], lazy_only: frozenset[str] | set[str] = frozenset()) -> list[str]:
