@@ -96,7 +96,7 @@ def test_builder_refuses_values_it_cannot_write() -> None:
 
 
 def readme_example() -> str:
-    """The README's example interchange: what the builder writes for these inputs, one segment a line."""
+    """The example interchange in docs/edi.md: what the builder writes for these inputs, one segment a line."""
     sender, receiver = mscons.Party("9900000000004", "293"), mscons.Party("9800000000007", "332")
     start = utc(2026, 10, 31, 23, 0)
 
@@ -114,8 +114,8 @@ def readme_example() -> str:
     return text.replace("'", "'\n")
 
 
-def test_readme_example_is_what_the_builder_writes() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_documented_example_is_what_the_builder_writes() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "edi.md").read_text()
     block = readme.split("<!-- mscons-example -->\n```\n", 1)[1].split("```", 1)[0]
     assert block == readme_example()
     assert mscons.parse(block.replace("\n", "")).messages[0].series[1].values[1].kwh == Decimal("0.005")

@@ -1,4 +1,4 @@
-"""The README's shell examples marked ``<!-- runnable … -->`` run as written against a started
+"""The shell examples of the README and the docs/ pages marked ``<!-- runnable … -->`` run as written against a started
 appliance (``nattery run --simulate``). The test's appliance listens on free ports, so the
 examples' ``localhost:8080`` and ``-p 1883`` are pointed at those; nothing else is changed. A
 ``# {…}`` comment line after a command is the JSON the README promises it prints."""
@@ -13,22 +13,23 @@ from pathlib import Path
 from tests.conftest import Broker
 from tests.e2e.browser import nattery_simulate
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUNNABLE = re.compile(r"<!-- runnable[^>]*-->\n```sh\n(.*?)```", re.DOTALL)
 PASSWORD = "sunny-battery-7"  # the one the API example uses, seeded as the homeowner's initial password
 
 
 def runnable_examples() -> list[str]:
-    return RUNNABLE.findall(README.read_text(encoding="utf-8"))
+    return [example for doc in DOCUMENTS for example in RUNNABLE.findall(doc.read_text(encoding="utf-8"))]
 
 
-def test_the_readme_marks_its_shell_examples_runnable() -> None:
+def test_the_documents_mark_their_shell_examples_runnable() -> None:
     examples = runnable_examples()
     assert len(examples) >= 2
     assert any("mosquitto_sub" in e for e in examples) and any("/api/v1/login" in e for e in examples)
 
 
-def test_the_readme_examples_run_as_written(tmp_path: Path, mosquitto: Broker) -> None:
+def test_the_documented_examples_run_as_written(tmp_path: Path, mosquitto: Broker) -> None:
     with nattery_simulate(tmp_path, mosquitto.port, env={"NATTERY_DEVICE_ID": "nattery-dev"},
                           homeowner_password=PASSWORD) as url:
         host = url.removeprefix("http://")
