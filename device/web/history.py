@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from device.store import AsyncStore, Store
 from device.web.inputs import ActionError
+from device.web.model import day_bounds
 from device.web.explain import ENERGY_KEYS
 
 PERIODS = ("day", "week", "month", "year")
@@ -112,10 +113,6 @@ def _bucket_start(local: datetime, kind: str) -> datetime:
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
-
-
 def _empty() -> dict[str, Any]:
     return {**dict.fromkeys(ENERGY_KEYS, 0.0), **dict.fromkeys(MONEY_KEYS), "slots": 0, "settled": 0}
 
@@ -137,7 +134,7 @@ def _add(bucket: dict[str, Any], row: Mapping[str, Any]) -> None:
 
 def bars(rows: Iterable[Mapping[str, Any]], period: Period, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Every bar of the period in order (empty ones too), each with its local ``start`` (epoch s)."""
-    start, end = _local_midnight(period.first, tz), _local_midnight(period.last, tz)
+    start, end = day_bounds(period.first, tz)[0], day_bounds(period.last, tz)[0]
     buckets: dict[int, dict[str, Any]] = {}  # by epoch: the two 02:00 hours of a DST end differ
     t = start
     while t < end:  # one bucket per local hour / day / month, found by walking the quarter-hours
@@ -163,7 +160,7 @@ def total(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 async def history(store: AsyncStore, period: Period, tz: ZoneInfo) -> dict[str, Any]:
-    start, end = _local_midnight(period.first, tz), _local_midnight(period.last, tz)
+    start, end = day_bounds(period.first, tz)[0], day_bounds(period.last, tz)[0]
     rows = await store.call(Store.energy_with_money, start, end)
     items = bars(rows, period, tz)
     return {"period": period.kind, "first": period.first.isoformat(), "bars": items, "total": total(items)}
@@ -185,7 +182,7 @@ async def monthly_report(store: AsyncStore, month: date, tz: ZoneInfo) -> dict[s
     """A month to keep with the bill: daily bars and totals (energy, cost, savings against both
     counterfactuals) and the month's import and export prices (min, energy-weighted mean, max)."""
     period = Period("month", month)
-    start, end = _local_midnight(period.first, tz), _local_midnight(period.last, tz)
+    start, end = day_bounds(period.first, tz)[0], day_bounds(period.last, tz)[0]
     rows = await store.call(Store.energy_with_money, start, end)
     items = bars(rows, period, tz)
     priced = [r for r in rows if r["import_price"] is not None]
