@@ -8,31 +8,50 @@ and period::
     UNA:+.? '
     UNB+UNOC:3+<sender>:500+<receiver>:500+<YYMMDD>:<HHMM>+<ref>++TL'
     UNH+<ref>+MSCONS:D:04B:UN:2.4c'       message type, directory, MIG version
-    BGM+7+<document number>+9'
+    BGM+7+<document number>+9'             7: Prozessdatenbericht, 9: original
     DTM+137:<document date>?+00:303'
-    RFF+Z13:13025'                         Prüfidentifikator (13025: load profile)
+    RFF+Z13:13018'                         Prüfidentifikator 13018: Lastgang Messlokation
     NAD+MS+<sender>::293'  NAD+MR+<receiver>::293'
     UNS+D'  NAD+DP'  LOC+172+<MeLo-ID>'
     DTM+163:<period start>?+00:303'  DTM+164:<period end>?+00:303'
     LIN+1'  PIA+5+1-1?:1.29.0:SRW'         one LIN per OBIS code (import 1.29.0, export 2.29.0)
     QTY+220:1.250:KWH'  DTM+163:...'  DTM+164:...'     one per quarter-hour (220: true value)
-    QTY+67:0.310:KWH'  DTM+163:...'  DTM+164:...'  STS+Z32++Z86'   substitute value + method
+    QTY+67:0.310:KWH'  DTM+163:...'  DTM+164:...'  STS+Z32++Z92'   substitute value + method
     UNT+<segments>+<ref>'  UNZ+<messages>+<ref>'
 
 Times are UTC (format 303 with offset ``+00``). Values are kWh with at most three decimals,
 written with the decimal mark of the UNA (a point here); either mark is read.
 
 MIG versions (by the document date, German time): **2.4c** until 2026-09-30, **2.5** from
-2026-10-01. What we know changed, and what we could not check:
+2026-10-01. The UNH association assigned code (DE 0057) is ``2.4c`` or ``2.5``; the segment
+layout written here (SG5 NAD+DP / SG6 LOC+172 / SG9 LIN / SG10 QTY-DTM-STS) is the one of MIG
+2.4c, and both versions are written and read alike.
 
-- The UNH association assigned code is ``2.5`` instead of ``2.4c``; the segment layout written
-  here (SG5 NAD+DP / SG6 LOC+172 / SG9 LIN / SG10 QTY-DTM-STS) is the same in both as far as we
-  know, so both versions are written and read alike.
-- NOT VERIFIED (the MIG/AHB PDFs were not available to us this session): the full change list of
-  2.5 (the BDEW publishes it with the MIG: "Änderungshistorie"), the exact ``STS`` code lists
-  for substitute-value methods (``Z32`` with ``Z85``/``Z86`` below, from memory), the BGM
-  document name code ``7`` and the UNB application reference ``TL`` (both as seen in public
-  example files). Check them against the MIG in force before sending to a market partner.
+Where the codes come from (checked against public copies of the BDEW documents, not the PDFs):
+
+- MSCONS MIG 2.4c (BDEW, "Außerordentliche Veröffentlichung" of 26.07.2024), segment layout:
+  UNB DE 0026 ``TL`` = "Lastgang, beliebiger Zeitraum"; BGM DE 1001 ``7`` = Prozessdatenbericht
+  and DE 1225 ``9`` = Original; SG1 ``RFF+Z13`` = Prüfidentifikator; SG10 QTY DE 6063 ``220``
+  Wahrer Wert, ``67`` Ersatzwert (others: 201 Vorschlagswert, 20 nicht verwendbar, Z18
+  vorläufig, Z30 fehlend ...), DE 6411 ``KWH``; DTM 163/164 with format 303; STS ``Z32`` =
+  Ersatzwertbildungsverfahren with DE 9013 ``Z92`` Interpolation, ``ZJ2`` Statistische Methode
+  (Strom: "Vergleichswertverfahren mit Teilschritten Wertebestimmung, Ersatzprofilbestimmung
+  und Skalierung"), Z88/Z89 Vergleichsmessung ... The codes ``Z85``/``Z86`` this module used
+  before belong to STS ``Z33`` (Plausibilisierungshinweis: "Realer Zählerüberlauf geprüft",
+  "Plausibel wg. Kontrollablesung"), not to substitute methods: corrected.
+- MSCONS AHB 3.1f (30.09.2025), chapter 5: Prüfidentifikator ``13018`` = "Lastgang
+  Messlokation, Netzkoppelpunkt, Netzlokation" (SG6 LOC = the MeLo-ID, one value per
+  quarter-hour of the legal time, the interval without gaps); ``13025`` is "Lastgang
+  Marktlokation, Tranche" (LOC = a MaLo-ID, BGM ``Z48``). A device reports its metering
+  location, so it writes 13018 (this module wrote 13025 before: corrected); public 13018
+  examples use ``BGM+7``.
+- Our substitute methods: ``interpolated`` → ``Z92`` (Interpolation); ``extrapolated`` (a slot
+  measured in part, scaled up) → ``ZJ2``, the one Strom method of the list that scales; this
+  mapping is our judgement.
+- The change list of 2.5 against 2.4c was not available to us (the 2.4c MIG's own
+  "Änderungshistorie" only lists 2.4b → 2.4c: BGM Z85, RFF Z13 13028, QTY Z47 for the POG
+  process, none of which a load profile uses). Check it against the 2.5 MIG before sending
+  version 2.5 files to a market partner.
 """
 
 from __future__ import annotations
@@ -57,15 +76,16 @@ from pydifact.segments import Segment
 from common.market_ids import UNB_QUALIFIER
 
 VERSION_2_5_FROM = date(2026, 10, 1)
-CHECK_ID_LOAD_PROFILE = "13025"  # Prüfidentifikator: Lastgang
+CHECK_ID_LOAD_PROFILE = "13018"  # Prüfidentifikator: Lastgang Messlokation (MSCONS AHB 3.1f)
+CHECK_ID_MALO_PROFILE = "13025"  # Prüfidentifikator: Lastgang Marktlokation, Tranche
 OBIS_IMPORT = "1-1:1.29.0"  # energy drawn from the grid per period
 OBIS_EXPORT = "1-1:2.29.0"  # energy fed into the grid per period
 UNIT = "KWH"
 #: QTY qualifier (DE 6063) of each value status.
 QTY_QUALIFIER = {"true": "220", "substitute": "67"}
 STATUS_OF_QUALIFIER = {q: s for s, q in QTY_QUALIFIER.items()}
-#: Substitute-value methods (STS+Z32, DE 4405; codes unverified, see above).
-SUBSTITUTE_METHODS = {"extrapolated": "Z85", "interpolated": "Z86"}
+#: Substitute-value methods (STS+Z32 Ersatzwertbildungsverfahren, DE 9013; see above).
+SUBSTITUTE_METHODS = {"extrapolated": "ZJ2", "interpolated": "Z92"}
 METHOD_OF_CODE = {c: m for m, c in SUBSTITUTE_METHODS.items()}
 _NAD_OF_UNB = {u: n for n, u in UNB_QUALIFIER.items()}
 
@@ -260,7 +280,7 @@ class _MessageReader:
             self._quantity(segment, qualifier)
         elif tag == "DTM":
             self._date(segment, qualifier)
-        elif tag == "STS" and self.pending is not None:
+        elif tag == "STS" and self.pending is not None and qualifier == "Z32":
             code = _element(segment, 2)
             self.pending["method"] = METHOD_OF_CODE.get(code, code)
 

@@ -58,7 +58,7 @@ def test_every_slot_round_trips_in_utc_on_clock_change_days(tmp_path: Path, day:
     (message,) = parsed.messages
     start, end = day_bounds(day, TZ)
     assert (message.start, message.end, message.melo_id) == (start, end, MARKET.melo_id)
-    assert message.check_id == "13025" and message.version == version
+    assert message.check_id == "13018" and message.version == version
     for obis, column in ((mscons.OBIS_IMPORT, "import_wh"), (mscons.OBIS_EXPORT, "export_wh")):
         values = mscons.values_of(parsed, obis)
         assert len(values) == slots
@@ -87,7 +87,7 @@ def test_gaps_become_substitute_values_never_zero_or_missing(tmp_path: Path) -> 
     assert (by_index[20].status, by_index[20].method, by_index[20].kwh) == (
         "substitute", "extrapolated", kwh(rows[start + 20 * 900]["import_wh"] * 2))
     assert [v.status for v in values].count("substitute") == 4
-    assert "QTY+67:" in made.content and "STS+Z32++Z86'" in made.content and "STS+Z32++Z85'" in made.content
+    assert "QTY+67:" in made.content and "STS+Z32++Z92'" in made.content and "STS+Z32++ZJ2'" in made.content
 
 
 def test_exported_once_again_when_a_late_slot_completes_the_day(tmp_path: Path) -> None:
