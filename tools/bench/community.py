@@ -1,0 +1,112 @@
+"""Benchmark: matching and settling community ticks, every rule, one JSON line.
+
+    python -m tools.bench.community --members 10000 --ticks 50 [--seed 1]
+
+A random community (``--seed``): 60 % prosumers with 3–30 kW inverters (a fifth of them with
+an export limit), the rest consumers; in each tick every member has a random net position (a
+prosumer exports with probability one half, up to 3 kWh; anyone may import up to 2 kWh) and a
+third of the members post limit orders at random prices and times. Each tick is timed from its
+positions to its settled balances (book, matching, the settlement's checks and sums), per rule;
+then every tick is run again and its trades' digest compared (``replay_identical``). The
+conservation error adds, over all ticks, Wh sold that nobody bought and Wh sold or bought
+beyond a member's surplus or deficit. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from cloud_sync.community.model import Member, Order, Position, Role, Tick, TickPrices, members_by_id
+from cloud_sync.community.rules import RULES
+from cloud_sync.community.settle import run_tick
+
+START = 1_767_225_600
+PRICES = TickPrices(feed_in=79_400, grid_import=320_000, fee=10_000)
+
+
+def community(n: int, rng: np.random.Generator) -> list[Member]:
+    prosumer = rng.random(n) < 0.6
+    inverter = rng.integers(3_000, 30_001, n)
+    limited = rng.random(n) < 0.2
+    limit = (inverter * rng.uniform(0.3, 0.9, n)).astype(int)
+    return [
+        Member(f"DE{i:09d}", Role.PROSUMER if prosumer[i] else Role.CONSUMER,
+               pv_wp=int(inverter[i]) if prosumer[i] else 0, inverter_w=int(inverter[i]) if prosumer[i] else 0,
+               export_limit_w=int(limit[i]) if prosumer[i] and limited[i] else None)
+        for i in range(n)
+    ]
+
+
+def ticks(members: list[Member], count: int, rng: np.random.Generator) -> list[Tick]:
+    n = len(members)
+    prosumer = np.array([m.role is Role.PROSUMER for m in members])
+    out = []
+    for k in range(count):
+        start = START + 900 * k
+        export = np.where(prosumer & (rng.random(n) < 0.5), rng.integers(0, 3_001, n), 0)
+        imports = np.where(export == 0, rng.integers(0, 2_001, n), 0)
+        priced = rng.random(n) < 1 / 3
+        ask = rng.integers(60_000, 330_000, n)
+        bid = rng.integers(60_000, 330_000, n)
+        posted = start * 1000 - rng.integers(0, 86_400_000, n)
+        out.append(Tick(start, PRICES, tuple(
+            Position(m.id, int(imports[i]), int(export[i]),
+                     Order(int(ask[i]), int(posted[i])) if priced[i] else None,
+                     Order(int(bid[i]), int(posted[i])) if priced[i] else None)
+            for i, m in enumerate(members)
+        )))
+    return out
+
+
+def bench(n_members: int, n_ticks: int, seed: int) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    members = community(n_members, rng)
+    by_id = members_by_id(members)
+    period = ticks(members, n_ticks, rng)
+    rules: dict[str, object] = {}
+    for name in RULES:
+        times, digests, trades, error, shared = [], [], 0, 0, 0
+        for tick in period:
+            t0 = time.perf_counter()
+            result = run_tick(tick, by_id, name)
+            times.append((time.perf_counter() - t0) * 1000)
+            digests.append(result.digest())
+            trades += len(result.trades)
+            error += result.conservation_error_wh
+            shared += int(result.trades.wh.sum())
+        replay = [run_tick(tick, by_id, name).digest() for tick in period]
+        rules[name] = {
+            "tick_ms_p50": round(float(np.percentile(times, 50)), 2),
+            "tick_ms_p99": round(float(np.percentile(times, 99)), 2),
+            "trades": trades,
+            "shared_kwh": round(shared / 1000, 1),
+            "conservation_error_wh": error,
+            "replay_identical": replay == digests,
+        }
+        print(f"{name:15s} p50 {rules[name]['tick_ms_p50']:8.2f} ms  p99 {rules[name]['tick_ms_p99']:8.2f} ms  "  # type: ignore[index]
+              f"trades {trades:8d}  shared {shared / 1000:10.1f} kWh  error {error} Wh  replay {replay == digests}")
+    return {"members": n_members, "ticks": n_ticks, "seed": seed, "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "rules": rules}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=10_000, help="community size")
+    parser.add_argument("--ticks", type=int, default=50, help="quarter-hours to match per rule")
+    parser.add_argument("--seed", type=int, default=1, help="random community and positions")
+    args = parser.parse_args()
+    load_before = round(os.getloadavg()[0], 2)
+    result = bench(args.members, args.ticks, args.seed)
+    result["load_avg_1m_before"] = load_before
+    print(f"{args.members} members, {args.ticks} ticks; load average {load_before} → {result['load_avg_1m']} "
+          f"on {result['cpus']} CPUs")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
