@@ -109,12 +109,15 @@ def check_reading(data: dict[str, Any]) -> None:
 
 def check_document(stream: str, data: dict[str, Any], now: float) -> float | None:
     """Energy slots and settlements carry their slot time ``ts`` and finite figures; EDI files
-    carry text. Returns the document's time (None for EDI files)."""
+    carry text; schedules their slots. Returns the document's time (None for EDI files)."""
     if stream == "edi":
         if not isinstance(data.get("content"), str):
             raise ValueProblem("data.content", f"got {data.get('content')!r:.80}, expected the file's text")
         return None
     ts = check_time("data.ts", data.get("ts"), now)
+    if stream == "schedules":
+        check_schedule(data)
+        return ts
     for name, value in data.items():
         if name == "ts" or value is None:
             continue
@@ -128,9 +131,36 @@ def check_document(stream: str, data: dict[str, Any], now: float) -> float | Non
     return ts
 
 
+SCHEDULE_KINDS = ("day_ahead", "intraday")
+MAX_SCHEDULE_SLOTS = 100  # a local day has 92, 96 or 100 quarter-hours
+MAX_SLOT_WH = 250_000  # a quarter-hour at 1 MW
+
+
+def check_schedule(data: dict[str, Any]) -> None:
+    """``{"ts", "day": "YYYY-MM-DD", "revision", "kind", "slots": [[slot start, import Wh, export Wh], …]}``."""
+    day = data.get("day")
+    if not (isinstance(day, str) and len(day) == 10 and day[4] == day[7] == "-" and day.replace("-", "").isdigit()):
+        raise ValueProblem("data.day", f"got {day!r:.80}, expected YYYY-MM-DD")
+    if data.get("kind") not in SCHEDULE_KINDS:
+        raise ValueProblem("data.kind", f"got {data.get('kind')!r:.80}, allowed: {', '.join(SCHEDULE_KINDS)}")
+    revision = data.get("revision")
+    if type(revision) is not int or not 0 <= revision <= 100_000:
+        raise ValueProblem("data.revision", f"got {revision!r:.80}, expected an integer 0 to 100000")
+    slots = data.get("slots")
+    if type(slots) is not list or not 0 < len(slots) <= MAX_SCHEDULE_SLOTS:
+        raise ValueProblem("data.slots", f"got {slots!r:.80}, expected 1 to {MAX_SCHEDULE_SLOTS} "
+                                         "[slot start, import Wh, export Wh]")
+    for n, slot in enumerate(slots):
+        if (type(slot) is not list or len(slot) != 3 or any(type(v) is not int for v in slot)
+                or slot[0] % 900 or not all(0 <= v <= MAX_SLOT_WH for v in slot[1:])):
+            raise ValueProblem(f"data.slots.{n}", f"got {slot!r:.80}, expected [slot start (a multiple of 900), "
+                                                  f"import Wh, export Wh] with whole Wh 0 to {MAX_SLOT_WH}")
+
+
 def repair(stream: str, item: dict[str, Any], now: float) -> tuple[dict[str, Any] | None, list[str]]:
     """``item`` without the values the checks above refuse, and the fields removed; None when
-    the item itself cannot be stored (its time is impossible, or an EDI file has no text).
+    the item itself cannot be stored (its time is impossible, an EDI file has no text, or a
+    schedule is malformed: part of a schedule is not one).
 
     The device uses it when the aggregator refused a batch: an inverter that once reported a
     state of charge of 255 % must not stop every later upload."""
@@ -145,8 +175,9 @@ def repair(stream: str, item: dict[str, Any], now: float) -> tuple[dict[str, Any
             return item, removed
         except ValueProblem as problem:
             *parents, leaf = problem.field.split(".")
-            if problem.field in ("ts", "data.content") or (problem.field == "data.ts" and stream not in (
-                    "readings", "readings_1min")):
+            whole = stream == "schedules" or problem.field in ("ts", "data.content") or (
+                problem.field == "data.ts" and stream not in ("readings", "readings_1min"))
+            if whole:
                 return None, [*removed, problem.field]
             target: Any = item
             for part in parents:

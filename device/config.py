@@ -234,6 +234,14 @@ class ForecastSettings:
     horizon_h: float = setting(48.0, min=24, max=168, help="forecast at least this far ahead")
 
 
+def _check_hhmm(key: str, value: str) -> tuple[int, int]:
+    """``HH:MM`` as (hour, minute), or a ConfigError naming ``key``."""
+    hh, _, mm = value.partition(":")
+    if not (len(hh) == len(mm) == 2 and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(f"{key}: got {value!r}, allowed: HH:MM (00:00-23:59)")
+    return int(hh), int(mm)
+
+
 @dataclass(frozen=True)
 class MarketSettings:
     """The home's identities in the German energy market (common/market_ids.py), for the MSCONS
@@ -246,8 +254,12 @@ class MarketSettings:
     receiver_id: str = setting("", help="receiver market partner ID (the metering point operator's recipient)")
     receiver_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
     export_days_back: int = setting(3, min=1, max=60, help="days before today the export (re)checks")
+    schedule_cutoff: str = setting(
+        "14:30", help="HH:MM Europe/Berlin: the plan for the next day is committed as its schedule then"
+    )
 
     def __post_init__(self) -> None:
+        _check_hhmm("market.schedule_cutoff", self.schedule_cutoff)
         ids = {"malo_id": self.malo_id, "melo_id": self.melo_id,
                "sender_id": self.sender_id, "receiver_id": self.receiver_id}
         if not any(ids.values()):

@@ -30,6 +30,7 @@ from device.accounting import CRASH_VARIABLE
 from device.commands import BadCommand, caller_id, number, parse_command, timestamp
 from device.clock_sync import clock_check, clock_plausible
 from device.config import Config
+from device import schedules
 from device.controller import Controller
 from device.forecast.load import WEEK, cold_start_scale, forecast_load, standard_profile_w
 from device.forecast.pv import clear_sky_ghi, forecast_pv
@@ -248,6 +249,8 @@ class PlanningService:
         self.plan, self._key = result, key
         self.replans += 1
         await self.store.call(Store.insert_plan, result.created_at, reason, result.to_json())
+        hour, minute = cfg.market.schedule_cutoff.split(":")
+        await self.store.call(schedules.commit, result.to_json(), now, (int(hour), int(minute)))
         crash_point(CRASH_VARIABLE, "plan_stored")
         await self.controller.set_plan(result)
         log.info("replanned", reason=reason, slots=len(result.ts), solve_ms=round(result.solve_ms, 2),

@@ -7,13 +7,16 @@ from device.store.energy import EnergyQueries
 from device.store.market import MarketQueries
 from device.store.plans import PlanQueries
 from device.store.retention import RetentionQueries
+from device.store.schedules import ScheduleQueries
 from device.store.sessions import SessionQueries
 
 
-class Store(RetentionQueries, EnergyQueries, EdiQueries, MarketQueries, PlanQueries, SessionQueries):
+class Store(
+    RetentionQueries, EnergyQueries, EdiQueries, MarketQueries, PlanQueries, ScheduleQueries, SessionQueries
+):
     """Synchronous access to ``nattery.db``. Use one instance per thread.
 
     The queries live in one module per subject (:mod:`device.store.readings`, ``energy``, ``edi``,
-    ``market``, ``plans``, ``events``, ``outbox``, ``retention``, ``sessions``); each is a part of this class,
+    ``market``, ``plans``, ``schedules``, ``events``, ``outbox``, ``retention``, ``sessions``); each is a part of this class,
     so every query runs on the same connection and inside the same write policy.
     """

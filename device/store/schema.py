@@ -214,3 +214,26 @@ def create_web_sessions(db: sqlite_utils.Database) -> None:
             password TEXT NOT NULL, expires REAL NOT NULL
         )"""
     )
+
+
+# --- balance: committed schedules (owner: device/schedules.py) -----------------------------
+@migration
+def create_schedules(db: sqlite_utils.Database) -> None:
+    """The schedules this home committed to, for its balance group at the aggregator: the plan
+    for a local day as it stood at the day-ahead cut-off (``kind`` 'day_ahead', revision 0), then
+    every later change of the remaining slots (``intraday``, revision 1, 2, …). ``slots`` is JSON
+    ``[[slot start, import Wh, export Wh], …]``. A trigger queues each for the ``schedules`` sync
+    stream, keyed ``<day>/<revision>`` so that no version replaces another at the aggregator."""
+    db.execute(
+        """CREATE TABLE schedules (
+            day TEXT NOT NULL, revision INTEGER NOT NULL, kind TEXT NOT NULL,
+            created_at REAL NOT NULL, slots TEXT NOT NULL,
+            PRIMARY KEY (day, revision)
+        )"""
+    )
+    db.execute(
+        "CREATE TRIGGER outbox_schedules_insert AFTER INSERT ON schedules BEGIN "
+        "INSERT INTO outbox (stream, key, data, created_at) VALUES ('schedules', NEW.day || '/' || NEW.revision, "
+        "json_object('ts', NEW.created_at, 'day', NEW.day, 'revision', NEW.revision, 'kind', NEW.kind, "
+        "'slots', json(NEW.slots)), (julianday('now') - 2440587.5) * 86400.0); END"
+    )
