@@ -321,21 +321,23 @@ class _MessageReader:
         return LoadProfile(reference=self.reference, version=self.version, series=series, **self.fields)
 
 
-def _segments(text: str) -> tuple[list[Segment], str]:
-    """The segments (UNA taken off) and the decimal mark (ISO 9735 default: comma)."""
+def segments(text: str) -> tuple[list[Segment], str]:
+    """The segments (UNA taken off) and the decimal mark (ISO 9735 default: comma).
+
+    Raises :class:`MsconsError` when pydifact cannot read the text as EDIFACT."""
     try:
         with warnings.catch_warnings():
             # pydifact ships no segment directories for UN/EDIFACT service segments; it warns
             # for each one and skips a validation this module does itself.
             warnings.simplefilter("ignore", MissingImplementationWarning)
             warnings.simplefilter("error", SyntaxWarning)  # pydifact's "segment X is empty": broken
-            segments = list(Parser().parse(text))
+            found = list(Parser().parse(text))
     except (EDISyntaxError, ValidationError, SyntaxWarning, ValueError, IndexError) as exc:
         raise MsconsError(f"not a readable EDIFACT interchange: {exc or type(exc).__name__}") from None
     decimal_mark = ","
-    if segments and segments[0].tag == "UNA":
-        decimal_mark = str(segments.pop(0).elements[0])[2]
-    return segments, decimal_mark
+    if found and found[0].tag == "UNA":
+        decimal_mark = str(found.pop(0).elements[0])[2]
+    return found, decimal_mark
 
 
 def _prepared(unb: Segment) -> int:
@@ -353,16 +355,16 @@ def parse(text: str) -> Interchange:
     MSCONS, segment or message counts that do not match UNT/UNZ (a file cut short), values
     without their periods.
     """
-    segments, decimal_mark = _segments(text)
-    if not segments or segments[0].tag != "UNB":
+    found, decimal_mark = segments(text)
+    if not found or found[0].tag != "UNB":
         raise MsconsError("the interchange does not begin with UNB (after an optional UNA)")
-    if segments[-1].tag != "UNZ":
+    if found[-1].tag != "UNZ":
         raise MsconsError("no UNZ at the end: the interchange is cut short")
-    unb, unz = segments[0], segments[-1]
+    unb, unz = found[0], found[-1]
     messages: list[LoadProfile] = []
     reader: _MessageReader | None = None
     count = 0
-    for segment in segments[1:-1]:
+    for segment in found[1:-1]:
         count += 1
         if segment.tag == "UNH":
             if reader is not None:
@@ -390,6 +392,17 @@ def parse(text: str) -> Interchange:
                         for n in (1, 2))
     return Interchange(reference=_element(unb, 4), sender=sender, receiver=receiver,
                        prepared=_prepared(unb), messages=tuple(messages))
+
+
+def read_message(unh: Segment, body: Sequence[Segment], decimal_mark: str) -> LoadProfile:
+    """One message's content from its UNH and the segments between UNH and UNT (for a reader that
+    checks the envelope itself, like the aggregator's gateway)."""
+    kind = unh.elements[1] if len(unh.elements) > 1 else []
+    version = kind[4] if isinstance(kind, list) and len(kind) > 4 else ""
+    reader = _MessageReader(_element(unh, 0), str(version), decimal_mark)
+    for segment in body:
+        reader.read(segment)
+    return reader.result()
 
 
 def values_of(interchange: Interchange, obis: str) -> Sequence[Value]:

@@ -1,0 +1,172 @@
+"""The gateway's pure parts: syntax check → CONTRL, application checks → APERAK codes, and the
+reconciliation arithmetic. Each hand-broken file fails exactly the check it was broken for."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from cloud_sync.edi import answers, checks, reconcile, syntax
+from common import mscons
+from tests.cloud_sync.edi_files import (
+    DEVICE_PARTY, GRID, MALO, MELO, build, context, day_file, day_start, profile, with_values,
+)
+
+DAY = date(2026, 6, 15)
+
+
+def findings(text: str, ctx: checks.Context | None = None) -> list[tuple[str, str]]:
+    report = syntax.check(text.encode("latin-1"))
+    assert report.fault is None and all(m.fault is None for m in report.messages), report
+    seen: set[tuple[str, str]] = set()
+    checked = [checks.check(m, report.decimal_mark, ctx or context(), seen) for m in report.messages]
+    return [(f.code.value, f.text) for c in checked for f in c.findings]
+
+
+def codes(text: str, ctx: checks.Context | None = None) -> list[str]:
+    return [code for code, _ in findings(text, ctx)]
+
+
+@pytest.mark.parametrize("day", [date(2026, 3, 29), date(2026, 10, 25), DAY, date(2026, 12, 31)])
+def test_a_device_day_passes_every_check_clock_changes_included(day: date) -> None:
+    assert findings(day_file(day)) == []
+    assert findings(day_file(day, substitute_every=7)) == []
+
+
+def test_several_messages_and_comma_decimal_mark() -> None:
+    text = build(profile(DAY, 8), profile(date(2026, 6, 16), 9), reference="8")
+    comma = text.replace("UNA:+.? '", "UNA:+,? '").replace("0.", "0,").replace("1.29", "1.29")
+    # Only QTY values carry a decimal mark in these files; OBIS codes keep their points.
+    assert "QTY+220:0,125:KWH" in comma
+    report = syntax.check(comma.encode())
+    assert (report.decimal_mark, len(report.accepted_messages)) == (",", 2)
+    assert findings(comma) == []
+    seen: set[tuple[str, str]] = set()
+    parsed = checks.check(report.messages[0], report.decimal_mark, context(), seen).profile
+    assert parsed is not None and parsed.series[0].values[0].kwh == Decimal("0.125")
+
+
+@pytest.mark.parametrize(("broken", "code", "says"), [
+    # unknown or mistyped metering location
+    (lambda: day_file(DAY, melo="DE0001234567890000000000000000002"), "Z10", "is not a registered metering location"),
+    (lambda: day_file(DAY).replace(MELO, "DE000123456789000000000000000000a"), "Z35", "the 33rd character 'a' is wrong"),
+    (lambda: day_file(DAY).replace(MELO, MALO[:10]), "Z35", "10 characters, a MeLo-ID has 33"),
+    (lambda: day_file(DAY).replace(MELO, MALO[:10] + "2").replace("13018", "13025"), "Z35",
+     "the check digit (11th) is 2, it should be 1"),
+    # unknown partners
+    (lambda: day_file(DAY, sender=mscons.Party("9900000000011", "293")), "Z17", "sender 9900000000011 is not a registered"),
+    (lambda: day_file(DAY, receiver=mscons.Party("9800000000014", "332")), "Z18", "receiver 9800000000014 is not a registered"),
+    (lambda: day_file(DAY, sender=mscons.Party("9900000000005", "293")), "Z35", "the check digit (13th) is 5, it should be 4"),
+    # wrong OBIS
+    (lambda: day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0"), "Z20", "OBIS code '1-1:2.8.0'"),
+    # interval gap, overlap, misalignment
+    (lambda: build(with_values(profile(DAY), mscons.OBIS_IMPORT, profile(DAY).series[0].values[:40]
+                               + profile(DAY).series[0].values[41:])), "Z30", "quarter-hours"),
+    (lambda: build(with_values(profile(DAY), mscons.OBIS_IMPORT, profile(DAY).series[0].values[:41]
+                               + profile(DAY).series[0].values[40:])), "Z41", "overlaps"),
+    (lambda: build(with_values(profile(DAY), mscons.OBIS_IMPORT, tuple(
+        replace(v, start=v.start + 300, end=v.end + 300) for v in profile(DAY).series[0].values))), "Z41",
+     "not one quarter-hour on the quarter-hour grid"),
+    (lambda: build(with_values(profile(DAY), mscons.OBIS_EXPORT, profile(DAY).series[1].values[:-1])), "Z30",
+     "values end"),
+    # period after the document date
+    (lambda: day_file(DAY, document_date=day_start(DAY) + 3600), "Z41", "after the document date"),
+    # version not valid on the document date (2.5 before 2026-10-01, 2.4c after)
+    (lambda: day_file(DAY).replace(":2.4c'", ":2.5'"), "Z39", "MIG version '2.5' is not in force on the document date 2026-06-16"),
+    (lambda: day_file(date(2026, 10, 5)).replace(":2.5'", ":2.4c'"), "Z39", "'2.5' is"),
+    # not a load profile
+    (lambda: day_file(DAY).replace("RFF+Z13:13018", "RFF+Z13:13017"), "Z39", "Prüfidentifikator 13017"),
+])
+def test_each_hand_broken_file_gets_its_aperak_code(broken: object, code: str, says: str) -> None:
+    found = findings(broken())  # type: ignore[operator]
+    assert [c for c, _ in found] == [code], found
+    assert says in found[0][1]
+
+
+def test_duplicate_document_numbers_within_a_file_and_across_files() -> None:
+    twice = build(profile(DAY, 8), profile(date(2026, 6, 16), 8), reference="8")
+    assert codes(twice) == ["Z31"]
+    ctx = replace(context(), documents={(DEVICE_PARTY.id, "MSCONS00000007"): 41})
+    assert findings(day_file(DAY), ctx) == [("Z31", "document number 'MSCONS00000007' of sender 9900000000004 "
+                                                    "was received before (file 41)")]
+
+
+def test_a_device_may_send_only_its_own_locations() -> None:
+    assert codes(day_file(DAY), context(device="dev2")) == ["Z17"]
+    assert codes(day_file(DAY), context(device=None)) == []  # an operator relays a partner's file
+
+
+@pytest.mark.parametrize(("mutate", "code", "segment", "says"), [
+    (lambda t: t[: t.index("UNZ")], "13", "UNZ", "no UNZ"),
+    (lambda t: t.replace("UNZ+1+7'", "UNZ+2+7'"), "29", "UNZ", "UNZ counts '2' messages, the interchange has 1"),
+    (lambda t: t.replace("UNZ+1+7'", "UNZ+1+8'"), "28", "UNZ", "does not close UNB reference '7'"),
+    (lambda t: t.replace("UNOC:3", "UNOB:3"), "2", "UNB", "supported: UNOC:3"),
+    (lambda t: t.replace("UNA:+.? '", "UNA:+;? '"), "20", "UNA", "decimal mark ';'"),
+    (lambda t: t.replace("UNA:+.? '", "UNA::.? '"), "20", "UNA", "not four different characters"),
+    (lambda t: "UNH+1+MSCONS'" + t, "13", "UNB", "it must begin with UNA or UNB"),
+    (lambda t: t[:-1], "18", "UNB", "not a readable EDIFACT interchange"),
+    (lambda t: t.replace("UNB+", "UNX+"), "13", "UNB", "no UNB"),
+    (lambda t: t.replace("'UNH+", "'DTM+137:202606160000?+00:303'UNH+"), "33", "UNZ", "segment DTM outside a message"),
+    (lambda t: t.replace("BGM", "BG\x01"), "21", "UNB", "control character 0x01"),
+])
+def test_corrupt_interchanges_are_rejected_whole_by_contrl(mutate: object, code: str, segment: str, says: str) -> None:
+    report = syntax.check(mutate(day_file(DAY)).encode("latin-1"))  # type: ignore[operator]
+    assert report.fault is not None and (report.fault.code.value, report.fault.segment) == (code, segment), report.fault
+    assert says in report.fault.text
+    answer = answers.contrl(report, "C1", day_start(DAY))
+    assert f"UCI+{report.reference}+" in answer and f"+4+{code}+{segment}'" in answer and "UCM" not in answer
+
+
+@pytest.mark.parametrize(("mutate", "code", "says"), [
+    (lambda t: t.replace("UNT+", "UNT+1"), "29", "UNT counts 1"),
+    (lambda t: t.replace("+9'DTM+137", "+9'DTM+137:202606160000?+00:303'DTM+137"), "29", "the message has"),
+    (lambda t: t.replace("MSCONS:D:04B", "UTILMD:D:04B"), "14", "message type 'UTILMD:D:04B:UN:2.4c'"),
+    (lambda t: t[: t.rindex("UNT")] + "UNT+" + t[t.rindex("UNT") + 4:].replace("+7'", "+8'", 1), "28", "UNT reference '8'"),
+])
+def test_a_broken_message_is_rejected_alone_by_ucm(mutate: object, code: str, says: str) -> None:
+    text = build(profile(DAY, 7), profile(date(2026, 6, 16), 9), reference="7")
+    first_end = text.index("UNH+9")
+    report = syntax.check((mutate(text[:first_end]) + text[first_end:]).encode())  # type: ignore[operator]
+    assert report.fault is None
+    bad, good = report.messages
+    assert bad.fault is not None and bad.fault.code.value == code and says in bad.fault.text, bad.fault
+    assert good.fault is None and report.accepted_messages == (good,)
+    answer = answers.contrl(report, "C1", day_start(DAY))
+    assert f"+7'UCM+7+{':'.join(bad.kind)}+4+{code}+" in answer
+
+
+def test_aperak_names_the_message_the_code_and_where() -> None:
+    text = day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0").replace(":2.4c'", ":2.5'")
+    report = syntax.check(text.encode())
+    checked = checks.check(report.messages[0], report.decimal_mark, context(), set())
+    answer = answers.aperak(report, [checked], "A1", day_start(DAY))
+    assert answer is not None
+    segments = answer.split("'")
+    assert "UNH+1+APERAK:D:07B:UN:2.1i" in segments and "BGM+313+A1-1" in segments
+    assert "RFF+ACE:MSCONS00000007" in segments and "RFF+ACW:7" in segments
+    assert f"NAD+MR+{DEVICE_PARTY.id}::293" in segments and f"NAD+MS+{GRID.id}::332" in segments
+    assert "ERC+Z39" in segments and "FTX+Z02+++UNH S009 DE0057 2.5" in segments
+    assert "ERC+Z20" in segments  # Z20 needs no location
+    assert answer.startswith(f"UNA:+.? 'UNB+UNOC:3+{GRID.id}:502+{DEVICE_PARTY.id}:500+")
+
+
+def test_reconciliation_per_slot_and_day_with_tolerances() -> None:
+    start = day_start(DAY)
+    device = {start + n * 900: 100 for n in range(96)}
+    partner = {**device, start: 150, start + 900: 95}
+    partner.pop(start + 95 * 900)
+    (day,) = reconcile.compare(MELO, mscons.OBIS_IMPORT, device, partner, reconcile.Tolerance(slot_wh=10, day_pct=2.0))
+    assert (day.day, len(day.slots), day.device_only, day.partner_only) == (DAY, 95, 1, 0)
+    assert [s.flagged for s in day.slots[:3]] == [True, False, False]
+    assert (day.device_wh, day.partner_wh, day.diff_wh) == (9500, 9545, -45)
+    assert day.diff_pct == round(-45 / 9545 * 100, 3) and not day.flagged
+    (loose,) = reconcile.compare(MELO, mscons.OBIS_IMPORT, device, partner, reconcile.Tolerance(slot_wh=10, day_pct=0.4))
+    assert loose.flagged
+    assert reconcile.compare(MELO, mscons.OBIS_IMPORT, device, {}) == []
+    (zero,) = reconcile.compare(MELO, mscons.OBIS_EXPORT, {start: 0}, {start: 20})
+    assert zero.diff_pct == -100.0 and zero.flagged
+    rows = list(reconcile.csv_rows([day]))
+    assert rows[0][:4] == ["melo_id", "obis", "day", "slot_start"] and rows[1][4:] == [100, 150, -50, 1]
