@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from cloud_sync import app, queries, registry
+from cloud_sync.community import cli as community_cli
 from cloud_sync.db import DatabaseError, connect
 from cloud_sync.limits import Limits
 from common import logs
@@ -45,6 +46,9 @@ def _run(main: Coroutine[Any, Any, Any]) -> Any:
 def main(log_level: str, log_format: str) -> None:
     """nattery-cloud: the aggregator that nattery devices sync to."""
     logs.configure(log_level, log_format)
+
+
+community_cli.register(main)
 
 
 @main.command()

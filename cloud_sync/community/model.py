@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: The matching rules (``cloud_sync.community.rules`` has one module each).
+RULE_NAMES = ("greedy", "proportional", "price_priority", "uniform_price")
 #: No trade below this (a smaller remainder stays with the grid).
 MIN_TRADE_WH = 10
 #: The quarter-hour tick.

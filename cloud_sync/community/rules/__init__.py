@@ -23,6 +23,7 @@ class Rule:
     summary: str
 
 
+#: In the order of :data:`cloud_sync.community.model.RULE_NAMES` (which the CLI offers without loading numpy).
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
@@ -32,6 +33,8 @@ RULES: dict[str, Rule] = {
         Rule("uniform_price", uniform_price.match, "one clearing price where supply meets demand"),
     )
 }
+
+
 
 
 def rule(name: str) -> Rule:

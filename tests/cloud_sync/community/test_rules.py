@@ -174,3 +174,9 @@ def test_bad_input_is_named() -> None:
     with pytest.raises(CommunityError, match="member id: 'a' appears twice"):
         members_by_id([buyer("a"), buyer("a")])
     assert START % 900 == 0
+
+
+def test_the_rule_names_offered_are_the_rules() -> None:
+    from cloud_sync.community.model import RULE_NAMES
+
+    assert tuple(RULES) == RULE_NAMES
