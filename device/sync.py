@@ -1,8 +1,9 @@
 """Cloud sync: upload the store's streams to the aggregator, at least once, in order.
 
 Streams: ``readings`` (or ``readings_1min``, per ``cloud.readings``), then ``energy``,
-``settlements`` and ``edi`` (the outbox). Each upload is a gzip'd batch (see
-:mod:`common.sync_protocol`) with the device id and its sequence range; the aggregator stores
+``settlements`` and ``edi`` (the outbox). After the uploads, the EDI gateway's answers to the
+uploaded files (CONTRL/APERAK) and its reconciliation come back (``GET /v1/edi/answers``).
+Each upload is a gzip'd batch (see :mod:`common.sync_protocol`) with the device id and its sequence range; the aggregator stores
 each range exactly once, so retrying is always safe. The cursor (last acknowledged sequence
 per stream) lives in SQLite and is written only after the aggregator acknowledged, so a
 crash at any point resends at most one batch, which the aggregator recognises.
@@ -184,8 +185,25 @@ class SyncClient:
             if stream == "energy":  # derive the slots that ended since the last round
                 await self.store.call(Store.update_energy_slots, time.time())
             sent += await self._sync_stream(stream)
+        if "edi" in self.streams:
+            await self._fetch_edi_answers()
         await self._update_pending()
         return sent
+
+    async def _fetch_edi_answers(self) -> None:
+        """The gateway's answers to the uploaded EDI files not answered yet, and its
+        reconciliation of this home's metering location (``GET /v1/edi/answers``), into the store.
+        Skipped while the store has no EDI file; an aggregator without the gateway (404) is left
+        alone."""
+        if not await self.store.call(Store.recent_edi_files, 1):
+            return
+        names = await self.store.call(Store.unacknowledged_edi_files, 200)
+        status, answer = await self._request("GET", "/v1/edi/answers", params=[("name", n) for n in names])
+        if status == 404:
+            return
+        if status != 200 or not isinstance(answer.get("acks"), list) or not isinstance(answer.get("reconciliation"), list):
+            raise SyncError(f"GET /v1/edi/answers: HTTP {status}: {answer.get('error')}")
+        await self.store.call(Store.record_edi_answers, answer["acks"], answer["reconciliation"], time.time())
 
     # --- one stream -----------------------------------------------------------------------
     async def _sync_stream(self, stream: str) -> int:

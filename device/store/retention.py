@@ -40,6 +40,8 @@ class RetentionQueries(ReadingQueries, EventQueries, OutboxQueries):
             ("market_series", "ts < ?", [now - keep.aggregates_days * day]),
             ("settlement_days", "computed_at < ?", [now - keep.aggregates_days * day]),
             ("edi_files", "created_at < ?", [now - keep.aggregates_days * day]),
+            ("edi_acks", "acked_at < ?", [now - keep.aggregates_days * day]),
+            ("edi_reconciliation", "updated_at < ?", [now - keep.aggregates_days * day]),
             ("forecasts", "made_at < ?", [now - keep.forecasts_days * day]),
             ("plans", "created_at < ?", [now - keep.plans_days * day]),
             ("events", "ts < ?", [now - keep.events_days * day]),

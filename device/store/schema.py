@@ -237,3 +237,25 @@ def create_schedules(db: sqlite_utils.Database) -> None:
         "json_object('ts', NEW.created_at, 'day', NEW.day, 'revision', NEW.revision, 'kind', NEW.kind, "
         "'slots', json(NEW.slots)), (julianday('now') - 2440587.5) * 86400.0); END"
     )
+
+
+# --- edi: acknowledgements and reconciliation from the aggregator (owner: store/edi) -------
+@migration
+def create_edi_acknowledgements(db: sqlite_utils.Database) -> None:
+    """What the aggregator's EDI gateway answered to each uploaded file (``state`` accepted or
+    rejected, ``detail`` JSON of the errors and the CONTRL/APERAK text), and its reconciliation
+    of this home's metering location: per local day and OBIS code, the device's and the official
+    meter's totals (Wh) and their difference. Tables of their own, not columns of ``edi_files``:
+    an update there would queue the file for upload again (its outbox trigger)."""
+    db.execute(
+        """CREATE TABLE edi_acks (
+            name TEXT PRIMARY KEY, state TEXT NOT NULL, detail TEXT NOT NULL, acked_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE edi_reconciliation (
+            day TEXT NOT NULL, obis TEXT NOT NULL, device_wh INTEGER NOT NULL, partner_wh INTEGER NOT NULL,
+            diff_pct REAL, flagged INTEGER NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (day, obis)
+        )"""
+    )

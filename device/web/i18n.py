@@ -7,7 +7,7 @@ missing in one language is a test failure (``tests/device/web/test_i18n.py``), n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 LANGUAGES = ("de", "en")
@@ -149,6 +149,12 @@ TEXT: dict[str, dict[str, str]] = {
     "uploaded": {"de": "hochgeladen", "en": "uploaded"},
     "waiting_upload": {"de": "wartet auf Upload", "en": "waiting for upload"},
     "no_ack_yet": {"de": "keine erhalten", "en": "none received"},
+    "ack_accepted": {"de": "angenommen", "en": "accepted"},
+    "ack_rejected": {"de": "abgelehnt", "en": "rejected"},
+    "meter_values_arrived": {"de": "Die Werte Ihres Zählers für den {day} sind angekommen: sie weichen um {pct} % von unseren ab.",
+                             "en": "Your meter's values for {day} arrived: they differ from ours by {pct} %."},
+    "meter_values_flagged": {"de": "Mehr als die übliche Messtoleranz – fragen Sie Ihren Installateur.",
+                             "en": "More than the usual metering tolerance – ask your installer."},
     "no_edi_files": {"de": "Noch keine Datei (Marktidentitäten im Abschnitt market: eintragen).",
                      "en": "No file yet (set the market identities, section market:)."},
     "level": {"de": "Stufe", "en": "Level"},
@@ -260,6 +266,10 @@ class Locale:
     def moment(self, epoch: float) -> str:
         """Date and 24-hour time without seconds: "30.11. 21:34" / "30 Nov 21:34"."""
         return self.local(epoch).strftime("%d.%m. %H:%M" if self.lang == "de" else "%d %b %H:%M")
+
+    def day(self, iso_day: str) -> str:
+        """A calendar day given as YYYY-MM-DD: "29.03.2026" / "2026-03-29"."""
+        return date.fromisoformat(iso_day).strftime("%d.%m.%Y" if self.lang == "de" else "%Y-%m-%d")
 
     def datetime(self, epoch: float) -> str:
         fmt = "%d.%m.%Y %H:%M:%S" if self.lang == "de" else "%Y-%m-%d %H:%M:%S"

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.mscons import OBIS_IMPORT
 from common.utc import format_utc
 from device.modbus.codec import EncodeError, decode_raw, encode
 from device.modbus.mapmodel import Register, RegisterMap
@@ -91,7 +92,9 @@ async def prices_and_plan(
 
 async def today_at_a_glance(store: AsyncStore, cfg: Config, tz: ZoneInfo, now: float) -> dict[str, Any]:
     """The overview's facts: the import price now and today's range (EUR/MWh, the tariff applied),
-    the plan's current action (see :mod:`device.web.explain`), today's energy (Wh) and saving so far."""
+    the plan's current action (see :mod:`device.web.explain`), today's energy (Wh) and saving so far,
+    and the newest day the official meter's values were compared with ours (grid import; None
+    until the aggregator's EDI gateway has both)."""
     today = local_today(tz, now)
     start, end = day_bounds(today, tz)
     points = {int(p["ts"]): float(p["eur_mwh"])
@@ -109,6 +112,7 @@ async def today_at_a_glance(store: AsyncStore, cfg: Config, tz: ZoneInfo, now: f
         "energy": explain.energy_totals(rows),
         "energy_slots": len(rows),
         "saving": _money(await store.call(Store.settlement_totals, start, end)),
+        "meter": await store.call(Store.latest_reconciliation, OBIS_IMPORT),
     }
 
 

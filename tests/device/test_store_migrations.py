@@ -51,7 +51,8 @@ def test_a_new_store_gets_its_own_identity_and_an_older_one_keeps_the_legacy_nam
     first.insert_readings([Reading(1_795_000_000.0, {"soc_pct": 50.0}, {})])
     version = [name for name, _ in MIGRATIONS].index("create_store_identity") + 1
     first.db.execute("DROP TABLE store_identity")
-    first.db.execute("DROP TABLE web_sessions")  # the migration after it
+    for later in ("web_sessions", "schedules", "edi_acks", "edi_reconciliation"):  # the migrations after it
+        first.db.execute(f"DROP TABLE {later}")
     first.db.execute("DELETE FROM schema_version WHERE version >= ?", [version])
     first.close()
     upgraded = Store(tmp_path / "a.db")

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from device.prices.tariff import Tariff
 from device.web.model import day_bounds, local_today
+from device.store import Store
 from tests.device.web.conftest import csrf
 from tests.device.web.harness import WebStack, seed_history
 
@@ -177,3 +178,24 @@ async def test_installer_page_lists_mscons_files_with_upload_and_acknowledgement
     await stack.store.call(acknowledge)
     page = await (await installer.get("/installer")).text()
     assert "waiting for upload" not in page and ">uploaded<" in page
+    assert await stack.store.call(Store.unacknowledged_edi_files, 10) == ["MSCONS_DE0001_2026-06-15_00000001.edi"]
+
+    # The gateway's answer, as the sync client stores it (GET /v1/edi/answers).
+    answer = {"name": "MSCONS_DE0001_2026-06-15_00000001.edi", "state": "rejected",
+              "errors": [{"level": "APERAK", "code": "Z39", "text": "MIG version '2.5' is not in force"}]}
+    await stack.store.call(Store.record_edi_answers, [answer], [], 1781565000.0)
+    page = await (await installer.get("/installer")).text()
+    row = re.search(r"<tr><th scope=\"row\">MSCONS_DE0001_2026-06-15_00000001.edi</th>(.*?)</tr>", page)
+    assert row is not None and "rejected" in row.group(1) and "<code>Z39</code> MIG version &#39;2.5&#39; is not in force" in row.group(1)
+    assert await stack.store.call(Store.unacknowledged_edi_files, 10) == []
+
+
+async def test_homeowner_sees_how_far_the_official_meter_differs(stack: WebStack, homeowner: TestClient) -> None:
+    page = await (await homeowner.get("/")).text()
+    assert 'id="meter-values"' not in page  # the official values never arrived
+    day = {"day": "2026-06-15", "obis": "1-1:1.29.0", "device_wh": 10_250, "partner_wh": 10_000, "diff_pct": 2.5,
+           "flagged": True}
+    await stack.store.call(Store.record_edi_answers, [], [day, {**day, "day": "2026-06-14", "diff_pct": -0.4}], 1781565000.0)
+    page = await (await homeowner.get("/")).text()
+    assert "Your meter&#39;s values for 2026-06-15 arrived: they differ from ours by 2.5 %." in page
+    assert "More than the usual metering tolerance" in page
