@@ -2,10 +2,12 @@
 
     python -m tools.check_wheel
 
-Builds a wheel from a copy of the checkout's sources, installs it with the ``local`` extra into
-a fresh virtualenv (``python -m venv``; packages from the configured index), and starts
+Builds a wheel from a copy of the checkout's sources, installs it with the ``local`` and ``cloud``
+extras into a fresh virtualenv (``python -m venv``; packages from the configured index), and starts
 ``nattery run --simulate`` from that venv in an empty working directory, without the checkout
 on the import path, until the web page answers; then stops it with SIGTERM and expects exit 0.
+Then ``nattery-cloud device add`` from the venv creates an aggregator database, which needs the
+Alembic migrations shipped in the wheel.
 Exits non-zero, with the failing step's output, otherwise. ``.ci/run`` runs it beside the tests
 (it waits mostly on pip and on start-up, so it costs the suite little time).
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 from device.ports import free_port
@@ -62,7 +66,7 @@ def build_wheel(work: Path) -> Path:
 
 def install(wheel: Path, venv: Path) -> None:
     run(sys.executable, "-m", "venv", venv, cwd=venv.parent)
-    run(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[local]", cwd=venv.parent)
+    run(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[local,cloud]", cwd=venv.parent)
 
 
 def wait_for_page(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> int:
@@ -107,6 +111,18 @@ def run_simulated(venv: Path, site: Path) -> int:
     return status
 
 
+def run_cloud(venv: Path, site: Path) -> str:
+    """``nattery-cloud device add`` from the venv on a new SQLite file: the packaged migrations
+    create the schema. The database's revision."""
+    target = site / "cloud.db"
+    credential = run(venv / "bin" / "nattery-cloud", "device", "add", "wheel-check", "--db", target, cwd=site)
+    if not credential.startswith("dev.wheel-check."):
+        raise CheckFailed(f"nattery-cloud device add printed {credential!r}, not a credential")
+    with closing(sqlite3.connect(target)) as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(revision)
+
+
 def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nattery-wheel-") as tmp:
@@ -117,10 +133,12 @@ def main() -> None:
             wheel = build_wheel(work)
             install(wheel, work / "venv")
             status = run_simulated(work / "venv", site)
+            revision = run_cloud(work / "venv", site)
         except CheckFailed as exc:
             sys.exit(f"wheel check failed: {exc}")
     print(f"wheel check: {wheel.name} installed into a fresh venv; `nattery run --simulate` served the "
-          f"page ({status}) and stopped on SIGTERM ({time.monotonic() - started:.0f} s)")
+          f"page ({status}) and stopped on SIGTERM; `nattery-cloud` migrated a new database to {revision} "
+          f"({time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

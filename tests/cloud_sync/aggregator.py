@@ -52,8 +52,8 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
+def _pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
     name = f"nattery_test_{uuid.uuid4().hex[:12]}"
     try:
         run(_admin(f"CREATE DATABASE {name}"))
@@ -66,12 +66,34 @@ def pg_url() -> Iterator[str]:
     run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own."""
+    yield from _pg_database()
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
 def cloud_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """One aggregator database per test module and backend; tests use their own device ids."""
     if request.param == "sqlite":
         return str(tmp_path_factory.mktemp("cloud") / "cloud.db")
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of the test's own on each backend (nothing created in it yet)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "cloud.db")
+    return str(request.getfixturevalue("empty_pg_url"))
 
 
 @dataclass

@@ -157,14 +157,17 @@ async def test_operator_sees_devices_telemetry_and_daily_energy(aggregator: Aggr
     slots.append({"seq": 5, "key": str(day), "data": {"ts": day, "import_wh": 150.0, "pv_wh": 50.0, "complete": 1}})
     assert (await post(aggregator, cred, "energy", batch_body("dev7-a", "energy", slots)))[0] == 200
 
+    asked = time.time()
     status, listing = await get(aggregator, op, "/v1/devices")
+    answered = time.time()
     assert status == 200
     devices = {d["id"]: d for d in listing["devices"]}
     assert devices["dev7-a"]["online"] is True
     assert devices["dev7-idle"]["online"] is False
     assert devices["dev7-a"]["latest_telemetry"]["roles"] == {"soc_pct": 50.0, "grid_w": 10.0}
     assert devices["dev7-a"]["streams"]["readings"]["last_seq"] == 10
-    assert 980 <= devices["dev7-a"]["sync_lag_s"] < 1100
+    newest = NOW - 1000 + 10  # reading 10: the lag is its age when the aggregator answered
+    assert asked - newest - 0.05 <= devices["dev7-a"]["sync_lag_s"] <= answered - newest + 0.05
 
     date = time.strftime("%Y-%m-%d", time.gmtime(day))
     status, energy = await get(aggregator, op, f"/v1/devices/dev7-a/energy/daily?from={date}&to={date}")
