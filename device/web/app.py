@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +21,8 @@ import jinja2
 import structlog
 from aiohttp import web
 
+from common import web_security
+from common.web_security import headers_middleware
 from device.config import Config, ConfigError
 from device.home.accounts import Users
 from device.web import api, metrics, views
@@ -39,7 +40,6 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,32 +71,6 @@ def _api_reason(request: web.Request, exc: web.HTTPException) -> str:
 
 
 @web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _security_headers(request, exc)
-        raise
-    _security_headers(request, response)
-    return response
-
-
-def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if not response.prepared:
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
-        else:
-            response.headers.setdefault("Cache-Control", "no-store")
-
-
-@web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/static/"):
         return await handler(request)
@@ -113,19 +87,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method not in SAFE_METHODS:
-        token = request.headers.get("X-CSRF-Token")
-        if token is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            token = str((await request.post()).get("csrf", ""))
-        # bytes, not str: compare_digest refuses non-ASCII text, and a header may hold any
-        if not token or not hmac.compare_digest(token.encode(errors="surrogateescape"), request[SESSION].csrf.encode()):
-            message = "CSRF token missing or wrong: reload the page (API: send X-CSRF-Token from GET /api/v1/session)"
-            if is_api(request):
-                return json_error(403, message)
-            return web.Response(status=403, text=message)
-    return await handler(request)
+def _csrf_refused(request: web.Request) -> web.Response:
+    message = "CSRF token missing or wrong: reload the page (API: send X-CSRF-Token from GET /api/v1/session)"
+    return json_error(403, message) if is_api(request) else web.Response(status=403, text=message)
+
+
+csrf_middleware = web_security.csrf_middleware(lambda request: request[SESSION].csrf, _csrf_refused)
 
 
 async def users_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,22 +11,14 @@ token is derived from the cookie's id, so requests without a cookie, however man
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from common.web_security import anonymous_session, new_session_id, session_key
 from device.store import AsyncStore, Store
-
-
-def session_key(session_id: str) -> str:
-    """What the store and the lookup table know a session by: the SHA-256 of its cookie value."""
-    return hashlib.sha256(session_id.encode(errors="surrogateescape")).hexdigest()
 
 
 @dataclass
@@ -45,7 +37,6 @@ class Session:
 
 
 ANONYMOUS_LIFETIME_S = 3600  # the anonymous cookie's lifetime
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 class Sessions:
@@ -66,10 +57,7 @@ class Sessions:
         """The visitor's anonymous session: for a well-formed id the same one every time (its
         CSRF token is an HMAC of the id under a key made at start), else one with a new id.
         Nothing is stored; the id is only as secret as the HttpOnly cookie that carries it."""
-        if session_id is None or not _SESSION_ID.fullmatch(session_id):
-            session_id = secrets.token_urlsafe(32)
-        digest = hmac.new(self._key, session_id.encode(), hashlib.sha256).digest()
-        csrf = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        session_id, csrf = anonymous_session(self._key, session_id)
         return Session(session_id, csrf, time.time() + self.anonymous_lifetime_s)
 
     def __len__(self) -> int:
@@ -85,7 +73,7 @@ class Sessions:
         return None
 
     async def new(self, role: str | None = None, must_change: bool = False, password: str = "") -> Session:
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time() + self.lifetime_s,
+        session = Session(new_session_id(), secrets.token_urlsafe(32), time.time() + self.lifetime_s,
                           role, must_change, password=password)
         self._by_key[session_key(session.id)] = session
         await self.save(session)
