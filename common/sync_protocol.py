@@ -13,7 +13,8 @@ its sequence numbers start again at 1 in a stream of their own at the aggregator
 of the old or the new store is skipped or overwritten. Stores older than identities send none.
 
 Items per stream: ``readings`` / ``readings_1min`` carry ``{"seq", "ts", "data": {...}}``;
-the document streams (``energy``, ``settlements``, ``edi``, ``schedules``) carry ``{"seq", "key", "data"}``,
+the document streams (``energy``, ``settlements``, ``edi``, ``schedules``, ``prices``: cleared
+prices and price forecasts) carry ``{"seq", "key", "data"}``,
 where a later seq for the same key is a newer version of that document.
 
 Errors are :class:`BatchError` with the HTTP status the aggregator answers and a message
@@ -36,7 +37,7 @@ import orjson  # parsing items is the aggregator's main cost; orjson does it ~3x
 from common import sync_values as values
 
 READING_STREAMS = ("readings", "readings_1min")
-DOCUMENT_STREAMS = ("energy", "settlements", "edi", "schedules")
+DOCUMENT_STREAMS = ("energy", "settlements", "edi", "schedules", "prices")
 STREAMS = READING_STREAMS + DOCUMENT_STREAMS
 CONTENT_TYPE = "application/x-nattery-batch+gzip"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # compressed

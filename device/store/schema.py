@@ -259,3 +259,30 @@ def create_edi_acknowledgements(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (day, obis)
         )"""
     )
+
+
+# --- sync: prices and price forecasts (owner: store/outbox) -------------------------------
+@migration
+def outbox_prices_and_forecasts(db: sqlite_utils.Database) -> None:
+    """Queue every cleared price and every price forecast value for the cloud sync (stream
+    ``prices``), so the aggregator can judge the fleet's forecasts against what the market cleared.
+
+    ``ts`` of such a document is when the device learned it (fetched, forecast made): a slot
+    itself may lie two days ahead, beyond the clock skew the aggregator accepts for ``ts``.
+    Cleared prices are keyed by zone and slot (a later fetch is a newer version), forecast
+    values by the run and the slot."""
+    now = "(julianday('now') - 2440587.5) * 86400.0"
+    for op in ("INSERT", "UPDATE"):
+        db.execute(
+            f"CREATE TRIGGER outbox_prices_{op.lower()} AFTER {op} ON prices BEGIN "
+            "INSERT INTO outbox (stream, key, data, created_at) VALUES ('prices', "
+            "'cleared:' || NEW.zone || ':' || NEW.ts, json_object('kind', 'cleared', 'ts', NEW.fetched_at, "
+            "'zone', NEW.zone, 'slot', NEW.ts, 'resolution_s', NEW.resolution_s, "
+            f"'price_eur_mwh', NEW.price_eur_mwh, 'source', NEW.source), {now}); END"
+        )
+        db.execute(
+            f"CREATE TRIGGER outbox_forecasts_{op.lower()} AFTER {op} ON forecasts WHEN NEW.kind = 'price' BEGIN "
+            "INSERT INTO outbox (stream, key, data, created_at) VALUES ('prices', "
+            "'forecast:' || NEW.made_at || ':' || NEW.ts, json_object('kind', 'forecast', 'ts', NEW.made_at, "
+            f"'slot', NEW.ts, 'forecast_eur_mwh', NEW.value), {now}); END"
+        )

@@ -92,6 +92,26 @@ def test_documents_are_queued_for_sync_by_trigger(db: Store) -> None:
     assert db.pending("settlements", settlements[0][0]) == (1, pytest.approx(time.time(), abs=60))
 
 
+def test_cleared_prices_and_price_forecasts_are_queued_for_sync(db: Store) -> None:
+    """Stream ``prices``: each cleared price by zone and slot (a later fetch a newer version),
+    each price forecast value by run and slot; load and PV forecasts stay on the device."""
+    db.upsert_prices("DE_LU", [(1_700_000_000, 81.5)], 3600, "entsoe", fetched_at=1_699_950_000.5)
+    db.upsert_prices("DE_LU", [(1_700_000_000, 82.0)], 3600, "entsoe", fetched_at=1_699_960_000.0)
+    db.insert_forecast("price", 1_699_900_000, [(1_700_000_000, 79.25), (1_700_000_900, 80.0)])
+    db.insert_forecast("load", 1_699_900_000, [(1_700_000_000, 450.0)])
+    queued = [(key, json.loads(data)) for _, key, data in db.outbox_after("prices", 0, 10)]
+    assert queued == [
+        ("cleared:DE_LU:1700000000", {"kind": "cleared", "ts": 1_699_950_000.5, "zone": "DE_LU", "slot": 1_700_000_000,
+                                      "resolution_s": 3600, "price_eur_mwh": 81.5, "source": "entsoe"}),
+        ("cleared:DE_LU:1700000000", {"kind": "cleared", "ts": 1_699_960_000.0, "zone": "DE_LU", "slot": 1_700_000_000,
+                                      "resolution_s": 3600, "price_eur_mwh": 82.0, "source": "entsoe"}),
+        ("forecast:1699900000:1700000000", {"kind": "forecast", "ts": 1_699_900_000, "slot": 1_700_000_000,
+                                            "forecast_eur_mwh": 79.25}),
+        ("forecast:1699900000:1700000900", {"kind": "forecast", "ts": 1_699_900_000, "slot": 1_700_000_900,
+                                            "forecast_eur_mwh": 80.0}),
+    ]
+
+
 def test_events_record_alerts(db: Store) -> None:
     db.add_event("info", "control", "charge 2000 W", {"power_w": 2000}, ts=T0)
     db.add_event("critical", "disk_full", "disk full", ts=T0 + 1)

@@ -53,6 +53,8 @@ def test_a_new_store_gets_its_own_identity_and_an_older_one_keeps_the_legacy_nam
     first.db.execute("DROP TABLE store_identity")
     for later in ("web_sessions", "schedules", "edi_acks", "edi_reconciliation"):  # the migrations after it
         first.db.execute(f"DROP TABLE {later}")
+    for trigger in ("prices_insert", "prices_update", "forecasts_insert", "forecasts_update"):
+        first.db.execute(f"DROP TRIGGER outbox_{trigger}")
     first.db.execute("DELETE FROM schema_version WHERE version >= ?", [version])
     first.close()
     upgraded = Store(tmp_path / "a.db")
