@@ -17,7 +17,6 @@ import asyncio
 import gzip
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,19 +24,10 @@ from typing import Any
 
 import aiohttp
 
-from cloud_sync import registry
-from cloud_sync.db import connect
 from common import sync_protocol as protocol
-from device.ports import free_port, wait_for_port
-from tools.bench.sync import cloud_command, peak_rss_mb
+from tools.bench.aggregator import peak_rss_mb, register, serve, stop
 
-
-async def _register(target: str, name: str) -> str:
-    db = await connect(target)
-    try:
-        return await registry.add(db, "dev", name)
-    finally:
-        await db.close()
+LIMITS = ("--auth-failures", "10000")  # the probes' wrong secrets must not end in 429s
 
 
 def bombs(device: str, now: float | None = None) -> dict[str, bytes]:
@@ -65,20 +55,12 @@ async def _post(url: str, credential: str, body: bytes) -> tuple[int, float]:
         return response.status, time.perf_counter() - began
 
 
-def _serve(target: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([*cloud_command(), "serve", "--db", target, "--port", str(port),
-                             "--auth-failures", "10000"], stdout=subprocess.DEVNULL, stderr=log.open("a"))
-    wait_for_port(port, timeout=30)
-    return proc
-
-
 def bomb_memory(work: Path, parallel: int) -> dict[str, Any]:
     target = str(work / "cloud.db")
-    credential = asyncio.run(_register(target, "bomber"))
+    [credential] = asyncio.run(register(target, ["bomber"]))
     result: dict[str, Any] = {}
     for kind, body in bombs("bomber").items():
-        port = free_port()
-        proc = _serve(target, port, work / "aggregator.log")
+        proc, port = serve(target, work / "aggregator.log", *LIMITS)
         try:
             url = f"http://127.0.0.1:{port}/v1/ingest/readings"
 
@@ -90,16 +72,14 @@ def bomb_memory(work: Path, parallel: int) -> dict[str, Any]:
                             "aggregator_peak_rss_mb": round(peak_rss_mb(proc.pid)),
                             "alive": proc.poll() is None, "body_kb": round(len(body) / 1024)}
         finally:
-            proc.terminate()
-            proc.wait(20)
+            stop(proc)
     return result
 
 
 def probes(work: Path, count: int) -> dict[str, Any]:
     target = str(work / "probe.db")
-    asyncio.run(_register(target, "known"))
-    port = free_port()
-    proc = _serve(target, port, work / "aggregator.log")
+    asyncio.run(register(target, ["known"]))
+    proc, port = serve(target, work / "aggregator.log", *LIMITS)
     url = f"http://127.0.0.1:{port}/v1/ingest/readings"
     try:
         async def alternating() -> tuple[list[float], list[float]]:  # alternate: the load drifts
@@ -111,8 +91,7 @@ def probes(work: Path, count: int) -> dict[str, Any]:
 
         known, unknown = asyncio.run(alternating())
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop(proc)
     return {"known_wrong_ms": round(statistics.median(known) * 1000, 1),
             "unknown_ms": round(statistics.median(unknown) * 1000, 1)}
 

@@ -30,13 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cloud_sync import registry
 from cloud_sync.db import connect
 from device.modbus.registermap import load_map
-from device.ports import free_port, wait_for_port
 from device.store import Reading, Store
-
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tools.bench.aggregator import cpu_s, peak_rss_mb, pg_database, register, serve, stop
 
 
 def realistic_readings(start: float, count: int, interval_s: float = 5.0, seed: int = 1) -> Iterator[Reading]:
@@ -102,43 +99,15 @@ def fill(path: Path, count: int, chunk: int = 5000, interval_s: float = 5.0) -> 
     return rate
 
 
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cloud_command() -> list[str]:
-    return [sys.executable, "-m", "cloud_sync"]
-
-
 def device_command() -> list[str]:
     return [sys.executable, "-c", "from device.cli import main; main()"]
 
 
 def drain(device_db: Path, target: str, batch_size: int, workdir: Path) -> dict[str, Any]:
     """Register the device, start the aggregator, drain; returns the figures."""
-    credential = asyncio.run(_register(target))
-    port = free_port()
-    aggregator = subprocess.Popen(
-        [*cloud_command(), "--log-level", "warning", "serve", "--db", target, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=(workdir / "aggregator.log").open("w"),
-    )
+    [credential] = asyncio.run(register(target, ["bench"]))
+    aggregator, port = serve(target, workdir / "aggregator.log", log_level="warning")
     try:
-        wait_for_port(port, timeout=20.0)
         env = {**os.environ, "NATTERY_DEVICE_ID": "bench", "NATTERY_STORE_PATH": str(device_db),
                "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": str(batch_size),
                "NATTERY_LOG_LEVEL": "warning", "NATTERY_DEVICE_DATA_DIR": str(workdir)}
@@ -160,20 +129,11 @@ def drain(device_db: Path, target: str, batch_size: int, workdir: Path) -> dict[
         if device.returncode != 0:
             raise RuntimeError(f"device sync failed: {(workdir / 'device.log').read_text()[-2000:]}")
     finally:
-        aggregator.terminate()
-        aggregator.wait(30)
+        stop(aggregator)
     lost, duplicated = asyncio.run(compare(device_db, target))
     return {"drain_s": round(seconds, 2), "device_cpu_s": round(device_cpu, 1),
             "aggregator_cpu_s": round(aggregator_cpu, 1), "device_peak_rss_mb": round(device_peak, 1),
             "aggregator_peak_rss_mb": round(aggregator_peak, 1), "lost": lost, "duplicated": duplicated}
-
-
-async def _register(target: str) -> str:
-    db = await connect(target)
-    try:
-        return await registry.add(db, "dev", "bench")
-    finally:
-        await db.close()
 
 
 async def compare(device_db: Path, target: str, chunk: int = 20_000) -> tuple[int, int]:
@@ -215,27 +175,16 @@ def _digest(ts: float, data: str) -> str:
     return hashlib.sha256(f"{ts!r}|{json.dumps(json.loads(data), sort_keys=True)}".encode()).hexdigest()
 
 
-async def _fresh_pg_database() -> str | None:
-    try:
-        import asyncpg
-
-        admin = await asyncpg.connect(PG_ADMIN, timeout=3)
-    except Exception as exc:  # noqa: BLE001 — any failure means "no PostgreSQL here"
-        print(f"PostgreSQL not reachable at {PG_ADMIN} ({exc}); skipping the PostgreSQL run")
-        return None
-    name = f"nattery_bench_{os.getpid()}"
-    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def _drop_pg_database(url: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
-    await admin.close()
+async def _drain_on_postgres(device_db: Path, batch_size: int, work: Path) -> dict[str, Any] | None:
+    """:func:`drain` again, from the start, into a fresh PostgreSQL database (None: no server)."""
+    async with pg_database("nattery_bench") as url:
+        if url is None:
+            return None
+        conn = sqlite3.connect(device_db)
+        conn.execute("DELETE FROM sync_cursors")
+        conn.commit()
+        conn.close()
+        return await asyncio.to_thread(drain, device_db, url, batch_size, work)
 
 
 def main() -> None:
@@ -257,16 +206,8 @@ def main() -> None:
               f"({result['drain_rows_per_s']:,} readings/s), device peak RSS "
               f"{sqlite_run['device_peak_rss_mb']} MB, aggregator {sqlite_run['aggregator_peak_rss_mb']} MB, "
               f"lost {sqlite_run['lost']}, duplicated {sqlite_run['duplicated']}")
-        pg_url = None if args.no_postgres else asyncio.run(_fresh_pg_database())
-        if pg_url:
-            conn = sqlite3.connect(device_db)
-            conn.execute("DELETE FROM sync_cursors")
-            conn.commit()
-            conn.close()
-            try:
-                pg = drain(device_db, pg_url, args.batch_size, work)
-            finally:
-                asyncio.run(_drop_pg_database(pg_url))
+        pg = None if args.no_postgres else asyncio.run(_drain_on_postgres(device_db, args.batch_size, work))
+        if pg:
             pg["drain_rows_per_s"] = round(args.readings / pg["drain_s"])
             result["postgresql"] = pg
             print(f"PostgreSQL aggregator: drained in {pg['drain_s']} s ({pg['drain_rows_per_s']:,} readings/s), "
