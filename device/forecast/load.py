@@ -101,7 +101,11 @@ def load_quantiles(
 ) -> FloatArray:
     """Load quantiles (W), shape ``(len(qs), horizon)``: per future slot, the empirical quantiles of
     the same quarter-hour on each of the last seven days and the same weekday two to four weeks
-    back (up to ten measurements, only those before ``now_index``). Where fewer than three exist,
+    back (up to ten measurements, only those before ``now_index``), as predictive quantiles: the
+    q-quantile sits at rank q·(n + 1) of the n sorted measurements (``weibull`` positions), where
+    the next measurement falls below it with probability q. The usual interpolation (rank
+    1 + q·(n − 1)) makes a band of ten measurements that holds about 65 % of new ones instead of
+    80 %. Where fewer than three exist,
     every quantile is ``fallback_w``."""
     target = now_index + np.arange(horizon)
     lags = [d * 96 for d in range(1, 8)] + [k * WEEK for k in range(2, 5)]
@@ -113,7 +117,7 @@ def load_quantiles(
     enough = np.isfinite(samples).sum(axis=0) >= _MIN_SAMPLES
     out = np.tile(np.asarray(fallback_w, dtype=float), (len(qs), 1))
     if enough.any():
-        out[:, enough] = np.nanquantile(samples[:, enough], qs, axis=0)
+        out[:, enough] = np.nanquantile(samples[:, enough], qs, axis=0, method="weibull")
     return out
 
 
