@@ -13,6 +13,7 @@ import click
 from cloud_sync import app, queries, registry
 from cloud_sync.community import cli as community_cli
 from cloud_sync.db import DatabaseError, connect
+from cloud_sync.edi import cli as edi_cli
 from cloud_sync.limits import Limits
 from common import logs
 
@@ -147,3 +148,6 @@ async def _with_db(target: str, action: Callable[[Any], Coroutine[Any, Any, Any]
         return await action(db)
     finally:
         await db.close()
+
+
+main.add_command(edi_cli.group(db_option), "edi")

@@ -76,9 +76,10 @@ def german_day(ts: int) -> date:
 
 
 def compare(melo_id: str, obis: str, device: Mapping[int, int], partner: Mapping[int, int],
-            tolerance: Tolerance = Tolerance()) -> list[Day]:
+            tolerance: Tolerance | None = None) -> list[Day]:
     """Every day of ``melo_id``/``obis`` where both sides have at least one quarter-hour
     (``device`` and ``partner``: slot start → Wh), oldest first."""
+    tolerance = tolerance or Tolerance()
     days: dict[date, tuple[list[int], list[int], list[int]]] = {}
     for ts in sorted(set(device) | set(partner)):
         both, device_only, partner_only = days.setdefault(german_day(ts), ([], [], []))

@@ -21,12 +21,12 @@ def _bounds(first: date, last: date) -> tuple[int, int]:
 
 
 async def reconciliation(conn: AsyncConnection, melo_id: str, first: date, last: date,
-                         tolerance: Tolerance = Tolerance()) -> list[Day]:
+                         tolerance: Tolerance | None = None) -> list[Day]:
     """Every day of ``first`` … ``last`` (German days) where both sides have values, per direction."""
     start, end = _bounds(first, last)
     series: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: {"device": {}, "partner": {}})
     for source, obis, slot, wh in await store.values(conn, melo_id, start, end):
         series[f"1-1:{obis.split(':', 1)[-1]}"][source][slot] = wh
     days = [day for obis, sides in sorted(series.items())
-            for day in compare(melo_id, obis, sides["device"], sides["partner"], tolerance)]
+            for day in compare(melo_id, obis, sides["device"], sides["partner"], tolerance or Tolerance())]
     return sorted(days, key=lambda d: (d.day, d.obis))

@@ -89,7 +89,7 @@ class _Api:
             while True:
                 try:
                     await pipeline.run_stream(app[self.db_key])
-                except Exception:  # noqa: BLE001 — logged; the next round tries again
+                except Exception:  # logged; the next round tries again
                     log.exception("edi_stream_failed")
                 await asyncio.sleep(STREAM_EVERY_S)
 

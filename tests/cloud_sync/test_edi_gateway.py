@@ -222,5 +222,5 @@ async def test_synced_files_run_through_the_gateway_and_the_answers_reach_the_de
     assert files[broken.name]["ack_state"] == "rejected"
     assert [(e["code"], e["level"]) for e in files[broken.name]["ack"]["errors"]] == [("Z10", "APERAK")]
     status, body = await gateway.request("GET", f"/v1/edi/files/{files[made.name]['ack']['file_id']}/content")
-    assert body == made.content.encode()
+    assert status == 200 and body == made.content.encode()
 

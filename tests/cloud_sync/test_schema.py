@@ -97,6 +97,10 @@ async def old_release(target: str, statements: tuple[str, ...]) -> None:
     conn.close()
 
 
+#: The newest revision: every migration runs when a database connects.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def fetch(db: Database, sql: str) -> list[tuple[Any, ...]]:
     async with db.read() as conn:
         return [tuple(row) for row in (await conn.execute(text(sql))).all()]
@@ -125,7 +129,7 @@ async def test_a_new_database_is_migrated_to_the_model(empty_target: str) -> Non
     db = await connect(empty_target)
     try:
         assert await differences_from_model(db) == []
-        assert await fetch(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert await fetch(db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert await fetch(db, "SELECT version FROM schema_version") == [(3,)]  # refused by older releases
     finally:
         await db.close()
@@ -138,7 +142,7 @@ async def test_a_version_1_database_is_adopted_keeping_everything(empty_target: 
     db = await connect(empty_target)
     try:
         assert await differences_from_model(db) == []
-        assert await fetch(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert await fetch(db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert await fetch(db, "SELECT version FROM schema_version") == [(3,)]
         assert await fetch(db, "SELECT id, last_seen FROM devices") == [("pi-1", 1795000002.0)]
         assert await fetch(db, "SELECT device_id, store_id, last_seq FROM streams") == [("pi-1", "", 2)]
@@ -155,7 +159,7 @@ async def test_a_version_2_database_is_adopted_as_it_is(empty_target: str) -> No
     db = await connect(empty_target)
     try:
         assert await differences_from_model(db) == []
-        assert await fetch(db, "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert await fetch(db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert await fetch(db, "SELECT device_id, store_id, last_seq FROM streams") == [("pi-1", "card-b", 2)]
         assert await fetch(db, "SELECT store_id, seq, line FROM readings ORDER BY seq") == [
             ("card-b", 1, '{"seq":1}'), ("card-b", 2, '{"seq":2}')]
@@ -169,7 +173,7 @@ async def test_a_database_of_a_newer_release_is_refused_untouched(empty_target: 
     async with db.begin() as conn:
         await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     await db.close()
-    with pytest.raises(DatabaseError, match=r"schema revision 9999 is newer than this release supports \(0001\); "
+    with pytest.raises(DatabaseError, match=rf"schema revision 9999 is newer than this release supports \({HEAD}\); "
                                             "refusing to touch it — update the software"):
         await connect(empty_target)
 
@@ -184,7 +188,7 @@ async def test_an_unknown_version_from_before_revisions_is_refused(empty_target:
 async def test_instances_starting_together_migrate_once(empty_target: str) -> None:
     dbs = await asyncio.gather(*(connect(empty_target) for _ in range(4)))
     try:
-        assert await fetch(dbs[0], "SELECT version_num FROM alembic_version") == [("0001",)]
+        assert await fetch(dbs[0], "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert await fetch(dbs[0], "SELECT version FROM schema_version") == [(3,)]
     finally:
         for db in dbs:
@@ -201,7 +205,7 @@ def test_the_alembic_command_line_migrates_a_database_named_by_url(tmp_path: Pat
         return out.stdout
 
     alembic("upgrade", "head")
-    assert alembic("current").strip() == "0001 (head)"
+    assert alembic("current").strip() == f"{HEAD} (head)"
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
     conn.close()

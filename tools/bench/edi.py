@@ -83,7 +83,7 @@ def local_days(slots: list[dict[str, Any]], count: int) -> list[date]:
     """The first ``count`` local days the household covers whole."""
     have = {s["ts"] for s in slots}
     first = datetime.fromtimestamp(min(have), ZoneInfo(TZ)).date()
-    days = []
+    days: list[date] = []
     day = first
     while len(days) < count and day <= datetime.fromtimestamp(max(have), ZoneInfo(TZ)).date():
         start, end = day_bounds(day, TZ)
@@ -138,7 +138,7 @@ async def _stored(target: str, melo: str) -> dict[tuple[str, int], int]:
     return {(str(o), int(t)): int(w) for o, t, w in rows}
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _percentile(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2) if len(values) > 1 else round(values[0], 2)
 
 
@@ -174,8 +174,7 @@ async def run(household: Path, days: int, pv_kwp: float, target: str | None, out
                     for obis, kwh_values in _values(made.content):
                         exported.update({(obis, start): wh for start, wh in kwh_values})
                     if out is not None:
-                        out.mkdir(parents=True, exist_ok=True)
-                        (out / made.name).write_text(made.content, encoding="latin-1")
+                        _keep(out, made.name, made.content)
                     began = time.perf_counter()
                     async with session.post(f"{server.url}/v1/edi", params={"name": made.name},
                                             data=made.content.encode("latin-1")) as r:
@@ -196,6 +195,11 @@ async def run(household: Path, days: int, pv_kwp: float, target: str | None, out
             "roundtrip_mismatches": mismatches, "database": "postgresql" if target.startswith("postgres") else "sqlite",
             "days": f"{chosen[0]}..{chosen[-1]}",
         }
+
+
+def _keep(out: Path, name: str, content: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(content, encoding="latin-1")
 
 
 def _values(content: str) -> Iterator[tuple[str, list[tuple[int, int]]]]:
