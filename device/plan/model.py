@@ -155,7 +155,8 @@ class Plan:
     setpoints: list[Setpoint]
     compromises: list[str] = field(default_factory=list)
     objective_eur: float = 0.0
-    solve_ms: float = 0.0
+    solve_ms: float = 0.0  # wall clock, build and solve (every LP of a gated plan)
+    solve_cpu_ms: float = 0.0  # CPU time of the solving thread: the same work, blind to other processes' load
     soc0_pct: float = 0.0  # measured SoC the plan starts from
 
     def setpoint_at(self, ts: float) -> Setpoint | None:
@@ -183,6 +184,7 @@ class Plan:
             "compromises": self.compromises,
             "objective_eur": round(self.objective_eur, 4),
             "solve_ms": round(self.solve_ms, 2),
+            "solve_cpu_ms": round(self.solve_cpu_ms, 2),
             "slots": [
                 {
                     "ts": int(self.ts[i]),

@@ -80,6 +80,7 @@ def plan(
     if alternative.mode != result.mode:  # the solver failed on it: keep the optimal plan
         return result
     solve_ms = result.solve_ms + alternative.solve_ms
+    cpu_ms = result.solve_cpu_ms + alternative.solve_cpu_ms
     value = terminal_value(inputs, battery, mode_rules)
     gain, adverse_gain = alternative.objective_eur - result.objective_eur, -math.inf
     if gain > gate.risk_eur(inputs, value):  # only then is the adverse forecast worth two solves
@@ -88,10 +89,11 @@ def plan(
         if forced_adverse.mode != result.mode or alternative_adverse.mode != result.mode:
             return result
         solve_ms += forced_adverse.solve_ms + alternative_adverse.solve_ms
+        cpu_ms += forced_adverse.solve_cpu_ms + alternative_adverse.solve_cpu_ms
         adverse_gain = alternative_adverse.objective_eur - forced_adverse.objective_eur
     keep = gate.should_force(gain, adverse_gain, inputs, value)
     chosen = result if keep else alternative
-    chosen.solve_ms = solve_ms
+    chosen.solve_ms, chosen.solve_cpu_ms = solve_ms, cpu_ms
     if not keep:
         chosen.setpoints[0] = Setpoint("self_consumption")
     return chosen
