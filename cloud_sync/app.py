@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cloud_sync import queries
 from cloud_sync.alerting import device_alerts
 from cloud_sync.edi import routes as edi_routes
+from cloud_sync.community import api as community_api
 from cloud_sync.db import Database, connect
 from cloud_sync.ingest import CRASH_VARIABLE, StreamProgress, ingest_in_order
 from cloud_sync.limits import FailureLimiter, Limits
@@ -83,6 +84,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     app.router.add_get("/v1/devices/{device}/readings", device_readings)
     app.router.add_get("/v1/devices/{device}/energy/daily", daily_energy)
     edi_routes.add_routes(app, DB, AUTH)
+    community_api.add_routes(app, DB, AUTH)
     return app
 
 

@@ -49,9 +49,6 @@ def main(log_level: str, log_format: str) -> None:
     logs.configure(log_level, log_format)
 
 
-community_cli.register(main)
-
-
 @main.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -151,3 +148,4 @@ async def _with_db(target: str, action: Callable[[Any], Coroutine[Any, Any, Any]
 
 
 main.add_command(edi_cli.group(db_option), "edi")
+community_cli.register(main, db_option, _with_db)

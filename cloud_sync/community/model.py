@@ -28,9 +28,11 @@ class CommunityError(ValueError):
     """Bad input to the community market: the message names field, value and what is allowed."""
 
 
-def _check_int(what: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise CommunityError(f"{what}: {value!r} is not allowed (an integer from {low} to {high})")
+def _check_int(value: object, low: int, high: int, what: str, *parts: object) -> int:
+    """``value`` if an int in ``[low, high]``; the message is ``what.format(*parts)`` (built only
+    for a refusal: ticks check 10,000 positions)."""
+    if type(value) is not int or not low <= value <= high:  # bool (an int subclass) is refused too
+        raise CommunityError(f"{what.format(*parts)}: {value!r} is not allowed (an integer from {low} to {high})")
     return value
 
 
@@ -49,10 +51,13 @@ class Role(StrEnum):
     CONSUMER = "consumer"
 
 
+_ROLES = {r.value: r for r in Role}
+
+
 def parse_role(value: object) -> Role:
-    for role in Role:
-        if value == role.value:
-            return role
+    role = _ROLES.get(value) if isinstance(value, str) else None
+    if role is not None:
+        return role
     raise CommunityError(f"role: {value!r} is not allowed (one of {', '.join(r.value for r in Role)})")
 
 
@@ -75,9 +80,9 @@ class Member:
         check_id("member id", self.id)
         object.__setattr__(self, "role", parse_role(self.role))
         for name in ("pv_wp", "battery_wh", "inverter_w"):
-            _check_int(f"member {self.id}: {name}", getattr(self, name), 0, MAX_POWER_W)
+            _check_int(getattr(self, name), 0, MAX_POWER_W, "member {}: {}", self.id, name)
         if self.export_limit_w is not None:
-            _check_int(f"member {self.id}: export_limit_w", self.export_limit_w, 0, MAX_POWER_W)
+            _check_int(self.export_limit_w, 0, MAX_POWER_W, "member {}: export_limit_w", self.id)
 
     def sell_cap_wh(self, tick_s: int = TICK_S) -> int:
         """The most this member may sell in one tick (0 for a consumer)."""
@@ -101,9 +106,9 @@ class TickPrices:
     fee: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("prices: feed_in", self.feed_in, -MAX_PRICE, MAX_PRICE)
-        _check_int("prices: grid_import", self.grid_import, -MAX_PRICE, MAX_PRICE)
-        _check_int("prices: fee", self.fee, 0, MAX_PRICE)
+        _check_int(self.feed_in, -MAX_PRICE, MAX_PRICE, "prices: feed_in")
+        _check_int(self.grid_import, -MAX_PRICE, MAX_PRICE, "prices: grid_import")
+        _check_int(self.fee, 0, MAX_PRICE, "prices: fee")
 
     @property
     def low(self) -> int:
@@ -129,8 +134,8 @@ class Order:
     posted_ms: int
 
     def __post_init__(self) -> None:
-        _check_int("order: limit", self.limit, -MAX_PRICE, MAX_PRICE)
-        _check_int("order: posted_ms", self.posted_ms, 0, 2**53 - 1)
+        _check_int(self.limit, -MAX_PRICE, MAX_PRICE, "order: limit")
+        _check_int(self.posted_ms, 0, 2**53 - 1, "order: posted_ms")
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,8 @@ class Position:
 
     def __post_init__(self) -> None:
         check_id("position: member", self.member)
-        _check_int(f"position {self.member}: import_wh", self.import_wh, 0, MAX_TICK_WH)
-        _check_int(f"position {self.member}: export_wh", self.export_wh, 0, MAX_TICK_WH)
+        _check_int(self.import_wh, 0, MAX_TICK_WH, "position {}: import_wh", self.member)
+        _check_int(self.export_wh, 0, MAX_TICK_WH, "position {}: export_wh", self.member)
 
     @property
     def net_wh(self) -> int:
@@ -169,12 +174,12 @@ class Tick:
     fixed_price: int | None = field(default=None)
 
     def __post_init__(self) -> None:
-        _check_int("tick: length_s", self.length_s, 60, 86_400)
-        _check_int("tick: start", self.start, 0, 2**40)
+        _check_int(self.length_s, 60, 86_400, "tick: length_s")
+        _check_int(self.start, 0, 2**40, "tick: start")
         if self.start % self.length_s:
             raise CommunityError(f"tick: start {self.start} is not allowed (a multiple of the length {self.length_s} s)")
         if self.fixed_price is not None:
-            _check_int("tick: fixed_price", self.fixed_price, -MAX_PRICE, MAX_PRICE)
+            _check_int(self.fixed_price, -MAX_PRICE, MAX_PRICE, "tick: fixed_price")
         object.__setattr__(self, "positions", dedupe_positions(self.start, self.positions))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cloud_sync.community.book import Book, Ints, build
-from cloud_sync.community.model import MIN_TRADE_WH, CommunityError, Member, Tick
+from cloud_sync.community.model import MIN_TRADE_WH, CommunityError, Member, Tick, TickPrices
 from cloud_sync.community.pairs import Pairs
 from cloud_sync.community.rules import rule
 
@@ -94,27 +94,30 @@ def violations(book: Book, trades: Pairs) -> list[str]:
     return out
 
 
+def money(n: int, trades: Pairs, prices: TickPrices) -> dict[str, Ints]:
+    """Per member index (``n`` members): Wh sold and bought, and nEUR received (revenue), paid
+    (cost, fee included), paid in fees and saved against the grid (the module's rules)."""
+    wh, price, fee = trades.wh, trades.price, prices.fee
+    return {
+        "sold_wh": _sum_by(n, trades.seller, wh),
+        "bought_wh": _sum_by(n, trades.buyer, wh),
+        "revenue": _sum_by(n, trades.seller, wh * price),
+        "cost": _sum_by(n, trades.buyer, wh * (price + fee)),
+        "fee": _sum_by(n, trades.buyer, wh * fee),
+        "saving": _sum_by(n, trades.seller, wh * (price - prices.feed_in))
+        + _sum_by(n, trades.buyer, wh * (prices.grid_import - price - fee)),
+    }
+
+
 def settle(book: Book, rule_name: str, trades: Pairs) -> TickResult:
     """The tick's balances; refuses trades that break a rule of the market (a bug in a rule
     must never reach the accounts)."""
     broken = violations(book, trades)
     if broken:
         raise CommunityError(f"tick {book.start}, rule {rule_name}: refused to settle: {'; '.join(broken)}")
-    n = len(book.ids)
-    wh, price, fee = trades.wh, trades.price, book.prices.fee
-    sold, bought = _sum_by(n, trades.seller, wh), _sum_by(n, trades.buyer, wh)
-
-    balances = Balances(
-        sold_wh=sold,
-        bought_wh=bought,
-        grid_export_wh=book.surplus - sold,
-        grid_import_wh=book.deficit - bought,
-        revenue=_sum_by(n, trades.seller, wh * price),
-        cost=_sum_by(n, trades.buyer, wh * (price + fee)),
-        fee=_sum_by(n, trades.buyer, wh * fee),
-        saving=_sum_by(n, trades.seller, wh * (price - book.prices.feed_in))
-        + _sum_by(n, trades.buyer, wh * (book.prices.grid_import - price - fee)),
-    )
+    sums = money(len(book.ids), trades, book.prices)
+    balances = Balances(grid_export_wh=book.surplus - sums["sold_wh"], grid_import_wh=book.deficit - sums["bought_wh"],
+                        **sums)
     return TickResult(book, rule_name, trades, balances)
 
 

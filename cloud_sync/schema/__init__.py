@@ -27,7 +27,7 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: The table modules under ``cloud_sync.schema``.
-DOMAINS = ("sync", "edi")
+DOMAINS = ("sync", "edi", "community")
 
 
 def load_all() -> MetaData:

@@ -1,6 +1,6 @@
 """Benchmark: matching and settling community ticks, every rule, one JSON line.
 
-    python -m tools.bench.community --members 10000 --ticks 50 [--seed 1]
+    python -m tools.bench.community --members 10000 --ticks 50 [--seed 1] [--db TARGET]
 
 A random community (``--seed``): 60 % prosumers with 3–30 kW inverters (a fifth of them with
 an export limit), the rest consumers; in each tick every member has a random net position (a
@@ -9,15 +9,21 @@ third of the members post limit orders at random prices and times. Each tick is 
 positions to its settled balances (book, matching, the settlement's checks and sums), per rule;
 then every tick is run again and its trades' digest compared (``replay_identical``). The
 conservation error adds, over all ticks, Wh sold that nobody bought and Wh sold or bought
-beyond a member's surplus or deficit. The last line is one JSON object.
+beyond a member's surplus or deficit. With ``--db`` (a SQLite file or a ``postgresql://`` URL)
+each rule also runs as the aggregator runs it: a community of its own with the members and
+every tick's positions stored, then each tick matched and settled in its own transaction
+(members and positions read, trades inserted, balances updated): ``db_tick_ms_p50/p99``.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import time
+import uuid
 
 import numpy as np
 
@@ -63,7 +69,35 @@ def ticks(members: list[Member], count: int, rng: np.random.Generator) -> list[T
     return out
 
 
-def bench(n_members: int, n_ticks: int, seed: int) -> dict[str, object]:
+async def in_database(target: str, rule: str, members: list[Member], period: list[Tick]) -> list[float]:
+    """Milliseconds per tick to match and settle it in the database (see the module)."""
+    from cloud_sync.community import ledger, members as stored, positions
+    from cloud_sync.db import connect
+
+    db = await connect(target)
+    try:
+        community = stored.Community(f"bench-{rule}-{uuid.uuid4().hex[:8]}", "benchmark", rule, PRICES)
+        orders = {p.member: p for p in period[0].positions}
+        async with db.begin() as conn:
+            await stored.create(conn, community)
+            for m in members:
+                await stored.join(conn, community, stored.Membership(m, START, ask=orders[m.id].ask, bid=orders[m.id].bid))
+        for tick in period:
+            async with db.begin() as conn:
+                await positions.store(conn, community, [positions.Metered(p.member, tick.start, p.import_wh, p.export_wh)
+                                                        for p in tick.positions])
+        times = []
+        for tick in period:
+            t0 = time.perf_counter()
+            async with db.begin() as conn:
+                await ledger.match_tick(conn, community, tick.start, "bench")
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+    finally:
+        await db.close()
+
+
+def bench(n_members: int, n_ticks: int, seed: int, target: str | None = None) -> dict[str, object]:
     rng = np.random.default_rng(seed)
     members = community(n_members, rng)
     by_id = members_by_id(members)
@@ -80,6 +114,11 @@ def bench(n_members: int, n_ticks: int, seed: int) -> dict[str, object]:
             error += result.conservation_error_wh
             shared += int(result.trades.wh.sum())
         replay = [run_tick(tick, by_id, name).digest() for tick in period]
+        figures: dict[str, object] = {}
+        if target is not None:
+            db_times = asyncio.run(in_database(target, name, members, period))
+            figures = {"db_tick_ms_p50": round(float(np.percentile(db_times, 50)), 1),
+                       "db_tick_ms_p99": round(float(np.percentile(db_times, 99)), 1)}
         rules[name] = {
             "tick_ms_p50": round(float(np.percentile(times, 50)), 2),
             "tick_ms_p99": round(float(np.percentile(times, 99)), 2),
@@ -87,10 +126,13 @@ def bench(n_members: int, n_ticks: int, seed: int) -> dict[str, object]:
             "shared_kwh": round(shared / 1000, 1),
             "conservation_error_wh": error,
             "replay_identical": replay == digests,
+            **figures,
         }
         print(f"{name:15s} p50 {rules[name]['tick_ms_p50']:8.2f} ms  p99 {rules[name]['tick_ms_p99']:8.2f} ms  "  # type: ignore[index]
-              f"trades {trades:8d}  shared {shared / 1000:10.1f} kWh  error {error} Wh  replay {replay == digests}")
-    return {"members": n_members, "ticks": n_ticks, "seed": seed, "cpus": os.cpu_count(),
+              f"trades {trades:8d}  shared {shared / 1000:10.1f} kWh  error {error} Wh  replay {replay == digests}"
+              + "".join(f"  {k} {v}" for k, v in figures.items()))
+    return {"members": n_members, "ticks": n_ticks, "seed": seed, "database": target and target.split("://")[0],
+            "cpus": os.cpu_count(),
             "load_avg_1m": round(os.getloadavg()[0], 2), "rules": rules}
 
 
@@ -99,9 +141,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000, help="community size")
     parser.add_argument("--ticks", type=int, default=50, help="quarter-hours to match per rule")
     parser.add_argument("--seed", type=int, default=1, help="random community and positions")
+    parser.add_argument("--db", help="also match and settle in this aggregator database (SQLite file or postgresql:// URL)")
     args = parser.parse_args()
     load_before = round(os.getloadavg()[0], 2)
-    result = bench(args.members, args.ticks, args.seed)
+    result = bench(args.members, args.ticks, args.seed, args.db)
     result["load_avg_1m_before"] = load_before
     print(f"{args.members} members, {args.ticks} ticks; load average {load_before} → {result['load_avg_1m']} "
           f"on {result['cpus']} CPUs")
