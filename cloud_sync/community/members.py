@@ -109,6 +109,32 @@ async def history(conn: AsyncConnection, community_id: str) -> list[Membership]:
     return [_membership(r) for r in rows]
 
 
+def _row(community_id: str, m: Membership) -> dict[str, object]:
+    order = m.ask or m.bid
+    return dict(community_id=community_id, member_id=m.member.id, valid_from=m.valid_from, valid_to=m.valid_to,
+                device_id=m.device_id, role=str(m.member.role), pv_wp=m.member.pv_wp, battery_wh=m.member.battery_wh,
+                inverter_w=m.member.inverter_w, export_limit_w=m.member.export_limit_w,
+                ask_ueur_kwh=m.ask.limit if m.ask else None, bid_ueur_kwh=m.bid.limit if m.bid else None,
+                order_posted_ms=order.posted_ms if order else None)
+
+
+async def join_new(conn: AsyncConnection, community: Community, new: list[Membership]) -> None:
+    """Many first memberships at once (a community set up from a list): refused if any of
+    them already has a membership or appears twice."""
+    ids = [m.member.id for m in new]
+    if len(set(ids)) != len(ids):
+        raise CommunityError("members: a member appears twice in one list (each once)")
+    c = community_members.c
+    known = set((await conn.execute(select(c.member_id).where(c.community_id == community.id))).scalars())
+    if clash := sorted(known & set(ids)):
+        raise CommunityError(f"member {clash[0]}: has a membership already (join it with its own valid_from)")
+    for m in new:
+        if m.valid_from % community.tick_s:
+            raise CommunityError(f"member {m.member.id}: valid_from {m.valid_from} is not allowed (a tick start)")
+    if new:
+        await conn.execute(community_members.insert(), [_row(community.id, m) for m in new])
+
+
 async def join(conn: AsyncConnection, community: Community, m: Membership) -> None:
     """Start ``m`` at ``m.valid_from``: a member's open interval before it ends there; an
     interval that would overlap a later one is refused."""
@@ -122,13 +148,7 @@ async def join(conn: AsyncConnection, community: Community, m: Membership) -> No
                              f"{later} exists; memberships of one member may not overlap)")
     await conn.execute(update(community_members).where(mine, c.valid_from < m.valid_from, or_(
         c.valid_to.is_(None), c.valid_to > m.valid_from)).values(valid_to=m.valid_from))
-    posted = (m.ask or m.bid).posted_ms if (m.ask or m.bid) else None  # type: ignore[union-attr]
-    await conn.execute(community_members.insert().values(
-        community_id=community.id, member_id=m.member.id, valid_from=m.valid_from, valid_to=m.valid_to,
-        device_id=m.device_id, role=str(m.member.role), pv_wp=m.member.pv_wp, battery_wh=m.member.battery_wh,
-        inverter_w=m.member.inverter_w, export_limit_w=m.member.export_limit_w,
-        ask_ueur_kwh=m.ask.limit if m.ask else None, bid_ueur_kwh=m.bid.limit if m.bid else None,
-        order_posted_ms=posted))
+    await conn.execute(community_members.insert().values(**_row(community.id, m)))
 
 
 async def leave(conn: AsyncConnection, community: Community, member_id: str, valid_to: int) -> None:

@@ -80,8 +80,8 @@ async def in_database(target: str, rule: str, members: list[Member], period: lis
         orders = {p.member: p for p in period[0].positions}
         async with db.begin() as conn:
             await stored.create(conn, community)
-            for m in members:
-                await stored.join(conn, community, stored.Membership(m, START, ask=orders[m.id].ask, bid=orders[m.id].bid))
+            await stored.join_new(conn, community, [stored.Membership(m, START, ask=orders[m.id].ask, bid=orders[m.id].bid)
+                                                    for m in members])
         for tick in period:
             async with db.begin() as conn:
                 await positions.store(conn, community, [positions.Metered(p.member, tick.start, p.import_wh, p.export_wh)

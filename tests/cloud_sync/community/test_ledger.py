@@ -240,3 +240,15 @@ async def wait_for_a_lock_wait(db: Database, timeout: float = 10.0) -> None:
             if waiting:
                 return
             await asyncio.sleep(0.01)  # polling a condition, not timing
+
+
+async def test_a_community_set_up_from_a_list(db: Database) -> None:
+    c = members.Community(f"c-{uuid.uuid4().hex[:8]}", "test", "greedy", PRICES)
+    async with db.begin() as conn:
+        await members.create(conn, c)
+        await members.join_new(conn, c, [members.Membership(m, T0) for m in SYSTEMS.values()])
+        assert [m.member for m in await members.members_at(conn, c.id, T0)] == list(SYSTEMS.values())
+        with pytest.raises(members.CommunityError, match="member a: has a membership already"):
+            await members.join_new(conn, c, [members.Membership(SYSTEMS["a"], T0 + 900)])
+        with pytest.raises(members.CommunityError, match="a member appears twice"):
+            await members.join_new(conn, c, [members.Membership(Member("e"), T0)] * 2)
