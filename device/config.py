@@ -166,6 +166,10 @@ class TariffSettings:
     feed_in_eur_mwh: float = setting(79.4, min=-1000, max=10_000, help="fixed feed-in rate")
     export_fee_eur_mwh: float = setting(0.0, min=-1000, max=10_000, help="spot-based: deducted from spot")
     export_zero_when_negative: bool = setting(True, help="no feed-in payment while spot < 0")
+    community_price_eur_mwh: float | None = setting(
+        None, min=-1000, max=10_000, help="energy-sharing community: what it pays for exported energy; null: none")
+    community_share_pct: float = setting(
+        100.0, min=0, max=100, help="share of the export the community is expected to take (the rest: feed-in)")
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,7 @@ class PlanningService:
                          cfg.planner.pv_peak_w)
         spot = spot[:length]
         tariff = Tariff(cfg.tariff, cfg.device.timezone)
-        inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot), load, pv,
+        inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_value(ts, spot), load, pv,
                         soc, first_slot_s=start + SLOT_S - now)
         return inputs, note
 

@@ -116,6 +116,18 @@ class Tariff:
         )
         return net * (1.0 + s.vat_pct / 100.0)
 
+    def export_value(self, ts: ArrayLike, spot: ArrayLike) -> FloatArray:
+        """What the planner counts an exported MWh as worth (EUR/MWh): in an energy-sharing
+        community, its price for the expected share of the export and the feed-in for the rest;
+        else the feed-in. Settlement keeps :meth:`export_price` (the grid's): the community's
+        trades are settled at the aggregator (docs/community.md)."""
+        feed_in = self.export_price(ts, spot)
+        s = self.settings
+        if s.community_price_eur_mwh is None:
+            return feed_in
+        share = s.community_share_pct / 100.0
+        return share * s.community_price_eur_mwh + (1.0 - share) * feed_in
+
     def export_price(self, ts: ArrayLike, spot: ArrayLike) -> FloatArray:
         """Feed-in price (EUR/MWh) per slot: fixed, or spot − fee; zero while spot < 0 if configured."""
         s = self.settings

@@ -27,6 +27,15 @@ def test_spot_based_export_with_fee_and_negative_rule() -> None:
     assert prices.tolist() == [46.0, -24.0]
 
 
+def test_a_community_price_values_the_export_the_planner_sees() -> None:
+    alone = Tariff(TariffSettings())
+    assert alone.export_value([0, 0], [80.0, -5.0]).tolist() == [79.4, 0.0]  # no community: the feed-in
+    member = Tariff(TariffSettings(community_price_eur_mwh=180.0, community_share_pct=40.0))
+    # 40 % sold to the neighbours at 18 ct/kWh, 60 % fed in at 7.94 ct/kWh (0 while spot < 0)
+    assert member.export_value([0, 0], [80.0, -5.0]).tolist() == pytest.approx([0.4 * 180 + 0.6 * 79.4, 0.4 * 180])
+    assert member.export_price([0], [80.0]).tolist() == [79.4]  # settlement stays with the grid's feed-in
+
+
 def test_time_windows_follow_local_time_across_dst() -> None:
     windows = (
         GridFeeWindow(start="17:00", end="21:00", fee_eur_mwh=150.0),
