@@ -68,19 +68,23 @@ def _kind(reg: Register) -> str:
 
 
 def _non_negative(regmap: RegisterMap) -> set[str]:
-    """Registers that alone (or summed with like terms) make ``pv_w`` or ``load_w``: never < 0."""
+    """Registers that alone (or summed with like terms) make ``pv_w`` or ``load_w``: never < 0.
+
+    Not a role summed from registers of other roles (SunSpec: load = inverter output + grid
+    meter, where the meter is ``grid_w`` and both may be negative)."""
     names: set[str] = set()
     for role in ("pv_w", "load_w"):
         spec = regmap.roles.get(role)
-        if spec is not None and all(factor > 0 for _, factor in spec.terms):
+        others = {n for other, o in regmap.roles.items() if other != role for n in o.registers}
+        if spec is not None and all(factor > 0 for _, factor in spec.terms) and not others & set(spec.registers):
             names.update(spec.registers)
     return names
 
 
 def _bands(regmap: RegisterMap, reg: Register) -> tuple[tuple[float, float], ...] | None:
     unit = reg.unit
-    if unit == "%":
-        return ((0.0, 100.0),)
+    if unit == "%":  # a signed percentage (of a rated power: GoodWe, SunSpec rates) has its own range
+        return ((0.0, 100.0),) if reg.min is None or reg.min >= 0 else None
     if unit == "V":
         return {"pv": PV_V, "battery": BATTERY_V}.get(_kind(reg), GRID_V)
     if unit == "Hz":

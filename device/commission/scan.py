@@ -122,7 +122,8 @@ async def scan(
     for (line, unit), candidates in groups.items():
         protocol = dataclasses.replace(
             candidates[0].protocol, baudrate=line.baudrate, unit_id=unit, timeout_s=timeout_s,
-            gap_s=max(m.protocol.gap_s for m in candidates))
+            gap_s=max(m.protocol.gap_s for m in candidates),
+            connect_pause_s=max(m.protocol.connect_pause_s for m in candidates))
         async with make_worker(port, protocol, timeout_s, retries=0) as worker:
             for regmap in candidates:
                 inverter = Inverter(dataclasses.replace(regmap, protocol=protocol), worker, Limits(0, 0))

@@ -14,7 +14,8 @@ is one FC3/FC4 read of ``count`` addresses of one table and obeys the map's rule
   read as its whole span, so the address between its words belongs to it and is no "gap".
 
 Registers whose spans overlap (the word at 79 inside the split register 78/80) always travel
-together; such a group is a *cluster*. With clusters sorted by address, a block is a run of
+together; such a group is a *cluster*. A register with a scale-factor register (SunSpec ``W`` and
+``W_SF``) spans both, so the two always come in the same read. With clusters sorted by address, a block is a run of
 consecutive clusters, and whether a run is allowed only gets harder as it grows. So the greedy
 plan, which extends each block while the next cluster still fits, is optimal: the first block
 of any valid plan carries a prefix of the clusters no longer than greedy's first block, and
@@ -163,14 +164,26 @@ def _clusters(
         if not reg.readable:
             raise BlockError(f"register {reg.name!r} is write-only (access {reg.access!r})")
         wanted[reg.name] = reg
+        if reg.scale_factor is not None:  # a value is only readable with its scale factor
+            factor = regmap.registers[reg.scale_factor]
+            wanted[factor.name] = factor
     result: dict[str, list[_Cluster]] = {}
     for table in sorted({r.table for r in wanted.values()}):
         clusters: list[_Cluster] = []
-        for reg in sorted((r for r in wanted.values() if r.table == table), key=lambda r: r.address):
-            if clusters and reg.address < clusters[-1].end:
+        spans = [(*_span(regmap, r), r) for r in wanted.values() if r.table == table]
+        for start, end, reg in sorted(spans, key=lambda span: span[:2]):
+            if clusters and start < clusters[-1].end:
                 last = clusters[-1]
-                clusters[-1] = _Cluster(last.start, max(last.end, reg.end), (*last.registers, reg))
+                clusters[-1] = _Cluster(last.start, max(last.end, end), (*last.registers, reg))
             else:
-                clusters.append(_Cluster(reg.address, reg.end, (reg,)))
+                clusters.append(_Cluster(start, end, (reg,)))
         result[table] = clusters
     return result
+
+
+def _span(regmap: RegisterMap, reg: Register) -> tuple[int, int]:
+    """The addresses a read of ``reg`` must cover: its words and its scale factor's (SunSpec)."""
+    if reg.scale_factor is None:
+        return reg.address, reg.end
+    factor = regmap.registers[reg.scale_factor]
+    return min(reg.address, factor.address), max(reg.end, factor.end)

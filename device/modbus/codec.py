@@ -76,14 +76,36 @@ def encode_write(register: Register, value: float) -> list[int]:
     return encode(register, value)
 
 
+def is_invalid(register: Register, words: Sequence[int]) -> bool:
+    """The words are one of the register's ``invalid`` markers (compared as unsigned words)."""
+    ordered = list(words) if register.word_order == "big" else list(reversed(words))
+    return int.from_bytes(b"".join(w.to_bytes(2, "big") for w in ordered), "big") in register.invalid
+
+
+def reading(register: Register, words: Sequence[int], exponent: float | None = None) -> float | None:
+    """What the register reads: ``None`` for an invalid marker; its scale-factor register's
+    reading ``exponent`` applied if it has one; the magnitude if it is ``absolute``."""
+    if register.invalid and is_invalid(register, words):
+        return None
+    value = decode(register if exponent is None else register.scaled(exponent), words)
+    return abs(value) if register.absolute else value
+
+
 def decode_block(
     registers: Sequence[Register], start: int, words: Sequence[int]
-) -> dict[str, float]:
-    """Values of every register whose words all lie inside a block read from ``start``."""
-    values = {}
-    for reg in registers:
-        if reg.address >= start and reg.end <= start + len(words):
-            values[reg.name] = decode(reg, [words[a - start] for a in reg.addresses])
+) -> dict[str, float | None]:
+    """Readings of every register whose words all lie inside a block read from ``start``; a
+    register whose scale factor is not in the block (or invalid) reads ``None``."""
+    inside = {r.name: r for r in registers if r.address >= start and r.end <= start + len(words)}
+    raw = {name: [words[a - start] for a in reg.addresses] for name, reg in inside.items()}
+    values: dict[str, float | None] = {}
+    for name, reg in inside.items():
+        if reg.scale_factor is None:
+            values[name] = reading(reg, raw[name])
+            continue
+        factor = inside.get(reg.scale_factor)
+        exponent = None if factor is None else reading(factor, raw[factor.name])
+        values[name] = None if exponent is None else reading(reg, raw[name], exponent)
     return values
 
 

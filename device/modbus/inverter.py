@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from device.clock import SYSTEM_CLOCK, Clock
 from device.config import InverterSettings
-from device.modbus import codec
+from device.modbus import codec, sunspec
 from device.modbus.blocks import Block, plan_blocks
 from device.modbus.mapmodel import Register, RegisterAccessError, RegisterMap
 from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
@@ -94,6 +94,7 @@ class Inverter:
         if self._identified:
             return
         deadline = self.worker.deadline_in(self.command_timeout_s)
+        await self._locate(priority, deadline)
         wrong = []
         for check in self.regmap.identity:
             words = await self.worker.submit(
@@ -109,14 +110,33 @@ class Inverter:
         self.identity_error = None
         self._identified = True
 
+    async def _locate(self, priority: Priority, deadline: float | None) -> None:
+        """A SunSpec map: find the device's models and place the map's points on them, once
+        (:mod:`device.modbus.sunspec`); :class:`IdentityError` if it has not the map's models."""
+        layout = self.regmap.sunspec
+        if layout is None or layout.located:
+            return
+
+        async def read(address: int, count: int) -> tuple[int, ...]:
+            return await self.worker.submit(ReadRequest("holding", address, count), priority, deadline)
+
+        try:
+            self.regmap = await sunspec.locate(self.regmap, read)
+        except sunspec.SunSpecError as exc:
+            self.identity_error = f"{exc}; nothing written"
+            raise IdentityError(self.identity_error) from None
+        self.telemetry_blocks = plan_blocks(self.regmap)
+
     # --- reading ---------------------------------------------------------------------------
 
     async def read_telemetry(self, deadline: float | None = None) -> Snapshot:
         """Read every telemetry block; a failed block leaves its registers None, never stale.
 
         All blocks are queued at once, so they go out back to back (no idle line between them),
-        while a control write still overtakes them. ``deadline`` is on the worker's clock.
+        while a control write still overtakes them. ``deadline`` is on the worker's clock. A
+        SunSpec map finds the device's models first.
         """
+        await self._locate(Priority.TELEMETRY, deadline)
         results = await asyncio.gather(
             *(self._read_block(b, Priority.TELEMETRY, deadline) for b in self.telemetry_blocks),
             return_exceptions=True,
@@ -142,7 +162,7 @@ class Inverter:
             values.update(block_values)
         return {reg.name: values.get(reg.name) for reg in registers}
 
-    async def _read_block(self, block: Block, priority: Priority, deadline: float | None) -> dict[str, float]:
+    async def _read_block(self, block: Block, priority: Priority, deadline: float | None) -> dict[str, float | None]:
         words = await self.worker.submit(
             ReadRequest(block.table, block.start, block.count), priority, deadline  # type: ignore[arg-type]
         )
@@ -152,7 +172,15 @@ class Inverter:
 
     async def write_register(self, name: str, value: float) -> datetime:
         """Write one register (installer), verified by read-back; returns when it was applied."""
-        reg = self._register(name, "write")
+        self._register(name, "write")
+        await self.identify()  # a SunSpec map knows its addresses only then
+        reg = self.regmap.registers[name]
+        if reg.scale_factor is not None:  # encoded with the inverter's own scale factor
+            factor = self.regmap.registers[reg.scale_factor]
+            exponent = (await self._read([factor], Priority.CONTROL))[factor.name]
+            if exponent is None:
+                raise CommandError(f"{factor.name} reads None: cannot encode {reg.name}; nothing written")
+            reg = reg.scaled(exponent)
         return await self._write_verified([(reg, self._encode(reg, value))])
 
     def validate(self, mode: str, params: Mapping[str, Any]) -> None:
@@ -200,8 +228,8 @@ class Inverter:
         self.validate(mode, params)
         control = self.regmap.controls[mode]
         readings: dict[str, float | None] = {}
+        await self.identify()  # before reading settings whose addresses only this family has
         if control.inputs:
-            await self.identify()  # before reading settings whose addresses only this family has
             readings = await self._read([self.regmap.registers[n] for n in control.inputs], Priority.CONTROL)
         for need in control.requires:
             found = readings[need.register]
@@ -226,6 +254,8 @@ class Inverter:
                     if value is None or (name == spec.divide_by and value <= 0):
                         raise CommandError(f"{mode}: {name} reads {value}: cannot compute {reg.name}; "
                                            "nothing written")
+                if spec.scale_factor is not None:  # encoded with the inverter's own scale factor
+                    reg = reg.scaled(readings[spec.scale_factor] or 0.0)
             writes.append((reg, self._encode(reg, spec.resolve(params, readings), f"{mode}: ")))
         return writes
 

@@ -41,6 +41,11 @@ class LineGuard:
         self.outstanding = False
         self._quiet_until = self.clock.monotonic() + self.gap_s
 
+    def hold(self, seconds: float) -> None:
+        """Keep the line free for ``seconds`` from now (a gateway that needs a pause after a
+        connect before it answers: Huawei's SDongle)."""
+        self._quiet_until = max(self._quiet_until, self.clock.monotonic() + seconds)
+
     def guard_late_reply(self) -> None:
         """After a timeout or a foreign reply: keep the line free until a late reply is over.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +61,7 @@ class Protocol:
     timeout_s: float = 1.0
     max_block: int = MAX_BLOCK
     max_gap: int = 10
+    connect_pause_s: float = 0.0  # quiet time after a (re)connect before the first request
 
     @property
     def char_s(self) -> float:
@@ -85,6 +86,15 @@ class Register:
     max: float | None = None
     enum: Mapping[int, str] = field(default_factory=dict)
     word_addresses: tuple[int, ...] = ()  # only for words split over non-adjacent addresses
+    invalid: tuple[int, ...] = ()  # raw values meaning "no reading" (SunSpec "not implemented")
+    absolute: bool = False  # the magnitude counts, whatever sign the firmware puts on it
+    scale_factor: str | None = None  # an S16 register n of this map: value = raw x scale x 10^n
+    model: int | None = None  # SunSpec: the model this point belongs to, ``model_offset`` from its ID
+    model_offset: int = 0
+
+    def scaled(self, exponent: float) -> Register:
+        """This register with its scale-factor register's reading applied (a fixed scale)."""
+        return replace(self, scale=self.scale * 10.0 ** int(exponent), scale_factor=None)
 
     @property
     def size(self) -> int:
@@ -144,8 +154,8 @@ class ParamSpec:
 @dataclass(frozen=True)
 class WriteSpec:
     """One register write (engineering units): a literal ``value``; ``param × factor + offset``,
-    divided by the reading of ``divide_by`` and rounded down if given (a power turned into a
-    current with the measured battery voltage); or the reading of ``source`` (a setting of the
+    divided by the reading of ``divide_by`` and rounded toward zero if given (a power turned into
+    a current with the measured battery voltage, or into a percentage of a rated power); or the reading of ``source`` (a setting of the
     inverter's own, e.g. the battery's low SOC). ``bits`` (a mask) makes it a read-modify-write:
     only those bits change, the others keep what the inverter holds.
     """
@@ -158,12 +168,13 @@ class WriteSpec:
     source: str | None = None
     divide_by: str | None = None
     bits: int | None = None
+    scale_factor: str | None = None  # the written register's scale-factor register (set by the loader)
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """Registers to read before this write can be resolved."""
-        return tuple(name for name in (self.source, self.divide_by, self.register if self.bits else None)
-                     if name is not None)
+        """Registers to read before this write can be resolved (and encoded)."""
+        return tuple(name for name in (self.source, self.divide_by, self.register if self.bits else None,
+                                       self.scale_factor) if name is not None)
 
     @property
     def literal(self) -> bool:
@@ -183,7 +194,7 @@ class WriteSpec:
             if self.divide_by is not None:
                 divisor = readings[self.divide_by]
                 assert divisor is not None and divisor > 0
-                value = float(math.floor(value / divisor))
+                value = float(math.trunc(value / divisor))  # toward zero: never more than asked
         if self.bits is not None:
             old = readings[self.register]
             assert old is not None
@@ -221,7 +232,8 @@ class Control:
 @dataclass(frozen=True)
 class IdentityCheck:
     """Words that prove the family: a code (``values``: allowed code -> what it means) or an ASCII
-    text (``prefixes``: the text must start with one of them), read before anything is written.
+    text (``prefixes``: the text must start with one of them; ``contains``: hold one of them, as
+    GoodWe's serial numbers carry the family's tag), read before anything is written.
 
     ``known`` names codes of other families, so that a refusal can say what was found.
     """
@@ -233,10 +245,11 @@ class IdentityCheck:
     values: Mapping[int, str] = field(default_factory=dict)
     prefixes: tuple[str, ...] = ()
     known: Mapping[int, str] = field(default_factory=dict)
+    contains: tuple[str, ...] = ()
 
     @property
     def is_text(self) -> bool:
-        return bool(self.prefixes)
+        return bool(self.prefixes or self.contains)
 
     def found(self, words: Sequence[int]) -> str | int:
         """What the inverter answered: its text (cut at the first NUL, spaces stripped) or its code."""
@@ -247,7 +260,7 @@ class IdentityCheck:
 
     def matches(self, found: str | int) -> bool:
         if isinstance(found, str):
-            return any(found.startswith(p) for p in self.prefixes)
+            return any(found.startswith(p) for p in self.prefixes) or any(c in found for c in self.contains)
         return found in self.values
 
     def describe(self, found: str | int) -> str:
@@ -258,6 +271,8 @@ class IdentityCheck:
         return f"{found}" + (f" ({label})" if label else "")
 
     def expected(self) -> str:
+        if self.contains:
+            return "a text containing " + " or ".join(map(repr, self.contains))
         if self.is_text:
             return "a text starting " + " or ".join(map(repr, self.prefixes))
         return " or ".join(f"{k} ({v})" for k, v in self.values.items())
@@ -265,10 +280,39 @@ class IdentityCheck:
     def sample_words(self) -> list[int]:
         """The words of the first allowed value (what the simulator answers)."""
         if self.is_text:
-            raw = self.prefixes[0].encode("ascii").ljust(2 * self.words, b"\0")[: 2 * self.words]
+            text = self.prefixes[0] if self.prefixes else "00000" + self.contains[0]  # a serial number
+            raw = text.encode("ascii").ljust(2 * self.words, b"\0")[: 2 * self.words]
             return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
         value = next(iter(self.values))
         return [(value >> (16 * (self.words - 1 - i))) & 0xFFFF for i in range(self.words)]
+
+
+@dataclass(frozen=True)
+class SunSpecLayout:
+    """Where a SunSpec device keeps its models: the marker ``SunS`` at ``base``, then each model
+    as its ID and length L followed by L registers, up to the end marker (ID 0xFFFF).
+
+    ``chain`` is (model id, L) in device order: as the map's nominal device lays it out until
+    :func:`device.modbus.sunspec.locate` has read the real one (``located``).
+    """
+
+    bases: tuple[int, ...]
+    chain: tuple[tuple[int, int], ...]
+    base: int
+    located: bool = False
+
+    def starts(self) -> dict[int, int]:
+        """Address of each model's ID register (the first model of an id counts)."""
+        address, result = self.base + 2, dict[int, int]()
+        for model, length in self.chain:
+            result.setdefault(model, address)
+            address += 2 + length
+        return result
+
+    @property
+    def end(self) -> int:
+        """Address of the end marker."""
+        return self.base + 2 + sum(2 + length for _, length in self.chain)
 
 
 @dataclass(frozen=True)
@@ -284,6 +328,7 @@ class RegisterMap:
     products: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     identity: tuple[IdentityCheck, ...] = ()
+    sunspec: SunSpecLayout | None = None
 
     def telemetry_registers(self) -> list[Register]:
         """Every readable register: polled each cycle (cheap once blocks are coalesced)."""

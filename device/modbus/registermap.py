@@ -36,8 +36,10 @@ from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
     ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
-    Protocol, Register, RegisterMap, Requirement, RoleSpec, WriteSpec,
+    Protocol, Register, RegisterMap, Requirement, RoleSpec, SunSpecLayout, WriteSpec,
 )
+from device.modbus.sunspec import END as SUNSPEC_END
+from device.modbus.sunspec import rebase
 from device.resources import MAPS_DIR
 
 
@@ -93,11 +95,12 @@ class _Parser:
             raw,
             "map",
             {"family", "name", "products", "sources", "protocol", "registers", "roles",
-             "controls", "unreadable", "identity"},
+             "controls", "unreadable", "identity", "sunspec"},
             {"family", "name", "protocol", "registers", "roles", "controls"},
         )
         protocol = self.protocol(top["protocol"])
-        registers = self.registers(top["registers"], protocol)
+        layout = self.sunspec(top["sunspec"]) if "sunspec" in top else None
+        registers = self.registers(top["registers"], protocol, layout)
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
         controls = self.controls(top["controls"], registers)
@@ -114,9 +117,37 @@ class _Parser:
             products=tuple(top.get("products") or ()),
             sources=tuple(top.get("sources") or ()),
             identity=identity,
+            sunspec=layout,
         )
+        if layout is not None:  # the marker, model headers and end marker prove the family
+            regmap = rebase(regmap, layout)
         self.check_plannable(regmap)
         return regmap
+
+    def sunspec(self, raw: Any) -> SunSpecLayout:
+        """``bases`` (where the ``SunS`` marker may be, tried in order) and ``models``: the chain
+        of (id, length) as the map's nominal device lays it out from the first base."""
+        data = self.mapping(raw, "sunspec", {"bases", "models"}, {"bases", "models"})
+        bases = data["bases"]
+        if not isinstance(bases, list) or not bases or not all(
+                isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 0xFFFF - 4 for b in bases):
+            raise self.fail("sunspec.bases", f"expected a non-empty list of addresses, got {bases!r}")
+        chain: list[tuple[int, int]] = []
+        for i, item in enumerate(data["models"] if isinstance(data["models"], list) else [None]):
+            model = self.mapping(item, f"sunspec.models[{i}]", {"id", "length"}, {"id", "length"})
+            mid, length = model["id"], model["length"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mid, length)) or not (
+                    1 <= mid < SUNSPEC_END and 1 <= length <= 0xFFFF):
+                raise self.fail(f"sunspec.models[{i}]", f"id {mid!r} must be 1..65534, length {length!r} 1..65535")
+            if mid in [m for m, _ in chain]:
+                raise self.fail(f"sunspec.models[{i}]", f"model {mid} listed twice")
+            chain.append((mid, length))
+        if not chain:
+            raise self.fail("sunspec.models", "expected a non-empty list of {id, length}")
+        layout = SunSpecLayout(tuple(bases), tuple(chain), bases[0])
+        if layout.end + 1 > 0xFFFF:
+            raise self.fail("sunspec.models", f"the chain from {bases[0]} runs past address 65535")
+        return layout
 
     def check_plannable(self, regmap: RegisterMap) -> None:
         """Every readable register must fit some block (e.g. interleaved split words might not)."""
@@ -128,7 +159,7 @@ class _Parser:
     def protocol(self, raw: Any) -> Protocol:
         data = self.mapping(raw, "protocol", {
             "baudrate", "parity", "bytesize", "stopbits", "unit_id", "word_order", "gap_ms",
-            "timeout_ms", "max_block", "max_gap"})
+            "timeout_ms", "max_block", "max_gap", "connect_pause_ms"})
         checks: dict[str, tuple[Any, ...]] = {
             "baudrate": (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
             "parity": ("N", "E", "O"),
@@ -140,17 +171,19 @@ class _Parser:
             if key in data and data[key] not in allowed:
                 raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {allowed}")
         ranges = {"unit_id": (1, 247), "gap_ms": (0, 2000), "timeout_ms": (50, 30000),
-                  "max_block": (1, MAX_BLOCK), "max_gap": (0, MAX_BLOCK)}
+                  "max_block": (1, MAX_BLOCK), "max_gap": (0, MAX_BLOCK), "connect_pause_ms": (0, 10000)}
         for key, (lo, hi) in ranges.items():
             if key in data and not (isinstance(data[key], (int, float)) and lo <= data[key] <= hi):
                 raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {lo} to {hi}")
+        if "connect_pause_ms" in data:
+            data["connect_pause_s"] = data.pop("connect_pause_ms") / 1000
         if "gap_ms" in data:
             data["gap_s"] = data.pop("gap_ms") / 1000
         if "timeout_ms" in data:
             data["timeout_s"] = data.pop("timeout_ms") / 1000
         return Protocol(**data)
 
-    def registers(self, raw: Any, protocol: Protocol) -> dict[str, Register]:
+    def registers(self, raw: Any, protocol: Protocol, layout: SunSpecLayout | None) -> dict[str, Register]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("registers", "expected a non-empty list")
         result: dict[str, Register] = {}
@@ -158,7 +191,8 @@ class _Parser:
             where = f"registers[{item.get('name', i) if isinstance(item, Mapping) else i}]"
             data = self.mapping(item, where, {
                 "name", "address", "addresses", "table", "type", "scale", "offset", "unit", "access",
-                "word_order", "description", "min", "max", "enum"}, {"name", "table", "type"})
+                "word_order", "description", "min", "max", "enum", "invalid", "absolute", "scale_factor",
+                "model", "model_offset"}, {"name", "table", "type"})
             name = data["name"]
             if not isinstance(name, str) or not name:
                 raise self.fail(where, f"name must be a non-empty string, got {name!r}")
@@ -172,8 +206,11 @@ class _Parser:
                 raise self.fail(where, f"unknown access {data['access']!r}; allowed: {', '.join(ACCESS)}")
             if data.get("access") in ("w", "rw") and data["table"] == "input":
                 raise self.fail(where, "input registers cannot be written")
+            if "model" in data or "model_offset" in data:
+                self.point(where, data, layout)
             self.address(where, data)
             self.finite(where, data, ("scale", "offset", "min", "max"))
+            self.reading_rules(where, data)
             if "scale" in data and (not isinstance(data["scale"], (int, float)) or data["scale"] == 0):
                 raise self.fail(where, f"scale {data['scale']!r} must be a non-zero number")
             data.setdefault("word_order", protocol.word_order)
@@ -186,7 +223,55 @@ class _Parser:
                                        f"{protocol.max_block}, so no single read can return it")
             self.check_overlap(where, register, result.values())
             result[name] = register
+        for register in result.values():
+            self.check_scale_factor(f"registers[{register.name}]", register, result)
         return result
+
+    def point(self, where: str, data: dict, layout: SunSpecLayout | None) -> None:
+        """A SunSpec point: ``model`` and ``model_offset`` (0 is the model's ID) give its address."""
+        if layout is None:
+            raise self.fail(where, "'model' and 'model_offset' need a 'sunspec' section")
+        if "address" in data or "addresses" in data:
+            raise self.fail(where, "a SunSpec point takes 'model' and 'model_offset', not an address")
+        model, offset = data.pop("model", None), data.pop("model_offset", None)
+        lengths = dict(layout.chain)
+        if model not in lengths:
+            raise self.fail(where, f"model {model!r} is not in sunspec.models ({', '.join(map(str, lengths))})")
+        size = TYPES[data["type"]]
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 2 <= offset <= lengths[model] + 2 - size:
+            raise self.fail(where, f"model_offset {offset!r} must be 2..{lengths[model] + 2 - size} "
+                                   f"(model {model} has {lengths[model]} registers after its ID and length)")
+        data.update(model=model, model_offset=offset, address=layout.starts()[model] + offset)
+
+    def reading_rules(self, where: str, data: dict) -> None:
+        """``invalid`` markers (raw words), ``absolute`` and ``scale_factor`` (a register name)."""
+        invalid = data.get("invalid", [])
+        invalid = [invalid] if isinstance(invalid, int) and not isinstance(invalid, bool) else invalid
+        limit = 1 << (16 * TYPES[data["type"]])
+        if not isinstance(invalid, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < limit for v in invalid):
+            raise self.fail(where, f"invalid {data.get('invalid')!r} must list raw word values 0..{limit - 1}")
+        data["invalid"] = tuple(invalid)
+        if not isinstance(data.get("absolute", False), bool):
+            raise self.fail(where, f"absolute {data['absolute']!r} must be true or false")
+        if "scale_factor" in data and not isinstance(data["scale_factor"], str):
+            raise self.fail(where, f"scale_factor {data['scale_factor']!r} must name a register")
+        if data.get("access", "r") != "r" and (data.get("absolute") or invalid):
+            raise self.fail(where, "a writable register cannot be absolute or have invalid markers "
+                                   "(the value written must read back as written)")
+
+    def check_scale_factor(self, where: str, register: Register, registers: Mapping[str, Register]) -> None:
+        if register.scale_factor is None:
+            return
+        factor = registers.get(register.scale_factor)
+        if factor is None:
+            raise self.fail(where, f"scale_factor {register.scale_factor!r} is not a register of this map")
+        if (factor.type != "S16" or factor.table != register.table or not factor.readable or factor.scale != 1
+                or factor.offset != 0 or factor.scale_factor is not None):
+            raise self.fail(where, f"scale_factor {factor.name!r} must be a readable, unscaled S16 register "
+                                   f"of the {register.table} table")
+        if register.type == "F32":
+            raise self.fail(where, "an F32 register carries its own exponent: no scale_factor")
 
     def address(self, where: str, data: dict) -> None:
         """Exactly one of ``address`` (adjacent words) or ``addresses`` (one per word, ascending)."""
@@ -253,7 +338,8 @@ class _Parser:
         for i, item in enumerate(raw):
             where = f"identity[{item.get('name', i) if isinstance(item, Mapping) else i}]"
             data = self.mapping(item, where, {"name", "table", "address", "words", "values", "prefixes",
-                                              "known", "description"}, {"name", "table", "address", "words"})
+                                              "contains", "known", "description"},
+                                {"name", "table", "address", "words"})
             data.pop("description", None)
             if data["table"] not in TABLES:
                 raise self.fail(where, f"unknown table {data['table']!r}; allowed: {', '.join(TABLES)}")
@@ -262,8 +348,8 @@ class _Parser:
                 raise self.fail(where, f"words {words!r} must be 1 to 32")
             if isinstance(address, bool) or not isinstance(address, int) or not 0 <= address <= 0xFFFF - words + 1:
                 raise self.fail(where, f"address {address!r} is not 0..65535 (with its {words} words)")
-            if ("values" in data) == ("prefixes" in data):
-                raise self.fail(where, "give exactly one of 'values' (codes) or 'prefixes' (a text)")
+            if sum(key in data for key in ("values", "prefixes", "contains")) != 1:
+                raise self.fail(where, "give exactly one of 'values' (codes), 'prefixes' or 'contains' (a text)")
             limit = 1 << (16 * words)
             for key in ("values", "known") if "values" in data else ("known",):
                 codes = data.get(key) or {}
@@ -275,12 +361,13 @@ class _Parser:
             if set(data["values"]) & set(data["known"]):
                 raise self.fail(where, f"codes {sorted(set(data['values']) & set(data['known']))} are both "
                                        "accepted and known as another family")
-            prefixes = data.get("prefixes", [])
-            if "prefixes" in data and (not isinstance(prefixes, list) or not prefixes or not all(
-                    isinstance(p, str) and p.isascii() and 0 < len(p) <= 2 * words for p in prefixes)):
-                raise self.fail(where, f"prefixes must be a non-empty list of ASCII texts of at most "
-                                       f"{2 * words} characters, got {prefixes!r}")
-            data["prefixes"] = tuple(prefixes)
+            for key, room in (("prefixes", 2 * words), ("contains", 2 * words - 5)):  # 5: the sample's lead
+                texts = data.get(key, [])
+                if key in data and (not isinstance(texts, list) or not texts or not all(
+                        isinstance(p, str) and p.isascii() and 0 < len(p) <= room for p in texts)):
+                    raise self.fail(where, f"{key} must be a non-empty list of ASCII texts of at most "
+                                           f"{room} characters, got {texts!r}")
+                data[key] = tuple(texts)
             check = IdentityCheck(**data)
             span = range(address, address + words)
             for lo, hi in unreadable.get(check.table, ()):
@@ -376,11 +463,11 @@ class _Parser:
         if "bits" in w:
             if isinstance(w["bits"], bool) or not isinstance(w["bits"], int) or not 0 < w["bits"] <= 0xFFFF:
                 raise self.fail(where, f"bits {w['bits']!r} must be a mask 1..65535")
-            if reg.type != "U16" or not reg.readable or reg.scale != 1 or reg.offset != 0:
+            if reg.type != "U16" or not reg.readable or reg.scale != 1 or reg.offset != 0 or reg.scale_factor:
                 raise self.fail(where, "bits need a readable, unscaled U16 register (read-modify-write)")
             if "value" not in w or w["value"] != int(w["value"]) or int(w["value"]) & ~w["bits"]:
                 raise self.fail(where, f"value {w.get('value')!r} must be a whole number within bits {w['bits']:#x}")
-        write = WriteSpec(**w)
+        write = WriteSpec(**w, scale_factor=reg.scale_factor)
         self.check_encodable(where, reg, write, params)
         return write
 
@@ -397,8 +484,9 @@ class _Parser:
 
     def check_encodable(self, where: str, reg: Register, write: WriteSpec, params: Mapping[str, ParamSpec]) -> None:
         """The register must hold the literal value, or the param's whole range, once resolved
-        (a value read from the inverter, or divided by a reading, is checked when it is written)."""
-        if write.source is not None or write.divide_by is not None or write.bits is not None:
+        (a value read from the inverter, divided by a reading or scaled by the inverter's scale
+        factor, is checked when it is written)."""
+        if write.source is not None or write.divide_by is not None or write.bits is not None or write.scale_factor:
             return
         if write.param is None:
             values = [write.resolve({})]

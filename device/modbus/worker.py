@@ -214,8 +214,11 @@ class ModbusWorker:
     async def _run(self) -> None:
         while not self._stopping:
             self.link.check()  # notice an unplugged adapter while idle, too
-            if self.link.connect_due and not await self.link.connect():
-                self._last_error = self.link.error
+            if self.link.connect_due:
+                if await self.link.connect():
+                    self.line.hold(self.protocol.connect_pause_s)  # the map's pause after a connect
+                else:
+                    self._last_error = self.link.error
             # Choose the next request only once the line is free again: one chosen before the
             # gap would make a control write that arrives during the gap wait a whole extra read.
             await self.line.wait_quiet()

@@ -33,8 +33,9 @@ def show_flows(image: RegisterImage, regmap: RegisterMap, flows: Flows) -> None:
         if name.endswith("_current") and ("bat" in lowered or "bms" in lowered):
             voltage = f"{name.removesuffix('_current')}_voltage"
             volts = image.get(voltage) if voltage in registers else 0.0
-            if volts > 0:
-                image.set(name, sign * flows.battery_w / volts)
+            if volts > 0:  # an unsigned current (Sungrow 13020) is the magnitude
+                amps = sign * flows.battery_w / volts
+                image.set(name, abs(amps) if reg.type.startswith("U") else amps)
         elif reg.unit == "W" and not reg.writable and "inverter" in lowered and name not in _role_registers(regmap):
             image.set(name, flows.pv_w + flows.battery_w)  # what the inverter puts on the AC side
 

@@ -67,13 +67,17 @@ class RegisterImage:
         }
 
     # --- engineering values -------------------------------------------------------------
+    def resolved(self, reg: Register) -> Register:
+        """``reg`` with its scale-factor register's current value applied (SunSpec ``*_SF``)."""
+        return reg if reg.scale_factor is None else reg.scaled(self.get(reg.scale_factor))
+
     def get(self, name: str) -> float:
-        reg = self.regmap.registers[name]
+        reg = self.resolved(self.regmap.registers[name])
         return codec.decode(reg, [self.words[reg.table][a] for a in reg.addresses])
 
     def set(self, name: str, value: float) -> None:
         """Store ``value`` (engineering units), saturating at what the register can hold."""
-        reg = self.regmap.registers[name]
+        reg = self.resolved(self.regmap.registers[name])
         words = codec.encode(reg, representable(reg, value))
         for address, word in zip(reg.addresses, words, strict=True):
             self.words[reg.table][address] = word
@@ -85,7 +89,8 @@ class RegisterImage:
         with a derived role (Huawei: load = inverter output − grid meter) is pinned by its own
         role, and the derived role fills only its remaining registers. The remainder is split
         evenly over those, each part rounded to its register's resolution and the rounding put
-        on the last, so that ``codec.semantic`` of the image gives the role values back.
+        on the last (and what a register could not hold, such as a negative part of an unsigned
+        power, on another one), so that ``codec.semantic`` of the image gives the role values back.
         """
         pinned: set[str] = set()
         specs = sorted((spec for role, spec in self.regmap.roles.items() if role in roles),
@@ -100,14 +105,21 @@ class RegisterImage:
                 else:
                     free.append((name, factor))
             for i, (name, factor) in enumerate(free):
-                reg = self.regmap.registers[name]
+                reg = self.resolved(self.regmap.registers[name])
                 part = remainder if i == len(free) - 1 else remainder / (len(free) - i)
-                value = part / factor
-                if reg.type != "F32":
-                    value = round(value / reg.scale) * reg.scale
-                self.set(name, value)
+                self.set(name, self._rounded(reg, part / factor))
                 remainder -= factor * self.get(name)
                 pinned.add(name)
+            for name, factor in free:  # a part a register could not hold (Fronius: charge and
+                if abs(remainder) < 1e-9:  # discharge power, each >= 0) goes to another term
+                    break
+                before = self.get(name)
+                self.set(name, self._rounded(self.resolved(self.regmap.registers[name]), before + remainder / factor))
+                remainder -= factor * (self.get(name) - before)
+
+    @staticmethod
+    def _rounded(reg: Register, value: float) -> float:
+        return value if reg.type == "F32" else round(value / reg.scale) * reg.scale
 
     # --- Modbus access ------------------------------------------------------------------
     def read(self, table: str, start: int, count: int) -> list[int]:
@@ -137,7 +149,7 @@ class RegisterImage:
             touched[reg.name] = reg
         new = dict(self.words["holding"])
         new.update({start + i: v for i, v in enumerate(values)})
-        for reg in touched.values():
+        for reg in map(self.resolved, touched.values()):
             value = codec.decode(reg, [new[a] for a in reg.addresses])
             if (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
                 raise ModbusError(ILLEGAL_VALUE, f"{reg.name}: {value} outside {reg.min}..{reg.max}")

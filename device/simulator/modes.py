@@ -30,7 +30,7 @@ def _matches(image: RegisterImage, write: WriteSpec) -> bool:
     assert write.value is not None
     if write.bits is not None:
         return int(image.get(write.register)) & write.bits == int(write.value)
-    reg = image.regmap.registers[write.register]
+    reg = image.resolved(image.regmap.registers[write.register])
     return abs(image.get(write.register) - write.value) <= abs(reg.scale) / 2
 
 
@@ -46,11 +46,12 @@ def recognise(regmap: RegisterMap, image: RegisterImage, hhmm: int | None = None
     if best is None:
         return ActiveMode()
     control = regmap.controls[best[1]]
-    params = {
-        w.param: (image.get(w.register) - w.offset) / w.factor
-        for w in control.writes
-        if w.param is not None and w.factor != 0 and w.divide_by is None and w.register not in idle
-    }
+    params: dict[str, float] = {}
+    # a write without divisor gives the param exactly, so it wins over one rounded by a divisor
+    for w in sorted(control.writes, key=lambda w: w.divide_by is None):
+        if w.param is not None and w.factor != 0 and w.register not in idle:
+            divisor = image.get(w.divide_by) if w.divide_by else 1.0
+            params[w.param] = (image.get(w.register) * divisor - w.offset) / w.factor
     return ActiveMode(best[1], params)
 
 

@@ -31,7 +31,7 @@ from device.simulator.image import ModbusError, RegisterImage
 from device.simulator.modes import DEFAULT_MODE, ActiveMode, apply_control, recognise
 from device.simulator.derived import show_flows
 from device.simulator.physics import Battery, Physics, PhysicsSettings
-from device.simulator.plausible import plausible_value, running_state
+from device.simulator.plausible import plausible_exponent, plausible_value, running_state
 from device.simulator.profiles import ClearSky, Profile
 from device.simulator.tou import programmes
 from device.simulator.transports import LineSettings, Link, SerialLink, TcpLink
@@ -252,8 +252,13 @@ class Simulator:
 
     # --- physics ----------------------------------------------------------------------------
     def _power_on(self) -> None:
+        exponents = {reg.scale_factor: plausible_exponent(reg) for reg in self.regmap.registers.values()
+                     if reg.scale_factor is not None}
+        for name, exponent in exponents.items():  # first: the values they scale depend on them
+            self.image.set(name, exponent)
         for reg in self.regmap.registers.values():
-            self.image.set(reg.name, plausible_value(reg))
+            if reg.name not in exponents:
+                self.image.set(reg.name, plausible_value(self.image.resolved(reg)))
         state = self.regmap.roles.get("state")
         if state is not None:
             for name in state.registers:

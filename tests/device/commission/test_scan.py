@@ -11,13 +11,22 @@ from device.commission.report import Found, Line, Probe
 from device.commission.scan import choose
 from device.modbus.registermap import load_map
 from device.simulator import Simulator
+from device.simulator.image import RegisterImage
 from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, simulator
 
 
 def answer(tried: str, family: str) -> str:
-    """What a map of another family gets: the same vendor's other table answers with another
-    device type (identity refused); another vendor's addresses do not exist (exception)."""
-    return "other_family" if tried.split("_")[0] == family.split("_")[0] else "exception"
+    """What a map of another family gets: where the simulated inverter has the tried map's
+    identity address (inside its register span: the same vendor's other table, or another vendor
+    whose span happens to cover it) the identity is refused ("other_family"); where it has no such
+    address, an exception. A SunSpec map turns every base that answers no ``SunS`` (an exception
+    or other words) into one refusal: "no 'SunS' marker at 40000, 0, 50000"."""
+    tried_map = load_map(tried)
+    if tried_map.sunspec is not None:
+        return "other_family"
+    check, span = tried_map.identity[0], RegisterImage(load_map(family)).span
+    low, high = span.get(check.table, (1, 0))
+    return "other_family" if low <= check.address and check.address + check.words - 1 <= high else "exception"
 
 
 @pytest.mark.parametrize("family", MAPS)

@@ -26,12 +26,22 @@ def _forbidden(regmap: RegisterMap, table: str) -> set[int]:
     return out | {a for r in regmap.registers.values() if r.table == table and not r.readable for a in r.addresses}
 
 
+def _reach(regmap: RegisterMap, reg: Register) -> tuple[int, int]:
+    """A register's words, and with a scale factor (SunSpec) everything up to the factor's words:
+    the two must come in one read, whatever lies between them."""
+    ends = [(reg.address, reg.end)]
+    if reg.scale_factor is not None:
+        factor = regmap.registers[reg.scale_factor]
+        ends.append((factor.address, factor.end))
+    return min(lo for lo, _ in ends), max(hi for _, hi in ends)
+
+
 def _valid_block(regmap: RegisterMap, table: str, start: int, end: int, carried: Sequence[Register]) -> bool:
     """The rules, stated directly: size, no forbidden address, tight ends, short gaps."""
     limit, max_gap = min(125, regmap.protocol.max_block), regmap.protocol.max_gap
     if not carried or end - start > limit or _forbidden(regmap, table) & set(range(start, end)):
         return False
-    used = {a for r in carried for a in range(r.address, r.end)}
+    used = {a for r in carried for a in range(*_reach(regmap, r))}
     if start not in used or end - 1 not in used:
         return False
     run = 0
@@ -101,7 +111,8 @@ def test_shipped_map_role_subset_plan_is_valid_and_minimal(path: Path) -> None:
     regmap = load_map(path)
     names = sorted({name for spec in regmap.roles.values() for name in spec.registers})
     blocks = plan_blocks(regmap, names)
-    _check_plan(regmap, [regmap.registers[n] for n in names], blocks)
+    factors = {regmap.registers[n].scale_factor for n in names} - {None}  # they travel along
+    _check_plan(regmap, [regmap.registers[n] for n in sorted(set(names) | factors)], blocks)
     assert len(blocks) == minimum_block_count(regmap, names)
 
 

@@ -62,6 +62,12 @@ def test_every_control_encodes_at_its_param_limits(shipped: RegisterMap) -> None
                 reg = shipped.registers[write.register]
                 assert reg.writable
                 readings = dict.fromkeys(write.inputs, 50.0)  # a battery voltage, a SOC, a flags word
+                if write.divide_by is not None and shipped.registers[write.divide_by].unit == "W":
+                    # a rated power (GoodWe 35001, SunSpec WChaMax): at least what the control may ask
+                    readings[write.divide_by] = max(spec.max for spec in control.params.values())
+                if write.scale_factor is not None:  # SunSpec: the device's exponent, here 10^0
+                    readings[write.scale_factor] = 0.0
+                    reg = reg.scaled(0)
                 words = codec.encode(reg, write.resolve(args, readings))
                 assert len(words) == reg.size
                 assert codec.decode(reg, words) == pytest.approx(write.resolve(args, readings), abs=abs(reg.scale))

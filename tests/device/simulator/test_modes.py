@@ -8,7 +8,7 @@ from device.modbus.mapmodel import MODES, RegisterMap
 from device.modbus.registermap import available_maps, load_map
 from device.simulator.image import RegisterImage
 from device.simulator.modes import apply_control, recognise
-from device.simulator.plausible import plausible_value
+from device.simulator.plausible import plausible_exponent, plausible_value
 
 
 @pytest.fixture(params=sorted(available_maps()))
@@ -19,8 +19,12 @@ def regmap(request: pytest.FixtureRequest) -> RegisterMap:
 def powered_on(regmap: RegisterMap) -> RegisterImage:
     """An image with the simulator's power-on values (a battery voltage to convert power with)."""
     image = RegisterImage(regmap)
+    for reg in regmap.registers.values():  # scale factors first: the values depend on them
+        if reg.scale_factor is not None:
+            image.set(reg.scale_factor, plausible_exponent(reg))
     for reg in regmap.registers.values():
-        image.set(reg.name, plausible_value(reg))
+        if not any(r.scale_factor == reg.name for r in regmap.registers.values()):
+            image.set(reg.name, plausible_value(image.resolved(reg)))
     return image
 
 
@@ -31,8 +35,10 @@ def test_each_control_is_recognised_with_its_parameters(regmap: RegisterMap, mod
     apply_control(image, regmap, mode, **params)
     active = recognise(regmap, image)
     assert active.name == mode
-    # A parameter comes back to within one step of its register (Deye: 1 A = 50 W).
-    steps = [abs(regmap.registers[w.register].scale / w.factor)
+    # A parameter comes back to within one step of its register (Deye: 1 A = 50 W; GoodWe:
+    # 1 % of the rated power; SunSpec: the scale factor's step of a percentage of WChaMax).
+    steps = [abs(image.resolved(regmap.registers[w.register]).scale / w.factor)
+             * (image.get(w.divide_by) if w.divide_by else 1.0)
              for w in regmap.controls[mode].writes if w.param is not None]
     assert active.params == pytest.approx(params, abs=max(steps, default=0.0))
 

@@ -80,7 +80,7 @@ async def test_controls_written_over_tcp_switch_the_mode(family: str) -> None:
         for mode in ("charge", "hold", "discharge", "self_consumption"):
             params = {"power_w": 2000.0} if regmap.controls[mode].params else {}
             for write in regmap.controls[mode].writes:
-                reg = regmap.registers[write.register]
+                reg = sim.image.resolved(regmap.registers[write.register])  # SunSpec: the device's scale factor
                 readings = {name: sim.image.get(name) for name in write.inputs}  # as the bridge reads them
                 words = codec.encode(reg, write.resolve(params, readings))
                 await asyncio.sleep(regmap.protocol.gap_s)
