@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from cloud_sync import app, queries, registry
+from cloud_sync.audit import cli_actor
 from cloud_sync.community import cli as community_cli
 from cloud_sync.db import DatabaseError, connect
 from cloud_sync.edi import cli as edi_cli
@@ -18,6 +19,7 @@ from cloud_sync.limits import Limits
 from common import logs
 
 F = TypeVar("F", bound=Callable[..., Any])
+ACTOR = cli_actor("nattery-cloud")  # who the audit log names for the commands run here
 
 
 def db_option(fn: F) -> F:
@@ -91,7 +93,7 @@ def device() -> None:
 @click.argument("device_id")
 def device_add(target: str, device_id: str) -> None:
     """Register DEVICE_ID and print its credential (shown only this once)."""
-    credential = _run(_with_db(target, lambda db: registry.add(db, "dev", device_id)))
+    credential = _run(_with_db(target, lambda db: registry.add(db, "dev", device_id, ACTOR)))
     click.echo(credential)
     click.echo(
         "Set it on the device as NATTERY_CLOUD_CREDENTIAL; it is stored hashed and cannot be shown again.",
@@ -104,7 +106,7 @@ def device_add(target: str, device_id: str) -> None:
 @click.argument("device_id")
 def device_revoke(target: str, device_id: str) -> None:
     """End DEVICE_ID's credential at once (its data stays)."""
-    _run(_with_db(target, lambda db: registry.revoke(db, "dev", device_id)))
+    _run(_with_db(target, lambda db: registry.revoke(db, "dev", device_id, ACTOR)))
     click.echo(f"device {device_id} revoked")
 
 
@@ -127,7 +129,7 @@ def operator() -> None:
 @click.argument("name")
 def operator_add(target: str, name: str) -> None:
     """Create operator NAME and print its credential (shown only this once)."""
-    click.echo(_run(_with_db(target, lambda db: registry.add(db, "op", name))))
+    click.echo(_run(_with_db(target, lambda db: registry.add(db, "op", name, ACTOR))))
 
 
 @operator.command("revoke")
@@ -135,7 +137,7 @@ def operator_add(target: str, name: str) -> None:
 @click.argument("name")
 def operator_revoke(target: str, name: str) -> None:
     """End operator NAME's credential."""
-    _run(_with_db(target, lambda db: registry.revoke(db, "op", name)))
+    _run(_with_db(target, lambda db: registry.revoke(db, "op", name, ACTOR)))
     click.echo(f"operator {name} revoked")
 
 

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from cloud_sync import audit
+from cloud_sync.audit import Actor
 from cloud_sync.db import Database
 from cloud_sync.limits import FailureLimiter
 from common.passwords import hash_password, verify_password
@@ -54,8 +56,10 @@ class Principal:
 _TABLES = {"dev": ("devices", "id", "device"), "op": ("operators", "name", "operator")}
 
 
-async def add(db: Database, kind: Kind, name: str) -> str:
-    """Register a device or operator; returns its credential (shown once, stored hashed)."""
+async def add(db: Database, kind: Kind, name: str, actor: Actor | None = None) -> str:
+    """Register a device or operator; returns its credential (shown once, stored hashed).
+    The audit log records it as done by ``actor`` (default: this process's user, see
+    :func:`cloud_sync.audit.process_actor`) in the same transaction."""
     table, column, what = _TABLES[kind]
     if not DEVICE_ID.match(name):
         raise RegistryError(f"{what} {name!r}: use 1-64 characters of A-Z a-z 0-9 _ -")
@@ -67,11 +71,13 @@ async def add(db: Database, kind: Kind, name: str) -> str:
             f"INSERT INTO {table} ({column}, secret_hash, created_at) VALUES ($1, $2, $3)",
             name, hash_password(secret), time.time(),
         )
+        await audit.record_in(tx, actor or audit.process_actor(), f"{what}_add", name)
     return f"{kind}.{name}.{secret}"
 
 
-async def revoke(db: Database, kind: Kind, name: str) -> None:
-    """End a credential at once; the device's data stays readable by operators."""
+async def revoke(db: Database, kind: Kind, name: str, actor: Actor | None = None) -> None:
+    """End a credential at once; the device's data stays readable by operators. Audited as
+    :func:`add` is (an unknown name is refused and not recorded: nothing was done)."""
     table, column, what = _TABLES[kind]
     async with db.transaction() as tx:
         row = await tx.fetchrow(f"SELECT revoked_at FROM {table} WHERE {column} = $1", name)
@@ -79,6 +85,8 @@ async def revoke(db: Database, kind: Kind, name: str) -> None:
             raise RegistryError(f"{what} {name!r} does not exist")
         if row[0] is None:
             await tx.execute(f"UPDATE {table} SET revoked_at = $1 WHERE {column} = $2", time.time(), name)
+        await audit.record_in(tx, actor or audit.process_actor(), f"{what}_revoke", name,
+                              "ok" if row[0] is None else "ok: already revoked")
 
 
 class Authenticator:
