@@ -9,6 +9,7 @@ crossed), not from when an instance noticed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,3 +47,9 @@ def device_alerts(device: Mapping[str, Any], now: float) -> list[dict[str, Any]]
          "since": None if since.get(rule.name) is None else format_utc(since[rule.name])}
         for rule in RULES if fires.get(rule.name)
     ]
+
+
+def with_alerts(devices: list[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
+    """Each row of :func:`cloud_sync.queries.devices` with its active alerts."""
+    now = time.time() if now is None else now
+    return [{**d, "alerts": device_alerts(d, now)} for d in devices]

@@ -25,7 +25,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloud_sync import queries
-from cloud_sync.alerting import device_alerts
+from cloud_sync import operator_web
+from cloud_sync.alerting import with_alerts
 from cloud_sync.edi import routes as edi_routes
 from cloud_sync.community import api as community_api
 from cloud_sync.db import Database, connect
@@ -85,6 +86,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     app.router.add_get("/v1/devices/{device}/energy/daily", daily_energy)
     edi_routes.add_routes(app, DB, AUTH)
     community_api.add_routes(app, DB, AUTH)
+    operator_web.add_routes(app, DB, AUTH)
     return app
 
 
@@ -231,12 +233,6 @@ async def list_devices(request: web.Request) -> web.Response:
     if who.kind != "op":
         raise ApiError(403, "listing devices needs an operator credential")
     return web.json_response({"devices": with_alerts(await queries.devices(request.app[DB]))})
-
-
-def with_alerts(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each device with its active alerts (:mod:`cloud_sync.alerting`)."""
-    now = time.time()
-    return [{**d, "alerts": device_alerts(d, now)} for d in devices]
 
 
 async def list_alerts(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cloud_sync.db import Database
+from cloud_sync.savings import month_savings
 from common.sync_protocol import STREAMS
 from common.sync_values import is_number
 from common.utc import format_utc
@@ -38,7 +39,8 @@ async def stream_state(db: Database, device: str, stream: str, store: str) -> di
 
 
 async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]:
-    """Every device (or one): online, last seen, sync lag and backlog, latest telemetry.
+    """Every device (or one): online, last seen, sync lag and backlog, latest telemetry, what
+    its battery saved this month (:mod:`cloud_sync.savings`; None before any priced settlement).
 
     Per stream the store that uploaded last is the device's current one; ``stores`` counts
     how many stores (SD cards) the device has uploaded from."""
@@ -62,6 +64,7 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
                 "updated_at": iso(updated_at), "stores": known["stores"] + 1,
             }
         latest = {dev: await _latest_telemetry(tx, dev, by_device.get(dev, {})) for dev, *_ in rows}
+    saved = await month_savings(db, now, only)
     result = []
     for dev, created_at, revoked_at, last_seen in rows:
         telemetry = latest[dev]
@@ -76,6 +79,7 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
             "backlog": sum(s["backlog"] for s in by_device.get(dev, {}).values()),
             "streams": by_device.get(dev, {}),
             "latest_telemetry": telemetry,
+            "savings_month_eur": saved[dev]["savings_eur"] if dev in saved else None,
         })
     return result
 

@@ -17,6 +17,7 @@ import click
 import requests
 
 from cloud_sync import registry
+from cloud_sync.audit import cli_actor
 from cloud_sync.db import Database, DatabaseError, connect as connect_db
 from device.config import ConfigError
 from fleet import balena_api
@@ -24,6 +25,8 @@ from fleet.settings import checked_variable
 
 AGGREGATOR_TIMEOUT_S = 30.0
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+ACTOR = cli_actor("nattery-fleet")  # who the aggregator's audit log names for provisioning
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,14 +64,26 @@ def balena(ctx: click.Context) -> Iterator[Any]:
         raise click.ClickException(f"balena: {exc}") from None
 
 
+def cloud_options(required: bool) -> Callable[[F], F]:
+    """``--cloud`` and ``--cloud-credential``: the aggregator and an operator's credential. The
+    action commands send what they did there, to the audit log (``POST /v1/audit``)."""
+    why = "" if required else " Where the action is recorded in the audit log."
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--cloud-credential", envvar="NATTERY_FLEET_CLOUD_CREDENTIAL", required=required,
+                          help="Operator credential op.<name>.<secret> (env NATTERY_FLEET_CLOUD_CREDENTIAL).")(fn)
+        return click.option("--cloud", envvar="NATTERY_FLEET_CLOUD", required=required,
+                            help=f"Aggregator base URL (env NATTERY_FLEET_CLOUD).{why}")(fn)
+
+    return decorate
+
+
 @main.command("list")
-@click.option("--cloud", envvar="NATTERY_FLEET_CLOUD", required=True,
-              help="Aggregator base URL (env NATTERY_FLEET_CLOUD).")
-@click.option("--cloud-credential", envvar="NATTERY_FLEET_CLOUD_CREDENTIAL", required=True,
-              help="Operator credential op.<name>.<secret> (env NATTERY_FLEET_CLOUD_CREDENTIAL).")
+@cloud_options(required=True)
 @click.pass_context
 def list_devices(ctx: click.Context, cloud: str, cloud_credential: str) -> None:
-    """The fleet's devices: online in Balena, online and syncing at the aggregator, SoC, alerts.
+    """The fleet's devices: online in Balena, online and syncing at the aggregator, SoC, what the
+    battery saved this month (EUR, UTC month, from the settlements it synced), open alerts.
 
     A Balena device is matched with the aggregator's device of the same name (``provision``
     names it so). One tab-separated line per device, with a header.
@@ -77,7 +92,7 @@ def list_devices(ctx: click.Context, cloud: str, cloud_credential: str) -> None:
     seen = _aggregator_devices(cloud, cloud_credential)
     with balena(ctx) as sdk:
         devices = sdk.models.device.get_all_by_application(slug)
-    click.echo("device\tbalena\tcloud\tsync_lag_s\tlast_telemetry\tsoc_pct\talerts")
+    click.echo("device\tbalena\tcloud\tsync_lag_s\tlast_telemetry\tsoc_pct\tsaved_month_eur\talerts")
     for device in devices:
         name = device["device_name"]
         cloud_view = seen.get(name)
@@ -90,6 +105,7 @@ def list_devices(ctx: click.Context, cloud: str, cloud_credential: str) -> None:
             _cell((cloud_view or {}).get("sync_lag_s")),
             _cell(telemetry.get("time")),
             _cell((telemetry.get("roles") or {}).get("soc_pct")),
+            _cell((cloud_view or {}).get("savings_month_eur")),
             ",".join(a["alert"] for a in (cloud_view or {}).get("alerts", [])) or "-",
         ]
         click.echo("\t".join(cells))
@@ -110,6 +126,45 @@ def _aggregator_devices(url: str, credential: str) -> dict[str, dict[str, Any]]:
     return {d["id"]: d for d in response.json()["devices"]}
 
 
+@contextmanager
+def audited(cloud: str | None, credential: str | None, action: str, target: str,
+            detail: dict[str, Any] | None = None) -> Iterator[None]:
+    """Record what the block did (``ok`` or ``failed: <reason>``) in the aggregator's audit log.
+    Without ``--cloud``/``--cloud-credential`` the operator is told it went unrecorded."""
+    try:
+        yield
+    except click.ClickException as exc:
+        _record(cloud, credential, action, target, f"failed: {exc.format_message()}", detail)
+        raise
+    except Exception as exc:
+        _record(cloud, credential, action, target, f"failed: {type(exc).__name__}: {exc}", detail)
+        raise
+    _record(cloud, credential, action, target, "ok", detail, must=True)
+
+
+def _record(cloud: str | None, credential: str | None, action: str, target: str, outcome: str,
+            detail: dict[str, Any] | None, must: bool = False) -> None:
+    if not cloud or not credential:
+        click.echo(f"{action} {target}: not recorded in the aggregator's audit log "
+                   "(give --cloud and --cloud-credential, or NATTERY_FLEET_CLOUD and NATTERY_FLEET_CLOUD_CREDENTIAL)",
+                   err=True)
+        return
+    problem = None
+    try:
+        response = requests.post(f"{cloud.rstrip('/')}/v1/audit", timeout=AGGREGATOR_TIMEOUT_S,
+                                 json={"action": action, "target": target, "outcome": outcome, "detail": detail},
+                                 headers={"Authorization": f"Bearer {credential}"})
+        if response.status_code != 201:
+            problem = f"HTTP {response.status_code}: {response.text[:200]}"
+    except requests.RequestException as exc:
+        problem = str(exc)
+    if problem is not None:
+        message = f"{action} {target}: {outcome}, but the aggregator {cloud} did not record it ({problem})"
+        if must:
+            raise click.ClickException(message)
+        click.echo(message, err=True)
+
+
 @main.command()
 @click.option("--db", "target", envvar="NATTERY_CLOUD_DB", required=True,
               help="The aggregator's database: SQLite file or postgresql:// URL (env NATTERY_CLOUD_DB).")
@@ -125,12 +180,12 @@ def provision(ctx: click.Context, target: str, uuid: str, device_id: str) -> Non
     """
     with balena(ctx) as sdk:
         sdk.models.device.get(uuid)
-        credential = _in_registry(target, lambda db: registry.add(db, "dev", device_id))
+        credential = _in_registry(target, lambda db: registry.add(db, "dev", device_id, ACTOR))
         try:
             sdk.models.device.env_var.set(uuid, "NATTERY_CLOUD_CREDENTIAL", credential)
         except Exception:
             # The credential was shown to nobody and is now lost: end it, so no copy can work.
-            _in_registry(target, lambda db: registry.revoke(db, "dev", device_id))
+            _in_registry(target, lambda db: registry.revoke(db, "dev", device_id, ACTOR))
             click.echo(f"{device_id}: its credential could not be stored on {uuid}, so its registration "
                        "is revoked; provision the device under another id", err=True)
             raise
@@ -165,9 +220,10 @@ def config() -> None:
 @click.option("--device", "uuid", help="One device (Balena UUID).")
 @click.option("--tag", help="Every device with this tag, as KEY=VALUE.")
 @click.option("--fleet", "whole_fleet", is_flag=True, help="The whole fleet (a fleet variable).")
+@cloud_options(required=False)
 @click.pass_context
 def config_set(ctx: click.Context, key: str, value: str, uuid: str | None, tag: str | None,
-               whole_fleet: bool) -> None:
+               whole_fleet: bool, cloud: str | None, cloud_credential: str | None) -> None:
     """Set KEY (``inverter.poll_interval_s`` or ``NATTERY_INVERTER_POLL_INTERVAL_S``) to VALUE.
 
     VALUE is checked by the device's own configuration loader first: a wrong one is refused
@@ -181,7 +237,8 @@ def config_set(ctx: click.Context, key: str, value: str, uuid: str | None, tag: 
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     slug = None if uuid else fleet_slug(ctx)
-    with balena(ctx) as sdk:
+    scope = f"device {uuid}" if uuid else f"tag {tag} of {slug}" if tag else f"fleet {slug}"
+    with audited(cloud, cloud_credential, "config_set", scope, {name: value}), balena(ctx) as sdk:
         if whole_fleet and slug:
             sdk.models.application.env_var.set(slug, name, value)
             click.echo(f"{name}={value} on fleet {slug}")
@@ -206,11 +263,13 @@ def _tagged(sdk: Any, fleet_slug: str, tag: str) -> list[str]:
 @main.command()
 @click.argument("release")
 @click.option("--device", "uuid", help="Pin one device (Balena UUID); default: the whole fleet.")
+@cloud_options(required=False)
 @click.pass_context
-def pin(ctx: click.Context, release: str, uuid: str | None) -> None:
+def pin(ctx: click.Context, release: str, uuid: str | None, cloud: str | None, cloud_credential: str | None) -> None:
     """Pin the fleet (or one device) to RELEASE, a release's full commit hash."""
     slug = None if uuid else fleet_slug(ctx)
-    with balena(ctx) as sdk:
+    target = f"device {uuid}" if uuid else f"fleet {slug}"
+    with audited(cloud, cloud_credential, "pin", target, {"release": release}), balena(ctx) as sdk:
         if uuid:
             sdk.models.device.pin_to_release(uuid, release)
         else:
@@ -220,10 +279,11 @@ def pin(ctx: click.Context, release: str, uuid: str | None) -> None:
 
 @main.command()
 @click.argument("uuid")
+@cloud_options(required=False)
 @click.pass_context
-def identify(ctx: click.Context, uuid: str) -> None:
+def identify(ctx: click.Context, uuid: str, cloud: str | None, cloud_credential: str | None) -> None:
     """Blink device UUID's LED, to find it on site."""
-    with balena(ctx) as sdk:
+    with audited(cloud, cloud_credential, "identify", f"device {uuid}"), balena(ctx) as sdk:
         sdk.models.device.identify(uuid)
     click.echo(f"{uuid} blinking")
 
@@ -231,10 +291,11 @@ def identify(ctx: click.Context, uuid: str) -> None:
 @main.command()
 @click.argument("uuid")
 @click.argument("service", type=click.Choice(["mqtt", "bridge", "app"]))
+@cloud_options(required=False)
 @click.pass_context
-def restart(ctx: click.Context, uuid: str, service: str) -> None:
+def restart(ctx: click.Context, uuid: str, service: str, cloud: str | None, cloud_credential: str | None) -> None:
     """Restart SERVICE on device UUID (the bridge's update lock is respected by the supervisor)."""
-    with balena(ctx) as sdk:
+    with audited(cloud, cloud_credential, "restart", f"device {uuid}", {"service": service}), balena(ctx) as sdk:
         details = sdk.models.device.get_with_service_details(uuid)
         running = details["current_services"].get(service) or []
         if not running:

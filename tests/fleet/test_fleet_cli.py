@@ -90,7 +90,8 @@ def test_pin_identify_and_restart(balena: BalenaStandIn) -> None:
 
 def test_an_unknown_device_is_a_one_line_error(balena: BalenaStandIn) -> None:
     result = fleet("identify", "f" * 32)
-    assert result.exit_code == 1 and result.output.startswith("Error: balena:") and "f" * 32 in result.output
+    last = result.output.splitlines()[-1]
+    assert result.exit_code == 1 and last.startswith("Error: balena:") and "f" * 32 in last
 
 
 def upload_reading(agg: Aggregator, credential: str, device: str, soc: float) -> None:
@@ -125,9 +126,10 @@ def test_provision_then_list_joins_balena_and_the_aggregator(
     listing = fleet("list", "--cloud", agg.url, "--cloud-credential", agg.add_operator("fleet-op"))
     assert listing.exit_code == 0, listing.output
     rows = {line.split("\t")[0]: line.split("\t") for line in listing.output.splitlines()}
-    assert rows["device"] == ["device", "balena", "cloud", "sync_lag_s", "last_telemetry", "soc_pct", "alerts"]
-    _, in_balena, at_cloud, lag, last, soc, alerts = rows["fleet-home-1"]
-    assert (in_balena, at_cloud, soc, alerts) == ("online", "online", "63.5", "-")
+    assert rows["device"] == ["device", "balena", "cloud", "sync_lag_s", "last_telemetry", "soc_pct",
+                              "saved_month_eur", "alerts"]
+    _, in_balena, at_cloud, lag, last, soc, saved, alerts = rows["fleet-home-1"]
+    assert (in_balena, at_cloud, soc, saved, alerts) == ("online", "online", "63.5", "-", "-")
     assert float(lag) < 600 and last.endswith("Z")
     assert rows["home-berlin-2"][1:3] == ["offline", "not registered"]
 
@@ -150,3 +152,44 @@ def devices_at(agg: Aggregator) -> list[dict[str, Any]]:
     with urllib.request.urlopen(request, timeout=30) as response:
         devices: list[dict[str, Any]] = json.loads(response.read())["devices"]
     return devices
+
+
+def test_list_shows_savings_this_month_and_open_alerts(balena: BalenaStandIn, sqlite_aggregator: Aggregator) -> None:
+    agg = sqlite_aggregator
+    credential = agg.add_device("home-potsdam-1")
+    now = time.time()
+    slot = int(now // 900) * 900 - 900
+    body = batch_body("home-potsdam-1", "settlements", [{"seq": 1, "key": str(slot), "data": {
+        "ts": slot, "import_wh": 100.0, "export_wh": 0.0, "cost_eur": 0.25, "revenue_eur": 0.05,
+        "cost_no_battery_eur": 0.45}}])
+    request = urllib.request.Request(f"{agg.url}/v1/ingest/settlements", data=body, method="POST", headers={
+        "Authorization": f"Bearer {credential}", "Content-Type": protocol.CONTENT_TYPE})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    # as if that upload had been two hours ago, its last
+    agg.execute("UPDATE devices SET created_at = $1, last_seen = $1 WHERE id = $2", now - 7200, "home-potsdam-1")
+    listing = fleet("list", "--cloud", agg.url, "--cloud-credential", agg.add_operator("list-op"))
+    assert listing.exit_code == 0, listing.output
+    row = {line.split("\t")[0]: line.split("\t") for line in listing.output.splitlines()}["home-potsdam-1"]
+    assert row[6:] == ["0.25", "device_silent"]  # 0.45 − (0.25 − 0.05); silent for 2 h
+
+
+def test_actions_are_recorded_in_the_aggregators_audit_log(balena: BalenaStandIn,
+                                                           sqlite_aggregator: Aggregator) -> None:
+    agg = sqlite_aggregator
+    cloud = ["--cloud", agg.url, "--cloud-credential", agg.add_operator("audit-op")]
+    assert fleet("config", "set", "inverter.poll_interval_s", "2", "--device", PI1, *cloud).exit_code == 0
+    assert fleet("identify", "f" * 32, *cloud).exit_code == 1  # no such device
+    unrecorded = fleet("identify", PI3)
+    assert unrecorded.exit_code == 0 and "identify device " + PI3 + ": not recorded" in unrecorded.output
+    rows = [r for r in audit_of(agg) if r[0] == "op:audit-op"]
+    assert rows[0] == ("op:audit-op", "config_set", f"device {PI1}", "ok", '{"NATTERY_INVERTER_POLL_INTERVAL_S": "2"}')
+    assert rows[1][1:3] == ("identify", "device " + "f" * 32) and rows[1][3].startswith("failed: balena:")
+    assert len(rows) == 2
+
+
+def audit_of(agg: Aggregator) -> list[tuple[str, ...]]:
+    from tests.cloud_sync.aggregator import _fetch, run
+
+    return [tuple(r) for r in run(_fetch(agg.target, "SELECT actor, action, target, outcome, detail FROM audit_log"
+                                                     " ORDER BY id"))]
