@@ -1,6 +1,7 @@
 """The operator API of communities (``/v1/communities…``), registered by :func:`add_routes`.
 
-Every call needs an operator credential. Bodies and answers are JSON; energy in Wh, prices
+Every call needs an operator credential, except ``GET /v1/devices/{device}/community``, which
+that device may call too (its own trades summed up, for its page). Bodies and answers are JSON; energy in Wh, prices
 in µEUR/kWh, money in nEUR, times in epoch seconds (tick starts). Refusals are
 ``{"error": …}`` with 400 (bad input, naming the field), 403 or 404, and change nothing.
 """
@@ -65,6 +66,21 @@ def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[
     app.router.add_post("/v1/communities/{community}/match", route(match))
     app.router.add_get("/v1/communities/{community}/trades", route(trades))
     app.router.add_get("/v1/communities/{community}/balances", route(balances))
+
+    async def device_summary(request: web.Request) -> web.Response:
+        who = await request.app[auth].check(request.headers.get("Authorization"), request.remote or "")
+        device = request.match_info["device"]
+        if who.kind == "dev" and who.name != device:
+            raise AuthError(403, f"device {who.name!r} may not read the community trades of device {device!r}")
+        try:
+            start, end = _query_int(request, "from"), _query_int(request, "to")
+            ledger.check_window(start, end)
+        except CommunityError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        async with request.app[db].read() as conn:
+            return web.json_response({"communities": await ledger.member_summary(conn, device, start, end)})
+
+    app.router.add_get("/v1/devices/{device}/community", device_summary)
 
 
 async def _match_forever(db: Database) -> None:

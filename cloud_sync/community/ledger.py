@@ -34,7 +34,7 @@ from cloud_sync.community.pairs import Pairs
 from cloud_sync.community.positions import at_tick, from_devices
 from cloud_sync.community.settle import money, run_tick
 from cloud_sync.db import Database
-from cloud_sync.schema.community import (community_balances, community_pending, community_ticks,
+from cloud_sync.schema.community import (community_balances, community_members, community_pending, community_ticks,
                                          community_trades)
 
 DEVICE_LOOKBACK_S = 7 * 86_400
@@ -202,3 +202,30 @@ async def match_due(db: Database, community_id: str, instance: str, now: float |
         except TickTaken:
             taken += 1
     return MatchRun(outcomes, taken)
+
+
+async def member_summary(conn: AsyncConnection, device: str, start: int, end: int) -> list[dict[str, object]]:
+    """For each community membership of ``device``'s metering location(s): its trades of the
+    ticks in ``[start, end)`` (latest versions) summed up, with the money against the grid."""
+    m, k = community_members.c, community_ticks.c
+    members = (await conn.execute(select(m.community_id, m.member_id).where(m.device_id == device)
+                                  .distinct().order_by(m.community_id, m.member_id))).all()
+    out: list[dict[str, object]] = []
+    for community_id, member in members:
+        trades = trades_query(community_id, start, end, member).subquery()
+        rows = (await conn.execute(select(trades, k.feed_in_ueur_kwh, k.grid_import_ueur_kwh).join(
+            community_ticks, (k.community_id == trades.c.community_id) & (k.tick_start == trades.c.tick_start)
+            & (k.version == trades.c.version)))).all()
+        sold = [r for r in rows if r.seller == member]
+        bought = [r for r in rows if r.buyer == member]
+        out.append({
+            "community": community_id, "member": member,
+            "sold_wh": sum(r.wh for r in sold), "bought_wh": sum(r.wh for r in bought),
+            "buyers": len({r.buyer for r in sold}), "sellers": len({r.seller for r in bought}),
+            "revenue_neur": sum(r.wh * r.price_ueur_kwh for r in sold),
+            "cost_neur": sum(r.wh * (r.price_ueur_kwh + r.fee_ueur_kwh) for r in bought),
+            # against feed-in for what it sold and against the import for what it bought
+            "saving_neur": sum(r.wh * (r.price_ueur_kwh - r.feed_in_ueur_kwh) for r in sold)
+            + sum(r.wh * (r.grid_import_ueur_kwh - r.price_ueur_kwh - r.fee_ueur_kwh) for r in bought),
+        })
+    return out

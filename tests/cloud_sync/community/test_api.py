@@ -26,6 +26,8 @@ async def call(agg: Aggregator, credential: str, method: str, path: str, body: A
 
 async def test_an_operator_runs_a_community_over_the_api(aggregator: Aggregator) -> None:
     op = aggregator.add_operator(f"op-{uuid.uuid4().hex[:6]}")
+    device_id, other_id = f"pi-{uuid.uuid4().hex[:6]}", f"pi-{uuid.uuid4().hex[:6]}"
+    device, other = aggregator.add_device(device_id), aggregator.add_device(other_id)
     cid = f"api-{uuid.uuid4().hex[:6]}"
     status, body = await call(aggregator, op, "POST", "/v1/communities", {
         "id": cid, "name": "Lindenstraße", "rule": "uniform_price", "feed_in_ueur_kwh": 79_400,
@@ -33,7 +35,8 @@ async def test_an_operator_runs_a_community_over_the_api(aggregator: Aggregator)
     assert status == 200 and body["rule"] == "uniform_price"
     for member in ({"member": "DE0001", "role": "prosumer", "pv_wp": 9_000, "inverter_w": 8_000, "valid_from": T0,
                     "ask_ueur_kwh": 100_000},
-                   {"member": "DE0002", "role": "consumer", "valid_from": T0, "bid_ueur_kwh": 250_000}):
+                   {"member": "DE0002", "role": "consumer", "valid_from": T0, "bid_ueur_kwh": 250_000,
+                    "device": device_id}):
         assert (await call(aggregator, op, "POST", f"/v1/communities/{cid}/members", member))[0] == 200
     status, body = await call(aggregator, op, "POST", f"/v1/communities/{cid}/positions", [
         {"member": "DE0001", "tick_start": T0, "import_wh": 0, "export_wh": 1_200},
@@ -50,6 +53,14 @@ async def test_an_operator_runs_a_community_over_the_api(aggregator: Aggregator)
                                    "cost_neur": 0, "fee_neur": 0, "saving_neur": 800 * (175_000 - 79_400)}
     status, body = await call(aggregator, op, "GET", f"/v1/communities/{cid}")
     assert [m["member"] for m in body["members"]] == ["DE0001", "DE0002"]
+    # the member's device reads its own trades, summed up for its page; another device may not
+    status, body = await call(aggregator, device, "GET", f"/v1/devices/{device_id}/community?from={T0}&to={T0 + 900}")
+    assert (status, body) == (200, {"communities": [{
+        "community": cid, "member": "DE0002", "sold_wh": 0, "bought_wh": 800, "buyers": 0, "sellers": 1,
+        "revenue_neur": 0, "cost_neur": 800 * 185_000, "saving_neur": 800 * (320_000 - 175_000 - 10_000)}]})
+    assert (await call(aggregator, other, "GET", f"/v1/devices/{device_id}/community?from={T0}&to={T0 + 900}"))[0] == 403
+    status, body = await call(aggregator, device, "GET", f"/v1/devices/{device_id}/community?from=x&to=1")
+    assert status == 400 and "query from: 'x' is not allowed" in body["error"]
 
 
 async def test_the_api_refuses_devices_bad_input_and_unknown_communities(aggregator: Aggregator) -> None:
