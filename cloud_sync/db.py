@@ -155,7 +155,9 @@ def create_engine(target: str) -> AsyncEngine:
     transactions are begun by us (``BEGIN``, or ``BEGIN IMMEDIATE`` for writers)."""
     url = url_for(target)
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_size=4, max_overflow=4)
+        # A fixed pool: connections beyond it were opened and closed again per request under load
+        # (a PostgreSQL backend started for each upload); requests past it wait for one instead.
+        return create_async_engine(url, pool_size=10, max_overflow=0)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url)
 
