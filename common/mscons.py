@@ -94,6 +94,11 @@ class MsconsError(ValueError):
     """An interchange that is not a readable MSCONS load profile; the message says where."""
 
 
+class RepetitionError(MsconsError):
+    """A segment group repeated where this reader takes one (a second metering location, SG5/SG6,
+    in one message): refused rather than mixing two locations' values."""
+
+
 def mig_version(document_day: date) -> str:
     """The MSCONS MIG version in force on ``document_day`` (German calendar day)."""
     return "2.5" if document_day >= VERSION_2_5_FROM else "2.4c"
@@ -270,6 +275,9 @@ class _MessageReader:
         elif tag == "UNS":
             self.in_detail = True
         elif tag == "LOC" and qualifier == "172":
+            if "melo_id" in self.fields:
+                raise RepetitionError(f"message {self.reference}: a second LOC+172 ({_element(segment, 1)} after "
+                                      f"{self.fields['melo_id']}); one metering location per message")
             self.fields["melo_id"] = _element(segment, 1)
         elif tag == "LIN":
             self._flush()

@@ -78,7 +78,8 @@ def check(message: Message, decimal_mark: str, context: Context, earlier_in_file
     try:
         profile = mscons.read_message(message.unh, message.body, decimal_mark)
     except mscons.MsconsError as exc:
-        return Checked(message, None, None, (Finding(Erc.FORMAT, str(exc), f"message {message.reference}"),))
+        code = Erc.REPETITION if isinstance(exc, mscons.RepetitionError) else Erc.FORMAT
+        return Checked(message, None, None, (Finding(code, str(exc), f"message {message.reference}"),))
     findings: list[Finding] = []
     location = _location(profile, context, findings)
     _parties(profile, context, location, findings)

@@ -86,6 +86,75 @@ def test_each_hand_broken_file_gets_its_aperak_code(broken: object, code: str, s
     assert says in found[0][1]
 
 
+# Another sender's layout, written by hand after the public MIG 2.4c examples of a market-
+# location load profile (13025, BGM Z48): comma decimal mark, segments on their own lines,
+# contact details (CTA/COM), a request reference (RFF+AGI), times at +01, quantities without a
+# unit, a substitute value with its method and reason, two messages of which one has the
+# location's MaLo-ID and the other its MeLo-ID.
+PARTNER_LAYOUT = """UNA:+,? '
+UNB+UNOC:3+9800000000007:502+9900000000004:500+260616:0705+P4711++TL'
+UNH+M1+MSCONS:D:04B:UN:2.4c'
+BGM+Z48+LG4711-1+9'
+DTM+137:202606160805?+01:303'
+RFF+AGI:AFN9523'
+RFF+Z13:13025'
+NAD+MS+9800000000007::332'
+CTA+IC+:Max Mustermann'
+COM+messwerte@msb.example:EM'
+NAD+MR+9900000000004::293'
+UNS+D'
+NAD+DP'
+LOC+172+51238696781'
+DTM+163:202606150000?+01:303'
+DTM+164:202606150030?+01:303'
+LIN+1'
+PIA+5+1-0?:1.29.0:SRW'
+QTY+220:0,25'
+DTM+163:202606150000?+01:303'
+DTM+164:202606150015?+01:303'
+QTY+67:0,125'
+DTM+163:202606150015?+01:303'
+DTM+164:202606150030?+01:303'
+STS+Z32++Z92'
+STS+Z40++Z75'
+UNT+25+M1'
+UNH+M2+MSCONS:D:04B:UN:2.4c'
+BGM+7+LG4711-2+9'
+DTM+137:202606160805?+01:303'
+RFF+Z13:13018'
+NAD+MS+9800000000007::332'
+NAD+MR+9900000000004::293'
+UNS+D'
+NAD+DP'
+LOC+172+DE0001234567890000000000000000001'
+DTM+163:202606142200?+00:303'
+DTM+164:202606142215?+00:303'
+LIN+1'
+PIA+5+1-1?:2.29.0:SRW'
+QTY+220:0'
+DTM+163:202606142200?+00:303'
+DTM+164:202606142215?+00:303'
+UNT+17+M2'
+UNZ+2+P4711'
+"""
+
+
+def test_another_senders_layout_is_read_as_written() -> None:
+    text = PARTNER_LAYOUT.replace("\n", "\r\n")
+    assert findings(text, context(device=None)) == []
+    report = syntax.check(text.encode())
+    first = checks.check(report.messages[0], report.decimal_mark, context(device=None), set())
+    assert first.location is not None and first.location.melo_id == MELO  # found by its MaLo-ID
+    assert first.profile is not None
+    (series,) = first.profile.series
+    assert [(v.start, v.kwh, v.status, v.method) for v in series.values] == [
+        (day_start(DAY) + 3600, Decimal("0.25"), "true", None),  # 00:00 at +01 is 23:00 UTC
+        (day_start(DAY) + 4500, Decimal("0.125"), "substitute", "interpolated")]
+    two_locations = PARTNER_LAYOUT.replace("LOC+172+51238696781'", f"LOC+172+51238696781'NAD+DP'LOC+172+{MELO}'").replace(
+        "UNT+25+M1", "UNT+27+M1")
+    assert [c for c, _ in findings(two_locations, context(device=None))] == ["Z40"]
+
+
 def test_duplicate_document_numbers_within_a_file_and_across_files() -> None:
     twice = build(profile(DAY, 8), profile(date(2026, 6, 16), 8), reference="8")
     assert codes(twice) == ["Z31"]
