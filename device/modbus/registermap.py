@@ -361,7 +361,7 @@ class _Parser:
             if set(data["values"]) & set(data["known"]):
                 raise self.fail(where, f"codes {sorted(set(data['values']) & set(data['known']))} are both "
                                        "accepted and known as another family")
-            for key, room in (("prefixes", 2 * words), ("contains", 2 * words - 5)):  # 5: the sample's lead
+            for key, room in (("prefixes", 2 * words), ("contains", max(2 * words - 5, 0))):  # 5: the sample's lead
                 texts = data.get(key, [])
                 if key in data and (not isinstance(texts, list) or not texts or not all(
                         isinstance(p, str) and p.isascii() and 0 < len(p) <= room for p in texts)):

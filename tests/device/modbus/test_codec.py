@@ -27,8 +27,9 @@ RAW_RANGES = {
 
 
 def _reg(type_: str, word_order: str = "big", **kw: object) -> Register:
-    return Register(name=f"r_{type_}_{word_order}", address=100, table="holding", type=type_,
-                    word_order=word_order, **kw)  # type: ignore[arg-type]
+    kw.setdefault("name", f"r_{type_}_{word_order}")
+    kw.setdefault("address", 100)
+    return Register(table="holding", type=type_, word_order=word_order, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("word_order", ["big", "little"])
@@ -180,3 +181,40 @@ def test_the_map_names_what_a_read_or_write_may_not_touch() -> None:
         with pytest.raises(RegisterAccessError, match=re.escape(message)) as exc:
             regmap.register(name, access)  # type: ignore[arg-type]
         assert exc.value.unknown is unknown
+
+
+# --- readings: scale-factor registers, invalid markers, magnitudes -----------------------------
+
+
+def test_a_scale_factor_register_scales_the_value_it_belongs_to() -> None:
+    """SunSpec: W = 1234 with W_SF = -1 reads 123.4 W; W_SF = 2 reads 123400 W."""
+    value = _reg("S16", name="w", scale_factor="w_sf", address=100)
+    factor = Register(name="w_sf", address=101, table="holding", type="S16")
+    for exponent, expected in ((-1, 123.4), (2, 123400.0), (0, 1234.0)):
+        words = [1234, exponent & 0xFFFF]
+        assert codec.decode_block([value, factor], 100, words) == {"w": expected, "w_sf": exponent}
+    negative = codec.decode_block([value, factor], 100, [(-1234) & 0xFFFF, (-2) & 0xFFFF])
+    assert negative["w"] == -12.34
+
+
+def test_a_value_without_its_scale_factor_or_with_an_invalid_one_reads_none() -> None:
+    value = _reg("U16", name="a", scale_factor="a_sf", address=100)
+    factor = Register(name="a_sf", address=101, table="holding", type="S16", invalid=(0x8000,))
+    assert codec.decode_block([value], 100, [500]) == {"a": None}  # its factor is not in the block
+    assert codec.decode_block([value, factor], 100, [500, 0x8000]) == {"a": None, "a_sf": None}
+
+
+def test_invalid_markers_read_none_in_the_registers_word_order() -> None:
+    meter = _reg("S32", name="meter", invalid=(0x7FFFFFFF,))  # Huawei: I32 0x7FFFFFFF is no value
+    assert codec.decode_block([meter], 100, [0x7FFF, 0xFFFF]) == {"meter": None}
+    assert codec.decode_block([meter], 100, [0xFFFF, 0xFFFF]) == {"meter": -1.0}
+    sungrow = _reg("S32", "little", name="meter", invalid=(0x7FFFFFFF,))  # low word first
+    assert codec.decode_block([sungrow], 100, [0xFFFF, 0x7FFF]) == {"meter": None}
+    assert codec.reading(meter, [0, 5]) == 5.0
+
+
+def test_an_absolute_register_reads_its_magnitude() -> None:
+    """Huawei 37119 (energy fed to the grid): some meters report it negative."""
+    exported = _reg("S32", name="exported", scale=10.0, absolute=True)
+    assert codec.reading(exported, [0xFFFF, 0xFF38]) == 2000.0  # -200 x 10 Wh
+    assert codec.reading(exported, [0, 200]) == 2000.0

@@ -93,3 +93,13 @@ def test_bytes_during_a_request_mark_it_corrupt_rather_than_silent(guard: LineGu
     assert guard.rx_during_request and guard.outstanding
     guard.end()
     assert not guard.outstanding
+
+
+async def test_a_hold_keeps_the_line_quiet_after_a_connect(guard: LineGuard, clock: SimulatedClock) -> None:
+    """Huawei's SDongle wants a second of quiet after each connect (the map's connect pause)."""
+    guard.hold(1.0)
+    assert await waited(guard, clock) == pytest.approx(1.0)
+    guard.begin()
+    guard.end()
+    guard.hold(0.01)  # a shorter hold does not cut the gap
+    assert await waited(guard, clock) == pytest.approx(GAP_S)

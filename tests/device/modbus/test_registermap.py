@@ -54,6 +54,35 @@ def test_identity_refuses_the_other_families_codes() -> None:
     assert not huawei.matches("SUN600-")
 
 
+def test_goodwe_and_sungrow_identities() -> None:
+    """GoodWe: the family's tag inside the serial number (goodwe's ET_MODEL_TAGS); Sungrow: the
+    device type code, older SH*K models named but refused (their forced power is in other units)."""
+    goodwe = load_map("goodwe_et_hybrid").identity[0]
+    serial = b"95000ETU224W0001"
+    words = [int.from_bytes(serial[i:i + 2], "big") for i in range(0, 16, 2)]
+    assert goodwe.found(words) == "95000ETU224W0001" and goodwe.matches("95000ETU224W0001")
+    assert goodwe.matches("95048EHU123W0002") and goodwe.matches(goodwe.found(goodwe.sample_words()))
+    assert not goodwe.matches("95000DTU224W0001")  # a grid-tied DT: other registers
+    assert goodwe.expected().startswith("a text containing 'ETU' or 'ETL'")
+    sungrow = load_map("sungrow_sh_hybrid").identity[0]
+    assert sungrow.matches(0x0E03) and sungrow.matches(0x0D0F)  # SH10RT, SH5.0RS
+    assert not sungrow.matches(0x0D09)
+    assert sungrow.describe(0x0D09) == "3337 (SH5K-20 (older SH*K series))"
+
+
+def test_huawei_meter_reads_as_the_reference_library_does() -> None:
+    """37113 as a plain I32 (+ feed-in, our grid_w sign -1), 37119 as its magnitude (meters that
+    report it negative), 0x7FFFFFFF as no value."""
+    huawei = load_map("huawei_sun2000_luna2000")
+    regs = [huawei.registers[n] for n in ("meter_active_power", "grid_exported_energy", "grid_imported_energy")]
+    words = [0xFFFF, 0xFC18, 0xFFFF, 0xFF38, 0x7FFF, 0xFFFF]  # -1000 W, -200 (x 10 Wh), no value
+    values = codec.decode_block(regs, 37113, [*words[:2], 0, 0, 0, 0, *words[2:]])
+    assert values == {"meter_active_power": -1000.0, "grid_exported_energy": 2000.0, "grid_imported_energy": None}
+    roles = codec.semantic(huawei, {**values, "active_power": 0.0})
+    assert roles["grid_w"] == 1000.0  # importing 1 kW
+    assert (huawei.protocol.timeout_s, huawei.protocol.connect_pause_s) == (10.0, 1.0)
+
+
 def test_every_control_encodes_at_its_param_limits(shipped: RegisterMap) -> None:
     for control in shipped.controls.values():
         corners = [{p: s.min for p, s in control.params.items()}, {p: s.max for p, s in control.params.items()}]
@@ -284,8 +313,52 @@ def _identity_on_write_only(data: dict[str, Any]) -> None:
     _identity(values={3: "hybrid"})(data)
 
 
+def _register_key(name: str, **entry: Any) -> Any:
+    def mutate(data: dict[str, Any]) -> None:
+        _reg(data, name).update(entry)
+    return mutate
+
+
+def _scale_factor_register(**entry: Any) -> Any:
+    def mutate(data: dict[str, Any]) -> None:
+        data["registers"].append({"name": "pv_sf", "address": 20, "table": "holding", "type": "S16", **entry})
+        _reg(data, "pv")["scale_factor"] = "pv_sf"
+    return mutate
+
+
+def _sunspec(models: Any = None, **point: Any) -> Any:
+    def mutate(data: dict[str, Any]) -> None:
+        data["sunspec"] = {"bases": [40000], "models": models if models is not None else [{"id": 103, "length": 50}]}
+        register = _reg(data, "pv")
+        del register["address"]
+        register.update(point)
+    return mutate
+
+
 BROKEN = {
     # name: (mutation, entry named in the error, reason named in the error)
+    "scale factor unknown": (_register_key("pv", scale_factor="pv_sf"), "registers[pv]",
+                             "scale_factor 'pv_sf' is not a register of this map"),
+    "scale factor not S16": (_scale_factor_register(type="U16"), "registers[pv]",
+                             "scale_factor 'pv_sf' must be a readable, unscaled S16 register of the holding table"),
+    "scale factor scaled": (_scale_factor_register(scale=0.1), "registers[pv]", "unscaled S16"),
+    "invalid beyond type": (_register_key("pv", invalid=[0x10000]), "registers[pv]",
+                            "must list raw word values 0..65535"),
+    "absolute not a flag": (_register_key("pv", absolute="yes"), "registers[pv]", "absolute 'yes' must be true or false"),
+    "writable absolute": (_register_key("power", absolute=True), "registers[power]",
+                          "a writable register cannot be absolute or have invalid markers"),
+    "point without sunspec": (_register_key("pv", model=103, model_offset=14), "registers[pv]",
+                              "'model' and 'model_offset' need a 'sunspec' section"),
+    "point outside its model": (_sunspec(model=103, model_offset=52), "registers[pv]",
+                                "model_offset 52 must be 2..51 (model 103 has 50 registers after its ID and length)"),
+    "point in no model": (_sunspec(model=124, model_offset=2), "registers[pv]", "model 124 is not in sunspec.models (103)"),
+    "point with an address": (_sunspec(model=103, model_offset=14, address=7), "registers[pv]",
+                              "a SunSpec point takes 'model' and 'model_offset', not an address"),
+    "model listed twice": (_sunspec([{"id": 103, "length": 50}, {"id": 103, "length": 50}], model=103, model_offset=14),
+                           "sunspec.models[1]", "model 103 listed twice"),
+    "model id end marker": (_sunspec([{"id": 65535, "length": 50}], model=103, model_offset=14),
+                            "sunspec.models[0]", "id 65535 must be 1..65534"),
+    "identity contains too long": (_identity(contains=["ETU"]), "identity[kind]", "contains must be a non-empty list"),
     "NaN scale": (_nan_scale, "registers[pv]", "scale nan must be a finite number"),
     "infinite param limit": (_infinite_limit, "controls.charge.params.power_w", "max inf must be a finite number"),
     "NaN written value": (_nan_write, "controls.hold.writes[0]", "value nan must be a finite number"),
@@ -313,6 +386,7 @@ BROKEN = {
     "writable split register": (_split_writable, "registers[total]", "split words must be read-only"),
     "identity without values or prefixes": (_identity(), "identity[kind]", "exactly one of 'values'"),
     "identity with both": (_identity(values={1: "a"}, prefixes=["X"]), "identity[kind]", "exactly one of"),
+    "identity text both ways": (_identity(prefixes=["X"], contains=["Y"]), "identity[kind]", "exactly one of"),
     "identity code too big": (_identity(values={70000: "a"}), "identity[kind]", "codes 0..65535"),
     "identity empty values": (_identity(values={}), "identity[kind]", "values must map codes"),
     "identity prefix too long": (_identity(prefixes=["SUN2000"]), "identity[kind]", "at most 2 characters"),

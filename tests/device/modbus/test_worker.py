@@ -181,6 +181,25 @@ async def test_gap_is_what_keeps_the_firmware_happy(make_worker: MakeWorker, sim
     assert sim.stats.violations > 0
 
 
+@pytest.mark.parametrize("pause_s", [0.0, load_map("huawei_sun2000_luna2000").protocol.connect_pause_s])
+async def test_the_maps_pause_after_connect_comes_before_the_first_request(
+        make_worker: MakeWorker, regmap: RegisterMap, clock: Clock, pause_s: float) -> None:
+    """Huawei's map: 1 s of quiet after each connect before the first request (huawei-solar-lib's
+    wait after connect); other maps none."""
+    slept: list[float] = []
+    sleep = clock.sleep
+
+    async def recording(seconds: float) -> None:
+        slept.append(seconds)
+        await sleep(seconds)
+
+    clock.sleep = recording  # type: ignore[method-assign]
+    worker = await make_worker("tcp", protocol=replace(regmap.protocol, connect_pause_s=pause_s))
+    await worker.submit(BLOCK_A)
+    waited = max(slept, default=0.0)
+    assert waited == pytest.approx(pause_s, abs=0.05) if pause_s else waited < 0.1
+
+
 async def test_expired_deadline_is_dropped_before_sending(make_worker: MakeWorker, sim: Simulator) -> None:
     worker = await make_worker()
     await worker.submit(BLOCK_A)
