@@ -1,5 +1,7 @@
 """The newest documents a device synced, for an operator's view of that device: its MSCONS
-interchanges (stream ``edi``) and its settled days (from stream ``settlements``)."""
+interchanges (stream ``edi``) with the EDI gateway's answer to each, its committed schedules
+(stream ``schedules``: the plan as the device committed it) and its settled days (from stream
+``settlements``)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,47 @@ from typing import Any
 
 from cloud_sync.db import Database
 from cloud_sync.documents import number
+from cloud_sync.edi.store import answers_for
 
 
 async def edi_files(db: Database, device: str, limit: int = 10) -> list[dict[str, Any]]:
-    """``[{"name", "created_at", "period_start", "period_end", "bytes"}]``, newest version first."""
+    """``[{"name", "created_at", "period_start", "period_end", "bytes", "state", "errors"}]``, newest
+    version first; ``state`` is the gateway's answer (accepted, rejected) or None before it ran."""
     async with db.transaction(readonly=True) as tx:
         rows = await tx.fetch(
             "SELECT key, data FROM documents WHERE device_id = $1 AND stream = 'edi' ORDER BY seq DESC LIMIT $2",
             device, limit)
+    async with db.read() as conn:
+        answers = {a["name"]: a for a in await answers_for(conn, device, [str(key) for key, _ in rows])}
     files = []
     for key, data in rows:
         doc = json.loads(data)
+        answer = answers.get(str(key), {})
         files.append({"name": str(key), "created_at": doc.get("created_at"), "period_start": doc.get("period_start"),
-                      "period_end": doc.get("period_end"), "bytes": len(str(doc.get("content", "")).encode())})
+                      "period_end": doc.get("period_end"), "bytes": len(str(doc.get("content", "")).encode()),
+                      "state": answer.get("state"), "errors": len(answer.get("errors") or [])})
     return files
+
+
+async def schedules(db: Database, device: str, since: float, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest revision of each local day the device committed a schedule for since ``since``
+    (commit time): ``[{"day", "revision", "kind", "committed_at", "slots", "import_kwh", "export_kwh"}]``,
+    newest day first."""
+    async with db.transaction(readonly=True) as tx:
+        rows = await tx.fetch(
+            "SELECT data FROM documents WHERE device_id = $1 AND stream = 'schedules' AND ts >= $2 ORDER BY ts",
+            device, since)
+    newest: dict[str, dict[str, Any]] = {}
+    for (data,) in rows:
+        doc = json.loads(data)
+        day, revision = str(doc.get("day")), doc.get("revision")
+        if not isinstance(revision, int) or (day in newest and newest[day]["revision"] > revision):
+            continue
+        slots = doc.get("slots") or []
+        newest[day] = {"day": day, "revision": revision, "kind": doc.get("kind"), "committed_at": doc.get("ts"),
+                       "slots": len(slots), "import_kwh": sum(s[1] for s in slots) / 1000,
+                       "export_kwh": sum(s[2] for s in slots) / 1000}
+    return sorted(newest.values(), key=lambda d: d["day"], reverse=True)[:limit]
 
 
 async def settled_days(db: Database, device: str, since: float) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ async def device_page(request: web.Request) -> web.Response:
         days=await device_documents.settled_days(db(request), device, now - 7 * 86_400),
         energy=await queries.daily_energy(db(request), device, *_last_week(now), "UTC"),
         edi=await device_documents.edi_files(db(request), device),
+        schedules=await device_documents.schedules(db(request), device, now - 7 * 86_400),
         quality=(await data_quality.quality(db(request), now, 7, only=device))[0],
     )
 

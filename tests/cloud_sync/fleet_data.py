@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 
 import requests
@@ -19,6 +20,7 @@ from common import sync_protocol as protocol
 from tests.cloud_sync.aggregator import Aggregator
 
 SLOT = 900
+SCHEDULE_KWH = 19.2  # revision 1 of tomorrow's schedule: 96 quarter-hours of 200 Wh imported
 SAVED_PER_SLOT = 0.12  # cost_no_battery 0.20 − (cost 0.10 − revenue 0.02)
 PRICE = 80.0
 DAY_AHEAD_ERROR = 10.0  # forecasts made 30 h ahead are 10 EUR/MWh too high
@@ -77,6 +79,13 @@ def seed(agg: Aggregator, prefix: str = "ops") -> Fleet:
     upload(agg, cred, a, "edi", [{"key": "MSCONS_ops_1.edi", "data": {
         "name": "MSCONS_ops_1.edi", "created_at": now - 3600, "period_start": last_slot - 86_400,
         "period_end": last_slot, "content": "UNB+UNOC:3+9900000000003:500'"}}])
+    start = int(now // 86_400) * 86_400 + 86_400  # tomorrow, 00:00 UTC
+    day = datetime.fromtimestamp(start, UTC).date().isoformat()
+    upload(agg, cred, a, "schedules", [
+        {"key": f"{day}/{revision}", "data": {"ts": now - 7200 + revision, "day": day, "revision": revision,
+                                                "kind": "day_ahead" if revision == 0 else "intraday",
+                                                "slots": [[start + i * SLOT, 100 * (revision + 1), 0] for i in range(96)]}}
+        for revision in (0, 1)])
     hours = [int(now // 3600) * 3600 - h * 3600 for h in range(1, 25)]
     fleet.priced_hours = len(hours)
     prices: list[dict[str, object]] = []

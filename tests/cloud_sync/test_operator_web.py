@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
-from tests.cloud_sync.fleet_data import Fleet, seed
+from tests.cloud_sync.fleet_data import SCHEDULE_KWH, Fleet, seed
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -110,9 +110,17 @@ def test_device_page_shows_telemetry_sync_settlement_and_edi(aggregator: Aggrega
     page = olga.get(f"{aggregator.url}/ops/devices/ops-a", timeout=30).text
     assert "soc_pct" in page and "64.0" in page
     assert "MSCONS_ops_1.edi" in page
+    # the gateway's answer, once it ran the file (the device asking for its answers runs it now)
+    requests.get(f"{aggregator.url}/v1/edi/answers", params={"name": "MSCONS_ops_1.edi"}, timeout=30,
+                 headers={"Authorization": f"Bearer {fleet.credentials['ops-a']}"}).raise_for_status()
+    edi = olga.get(f"{aggregator.url}/ops/devices/ops-a", timeout=30).text
+    edi = edi[edi.index('<section id="edi">'):]
+    assert re.search(r"<td>rejected \(\d+ errors\)</td>", edi), edi  # the seeded file is no MSCONS
+    plan = page[page.index('<section id="plan">'):page.index('<section id="sync">')]
+    assert "intraday" in plan and f"{SCHEDULE_KWH:.2f} kWh" in plan and "day_ahead" not in plan  # the newest revision
     assert f"{fleet.savings_eur:,.2f} EUR" in page
     assert "100.0 %" in page  # every quarter-hour since registration synced, fully covered
-    for stream in ("readings", "energy", "settlements", "edi", "prices"):
+    for stream in ("readings", "energy", "settlements", "edi", "schedules", "prices"):
         assert f"<td>{stream}</td>" in page
     for word in ("None", "nan", "NaN", "undefined"):
         assert word not in page
