@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -203,3 +204,21 @@ def test_the_fleet_tool_records_its_actions(aggregator: Aggregator, fleet: Fleet
     assert bad.status_code == 400 and bad.json()["error"].startswith("action: got 'drop_tables', allowed: config_set")
     device = requests.post(url, json=entry, timeout=30, headers={"Authorization": f"Bearer {fleet.credentials['ops-a']}"})
     assert device.status_code == 403
+
+
+def test_login_guesses_are_limited_like_api_credentials(tmp_path: Path) -> None:
+    agg = Aggregator(str(tmp_path / "cloud.db"), tmp_path / "aggregator.log", options=("--auth-failures", "2"))
+    agg.start()
+    try:
+        credential = agg.add_operator("guessed")
+        browser = requests.Session()
+        answers = []
+        for _ in range(3):
+            form = browser.get(f"{agg.url}/ops/login", timeout=30).text
+            answers.append(browser.post(f"{agg.url}/ops/login", timeout=30,
+                                        data={"csrf": csrf_of(form), "credential": credential[:-2] + "xx"}))
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert "too many failed credentials from this address or for operator &#39;guessed&#39;" in answers[2].text
+        assert audit_rows(agg)[-1][4].startswith("refused: too many failed credentials")
+    finally:
+        agg.stop()
