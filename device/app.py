@@ -21,6 +21,7 @@ import structlog
 
 from common.utc import format_utc
 from device.alerting import DeviceAlerts
+from device.clock import SYSTEM_CLOCK, Clock
 from device.clock_sync import clock_check
 from device.config import Config
 from device.home.effective import EffectiveSettings
@@ -62,21 +63,24 @@ async def publish_health(
 
 
 def background_jobs(
-    store: AsyncStore, settings: EffectiveSettings, session: MqttSession, tasks: TaskHealth, link: BridgeLink
+    store: AsyncStore, settings: EffectiveSettings, session: MqttSession, tasks: TaskHealth, link: BridgeLink,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[dict[str, Job], dict[str, Any]]:
     """The app's background jobs by name, and the health sources they expose to the page and
     publish on ``health/app`` (``tasks``: the jobs' own states, as :func:`supervise` records them;
-    ``link``: the bridge as the app hears it, for the alerts)."""
+    ``link``: the bridge as the app hears it, for the alerts). ``clock`` is the appliance's time:
+    quarter-hours, plans, settlement and prices run on it; health reports and the sync's rounds,
+    which people and networks wait for, on real time."""
     cfg = settings.config  # prices and sync use sections the homeowner does not change
     topics = Topics(cfg.mqtt.prefix, cfg.device.id)
 
     async def publish_prices(payload: dict[str, Any]) -> None:
         await session.publish_retained(topics.prices, payload)
 
-    prices = PricesApp(cfg, store, publish_prices)
-    planning = Planning(settings, store, session)
+    prices = PricesApp(cfg, store, publish_prices, clock=clock.time, sleep=clock.sleep)
+    planning = Planning(settings, store, session, clock)
     jobs: dict[str, Job] = {
-        "housekeeping": store.housekeeping,
+        "housekeeping": functools.partial(store.housekeeping, clock=clock),
         "mqtt": session.run,
         "prices": prices.run,
         "planning": planning.run,
@@ -85,11 +89,11 @@ def background_jobs(
     if cfg.cloud.url:
         from device.sync import SyncClient
 
-        syncer = SyncClient(cfg, store)
+        syncer = SyncClient(cfg, store, clock=clock.time)
         jobs["sync"] = syncer.run
         health["sync"] = _StatsHealth(syncer.stats)
     health["tasks"] = tasks
-    alerts = DeviceAlerts(cfg, store, {"bridge": link, **health}, session, topics,
+    alerts = DeviceAlerts(cfg, store, {"bridge": link, **health}, session, topics, clock=clock.time,
                           clock_check=clock_check(cfg.device.clock_check))
     jobs["alerts"] = alerts.run
     health["alerts"] = alerts
@@ -97,18 +101,18 @@ def background_jobs(
     return jobs, health
 
 
-async def run_app(cfg: Config, stop: asyncio.Event) -> None:
-    """Serve the page and run the background jobs until ``stop`` is set."""
+async def run_app(cfg: Config, stop: asyncio.Event, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Serve the page and run the background jobs until ``stop`` is set (on ``clock``'s time)."""
     regmap = load_map(cfg.inverter.map)
     async with AsyncStore(cfg.db_path, Retention.from_settings(cfg.store)) as store:
         settings = await EffectiveSettings.open(cfg)  # one owner: the page writes, the rest read
         session = MqttSession(cfg.mqtt, client_id=f"{cfg.device.id}-app")  # the app's only one
         restarts = TaskHealth()
-        link = BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
-        jobs, health = background_jobs(store, settings, session, restarts, link)
+        link = BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id), clock.time)
+        jobs, health = background_jobs(store, settings, session, restarts, link, clock)
         tasks = [asyncio.create_task(supervise(name, job, record=restarts), name=name) for name, job in jobs.items()]
         try:
-            async with web_server(cfg, store, regmap, settings, session, health=health, link=link) as url:
+            async with web_server(cfg, store, regmap, settings, session, health=health, link=link, clock=clock) as url:
                 log.info("app running", url=url, jobs=sorted(jobs))
                 await stop.wait()
         finally:

@@ -24,7 +24,7 @@ from common.crash import crash_point
 from common.proc_io import written_bytes
 from common.utc import format_utc
 from device.clock import SYSTEM_CLOCK, Clock
-from device.commands import BadCommand, caller_id, number, parse_command
+from device.commands import MAX_AGE_S, BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.home_assistant_discovery import discovery_messages
 from device.journal import ReadingJournal
@@ -363,7 +363,8 @@ class Bridge:
         command_id: Any = None
         try:
             command_id = caller_id(payload)
-            message = parse_command(payload, now=self.clock.time(), retained=retained)
+            message = parse_command(payload, now=self.clock.time(), retained=retained,
+                                    max_age_s=MAX_AGE_S * self.clock.speed)
             command_id = message.pop("id")
             result = await self.execute(action, message)
             reply = {"id": command_id, "ok": True, **result}

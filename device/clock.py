@@ -17,6 +17,10 @@ T = TypeVar("T")
 
 
 class Clock(Protocol):
+    #: Clock seconds per real second: 1, or a demo's speed. Limits meant in real time (how late a
+    #: command may arrive over the broker) are multiplied by it.
+    speed: float
+
     def time(self) -> float:
         """Epoch seconds: timestamps and wall-clock slot boundaries."""
         ...
@@ -33,6 +37,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: :func:`time.time`, :func:`time.monotonic`, :func:`asyncio.sleep`."""
 
+    speed = 1.0
+
     def time(self) -> float:
         return time.time()
 
@@ -44,6 +50,29 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+class ScaledClock:
+    """Demo time: ``speed`` simulated seconds pass per real second, from ``start`` (epoch seconds,
+    default now). ``nattery run --simulate --speed 60`` runs the whole appliance on one, so that
+    a simulated day, with its quarter-hours, plans and settlements, passes in 24 minutes."""
+
+    def __init__(self, speed: float, start: float | None = None) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed: got {speed}, allowed: a number above 0")
+        self.speed = speed
+        self.start = time.time() if start is None else start
+        self._real0 = time.monotonic()
+
+    def time(self) -> float:
+        return self.start + (time.monotonic() - self._real0) * self.speed
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._real0) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
 
 
 async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:

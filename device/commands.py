@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from common.utc import parse_utc
+from common.utc import format_utc, parse_utc
 
 MAX_AGE_S = 10.0  # a command this much older (or newer) than our clock is stale, not delayed
 
@@ -55,8 +55,9 @@ def caller_id(payload: bytes) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def parse_command(payload: bytes, *, now: float, retained: bool = False) -> dict[str, Any]:
-    """A command's JSON object with a non-empty string ``id`` (``ts`` removed once checked).
+def parse_command(payload: bytes, *, now: float, retained: bool = False, max_age_s: float = MAX_AGE_S) -> dict[str, Any]:
+    """A command's JSON object with a non-empty string ``id`` (``ts`` removed once checked
+    against ``now``: at most ``max_age_s`` old or ahead).
 
     Raises :class:`BadCommand` naming the field, the value and what is allowed."""
     try:
@@ -72,9 +73,10 @@ def parse_command(payload: bytes, *, now: float, retained: bool = False) -> dict
                          "publish commands with retain=false")
     if "ts" in message:
         sent = timestamp(message.pop("ts"), "ts")
-        if abs(now - sent) > MAX_AGE_S:
-            raise BadCommand(f"ts {sent:.3f} is {now - sent:+.1f} s from the bridge's clock; "
-                             f"commands older or newer than {MAX_AGE_S:g} s are refused")
+        if abs(now - sent) > max_age_s:
+            age = f"{now - sent:.1f} s old" if now > sent else f"{sent - now:.1f} s ahead"
+            raise BadCommand(f"ts {format_utc(sent)} is {age} by the receiver's clock; commands more than "
+                             f"{max_age_s:g} s old or ahead are refused (is a clock wrong, or the broker slow?)")
     return message
 
 

@@ -100,7 +100,7 @@ class Controller:
         self.telemetry_timeout_s = telemetry_timeout_s
         self.plan: Plan | None = None
         self.stats = ControllerStats()
-        self.channel = CommandChannel(topics, publish, "ctl")
+        self.channel = CommandChannel(topics, publish, "ctl", clock.time)
         self._telemetry: asyncio.Condition = asyncio.Condition()
         self._last_telemetry: dict[str, Any] | None = None
         self._telemetry_seq = 0

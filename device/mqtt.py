@@ -277,10 +277,12 @@ class CommandChannel:
     for the reply carrying its own id. Feed every ``cmd/result`` payload to :meth:`on_result`.
     """
 
-    def __init__(self, topics: Topics, publish: Callable[..., Awaitable[None]], sender: str) -> None:
+    def __init__(self, topics: Topics, publish: Callable[..., Awaitable[None]], sender: str,
+                 clock: Callable[[], float] = time.time) -> None:
         self.topics = topics
         self._publish = publish
         self._sender = sender
+        self._clock = clock  # the bridge judges ``ts`` on the appliance's time
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def send(self, action: str, args: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -291,7 +293,7 @@ class CommandChannel:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
         try:
-            message = {"id": command_id, "ts": round(time.time(), 3), **args}
+            message = {"id": command_id, "ts": round(self._clock(), 3), **args}
             await self._publish(self.topics.cmd(action), message, qos=1)
             return await asyncio.wait_for(future, timeout_s)
         finally:

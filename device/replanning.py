@@ -27,7 +27,8 @@ import structlog
 
 from common.crash import crash_point
 from device.accounting import CRASH_VARIABLE
-from device.commands import BadCommand, caller_id, number, parse_command, timestamp
+from device.commands import MAX_AGE_S, BadCommand, caller_id, number, parse_command, timestamp
+from device.clock import SYSTEM_CLOCK, Clock, within
 from device.clock_sync import clock_check, clock_plausible
 from device.config import Config
 from device import schedules
@@ -136,7 +137,7 @@ class PlanningService:
         controller: Controller,
         *,
         publish: Publish | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         mode: ModeRequest | None = None,
         clock_check: Callable[[float], bool] = clock_plausible,
     ) -> None:
@@ -168,7 +169,7 @@ class PlanningService:
         return self.mode or requested_mode(self.cfg, self.settings.override(now))
 
     def add_event(self, event: DemandResponse) -> None:
-        self.events = [e for e in self.events if e.end > self.clock()] + [event]
+        self.events = [e for e in self.events if e.end > self.clock.time()] + [event]
         self._wake.set()
 
     async def on_message(self, topic: str, payload: bytes) -> None:
@@ -186,14 +187,15 @@ class PlanningService:
         command_id = caller_id(payload)
         reply: dict[str, Any]
         try:
-            message = parse_command(payload, now=self.clock(), retained=retained)
+            message = parse_command(payload, now=self.clock.time(), retained=retained,
+                                    max_age_s=MAX_AGE_S * self.clock.speed)
             event = DemandResponse(
                 start=timestamp(message.get("start"), "start"), end=timestamp(message.get("end"), "end"),
                 cap_w=number(message.get("cap_w"), "cap_w (watts)", minimum=0), id=command_id or "",
             )
             if event.end <= event.start:
                 raise BadCommand(f"end must be after start, got start={event.start} end={event.end}")
-            _check_window(event, self.clock())
+            _check_window(event, self.clock.time())
             self.add_event(event)
             reply = {"id": command_id, "ok": True}
         except BadCommand as exc:
@@ -205,25 +207,25 @@ class PlanningService:
     # --- loop -----------------------------------------------------------------------------
     async def run(self, telemetry_wait_s: float = 30.0) -> None:
         # The first plan should start from the measured SoC: give the bridge a moment.
-        deadline = time.monotonic() + telemetry_wait_s
-        while self.controller.telemetry is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        deadline = self.clock.monotonic() + telemetry_wait_s
+        while self.controller.telemetry is None and self.clock.monotonic() < deadline:
+            await self.clock.sleep(0.2)
         while True:
             self._wake.clear()
             await self.step()
-            now = self.clock()
+            now = self.clock.time()
             delay = min(SLOT_S - now % SLOT_S + 1.0, 60.0)  # boundary, or a minute for SoC checks
             override = self.settings.override(now)
             if override is not None:  # back to the standing mode as soon as it ends
                 delay = min(delay, max(override.until - now, 0.0) + 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await within(self.clock, delay, self._wake.wait())
 
     async def step(self) -> Plan | None:
         """Re-plan if needed; returns the new plan or None. Nothing is planned while the clock
         fails :func:`device.clock_sync.clock_plausible` (the controller keeps what it has; with
         no plan the bridge's watchdog holds self-consumption)."""
-        now = self.clock()
+        now = self.clock.time()
         synchronised = self.clock_check(now)
         if synchronised != self.clock_synchronised:
             (log.info if synchronised else log.error)("planner_clock", synchronised=synchronised, now=now)
@@ -332,7 +334,7 @@ class PlanningService:
     def health(self) -> dict[str, Any]:
         p = self.plan
         return {
-            "mode": self.request(self.clock()).mode,
+            "mode": self.request(self.clock.time()).mode,
             "replans": self.replans,
             "plan_created_at": None if p is None else p.created_at,
             "plan_reason": None if p is None else p.reason,
@@ -402,14 +404,16 @@ class Planning:
     ``health["planning"] = planning`` (it has ``health()``); the app runs the session.
     """
 
-    def __init__(self, settings: EffectiveSettings, store: AsyncStore, session: MqttSession) -> None:
+    def __init__(self, settings: EffectiveSettings, store: AsyncStore, session: MqttSession,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         cfg = settings.config
         topics = Topics(cfg.mqtt.prefix, cfg.device.id)
         self.settings = settings
         self.store = store
         self.session = session
-        self.controller = Controller(topics, session.publish_json, watchdog_s=cfg.bridge.watchdog_s)
-        self.service = PlanningService(settings, store, self.controller, publish=session.publish_json,
+        self.clock = clock
+        self.controller = Controller(topics, session.publish_json, watchdog_s=cfg.bridge.watchdog_s, clock=clock)
+        self.service = PlanningService(settings, store, self.controller, publish=session.publish_json, clock=clock,
                                        clock_check=clock_check(cfg.device.clock_check))
         for topic in (topics.cmd_result, topics.telemetry):
             session.route(topic, self.controller.on_message)
@@ -423,8 +427,10 @@ class Planning:
             await self.session.connected.wait()
             group.create_task(self.controller.run(), name="controller")
             group.create_task(self.service.run(), name="planner")
-            group.create_task(settlement_loop(self.store, self.settings), name="settlement")
-            group.create_task(export_loop(self.store, self.settings), name="mscons_export")
+            group.create_task(settlement_loop(self.store, self.settings, clock=self.clock.time, sleep=self.clock.sleep),
+                              name="settlement")
+            group.create_task(export_loop(self.store, self.settings, clock=self.clock.time, sleep=self.clock.sleep),
+                              name="mscons_export")
 
     def health(self) -> dict[str, Any]:
         return {"planner": self.service.health(), "controller": self.controller.health()}

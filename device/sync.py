@@ -93,7 +93,8 @@ class _Prepared:
 class SyncClient:
     """Uploads the store to ``cfg.cloud.url``; ``await run()`` as a background task."""
 
-    def __init__(self, cfg: Config, store: AsyncStore, *, rng: Callable[[], float] = random.random) -> None:
+    def __init__(self, cfg: Config, store: AsyncStore, *, rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.time) -> None:
         if not cfg.cloud.url:
             raise ValueError("cloud.url: empty; set it (or NATTERY_CLOUD_URL / --cloud URL) to sync")
         if not cfg.cloud.credential:
@@ -101,6 +102,7 @@ class SyncClient:
         self.cfg = cfg.cloud
         self.device_id = cfg.device.id
         self.store = store
+        self.clock = clock  # the appliance's time (energy slots end on it), not the network's
         if cfg.cloud.backoff_max_s < cfg.cloud.backoff_min_s:
             raise ValueError(
                 f"cloud.backoff_max_s: {cfg.cloud.backoff_max_s}; allowed: at least cloud.backoff_min_s "
@@ -183,7 +185,7 @@ class SyncClient:
         sent = 0
         for stream in self.streams:
             if stream == "energy":  # derive the slots that ended since the last round
-                await self.store.call(Store.update_energy_slots, time.time())
+                await self.store.call(Store.update_energy_slots, self.clock())
             sent += await self._sync_stream(stream)
         if "edi" in self.streams:
             await self._fetch_edi_answers()

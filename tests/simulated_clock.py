@@ -24,6 +24,8 @@ async def settle(rounds: int = 20) -> None:
 
 
 class SimulatedClock:
+    speed = 1.0  # limits meant in real time (a command's age) count as they are
+
     def __init__(self, start: float = EPOCH, *, auto: bool = True) -> None:
         self._monotonic = 1000.0
         self._epoch_offset = start - self._monotonic

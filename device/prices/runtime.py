@@ -54,8 +54,10 @@ class PricesApp:
         store: AsyncStore,
         publish: Callable[[dict[str, Any]], Awaitable[None]],
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.cfg = cfg
+        self.sleep = sleep
         self.zone = cfg.prices.zone
         self.store = store
         self.publish = publish
@@ -94,7 +96,7 @@ class PricesApp:
         await self.update()
         shown = _freshness(self.service)
         while True:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
             delay = await self.service.run_once()
             if _freshness(self.service) != shown:  # e.g. tomorrow became stale: no new data, still news
                 shown = _freshness(self.service)

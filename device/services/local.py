@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from device.app import run_app
+from device.clock import SYSTEM_CLOCK, ScaledClock
 from device.config import Config
 from device.modbus.registermap import load_map
 from device.ports import free_port
@@ -18,6 +19,7 @@ from device.services.brokers import local_broker as start_local_broker
 from device.simulator import PhysicsSettings, Simulator
 
 log = structlog.get_logger(__name__)
+DEMO_BAUD = 115200
 
 
 @contextlib.asynccontextmanager
@@ -30,15 +32,25 @@ async def local_broker(cfg: Config) -> AsyncIterator[Config]:
         yield cfg.replace(mqtt={"host": "127.0.0.1", "port": port})
 
 
-async def run_simulated(cfg: Config, stop: asyncio.Event, *, speed: float = 1.0) -> None:
-    """Everything in one process against the built-in simulator (local runs, demos)."""
+async def run_simulated(cfg: Config, stop: asyncio.Event, *, speed: float = 1.0, start: float | None = None) -> None:
+    """Everything in one process against the built-in simulator (local runs, demos).
+
+    ``speed`` above 1 or a ``start`` time (epoch seconds) runs the appliance on demo time: the
+    simulated inverter, the quarter-hours, plans, settlement and the pages all on one
+    :class:`~device.clock.ScaledClock`, so a day with its savings passes in 24 minutes at 60x.
+    """
+    clock = SYSTEM_CLOCK if speed == 1 and start is None else ScaledClock(speed, start)
+    if speed > 1:  # the bridge must read several times a demo minute: the fastest line there is
+        cfg = cfg.replace(inverter={"baudrate": DEMO_BAUD})
     regmap = load_map(cfg.inverter.map)
     sim = Simulator(
         regmap,
         physics=PhysicsSettings(
             latitude=cfg.device.latitude, longitude=cfg.device.longitude, timezone=cfg.device.timezone
         ),
+        baudrate=cfg.inverter.baudrate,
         speed=speed,
+        start_time=clock.time(),
     )
     sim_port = free_port()
     await sim.serve_tcp("127.0.0.1", sim_port, "rtu")
@@ -52,8 +64,8 @@ async def run_simulated(cfg: Config, stop: asyncio.Event, *, speed: float = 1.0)
             )
             # The bridge starts first so the app finds the database created and telemetry flowing.
             async with asyncio.TaskGroup() as group:
-                group.create_task(run_bridge(cfg, stop), name="bridge")
-                group.create_task(run_app(cfg, stop), name="app")
+                group.create_task(run_bridge(cfg, stop, clock=clock), name="bridge")
+                group.create_task(run_app(cfg, stop, clock=clock), name="app")
     finally:
         await sim.close()
 

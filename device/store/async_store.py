@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import structlog
 
+from device.clock import SYSTEM_CLOCK, Clock
 from device.store.database import Store
 from device.store.records import Retention, StoreError
 
@@ -47,16 +47,16 @@ class AsyncStore:
         store = self._store
         return await self._run(method, store, *args, **kwargs)
 
-    async def housekeeping(self, interval_s: float = 300.0) -> None:
+    async def housekeeping(self, interval_s: float = 300.0, clock: Clock = SYSTEM_CLOCK) -> None:
         """Background task: derive energy slots and apply the retention policy, forever."""
         while True:
-            now = time.time()
+            now = clock.time()
             try:
                 await self.call(Store.update_energy_slots, now)
                 await self.call(Store.prune, now)
             except (sqlite3.Error, OSError, StoreError) as exc:
                 log.error("store_housekeeping_failed", error=str(exc))
-            await asyncio.sleep(interval_s)
+            await clock.sleep(interval_s)
 
     async def close(self) -> None:
         if self._store is not None:

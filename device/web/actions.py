@@ -8,7 +8,6 @@ again (defence in depth), and its refusal is passed on verbatim.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -117,7 +116,7 @@ def power_limits(cfg: Config) -> dict[str, int]:
 
 async def start_manual(actor: Actor, action: Any, power_w: Any, until: Any) -> home.Override:
     """Charge or discharge now at ``power_w`` until ``until``; the bridge holds it that long."""
-    now = time.time()
+    now = actor.deps.clock()
     if isinstance(power_w, bool):  # JSON true is not one watt
         raise ActionError(f"power_w: got {power_w!r}, expected a number of watts", "power_w")
     try:

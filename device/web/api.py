@@ -86,7 +86,7 @@ async def overview(request: web.Request) -> dict[str, Any]:
     deps = request.app[DEPS]
     override = deps.settings.override(deps.clock())
     return {
-        **snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False),
+        **snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False, now=deps.clock()),
         "planner_mode": deps.settings.config.planner.mode,
         "override": None if override is None else dataclasses.asdict(override),
     }

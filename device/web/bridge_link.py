@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -55,7 +56,7 @@ def parse_telemetry(payload: bytes) -> Reading:
 class BridgeLink:
     """The bridge as the web page sees it, over ``session`` (the app's)."""
 
-    def __init__(self, session: MqttSession, topics: Topics) -> None:
+    def __init__(self, session: MqttSession, topics: Topics, clock: Callable[[], float] = time.time) -> None:
         self.topics = topics
         self.session = session
         for topic in (topics.telemetry, topics.status, topics.health, topics.cmd_result):
@@ -64,7 +65,7 @@ class BridgeLink:
         self._online: bool | None = None
         self._health: dict[str, Any] = {}
         self._listeners: list[Callable[[Reading], None]] = []
-        self.commands = CommandChannel(topics, self.session.publish_json, "web")
+        self.commands = CommandChannel(topics, self.session.publish_json, "web", clock)
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(self.session.connected.wait(), timeout_s)

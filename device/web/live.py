@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,9 +20,10 @@ HEARTBEAT_S = 15.0
 ROLES = ("soc_pct", "pv_w", "load_w", "battery_w", "grid_w", "state", "mode")
 
 
-def snapshot(reading: Reading | None, online: bool | None, with_registers: bool) -> dict[str, Any]:
-    """What pages need of one reading; ``now`` lets the browser compute the data age on its clock."""
-    data: dict[str, Any] = {"now": time.time(), "online": online, "ts": None, **dict.fromkeys(ROLES)}
+def snapshot(reading: Reading | None, online: bool | None, with_registers: bool, now: float) -> dict[str, Any]:
+    """What pages need of one reading; ``now`` (the appliance's time) lets the browser compute the
+    data age on its own clock."""
+    data: dict[str, Any] = {"now": now, "online": online, "ts": None, **dict.fromkeys(ROLES)}
     if reading is not None:
         data["ts"] = reading.ts
         data.update({role: reading.roles.get(role) for role in ROLES})

@@ -22,6 +22,7 @@ from device.home.effective import EffectiveSettings
 from device.modbus.mapmodel import RegisterMap
 from device.mqtt import MqttSession, Topics
 from device.store import AsyncStore
+from device.clock import SYSTEM_CLOCK, Clock
 from device.web.app import create_app
 from device.web.bridge_link import BridgeLink
 from device.web.deps import HealthSource, WebDeps
@@ -32,27 +33,28 @@ log = structlog.get_logger(__name__)
 def web_deps(
     cfg: Config, store: AsyncStore, regmap: RegisterMap, link: BridgeLink,
     settings: EffectiveSettings, health: Mapping[str, HealthSource] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> WebDeps:
     return WebDeps(
         store=store, regmap=regmap, telemetry=link, commands=link,
-        settings=settings, health={"bridge": link, **(health or {})},
+        settings=settings, health={"bridge": link, **(health or {})}, clock=clock.time,
     )
 
 
 @contextlib.asynccontextmanager
 async def web_server(
     cfg: Config, store: AsyncStore, regmap: RegisterMap, settings: EffectiveSettings, session: MqttSession,
-    health: Mapping[str, HealthSource] | None = None, link: BridgeLink | None = None,
+    health: Mapping[str, HealthSource] | None = None, link: BridgeLink | None = None, clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[str]:
     """Serve the page until the block exits; yields the URL it listens on.
 
     ``settings`` is the effective configuration shared with the planner and settlement in the same
     process: a change on the page reaches them at once, without a restart. ``session`` is the
     app's MQTT session; the caller runs it. ``link``: the app's own line to the bridge, when
-    other parts of the app listen to it too.
+    other parts of the app listen to it too. ``clock``: the appliance's time (a demo's runs faster).
     """
     link = link or BridgeLink(session, Topics(cfg.mqtt.prefix, cfg.device.id))
-    deps = web_deps(cfg, store, regmap, link, settings, health)
+    deps = web_deps(cfg, store, regmap, link, settings, health, clock)
     runner = web.AppRunner(create_app(cfg, deps), access_log=None)
     await runner.setup()
     try:

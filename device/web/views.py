@@ -75,7 +75,7 @@ def redirect(request: web.Request, to: str, kind: str, message: str) -> web.HTTP
 async def overview(request: web.Request) -> web.Response:
     session = guard(request, public=True)
     deps = request.app[DEPS]
-    live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False)
+    live = snapshot(deps.telemetry.latest(), deps.telemetry.online(), with_registers=False, now=deps.clock())
     now = deps.clock()
     override = deps.settings.override(now)
     glance = await model.today_at_a_glance(deps.store, deps.settings.config, request.app[TZ], now)
@@ -303,7 +303,7 @@ async def language(request: web.Request) -> web.Response:
 def live_snapshot(request: web.Request, reading: Reading | None, with_registers: bool) -> dict[str, Any]:
     """The SSE payload; installers also get every register's value and raw number."""
     deps = request.app[DEPS]
-    data = snapshot(reading, deps.telemetry.online(), with_registers)
+    data = snapshot(reading, deps.telemetry.online(), with_registers, deps.clock())
     if with_registers:
         data["raw"] = {row["name"]: row["raw"] for row in model.registers(deps.regmap, reading)}
     return data

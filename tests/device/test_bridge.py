@@ -205,7 +205,7 @@ BAD_COMMANDS: list[tuple[str, Any, str]] = [
         ("charge", {"id": "n4", "power_w": True}, "power_w must be a number, got True"),
         ("refresh", {"id": "n5", "hold_s": True}, "hold_s must be a positive number of seconds, got True"),
         ("write_register", {"id": "n6", "name": "max_charge_current", "value": False}, "must be a finite number"),
-        ("charge", {"id": "n7", "power_w": 1000, "ts": 1_000_000_000}, "commands older or newer than 10 s"),
+        ("charge", {"id": "n7", "power_w": 1000, "ts": 1_000_000_000}, "commands more than 10 s old or ahead are refused"),
         ("charge", b'{"id": "n8", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),
 ]
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+import click
 import pytest
 
-from device.clock import within
+from device.cli import demo_start
+from device.clock import ScaledClock, within
 from tests.simulated_clock import SimulatedClock, settle
 
 
@@ -42,3 +47,41 @@ async def test_a_cancelled_timeout_does_not_move_time() -> None:
     await within(clock, 5, event.wait())  # its 5 s timer is cancelled
     await settle(50)  # the clock's driver has looked at its sleepers again
     assert clock.monotonic() == 1000.0
+
+
+def test_a_demo_clock_runs_speed_times_faster_from_its_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = [5000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: real[0])
+    clock = ScaledClock(60, start=1_717_236_000.0)
+    assert clock.time() == 1_717_236_000.0 and clock.monotonic() == 0.0
+    real[0] += 15  # a quarter-hour of demo time in 15 real seconds
+    assert clock.time() == 1_717_236_900.0 and clock.monotonic() == 900.0
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    asyncio.run(clock.sleep(300))  # the store's housekeeping interval: 5 real seconds
+    assert slept == [5.0]
+    with pytest.raises(ValueError, match="speed: got 0, allowed: a number above 0"):
+        ScaledClock(0)
+
+
+@pytest.mark.parametrize(("text", "local"), [
+    ("10:00", None), ("7:30", None), ("2024-03-31 02:30", "2024-03-31T03:30:00+02:00"),  # no 02:30 that night
+    ("2024-10-27T02:30", "2024-10-27T02:30:00+02:00"),  # the first of the two
+])
+def test_demo_start_takes_a_local_time(text: str, local: str | None) -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    start = datetime.fromtimestamp(demo_start(text, "Europe/Berlin"), tz)
+    if local is None:
+        assert start.date() == datetime.now(tz).date() and start.strftime("%H:%M") == text.zfill(5)
+    else:
+        assert start.timestamp() == datetime.fromisoformat(local).timestamp()
+
+
+@pytest.mark.parametrize("text", ["25:00", "soon", "2024-13-01 10:00", ""])
+def test_demo_start_refuses_what_is_not_a_time(text: str) -> None:
+    with pytest.raises(click.BadParameter, match=r"allowed: HH:MM or YYYY-MM-DD HH:MM \(local time\)"):
+        demo_start(text, "Europe/Berlin")

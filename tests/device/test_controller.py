@@ -92,11 +92,13 @@ async def test_setpoints_reach_the_simulator_and_the_plan_is_published(
 async def test_the_next_slot_starts_within_five_seconds(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
 ) -> None:
-    # a clock 3 s before a slot boundary: slot one charges, slot two discharges
+    # the appliance's clock (bridge and controller) 3 s before a slot boundary once the rig is up:
+    # slot one charges, slot two discharges
     real_slot = int(time.time() // SLOT_S) * SLOT_S
-    async with rig(tmp_path, pty_pair, mosquitto) as r:
-        offset = real_slot + SLOT_S - 3.0 - time.time()
-        async with controlling(r, clock=ShiftedClock(offset)) as ctl:
+    clock = ShiftedClock(0.0)
+    async with rig(tmp_path, pty_pair, mosquitto, clock=clock) as r:
+        clock.offset = real_slot + SLOT_S - 3.0 - time.time()
+        async with controlling(r, clock=clock) as ctl:
             await ctl.set_plan(make_plan(real_slot, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
             await until(lambda: r.sim.mode == "discharge" and abs(r.sim.mode_params["power_w"] - 1500) < 50, 15)
             assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0

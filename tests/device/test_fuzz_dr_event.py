@@ -21,6 +21,7 @@ from device.mqtt import Topics
 from device.replanning import PlanningService
 from device.store import AsyncStore
 from tests.device.test_replanning import NOW, cfg
+from tests.simulated_clock import SimulatedClock
 
 BUDGET = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -68,9 +69,10 @@ def test_hostile_demand_response_events_are_refused(tmp_path: Path) -> None:
 
     async def build() -> PlanningService:
         c = cfg(tmp_path)
-        ctl = Controller(Topics("nattery", "p1"), publish, clock=lambda: NOW)
+        clock = SimulatedClock(NOW, auto=False)  # time stands still: the events are judged at NOW
+        ctl = Controller(Topics("nattery", "p1"), publish, clock=clock)
         return PlanningService(await EffectiveSettings.open(c), AsyncStore(c.db_path), ctl, publish=publish,
-                               clock=lambda: NOW)
+                               clock=clock)
 
     svc = asyncio.run(build())
 

@@ -24,13 +24,12 @@ DAY0 = int(datetime(2024, 5, 31, 22, tzinfo=UTC).timestamp())  # local midnight
 
 
 class Clock:
-    """Time the test sets (``t``): the planning service calls it, the controller uses it as its Clock."""
+    """Time the test sets (``t``): the planning service and the controller use it as their Clock."""
+
+    speed = 1.0
 
     def __init__(self, t: float) -> None:
         self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
     def time(self) -> float:
         return self.t

@@ -49,11 +49,13 @@ def screenshot_path(name: str) -> Path:
 
 @contextlib.contextmanager
 def nattery_simulate(
-    data_dir: Path, mqtt_port: int, speed: float = 60.0, env: dict[str, str] | None = None, **web: str
+    data_dir: Path, mqtt_port: int, speed: float = 60.0, env: dict[str, str] | None = None,
+    start: str | None = None, **web: str
 ) -> Iterator[str]:
     """``nattery run --simulate`` as a user starts it (here on a test broker and a free port);
-    yields the page's URL. ``speed`` makes the simulated battery move visibly within seconds.
-    ``web`` settings go in as ``NATTERY_WEB_<KEY>`` environment variables, ``env`` as given."""
+    yields the page's URL. ``speed`` makes the simulated day pass within minutes (demo time);
+    ``start`` is its ``--start``. ``web`` settings go in as ``NATTERY_WEB_<KEY>`` environment
+    variables, ``env`` as given."""
     port = free_port()
     env = {**os.environ, "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(mqtt_port),
            "NATTERY_WEB_HOST": "127.0.0.1", "NATTERY_LOG_FORMAT": "json", "NATTERY_DEVICE_ID": "browser",
@@ -62,7 +64,8 @@ def nattery_simulate(
     nattery = Path(sys.executable).with_name("nattery")
     log = (data_dir / "nattery.log").open("w")
     proc = subprocess.Popen(
-        [str(nattery), "run", "--simulate", "--data-dir", str(data_dir), "--port", str(port), "--speed", str(speed)],
+        [str(nattery), "run", "--simulate", "--data-dir", str(data_dir), "--port", str(port), "--speed", str(speed),
+         *(["--start", start] if start else [])],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

@@ -74,9 +74,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # The price client fetches from a local ENTSO-E stand-in that has published nothing beyond
     # today, and prices count as "late" from midnight on: the late state at any time of day.
     today = datetime.now(ZoneInfo("Europe/Brussels")).date()
+    # The appliance runs on demo time (60x): started no later than 20:00, its day stays the test's
+    # day for the module's few minutes (a few demo hours).
+    start = min(datetime.now(ZoneInfo("Europe/Berlin")).strftime("%H:%M"), "20:00")
     try:
         with entsoe_stand_in(published_until=today) as endpoint, nattery_simulate(
-            tmp, broker.port, prices_late_after="00:00",
+            tmp, broker.port, prices_late_after="00:00", start=start,
             env={"ENTSOE_ENDPOINT_URL": endpoint, "NATTERY_PRICES_SOURCE": "entsoe",
                  "NATTERY_PRICES_ENTSOE_TOKEN": "browser-test-token", "NATTERY_PRICES_HISTORY_DAYS": "14"},
         ) as url:
