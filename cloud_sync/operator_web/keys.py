@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -29,8 +29,7 @@ class State:
     """Made on first use: the parent's database exists only once the application started."""
 
     sessions: OperatorSessions | None = None
-    templates: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
+    templates: jinja2.Environment | None = None  # see cloud_sync.operator_web.render
 
 
 LINKS = web.AppKey("ops_links", Links)

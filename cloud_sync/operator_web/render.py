@@ -10,9 +10,10 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import jinja2
 from aiohttp import web
 
-from cloud_sync.operator_web.keys import SESSION, STATE
+from cloud_sync.operator_web.keys import HERE, SESSION, STATE
 from common.utc import parse_utc
 
 UNKNOWN = "–"
@@ -68,8 +69,12 @@ def text(value: Any) -> str:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    env = request.app[STATE].templates
-    env.filters.update(number=number, when=when, age=age, text=text)
+    state = request.app[STATE]
+    if state.templates is None:
+        state.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                                             undefined=jinja2.StrictUndefined)
+        state.templates.filters.update(number=number, when=when, age=age, text=text)
+    env = state.templates
     session = request.get(SESSION)
     static = request.app.router["static"]
     page = env.get_template(template).render(
