@@ -2,7 +2,8 @@
 
 Streams: ``readings`` (or ``readings_1min``, per ``cloud.readings``), then ``energy``,
 ``settlements`` and ``edi`` (the outbox). After the uploads, the EDI gateway's answers to the
-uploaded files (CONTRL/APERAK) and its reconciliation come back (``GET /v1/edi/answers``).
+uploaded files (CONTRL/APERAK) and its reconciliation come back (``GET /v1/edi/answers``), and
+this home's energy-sharing trades of today and this month (``GET /v1/devices/{id}/community``).
 Each upload is a gzip'd batch (see :mod:`common.sync_protocol`) with the device id and its sequence range; the aggregator stores
 each range exactly once, so retrying is always safe. The cursor (last acknowledged sequence
 per stream) lives in SQLite and is written only after the aggregator acknowledged, so a
@@ -34,7 +35,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
@@ -101,6 +104,7 @@ class SyncClient:
             raise ValueError("cloud.credential: empty; set NATTERY_CLOUD_CREDENTIAL to the device's credential")
         self.cfg = cfg.cloud
         self.device_id = cfg.device.id
+        self._zone = ZoneInfo(cfg.device.timezone)
         self.store = store
         self.clock = clock  # the appliance's time (energy slots end on it), not the network's
         if cfg.cloud.backoff_max_s < cfg.cloud.backoff_min_s:
@@ -189,6 +193,7 @@ class SyncClient:
             sent += await self._sync_stream(stream)
         if "edi" in self.streams:
             await self._fetch_edi_answers()
+        await self._fetch_community()
         await self._update_pending()
         return sent
 
@@ -206,6 +211,22 @@ class SyncClient:
         if status != 200 or not isinstance(answer.get("acks"), list) or not isinstance(answer.get("reconciliation"), list):
             raise SyncError(f"GET /v1/edi/answers: HTTP {status}: {answer.get('error')}")
         await self.store.call(Store.record_edi_answers, answer["acks"], answer["reconciliation"], time.time())
+
+    async def _fetch_community(self) -> None:
+        """This home's energy-sharing trades of today and of this month (local time), as the
+        aggregator sums them up (``GET /v1/devices/{id}/community``), into the store. An
+        aggregator without communities (404) is left alone."""
+        now = time.time()
+        today = datetime.fromtimestamp(now, self._zone).date()
+        for period, first in (("today", today), ("month", today.replace(day=1))):
+            start = int(datetime.combine(first, datetime.min.time(), self._zone).timestamp())
+            status, answer = await self._request("GET", f"/v1/devices/{self.device_id}/community",
+                                                 params={"from": str(start), "to": str(int(now) + 1)})
+            if status == 404:
+                return
+            if status != 200 or not isinstance(answer.get("communities"), list):
+                raise SyncError(f"GET /v1/devices/{self.device_id}/community: HTTP {status}: {answer.get('error')}")
+            await self.store.call(Store.record_community_summary, period, start, answer["communities"], now)
 
     # --- one stream -----------------------------------------------------------------------
     async def _sync_stream(self, stream: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from device.store.community import CommunityQueries
 from device.store.edi import EdiQueries
 from device.store.energy import EnergyQueries
 from device.store.market import MarketQueries
@@ -12,7 +13,7 @@ from device.store.sessions import SessionQueries
 
 
 class Store(
-    RetentionQueries, EnergyQueries, EdiQueries, MarketQueries, PlanQueries, ScheduleQueries, SessionQueries
+    RetentionQueries, EnergyQueries, EdiQueries, CommunityQueries, MarketQueries, PlanQueries, ScheduleQueries, SessionQueries
 ):
     """Synchronous access to ``nattery.db``. Use one instance per thread.
 

@@ -286,3 +286,20 @@ def outbox_prices_and_forecasts(db: sqlite_utils.Database) -> None:
             "'forecast:' || NEW.made_at || ':' || NEW.ts, json_object('kind', 'forecast', 'ts', NEW.made_at, "
             f"'slot', NEW.ts, 'forecast_eur_mwh', NEW.value), {now}); END"
         )
+
+
+# --- community: this home's energy-sharing trades from the aggregator (owner: store/community) --
+@migration
+def create_community_summary(db: sqlite_utils.Database) -> None:
+    """The aggregator's sums of this home's community trades (``GET /v1/devices/{id}/community``)
+    for the period ``today`` or ``month`` that began at ``period_start`` (epoch s, local
+    midnight), one row per community: Wh sold and bought, how many neighbours, EUR received,
+    paid (fee included) and saved against feed-in and import. Replaced whole by each fetch."""
+    db.execute(
+        """CREATE TABLE community_summary (
+            period TEXT NOT NULL, community TEXT NOT NULL, period_start REAL NOT NULL, member TEXT NOT NULL,
+            sold_wh INTEGER NOT NULL, bought_wh INTEGER NOT NULL, buyers INTEGER NOT NULL, sellers INTEGER NOT NULL,
+            revenue_eur REAL NOT NULL, cost_eur REAL NOT NULL, saving_eur REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (period, community)
+        )"""
+    )

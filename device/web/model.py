@@ -94,7 +94,8 @@ async def today_at_a_glance(store: AsyncStore, cfg: Config, tz: ZoneInfo, now: f
     """The overview's facts: the import price now and today's range (EUR/MWh, the tariff applied),
     the plan's current action (see :mod:`device.web.explain`), today's energy (Wh) and saving so far,
     and the newest day the official meter's values were compared with ours (grid import; None
-    until the aggregator's EDI gateway has both)."""
+    until the aggregator's EDI gateway has both), and this home's energy-sharing trades of today
+    and this month as the aggregator last summed them up (``community``: rows per period)."""
     today = local_today(tz, now)
     start, end = day_bounds(today, tz)
     points = {int(p["ts"]): float(p["eur_mwh"])
@@ -113,6 +114,7 @@ async def today_at_a_glance(store: AsyncStore, cfg: Config, tz: ZoneInfo, now: f
         "energy_slots": len(rows),
         "saving": _money(await store.call(Store.settlement_totals, start, end)),
         "meter": await store.call(Store.latest_reconciliation, OBIS_IMPORT),
+        "community": await store.call(Store.community_summary, start, day_bounds(today.replace(day=1), tz)[0]),
     }
 
 

@@ -51,7 +51,7 @@ def test_a_new_store_gets_its_own_identity_and_an_older_one_keeps_the_legacy_nam
     first.insert_readings([Reading(1_795_000_000.0, {"soc_pct": 50.0}, {})])
     version = [name for name, _ in MIGRATIONS].index("create_store_identity") + 1
     first.db.execute("DROP TABLE store_identity")
-    for later in ("web_sessions", "schedules", "edi_acks", "edi_reconciliation"):  # the migrations after it
+    for later in ("web_sessions", "schedules", "edi_acks", "edi_reconciliation", "community_summary"):  # the migrations after it
         first.db.execute(f"DROP TABLE {later}")
     for trigger in ("prices_insert", "prices_update", "forecasts_insert", "forecasts_update"):
         first.db.execute(f"DROP TRIGGER outbox_{trigger}")

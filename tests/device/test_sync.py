@@ -302,3 +302,50 @@ async def test_an_mscons_export_reaches_the_aggregator_byte_for_byte(
     received = aggregator.documents("sync-edi", "edi")[made.name]["content"]
     assert received == made.content
     assert len(mscons.values_of(mscons.parse(received), mscons.OBIS_IMPORT)) == 100
+
+
+async def _community_with(target: str, device: str, tick: int) -> None:
+    """A community on the aggregator where ``device``'s home bought 800 Wh at ``tick``."""
+    from cloud_sync.community import ledger, members, positions
+    from cloud_sync.community.model import Member, Role, TickPrices
+    from cloud_sync.db import connect
+
+    db = await connect(target)
+    try:
+        c = members.Community(f"street-{device}", "", "greedy", TickPrices(79_400, 320_000, 10_000))
+        async with db.begin() as conn:
+            await members.create(conn, c)
+            await members.join_new(conn, c, [
+                members.Membership(Member("DE-A", Role.PROSUMER, 9_000, 0, 8_000), tick),
+                members.Membership(Member("DE-B"), tick, device_id=device)])
+            await positions.store(conn, c, [positions.Metered("DE-A", tick, 0, 1_000),
+                                            positions.Metered("DE-B", tick, 800, 0)])
+            await ledger.match_tick(conn, c, tick, "test")
+    finally:
+        await db.close()
+
+
+async def test_the_homes_community_trades_come_back_for_its_page(
+    aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    device = f"sync-comm-{os.getpid()}-{id(tmp_path) % 10_000}"
+    credential = aggregator.add_device(device)
+    cfg = device_config(tmp_path, device, aggregator, credential)
+    zone = ZoneInfo(cfg.device.timezone)
+    today = datetime.now(zone).date()
+    midnight = int(datetime.combine(today, datetime.min.time(), zone).timestamp())
+    month = int(datetime.combine(today.replace(day=1), datetime.min.time(), zone).timestamp())
+    await _community_with(aggregator.target, device, midnight)
+    store = await device_store(device)
+    await SyncClient(cfg, store).drain()
+    summary = await store.call(Store.community_summary, midnight, month)
+    for period in ("today", "month"):
+        (row,) = summary[period]
+        # 800 Wh at the band's middle, 19.47 ct/kWh, plus the 1 ct fee
+        assert (row["member"], row["bought_wh"], row["sellers"]) == ("DE-B", 800, 1)
+        assert row["cost_eur"] == pytest.approx(800 * 204_700 / 1e9)
+        assert row["saving_eur"] == pytest.approx(800 * (320_000 - 194_700 - 10_000) / 1e9)
+    assert (await store.call(Store.community_summary, midnight + 86_400, month))["today"] == []  # not tomorrow's

@@ -199,3 +199,21 @@ async def test_homeowner_sees_how_far_the_official_meter_differs(stack: WebStack
     page = await (await homeowner.get("/")).text()
     assert "Your meter&#39;s values for 2026-06-15 arrived: they differ from ours by 2.5 %." in page
     assert "More than the usual metering tolerance" in page
+
+
+async def test_homeowner_sees_todays_and_this_months_community_trades(stack: WebStack, homeowner: TestClient) -> None:
+    page = await (await homeowner.get("/")).text()
+    assert 'id="community"' not in page  # not in a community (the aggregator sent nothing)
+    tz, now = ZoneInfo(stack.cfg.device.timezone), time.time()
+    today = local_today(tz, now)
+    midnight, month = day_bounds(today, tz)[0], day_bounds(today.replace(day=1), tz)[0]
+    trades = {"community": "lindenstr", "member": "DE0002", "sold_wh": 0, "bought_wh": 800, "buyers": 0, "sellers": 2,
+              "revenue_neur": 0, "cost_neur": 800 * 204_700, "saving_neur": 800 * 115_300}
+    await stack.store.call(Store.record_community_summary, "today", midnight, [trades], now)
+    await stack.store.call(Store.record_community_summary, "month", month, [
+        {**trades, "sold_wh": 2_500, "buyers": 3, "revenue_neur": 2_500 * 194_700, "saving_neur": 800 * 115_300 + 2_500 * 115_300}], now)
+    page = await (await homeowner.get("/")).text()
+    card = page.split('id="community"', 1)[1].split("</div>", 1)[0]
+    assert "bought 0.80 kWh from 2 neighbours, paid €0.16 (€0.20 per kWh)" in card
+    assert "sold 2.50 kWh to 3 neighbours, received €0.49" in card
+    assert "€0.09 better than with the grid" in card and "€0.38 better than with the grid" in card
