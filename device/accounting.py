@@ -62,13 +62,16 @@ def settle(
     tariff: Tariff,
     battery: Battery,
     sc_soc_pct: float,
-) -> tuple[list[Settlement], float]:
+) -> tuple[list[Settlement], float, float]:
     """Settle metered slots (``energy_slots`` rows, oldest first) against spot prices by slot start.
 
-    Returns the settlements and the self-consumption counterfactual's SoC after the last slot.
+    Returns the settlements, the self-consumption counterfactual's SoC after the last slot, and
+    how much more energy (Wh, in the battery) the real battery stored over these slots than the
+    counterfactual: a grid charge kept for tomorrow is not lost money (the forcing gate's
+    feedback values it, :func:`day_result_eur`).
     """
     if not slots:
-        return [], sc_soc_pct
+        return [], sc_soc_pct, 0.0
     ts = np.array([int(s["ts"]) for s in slots], dtype=np.int64)
     load_w = np.array([s["load_wh"] for s in slots], dtype=float) * 3600 / SLOT_S
     pv_w = np.array([s["pv_wh"] for s in slots], dtype=float) * 3600 / SLOT_S
@@ -93,7 +96,12 @@ def settle(
             cost_no_battery_eur=_net_cost(net_wh[i], pi, pe),
             cost_self_consumption_eur=_net_cost(sc_net_wh[i], pi, pe),
         ))
-    return result, float(sc_soc[-1])
+    charged = np.array([s.get("charge_wh") or 0.0 for s in slots], dtype=float)
+    discharged = np.array([s.get("discharge_wh") or 0.0 for s in slots], dtype=float)
+    stored = charged * battery.charge_efficiency - discharged / battery.discharge_efficiency
+    sc_stored = np.where(sc_battery_w > 0, -sc_battery_w / battery.discharge_efficiency,
+                         -sc_battery_w * battery.charge_efficiency) * SLOT_S / 3600
+    return result, float(sc_soc[-1]), float(stored.sum() - sc_stored.sum())
 
 
 def _money(wh: float, price: float | None) -> float | None:
@@ -115,8 +123,9 @@ def day_bounds(day: date, timezone: str) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-def totals(settlements: list[Settlement], sc_soc_end_pct: float) -> dict[str, Any]:
-    """Daily totals (EUR, Wh): net cost, both counterfactuals and the savings against each."""
+def totals(settlements: list[Settlement], sc_soc_end_pct: float, stored_vs_sc_wh: float = 0.0) -> dict[str, Any]:
+    """Daily totals (EUR, Wh): net cost, both counterfactuals and the savings against each, and
+    what the forcing gate's feedback needs (:func:`day_result_eur`)."""
     priced = [s for s in settlements if s.cost_eur is not None]
     cost = sum((s.cost_eur or 0.0) - (s.revenue_eur or 0.0) for s in priced)
     no_battery = sum(s.cost_no_battery_eur or 0.0 for s in priced)
@@ -132,7 +141,23 @@ def totals(settlements: list[Settlement], sc_soc_end_pct: float) -> dict[str, An
         "savings_vs_no_battery_eur": round(no_battery - cost, 9),
         "savings_vs_self_consumption_eur": round(self_consumption - cost, 9),
         "sc_soc_end_pct": round(sc_soc_end_pct, 9),  # carried into the next slot: no drift
+        "stored_vs_self_consumption_wh": round(stored_vs_sc_wh, 9),
+        "import_price_sum_eur_mwh": round(sum(s.import_price or 0.0 for s in priced), 9),
     }
+
+
+def day_result_eur(day: dict[str, Any], discharge_efficiency: float) -> float | None:
+    """What the battery's running earned against self-consumption on a settled day (EUR): the
+    saving, plus the energy it stored beyond the counterfactual's over the day valued at the
+    day's mean import price after the discharge loss (negative when it ended the day with less).
+    Without it a grid charge in the evening for tomorrow's morning counts as a loss today and a
+    gain tomorrow, and a week cut at the wrong day looks lost. None without a saving."""
+    saving = day.get("savings_vs_self_consumption_eur")
+    if saving is None:
+        return None
+    priced = int(day.get("slots", 0)) - int(day.get("unpriced_slots", 0))
+    mean_price = float(day.get("import_price_sum_eur_mwh", 0.0)) / priced if priced > 0 else 0.0
+    return float(saving) + float(day.get("stored_vs_self_consumption_wh", 0.0)) / 1e6 * mean_price * discharge_efficiency
 
 
 def settle_day(
@@ -162,8 +187,8 @@ def settle_day(
         settled = None
     else:
         sc_soc = settled.get("sc_soc_end_pct", battery.floor_pct)
-    settlements, sc_end = settle(slots, spot, tariff, battery, sc_soc)
-    result = add_totals(settled, totals(settlements, sc_end))
+    settlements, sc_end, stored = settle(slots, spot, tariff, battery, sc_soc)
+    result = add_totals(settled, totals(settlements, sc_end, stored))
     crash_point(CRASH_VARIABLE, "settlement_read")
     store.save_settlements([asdict(s) for s in settlements], day.isoformat(), result, time.time())
     log.info("settled", day=day.isoformat(), new_slots=len(settlements),
@@ -172,7 +197,8 @@ def settle_day(
 
 
 _SUMMED = ("slots", "unpriced_slots", "import_wh", "export_wh", "net_cost_eur", "cost_no_battery_eur",
-           "cost_self_consumption_eur", "savings_vs_no_battery_eur", "savings_vs_self_consumption_eur")
+           "cost_self_consumption_eur", "savings_vs_no_battery_eur", "savings_vs_self_consumption_eur",
+           "stored_vs_self_consumption_wh", "import_price_sum_eur_mwh")
 
 
 def add_totals(before: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +206,7 @@ def add_totals(before: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     (the next slots); the counterfactual's state is the newer one."""
     if before is None:
         return new
-    summed = {k: round(before.get(k, 0) + new[k], 9) for k in _SUMMED}
+    summed = {k: round(before.get(k, 0) + new.get(k, 0), 9) for k in _SUMMED}
     return {**summed, "slots": int(summed["slots"]), "unpriced_slots": int(summed["unpriced_slots"]),
             "sc_soc_end_pct": new["sc_soc_end_pct"]}
 

@@ -26,7 +26,7 @@ import numpy as np
 import structlog
 
 from common.crash import crash_point
-from device.accounting import CRASH_VARIABLE
+from device.accounting import CRASH_VARIABLE, day_result_eur
 from device.commands import MAX_AGE_S, BadCommand, caller_id, number, parse_command, timestamp
 from device.clock import SYSTEM_CLOCK, Clock, within
 from device.clock_sync import clock_check, clock_plausible
@@ -370,18 +370,21 @@ def _gather(store: Store, cfg: Config, start: int, n: int, history: int) -> dict
                          forecast[0]["value"] if forecast else None),
         "load_w": load,
         "pv_w": pv,
-        "savings_days": _savings_days(store, start, cfg.device.timezone),
+        "savings_days": _savings_days(store, start, cfg.device.timezone, Battery.from_config(cfg).discharge_efficiency),
     }
 
 
-def _savings_days(store: Store, start: int, timezone: str) -> list[float]:
-    """Savings against self-consumption (EUR) of the settled local days of the last week before ``start``'s day."""
+def _savings_days(store: Store, start: int, timezone: str, discharge_efficiency: float) -> list[float]:
+    """What the battery earned against self-consumption (EUR, stored energy included:
+    :func:`device.accounting.day_result_eur`) on the settled local days of the last week before
+    ``start``'s day."""
     today = datetime.fromtimestamp(start, UTC).astimezone(ZoneInfo(timezone)).date()
     out = []
     for back in range(FEEDBACK_DAYS, 0, -1):
         totals = store.settlement_day((today - timedelta(days=back)).isoformat())
-        if totals is not None and totals.get("savings_vs_self_consumption_eur") is not None:
-            out.append(float(totals["savings_vs_self_consumption_eur"]))
+        result = None if totals is None else day_result_eur(totals, discharge_efficiency)
+        if result is not None:
+            out.append(result)
     return out
 
 

@@ -10,10 +10,12 @@ For the slot about to run the gate compares
 
 * the **gain** of forcing on the forecast: the optimal plan's objective against the same LP with
   this slot pinned to what self-consumption would do (the rest re-optimised), and
-* the **risk**: what the measured one-slot-ahead net-load error costs when it goes to the grid
+* the **risk**: what the net-load error to expect in this slot costs when it goes to the grid
   instead of the battery — error above the forecast imported at this slot's import price instead
   of taken from storage (worth the stored energy's value, the planner's terminal value), error
-  below exported at the export price instead of stored — times a multiplier,
+  below exported at the export price instead of stored — times a multiplier. The error is the
+  load's measured one-slot-ahead miss plus the PV's, which scales with the PV forecast for the
+  slot (:meth:`ForcingGate.slot_misses_w`): at night no PV can be missed,
 
 and forces only where gain > risk and forcing still gains on the forecast moved against it by
 the mean error from the next slot on (:meth:`ForcingGate.adverse`: a grid charge that a sunnier
@@ -21,10 +23,12 @@ day would turn into exported PV does not pass). Before a day of errors is measur
 are blended with a prior (load misses as large as the configured mean load, PV ±100/50 %);
 without a prior it never forces. The error is learned from the device's own forecasts
 (:meth:`ForcingGate.observe_slot`). The multiplier is learned from what forcing actually earned:
-each settled day's saving against the self-consumption counterfactual (accounting's
-``savings_vs_self_consumption_eur``) goes into :meth:`ForcingGate.observe_day`; while the last
-week's sum is negative the multiplier doubles (the device forces less), while it is positive it
-relaxes back towards 1.
+each settled day's saving against the self-consumption counterfactual, with the energy stored
+beyond the counterfactual's valued (:func:`device.accounting.day_result_eur`), goes into
+:meth:`ForcingGate.observe_day`; while the last week's sum is negative the multiplier doubles
+(the device forces less), while it is positive it relaxes back towards 1. The device rebuilds it
+from the last seven settled days at every plan (:meth:`ForcingGate.replay_days`), and so does
+the benchmark.
 """
 
 from __future__ import annotations
@@ -99,24 +103,31 @@ class ForcingGate:
         """Expected extra cost (EUR) of running the first slot at a fixed power instead of following the house."""
         if self.observed < WARMUP_SLOTS and self.prior_load_w is None:
             return math.inf  # the error is not known yet: self-consumption
-        m = self.means()
+        above_w, below_w = self.slot_misses_w(float(inp.pv_w[0]))
         dt = float(inp.durations_h[0])
         above = max(float(inp.import_price[0]) - stored_value_eur_mwh, 0.0)
         below = max(stored_value_eur_mwh - float(inp.export_price[0]), 0.0)
-        return self.multiplier * dt * (m["net_above"] * above + m["net_below"] * below) / 1e6
+        return self.multiplier * dt * (above_w * above + below_w * below) / 1e6
+
+    def slot_misses_w(self, pv_forecast_w: float) -> tuple[float, float]:
+        """Mean net-load misses (W, above and below the forecast) to expect in a slot with this PV
+        forecast: the load's misses plus the PV's, which scale with the PV expected (none at night).
+        A mean over all slots would carry the day's PV misses into the night, where most grid
+        charges and holds are planned, and decline them for an error that cannot happen."""
+        m = self.means()
+        return m["load_above"] + m["pv_below"] * pv_forecast_w, m["load_below"] + m["pv_above"] * pv_forecast_w
 
     def means(self) -> dict[str, float]:
         """The misses the gate works with: learned, blended with the prior during the first day
         (W; PV as a share of the PV forecast)."""
-        learned = {"net_above": self.error_above_w, "net_below": self.error_below_w,
-                   "load_above": self.load_above_w, "load_below": self.load_below_w,
+        learned = {"load_above": self.load_above_w, "load_below": self.load_below_w,
                    "pv_above": self.pv_above_w / max(self.pv_forecast_w, 1.0),
                    "pv_below": self.pv_below_w / max(self.pv_forecast_w, 1.0)}
         if self.prior_load_w is None or self.observed >= WARMUP_SLOTS:
             return learned
         w = self.observed / WARMUP_SLOTS
         p = self.prior_load_w
-        prior = {"net_above": p, "net_below": p, "load_above": p, "load_below": p, "pv_above": 1.0, "pv_below": 0.5}
+        prior = {"load_above": p, "load_below": p, "pv_above": 1.0, "pv_below": 0.5}
         return {k: w * learned[k] + (1 - w) * prior[k] for k in learned}
 
     def adverse(self, inp: Inputs, storing: bool) -> Inputs:
@@ -144,6 +155,8 @@ class ForcingGate:
 
     def to_json(self) -> dict[str, float | int]:
         return {"error_above_w": round(self.error_above_w, 1), "error_below_w": round(self.error_below_w, 1),
-                "pv_above_w": round(self.pv_above_w, 1), "pv_forecast_w": round(self.pv_forecast_w, 1),
+                "load_above_w": round(self.load_above_w, 1), "load_below_w": round(self.load_below_w, 1),
+                "pv_above_w": round(self.pv_above_w, 1), "pv_below_w": round(self.pv_below_w, 1),
+                "pv_forecast_w": round(self.pv_forecast_w, 1),
                 "multiplier": round(self.multiplier, 3), "forced": self.forced, "declined": self.declined}
 

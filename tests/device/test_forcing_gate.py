@@ -5,6 +5,7 @@ lost against self-consumption make the device force less."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_a_fresh_gate_never_forces_and_a_large_error_turns_forcing_into_self_con
 
 def test_days_lost_against_self_consumption_raise_the_risk_until_forcing_stops() -> None:
     gate = learned(load_miss_w=0.0)
-    gate.error_below_w = 2000.0  # the net-load error the first slot takes to the grid (not the scenario)
+    gate.load_above_w = 10_000.0  # the load error the first slot takes to the grid (the scenario moves the load down)
     assert plan(arbitrage_inputs(), BATTERY, gate=gate).setpoints[0].action == "charge"
     for _ in range(4):
         gate.observe_day(-0.5)  # forcing lost half a euro a day against the self-consumption counterfactual
@@ -64,3 +65,19 @@ def test_days_lost_against_self_consumption_raise_the_risk_until_forcing_stops()
         gate.observe_day(+1.0)  # earning days: once the week's sum is positive the multiplier relaxes
     assert gate.multiplier == pytest.approx(16.0 * 0.8**5)  # week sums −1, 0, then five positive
     assert plan(arbitrage_inputs(), BATTERY, gate=gate).setpoints[0].action == "charge"
+
+
+def test_pv_misses_weigh_on_a_slot_only_as_far_as_pv_is_expected_in_it() -> None:
+    """A home whose load the forecast knows but whose PV it misses by all of it either way: a cautious
+    gate (multiplier 16) keeps the night's grid charge, where no PV can be missed, and declines
+    the same charge in a sunny slot, where the miss goes to the grid."""
+    gate = ForcingGate()
+    for k in range(WARMUP_SLOTS):
+        gate.observe_slot(2000.0, 3000.0, 2000.0, 0.0 if k % 2 else 6000.0)
+    gate.multiplier = 16.0
+    night = arbitrage_inputs()
+    assert plan(night, BATTERY, gate=gate).setpoints[0].action == "charge"
+    sunny = replace(night, load_w=night.load_w + np.r_[3000.0, np.zeros(7)], pv_w=np.r_[3000.0, np.zeros(7)])
+    assert plan(sunny, BATTERY).setpoints[0].action == "charge"  # the same net load: the optimum charges
+    assert plan(sunny, BATTERY, gate=gate).setpoints[0].action == "self_consumption"
+    assert (gate.forced, gate.declined) == (1, 1)

@@ -331,6 +331,22 @@ async def test_the_forcing_gate_learns_the_forecast_errors_and_the_settled_days(
         await store.close()
 
 
+async def test_energy_stored_for_the_next_day_does_not_count_as_lost(tmp_path: Path) -> None:
+    """Days that paid for grid charges still in the battery at midnight (1.1 kWh more than the
+    self-consumption counterfactual's, worth 0.31 EUR at 300 EUR/MWh after the discharge loss)
+    have not lost 0.3 EUR each: the gate does not force less."""
+    svc, store, _ = await service(tmp_path)
+    day = {"savings_vs_self_consumption_eur": -0.3, "stored_vs_self_consumption_wh": 1100.0,
+           "slots": 96, "unpriced_slots": 0, "import_price_sum_eur_mwh": 96 * 300.0}
+    try:
+        for date_ in ("2024-05-29", "2024-05-30", "2024-05-31"):
+            await store.call(Store.save_settlements, [], date_, day, 0.0)
+        assert await svc.step() is not None
+        assert svc.health()["forcing_gate"]["multiplier"] == 1.0
+    finally:
+        await store.close()
+
+
 async def test_plans_nothing_while_the_clock_is_unsynchronised(tmp_path: Path) -> None:
     svc, store, published = await service(tmp_path)
     synchronised = False

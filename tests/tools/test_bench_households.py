@@ -77,3 +77,26 @@ def test_households_folder_reports_worst_and_median_with_the_plants_parameters(
         arbitrage.main(["--prices", str(prices), "--household", str(homes / "small.csv"), "--year", "2024",
                         "--annual-load", "lots"])
     assert "--annual-load: got 'lots'" in capsys.readouterr().err
+
+
+def test_price_forecasts_are_cached_for_the_same_period_and_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prices = price_file(tmp_path / "p.csv", "2019-02-01T00:00Z", 60 * 24, "1h")
+    home = household_file(tmp_path / "h.csv", "2019-03-01", 10)
+    tariff = arbitrage.Tariff(arbitrage.TariffSettings(), arbitrage.TZ)
+    year = arbitrage.read_period([prices], home, date(2019, 3, 4), date(2019, 3, 5), tariff)
+    made: list[int] = []
+
+    def forecaster(y: arbitrage.Year, *_: object) -> tuple[dict[date, dict[int, float]], str]:
+        made.append(1)
+        return {date(2019, 3, 4): {int(y.ts[0]): 42.5 + len(made)}}, "device forecaster"
+
+    monkeypatch.setattr(arbitrage, "device_price_forecasts", forecaster)
+    cache = tmp_path / "forecasts.json"
+    first = arbitrage.cached_price_forecasts(cache, year, [prices], [], (56,), None)
+    again = arbitrage.cached_price_forecasts(cache, year, [prices], [], (56,), None)
+    assert made == [1] and again[0] == first[0] == {date(2019, 3, 4): {int(year.ts[0]): 43.5}}
+    assert again[1] == f"device forecaster (read from {cache})"
+    arbitrage.cached_price_forecasts(cache, year, [prices], [], (56, 84), None)  # other windows: made anew
+    assert made == [1, 1]

@@ -46,8 +46,9 @@ import json
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -71,8 +72,8 @@ from device.forecast.price import PriceForecaster
 from device.forecast.pv import clear_sky_ghi, forecast_pv
 from device.plan.baseline import simulate_self_consumption
 from device.plan.lp import Solver
-from device.plan.model import SLOT_S, Battery, Inputs, Rules
-from device.plan.robust import ForcingGate
+from device.plan.model import SLOT_S, Battery, Inputs, Plan, Rules
+from device.plan.robust import FEEDBACK_DAYS, ForcingGate
 from device.plan.schedule import plan
 from device.prices.days import resolution_for
 from device.prices.tariff import Tariff
@@ -283,6 +284,29 @@ def device_price_forecasts(
     return out, name
 
 
+def cached_price_forecasts(
+    cache: Path | None, y: Year, prices_csv: list[Path], exog_csv: list[Path], windows: tuple[int, ...],
+    model_path: Path | None,
+) -> tuple[dict[date, dict[int, float]], str]:
+    """:func:`device_price_forecasts`, kept in ``cache`` (a JSON file) for the next run of the same
+    period: they depend only on the price and exogenous files, the windows, the model and the days,
+    not on the household or the planner, and take minutes."""
+    key = {"prices": [str(p.resolve()) for p in prices_csv], "exog": [str(p.resolve()) for p in exog_csv],
+           "windows": list(windows), "model": str(model_path if model_path is not None else honest_model(y)),
+           "first": int(y.ts[0]), "last": int(y.ts[y.n - 1])}
+    if cache is not None and cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored["key"] == key:
+            days = {date.fromisoformat(d): {int(t): v for t, v in slots.items()} for d, slots in stored["days"].items()}
+            return days, str(stored["name"]) + f" (read from {cache})"
+        print(f"--price-forecasts-cache {cache}: made for another run, computing anew", file=sys.stderr)
+    forecasts, name = device_price_forecasts(y, prices_csv, exog_csv, windows, model_path)
+    if cache is not None:
+        days_json = {d.isoformat(): {str(t): v for t, v in slots.items()} for d, slots in forecasts.items()}
+        cache.write_text(json.dumps({"key": key, "name": name, "days": days_json}))
+    return forecasts, name
+
+
 def _slot_costs(y: Year, battery_w: FloatArray) -> FloatArray:
     """EUR per slot of the period for a battery run (W > 0 discharge)."""
     energy_mwh = (y.load_w - y.pv_w - battery_w) * 0.25 / 1e6
@@ -332,8 +356,9 @@ def step(action: str | None, power_w: float, load: float, pv: float, soc_wh: flo
 class Run:
     cost: float
     battery_w: FloatArray
-    solve_ms: list[float]
+    solve_ms: list[float]  # wall clock of each timed 192-slot plan
     extra: dict[str, float]
+    solve_cpu_ms: list[float] = field(default_factory=list)  # CPU time of the same plans
 
 
 def run_peers(y: Year, bat: Battery) -> Run:
@@ -374,9 +399,13 @@ def run_ours(
     soc = bat.floor_pct / 100 * bat.capacity_wh
     battery = np.zeros(y.n)
     solve_ms: list[float] = []
+    solve_cpu_ms: list[float] = []
     load_err = pv_err = price_err = 0.0
     err_n = price_n = 0
     sc_cost = _slot_costs(y, _sc_run(y, bat).battery_w)
+    sc_soc_wh = simulate_self_consumption(y.load_w, y.pv_w, bat.floor_pct, bat)[1] / 100 * bat.capacity_wh
+    held_before = 0.0  # Wh stored beyond the counterfactual's at the last day's end
+    days: deque[float] = deque(maxlen=FEEDBACK_DAYS)
     day_ends = set(np.flatnonzero(np.diff(_local_days(y.ts[: y.n])) != 0).tolist())  # last slot of each day
     day_saving = 0.0
     pinball_sum = dict.fromkeys(QUANTILES, 0.0)
@@ -409,15 +438,22 @@ def run_ours(
                         soc / bat.capacity_wh * 100)
         result = plan(inputs, bat, rules, solver=solver, gate=gate)
         if with_forecast and i % TIMING_EVERY == 0:
-            solve_ms.append(_timed_full_plan(y, i, bat, rules, tariff, load_hist, pv_hist, zone_profile, clearsky,
-                                             price_forecasts, soc, timing_solver, copy.deepcopy(gate)))
+            timed = _timed_full_plan(y, i, bat, rules, tariff, load_hist, pv_hist, zone_profile, clearsky,
+                                     price_forecasts, soc, timing_solver, copy.deepcopy(gate))
+            solve_ms.append(timed.solve_ms)
+            solve_cpu_ms.append(timed.solve_cpu_ms)
         sp = result.setpoints[0]
         battery[i], soc = step(sp.action, sp.power_w, y.load_w[i], y.pv_w[i], soc, bat)
         if gate is not None:
             gate.observe_slot(float(load_f[0]), float(pv_f[0]), float(y.load_w[i]), float(y.pv_w[i]))
             day_saving += float(sc_cost[i]) - bill_slot(y, i, float(y.load_w[i] - y.pv_w[i] - battery[i]))
             if i in day_ends:
-                gate.observe_day(day_saving)
+                held = soc - float(sc_soc_wh[i])
+                day = slice(max(i + 1 - DAY, 0), i + 1)
+                value = float(np.mean(y.import_price[day])) * bat.discharge_efficiency
+                days.append(day_saving + (held - held_before) / 1e6 * value)
+                held_before = held
+                gate.replay_days(list(days))  # as the device: the last week's settled days
                 day_saving = 0.0
         if i % 4 == 0 and i + horizon <= y.n:
             load_err += float(np.abs(load_f - y.load_w[i:i + horizon]).mean())
@@ -439,15 +475,15 @@ def run_ours(
         "pv_mae_w": pv_err / max(err_n, 1),
         "price_mae_eur_mwh": price_err / max(price_n, 1),
     }
-    return Run(bill(y, y.load_w - y.pv_w - battery), battery, solve_ms, extra)
+    return Run(bill(y, y.load_w - y.pv_w - battery), battery, solve_ms, extra, solve_cpu_ms)
 
 
 def _timed_full_plan(
     y: Year, i: int, bat: Battery, rules: Rules, tariff: Tariff, load_hist: FloatArray, pv_hist: FloatArray,
     zone_profile: FloatArray, clearsky: FloatArray, price_forecasts: dict[date, dict[int, float]] | None,
     soc: float, solver: Solver, gate: ForcingGate | None,
-) -> float:
-    """Solve time (ms) of a full 192-slot plan at slot ``i``: known prices, then the forecast."""
+) -> Plan:
+    """A full 192-slot plan at slot ``i`` (known prices, then the forecast), for its solve times."""
     idx = y.first + i + np.arange(HORIZON)
     spot = y.spot[idx].copy()
     known = (np.arange(HORIZON) < int(y.known_end[i]) - i) & np.isfinite(spot)
@@ -460,7 +496,7 @@ def _timed_full_plan(
     inputs = Inputs(ts, tariff.import_price(ts, spot), tariff.export_price(ts, spot),
                     forecast_load(load_hist, i, HORIZON, zone_profile[i:i + HORIZON]),
                     forecast_pv(pv_hist, clearsky, i, HORIZON, y.house.kwp * 1000), soc / bat.capacity_wh * 100)
-    return plan(inputs, bat, rules, solver=solver, gate=gate).solve_ms
+    return plan(inputs, bat, rules, solver=solver, gate=gate)
 
 
 def run_perfect(y: Year, bat: Battery, rules: Rules) -> Run:
@@ -512,6 +548,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--price-forecast", choices=("device", "naive"), default="device",
                     help="device: the on-device forecaster (device.forecast.price); naive: the fallback here")
     ap.add_argument("--lear-windows", default="56,84", help="calibration windows (days) of the linear model")
+    ap.add_argument("--price-forecasts-cache", type=Path,
+                    help="JSON file: read the period's price forecasts from it when an earlier run with the "
+                         "same prices, exogenous files, windows, model and days wrote it, else write them to it")
     ap.add_argument("--price-model", type=Path,
                     help="a .tflite price model; default: the newest shipped one trained before the period")
     args = ap.parse_args(argv)
@@ -554,7 +593,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         if args.price_forecast == "device" and forecasts is None:
             t0 = time.perf_counter()
             windows = tuple(int(w) for w in args.lear_windows.split(","))
-            forecasts, forecast_name = device_price_forecasts(y, args.prices, args.exog, windows, args.price_model)
+            forecasts, forecast_name = cached_price_forecasts(
+                args.price_forecasts_cache, y, args.prices, args.exog, windows, args.price_model)
             print(f"price forecasts: {forecast_name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         summary = run_household(y, args, strategies, tariff, forecasts)
         summary.update(year=args.year, start=str(start), end=str(end), price_forecast=forecast_name,
@@ -611,6 +651,7 @@ def run_household(
         print(f"{name:18s} {runs[name].cost:9.2f} EUR  ({seconds[name]:.1f} s)", file=sys.stderr)
     base, best, sc = runs["no_battery"].cost, runs["perfect"].cost, runs["self_consumption"].cost
     solve = np.array(runs["ours_forecast"].solve_ms if "ours_forecast" in runs else [])
+    cpu = np.array(runs["ours_forecast"].solve_cpu_ms if "ours_forecast" in runs else [])
     return {
         "slots": y.n,
         "cost_eur": {k: round(r.cost, 2) for k, r in runs.items()},
@@ -619,6 +660,8 @@ def run_household(
         "battery_cycles": {k: round(cycles(r.battery_w, bat), 1) for k, r in runs.items()},
         "plan_solve_ms_p50": round(float(np.percentile(solve, 50)), 2) if solve.size else None,
         "plan_solve_ms_p99": round(float(np.percentile(solve, 99)), 2) if solve.size else None,
+        "plan_solve_cpu_ms_p50": round(float(np.percentile(cpu, 50)), 2) if cpu.size else None,
+        "plan_solve_cpu_ms_p99": round(float(np.percentile(cpu, 99)), 2) if cpu.size else None,
         "plan_slots": HORIZON,
         "plan_solves_timed": int(solve.size),
         "forecast_errors": {k: round(v, 2) for k, v in runs["ours_forecast"].extra.items()}
@@ -646,6 +689,7 @@ def across(summaries: list[dict[str, object]]) -> dict[str, object]:
         return out
     shares, savings = per("captured_share"), per("saving_vs_self_consumption_eur")
     p99 = [float(s["plan_solve_ms_p99"]) for s in summaries if s["plan_solve_ms_p99"] is not None]  # type: ignore[arg-type]
+    cpu99 = [float(s["plan_solve_cpu_ms_p99"]) for s in summaries if s["plan_solve_cpu_ms_p99"] is not None]  # type: ignore[arg-type]
     return {
         "households": summaries,
         "worst": {"captured_share": {k: min(v) for k, v in shares.items()},
@@ -653,6 +697,7 @@ def across(summaries: list[dict[str, object]]) -> dict[str, object]:
         "median": {"captured_share": {k: round(float(np.median(v)), 4) for k, v in shares.items()},
                    "saving_vs_self_consumption_eur": {k: round(float(np.median(v)), 2) for k, v in savings.items()}},
         "plan_solve_ms_p99_max": max(p99) if p99 else None,
+        "plan_solve_cpu_ms_p99_max": max(cpu99) if cpu99 else None,
     }
 
 
@@ -665,7 +710,8 @@ def _print_household(summary: dict[str, object], house: House) -> None:
         print(f"  {k:18s} {cost:9.2f} EUR   captured {shares[k]:6.1%}"  # type: ignore[index]
               f"   vs self-consumption {savings[k]:+8.2f} EUR"  # type: ignore[index]
               f"   cycles {summary['battery_cycles'][k]}")  # type: ignore[index]
-    print(f"  plan solve (192 slots): p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
+    print(f"  plan solve (192 slots): CPU p50 {summary['plan_solve_cpu_ms_p50']} ms, p99 {summary['plan_solve_cpu_ms_p99']} ms; "
+          f"wall clock p50 {summary['plan_solve_ms_p50']} ms, p99 {summary['plan_solve_ms_p99']} ms")
     print(f"  forecast errors (over each plan's horizon, ours_forecast): {summary['forecast_errors']}")
 
 
