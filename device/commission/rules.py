@@ -34,7 +34,8 @@ def judge(regmap: RegisterMap, reg: Register, value: float | None) -> Check:
         return Check(reg.name, value, reg.unit, verdict, reason)
 
     if value is None:
-        return check("fail", "not read (the block failed)")
+        return check("fail", "no value: the block failed, or the inverter reports none (its invalid marker, "
+                             "e.g. a meter that is not connected)")
     if not math.isfinite(value):
         return check("fail", "not a finite number")
     if reg.enum:

@@ -18,6 +18,10 @@ Two shapes real firmware needs beyond one-register-per-value:
 - A role the family has no register for is a signed sum: ``load_w: {sum: [inverter_power,
   {register: meter_power, sign: -1}]}`` (Huawei reports no house load, only inverter output and
   the grid meter).
+- A value scaled by another register (``scale_factor: w_sf``, SunSpec's ``*_SF``), raw values that
+  mean "no reading" (``invalid``) and readings whose sign the firmware gets wrong (``absolute``).
+- SunSpec points by model and offset (``model``, ``model_offset``) on the chain of a ``sunspec``
+  section; :mod:`~device.modbus.sunspec` places them on the device's own chain at run time.
 
 Every field added to a dataclass in :mod:`~device.modbus.mapmodel` needs its check in the parser
 here: review the two side by side, that is what keeps a broken map from reaching an inverter.

@@ -42,6 +42,19 @@ def test_register_rules() -> None:
     assert verdict("grid_power", None) == "fail"
 
 
+def test_signed_percentages_and_a_load_summed_from_other_roles() -> None:
+    """A GoodWe eco-mode power is a signed % of the rated power (-60 % charges), not a state of
+    charge; SunSpec's load is inverter output + grid meter, both of which may be negative (the
+    inverter takes power from the AC side while it charges from the grid), PV strings may not."""
+    goodwe, sunspec = load_map("goodwe_et_hybrid"), load_map("sunspec_hybrid")
+    assert judge(goodwe, goodwe.registers["eco1_power"], -60).verdict == "ok"
+    assert judge(goodwe, goodwe.registers["eco1_power"], -120).verdict == "fail"
+    assert judge(goodwe, goodwe.registers["battery_soc"], 150).verdict == "fail"
+    assert judge(sunspec, sunspec.registers["inverter_power"], -3000).verdict == "ok"
+    assert judge(sunspec, sunspec.registers["meter_power"], -2000).verdict == "ok"
+    assert judge(sunspec, sunspec.registers["pv1_power"], -5).verdict == "fail"
+
+
 def _verdicts(map_name: str, values: Mapping[str, float | None], roles: Mapping[str, float | None]) -> dict[str, str]:
     return {c.name: f"{c.verdict}: {c.reason}" for c in judge_consistency(load_map(map_name), values, roles)}
 
