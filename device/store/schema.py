@@ -303,3 +303,25 @@ def create_community_summary(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (period, community)
         )"""
     )
+
+
+# --- sync: prices and price forecasts (owner: store/outbox) -------------------------------
+@migration
+def outbox_recent_prices_only(db: sqlite_utils.Database) -> None:
+    """Queue only cleared prices of slots from the last 14 days on (at the time they are
+    stored): a first start backfills years of prices for the forecast's history, which no
+    forecast of this device can be judged against, and must not become that many uploads."""
+    now = "(julianday('now') - 2440587.5) * 86400.0"
+    for op in ("INSERT", "UPDATE"):
+        db.execute(f"DROP TRIGGER IF EXISTS outbox_prices_{op.lower()}")
+        db.execute(
+            f"CREATE TRIGGER outbox_prices_{op.lower()} AFTER {op} ON prices "
+            f"WHEN NEW.ts >= {now} - {PRICES_SYNCED_BACK_S} BEGIN "
+            "INSERT INTO outbox (stream, key, data, created_at) VALUES ('prices', "
+            "'cleared:' || NEW.zone || ':' || NEW.ts, json_object('kind', 'cleared', 'ts', NEW.fetched_at, "
+            "'zone', NEW.zone, 'slot', NEW.ts, 'resolution_s', NEW.resolution_s, "
+            f"'price_eur_mwh', NEW.price_eur_mwh, 'source', NEW.source), {now}); END"
+        )
+
+
+PRICES_SYNCED_BACK_S = 14 * 86_400

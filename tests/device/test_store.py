@@ -94,21 +94,24 @@ def test_documents_are_queued_for_sync_by_trigger(db: Store) -> None:
 
 def test_cleared_prices_and_price_forecasts_are_queued_for_sync(db: Store) -> None:
     """Stream ``prices``: each cleared price by zone and slot (a later fetch a newer version),
-    each price forecast value by run and slot; load and PV forecasts stay on the device."""
-    db.upsert_prices("DE_LU", [(1_700_000_000, 81.5)], 3600, "entsoe", fetched_at=1_699_950_000.5)
-    db.upsert_prices("DE_LU", [(1_700_000_000, 82.0)], 3600, "entsoe", fetched_at=1_699_960_000.0)
-    db.insert_forecast("price", 1_699_900_000, [(1_700_000_000, 79.25), (1_700_000_900, 80.0)])
-    db.insert_forecast("load", 1_699_900_000, [(1_700_000_000, 450.0)])
+    each price forecast value by run and slot; load and PV forecasts stay on the device, as do
+    cleared prices of slots more than 14 days old (a backfilled history)."""
+    slot = int(time.time()) // 3600 * 3600 + 86_400
+    made = slot - 30 * 3600
+    db.upsert_prices("DE_LU", [(slot, 81.5)], 3600, "entsoe", fetched_at=slot - 86_000.5)
+    db.upsert_prices("DE_LU", [(slot, 82.0)], 3600, "entsoe", fetched_at=slot - 85_000.0)
+    db.upsert_prices("DE_LU", [(slot - 16 * 86_400, 50.0)], 3600, "entsoe", fetched_at=slot - 85_000.0)
+    db.insert_forecast("price", made, [(slot, 79.25), (slot + 900, 80.0)])
+    db.insert_forecast("load", made, [(slot, 450.0)])
     queued = [(key, json.loads(data)) for _, key, data in db.outbox_after("prices", 0, 10)]
     assert queued == [
-        ("cleared:DE_LU:1700000000", {"kind": "cleared", "ts": 1_699_950_000.5, "zone": "DE_LU", "slot": 1_700_000_000,
-                                      "resolution_s": 3600, "price_eur_mwh": 81.5, "source": "entsoe"}),
-        ("cleared:DE_LU:1700000000", {"kind": "cleared", "ts": 1_699_960_000.0, "zone": "DE_LU", "slot": 1_700_000_000,
-                                      "resolution_s": 3600, "price_eur_mwh": 82.0, "source": "entsoe"}),
-        ("forecast:1699900000:1700000000", {"kind": "forecast", "ts": 1_699_900_000, "slot": 1_700_000_000,
-                                            "forecast_eur_mwh": 79.25}),
-        ("forecast:1699900000:1700000900", {"kind": "forecast", "ts": 1_699_900_000, "slot": 1_700_000_900,
-                                            "forecast_eur_mwh": 80.0}),
+        (f"cleared:DE_LU:{slot}", {"kind": "cleared", "ts": slot - 86_000.5, "zone": "DE_LU", "slot": slot,
+                                   "resolution_s": 3600, "price_eur_mwh": 81.5, "source": "entsoe"}),
+        (f"cleared:DE_LU:{slot}", {"kind": "cleared", "ts": slot - 85_000.0, "zone": "DE_LU", "slot": slot,
+                                   "resolution_s": 3600, "price_eur_mwh": 82.0, "source": "entsoe"}),
+        (f"forecast:{made}:{slot}", {"kind": "forecast", "ts": made, "slot": slot, "forecast_eur_mwh": 79.25}),
+        (f"forecast:{made}:{slot + 900}", {"kind": "forecast", "ts": made, "slot": slot + 900,
+                                           "forecast_eur_mwh": 80.0}),
     ]
 
 
