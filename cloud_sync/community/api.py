@@ -29,11 +29,12 @@ GRACE_S = 300.0  # late readings of a tick's last minutes still make its first v
 log = structlog.get_logger(__name__)
 
 
-def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[Authenticator]) -> None:
-    """The routes, and the job that matches every community's due ticks each minute."""
+def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[Authenticator],
+               every_s: float = MATCH_EVERY_S, grace_s: float = GRACE_S) -> None:
+    """The routes, and the job that matches every community's due ticks every ``every_s``."""
 
     async def matcher(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_match_forever(app[db]))
+        task = asyncio.create_task(_match_forever(app[db], every_s, grace_s))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -83,16 +84,16 @@ def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[
     app.router.add_get("/v1/devices/{device}/community", device_summary)
 
 
-async def _match_forever(db: Database) -> None:
-    """Every ``MATCH_EVERY_S``: each community's ticks that ended ``GRACE_S`` ago or earlier.
+async def _match_forever(db: Database, every_s: float, grace_s: float) -> None:
+    """Every ``every_s``: each community's ticks that ended ``grace_s`` ago or earlier.
     Any number of instances may run this at once (:mod:`cloud_sync.community.ledger`)."""
     while True:
-        await asyncio.sleep(MATCH_EVERY_S)
+        await asyncio.sleep(every_s)
         try:
             async with db.read() as conn:
                 ids = [c.id for c in await members.all_communities(conn)]
             for community_id in ids:
-                run = await ledger.match_due(db, community_id, INSTANCE, grace_s=GRACE_S)
+                run = await ledger.match_due(db, community_id, INSTANCE, grace_s=grace_s)
                 if run.outcomes or run.taken:
                     log.info("community_matched", community=community_id, **run.as_dict())
         except Exception:  # a failed round is logged (log.exception), the next one tries again

@@ -5,20 +5,25 @@ PostgreSQL), duplicates ignored, late data as a correction version, membership o
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlalchemy import func, select, text
 
 from cloud_sync.community import ledger, members, positions
 from cloud_sync.community.model import Member, Order, Position, Role, Tick, TickPrices
 from cloud_sync.community.settle import run_tick
 from cloud_sync.db import Database, connect
+from cloud_sync.registry import Authenticator
 from cloud_sync.schema.community import community_pending, community_ticks, community_trades
 from tests.cloud_sync.aggregator import cloud_target, pg_url  # noqa: F401
 
+DB = web.AppKey("db", Database)
+AUTH = web.AppKey("auth", Authenticator)
 T0 = 1_767_225_600  # 2026-01-01T00:00Z
 PRICES = TickPrices(feed_in=80_000, grid_import=320_000, fee=10_000)
 NOW = T0 + 86_400
@@ -252,3 +257,46 @@ async def test_a_community_set_up_from_a_list(db: Database) -> None:
             await members.join_new(conn, c, [members.Membership(SYSTEMS["a"], T0 + 900)])
         with pytest.raises(members.CommunityError, match="a member appears twice"):
             await members.join_new(conn, c, [members.Membership(Member("e"), T0)] * 2)
+
+
+async def test_each_instances_job_matches_what_is_due(cloud_target: str) -> None:
+    """Two aggregator applications on one database, each with its matching job (a short period
+    here): every due tick is matched once, and a tick not over yet waits."""
+    from aiohttp.test_utils import TestServer
+
+    from cloud_sync.community import api
+    from cloud_sync.limits import FailureLimiter
+
+    setup = await connect(cloud_target)
+    servers, dbs = [], []
+    try:
+        c = await community(setup)
+        now = int(time.time()) // 900 * 900
+        await store(setup, c, metered(now - 1800) + metered(now - 900) + metered(now + 3600))
+        for _ in range(2):
+            db = await connect(cloud_target)
+            app = web.Application()
+            app[DB], app[AUTH] = db, Authenticator(db, FailureLimiter(10, 60))
+            api.add_routes(app, DB, AUTH, every_s=0.05, grace_s=0)
+            server = TestServer(app)
+            await server.start_server()
+            servers.append(server)
+            dbs.append(db)
+        k = community_ticks.c
+
+        async def matched() -> list[Any]:
+            return await rows(setup, select(k.tick_start, k.version).where(k.community_id == c.id).order_by(k.tick_start))
+
+        async with asyncio.timeout(60):  # a hang becomes a failure; the wait is for a state
+            while len(await matched()) < 2:
+                await asyncio.sleep(0.05)
+        for server in servers:  # stop both jobs before looking closer
+            await server.close()
+        assert await matched() == [(now - 1800, 1), (now - 900, 1)]  # the hour ahead is not due
+    finally:
+        for server in servers:
+            await server.close()
+        for db in dbs:
+            await db.close()
+        await setup.close()
+
