@@ -22,6 +22,7 @@ Source = Literal["device", "partner"]
 #: The largest interchange the gateway takes (bytes). A year of one metering location's quarter-
 #: hours (two series) is about 5 MB as MSCONS; a file beyond this is refused with 413, unread.
 MAX_FILE_BYTES = 32 * 1024 * 1024
+OVERLAP_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,27 @@ async def receive(db: Database, data: bytes, upload: Upload, now: float | None =
     return stored
 
 
-async def run_stream(db: Database, device: str | None = None, limit: int = 500) -> int:
-    """Run the ``edi`` stream documents not run yet (of one device, or all); returns how many.
-    Another instance running the same document first is fine: its row wins, this one is skipped."""
+async def run_stream(db: Database, device: str, limit: int = 500) -> int:
+    """Run the device's ``edi`` stream documents not run yet; returns how many. Another instance
+    running the same document first is fine: its row wins, this one is skipped."""
     async with db.read() as conn:
         pending = await store.pending_stream_files(conn, device, limit)
     done = 0
-    for owner, name, content in pending:
+    for name, content in pending:
         try:
-            await receive(db, content.encode("latin-1", "replace"), Upload("device", device=owner, name=name))
+            await receive(db, content.encode("latin-1", "replace"), Upload("device", device=device, name=name))
         except IntegrityError:
             continue
         done += 1
     return done
+
+
+async def run_new_streams(db: Database, since: float) -> float:
+    """Run the files of every device whose ``edi`` stream took a batch after ``since``; returns
+    the next call's ``since``: the newest such time less ``OVERLAP_S``, so a batch whose
+    transaction was still open (its time set, not yet visible) is looked at again."""
+    async with db.read() as conn:
+        devices = await store.devices_with_new_files(conn, since)
+    for device, _ in devices:
+        await run_stream(db, device)
+    return max([since, *(when - OVERLAP_S for _, when in devices)])

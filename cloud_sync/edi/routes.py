@@ -14,7 +14,8 @@
 - ``PUT /v1/edi/partners/{id}`` ``{"qualifier", "name"}`` and ``PUT /v1/edi/locations/{melo}``
   ``{"malo_id", "device_id"}`` (operator): the registry the application checks use.
 
-A background task runs the ``edi`` stream's new documents every ``STREAM_EVERY_S`` seconds.
+A background task runs the new documents of every device whose ``edi`` stream took a batch
+since it last looked (the ``streams`` table says which), every ``STREAM_EVERY_S`` seconds.
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ class _Api:
 
     async def stream_runner(self, app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
+            since = 0.0  # at start every device's stream is looked at once
             while True:
                 try:
-                    await pipeline.run_stream(app[self.db_key])
+                    since = await pipeline.run_new_streams(app[self.db_key], since)
                 except Exception:  # logged; the next round tries again
                     log.exception("edi_stream_failed")
                 await asyncio.sleep(STREAM_EVERY_S)

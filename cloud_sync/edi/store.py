@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cloud_sync.edi.checks import Checked, Context, Location
 from cloud_sync.edi.syntax import Report
 from cloud_sync.schema.edi import edi_files, edi_locations, edi_messages, edi_partners, edi_values
-from cloud_sync.schema.sync import documents
+from cloud_sync.schema.sync import documents, streams
 
 _MILLI = 1000
 
@@ -121,15 +121,22 @@ async def _upsert_values(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
         await conn.execute(statement, rows[chunk:chunk + 5000])
 
 
-async def pending_stream_files(conn: AsyncConnection, device: str | None, limit: int) -> list[tuple[str, str, str]]:
-    """(device, name, content) of ``edi`` stream documents not run through the gateway yet."""
-    query = (select(documents.c.device_id, documents.c.key, documents.c.data)
-             .where(documents.c.stream == "edi", ~exists().where(and_(
+async def pending_stream_files(conn: AsyncConnection, device: str, limit: int) -> list[tuple[str, str]]:
+    """(name, content) of the device's ``edi`` stream documents not run through the gateway yet
+    (the documents' key begins with (device, stream): an index range, not a scan)."""
+    query = (select(documents.c.key, documents.c.data)
+             .where(documents.c.device_id == device, documents.c.stream == "edi", ~exists().where(and_(
                  edi_files.c.device_id == documents.c.device_id, edi_files.c.name == documents.c.key)))
              .order_by(documents.c.seq).limit(limit))
-    if device is not None:
-        query = query.where(documents.c.device_id == device)
-    return [(r.device_id, r.key, str(json.loads(r.data).get("content", ""))) for r in (await conn.execute(query)).all()]
+    return [(r.key, str(json.loads(r.data).get("content", ""))) for r in (await conn.execute(query)).all()]
+
+
+async def devices_with_new_files(conn: AsyncConnection, since: float) -> list[tuple[str, float]]:
+    """(device, when its ``edi`` stream last took a batch) for the streams that did after ``since``."""
+    rows = (await conn.execute(select(streams.c.device_id, func.max(streams.c.updated_at))
+                               .where(streams.c.stream == "edi", streams.c.updated_at > since)
+                               .group_by(streams.c.device_id))).all()
+    return [(str(d), float(t)) for d, t in rows]
 
 
 async def answers_for(conn: AsyncConnection, device: str, names: Iterable[str]) -> list[dict[str, Any]]:

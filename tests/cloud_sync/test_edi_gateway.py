@@ -17,12 +17,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cloud_sync.db import connect
+from cloud_sync.edi import pipeline, store
 from cloud_sync.edi.pipeline import MAX_FILE_BYTES
+from common import sync_protocol as protocol
 from common import mscons
 from device.edi import export_day
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
-from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
+from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.edi_files import DEVICE_PARTY, GRID, MALO, build, day_file, day_start, profile
 from tests.device import test_edi as edi_case
 from tests.device.test_sync import device_config
@@ -200,6 +203,27 @@ async def test_reconciliation_of_device_and_partner_values(gateway: Gateway) -> 
     other = gateway.agg.add_device(f"dev-{uuid.uuid4().hex[:8]}")
     status, answer = await gateway.request("GET", f"/v1/edi/reconciliation?melo={gateway.melo}", other)
     assert status == 403 and "may only read its own metering locations" in answer["error"]
+
+
+async def test_the_stream_runner_takes_new_files_of_the_devices_whose_stream_moved(gateway: Gateway) -> None:
+    made = profile(DAY, gateway.ref(), melo=gateway.melo)
+    item = {"seq": 1, "key": "MSCONS_runner.edi", "data": {"name": "MSCONS_runner.edi", "created_at": 1.0,
+                                                           "period_start": made.start, "period_end": made.end,
+                                                           "content": build(made)}}
+    status, answer = await gateway.request("POST", "/v1/ingest/edi", gateway.dev,
+                                           data=batch_body(gateway.device, "edi", [item]),
+                                           headers={"Content-Type": protocol.CONTENT_TYPE})
+    assert status == 200, answer
+    db = await connect(gateway.agg.target)
+    try:
+        since = await pipeline.run_new_streams(db, 0.0)
+        assert since > 0.0
+        async with db.read() as conn:
+            assert await store.pending_stream_files(conn, gateway.device, 10) == []
+            (answer_row,) = await store.answers_for(conn, gateway.device, ["MSCONS_runner.edi"])
+    finally:
+        await db.close()
+    assert answer_row["state"] == "accepted" and len(gateway.values()) == 192
 
 
 async def test_synced_files_run_through_the_gateway_and_the_answers_reach_the_device(
