@@ -41,6 +41,7 @@ from common import market_ids
 
 log = structlog.get_logger(__name__)
 STREAM_EVERY_S = 5.0
+BODY_TIMEOUT_S = 300.0  # 32 MiB at about 1 Mbit/s
 ANSWER_DAYS = 62
 MAX_NAMES = 500
 _CHUNK = 64 * 1024
@@ -248,13 +249,18 @@ def _too_large(size: int) -> str:
 
 
 async def _read_limited(request: web.Request) -> bytes:
-    """The body, read in chunks and refused (413) as soon as it passes the limit."""
+    """The body, read in chunks and refused (413) as soon as it passes the limit, or (408) when
+    it takes longer than ``BODY_TIMEOUT_S`` to arrive."""
     parts, size = [], 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > pipeline.MAX_FILE_BYTES:
-            raise _Refused(413, f"EDI file larger than the limit of {pipeline.MAX_FILE_BYTES} bytes")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > pipeline.MAX_FILE_BYTES:
+                    raise _Refused(413, f"EDI file larger than the limit of {pipeline.MAX_FILE_BYTES} bytes")
+                parts.append(chunk)
+    except TimeoutError:
+        raise _Refused(408, f"the EDI file did not arrive within {BODY_TIMEOUT_S:g} s ({size} bytes came)") from None
     return b"".join(parts)
 
 
