@@ -30,6 +30,7 @@ import collections
 import contextlib
 import gzip
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ log = structlog.get_logger(__name__)
 CRASH_VARIABLE = "TEST_SYNC_CRASH"
 PREFETCH = 2  # batches prepared ahead of those in flight
 IN_FLIGHT = 2  # uploads at once: the aggregator decodes one while it stores the other
+ANSWERS_EVERY_S = 3600.0  # the EDI gateway's reconciliation, fetched at most this often without a new file
 
 
 class SyncError(Exception):
@@ -122,6 +124,7 @@ class SyncClient:
         self._resynced: set[str] = set()
         self._store_id: str | None = None  # the store's identity, sent with every batch
         self._after_gap: set[str] = set()  # streams whose next batch follows items never stored
+        self._answers_at = -math.inf  # when the EDI gateway's answers were last fetched (monotonic)
         self.stats: dict[str, Any] = {
             "state": "starting", "url": self._url, "last_success": None, "last_attempt": None,
             "last_error": None, "consecutive_failures": 0, "next_retry_s": None, "lag_s": None,
@@ -199,18 +202,22 @@ class SyncClient:
 
     async def _fetch_edi_answers(self) -> None:
         """The gateway's answers to the uploaded EDI files not answered yet, and its
-        reconciliation of this home's metering location (``GET /v1/edi/answers``), into the store.
-        Skipped while the store has no EDI file; an aggregator without the gateway (404) is left
-        alone."""
+        reconciliation of this home's metering location (``GET /v1/edi/answers``), into the store:
+        when a file waits for its answer, else every ``ANSWERS_EVERY_S`` (the official values
+        arrive days later, at any time). Skipped while the store has no EDI file; an aggregator
+        without the gateway (404) is left alone."""
         if not await self.store.call(Store.recent_edi_files, 1):
             return
         names = await self.store.call(Store.unacknowledged_edi_files, 200)
+        if not names and time.monotonic() - self._answers_at < ANSWERS_EVERY_S:
+            return
         status, answer = await self._request("GET", "/v1/edi/answers", params=[("name", n) for n in names])
         if status == 404:
             return
         if status != 200 or not isinstance(answer.get("acks"), list) or not isinstance(answer.get("reconciliation"), list):
             raise SyncError(f"GET /v1/edi/answers: HTTP {status}: {answer.get('error')}")
         await self.store.call(Store.record_edi_answers, answer["acks"], answer["reconciliation"], time.time())
+        self._answers_at = time.monotonic()
 
     async def _fetch_community(self) -> None:
         """This home's energy-sharing trades of today and of this month (local time), as the

@@ -42,7 +42,7 @@ from common import market_ids
 log = structlog.get_logger(__name__)
 STREAM_EVERY_S = 5.0
 BODY_TIMEOUT_S = 300.0  # 32 MiB at about 1 Mbit/s
-ANSWER_DAYS = 62
+ANSWER_DAYS = 35
 MAX_NAMES = 500
 _CHUNK = 64 * 1024
 
