@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cloud_sync import queries
 from cloud_sync import operator_web
 from cloud_sync.alerting import with_alerts
+from cloud_sync.balance import api as balance_api
 from cloud_sync.edi import routes as edi_routes
 from cloud_sync.community import api as community_api
 from cloud_sync.db import Database, connect
@@ -92,6 +93,7 @@ def create_app(target: str, limits: Limits = Limits()) -> web.Application:
     edi_routes.add_routes(app, DB, AUTH)
     community_api.add_routes(app, DB, AUTH)
     operator_web.add_routes(app, DB, AUTH)
+    balance_api.add_routes(app, DB, AUTH)
     return app
 
 

@@ -13,6 +13,7 @@ import uvloop
 
 from cloud_sync import app, queries, registry
 from cloud_sync.audit import cli_actor
+from cloud_sync.balance import cli as balance_cli
 from cloud_sync.community import cli as community_cli
 from cloud_sync.db import DatabaseError, connect
 from cloud_sync.edi import cli as edi_cli
@@ -153,3 +154,4 @@ async def _with_db(target: str, action: Callable[[Any], Coroutine[Any, Any, Any]
 
 main.add_command(edi_cli.group(db_option), "edi")
 community_cli.register(main, db_option, _with_db)
+main.add_command(balance_cli.group(db_option), "balance")

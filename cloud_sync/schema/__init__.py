@@ -27,7 +27,7 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: The table modules under ``cloud_sync.schema``.
-DOMAINS = ("sync", "edi", "community", "operators")
+DOMAINS = ("sync", "edi", "community", "operators", "balance")
 
 
 def load_all() -> MetaData:

@@ -1,0 +1,382 @@
+"""Settlement runs: a group and a period in, per member and quarter-hour results out, versioned.
+
+One run, in one write transaction:
+
+1. the period's quarter-hours with their imbalance price (the newest upload of the named series,
+   which must cover the period);
+2. every member slot of the group (memberships valid in that slot) with its valid schedule (the
+   newest revision) and its actual (EDI meter values over the device's own), deviation and cost
+   share, computed by the database in one ``INSERT … SELECT`` (no row passes through Python);
+3. the few slots that need Python: substitute schedules where none was sent, anomalies
+   (:mod:`cloud_sync.balance.anomalies`, from per-slot checks and per-day figures the database
+   computes) handled by the operator's choice;
+4. the input digest (schedules, actuals, their sources, prices, the choice) and the results
+   digest (:mod:`cloud_sync.balance.digest`; PostgreSQL builds the text in SQL).
+
+A run whose input digest equals the newest version's for that group and period is not stored
+again: the answer is that version, unchanged. Any other run is the next version; older versions
+stay as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cloud_sync.balance import anomalies as checks
+from cloud_sync.balance import intake
+from cloud_sync.balance.anomalies import Anomaly, DayFigures
+from cloud_sync.balance.prices import PriceError, PriceSeries, parse_csv
+from cloud_sync.balance.registry import BalanceError
+from cloud_sync.balance.schedule import substitute_wh
+from cloud_sync.balance.settle import eur, kwh
+from cloud_sync.balance.timegrid import SLOT_S, day_bounds, iso, local_day
+from cloud_sync.db import Database
+from cloud_sync.schema.balance import (
+    balance_groups,
+    imbalance_price_series,
+    imbalance_prices,
+    settlement_anomalies,
+    settlement_runs,
+)
+
+log = structlog.get_logger(__name__)
+MAX_PERIOD_S = 31 * 86400 + 3600
+HISTORY_DAYS = 28  # anomalies and substitutes look back four weeks
+
+
+class _Unchanged(Exception):
+    """Roll the run back: its inputs are those of the newest version."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+
+
+async def upload_prices(db: Database, name: str, content: str) -> dict[str, Any]:
+    """Store a price series CSV under ``name``; the newest upload of a name is the one runs use."""
+    if not name or len(name) > 64:
+        raise BalanceError(400, f"name: got {name!r:.80}, expected 1-64 characters")
+    try:
+        series = parse_csv(content)
+    except PriceError as exc:
+        raise BalanceError(400, f"price series: {exc}") from None
+    first, last = min(series.prices), max(series.prices)
+    async with db.begin() as conn:
+        result = await conn.execute(insert(imbalance_price_series).values(
+            name=name, resolution_s=series.resolution_s, first_ts=first, end_ts=last + series.resolution_s,
+            digest=hashlib.sha256(content.encode()).hexdigest(), uploaded_at=time.time()))
+        series_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+        await conn.execute(insert(imbalance_prices), [
+            {"series_id": series_id, "ts": ts, "price_milli": p} for ts, p in sorted(series.prices.items())])
+    return {"id": series_id, "name": name, "resolution_min": series.resolution_s // 60, "rows": len(series.prices),
+            "start": iso(first), "end": iso(last + series.resolution_s)}
+
+
+async def _prices(conn: AsyncConnection, name: str, start: int, end: int) -> tuple[int, dict[int, int]]:
+    row = (await conn.execute(select(imbalance_price_series).where(imbalance_price_series.c.name == name)
+                              .order_by(imbalance_price_series.c.id.desc()).limit(1))).first()
+    if row is None:
+        raise BalanceError(404, f"prices: no imbalance price series named {name!r} (nattery-cloud balance prices "
+                                "upload)")
+    lo = start - start % row.resolution_s
+    rows = (await conn.execute(select(imbalance_prices.c.ts, imbalance_prices.c.price_milli).where(
+        imbalance_prices.c.series_id == row.id, imbalance_prices.c.ts >= lo, imbalance_prices.c.ts < end))).all()
+    try:
+        return row.id, PriceSeries(row.resolution_s, {int(ts): int(p) for ts, p in rows}).per_slot(start, end)
+    except PriceError as exc:
+        raise BalanceError(422, f"prices: series {name!r} (upload {row.id}): {exc}") from None
+
+
+async def settle_group(
+    db: Database, group_id: str, start: int, end: int, prices: str = "reBAP", anomalies: str = "flag",
+) -> dict[str, Any]:
+    """Run (or recognise as unchanged) the settlement of ``group_id`` over ``[start, end)``."""
+    if anomalies not in checks.CHOICES:
+        raise BalanceError(400, f"anomalies: got {anomalies!r}, allowed: {', '.join(checks.CHOICES)}")
+    if start % SLOT_S or end % SLOT_S or end <= start or end - start > MAX_PERIOD_S:
+        raise BalanceError(400, f"period: {iso(start)} to {iso(end)}; expected quarter-hour boundaries, "
+                                "start before end, at most 31 days")
+    await intake.refresh(db, start - (HISTORY_DAYS + 1) * 86400, end)
+    try:
+        async with db.begin() as conn:
+            if (await conn.execute(select(balance_groups.c.id).where(balance_groups.c.id == group_id))).first() is None:
+                raise BalanceError(404, f"group: {group_id!r} is not a balance group")
+            series_id, per_slot = await _prices(conn, prices, start, end)
+            run_id = await _run(conn, db.kind, group_id, start, end, series_id, per_slot, anomalies)
+    except _Unchanged as same:
+        return {**await run_summary(db, same.run_id), "unchanged": True}
+    return {**await run_summary(db, run_id), "unchanged": False}
+
+
+async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end: int, series_id: int,
+               prices: Mapping[int, int], choice: str) -> int:
+    if kind == "postgresql":  # the joins, the digest's sort and the checks stay in memory
+        await conn.execute(text("SET LOCAL work_mem = '256MB'"))
+    newest = (await conn.execute(
+        select(settlement_runs.c.id, settlement_runs.c.version, settlement_runs.c.input_digest)
+        .where(settlement_runs.c.group_id == group_id, settlement_runs.c.period_start == start,
+               settlement_runs.c.period_end == end).order_by(settlement_runs.c.version.desc()).limit(1))).first()
+    clock = _Steps(group_id)
+    await _slot_table(conn, kind, start, end, prices)
+    await _temporary(conn, kind, "run_positions", POSITIONS_COLUMNS)
+    await conn.execute(text(POSITIONS_SQL), {"group": group_id})
+    if kind == "postgresql":
+        await conn.execute(text("ANALYZE run_positions"))
+    clock.done("positions")
+    found = await _anomalies(conn, start)
+    clock.done("anomalies")
+    await _fix_up(conn, kind, start, end, found, choice)
+    clock.done("substitutes")
+    input_digest = await _digest(conn, kind, INPUT_LINE, _tail(prices, {"anomalies": choice}))
+    clock.done("digest")
+    if newest is not None and newest.input_digest == input_digest:
+        raise _Unchanged(int(newest.id))
+    results_digest = await _digest(conn, kind, RESULT_LINE, "")
+    totals = (await conn.execute(text(
+        "SELECT count(DISTINCT melo_id), coalesce(sum(schedule_wh), 0), coalesce(sum(actual_wh), 0), "
+        "coalesce(sum(actual_wh - schedule_wh), 0), coalesce(sum((actual_wh - schedule_wh) * price_milli), 0) "
+        "FROM run_positions"))).one()
+    result = await conn.execute(insert(settlement_runs).values(
+        group_id=group_id, period_start=start, period_end=end, version=(newest.version if newest else 0) + 1,
+        price_series_id=series_id, anomalies=choice, input_digest=input_digest, results_digest=results_digest,
+        members=totals[0], slots=len(prices), schedule_wh=int(totals[1]), actual_wh=int(totals[2]),
+        deviation_wh=int(totals[3]), cost_nano=int(totals[4]), created_at=time.time()))
+    run_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+    await conn.execute(text(
+        "INSERT INTO settlement_results (run_id, melo_id, ts, schedule_wh, schedule_source, actual_wh, actual_source, "
+        "deviation_wh, price_milli, cost_nano) SELECT CAST(:run AS INTEGER), melo_id, ts, schedule_wh, "
+        "schedule_source, actual_wh, actual_source, actual_wh - schedule_wh, price_milli, "
+        "(actual_wh - schedule_wh) * price_milli FROM run_positions"), {"run": run_id})
+    clock.done("results")
+    if found:
+        await conn.execute(insert(settlement_anomalies), [
+            {"run_id": run_id, "n": n, "melo_id": a.melo, "kind": a.kind, "start_ts": a.start, "end_ts": a.end,
+             "detail": a.detail} for n, a in enumerate(found, 1)])
+    return run_id
+
+
+class _Steps:
+    """How long each step of a run took, logged (the benchmark's breakdown)."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.last = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        log.info("settlement_step", group=self.group_id, step=step, seconds=round(now - self.last, 3))
+        self.last = now
+
+
+async def _temporary(conn: AsyncConnection, kind: str, name: str, columns: str) -> None:
+    """A temporary table for this run (dropped at commit on PostgreSQL, replaced on SQLite,
+    whose pooled connection may still hold the last run's)."""
+    await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    await conn.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns})"
+                            + (" ON COMMIT DROP" if kind == "postgresql" else "")))
+
+
+async def _slot_table(conn: AsyncConnection, kind: str, start: int, end: int, prices: Mapping[int, int]) -> None:
+    """``run_slots``: the period's slots (with price) and the four weeks before, each with its
+    local day and position in it (for the per-day figures)."""
+    await _temporary(conn, kind, "run_slots", "ts BIGINT PRIMARY KEY, price_milli BIGINT, day TEXT NOT NULL, "
+                                              "pos BIGINT NOT NULL, settled INTEGER NOT NULL")
+    rows: list[dict[str, Any]] = []
+    day = local_day(start) - timedelta(days=HISTORY_DAYS)
+    while day_bounds(day)[0] < end:
+        lo, hi = day_bounds(day)
+        rows.extend({"ts": ts, "price": prices.get(ts), "day": day.isoformat(), "pos": 1 + (ts - lo) // SLOT_S,
+                     "settled": int(ts >= start)} for ts in range(lo, min(hi, end), SLOT_S))
+        day += timedelta(days=1)
+    await conn.execute(text("INSERT INTO run_slots (ts, price_milli, day, pos, settled) "
+                            "VALUES (:ts, :price, :day, :pos, :settled)"), rows)
+
+
+POSITIONS_COLUMNS = ("melo_id TEXT NOT NULL, ts BIGINT NOT NULL, day TEXT NOT NULL, pos BIGINT NOT NULL, "
+                     "price_milli BIGINT NOT NULL, schedule_wh BIGINT NOT NULL, schedule_source TEXT NOT NULL, "
+                     "import_wh BIGINT, export_wh BIGINT, actual_wh BIGINT NOT NULL, actual_source TEXT NOT NULL")
+
+# Each member slot: the schedule in force, the best actual (EDI over the device's own). A slot
+# without an actual is settled as scheduled ('missing').
+POSITIONS_SQL = """
+INSERT INTO run_positions (melo_id, ts, day, pos, price_milli, schedule_wh, schedule_source, import_wh, export_wh,
+                           actual_wh, actual_source)
+SELECT x.melo_id, x.ts, x.day, x.pos, x.price_milli, x.schedule_wh, x.schedule_source, x.import_wh, x.export_wh,
+       coalesce(x.import_wh - x.export_wh, x.schedule_wh), x.actual_source
+FROM (
+  SELECT m.melo_id, s.ts, s.day, s.pos, s.price_milli,
+         coalesce(sc.import_wh - sc.export_wh, 0) AS schedule_wh,
+         coalesce(sc.kind, 'none') AS schedule_source,
+         coalesce(ae.import_wh, ad.import_wh) AS import_wh,
+         coalesce(ae.export_wh, ad.export_wh) AS export_wh,
+         CASE WHEN ae.melo_id IS NOT NULL THEN 'edi' WHEN ad.melo_id IS NOT NULL THEN 'device'
+              ELSE 'missing' END AS actual_source
+  FROM run_slots s
+  JOIN group_memberships m ON m.group_id = :group AND m.start_ts <= s.ts AND (m.end_ts IS NULL OR s.ts < m.end_ts)
+  LEFT JOIN schedules_in_force sc ON sc.melo_id = m.melo_id AND sc.ts = s.ts
+  LEFT JOIN actuals ae ON ae.melo_id = m.melo_id AND ae.ts = s.ts AND ae.source = 'edi'
+  LEFT JOIN actuals ad ON ad.melo_id = m.melo_id AND ad.ts = s.ts AND ad.source = 'device'
+  WHERE s.settled = 1
+) x
+"""
+
+SLOT_CHECK_SQL = """
+SELECT p.melo_id, p.ts, p.import_wh, p.export_wh, l.connection_limit_w
+FROM run_positions p JOIN balance_locations l ON l.melo_id = p.melo_id
+WHERE p.import_wh < 0 OR p.export_wh < 0 OR (l.connection_limit_w IS NOT NULL
+      AND (p.import_wh > l.connection_limit_w / 4 OR p.export_wh > l.connection_limit_w / 4))
+"""
+
+_FIGURES = ("min(ts), max(ts), count(*), min(import_wh), max(import_wh), min(export_wh), max(export_wh), "
+            "sum(import_wh), sum(export_wh), sum(pos * import_wh), sum(pos * export_wh), sum(pos * pos * import_wh), "
+            "sum(pos * pos * export_wh)")
+SETTLED_DAYS_SQL = f"SELECT melo_id, day, {_FIGURES} FROM run_positions WHERE import_wh IS NOT NULL GROUP BY melo_id, day"
+# The four weeks before, best source per slot, of the members being settled.
+HISTORY_DAYS_SQL = f"""
+SELECT melo_id, day, {_FIGURES} FROM (
+  SELECT a.melo_id, a.ts, a.import_wh, a.export_wh, s.day, s.pos
+  FROM actuals a JOIN run_slots s ON s.ts = a.ts AND s.settled = 0
+  WHERE a.ts < :start AND a.melo_id IN (SELECT DISTINCT melo_id FROM run_positions)
+    AND (a.source = 'edi' OR NOT EXISTS (
+         SELECT 1 FROM actuals e WHERE e.melo_id = a.melo_id AND e.ts = a.ts AND e.source = 'edi'))
+) h GROUP BY melo_id, day
+"""
+
+
+async def _anomalies(conn: AsyncConnection, start: int) -> list[Anomaly]:
+    found: list[Anomaly] = []
+    flagged: dict[str, list[tuple[int, int, int]]] = {}
+    limits: dict[str, int | None] = {}
+    for melo, ts, imp, exp, limit in (await conn.execute(text(SLOT_CHECK_SQL))).all():
+        flagged.setdefault(melo, []).append((int(ts), int(imp), int(exp)))
+        limits[melo] = limit
+    for melo, rows in sorted(flagged.items()):
+        found.extend(checks.check_slots(melo, rows, limits[melo]))
+    settled = _figures((await conn.execute(text(SETTLED_DAYS_SQL))).all())
+    history = _figures((await conn.execute(text(HISTORY_DAYS_SQL), {"start": start})).all())
+    for melo in sorted(settled):
+        found.extend(checks.check_days(melo, settled[melo], history.get(melo, [])))
+    return found
+
+
+def _figures(rows: Sequence[Any]) -> dict[str, list[DayFigures]]:
+    out: dict[str, list[DayFigures]] = {}
+    for melo, _day, first, last, n, *figures in rows:
+        f = [int(v) for v in figures]
+        out.setdefault(melo, []).append(DayFigures(local_day(int(first)), int(first), int(last) + SLOT_S, int(n),
+                                                   f[0], f[1], f[2], f[3], (f[4], f[5], f[6], f[7], f[8], f[9])))
+    return out
+
+
+async def _fix_up(conn: AsyncConnection, kind: str, start: int, end: int, found: Sequence[Anomaly],
+                  choice: str) -> None:
+    """Substitute schedules where none was sent; anomalous actuals excluded or substituted."""
+    missing = (await conn.execute(text("SELECT melo_id, ts FROM run_positions WHERE schedule_source = 'none'"))).all()
+    affected = {m for m, _ in missing} | ({a.melo for a in found} if choice == "substitute" else set())
+    history = await _net_history(conn, affected, start - HISTORY_DAYS * 86400 - 7200, end)
+    changes: list[dict[str, Any]] = []
+    for melo, ts in missing:
+        wh = substitute_wh(history.get(melo, {}), int(ts))
+        if wh is not None:
+            changes.append({"melo": melo, "ts": int(ts), "wh": wh})
+    await _apply(conn, kind, changes, "schedule_wh = c.wh, schedule_source = 'substitute', actual_wh = "
+                 "CASE WHEN run_positions.actual_source = 'missing' THEN c.wh ELSE run_positions.actual_wh END")
+    if choice == "flag":
+        return
+    actual_changes = []
+    for a in found:
+        rows = (await conn.execute(text(
+            "SELECT ts, schedule_wh FROM run_positions WHERE melo_id = :melo AND ts >= :lo AND ts < :hi "
+            "AND actual_source IN ('edi', 'device')"), {"melo": a.melo, "lo": a.start, "hi": a.end})).all()
+        for ts, schedule_wh in rows:
+            wh = substitute_wh(history.get(a.melo, {}), int(ts)) if choice == "substitute" else None
+            actual_changes.append({"melo": a.melo, "ts": int(ts), "wh": int(schedule_wh) if wh is None else wh,
+                                   "source": "excluded" if wh is None else "substitute"})
+    await _apply(conn, kind, actual_changes, "actual_wh = c.wh, actual_source = c.source")
+
+
+async def _apply(conn: AsyncConnection, kind: str, changes: list[dict[str, Any]], assignments: str) -> None:
+    """Set ``assignments`` (from ``c``: melo_id, ts, wh, source) on the positions named in
+    ``changes``, in one join (a statement per row would scan the positions each time)."""
+    if not changes:
+        return
+    await _temporary(conn, kind, "run_changes", "melo_id TEXT NOT NULL, ts BIGINT NOT NULL, wh BIGINT NOT NULL, "
+                                                "source TEXT NOT NULL")
+    await conn.execute(text("INSERT INTO run_changes (melo_id, ts, wh, source) VALUES (:melo, :ts, :wh, :source)"),
+                       [{"source": "", **c} for c in changes])
+    await conn.execute(text(f"UPDATE run_positions SET {assignments} FROM run_changes c "
+                            "WHERE run_positions.melo_id = c.melo_id AND run_positions.ts = c.ts"))
+
+
+async def _net_history(conn: AsyncConnection, melos: set[str], lo: int, hi: int) -> dict[str, dict[int, int]]:
+    """Metered net import (best source) of ``melos`` in ``[lo, hi)``."""
+    if not melos:
+        return {}
+    rows = (await conn.execute(text(
+        "SELECT a.melo_id, a.ts, a.import_wh - a.export_wh FROM actuals a WHERE a.melo_id IN :melos "
+        "AND a.ts >= :lo AND a.ts < :hi AND (a.source = 'edi' OR NOT EXISTS (SELECT 1 FROM actuals e "
+        "WHERE e.melo_id = a.melo_id AND e.ts = a.ts AND e.source = 'edi'))"
+    ).bindparams(bindparam("melos", expanding=True)), {"melos": sorted(melos), "lo": lo, "hi": hi})).all()
+    out: dict[str, dict[int, int]] = {}
+    for melo, ts, net in rows:
+        out.setdefault(melo, {})[int(ts)] = int(net)
+    return out
+
+
+INPUT_LINE = ("'p|' || melo_id || '|' || ts || '|' || schedule_wh || '|' || schedule_source || '|' || actual_wh "
+              "|| '|' || actual_source")
+RESULT_LINE = "'r|' || melo_id || '|' || ts || '|' || (actual_wh - schedule_wh) || '|' || ((actual_wh - schedule_wh) * price_milli)"
+
+
+def _tail(prices: Mapping[int, int], options: Mapping[str, str]) -> str:
+    return "".join(f"e|{ts}|{prices[ts]}\n" for ts in sorted(prices)) + "".join(
+        f"o|{k}={options[k]}\n" for k in sorted(options))
+
+
+async def _digest(conn: AsyncConnection, kind: str, line: str, tail: str) -> str:
+    """SHA-256 over the run's positions as ``line`` text (ordered by location in byte order, then
+    slot) followed by ``tail``: the same text :mod:`cloud_sync.balance.digest` hashes."""
+    if kind == "postgresql":
+        row = (await conn.execute(text(
+            f"SELECT encode(sha256(convert_to(coalesce(string_agg({line} || chr(10), '' "
+            "ORDER BY melo_id COLLATE \"C\", ts), '') || :tail, 'UTF8')), 'hex') FROM run_positions"),
+            {"tail": tail})).one()
+        return str(row[0])
+    digest = hashlib.sha256()
+    result = await conn.stream(text(f"SELECT {line} FROM run_positions ORDER BY melo_id, ts"))
+    async for (value,) in result:
+        digest.update(f"{value}\n".encode())
+    digest.update(tail.encode())
+    return digest.hexdigest()
+
+
+async def run_summary(db: Database, run_id: int) -> dict[str, Any]:
+    async with db.read() as conn:
+        run = (await conn.execute(select(settlement_runs).where(settlement_runs.c.id == run_id))).first()
+        if run is None:
+            raise BalanceError(404, f"run: no settlement run {run_id}")
+        found = (await conn.execute(select(func.count()).select_from(settlement_anomalies)
+                                    .where(settlement_anomalies.c.run_id == run_id))).scalar_one()
+    return {
+        "run": run.id, "group": run.group_id, "start": iso(run.period_start), "end": iso(run.period_end),
+        "version": run.version, "price_series": run.price_series_id, "anomalies_choice": run.anomalies,
+        "anomalies": found, "members": run.members, "slots": run.slots,
+        "schedule_kwh": str(kwh(run.schedule_wh)), "actual_kwh": str(kwh(run.actual_wh)),
+        "deviation_kwh": str(kwh(run.deviation_wh)), "cost_eur": str(eur(run.cost_nano)),
+        "input_digest": run.input_digest, "results_digest": run.results_digest,
+    }
+
+
+async def list_runs(db: Database, group_id: str) -> list[dict[str, Any]]:
+    """Every run of ``group_id``, newest first."""
+    async with db.read() as conn:
+        ids = (await conn.execute(select(settlement_runs.c.id).where(settlement_runs.c.group_id == group_id)
+                                  .order_by(settlement_runs.c.id.desc()))).scalars().all()
+    return [await run_summary(db, int(i)) for i in ids]
