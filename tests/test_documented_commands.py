@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_BLOCK = re.compile(r"(<!-- runnable[^>]*-->\n)?```(?:sh|bash|shell)\n(.*?)```", re.DOTALL)
 #: Programs whose arguments are checked; every other program an example calls is a no-op here.
-CHECKED = ("nattery", "nattery-cloud", "nattery-fleet", "python", "python3")
+CHECKED = ("nattery", "nattery-cloud", "nattery-fleet", "python", "python3", "alembic")
 NO_OPS = ("curl", "pip", "promtool", "mosquitto_sub", "mosquitto_pub", "socat", "balena", "sleep", "kill", "wait")
+#: A file the reader brings, named by a relative path (``rebap-2026-06.csv``, ``tariff.yaml``).
+USER_FILE = re.compile(r"[\w./-]+\.(csv|yaml|yml|json|edi|txt|xml)")
 #: The quick start's two commands: CI runs the second, the browser tests what the first starts.
 QUICK_START = ("python3 -m venv .venv && .venv/bin/pip install -q -e '.[local]' && .venv/bin/nattery run --simulate",
                "bash .ci/run")
@@ -87,7 +89,9 @@ def _stop_after_parsing(parse: Any) -> Any:
 
 
 def check_python_module(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert argv[:1] == ["-m"], f"python is run as `python -m <module>` in the docs, not {argv}"
+    if argv[:1] == ["-c"]:  # a one-line introspection inside $(…): nothing to parse
+        return
+    assert argv[:1] == ["-m"], f"python is run as `python -m <module>` or `-c` in the docs, not {argv}"
     module = importlib.import_module(argv[1])
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", _stop_after_parsing(argparse.ArgumentParser.parse_args))
     monkeypatch.setattr("sys.argv", [argv[1], *argv[2:]])
@@ -98,6 +102,16 @@ def check_python_module(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Non
     except SystemExit as exc:
         pytest.fail(f"python {' '.join(argv)}: its parser refused the arguments (exit {exc.code})")
     pytest.fail(f"python -m {argv[1]} ran without parsing arguments")
+
+
+def check_alembic(args: list[str]) -> None:
+    """Alembic's own parser: the sub-command and its options exist (the database is not touched)."""
+    from alembic.config import CommandLine
+
+    try:
+        CommandLine(prog="alembic").parser.parse_args(args)
+    except SystemExit as exc:
+        pytest.fail(f"alembic {' '.join(args)}: its parser refused the arguments (exit {exc.code})")
 
 
 def check_click_command(program: str, args: list[str]) -> None:
@@ -128,9 +142,14 @@ def test_documented_commands_parse(doc: str, number: int, script: str, tmp_path:
         for arg in args:
             if "shared/data" in arg:
                 assert (workdir / arg).exists(), f"{doc} example {number} names a file that is not there: {arg}"
+            elif USER_FILE.fullmatch(arg) and not (workdir / arg).exists():
+                assert (workdir / arg).parent == workdir, f"{doc} example {number}: no such file in the checkout: {arg}"
+                (workdir / arg).touch()  # the reader's own file (a price series, a tariff): it exists
         try:
             if program.startswith("python"):
                 check_python_module(args, monkeypatch)
+            elif program == "alembic":
+                check_alembic(args)
             else:
                 check_click_command(program, args)
         except click.ClickException as exc:
