@@ -119,6 +119,7 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
                prices: Mapping[int, int], choice: str) -> int:
     if kind == "postgresql":  # the joins, the digest's sort and the checks stay in memory
         await conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        await conn.execute(text("SET LOCAL jit = off"))  # compiling these plans costs more than it saves
     newest = (await conn.execute(
         select(settlement_runs.c.id, settlement_runs.c.version, settlement_runs.c.input_digest)
         .where(settlement_runs.c.group_id == group_id, settlement_runs.c.period_start == start,
@@ -130,8 +131,7 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
     if kind == "postgresql":
         await conn.execute(text("ANALYZE run_positions"))
     clock.done("positions")
-    found = await _anomalies(conn, start)
-    clock.done("anomalies")
+    found = await _anomalies(conn, group_id, start, clock)
     await _fix_up(conn, kind, start, end, found, choice)
     clock.done("substitutes")
     input_digest = await _digest(conn, kind, INPUT_LINE, _tail(prices, {"anomalies": choice}))
@@ -238,19 +238,19 @@ _FIGURES = ("min(ts), max(ts), count(*), min(import_wh), max(import_wh), min(exp
             "sum(import_wh), sum(export_wh), sum(pos * import_wh), sum(pos * export_wh), sum(pos * pos * import_wh), "
             "sum(pos * pos * export_wh)")
 SETTLED_DAYS_SQL = f"SELECT melo_id, day, {_FIGURES} FROM run_positions WHERE import_wh IS NOT NULL GROUP BY melo_id, day"
-# The four weeks before, best source per slot, of the members being settled.
+# The four weeks before, best source per slot (EDI first), of the group's members.
 HISTORY_DAYS_SQL = f"""
 SELECT melo_id, day, {_FIGURES} FROM (
-  SELECT a.melo_id, a.ts, a.import_wh, a.export_wh, s.day, s.pos
+  SELECT a.melo_id, a.ts, a.import_wh, a.export_wh, s.day, s.pos,
+         row_number() OVER (PARTITION BY a.melo_id, a.ts ORDER BY CASE WHEN a.source = 'edi' THEN 0 ELSE 1 END)
+           AS preference
   FROM actuals a JOIN run_slots s ON s.ts = a.ts AND s.settled = 0
-  WHERE a.ts < :start AND a.melo_id IN (SELECT DISTINCT melo_id FROM run_positions)
-    AND (a.source = 'edi' OR NOT EXISTS (
-         SELECT 1 FROM actuals e WHERE e.melo_id = a.melo_id AND e.ts = a.ts AND e.source = 'edi'))
-) h GROUP BY melo_id, day
+  WHERE a.ts < :start AND a.melo_id IN (SELECT melo_id FROM group_memberships WHERE group_id = :group)
+) h WHERE preference = 1 GROUP BY melo_id, day
 """
 
 
-async def _anomalies(conn: AsyncConnection, start: int) -> list[Anomaly]:
+async def _anomalies(conn: AsyncConnection, group_id: str, start: int, clock: _Steps) -> list[Anomaly]:
     found: list[Anomaly] = []
     flagged: dict[str, list[tuple[int, int, int]]] = {}
     limits: dict[str, int | None] = {}
@@ -259,10 +259,14 @@ async def _anomalies(conn: AsyncConnection, start: int) -> list[Anomaly]:
         limits[melo] = limit
     for melo, rows in sorted(flagged.items()):
         found.extend(checks.check_slots(melo, rows, limits[melo]))
+    clock.done("slot_checks")
     settled = _figures((await conn.execute(text(SETTLED_DAYS_SQL))).all())
-    history = _figures((await conn.execute(text(HISTORY_DAYS_SQL), {"start": start})).all())
+    clock.done("day_figures")
+    history = _figures((await conn.execute(text(HISTORY_DAYS_SQL), {"start": start, "group": group_id})).all())
+    clock.done("history_figures")
     for melo in sorted(settled):
         found.extend(checks.check_days(melo, settled[melo], history.get(melo, [])))
+    clock.done("day_checks")
     return found
 
 
