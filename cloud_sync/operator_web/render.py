@@ -18,7 +18,7 @@ from common.utc import parse_utc
 
 UNKNOWN = "–"
 NAV = (("/ops/", "Fleet"), ("/ops/forecasts", "Forecast accuracy"), ("/ops/quality", "Data quality"),
-       ("/ops/audit", "Audit log"))
+       ("/ops/settlement", "Settlement"), ("/ops/audit", "Audit log"))
 
 
 class PageError(Exception):

@@ -10,6 +10,10 @@ from aiohttp import web
 
 from cloud_sync import audit, data_quality, device_documents, forecast_accuracy, queries, registry
 from cloud_sync.alerting import with_alerts
+from cloud_sync.balance import registry as balance_registry
+from cloud_sync.balance import reports as balance_reports
+from cloud_sync.balance import runs as balance_runs
+from cloud_sync.balance.registry import BalanceError
 from cloud_sync.operator_web.keys import SESSION, db
 from cloud_sync.operator_web.login import log_in, log_out
 from cloud_sync.operator_web.render import PageError, render
@@ -29,6 +33,8 @@ def setup(app: web.Application) -> None:
     router.add_get("/forecasts", forecasts)
     router.add_get("/quality", quality)
     router.add_get("/audit", audit_log)
+    router.add_get("/settlement", settlement)
+    router.add_get("/settlement/{run}", settlement_run)
     router.add_route("*", "/{tail:.*}", not_found)
 
 
@@ -131,6 +137,29 @@ async def audit_log(request: web.Request) -> web.Response:
     entries = await audit.entries(db(request), 100, before)
     older = entries[-1]["id"] if len(entries) == 100 else None
     return render(request, "audit.html", entries=entries, older=older)
+
+
+async def settlement(request: web.Request) -> web.Response:
+    operator(request)
+    groups = [{**g, "runs": await balance_runs.list_runs(db(request), g["id"])}
+              for g in await balance_registry.groups(db(request))]
+    return render(request, "settlement.html", groups=groups)
+
+
+async def settlement_run(request: web.Request) -> web.Response:
+    operator(request)
+    raw = request.match_info["run"]
+    try:
+        run = await balance_runs.run_summary(db(request), int(raw)) if raw.isdigit() else None
+    except BalanceError:
+        run = None
+    if run is None:
+        raise PageError(404, f"no settlement run {raw[:40]!r}")
+    members = await balance_reports.run_rows(db(request), run["run"], "member")
+    members.sort(key=lambda m: abs(m["deviation_kwh"]), reverse=True)
+    return render(request, "settlement_run.html", run=run, members=members[:20],
+                  slots=await balance_reports.run_rows(db(request), run["run"], "slot"),
+                  anomalies=await balance_reports.anomalies(db(request), run["run"]))
 
 
 async def not_found(request: web.Request) -> web.Response:
