@@ -315,6 +315,8 @@ async def _apply(conn: AsyncConnection, kind: str, changes: list[dict[str, Any]]
                                                 "source TEXT NOT NULL")
     await conn.execute(text("INSERT INTO run_changes (melo_id, ts, wh, source) VALUES (:melo, :ts, :wh, :source)"),
                        [{"source": "", **c} for c in changes])
+    if kind == "postgresql":  # without statistics the planner may loop over the positions per change
+        await conn.execute(text("ANALYZE run_changes"))
     await conn.execute(text(f"UPDATE run_positions SET {assignments} FROM run_changes c "
                             "WHERE run_positions.melo_id = c.melo_id AND run_positions.ts = c.ts"))
 
