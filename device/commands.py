@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any
 
+from common.numbers import finite_float, finite_number, short_repr
 from common.utc import format_utc, parse_utc
 
 MAX_AGE_S = 10.0  # a command this much older (or newer) than our clock is stale, not delayed
@@ -82,34 +83,16 @@ def parse_command(payload: bytes, *, now: float, retained: bool = False, max_age
 
 def timestamp(value: Any, name: str) -> float:
     """Epoch seconds (a finite number) or ISO-8601 with an offset or Z → epoch seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
-        return float(value)
+    if (seconds := finite_float(value)) is not None:
+        return seconds
     if isinstance(value, str):
         try:
             return parse_utc(value)
         except ValueError:
             pass
-    raise BadCommand(f"{name} must be epoch seconds or ISO-8601 with Z, got {_short(value)}")
+    raise BadCommand(f"{name} must be epoch seconds or ISO-8601 with Z, got {short_repr(value)}")
 
 
 def number(value: Any, name: str, *, minimum: float | None = None, above: float | None = None) -> float:
     """A finite JSON number (``true``/``false`` are not numbers) within the bound given."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-        raise BadCommand(f"{name} must be a finite number, got {_short(value)}")
-    if minimum is not None and value < minimum:
-        raise BadCommand(f"{name} must be >= {minimum:g}, got {value!r}")
-    if above is not None and value <= above:
-        raise BadCommand(f"{name} must be > {above:g}, got {value!r}")
-    return float(value)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond any float
-        return False
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return finite_number(value, name, minimum=minimum, above=above, error=BadCommand)

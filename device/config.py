@@ -9,7 +9,6 @@ allowed. Secrets (``secret=True``) are never echoed back in errors or in ``descr
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import types
 import typing
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from common import market_ids
+from common.numbers import finite_float
 from device.resources import DEFAULT_FILE
 
 INSTALLER_FILE = Path("/data/nattery.yaml")
@@ -461,8 +461,8 @@ def _coerce(value: Any, kind: Any) -> Any:
             return value
         raise TypeError("an integer")
     if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
+        if (number := finite_float(value)) is not None:
+            return number
         raise TypeError("a finite number")
     if kind is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from common.numbers import finite_float
 from common.files import write_atomic
 from device.commands import loads
 from device.config import Config, ConfigError
@@ -141,7 +141,7 @@ def _override_from_json(raw: Any) -> Override | None:
         raise SettingsError("override.action", f"got {action!r}, allowed: {', '.join(OVERRIDE_ACTIONS)}")
     if isinstance(power_w, bool) or not isinstance(power_w, int) or power_w < 1:
         raise SettingsError("override.power_w", f"got {power_w!r}, allowed: whole watts from 1")
-    if isinstance(until, bool) or not isinstance(until, (int, float)) or not math.isfinite(until):
+    if finite_float(until) is None:
         raise SettingsError("override.until", f"got {until!r}, allowed: epoch seconds")
     return Override(action, power_w, float(until))
 

@@ -8,10 +8,10 @@ word at 80), so nothing here needs to know where the words came from.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Mapping, Sequence
 
+from common.numbers import finite_float
 from device.modbus.mapmodel import Register, RegisterMap
 
 _FORMATS = {"U16": "H", "S16": "h", "U32": "I", "S32": "i", "U64": "Q", "S64": "q", "F32": "f"}
@@ -45,7 +45,7 @@ def encode(register: Register, value: float) -> list[int]:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EncodeError(f"{register.name}: got {value!r}, expected a number")
-    if not math.isfinite(value):
+    if finite_float(value) is None:  # NaN, ±∞ or an integer beyond any float
         raise EncodeError(f"{register.name}: {value} is not a finite number")
     if (register.min is not None and value < register.min) or (register.max is not None and value > register.max):
         raise EncodeError(
@@ -68,7 +68,7 @@ def encode_write(register: Register, value: float) -> list[int]:
     The one check of a value written to an inverter, wherever it comes from (control, MQTT
     command, web page, commissioning); :meth:`RegisterMap.register` checks the name.
     """
-    if register.enum and isinstance(value, (int, float)) and math.isfinite(value) and (
+    if register.enum and finite_float(value) is not None and (
         value != int(value) or int(value) not in register.enum
     ):  # a value that is not finite is refused by encode
         allowed = ", ".join(f"{k} ({v})" for k, v in register.enum.items())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from common.numbers import finite_float
 from device.clock import SYSTEM_CLOCK, Clock
 from device.config import InverterSettings
 from device.modbus import codec, sunspec
@@ -197,7 +198,7 @@ class Inverter:
             raise CommandError(f"{mode}: unknown parameter {extra[0]!r}; allowed: {allowed}")
         for pname, spec in control.params.items():
             value = params[pname]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            if finite_float(value) is None:
                 raise CommandError(f"{mode}: {pname} must be a number, got {value!r}")
             if not spec.min <= value <= spec.max:
                 raise CommandError(

@@ -29,12 +29,12 @@ here: review the two side by side, that is what keeps a broken map from reaching
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
+from common.numbers import finite_float
 from device.config import read_yaml
 from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
@@ -90,8 +90,7 @@ class _Parser:
         """Numbers the map gives (scale, offset, limits, written values) must be finite numbers."""
         for key in keys:
             value = data.get(key)
-            if key in data and value is not None and (
-                    isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            if key in data and value is not None and finite_float(value) is None:
                 raise self.fail(where, f"{key} {value!r} must be a finite number")
 
     def parse(self, raw: Any) -> RegisterMap:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from common.numbers import finite_float
 from common.utc import parse_utc
 from device.config import Config
 from device.modbus.codec import EncodeError, encode_write
@@ -23,7 +24,7 @@ from device.modbus.mapmodel import Register, RegisterAccessError
 from device.store import Store
 from device.home import settings as home
 from device.web.deps import CommandResult, WebDeps
-from device.web.inputs import ActionError, finite_number
+from device.web.inputs import ActionError
 from device.web.model import parse_clock
 
 log = structlog.get_logger(__name__)
@@ -159,7 +160,7 @@ def parse_value(reg: Register, value: Any) -> float:
             value = float(value.strip().replace(",", "."))
         except ValueError:
             raise ActionError(f"value: got {value!r}, expected a number", "value") from None
-    number = finite_number(value)
+    number = finite_float(value)
     if number is None:
         raise ActionError(f"value: got {value!r}, expected a finite number", "value")
     try:

@@ -17,12 +17,13 @@ from typing import Any
 
 import structlog
 
+from common.numbers import finite_float
 from common.utc import parse_utc
 from device.commands import loads
 from device.mqtt import CommandChannel, MqttSession, NotConnected, Topics
 from device.store import Reading
 from device.web.deps import CommandResult
-from device.web.inputs import finite_number, nesting_depth
+from device.web.inputs import nesting_depth
 
 log = structlog.get_logger(__name__)
 
@@ -46,10 +47,10 @@ def parse_telemetry(payload: bytes) -> Reading:
     registers = data.pop("registers", None)
     # state and mode are text although Reading.roles says numbers; the store keeps them apart too
     roles: dict[str, Any] = {
-        key: (value if isinstance(value, str) else None) if key in TEXT_ROLES else finite_number(value)
+        key: (value if isinstance(value, str) else None) if key in TEXT_ROLES else finite_float(value)
         for key, value in data.items()
     }
-    numbers = {name: finite_number(value) for name, value in registers.items()} if isinstance(registers, dict) else {}
+    numbers = {name: finite_float(value) for name, value in registers.items()} if isinstance(registers, dict) else {}
     return Reading(ts=ts, roles=roles, registers=numbers)
 
 

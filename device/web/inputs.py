@@ -21,17 +21,6 @@ class ActionError(Exception):
         self.status = status
 
 
-def finite_number(value: object) -> float | None:
-    """``value`` as a finite float, or ``None`` for anything else (text, booleans, NaN, ∞, lists)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 FINITE = "allowed: a finite number"
 
 
