@@ -11,9 +11,9 @@ For the slot about to run the gate compares
 * the **gain** of forcing on the forecast: the optimal plan's objective against the same LP with
   this slot pinned to what self-consumption would do (the rest re-optimised), and
 * the **risk**: what the net-load error to expect in this slot costs when it goes to the grid
-  instead of the battery — error above the forecast imported at this slot's import price instead
-  of taken from storage (worth the stored energy's value, the planner's terminal value), error
-  below exported at the export price instead of stored — times a multiplier. The error is the
+  instead of the battery (:meth:`ForcingGate.risk_eur`: priced where it moves the planned grid
+  flow, against the stored energy's value, the planner's terminal value), times a multiplier.
+  The error is the
   load's measured one-slot-ahead miss plus the PV's, which scales with the PV forecast for the
   slot (:meth:`ForcingGate.slot_misses_w`): at night no PV can be missed,
 
@@ -99,15 +99,30 @@ class ForcingGate:
         for saving in savings_vs_self_consumption_eur:
             self.observe_day(saving)
 
-    def risk_eur(self, inp: Inputs, stored_value_eur_mwh: float) -> float:
-        """Expected extra cost (EUR) of running the first slot at a fixed power instead of following the house."""
+    def risk_eur(self, inp: Inputs, stored_value_eur_mwh: float, battery_w: float) -> float:
+        """Expected extra cost (EUR) of running the first slot at ``battery_w`` (W, > 0 discharge)
+        instead of following the house.
+
+        Following the house, a miss goes to the battery, worth the stored energy's value either
+        way. At a fixed power it goes to the grid, at the price of the grid flow where the miss
+        moves it: a miss below the forecast first lowers an import (saving the import price),
+        then exports (earning the export price); a miss above first lowers an export, then
+        imports. A night grid charge importing 5 kW loses nothing when the house needs 300 W
+        less: that is 300 W less imported, not exported."""
         if self.observed < WARMUP_SLOTS and self.prior_load_w is None:
             return math.inf  # the error is not known yet: self-consumption
         above_w, below_w = self.slot_misses_w(float(inp.pv_w[0]))
+        grid_w = float(inp.load_w[0] - inp.pv_w[0]) - battery_w  # the planned grid flow, > 0 import
+        imp, exp, value = float(inp.import_price[0]), float(inp.export_price[0]), stored_value_eur_mwh
+
+        def grid_eur_mwh_w(lo: float, hi: float) -> float:
+            """Money (EUR/MWh × W) of the grid flow between ``lo`` and ``hi`` W."""
+            return imp * max(hi - max(lo, 0.0), 0.0) + exp * max(min(hi, 0.0) - lo, 0.0)
+
+        above = grid_eur_mwh_w(grid_w, grid_w + above_w) - value * above_w
+        below = value * below_w - grid_eur_mwh_w(grid_w - below_w, grid_w)
         dt = float(inp.durations_h[0])
-        above = max(float(inp.import_price[0]) - stored_value_eur_mwh, 0.0)
-        below = max(stored_value_eur_mwh - float(inp.export_price[0]), 0.0)
-        return self.multiplier * dt * (above_w * above + below_w * below) / 1e6
+        return self.multiplier * dt * (max(above, 0.0) + max(below, 0.0)) / 1e6
 
     def slot_misses_w(self, pv_forecast_w: float) -> tuple[float, float]:
         """Mean net-load misses (W, above and below the forecast) to expect in a slot with this PV
@@ -142,11 +157,13 @@ class ForcingGate:
         pv = inp.pv_w * (1.0 + later * max(pv_ratio, -1.0))  # PV misses scale with the PV expected
         return replace(inp, load_w=np.maximum(load, 0.0), pv_w=pv)
 
-    def should_force(self, gain_eur: float, adverse_gain_eur: float, inp: Inputs, stored_value_eur_mwh: float) -> bool:
+    def should_force(
+        self, gain_eur: float, adverse_gain_eur: float, inp: Inputs, stored_value_eur_mwh: float, battery_w: float
+    ) -> bool:
         """True when forcing the first slot gains more than the risk on the forecast (``gain_eur``:
         objective with the first slot on self-consumption minus the optimal one) and still gains
         when the forecast is off against it (``adverse_gain_eur``, the same on :meth:`adverse`)."""
-        keep = gain_eur > self.risk_eur(inp, stored_value_eur_mwh) and adverse_gain_eur > 0
+        keep = gain_eur > self.risk_eur(inp, stored_value_eur_mwh, battery_w) and adverse_gain_eur > 0
         if keep:
             self.forced += 1
         else:

@@ -83,7 +83,7 @@ def plan(
     cpu_ms = result.solve_cpu_ms + alternative.solve_cpu_ms
     value = terminal_value(inputs, battery, mode_rules)
     gain, adverse_gain = alternative.objective_eur - result.objective_eur, -math.inf
-    if gain > gate.risk_eur(inputs, value):  # only then is the adverse forecast worth two solves
+    if gain > gate.risk_eur(inputs, value, planned):  # only then is the adverse forecast worth two solves
         worse = gate.adverse(inputs, storing=planned < own)
         forced_adverse, alternative_adverse = objective(worse, planned), objective(worse, own)
         if forced_adverse.mode != result.mode or alternative_adverse.mode != result.mode:
@@ -91,7 +91,7 @@ def plan(
         solve_ms += forced_adverse.solve_ms + alternative_adverse.solve_ms
         cpu_ms += forced_adverse.solve_cpu_ms + alternative_adverse.solve_cpu_ms
         adverse_gain = alternative_adverse.objective_eur - forced_adverse.objective_eur
-    keep = gate.should_force(gain, adverse_gain, inputs, value)
+    keep = gate.should_force(gain, adverse_gain, inputs, value, planned)
     chosen = result if keep else alternative
     chosen.solve_ms, chosen.solve_cpu_ms = solve_ms, cpu_ms
     if not keep:

@@ -43,7 +43,7 @@ def test_a_forcing_setpoint_that_pays_under_the_measured_error_stands() -> None:
 
 def test_a_fresh_gate_never_forces_and_a_large_error_turns_forcing_into_self_consumption() -> None:
     fresh = ForcingGate()
-    assert fresh.risk_eur(arbitrage_inputs(), 0.0) == math.inf
+    assert fresh.risk_eur(arbitrage_inputs(), 0.0, -5000.0) == math.inf
     assert plan(arbitrage_inputs(), BATTERY, gate=fresh).setpoints[0].action == "self_consumption"
     # the load runs 1.9 kW off either way: on the forecast moved against it (load 2 × 0.95 kW
     # lower) the grid charge is mostly left over at the end, worth less than it cost
@@ -68,16 +68,29 @@ def test_days_lost_against_self_consumption_raise_the_risk_until_forcing_stops()
 
 
 def test_pv_misses_weigh_on_a_slot_only_as_far_as_pv_is_expected_in_it() -> None:
-    """A home whose load the forecast knows but whose PV it misses by all of it either way: a cautious
-    gate (multiplier 16) keeps the night's grid charge, where no PV can be missed, and declines
-    the same charge in a sunny slot, where the miss goes to the grid."""
+    """A home whose load the forecast knows but whose PV it misses by all of it either way: a
+    cautious gate (multiplier 16) keeps the night's grid charge, where no PV can be missed, and
+    prices a sunny slot's hold by the surplus a sunnier quarter-hour would export."""
     gate = ForcingGate()
     for k in range(WARMUP_SLOTS):
         gate.observe_slot(2000.0, 3000.0, 2000.0, 0.0 if k % 2 else 6000.0)
     gate.multiplier = 16.0
     night = arbitrage_inputs()
     assert plan(night, BATTERY, gate=gate).setpoints[0].action == "charge"
-    sunny = replace(night, load_w=night.load_w + np.r_[3000.0, np.zeros(7)], pv_w=np.r_[3000.0, np.zeros(7)])
-    assert plan(sunny, BATTERY).setpoints[0].action == "charge"  # the same net load: the optimum charges
-    assert plan(sunny, BATTERY, gate=gate).setpoints[0].action == "self_consumption"
-    assert (gate.forced, gate.declined) == (1, 1)
+    assert gate.risk_eur(night, 85.0, -5000.0) == 0.0
+    sunny = replace(night, pv_w=np.r_[3000.0, np.zeros(7)])  # 1 kW exported while holding
+    # PV misses 1.5 kW either way there: 1.5 kW more exported at 0 instead of stored (85 EUR/MWh);
+    # 1.5 kW less first exports less, then imports 0.5 kW at 100 — cheaper than the stored 85 × 1.5
+    assert gate.risk_eur(sunny, 85.0, 0.0) == pytest.approx(16 * 0.25 * 1500 * 85 / 1e6)
+
+
+def test_a_miss_is_priced_where_it_moves_the_grid_flow() -> None:
+    """Following the house a miss goes to the battery (worth 85 EUR/MWh stored); at a fixed power
+    it goes to the grid at the price of the flow it changes there."""
+    gate = learned(load_miss_w=300.0)  # the load misses by 150 W either way on average
+    inp = arbitrage_inputs()  # 2 kW load, import 100, export 0 EUR/MWh
+    # a 5 kW grid charge imports 7 kW: 150 W less load is 150 W less imported (worth more than
+    # storing it), 150 W more is imported at 100 instead of taken from storage at 85
+    assert gate.risk_eur(inp, 85.0, -5000.0) == pytest.approx(0.25 * 150 * (100 - 85) / 1e6)
+    # a 3 kW discharge exports 1 kW: 150 W less load is exported at 0 instead of kept at 85
+    assert gate.risk_eur(inp, 85.0, 3000.0) == pytest.approx(0.25 * 150 * 85 / 1e6)
