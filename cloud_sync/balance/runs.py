@@ -35,9 +35,9 @@ from cloud_sync.balance import intake
 from cloud_sync.balance.anomalies import Anomaly, DayFigures
 from cloud_sync.balance.prices import PriceError, PriceSeries, parse_csv
 from cloud_sync.balance.registry import BalanceError
-from cloud_sync.balance.schedule import substitute_wh
+from cloud_sync.balance.schedule import SUBSTITUTE_WEEKS, substitute_wh
 from cloud_sync.balance.settle import eur, kwh
-from cloud_sync.balance.timegrid import SLOT_S, day_bounds, iso, local_day
+from cloud_sync.balance.timegrid import SLOT_S, day_bounds, iso, local_day, same_weekday_before
 from cloud_sync.db import Database
 from cloud_sync.schema.balance import (
     balance_groups,
@@ -132,7 +132,7 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
         await conn.execute(text("ANALYZE run_positions"))
     clock.done("positions")
     found = await _anomalies(conn, group_id, start, clock)
-    await _fix_up(conn, kind, start, end, found, choice)
+    await _fix_up(conn, kind, found, choice)
     clock.done("substitutes")
     input_digest = await _digest(conn, kind, INPUT_LINE, _tail(prices, {"anomalies": choice}))
     clock.done("digest")
@@ -279,12 +279,13 @@ def _figures(rows: Sequence[Any]) -> dict[str, list[DayFigures]]:
     return out
 
 
-async def _fix_up(conn: AsyncConnection, kind: str, start: int, end: int, found: Sequence[Anomaly],
-                  choice: str) -> None:
+async def _fix_up(conn: AsyncConnection, kind: str, found: Sequence[Anomaly], choice: str) -> None:
     """Substitute schedules where none was sent; anomalous actuals excluded or substituted."""
     missing = (await conn.execute(text("SELECT melo_id, ts FROM run_positions WHERE schedule_source = 'none'"))).all()
     affected = {m for m, _ in missing} | ({a.melo for a in found} if choice == "substitute" else set())
-    history = await _net_history(conn, affected, start - HISTORY_DAYS * 86400 - 7200, end)
+    wanted = {int(ts) for _, ts in missing} | ({t for a in found for t in range(a.start, a.end, SLOT_S)}
+                                                if choice == "substitute" else set())
+    history = await _net_history(conn, affected, _weeks_before(wanted))
     changes: list[dict[str, Any]] = []
     for melo, ts in missing:
         wh = substitute_wh(history.get(melo, {}), int(ts))
@@ -321,15 +322,27 @@ async def _apply(conn: AsyncConnection, kind: str, changes: list[dict[str, Any]]
                             "WHERE run_positions.melo_id = c.melo_id AND run_positions.ts = c.ts"))
 
 
-async def _net_history(conn: AsyncConnection, melos: set[str], lo: int, hi: int) -> dict[str, dict[int, int]]:
-    """Metered net import (best source) of ``melos`` in ``[lo, hi)``."""
-    if not melos:
+def _weeks_before(slots: set[int]) -> set[int]:
+    """The slots a substitute for any of ``slots`` reads: the same wall-clock time 1-4 weeks back."""
+    out = set()
+    for ts in slots:
+        for weeks in range(1, SUBSTITUTE_WEEKS + 1):
+            then = same_weekday_before(ts, weeks)
+            if then is not None:
+                out.add(then)
+    return out
+
+
+async def _net_history(conn: AsyncConnection, melos: set[str], slots: set[int]) -> dict[str, dict[int, int]]:
+    """Metered net import (best source) of ``melos`` in ``slots``."""
+    if not melos or not slots:
         return {}
     rows = (await conn.execute(text(
         "SELECT a.melo_id, a.ts, a.import_wh - a.export_wh FROM actuals a WHERE a.melo_id IN :melos "
-        "AND a.ts >= :lo AND a.ts < :hi AND (a.source = 'edi' OR NOT EXISTS (SELECT 1 FROM actuals e "
+        "AND a.ts IN :slots AND (a.source = 'edi' OR NOT EXISTS (SELECT 1 FROM actuals e "
         "WHERE e.melo_id = a.melo_id AND e.ts = a.ts AND e.source = 'edi'))"
-    ).bindparams(bindparam("melos", expanding=True)), {"melos": sorted(melos), "lo": lo, "hi": hi})).all()
+    ).bindparams(bindparam("melos", expanding=True), bindparam("slots", expanding=True)),
+        {"melos": sorted(melos), "slots": sorted(slots)})).all()
     out: dict[str, dict[int, int]] = {}
     for melo, ts, net in rows:
         out.setdefault(melo, {})[int(ts)] = int(net)
