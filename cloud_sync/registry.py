@@ -1,11 +1,13 @@
 """Devices and operators, and the credentials they present.
 
 A credential is ``dev.<device id>.<secret>`` or ``op.<operator name>.<secret>`` with a
-256-bit random secret. It is shown once, when created; the database keeps only an scrypt hash
-(salted), so a leaked database does not leak credentials. Verifying scrypt costs tens of
-milliseconds, so a successful check is remembered in memory, keyed by the stored hash: a
-revoked or re-issued credential changes or disables that row and is refused at once by
-every instance (nothing about validity lives only in memory).
+256-bit random secret. It is shown once, when created; the database keeps only a salted
+SHA-256 hash (:func:`common.passwords.hash_secret`: nobody guesses 256 random bits, so a leaked
+database does not leak credentials, and checking one costs microseconds on every request of a
+whole fleet). Credentials created before are scrypt hashes, whose check costs tens of
+milliseconds, so a successful one is remembered in memory, keyed by the stored hash: a revoked
+or re-issued credential changes or disables that row and is refused at once by every instance
+(nothing about validity lives only in memory).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from cloud_sync import audit
 from cloud_sync.audit import Actor
 from cloud_sync.db import Database
 from cloud_sync.limits import FailureLimiter
-from common.passwords import hash_password, verify_password
+from common.passwords import hash_secret, is_fast, verify_password
 from common.sync_protocol import DEVICE_ID
 
 Kind = Literal["dev", "op"]
 _CACHE_SIZE = 4096
 # Verified when the name is unknown, so that costs as much as a wrong secret; no secret matches it.
-_MATCHES_NOTHING = "scrypt$16384$8$1$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
+_MATCHES_NOTHING = "sha256$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
 
 
 class RegistryError(ValueError):
@@ -69,7 +71,7 @@ async def add(db: Database, kind: Kind, name: str, actor: Actor | None = None) -
             raise RegistryError(f"{what} {name!r} already exists; revoke it or choose another name")
         await tx.execute(
             f"INSERT INTO {table} ({column}, secret_hash, created_at) VALUES ($1, $2, $3)",
-            name, hash_password(secret), time.time(),
+            name, hash_secret(secret), time.time(),
         )
         await audit.record_in(tx, actor or audit.process_actor(), f"{what}_add", name)
     return f"{kind}.{name}.{secret}"
@@ -92,11 +94,12 @@ async def revoke(db: Database, kind: Kind, name: str, actor: Actor | None = None
 class Authenticator:
     """Checks ``Authorization: Bearer <credential>`` against the registry.
 
-    An unknown name costs the same scrypt run as a wrong secret (against a hash that matches
+    An unknown name costs the same hash check as a wrong secret (against a hash that matches
     nothing) and gets the same answer, so neither the answer nor its time tells which names
     exist. Failed credentials are limited per source address and per name (``limiter``):
-    past the limit the answer is 429 with Retry-After and no scrypt runs, except that a
-    credential already verified by this instance is still accepted.
+    past the limit the answer is 429 with Retry-After and no hash is checked, except that a
+    credential already verified by this instance is still accepted. A SHA-256 check runs
+    inline (no other request sees its charge on the limiter), an scrypt one on a thread.
     """
 
     def __init__(self, db: Database, limiter: FailureLimiter) -> None:
@@ -134,6 +137,10 @@ class Authenticator:
             raise AuthError(429, f"too many failed credentials from this address or for {who}; "
                                  f"retry after {math.ceil(wait)} s", retry_after=math.ceil(wait))
         stamp = self.limiter.charge(keys)
-        if not await asyncio.to_thread(verify_password, secret, stored) or not known:
+        if is_fast(stored):
+            verified = verify_password(secret, stored)
+        else:
+            verified = await asyncio.to_thread(verify_password, secret, stored)
+        if not verified or not known:
             raise AuthError(401, f"credential not accepted for {who}")
         self.limiter.refund(keys, stamp)

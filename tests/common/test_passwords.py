@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from common.passwords import hash_password, verify_password
+from common.passwords import hash_password, hash_secret, is_fast, verify_password
 
 
 def test_a_hash_verifies_its_password_only_and_is_salted() -> None:
@@ -30,6 +30,15 @@ def test_an_aggregator_credential_hash_written_before_still_verifies() -> None:
     assert verify_password("device secret", stored) and not verify_password("device secreT", stored)
 
 
+def test_a_secret_hash_is_salted_sha256_and_verifies_its_secret_only() -> None:
+    first, second = hash_secret("dev-secret-256-bits"), hash_secret("dev-secret-256-bits")
+    assert first != second and first.startswith("sha256$") and is_fast(first)
+    _, salt, digest = first.split("$")
+    assert base64.b64decode(digest) == hashlib.sha256(base64.b64decode(salt) + b"dev-secret-256-bits").digest()
+    assert verify_password("dev-secret-256-bits", first) and not verify_password("dev-secret-256-bitS", first)
+    assert not is_fast(hash_password("a person's password"))
+
+
 @pytest.mark.parametrize(
     "stored",
     [
@@ -40,6 +49,9 @@ def test_an_aggregator_credential_hash_written_before_still_verifies() -> None:
         "scrypt$x$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
         "scrypt$1073741824$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # asks for 1 TiB: refused, not attempted
         "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$",
+        "sha256$not base64!$AAAA",
+        "sha256$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",  # a digest of the wrong length
+        "sha256$AAAAAAAAAAAAAAAAAAAAAA==",
     ],
 )
 def test_a_malformed_hash_matches_nothing_and_does_not_raise(stored: str) -> None:

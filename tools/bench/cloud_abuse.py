@@ -6,7 +6,7 @@ Starts ``nattery-cloud serve`` (SQLite, default limits) on 127.0.0.1 once per ki
 bomb (see :func:`bombs`) and sends ``N`` of them in parallel, then reports the answers and
 the aggregator's peak RSS (VmHWM); it starts it once more for
 finally ``--probes`` sequential requests with a wrong secret for a registered device and for
-an unknown one, and the median answer time of each (the same scrypt runs for both, so they
+an unknown one, and the median answer time of each (the same hash check runs for both, so they
 should not differ by more than noise). The last line is one JSON object.
 """
 
