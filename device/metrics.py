@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from common.alerts import RULE_NAMES
+from common.numbers import finite_float
 from common.utc import parse_utc
 
 MODBUS_STATES = ("ok", "defective", "disconnected")
@@ -38,11 +39,7 @@ class SystemFigures:
 
 def number(value: object) -> float | None:
     """``value`` as a finite float (booleans as 0/1); ``None`` for anything else."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
+    return float(value) if isinstance(value, bool) else finite_float(value)
 
 
 def timestamp(value: object) -> float | None:
