@@ -52,7 +52,7 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
         c.load([c.DEFAULT_FILE, bad], environ={})
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 10**400])
 def test_replace_refuses_non_finite_numbers(value: float) -> None:
     """The homeowner's settings go through ``replace``: NaN must not slip past the range check."""
     cfg = c.load([c.DEFAULT_FILE], environ={})

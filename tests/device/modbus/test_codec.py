@@ -162,7 +162,8 @@ def test_a_written_value_must_be_a_number_and_one_of_the_enum() -> None:
                         (True, "got True, expected a number"), ("1", "got '1', expected a number"),
                         (float("nan"), "pattern: nan is not a finite number"),
                         (float("inf"), "pattern: inf is not a finite number"),
-                        (float("-inf"), "pattern: -inf is not a finite number")]:
+                        (float("-inf"), "pattern: -inf is not a finite number"),
+                        (10**400, "pattern: 10+ is not a finite number")]:  # beyond any float
         with pytest.raises(codec.EncodeError, match=reason):
             codec.encode_write(pattern, bad)  # type: ignore[arg-type]
     assert codec.encode(pattern, 7) == [7]  # the simulator may hold an implausible state
