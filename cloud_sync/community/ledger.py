@@ -42,13 +42,10 @@ SUMS = ("sold_wh", "bought_wh", "revenue", "cost", "fee", "saving")
 COLUMNS = {"sold_wh": "sold_wh", "bought_wh": "bought_wh", "revenue": "revenue_neur", "cost": "cost_neur",
            "fee": "fee_neur", "saving": "saving_neur"}
 
-INSERT_TRADE = (f"INSERT INTO {community_trades.name} ({', '.join(c.name for c in community_trades.columns)}) "
-                f"VALUES ({sql.values(len(community_trades.columns))})")
-ADD_TO_BALANCE = (
-    f"INSERT INTO {community_balances.name} (community_id, member_id, {', '.join(COLUMNS.values())}) "
-    f"VALUES ({sql.values(2 + len(COLUMNS))}) ON CONFLICT (community_id, member_id) DO UPDATE SET "
-    + ", ".join(f"{c} = {community_balances.name}.{c} + excluded.{c}" for c in COLUMNS.values())
-)
+TRADE_COLUMNS = tuple(c.name for c in community_trades.columns)
+BALANCE_COLUMNS = ("community_id", "member_id", *COLUMNS.values())
+ADD_TO_BALANCE = ("ON CONFLICT (community_id, member_id) DO UPDATE SET "
+                  + ", ".join(f"{c} = {community_balances.name}.{c} + excluded.{c}" for c in COLUMNS.values()))
 
 
 class TickTaken(Exception):
@@ -118,7 +115,7 @@ async def match_tick(conn: AsyncConnection, community: Community, tick_start: in
         raise TickTaken(f"tick {tick_start} version {version} of {community.id} was stored by another instance") from None
     ids = result.book.ids
     fee = community.prices.fee
-    await sql.executemany(conn, INSERT_TRADE, [
+    await sql.insert_rows(conn, community_trades, TRADE_COLUMNS, [
         (community.id, tick_start, version, k, ids[s], ids[b], w, pr, fee)
         for k, (s, b, w, pr) in enumerate(zip(trades.seller.tolist(), trades.buyer.tolist(), trades.wh.tolist(),
                                               trades.price.tolist(), strict=True))])
@@ -139,8 +136,9 @@ async def match_tick(conn: AsyncConnection, community: Community, tick_start: in
 async def _add_to_balances(conn: AsyncConnection, community_id: str, change: dict[str, dict[str, int]]) -> None:
     # Members in id order: two instances settling different ticks lock balance rows in the same
     # order and so cannot deadlock.
-    await sql.executemany(conn, ADD_TO_BALANCE, [(community_id, m, *(v[k] for k in SUMS))
-                                                 for m, v in sorted(change.items()) if any(v.values())])
+    await sql.insert_rows(conn, community_balances, BALANCE_COLUMNS,
+                          [(community_id, m, *(v[k] for k in SUMS)) for m, v in sorted(change.items()) if any(v.values())],
+                          ADD_TO_BALANCE)
 
 
 async def due(conn: AsyncConnection, community: Community, now: float, grace_s: float) -> list[int]:

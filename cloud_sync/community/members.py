@@ -93,13 +93,26 @@ def _membership(r: Sequence[Any]) -> Membership:
                       None if bid is None else Order(bid, posted))
 
 
+# Per community, the memberships read for its last tick by their rows: a row's values determine
+# its Membership (a pure function of them, so nothing here can go stale), and most of a tick's
+# 10,000 rows are those of the tick before; building and checking them again cost more than
+# the rest of reading a tick.
+_last_read: dict[str, dict[tuple[Any, ...], Membership]] = {}
+
+
 async def members_at(conn: AsyncConnection, community_id: str, tick_start: int) -> list[Membership]:
     """The memberships in force during the tick starting at ``tick_start``, by member id."""
     c = community_members.c
     rows = await conn.execute(select(*_COLUMNS).where(
         c.community_id == community_id, c.valid_from <= tick_start, or_(c.valid_to.is_(None), c.valid_to > tick_start),
     ).order_by(c.member_id))
-    return [_membership(r) for r in rows]
+    known = _last_read.get(community_id, {})
+    read = {}
+    for r in rows:
+        key = tuple(r)
+        read[key] = known.get(key) or _membership(r)
+    _last_read[community_id] = read
+    return list(read.values())
 
 
 async def history(conn: AsyncConnection, community_id: str) -> list[Membership]:

@@ -1,15 +1,18 @@
 """What differs between the dialects for the community tables: the upsert (INSERT … ON
-CONFLICT) of SQLAlchemy, and the placeholders of driver-level SQL, which the bulk writes of a
-tick use (10,000 members: SQLAlchemy's per-row parameter handling would cost more than the
-matching)."""
+CONFLICT) of SQLAlchemy, and the bulk writes of a tick (10,000 members: SQLAlchemy's per-row
+parameter handling, or one statement per row on the server, would cost more than the matching).
+
+On PostgreSQL a bulk write is ONE statement whose rows come from ``unnest`` of one array
+parameter per column (one round trip, one plan, set-based); on SQLite, in process, it is the
+driver's ``executemany`` of one prepared statement.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, Integer, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,13 +22,25 @@ def insert(conn: AsyncConnection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Driver-level ``sql`` (``$1`` placeholders, ``?1`` on SQLite) once per row."""
-    if rows:
-        if conn.dialect.name != "postgresql":
-            sql = re.sub(r"\$(\d+)", r"?\1", sql)
-        await conn.exec_driver_sql(sql, list(rows))
+def _pg_type(table: Table, column: str) -> str:
+    kind = table.c[column].type
+    return "bigint" if isinstance(kind, BigInteger) else "integer" if isinstance(kind, Integer) else "text"
 
 
-def values(n: int) -> str:
-    return ", ".join(f"${k}" for k in range(1, n + 1))
+async def insert_rows(conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                      on_conflict: str = "") -> None:
+    """Insert ``rows`` (tuples in the order of ``columns``) into ``table`` in one statement on
+    PostgreSQL, in the given order; ``on_conflict`` is appended as is (e.g. ``ON CONFLICT (…) DO
+    UPDATE SET …`` with ``excluded``)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"${k}::{_pg_type(table, c)}[]" for k, c in enumerate(columns, 1))
+        # WITH ORDINALITY … ORDER BY: rows are written (and locked) in the caller's order
+        statement = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
+                     f"WITH ORDINALITY AS r({names}, k) ORDER BY k {on_conflict}")
+        await conn.exec_driver_sql(statement, tuple(list(col) for col in zip(*rows, strict=True)))
+    else:
+        statement = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))}) {on_conflict}"
+        await conn.exec_driver_sql(statement, list(rows))

@@ -187,6 +187,20 @@ async def test_membership_over_time(db: Database) -> None:
     assert sold_b == {T0: 500, T0 + 900: 500, T0 + 1800: 900}
 
 
+async def test_a_membership_changed_after_a_tick_was_matched_counts_from_the_next(db: Database) -> None:
+    # the memberships read for one tick are reused for the next only where their rows are equal
+    c = await community(db)
+    await store(db, c, metered(T0))
+    await ledger.match_due(db, c.id, "one", now=NOW)
+    async with db.begin() as conn:
+        await members.join(conn, c, members.Membership(Member("b", Role.PROSUMER, 5_000, 0, 4_000), T0 + 900))
+    await store(db, c, metered(T0 + 900))
+    await ledger.match_due(db, c.id, "one", now=NOW)
+    trades = await rows(db, ledger.trades_query(c.id, T0, T0 + 1800))
+    sold_b = {t: sum(r.wh for r in trades if r.seller == "b" and r.tick_start == t) for t in (T0, T0 + 900)}
+    assert sold_b == {T0: 500, T0 + 900: 900}
+
+
 async def test_two_instances_match_every_tick_exactly_once(cloud_target: str) -> None:
     one, two = await connect(cloud_target), await connect(cloud_target)
     try:
