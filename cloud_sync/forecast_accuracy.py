@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_sync.db import Database
+from common.numbers import finite_float
 
 HORIZONS = ((0, 24), (24, 48), (48, 72), (72, None))  # hours ahead, [low, high)
 _CLEARED_LOOKBACK_S = 4 * 86_400  # a forecast's slot lies at most a few days after it was made
@@ -59,7 +60,7 @@ def horizon_label(hours: float) -> str | None:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_float(value) is not None
 
 
 async def accuracy(db: Database, now: float, days: int) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ time and age goes through :func:`number`, :func:`when` or :func:`age`.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ import jinja2
 from aiohttp import web
 
 from cloud_sync.operator_web.keys import HERE, SESSION, STATE
+from common.numbers import finite_float
 from common.utc import parse_utc
 
 UNKNOWN = "–"
@@ -30,9 +30,9 @@ class PageError(Exception):
 
 
 def number(value: Any, digits: int = 1, unit: str = "") -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if (figure := finite_float(value)) is None:
         return UNKNOWN
-    text = f"{value:,.{digits}f}"
+    text = f"{figure:,.{digits}f}"
     return f"{text} {unit}" if unit else text
 
 
@@ -43,9 +43,9 @@ def when(value: Any) -> str:
             value = parse_utc(value)
         except ValueError:
             return UNKNOWN
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if (ts := finite_float(value)) is not None:
         try:
-            return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         except (OverflowError, OSError, ValueError):
             return UNKNOWN
     return UNKNOWN
@@ -53,7 +53,7 @@ def when(value: Any) -> str:
 
 def age(seconds: Any) -> str:
     """How long ago, in the largest sensible unit."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+    if (seconds := finite_float(seconds)) is None:
         return UNKNOWN
     if seconds < 120:
         return f"{seconds:.0f} s"
