@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud_sync.db import Database, Tx
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cloud_sync.db import Database
+from cloud_sync.schema.operators import audit_log
 
 MAX_TEXT = 200  # a claimed name or a reason is cut here: a hostile login must not fill the log
 MAX_ENTRIES = 1000
@@ -50,32 +54,31 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-async def record_in(tx: Tx, actor: Actor, action: str, target: str | None = None, outcome: str = "ok",
-                    detail: dict[str, Any] | None = None, now: float | None = None) -> None:
-    """Append one entry inside the caller's transaction ``tx``."""
-    await tx.execute(
-        "INSERT INTO audit_log (at, actor, action, target, source, outcome, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        time.time() if now is None else now, _cut(actor.who), action, None if target is None else _cut(target),
-        _cut(actor.source), _cut(outcome), None if detail is None else json.dumps(detail, sort_keys=True),
-    )
+async def record_in(conn: AsyncConnection, actor: Actor, action: str, target: str | None = None,
+                    outcome: str = "ok", detail: dict[str, Any] | None = None, now: float | None = None) -> None:
+    """Append one entry inside the caller's transaction on ``conn``."""
+    await conn.execute(insert(audit_log).values(
+        at=time.time() if now is None else now, actor=_cut(actor.who), action=action,
+        target=None if target is None else _cut(target), source=_cut(actor.source), outcome=_cut(outcome),
+        detail=None if detail is None else json.dumps(detail, sort_keys=True),
+    ))
 
 
 async def record(db: Database, actor: Actor, action: str, target: str | None = None, outcome: str = "ok",
                  detail: dict[str, Any] | None = None) -> None:
     """Append one entry in a transaction of its own."""
-    async with db.transaction() as tx:
-        await record_in(tx, actor, action, target, outcome, detail)
+    async with db.begin() as conn:
+        await record_in(conn, actor, action, target, outcome, detail)
 
 
 async def entries(db: Database, limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` entries (older than ``before_id`` when given), newest first."""
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT id, at, actor, action, target, source, outcome, detail FROM audit_log"
-            + ("" if before_id is None else " WHERE id < $2") + " ORDER BY id DESC LIMIT $1",
-            *([min(limit, MAX_ENTRIES)] if before_id is None else [min(limit, MAX_ENTRIES), before_id]),
-        )
+    a = audit_log.c
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(a.id, a.at, a.actor, a.action, a.target, a.source, a.outcome, a.detail)
+            .where(*([] if before_id is None else [a.id < before_id]))
+            .order_by(a.id.desc()).limit(min(limit, MAX_ENTRIES)))).all()
     return [
         {"id": int(i), "at": float(at), "actor": actor, "action": action, "target": target, "source": source,
          "outcome": outcome, "detail": None if detail is None else json.loads(detail)}

@@ -24,12 +24,15 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cloud_sync.db import Database, insert_rows
+from cloud_sync.schema import sync as t
 from common.crash import crash_point
-from cloud_sync.db import Database
 from common.sync_protocol import READING_STREAMS, Batch, BatchError
 
 log = structlog.get_logger(__name__)
@@ -45,22 +48,21 @@ class Result:
 async def ingest(db: Database, batch: Batch) -> Result:
     """Store ``batch`` (already validated and authorised) or recognise it as a retry."""
     now = time.time()
-    async with db.transaction() as tx:
+    key = (t.streams.c.device_id == batch.device, t.streams.c.stream == batch.stream,
+           t.streams.c.store_id == batch.store)
+    async with db.begin() as conn:
         # An upsert that changes nothing but returns the row, locked (PostgreSQL) until commit.
-        state = await tx.fetchrow(
-            "INSERT INTO streams (device_id, stream, store_id, last_seq, backlog, updated_at)"
-            " VALUES ($1, $2, $3, 0, 0, $4) ON CONFLICT (device_id, stream, store_id)"
-            " DO UPDATE SET last_seq = streams.last_seq RETURNING last_seq",
-            batch.device, batch.stream, batch.store, now,
-        )
-        assert state is not None
-        stored_seq = int(state[0])
-        same = await tx.fetchrow(
-            "SELECT last_seq, digest FROM batches WHERE device_id = $1 AND stream = $2 AND store_id = $3"
-            " AND first_seq = $4",
-            batch.device, batch.stream, batch.store, batch.first_seq,
-        )
-        if same is not None and (same[0], same[1]) == (batch.last_seq, batch.digest):
+        upsert = db.upsert(t.streams).values(
+            device_id=batch.device, stream=batch.stream, store_id=batch.store, last_seq=0, backlog=0, updated_at=now)
+        stored_seq = int((await conn.execute(
+            upsert.on_conflict_do_update(index_elements=t.streams.primary_key.columns,
+                                         set_={"last_seq": t.streams.c.last_seq})
+            .returning(t.streams.c.last_seq))).scalar_one())
+        b = t.batches.c
+        same = (await conn.execute(
+            select(b.last_seq, b.digest).where(b.device_id == batch.device, b.stream == batch.stream,
+                                               b.store_id == batch.store, b.first_seq == batch.first_seq))).first()
+        if same is not None and (same.last_seq, same.digest) == (batch.last_seq, batch.digest):
             return Result("duplicate", stored_seq)
         if batch.prev_seq is not None and batch.prev_seq > stored_seq and batch.first_seq > stored_seq:
             raise Conflict(
@@ -77,43 +79,43 @@ async def ingest(db: Database, batch: Batch) -> Result:
                 f"up to {stored_seq} with different content; resume after {stored_seq}",
                 stored_seq,
             )
-        last_ts = await _store_items(tx, batch)
+        last_ts = await _store_items(db, conn, batch)
         crash_point(CRASH_VARIABLE, "items_written")
-        await tx.insert_rows(
-            "batches", ("device_id", "stream", "store_id", "first_seq", "last_seq", "count", "digest", "received_at"),
-            [(batch.device, batch.stream, batch.store, batch.first_seq, batch.last_seq, len(batch.items),
-              batch.digest, now)],
-        )
-        await tx.execute(
-            "UPDATE streams SET last_seq = $1, last_ts = coalesce($2, last_ts), backlog = $3, updated_at = $4"
-            " WHERE device_id = $5 AND stream = $6 AND store_id = $7",
-            batch.last_seq, last_ts, batch.backlog, now, batch.device, batch.stream, batch.store,
-        )
-        await tx.execute("UPDATE devices SET last_seen = $1 WHERE id = $2", now, batch.device)
+        await conn.execute(insert(t.batches).values(
+            device_id=batch.device, stream=batch.stream, store_id=batch.store, first_seq=batch.first_seq,
+            last_seq=batch.last_seq, count=len(batch.items), digest=batch.digest, received_at=now))
+        newest = {} if last_ts is None else {"last_ts": last_ts}  # documents leave it as it is
+        await conn.execute(update(t.streams).where(*key).values(
+            last_seq=batch.last_seq, backlog=batch.backlog, updated_at=now, **newest))
+        await conn.execute(update(t.devices).where(t.devices.c.id == batch.device).values(last_seen=now))
         crash_point(CRASH_VARIABLE, "before_commit")
     crash_point(CRASH_VARIABLE, "after_commit")
     return Result("stored", batch.last_seq)
 
 
-async def _store_items(tx: Any, batch: Batch) -> float | None:
+async def _store_items(db: Database, conn: AsyncConnection, batch: Batch) -> float | None:
     if batch.stream in READING_STREAMS:
         rows = [
             (batch.device, batch.stream, batch.store, item.seq, item.ts, line.decode())
             for item, line in zip(batch.items, batch.lines, strict=True)
         ]
-        await tx.insert_rows("readings", ("device_id", "stream", "store_id", "seq", "ts", "line"), rows)
+        await insert_rows(conn, t.readings, rows)
         return batch.items[-1].ts
     # Documents: the newest version per key wins (a batch may hold several versions of one key);
     # sequence numbers compare within a store, and another store's version is the newer one
     # (the store that uploads now is the one the device runs on).
     latest = {item.key: item for item in batch.items}
-    await tx.executemany(
-        "INSERT INTO documents (device_id, stream, key, seq, ts, data, store_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (device_id, stream, key) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
-        " data = excluded.data, store_id = excluded.store_id"
-        " WHERE documents.seq < excluded.seq OR documents.store_id <> excluded.store_id",
-        [(batch.device, batch.stream, key, item.seq, item.ts, json.dumps(item.data), batch.store)
-         for key, item in latest.items()],
+    upsert = db.upsert(t.documents)
+    d = t.documents.c
+    await conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=t.documents.primary_key.columns,
+            set_={"seq": upsert.excluded.seq, "ts": upsert.excluded.ts, "data": upsert.excluded.data,
+                  "store_id": upsert.excluded.store_id},
+            where=(d.seq < upsert.excluded.seq) | (d.store_id != upsert.excluded.store_id),
+        ),
+        [{"device_id": batch.device, "stream": batch.stream, "key": key, "seq": item.seq, "ts": item.ts,
+          "data": json.dumps(item.data), "store_id": batch.store} for key, item in latest.items()],
     )
     return None
 

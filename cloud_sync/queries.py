@@ -8,9 +8,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from cloud_sync.db import Database
 from cloud_sync.savings import month_savings
-from common.sync_protocol import STREAMS
+from cloud_sync.schema import sync as t
+from common.sync_protocol import READING_STREAMS, STREAMS
 from common.sync_values import is_number
 from common.utc import format_utc
 
@@ -29,11 +33,10 @@ def iso(ts: float | None) -> str | None:
 
 async def stream_state(db: Database, device: str, stream: str, store: str) -> dict[str, Any]:
     """Where the device's ``store`` stands in ``stream`` (0 when it has uploaded nothing yet)."""
-    async with db.transaction(readonly=True) as tx:
-        row = await tx.fetchrow(
-            "SELECT last_seq, last_ts, backlog FROM streams WHERE device_id = $1 AND stream = $2 AND store_id = $3",
-            device, stream, store,
-        )
+    s = t.streams.c
+    async with db.read() as conn:
+        row = (await conn.execute(select(s.last_seq, s.last_ts, s.backlog).where(
+            s.device_id == device, s.stream == stream, s.store_id == store))).first()
     last_seq, last_ts, backlog = row if row else (0, None, 0)
     return {"stream": stream, "store": store, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog}
 
@@ -45,17 +48,13 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
     Per stream the store that uploaded last is the device's current one; ``stores`` counts
     how many stores (SD cards) the device has uploaded from."""
     now = time.time()
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT id, created_at, revoked_at, last_seen FROM devices"
-            + (" WHERE id = $1" if only else "") + " ORDER BY id",
-            *([only] if only else []),
-        )
-        streams = await tx.fetch(
-            "SELECT device_id, stream, store_id, last_seq, last_ts, backlog, updated_at FROM streams"
-            + (" WHERE device_id = $1" if only else "") + " ORDER BY updated_at",
-            *([only] if only else []),
-        )
+    d, s = t.devices.c, t.streams.c
+    async with db.read() as conn:
+        rows = (await conn.execute(select(d.id, d.created_at, d.revoked_at, d.last_seen).where(
+            *([d.id == only] if only else [])).order_by(d.id))).all()
+        streams = (await conn.execute(select(
+            s.device_id, s.stream, s.store_id, s.last_seq, s.last_ts, s.backlog, s.updated_at).where(
+            *([s.device_id == only] if only else [])).order_by(s.updated_at))).all()
         by_device: dict[str, dict[str, Any]] = {}
         for dev, stream, store, last_seq, last_ts, backlog, updated_at in streams:  # the latest store wins
             known = by_device.setdefault(dev, {}).get(stream, {"stores": 0})
@@ -63,7 +62,7 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
                 "store": store, "last_seq": last_seq, "last_ts": iso(last_ts), "backlog": backlog,
                 "updated_at": iso(updated_at), "stores": known["stores"] + 1,
             }
-        latest = {dev: await _latest_telemetry(tx, dev, by_device.get(dev, {})) for dev, *_ in rows}
+        latest = {dev: await _latest_telemetry(conn, dev, by_device.get(dev, {})) for dev, *_ in rows}
     saved = await month_savings(db, now, only)
     result = []
     for dev, created_at, revoked_at, last_seen in rows:
@@ -87,34 +86,35 @@ async def devices(db: Database, only: str | None = None) -> list[dict[str, Any]]
 async def fleet_counts(db: Database) -> tuple[int, int]:
     """Devices registered and not revoked, and how many of them are online."""
     since = time.time() - ONLINE_WINDOW_S
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT count(*), coalesce(sum(CASE WHEN last_seen >= $1 THEN 1 ELSE 0 END), 0) FROM devices "
-            "WHERE revoked_at IS NULL", since)
-    return int(rows[0][0]), int(rows[0][1])
+    d = t.devices.c
+    async with db.read() as conn:
+        registered, online = (await conn.execute(
+            select(func.count(), func.coalesce(func.sum(case((d.last_seen >= since, 1), else_=0)), 0))
+            .where(d.revoked_at.is_(None)))).one()
+    return int(registered), int(online)
 
 
 async def device_times(db: Database) -> list[tuple[str, float | None, float | None]]:
     """Per device not revoked: when it last uploaded and the time of its newest reading held
     (from the streams table, without reading any reading)."""
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT d.id, d.last_seen, max(s.last_ts) FROM devices d LEFT JOIN streams s"
-            " ON s.device_id = d.id AND s.stream IN ('readings', 'readings_1min')"
-            " WHERE d.revoked_at IS NULL GROUP BY d.id, d.last_seen ORDER BY d.id")
+    d, s = t.devices.c, t.streams.c
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(d.id, d.last_seen, func.max(s.last_ts))
+            .select_from(t.devices.outerjoin(t.streams, and_(s.device_id == d.id, s.stream.in_(READING_STREAMS))))
+            .where(d.revoked_at.is_(None)).group_by(d.id, d.last_seen).order_by(d.id))).all()
     return [(dev, seen, newest) for dev, seen, newest in rows]
 
 
-async def _latest_telemetry(tx: Any, device: str, streams: dict[str, Any]) -> dict[str, Any] | None:
+async def _latest_telemetry(conn: AsyncConnection, device: str, streams: dict[str, Any]) -> dict[str, Any] | None:
     newest = None
-    for stream in ("readings", "readings_1min"):
+    r = t.readings.c
+    for stream in READING_STREAMS:
         if stream not in streams:
             continue
-        row = await tx.fetchrow(
-            "SELECT ts, line FROM readings WHERE device_id = $1 AND stream = $2 AND store_id = $3"
-            " ORDER BY seq DESC LIMIT 1",
-            device, stream, streams[stream]["store"],
-        )
+        row = (await conn.execute(select(r.ts, r.line).where(
+            r.device_id == device, r.stream == stream, r.store_id == streams[stream]["store"])
+            .order_by(r.seq.desc()).limit(1))).first()
         if row and (newest is None or row[0] > newest[0]):
             newest = row
     if newest is None:
@@ -125,25 +125,23 @@ async def _latest_telemetry(tx: Any, device: str, streams: dict[str, Any]) -> di
 
 async def current_store(db: Database, device: str, stream: str) -> str | None:
     """The store that uploaded to ``stream`` last (None: nothing uploaded yet)."""
-    async with db.transaction(readonly=True) as tx:
-        row = await tx.fetchrow(
-            "SELECT store_id FROM streams WHERE device_id = $1 AND stream = $2 ORDER BY updated_at DESC LIMIT 1",
-            device, stream,
-        )
-    return None if row is None else str(row[0])
+    s = t.streams.c
+    async with db.read() as conn:
+        store = (await conn.execute(select(s.store_id).where(s.device_id == device, s.stream == stream)
+                                    .order_by(s.updated_at.desc()).limit(1))).scalar()
+    return None if store is None else str(store)
 
 
 async def readings(
     db: Database, device: str, stream: str, store: str, after: int, limit: int
 ) -> list[dict[str, Any]]:
     """Stored reading items of one store ``seq > after``, oldest first, exactly as the device sent them."""
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT line FROM readings WHERE device_id = $1 AND stream = $2 AND store_id = $3 AND seq > $4"
-            " ORDER BY seq LIMIT $5",
-            device, stream, store, after, limit,
-        )
-    return [json.loads(r[0]) for r in rows]
+    r = t.readings.c
+    async with db.read() as conn:
+        lines = (await conn.execute(select(r.line).where(
+            r.device_id == device, r.stream == stream, r.store_id == store, r.seq > after)
+            .order_by(r.seq).limit(limit))).scalars()
+        return [json.loads(line) for line in lines]
 
 
 async def daily_energy(db: Database, device: str, start: date, end: date, tz: str) -> list[dict[str, Any]]:
@@ -152,12 +150,10 @@ async def daily_energy(db: Database, device: str, start: date, end: date, tz: st
     zone = ZoneInfo(tz)
     lo = datetime.combine(start, datetime.min.time(), zone).timestamp()
     hi = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone).timestamp()
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT ts, data FROM documents WHERE device_id = $1 AND stream = 'energy' AND ts >= $2 AND ts < $3"
-            " ORDER BY ts",
-            device, lo, hi,
-        )
+    doc = t.documents.c
+    async with db.read() as conn:
+        rows = (await conn.execute(select(doc.ts, doc.data).where(
+            doc.device_id == device, doc.stream == "energy", doc.ts >= lo, doc.ts < hi).order_by(doc.ts))).all()
     days: dict[str, dict[str, Any]] = {}
     for ts, data in rows:
         slot = json.loads(data)

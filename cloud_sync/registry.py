@@ -22,9 +22,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import Column, Table, insert, select, update
+
 from cloud_sync import audit
 from cloud_sync.audit import Actor
 from cloud_sync.db import Database
+from cloud_sync.schema.sync import devices, operators
 from cloud_sync.limits import FailureLimiter
 from common.passwords import hash_secret, is_fast, verify_password
 from common.sync_protocol import DEVICE_ID
@@ -55,7 +58,9 @@ class Principal:
     name: str
 
 
-_TABLES = {"dev": ("devices", "id", "device"), "op": ("operators", "name", "operator")}
+# Per kind: the table, its name column and what the messages call one.
+_TABLES: dict[str, tuple[Table, Column[str], str]] = {
+    "dev": (devices, devices.c.id, "device"), "op": (operators, operators.c.name, "operator")}
 
 
 async def add(db: Database, kind: Kind, name: str, actor: Actor | None = None) -> str:
@@ -66,14 +71,12 @@ async def add(db: Database, kind: Kind, name: str, actor: Actor | None = None) -
     if not DEVICE_ID.match(name):
         raise RegistryError(f"{what} {name!r}: use 1-64 characters of A-Z a-z 0-9 _ -")
     secret = secrets.token_urlsafe(32)
-    async with db.transaction() as tx:
-        if await tx.fetchrow(f"SELECT 1 FROM {table} WHERE {column} = $1", name):
+    async with db.begin() as conn:
+        if (await conn.execute(select(column).where(column == name))).first():
             raise RegistryError(f"{what} {name!r} already exists; revoke it or choose another name")
-        await tx.execute(
-            f"INSERT INTO {table} ({column}, secret_hash, created_at) VALUES ($1, $2, $3)",
-            name, hash_secret(secret), time.time(),
-        )
-        await audit.record_in(tx, actor or audit.process_actor(), f"{what}_add", name)
+        await conn.execute(insert(table).values(
+            {column.name: name, "secret_hash": hash_secret(secret), "created_at": time.time()}))
+        await audit.record_in(conn, actor or audit.process_actor(), f"{what}_add", name)
     return f"{kind}.{name}.{secret}"
 
 
@@ -81,14 +84,14 @@ async def revoke(db: Database, kind: Kind, name: str, actor: Actor | None = None
     """End a credential at once; the device's data stays readable by operators. Audited as
     :func:`add` is (an unknown name is refused and not recorded: nothing was done)."""
     table, column, what = _TABLES[kind]
-    async with db.transaction() as tx:
-        row = await tx.fetchrow(f"SELECT revoked_at FROM {table} WHERE {column} = $1", name)
+    async with db.begin() as conn:
+        row = (await conn.execute(select(table.c.revoked_at).where(column == name))).first()
         if row is None:
             raise RegistryError(f"{what} {name!r} does not exist")
-        if row[0] is None:
-            await tx.execute(f"UPDATE {table} SET revoked_at = $1 WHERE {column} = $2", time.time(), name)
-        await audit.record_in(tx, actor or audit.process_actor(), f"{what}_revoke", name,
-                              "ok" if row[0] is None else "ok: already revoked")
+        if row.revoked_at is None:
+            await conn.execute(update(table).where(column == name).values(revoked_at=time.time()))
+        await audit.record_in(conn, actor or audit.process_actor(), f"{what}_revoke", name,
+                              "ok" if row.revoked_at is None else "ok: already revoked")
 
 
 class Authenticator:
@@ -115,8 +118,8 @@ class Authenticator:
         if kind not in _TABLES or not name or not secret:
             raise AuthError(401, "malformed credential: expected dev.<id>.<secret> or op.<name>.<secret>")
         table, column, what = _TABLES[kind]
-        async with self.db.transaction(readonly=True) as tx:
-            row = await tx.fetchrow(f"SELECT secret_hash, revoked_at FROM {table} WHERE {column} = $1", name)
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(table.c.secret_hash, table.c.revoked_at).where(column == name))).first()
         stored, revoked_at = row if row is not None else (_MATCHES_NOTHING, None)
         key = (stored, hashlib.sha256(secret.encode()).hexdigest())
         if key in self._verified:

@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 
 from cloud_sync import registry
-from cloud_sync.db import connect
+from sqlalchemy import Executable, select
+
+from cloud_sync.db import Database, connect
+from cloud_sync.schema import sync as schema
 from tests.conftest import free_port, wait_for_port
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -142,18 +145,21 @@ class Aggregator:
     def rows(self, device_id: str, stream: str = "readings", store: str | None = None) -> list[tuple[int, str]]:
         """``(seq, line)`` of every stored reading item (duplicates would show twice), of one
         device store or (``store=None``) of all, by store and sequence."""
-        sql = ("SELECT seq, line FROM readings WHERE device_id = $1 AND stream = $2"
-               + ("" if store is None else " AND store_id = $3") + " ORDER BY store_id, seq")
-        args = (device_id, stream) if store is None else (device_id, stream, store)
-        return [(int(s), str(line)) for s, line in run(_fetch(self.target, sql, *args))]
+        r = schema.readings.c
+        query = (select(r.seq, r.line).where(r.device_id == device_id, r.stream == stream,
+                                             *([] if store is None else [r.store_id == store]))
+                 .order_by(r.store_id, r.seq))
+        return [(int(s), str(line)) for s, line in run(_fetch(self.target, query))]
 
-    def execute(self, sql: str, *args: Any) -> None:
-        """A statement on the aggregator's database (to set up what an older release left)."""
-        run(_fetch(self.target, sql, *args))
+    def execute(self, statement: Executable | str, *args: Any) -> None:
+        """A statement on the aggregator's database (to set up what an older release left):
+        Core, or SQL text with ``$1`` placeholders and ``args``."""
+        run(_fetch(self.target, statement, *args))
 
     def documents(self, device_id: str, stream: str) -> dict[str, dict[str, Any]]:
-        sql = "SELECT key, data FROM documents WHERE device_id = $1 AND stream = $2"
-        return {k: json.loads(d) for k, d in run(_fetch(self.target, sql, device_id, stream))}
+        d = schema.documents.c
+        query = select(d.key, d.data).where(d.device_id == device_id, d.stream == stream)
+        return {k: json.loads(data) for k, data in run(_fetch(self.target, query))}
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -171,13 +177,18 @@ async def _registry_add(target: str, kind: registry.Kind, name: str) -> str:
     return str(await _with_db(target, lambda db: registry.add(db, kind, name)))
 
 
-async def _fetch(target: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    async def query(db: Any) -> list[tuple[Any, ...]]:
-        async with db.transaction() as tx:
-            if not sql.lstrip().upper().startswith("SELECT"):
-                await tx.execute(sql, *args)
-                return []
-            return list(await tx.fetch(sql, *args))
+async def _fetch(target: str, statement: Executable | str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of a Core statement, or of SQL text with ``$1`` placeholders and ``args``."""
+    async def query(db: Database) -> list[tuple[Any, ...]]:
+        if isinstance(statement, str):
+            async with db.transaction() as tx:
+                if not statement.lstrip().upper().startswith("SELECT"):
+                    await tx.execute(statement, *args)
+                    return []
+                return await tx.fetch(statement, *args)
+        async with db.begin() as conn:
+            result = await conn.execute(statement)
+            return [tuple(row) for row in result.all()] if result.returns_rows else []
 
     return list(await _with_db(target, query))
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import update
+
 from cloud_sync.alerting import device_alerts
+from cloud_sync.schema import sync as schema
 from common.utc import format_utc
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.test_app import get, post
@@ -59,7 +62,7 @@ async def test_alerts_over_http(aggregator: Aggregator) -> None:
     assert status == 200
     assert [a["alert"] for a in listing["alerts"] if a["device"] == "alerts-dev"] == ["sync_lag"]
 
-    aggregator.execute(f"UPDATE devices SET last_seen = {now - 4000} WHERE id = 'alerts-dev'")
+    aggregator.execute(update(schema.devices).where(schema.devices.c.id == "alerts-dev").values(last_seen=now - 4000))
     _, one = await get(aggregator, op, "/v1/devices/alerts-dev")
     assert names(one["alerts"]) == ["sync_lag", "device_silent"]
     _, devices = await get(aggregator, op, "/v1/devices")

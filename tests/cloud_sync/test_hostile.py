@@ -17,12 +17,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import insert
 
 from cloud_sync import registry
 from common import sync_protocol as protocol
 from cloud_sync.app import create_app
 from cloud_sync.db import connect
 from cloud_sync.limits import FailureLimiter
+from cloud_sync.schema import sync as schema
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.test_app import get, post, readings
 
@@ -274,16 +276,15 @@ async def test_values_stored_before_the_checks_do_not_break_the_operators_views(
     name, cred = device(aggregator, "legacy")
     op = aggregator.add_operator(f"op-{name}")
     future = 1e12  # the year 33,658, as an older release accepted it
-    aggregator.execute(
-        "INSERT INTO streams (device_id, stream, store_id, last_seq, last_ts, backlog, updated_at)"
-        " VALUES ($1, 'readings', '', 1, $2, 0, $3)", name, future, time.time())
-    aggregator.execute(
-        "INSERT INTO readings (device_id, stream, store_id, seq, ts, line) VALUES ($1, 'readings', '', 1, $2, $3)",
-        name, future, json.dumps({"seq": 1, "ts": future, "data": {"ts": "x", "roles": {}}}))
+    aggregator.execute(insert(schema.streams).values(
+        device_id=name, stream="readings", store_id="", last_seq=1, last_ts=future, backlog=0, updated_at=time.time()))
+    aggregator.execute(insert(schema.readings).values(
+        device_id=name, stream="readings", store_id="", seq=1, ts=future,
+        line=json.dumps({"seq": 1, "ts": future, "data": {"ts": "x", "roles": {}}})))
     slot = int(time.time()) // 900 * 900 - 900
-    aggregator.execute(
-        "INSERT INTO documents (device_id, stream, key, seq, ts, data) VALUES ($1, 'energy', $2, 1, $3, $4)",
-        name, str(slot), float(slot), json.dumps({"ts": slot, "import_wh": "lots", "pv_wh": 2.0}))
+    aggregator.execute(insert(schema.documents).values(
+        device_id=name, stream="energy", key=str(slot), seq=1, ts=float(slot),
+        data=json.dumps({"ts": slot, "import_wh": "lots", "pv_wh": 2.0})))
     status, listing = await get(aggregator, op, f"/v1/devices/{name}")
     assert status == 200, listing
     assert listing["latest_telemetry"]["time"] is None and listing["streams"]["readings"]["last_ts"] is None

@@ -9,6 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from sqlalchemy import insert
+
+from cloud_sync.schema import sync as schema
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
@@ -67,15 +70,11 @@ async def test_an_old_stream_near_the_end_of_the_sequence_range_does_not_wedge_a
     credential = aggregator.add_device(device)
     # What a release before store identities may have left: a stream at 2^63 - 10.
     top = 2**63 - 10
-    aggregator.execute(
-        "INSERT INTO streams (device_id, stream, store_id, last_seq, backlog, updated_at) VALUES ($1, 'readings', '', $2, 0, $3)",
-        device, top, time.time(),
-    )
+    aggregator.execute(insert(schema.streams).values(
+        device_id=device, stream="readings", store_id="", last_seq=top, backlog=0, updated_at=time.time()))
     line = json.dumps({"seq": top, "ts": time.time() - 7200, "data": {"roles": {}, "registers": {}}})
-    aggregator.execute(
-        "INSERT INTO readings (device_id, stream, store_id, seq, ts, line) VALUES ($1, 'readings', '', $2, $3, $4)",
-        device, top, time.time() - 7200, line,
-    )
+    aggregator.execute(insert(schema.readings).values(
+        device_id=device, stream="readings", store_id="", seq=top, ts=time.time() - 7200, line=line))
     card = tmp_path / "card"
     card.mkdir()
     fill(card / f"{device}.db", 400, start=time.time() - 3600)

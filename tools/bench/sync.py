@@ -30,7 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from cloud_sync.db import connect
+from cloud_sync.schema.sync import readings as stored_readings
 from device.modbus.registermap import load_map
 from device.store import Reading, Store
 from tools.bench.aggregator import cpu_s, peak_rss_mb, pg_database, register, serve, stop
@@ -150,11 +153,10 @@ async def compare(device_db: Path, target: str, chunk: int = 20_000) -> tuple[in
                 "SELECT id, ts, data FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
             ).fetchall()
             upper = mine[-1][0] if mine else 2**62
-            async with db.transaction() as tx:
-                theirs = await tx.fetch(
-                    "SELECT seq, line FROM readings WHERE device_id = 'bench' AND stream = 'readings'"
-                    " AND seq > $1 AND seq <= $2 ORDER BY seq", after, upper,
-                )
+            r = stored_readings.c
+            async with db.read() as aggregator:
+                theirs = (await aggregator.execute(select(r.seq, r.line).where(
+                    r.device_id == "bench", r.stream == "readings", r.seq > after, r.seq <= upper).order_by(r.seq))).all()
             stored: dict[int, str] = {}
             for seq, line in theirs:
                 item = json.loads(line)
