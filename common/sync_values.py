@@ -8,7 +8,6 @@ value and what is allowed; :mod:`common.sync_protocol` turns it into a 422 namin
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 MAX_AGE_S = 5 * 366 * 86_400  # a device's store keeps far less; older means a broken clock
@@ -52,7 +51,24 @@ def check_range(field: str, value: Any, low: float, high: float) -> None:
         raise ValueProblem(field, f"got {value!r}, allowed: {low:g} to {high:g}")
 
 
-@functools.lru_cache(maxsize=1024)
+class _RoleRanges(dict[str, tuple[float, float]]):
+    """The range of a role's value by name, remembered for at most ``_RANGES_KEPT`` names (a
+    device choosing new names cannot grow the memory); a hit is one dictionary lookup."""
+
+    def __missing__(self, name: str) -> tuple[float, float]:
+        found = _role_range(name)
+        if len(self) < _RANGES_KEPT:
+            self[name] = found
+        return found
+
+
+class _AnyName(dict[str, tuple[float, float]]):
+    """Registers: whatever the name, any number."""
+
+    def __missing__(self, name: str) -> tuple[float, float]:
+        return _ANY_NUMBER
+
+
 def _role_range(name: str) -> tuple[float, float]:
     if name == "soc_pct":
         return 0.0, 100.0
@@ -66,6 +82,9 @@ def _role_range(name: str) -> tuple[float, float]:
 
 
 _ANY_NUMBER = (-MAX_NUMBER, MAX_NUMBER)
+_RANGES_KEPT = 1024
+_ROLE_RANGES = _RoleRanges()
+_ANY_NAME = _AnyName()
 
 
 def _check_scalars(field: str, values: Any, ranges: bool) -> None:
@@ -74,16 +93,20 @@ def _check_scalars(field: str, values: Any, ranges: bool) -> None:
     one type lookup each (JSON gives exactly int, float, str, bool, None, list or dict)."""
     if type(values) is not dict:
         raise ValueProblem(field, f"got {values!r:.80}, expected an object")
-    if not ranges:  # registers are usually all numbers: two C loops instead of one in Python
+    if not ranges:
+        # Registers are usually all numbers, and when their magnitudes add up to at most
+        # MAX_NUMBER each is within ±MAX_NUMBER: one loop in C instead of one in Python (abs
+        # refuses strings and null, so those go one by one below, as does a sum too large).
         try:
-            if min(values.values(), default=0) >= -MAX_NUMBER and max(values.values(), default=0) <= MAX_NUMBER:
+            if sum(map(abs, values.values())) <= MAX_NUMBER:
                 return
         except TypeError:
-            pass  # not all numbers: one by one below
+            pass
+    known = _ROLE_RANGES if ranges else _ANY_NAME
     for name, value in values.items():
         kind = type(value)
         if kind is float or kind is int:
-            low, high = _role_range(name) if ranges else _ANY_NUMBER
+            low, high = known[name]
             if low <= value <= high:
                 continue
             raise ValueProblem(f"{field}.{name}", f"got {value!r}, allowed: {low:g} to {high:g}")
