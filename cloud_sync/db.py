@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
 
 from cloud_sync.schema.sync import schema_version
 
@@ -56,6 +57,12 @@ class Tx(Protocol):
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
     async def execute(self, sql: str, *args: Any) -> None: ...
+
+
+def upsert(kind: Kind, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that can say ON CONFLICT (``on_conflict_do_update``, ``excluded``), which
+    SQLite and PostgreSQL spell alike but SQLAlchemy builds per dialect."""
+    return postgresql.insert(table) if kind == "postgresql" else sqlite.insert(table)
 
 
 def url_for(target: str) -> str:
@@ -85,9 +92,8 @@ class Database:
         return self.engine.dialect
 
     def upsert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
-        """An INSERT that can say ON CONFLICT (``on_conflict_do_update``, ``excluded``), which
-        SQLite and PostgreSQL spell alike but SQLAlchemy builds per dialect."""
-        return postgresql.insert(table) if self.kind == "postgresql" else sqlite.insert(table)
+        """:func:`upsert` in this database's dialect."""
+        return upsert(self.kind, table)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -170,7 +176,9 @@ def create_engine(target: str) -> AsyncEngine:
         # (a PostgreSQL backend started for each upload); requests past it wait for one instead.
         return create_async_engine(url, pool_size=10, max_overflow=0)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    # Every transaction ends in commit or rollback (begin/read), so a returned connection needs
+    # no reset: each statement on aiosqlite is a hop to the connection's thread, worth saving.
+    engine = create_async_engine(url, pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -182,7 +190,12 @@ def create_engine(target: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        # On the driver: one hop to the connection's thread, where a statement through
+        # SQLAlchemy's cursor takes three (open, execute, close).
+        begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
+        driver = conn.connection.driver_connection
+        assert driver is not None  # an open connection
+        await_(driver.execute(begin))
 
     return engine
 

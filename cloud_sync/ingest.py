@@ -21,16 +21,17 @@ use it to stop the service at exact points of an ingest.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from dataclasses import dataclass
 
 import structlog
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Double, Executable, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cloud_sync.db import Database, insert_rows
+from cloud_sync.db import Database, Kind, insert_rows, upsert
 from cloud_sync.schema import sync as t
 from common.crash import crash_point
 from common.sync_protocol import READING_STREAMS, Batch, BatchError
@@ -45,23 +46,51 @@ class Result:
     last_seq: int
 
 
+# The statements of an ingest, built once (building one costs more than running it): values
+# are bound per batch by name (b_…: a bound name may not be a column's).
+_s, _b = t.streams.c, t.batches.c
+_STREAM = (_s.device_id == bindparam("b_device"), _s.stream == bindparam("b_stream"), _s.store_id == bindparam("b_store"))
+_SAME_BATCH = select(_b.last_seq, _b.digest).where(
+    _b.device_id == bindparam("b_device"), _b.stream == bindparam("b_stream"), _b.store_id == bindparam("b_store"),
+    _b.first_seq == bindparam("b_first"))
+_RECORD_BATCH = insert(t.batches)
+_ADVANCE = update(t.streams).where(*_STREAM).values(
+    last_seq=bindparam("b_last"), backlog=bindparam("b_backlog"), updated_at=bindparam("b_now"),
+    last_ts=func.coalesce(bindparam("b_newest", type_=Double()), _s.last_ts))  # documents leave it
+_SEEN = update(t.devices).where(t.devices.c.id == bindparam("b_device")).values(last_seen=bindparam("b_now"))
+
+
+@functools.cache
+def _claim(kind: Kind) -> Executable:
+    """An upsert of the stream row that changes nothing but returns it, locked (PostgreSQL) until commit."""
+    return (upsert(kind, t.streams)
+            .values(device_id=bindparam("b_device"), stream=bindparam("b_stream"), store_id=bindparam("b_store"),
+                    last_seq=0, backlog=0, updated_at=bindparam("b_now"))
+            .on_conflict_do_update(index_elements=t.streams.primary_key.columns, set_={"last_seq": _s.last_seq})
+            .returning(_s.last_seq))
+
+
+@functools.cache
+def _keep_latest(kind: Kind) -> Executable:
+    """Documents: the newest version per key wins; sequence numbers compare within a store, and
+    another store's version is the newer one (the store that uploads now is the one the device
+    runs on)."""
+    new, d = upsert(kind, t.documents), t.documents.c
+    return new.on_conflict_do_update(
+        index_elements=t.documents.primary_key.columns,
+        set_={"seq": new.excluded.seq, "ts": new.excluded.ts, "data": new.excluded.data,
+              "store_id": new.excluded.store_id},
+        where=(d.seq < new.excluded.seq) | (d.store_id != new.excluded.store_id),
+    )
+
+
 async def ingest(db: Database, batch: Batch) -> Result:
     """Store ``batch`` (already validated and authorised) or recognise it as a retry."""
     now = time.time()
-    key = (t.streams.c.device_id == batch.device, t.streams.c.stream == batch.stream,
-           t.streams.c.store_id == batch.store)
+    stream = {"b_device": batch.device, "b_stream": batch.stream, "b_store": batch.store}
     async with db.begin() as conn:
-        # An upsert that changes nothing but returns the row, locked (PostgreSQL) until commit.
-        upsert = db.upsert(t.streams).values(
-            device_id=batch.device, stream=batch.stream, store_id=batch.store, last_seq=0, backlog=0, updated_at=now)
-        stored_seq = int((await conn.execute(
-            upsert.on_conflict_do_update(index_elements=t.streams.primary_key.columns,
-                                         set_={"last_seq": t.streams.c.last_seq})
-            .returning(t.streams.c.last_seq))).scalar_one())
-        b = t.batches.c
-        same = (await conn.execute(
-            select(b.last_seq, b.digest).where(b.device_id == batch.device, b.stream == batch.stream,
-                                               b.store_id == batch.store, b.first_seq == batch.first_seq))).first()
+        stored_seq = int((await conn.execute(_claim(db.kind), {**stream, "b_now": now})).scalar_one())
+        same = (await conn.execute(_SAME_BATCH, {**stream, "b_first": batch.first_seq})).first()
         if same is not None and (same.last_seq, same.digest) == (batch.last_seq, batch.digest):
             return Result("duplicate", stored_seq)
         if batch.prev_seq is not None and batch.prev_seq > stored_seq and batch.first_seq > stored_seq:
@@ -81,13 +110,12 @@ async def ingest(db: Database, batch: Batch) -> Result:
             )
         last_ts = await _store_items(db, conn, batch)
         crash_point(CRASH_VARIABLE, "items_written")
-        await conn.execute(insert(t.batches).values(
-            device_id=batch.device, stream=batch.stream, store_id=batch.store, first_seq=batch.first_seq,
-            last_seq=batch.last_seq, count=len(batch.items), digest=batch.digest, received_at=now))
-        newest = {} if last_ts is None else {"last_ts": last_ts}  # documents leave it as it is
-        await conn.execute(update(t.streams).where(*key).values(
-            last_seq=batch.last_seq, backlog=batch.backlog, updated_at=now, **newest))
-        await conn.execute(update(t.devices).where(t.devices.c.id == batch.device).values(last_seen=now))
+        await conn.execute(_RECORD_BATCH, {
+            "device_id": batch.device, "stream": batch.stream, "store_id": batch.store, "first_seq": batch.first_seq,
+            "last_seq": batch.last_seq, "count": len(batch.items), "digest": batch.digest, "received_at": now})
+        await conn.execute(_ADVANCE, {**stream, "b_last": batch.last_seq, "b_backlog": batch.backlog, "b_now": now,
+                                      "b_newest": last_ts})
+        await conn.execute(_SEEN, {"b_device": batch.device, "b_now": now})
         crash_point(CRASH_VARIABLE, "before_commit")
     crash_point(CRASH_VARIABLE, "after_commit")
     return Result("stored", batch.last_seq)
@@ -101,22 +129,10 @@ async def _store_items(db: Database, conn: AsyncConnection, batch: Batch) -> flo
         ]
         await insert_rows(conn, t.readings, rows)
         return batch.items[-1].ts
-    # Documents: the newest version per key wins (a batch may hold several versions of one key);
-    # sequence numbers compare within a store, and another store's version is the newer one
-    # (the store that uploads now is the one the device runs on).
-    latest = {item.key: item for item in batch.items}
-    upsert = db.upsert(t.documents)
-    d = t.documents.c
-    await conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=t.documents.primary_key.columns,
-            set_={"seq": upsert.excluded.seq, "ts": upsert.excluded.ts, "data": upsert.excluded.data,
-                  "store_id": upsert.excluded.store_id},
-            where=(d.seq < upsert.excluded.seq) | (d.store_id != upsert.excluded.store_id),
-        ),
-        [{"device_id": batch.device, "stream": batch.stream, "key": key, "seq": item.seq, "ts": item.ts,
-          "data": json.dumps(item.data), "store_id": batch.store} for key, item in latest.items()],
-    )
+    latest = {item.key: item for item in batch.items}  # a batch may hold several versions of one key
+    await conn.execute(_keep_latest(db.kind), [
+        {"device_id": batch.device, "stream": batch.stream, "key": key, "seq": item.seq, "ts": item.ts,
+         "data": json.dumps(item.data), "store_id": batch.store} for key, item in latest.items()])
     return None
 
 
