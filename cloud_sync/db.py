@@ -57,6 +57,7 @@ class Tx(Protocol):
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
     async def execute(self, sql: str, *args: Any) -> None: ...
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None: ...
 
 
 def upsert(kind: Kind, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -258,7 +259,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 class _Tx:
-    """SQL text on a connection: ``$1`` placeholders (``?1`` on SQLite)."""
+    """SQL text on a connection: ``$1`` placeholders (``?1`` on SQLite), COPY for bulk rows on PostgreSQL."""
 
     def __init__(self, conn: AsyncConnection, kind: Kind) -> None:
         self._conn = conn
@@ -276,3 +277,18 @@ class _Tx:
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self._conn.exec_driver_sql(self._sql(sql), args)
+
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Many rows into ``columns`` of ``table``: COPY on PostgreSQL, one executemany on SQLite."""
+        if not rows:
+            return
+        if self._kind == "postgresql":
+            driver = (await self._conn.get_raw_connection()).driver_connection
+            assert driver is not None  # an open connection
+            if not driver.is_in_transaction():
+                await self._conn.execute(select(1))  # SQLAlchemy begins on the driver with a first statement
+            await driver.copy_records_to_table(table, records=rows, columns=list(columns))
+            return
+        placeholders = ", ".join("?" * len(columns))
+        await self._conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+                                         list(rows))
