@@ -109,6 +109,7 @@ def _per_slot(points: list[dict[str, Any]], key: str, start: int, n: int) -> np.
 
 DR_AHEAD_MAX_S = 7 * 86400  # an event may be announced up to a week ahead …
 DR_LENGTH_MAX_S = 2 * 86400  # … and last up to two days
+DR_CAP_MAX_W = 1_000_000  # a cap above any home's connection is a mistake, not a cap
 
 
 def _check_window(event: DemandResponse, now: float) -> None:
@@ -195,6 +196,8 @@ class PlanningService:
             )
             if event.end <= event.start:
                 raise BadCommand(f"end must be after start, got start={event.start} end={event.end}")
+            if event.cap_w > DR_CAP_MAX_W:
+                raise BadCommand(f"cap_w (watts) must be at most {DR_CAP_MAX_W} (1 MW), got {event.cap_w:g}")
             _check_window(event, self.clock.time())
             self.add_event(event)
             reply = {"id": command_id, "ok": True}

@@ -149,6 +149,7 @@ async def test_demand_response_event_over_mqtt_is_honoured(tmp_path: Path) -> No
     (b'{"id": "n1", "start": 1, "end": 5, "cap_w": 1e999}', "out of range"),
     (b'{"id": "n1", "start": 1, "end": 5, "cap_w": true}', "cap_w (watts) must be a finite number"),
     (b'{"id": "n1", "start": "soon", "end": 5, "cap_w": 0}', "start must be epoch seconds"),
+    (b'{"id": "n1", "start": 1, "end": 5, "cap_w": 1e300}', "cap_w (watts) must be at most 1000000 (1 MW), got 1e+300"),
 ])
 async def test_demand_response_refusals_keep_the_callers_id(tmp_path: Path, payload: bytes, error: str) -> None:
     svc, store, published = await service(tmp_path)
