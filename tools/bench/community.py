@@ -13,7 +13,8 @@ conservation error adds, over all ticks, Wh sold that nobody bought and Wh sold 
 beyond a member's surplus or deficit. With ``--db`` (a SQLite file or a ``postgresql://`` URL)
 each rule also runs as the aggregator runs it: a community of its own with the members and
 every tick's positions stored, then each tick matched and settled in its own transaction
-(members and positions read, trades inserted, balances updated): ``db_tick_ms_p50/p99``.
+(members and positions read, trades inserted, balances updated): ``db_tick_ms_p50/p99``, and
+this process's CPU for it, ``db_tick_cpu_ms_p50/p99``.
 The last line is one JSON object.
 """
 
@@ -123,6 +124,7 @@ def bench(n_members: int, n_ticks: int, seed: int, target: str | None = None) ->
             db_times, db_cpu = asyncio.run(in_database(target, name, members, period))
             figures = {"db_tick_ms_p50": round(float(np.percentile(db_times, 50)), 1),
                        "db_tick_ms_p99": round(float(np.percentile(db_times, 99)), 1),
+                       "db_tick_cpu_ms_p50": round(float(np.percentile(db_cpu, 50)), 1),
                        "db_tick_cpu_ms_p99": round(float(np.percentile(db_cpu, 99)), 1)}
         rules[name] = {
             "tick_ms_p50": round(float(np.percentile(times, 50)), 2),
