@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,13 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from device.store import Store
 from tests.conftest import Broker, free_port
 from tests.device.web.harness import seed_history
 from tests.e2e.browser import (
-    CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path, entsoe_stand_in, nattery_simulate, screenshot_path,
+    DESKTOP, PHONE, entsoe_stand_in, nattery_simulate, screenshot_path,
 )
 
 pytestmark = pytest.mark.browser
@@ -89,14 +89,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             yield Site(url, tmp / "nattery.db")
     finally:
         broker.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def first_login(page: Page, url: str, role: str) -> None:

@@ -6,14 +6,13 @@ shows "None", "NaN", "nan" or "undefined". Screenshots land in ``artifacts/scree
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.fleet_data import Fleet, seed
-from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, PHONE, chromium_path, screenshot_path
+from tests.e2e.browser import DESKTOP, PHONE, screenshot_path
 
 pytestmark = pytest.mark.browser
 UNKNOWN_WORDS = re.compile(r"\b(None|NaN|nan|undefined)\b")
@@ -22,14 +21,6 @@ UNKNOWN_WORDS = re.compile(r"\b(None|NaN|nan|undefined)\b")
 @pytest.fixture(scope="module")
 def fleet(aggregator: Aggregator) -> Fleet:
     return seed(aggregator, prefix="web")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def no_unknown_words(page: Page) -> None:

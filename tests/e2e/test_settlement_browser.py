@@ -5,12 +5,11 @@ quarter-hours, and no page shows "None", "NaN" or "undefined"."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import text
 
 from cloud_sync.balance import registry, runs
@@ -18,7 +17,7 @@ from cloud_sync.balance.timegrid import day_bounds, parse_boundary
 from cloud_sync.db import connect
 from common.market_ids import gs1_check_digit
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
-from tests.e2e.browser import CHROMIUM_ARGS, DESKTOP, chromium_path, screenshot_path
+from tests.e2e.browser import DESKTOP, screenshot_path
 from tests.e2e.test_operator_browser import no_unknown_words
 
 pytestmark = pytest.mark.browser
@@ -49,14 +48,6 @@ async def seed(target: str) -> dict[str, Any]:
         return await runs.settle_group(db, "PAGE-1", start, end)
     finally:
         await db.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def test_the_operator_opens_a_settlement_run(aggregator: Aggregator, browser: Browser) -> None:
