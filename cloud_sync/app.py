@@ -170,6 +170,7 @@ async def metrics(request: web.Request) -> web.Response:
     figures = request.app[METRICS]
     figures.fleet.registered, figures.fleet.online = await queries.fleet_counts(request.app[DB])
     figures.fleet.devices = await queries.device_times(request.app[DB])
+    figures.fleet.edi_files = await queries.edi_file_counts(request.app[DB])
     return web.Response(body=generate_latest(figures.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

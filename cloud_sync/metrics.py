@@ -2,8 +2,9 @@
 
 Per instance: uploads by stream and outcome, rows stored, upload latency (request arrival to
 answer). Fleet-wide, read from the database on each scrape: devices registered and online, and
-per device its last upload and newest reading (what ``device_silent`` and ``sync_lag`` need).
-EDI exchanges are not counted yet: the aggregator has no market gateway (see the README).
+per device its last upload and newest reading (what ``device_silent`` and ``sync_lag`` need),
+and the EDI interchanges the gateway received by source and outcome (accepted, or rejected by
+its CONTRL or its APERAK): the database's totals, the same whichever instance is scraped.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 UPLOAD_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -25,6 +26,7 @@ class FleetCollector(Collector):
         self.registered: int | None = None
         self.online: int | None = None
         self.devices: list[tuple[str, float | None, float | None]] = []
+        self.edi_files: list[tuple[str, str, int]] = []
 
     def collect(self) -> Iterator[Metric]:
         if self.registered is not None and self.online is not None:
@@ -42,6 +44,11 @@ class FleetCollector(Collector):
                 newest.add_metric([device], newest_ts)
         yield seen
         yield newest
+        edi_files = CounterMetricFamily("nattery_aggregator_edi_files", "EDI interchanges received, by source "
+                                        "(device, partner) and outcome", labels=["source", "outcome"])
+        for source, outcome, count in self.edi_files:
+            edi_files.add_metric([source, outcome], count)
+        yield edi_files
 
 
 class AggregatorMetrics:

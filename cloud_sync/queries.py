@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cloud_sync.db import Database
 from cloud_sync.savings import month_savings
+from cloud_sync.schema import edi
 from cloud_sync.schema import sync as t
 from common.sync_protocol import READING_STREAMS, STREAMS
 from common.sync_values import is_number
@@ -92,6 +93,16 @@ async def fleet_counts(db: Database) -> tuple[int, int]:
             select(func.count(), func.coalesce(func.sum(case((d.last_seen >= since, 1), else_=0)), 0))
             .where(d.revoked_at.is_(None)))).one()
     return int(registered), int(online)
+
+
+async def edi_file_counts(db: Database) -> list[tuple[str, str, int]]:
+    """EDI interchanges received so far, as (source, outcome, count): outcome ``accepted``,
+    ``rejected_syntax`` (the CONTRL rejected it) or ``rejected_application`` (an APERAK)."""
+    f = edi.edi_files.c
+    outcome = case((f.accepted, "accepted"), (f.syntax_ok, "rejected_application"), else_="rejected_syntax")
+    async with db.read() as conn:
+        rows = (await conn.execute(select(f.source, outcome, func.count()).group_by(f.source, outcome))).all()
+    return [(str(source), str(kind), int(count)) for source, kind, count in rows]
 
 
 async def device_times(db: Database) -> list[tuple[str, float | None, float | None]]:

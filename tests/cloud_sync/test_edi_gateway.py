@@ -26,6 +26,7 @@ from device.edi import export_day
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
+from tests.cloud_sync.test_metrics import scrape
 from tests.cloud_sync.edi_files import DEVICE_PARTY, GRID, MALO, build, day_file, day_start, profile
 from tests.device import test_edi as edi_case
 from tests.device.test_sync import device_config
@@ -126,6 +127,24 @@ async def test_application_errors_get_an_aperak_and_store_no_values(gateway: Gat
     answer = await gateway.post(future)
     assert [e["code"] for e in answer["errors"]] == ["Z41"] and "ERC+Z41'" in answer["aperak"]
     assert gateway.values() == []
+
+
+async def test_metrics_count_the_files_by_source_and_outcome(gateway: Gateway) -> None:
+    key = "nattery_aggregator_edi_files_total"
+
+    async def counts() -> dict[str, float]:
+        status, figures = await scrape(gateway.agg, gateway.op)
+        assert status == 200
+        return {dict(labels)["outcome"]: value for (name, labels), value in figures.items()
+                if name == key and dict(labels)["source"] == "device"}
+
+    before = await counts()
+    await gateway.post(build(profile(DAY, gateway.ref(), melo=gateway.melo)))
+    await gateway.post(day_file(DAY, gateway.ref(), melo=gateway.melo).replace(":2.4c'", ":2.5'"))  # APERAK Z39
+    await gateway.post(b"\x00\x01 not EDIFACT at all")  # CONTRL
+    after = await counts()
+    assert {k: after[k] - before.get(k, 0) for k in after} == {
+        "accepted": 1, "rejected_application": 1, "rejected_syntax": 1}
 
 
 async def test_corrupt_files_get_a_contrl_rejection(gateway: Gateway) -> None:
