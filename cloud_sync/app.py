@@ -15,7 +15,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud_sync import queries
+from cloud_sync import queries, query_params
 from cloud_sync import operator_web
 from cloud_sync.alerting import with_alerts
 from cloud_sync.balance import api as balance_api
@@ -102,6 +102,10 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+def _bad_query(message: str) -> ApiError:
+    return ApiError(400, message)
 
 
 @web.middleware
@@ -278,8 +282,8 @@ async def device_readings(request: web.Request) -> web.Response:
     stream = request.query.get("stream", "readings")
     if stream not in ("readings", "readings_1min"):
         raise ApiError(400, f"stream: got {stream!r}, allowed: readings, readings_1min")
-    after = _int_query(request, "after", 0, 0, MAX_SEQ)
-    limit = _int_query(request, "limit", 1000, 1, MAX_READ_LIMIT)
+    after = query_params.integer(request.query, "after", error=_bad_query, default=0, low=0, high=MAX_SEQ)
+    limit = query_params.integer(request.query, "limit", error=_bad_query, default=1000, low=1, high=MAX_READ_LIMIT)
     store = _store_query(request)
     if store is None:
         store = await queries.current_store(request.app[DB], device, stream) or ""
@@ -290,8 +294,8 @@ async def device_readings(request: web.Request) -> web.Response:
 async def daily_energy(request: web.Request) -> web.Response:
     device = await _may_read(request)
     today = datetime.now(UTC).date()
-    start = _date_query(request, "from", today - timedelta(days=6))
-    end = _date_query(request, "to", today)
+    start = query_params.day(request.query, "from", error=_bad_query, default=today - timedelta(days=6))
+    end = query_params.day(request.query, "to", error=_bad_query, default=today)
     if end < start or (end - start).days > 366:
         raise ApiError(400, f"from/to: got {start}..{end}, expected from <= to and at most 367 days")
     tz = request.query.get("tz", "UTC")
@@ -308,29 +312,6 @@ def _store_query(request: web.Request) -> str | None:
     if store and not STORE_ID.match(store):
         raise ApiError(400, f"store: got {store!r:.80}, expected 1-64 of A-Z a-z 0-9 _ -")
     return store
-
-
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}: got {raw!r}, expected an integer") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"{name}: got {value}, allowed: {low} to {high}")
-    return value
-
-
-def _date_query(request: web.Request, name: str, default: date) -> date:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}: got {raw!r}, expected YYYY-MM-DD") from None
 
 
 async def serve(target: str, host: str, port: int, limits: Limits = Limits()) -> None:

@@ -26,13 +26,14 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
+from cloud_sync import query_params
 from cloud_sync.db import Database
 from cloud_sync.edi import pipeline, report, store
 from cloud_sync.edi.reconcile import GERMAN, Tolerance, csv_rows
@@ -57,6 +58,10 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _bad_query(message: str) -> _Refused:
+    return _Refused(400, message)
 
 
 def add_routes(app: web.Application, db_key: web.AppKey[Database], auth_key: web.AppKey[Authenticator]) -> None:
@@ -194,12 +199,13 @@ class _Api:
         except market_ids.IdError as exc:
             raise _Refused(400, f"melo: {exc}") from None
         today = datetime.now(GERMAN).date()
-        last = _day(request, "to", today)
-        first = _day(request, "from", last - timedelta(days=30))
+        last = query_params.day(request.query, "to", error=_bad_query, default=today)
+        first = query_params.day(request.query, "from", error=_bad_query, default=last - timedelta(days=30))
         if last < first or (last - first).days > 366:
             raise _Refused(400, f"from/to: got {first}..{last}, expected from <= to and at most 367 days")
-        tolerance = Tolerance(_number(request, "slot_wh", Tolerance.slot_wh, int),
-                              _number(request, "day_pct", Tolerance.day_pct, float))
+        tolerance = Tolerance(
+            query_params.integer(request.query, "slot_wh", error=_bad_query, default=Tolerance.slot_wh, low=0),
+            query_params.decimal(request.query, "day_pct", error=_bad_query, default=Tolerance.day_pct, low=0))
         async with db.read() as conn:
             days = await report.reconciliation(conn, melo, first, last, tolerance)
         fmt = request.query.get("format", "json")
@@ -272,26 +278,3 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _Refused(400, "body: expected a JSON object")
     return body
-
-
-def _day(request: web.Request, name: str, default: date) -> date:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise _Refused(400, f"{name}: got {raw!r:.40}, expected YYYY-MM-DD") from None
-
-
-def _number(request: web.Request, name: str, default: Any, kind: type) -> Any:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise _Refused(400, f"{name}: got {raw!r:.40}, expected a {kind.__name__}") from None
-    if value < 0:
-        raise _Refused(400, f"{name}: got {value}, allowed: 0 or more")
-    return value

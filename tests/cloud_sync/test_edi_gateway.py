@@ -214,6 +214,14 @@ async def test_reconciliation_of_device_and_partner_values(gateway: Gateway) -> 
     assert (imports["obis"], imports["slots"], imports["diff_wh"], imports["flagged_slots"]) == ("1-1:1.29.0", 96, -60, 1)
     assert imports["device_wh"] == sum(int(v.kwh * 1000) for v in device.series[0].values)
     assert (exports["diff_wh"], exports["flagged"]) == (0, False)
+    status, loose = await gateway.request("GET", f"/v1/edi/reconciliation?melo={gateway.melo}&from=2026-06-15&to=2026-06-15"
+                                                 "&slot_wh=60&day_pct=0.5")
+    assert (status, loose["days"][0]["flagged_slots"], loose["tolerance"]) == (200, 0, {"slot_wh": 60, "day_pct": 0.5})
+    for query, error in (("slot_wh=-1", "slot_wh: got -1, allowed: 0 or more"),
+                         ("day_pct=nan", "day_pct: got 'nan', expected a finite number"),
+                         ("to=15.06.2026", "to: got '15.06.2026', expected YYYY-MM-DD")):
+        status, answer = await gateway.request("GET", f"/v1/edi/reconciliation?melo={gateway.melo}&{query}")
+        assert (status, answer) == (400, {"error": error})
     status, text = await gateway.request("GET", f"/v1/edi/reconciliation?melo={gateway.melo}&from=2026-06-15&to=2026-06-15&format=csv")
     rows = list(csv.reader(io.StringIO(text.decode())))
     assert len(rows) == 1 + 192 and rows[5][6:] == ["-60", "1"]
