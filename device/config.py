@@ -202,6 +202,10 @@ class PlannerSettings:
     soc_replan_pct: float = setting(3.0, min=0.1, max=100, help="re-plan when SoC is off the plan by this")
     annual_load_kwh: float = setting(3500.0, min=0, max=1_000_000, help="cold-start load forecast")
     pv_peak_w: float = setting(8000.0, min=0, max=1_000_000, help="cold-start PV forecast (kWp x 1000)")
+    pv_tilt_deg: float = setting(30.0, min=0, max=90, help="PV modules' tilt from horizontal (0 flat, 90 a facade)")
+    pv_azimuth_deg: float = setting(
+        180.0, min=0, max=360, help="direction the PV modules face, degrees from north clockwise (90 east, 180 south, 270 west)"
+    )
     forcing_gate: bool = setting(
         True, help="auto mode: force the inverter only where it pays under the measured forecast error"
     )

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import structlog
+from numpy.typing import NDArray
 
 from common.crash import crash_point
 from device.accounting import CRASH_VARIABLE, day_result_eur
@@ -34,7 +35,7 @@ from device.config import Config
 from device import schedules
 from device.controller import Controller
 from device.forecast.load import WEEK, cold_start_scale, forecast_load, standard_profile_w
-from device.forecast.pv import clear_sky_ghi, forecast_pv
+from device.forecast.pv import clear_sky, forecast_pv
 from device.home.effective import EffectiveSettings
 from device.home.settings import Override
 from device.mqtt import MqttSession, NotConnected, Topics
@@ -291,7 +292,7 @@ class PlanningService:
         if not metered:
             return
         fallback = standard_profile_w(grid, cfg.planner.annual_load_kwh, cfg.device.timezone)
-        clearsky = clear_sky_ghi(grid, cfg.device.latitude, cfg.device.longitude)
+        clearsky = _plant_clear_sky(cfg, grid)
         for k in metered:
             load_f = forecast_load(load, k, 1, fallback[k:k + 1])[0]
             pv_f = forecast_pv(pv, clearsky, k, 1, cfg.planner.pv_peak_w)[0]
@@ -325,7 +326,7 @@ class PlanningService:
             profile = standard_profile_w(recent, cfg.planner.annual_load_kwh, cfg.device.timezone)
             fallback = fallback * cold_start_scale(load_hist[HISTORY_SLOTS - WEEK:], profile)
         load = forecast_load(np.r_[load_hist, np.full(length, np.nan)], HISTORY_SLOTS, length, fallback)
-        clearsky = clear_sky_ghi(grid, cfg.device.latitude, cfg.device.longitude)
+        clearsky = _plant_clear_sky(cfg, grid)
         pv = forecast_pv(np.r_[pv_hist, np.full(length, np.nan)], clearsky, HISTORY_SLOTS, length,
                          cfg.planner.pv_peak_w)
         spot = spot[:length]
@@ -463,3 +464,8 @@ async def preview(
         soc_pct = (latest or {}).get("roles", {}).get("soc_pct")
     soc = Battery.from_config(cfg).floor_pct if soc_pct is None else float(soc_pct)
     return await svc.compute(None, time.time() if now is None else now, soc, "preview")
+
+
+def _plant_clear_sky(cfg: Config, grid: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Clear-sky irradiance on the configured plant's plane at each slot of ``grid``."""
+    return clear_sky(grid, cfg.device.latitude, cfg.device.longitude, cfg.planner.pv_tilt_deg, cfg.planner.pv_azimuth_deg)

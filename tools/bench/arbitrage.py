@@ -9,7 +9,7 @@
         --year 2024 --price-year 2019
 
 Set-up (documented in the README): 10 kWh usable / 5 kW battery, 95 % charge and 95 % discharge
-efficiency, the whole capacity usable (no reserve), 8 kWp PV (``--kwp``, location ``--lat/--lon``),
+efficiency, the whole capacity usable (no reserve), 8 kWp PV (``--kwp``, location ``--lat/--lon``, orientation ``--tilt/--azimuth``: flat by default),
 the household's load as measured (``--annual-load`` scales it), the German dynamic tariff of
 ``device/resources/default.yaml`` (device/prices/tariff.py) with a fixed 7.94 ct/kWh feed-in. Day-ahead
 prices are read in their files' resolution: an hourly price holds for its four quarter-hours, a
@@ -69,7 +69,7 @@ from device.forecast.load import (
 )
 from device.forecast.metrics import pinball
 from device.forecast.price import PriceForecaster
-from device.forecast.pv import clear_sky_ghi, forecast_pv
+from device.forecast.pv import clear_sky, forecast_pv
 from device.plan.baseline import simulate_self_consumption
 from device.plan.lp import Solver
 from device.plan.model import SLOT_S, Battery, Inputs, Plan, Rules
@@ -100,6 +100,8 @@ class House:
     annual_load_kwh: float | None = None
     lat: float = LAT
     lon: float = LON
+    tilt_deg: float = 0.0  # the PV forecast's clear-sky plane (the file's plant is 35°, 180°)
+    azimuth_deg: float = 180.0
 
 
 @dataclass
@@ -393,7 +395,7 @@ def run_ours(
     # (--annual-load, or the household's own as measured)
     configured_kwh = y.house.annual_load_kwh or annual_kwh(y.load_w / 1000.0)
     zone_profile = standard_profile_w(y.ts[: y.n + HORIZON], configured_kwh, TZ)
-    clearsky = clear_sky_ghi(y.ts[: y.n + HORIZON], y.house.lat, y.house.lon)
+    clearsky = clear_sky(y.ts[: y.n + HORIZON], y.house.lat, y.house.lon, y.house.tilt_deg, y.house.azimuth_deg)
     load_hist = np.r_[y.load_w, np.full(HORIZON, np.nan)]
     pv_hist = np.r_[y.pv_w, np.full(HORIZON, np.nan)]
     soc = bat.floor_pct / 100 * bat.capacity_wh
@@ -539,6 +541,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     help="scale the household's load to this many kWh a year, or 'measured' (default: as is)")
     ap.add_argument("--lat", type=float, default=LAT, help="PV plant latitude (the PV forecast's clear sky)")
     ap.add_argument("--lon", type=float, default=LON, help="PV plant longitude")
+    ap.add_argument("--tilt", type=_degrees(0, 90), default=0.0,
+                    help="PV modules' tilt, degrees from horizontal, for the forecast's clear sky (0: flat)")
+    ap.add_argument("--azimuth", type=_degrees(0, 360), default=180.0,
+                    help="direction the PV modules face, degrees from north clockwise (180: south)")
     ap.add_argument("--strategies", default=",".join(OPTIONAL),
                     help=f"which of {', '.join(OPTIONAL)} to run (no battery, self-consumption and perfect always run)")
     ap.add_argument("--forcing-gate", choices=("on", "off"), default="on",
@@ -580,7 +586,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     start, end = start + timedelta(days=shift), end + timedelta(days=shift)
 
     tariff = Tariff(TariffSettings(), TZ)
-    house = House(args.kwp, args.annual_load, args.lat, args.lon)
+    house = House(args.kwp, args.annual_load, args.lat, args.lon, args.tilt, args.azimuth)
     forecasts: dict[date, dict[int, float]] | None = None
     forecast_name = "naive: mean of the same slot 1 day (newest known) and 7 days before"
     summaries: list[dict[str, object]] = []
@@ -621,6 +627,18 @@ def _annual_load(text: str) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"got {text!r}: give kWh a year above 0, or 'measured'")
     return value
+
+
+def _degrees(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"got {text!r}: give degrees from {low:g} to {high:g}")
+        return value
+    return parse
 
 
 def run_household(
@@ -705,7 +723,7 @@ def _print_household(summary: dict[str, object], house: House) -> None:
     shares, savings = summary["captured_share"], summary["saving_vs_self_consumption_eur"]
     print()
     print(f"{summary['start']} → {summary['end']}: {summary['slots']} slots, 10 kWh / 5 kW battery, "
-          f"{house.kwp:g} kWp, German dynamic tariff, household {summary['household']}")
+          f"{house.kwp:g} kWp (tilt {house.tilt_deg:g}°, azimuth {house.azimuth_deg:g}°), German dynamic tariff, household {summary['household']}")
     for k, cost in summary["cost_eur"].items():  # type: ignore[attr-defined]
         print(f"  {k:18s} {cost:9.2f} EUR   captured {shares[k]:6.1%}"  # type: ignore[index]
               f"   vs self-consumption {savings[k]:+8.2f} EUR"  # type: ignore[index]
