@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import case, func, select
+
 from cloud_sync.db import Database
 from cloud_sync.documents import number
+from cloud_sync.schema.sync import devices, documents, streams
 
 SLOT_S = 900
 
@@ -21,20 +24,20 @@ SLOT_S = 900
 async def quality(db: Database, now: float, days: int, only: str | None = None) -> list[dict[str, Any]]:
     """One row per device (not revoked, or ``only``), ordered by id."""
     since = now - days * 86_400
+    d, s, doc = devices.c, streams.c, documents.c
     covered, complete = number(db.kind, "covered_s"), number(db.kind, "complete")
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT d.id, d.created_at, d.last_seen, "
-            " (SELECT max(s.last_ts) FROM streams s WHERE s.device_id = d.id"
-            "  AND s.stream IN ('readings', 'readings_1min')),"
-            " (SELECT coalesce(sum(s.backlog), 0) FROM streams s WHERE s.device_id = d.id)"
-            " FROM devices d WHERE " + ("d.id = $1" if only else "d.revoked_at IS NULL") + " ORDER BY d.id",
-            *([only] if only else []))
-        slots = await tx.fetch(
-            f"SELECT device_id, count(*), coalesce(sum(CASE WHEN {complete} = 1 THEN 1 ELSE 0 END), 0),"
-            f" coalesce(sum({covered}), 0) FROM documents WHERE stream = 'energy' AND ts >= $1 AND ts < $2"
-            + (" AND device_id = $3" if only else "") + " GROUP BY device_id",
-            since, now, *([only] if only else []))
+    newest_reading = (select(func.max(s.last_ts)).where(s.device_id == d.id, s.stream.in_(("readings", "readings_1min")))
+              .scalar_subquery())
+    stream_backlog = select(func.coalesce(func.sum(s.backlog), 0)).where(s.device_id == d.id).scalar_subquery()
+    slots_query = (select(doc.device_id, func.count(), func.coalesce(func.sum(case((complete == 1, 1), else_=0)), 0),
+                          func.coalesce(func.sum(covered), 0))
+                   .where(doc.stream == "energy", doc.ts >= since, doc.ts < now).group_by(doc.device_id))
+    if only:
+        slots_query = slots_query.where(doc.device_id == only)
+    async with db.read() as conn:
+        rows = (await conn.execute(select(d.id, d.created_at, d.last_seen, newest_reading, stream_backlog)
+                                   .where(d.id == only if only else d.revoked_at.is_(None)).order_by(d.id))).all()
+        slots = (await conn.execute(slots_query)).all()
     by_device = {str(dev): (int(n), int(done), float(cov)) for dev, n, done, cov in slots}
     result = []
     for dev, created_at, last_seen, newest, backlog in rows:

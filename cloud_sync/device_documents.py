@@ -9,19 +9,21 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
 from cloud_sync.db import Database
 from cloud_sync.documents import number
 from cloud_sync.edi.store import answers_for
+from cloud_sync.schema.sync import documents
 
 
 async def edi_files(db: Database, device: str, limit: int = 10) -> list[dict[str, Any]]:
     """``[{"name", "created_at", "period_start", "period_end", "bytes", "state", "errors"}]``, newest
     version first; ``state`` is the gateway's answer (accepted, rejected) or None before it ran."""
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT key, data FROM documents WHERE device_id = $1 AND stream = 'edi' ORDER BY seq DESC LIMIT $2",
-            device, limit)
+    doc = documents.c
     async with db.read() as conn:
+        rows = (await conn.execute(select(doc.key, doc.data).where(doc.device_id == device, doc.stream == "edi")
+                                   .order_by(doc.seq.desc()).limit(limit))).all()
         answers = {a["name"]: a for a in await answers_for(conn, device, [str(key) for key, _ in rows])}
     files = []
     for key, data in rows:
@@ -37,10 +39,10 @@ async def schedules(db: Database, device: str, since: float, limit: int = 10) ->
     """The newest revision of each local day the device committed a schedule for since ``since``
     (commit time): ``[{"day", "revision", "kind", "committed_at", "slots", "import_kwh", "export_kwh"}]``,
     newest day first."""
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT data FROM documents WHERE device_id = $1 AND stream = 'schedules' AND ts >= $2 ORDER BY ts",
-            device, since)
+    doc = documents.c
+    async with db.read() as conn:
+        rows = (await conn.execute(select(doc.data).where(doc.device_id == device, doc.stream == "schedules",
+                                                          doc.ts >= since).order_by(doc.ts))).all()
     newest: dict[str, dict[str, Any]] = {}
     for (data,) in rows:
         doc = json.loads(data)
@@ -57,10 +59,10 @@ async def schedules(db: Database, device: str, since: float, limit: int = 10) ->
 async def settled_days(db: Database, device: str, since: float) -> list[dict[str, Any]]:
     """Per UTC day since ``since`` with settled slots: slots, priced slots, net cost and savings (EUR)."""
     cost, revenue, baseline = (number(db.kind, f) for f in ("cost_eur", "revenue_eur", "cost_no_battery_eur"))
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            f"SELECT ts, {cost}, coalesce({revenue}, 0), {baseline} FROM documents"
-            " WHERE device_id = $1 AND stream = 'settlements' AND ts >= $2 ORDER BY ts", device, since)
+    doc = documents.c
+    async with db.read() as conn:
+        rows = (await conn.execute(select(doc.ts, cost, func.coalesce(revenue, 0), baseline).where(
+            doc.device_id == device, doc.stream == "settlements", doc.ts >= since).order_by(doc.ts))).all()
     days: dict[str, dict[str, Any]] = {}
     for ts, c, r, b in rows:
         day = datetime.fromtimestamp(float(ts), UTC).date().isoformat()

@@ -22,7 +22,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from cloud_sync.db import Database
+from cloud_sync.schema.sync import documents
 from common.numbers import finite_float
 
 HORIZONS = ((0, 24), (24, 48), (48, 72), (72, None))  # hours ahead, [low, high)
@@ -66,10 +69,10 @@ def _finite(value: Any) -> bool:
 async def accuracy(db: Database, now: float, days: int) -> list[dict[str, Any]]:
     """``[{"zone", "horizon", "pairs", "mae_eur_mwh", "rmse_eur_mwh", "wape_pct"}]`` by zone, then horizon."""
     since = now - days * 86_400
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            "SELECT device_id, key, data FROM documents WHERE stream = 'prices' AND ts >= $1"
-            " ORDER BY device_id", since - _CLEARED_LOOKBACK_S)
+    doc = documents.c
+    async with db.read() as conn:
+        rows = (await conn.execute(select(doc.device_id, doc.key, doc.data).where(
+            doc.stream == "prices", doc.ts >= since - _CLEARED_LOOKBACK_S).order_by(doc.device_id))).all()
     cleared: dict[str, list[tuple[float, float, float, str]]] = defaultdict(list)  # device → (slot, end, price, zone)
     forecasts: list[tuple[str, float, float, float]] = []  # (device, made_at, slot, value)
     for device, key, data in rows:

@@ -12,8 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select
+
 from cloud_sync.db import Database
 from cloud_sync.documents import number
+from cloud_sync.schema.sync import documents
 
 
 def month_bounds(now: float) -> tuple[float, float]:
@@ -29,10 +32,13 @@ async def month_savings(db: Database, now: float, only: str | None = None) -> di
     ``slots`` (how many quarter-hours went into it)."""
     start, end = month_bounds(now)
     cost, revenue, baseline = (number(db.kind, f) for f in ("cost_eur", "revenue_eur", "cost_no_battery_eur"))
-    async with db.transaction(readonly=True) as tx:
-        rows = await tx.fetch(
-            f"SELECT device_id, sum({baseline} - {cost} + coalesce({revenue}, 0)), count(*) FROM documents"
-            f" WHERE stream = 'settlements' AND ts >= $1 AND ts < $2 AND {cost} IS NOT NULL"
-            f" AND {baseline} IS NOT NULL" + (" AND device_id = $3" if only else "") + " GROUP BY device_id",
-            start, end, *([only] if only else []))
+    doc = documents.c
+    query = (select(doc.device_id, func.sum(baseline - cost + func.coalesce(revenue, 0)), func.count())
+             .where(doc.stream == "settlements", doc.ts >= start, doc.ts < end, cost.is_not(None),
+                    baseline.is_not(None))
+             .group_by(doc.device_id))
+    if only:
+        query = query.where(doc.device_id == only)
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
     return {str(dev): {"savings_eur": round(float(total), 2), "slots": int(n)} for dev, total, n in rows}

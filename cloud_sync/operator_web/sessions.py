@@ -15,11 +15,16 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from sqlalchemy import delete, insert, select
+
 from cloud_sync.db import Database
+from cloud_sync.schema.operators import operator_sessions, operator_web_keys
+from cloud_sync.schema.sync import operators
 from common.web_security import anonymous_session, new_session_id, session_key
 
 LIFETIME_S = 8 * 3600.0  # a working day
 ANONYMOUS_LIFETIME_S = 3600.0
+_ANONYMOUS_KEY = "anonymous_csrf"  # operator_web_keys.name of the anonymous visitors' CSRF key
 
 
 @dataclass
@@ -39,24 +44,23 @@ class OperatorSessions:
     async def _anonymous_key(self) -> bytes:
         if self._key is None:
             fresh = base64.b64encode(secrets.token_bytes(32)).decode()
-            async with self.db.transaction() as tx:
-                await tx.execute("INSERT INTO operator_web_keys (name, value) VALUES ('anonymous_csrf', $1)"
-                                 " ON CONFLICT (name) DO NOTHING", fresh)
-                row = await tx.fetchrow("SELECT value FROM operator_web_keys WHERE name = 'anonymous_csrf'")
-            assert row is not None
-            self._key = base64.b64decode(row[0])
+            keys = operator_web_keys.c
+            async with self.db.begin() as conn:
+                await conn.execute(self.db.upsert(operator_web_keys).values(name=_ANONYMOUS_KEY, value=fresh)
+                                   .on_conflict_do_nothing(index_elements=[keys.name]))
+                value = (await conn.execute(select(keys.value).where(keys.name == _ANONYMOUS_KEY))).scalar_one()
+            self._key = base64.b64decode(value)
         return self._key
 
     async def lookup(self, session_id: str | None, now: float | None = None) -> Session:
         """The visitor's logged-in session, else its anonymous one (a new id when it has none)."""
         now = time.time() if now is None else now
         if session_id:
-            async with self.db.transaction(readonly=True) as tx:
-                row = await tx.fetchrow(
-                    "SELECT s.operator, s.csrf, s.expires_at FROM operator_sessions s"
-                    " JOIN operators o ON o.name = s.operator"
-                    " WHERE s.key = $1 AND s.expires_at > $2 AND o.revoked_at IS NULL",
-                    session_key(session_id), now)
+            s, o = operator_sessions.c, operators.c
+            async with self.db.read() as conn:
+                row = (await conn.execute(
+                    select(s.operator, s.csrf, s.expires_at).join_from(operator_sessions, operators, o.name == s.operator)
+                    .where(s.key == session_key(session_id), s.expires_at > now, o.revoked_at.is_(None)))).first()
             if row is not None:
                 return Session(session_id, str(row[1]), float(row[2]), str(row[0]))
         sid, csrf = anonymous_session(await self._anonymous_key(), session_id)
@@ -66,13 +70,14 @@ class OperatorSessions:
         """A new logged-in session (a new id: no session fixation); expired ones are swept."""
         now = time.time() if now is None else now
         session = Session(new_session_id(), secrets.token_urlsafe(32), now + self.lifetime_s, operator)
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM operator_sessions WHERE expires_at <= $1", now)
-            await tx.execute(
-                "INSERT INTO operator_sessions (key, operator, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                session_key(session.id), operator, session.csrf, now, session.expires)
+        s = operator_sessions.c
+        async with self.db.begin() as conn:
+            await conn.execute(delete(operator_sessions).where(s.expires_at <= now))
+            await conn.execute(insert(operator_sessions).values(
+                key=session_key(session.id), operator=operator, csrf=session.csrf, created_at=now,
+                expires_at=session.expires))
         return session
 
     async def end(self, session: Session) -> None:
-        async with self.db.transaction() as tx:
-            await tx.execute("DELETE FROM operator_sessions WHERE key = $1", session_key(session.id))
+        async with self.db.begin() as conn:
+            await conn.execute(delete(operator_sessions).where(operator_sessions.c.key == session_key(session.id)))
