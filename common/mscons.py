@@ -22,10 +22,20 @@ and period::
 Times are UTC (format 303 with offset ``+00``). Values are kWh with at most three decimals,
 written with the decimal mark of the UNA (a point here); either mark is read.
 
-MIG versions (by the document date, German time): **2.4c** until 2026-09-30, **2.5** from
-2026-10-01. The UNH association assigned code (DE 0057) is ``2.4c`` or ``2.5``; the segment
-layout written here (SG5 NAD+DP / SG6 LOC+172 / SG9 LIN / SG10 QTY-DTM-STS) is the one of MIG
-2.4c, and both versions are written and read alike.
+MIG versions (by the document date, German time; :data:`MIG_VERSIONS`): **2.4b** from
+2023-10-01, **2.4c** from 2024-04-03, **2.5** from 2026-10-01. The UNH association assigned code
+(DE 0057) names it; the segment layout written here (SG5 NAD+DP / SG6 LOC+172 / SG9 LIN / SG10
+QTY-DTM-STS) is the one of MIG 2.4c, and the three versions are written and read alike (2.4c
+changed nothing a load profile uses, see below). The start dates are those of the EDI@Energy
+format versions FV2310 and FV2404 as Hochfrequenz's ``efoli`` package models them ("FV2310 is
+valid from 2023-10-01", "FV2404 is valid from 2024-04-03"); the edi-energy.de listing names the
+2.4b MIG ``MSCONSMIG2.4b_20240331_20231001`` (in force from 2023-10-01; its end was announced as
+2024-03-31 before the April 2024 change moved to the 3rd). Earlier versions are not on record:
+a document dated before 2023-10-01 is refused.
+
+Quantities read (SG10 QTY DE 6063): ``220`` wahrer Wert, ``67`` Ersatzwert, ``201``
+Vorschlagswert and ``Z18`` vorläufiger Wert (market partners' load profiles carry runs of
+provisional values until the final ones follow); the export writes 220 and 67 only.
 
 Where the codes come from (checked against public copies of the BDEW documents, not the PDFs):
 
@@ -59,7 +69,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -75,15 +85,18 @@ from pydifact.segments import Segment
 
 from common.market_ids import UNB_QUALIFIER
 
-VERSION_2_5_FROM = date(2026, 10, 1)
+#: The German day each MSCONS MIG version came into force, oldest first.
+MIG_VERSIONS = ((date(2023, 10, 1), "2.4b"), (date(2024, 4, 3), "2.4c"), (date(2026, 10, 1), "2.5"))
 CHECK_ID_LOAD_PROFILE = "13018"  # Prüfidentifikator: Lastgang Messlokation (MSCONS AHB 3.1f)
 CHECK_ID_MALO_PROFILE = "13025"  # Prüfidentifikator: Lastgang Marktlokation, Tranche
 OBIS_IMPORT = "1-1:1.29.0"  # energy drawn from the grid per period
 OBIS_EXPORT = "1-1:2.29.0"  # energy fed into the grid per period
 UNIT = "KWH"
-#: QTY qualifier (DE 6063) of each value status.
+#: QTY qualifier (DE 6063) of each value status the export writes.
 QTY_QUALIFIER = {"true": "220", "substitute": "67"}
-STATUS_OF_QUALIFIER = {q: s for s, q in QTY_QUALIFIER.items()}
+#: The status of each QTY qualifier read: the written ones, and partners' proposed (201
+#: Vorschlagswert) and preliminary (Z18 vorläufiger Wert) values.
+STATUS_OF_QUALIFIER = {**{q: s for s, q in QTY_QUALIFIER.items()}, "201": "proposed", "Z18": "preliminary"}
 #: Substitute-value methods (STS+Z32 Ersatzwertbildungsverfahren, DE 9013; see above).
 SUBSTITUTE_METHODS = {"extrapolated": "ZJ2", "interpolated": "Z92"}
 METHOD_OF_CODE = {c: m for m, c in SUBSTITUTE_METHODS.items()}
@@ -100,8 +113,14 @@ class RepetitionError(MsconsError):
 
 
 def mig_version(document_day: date) -> str:
-    """The MSCONS MIG version in force on ``document_day`` (German calendar day)."""
-    return "2.5" if document_day >= VERSION_2_5_FROM else "2.4c"
+    """The MSCONS MIG version in force on ``document_day`` (German calendar day); a day before the
+    first version on record raises :class:`MsconsError`."""
+    in_force = [version for since, version in MIG_VERSIONS if since <= document_day]
+    if not in_force:
+        first_day, first = MIG_VERSIONS[0]
+        raise MsconsError(f"no MSCONS MIG version on record for {document_day.isoformat()}; the first "
+                          f"known is {first}, from {first_day.isoformat()}")
+    return in_force[-1]
 
 
 @dataclass(frozen=True)
@@ -114,7 +133,8 @@ class Party:
 
 @dataclass(frozen=True)
 class Value:
-    """One period's energy: ``status`` "true" or "substitute" (then ``method`` says how)."""
+    """One period's energy: ``status`` "true" or "substitute" (then ``method`` says how), or a
+    partner's "proposed" or "preliminary" value."""
 
     start: int  # epoch seconds (UTC)
     end: int
@@ -296,7 +316,8 @@ class _MessageReader:
         if not self.series:
             raise MsconsError(f"{segment}: QTY before any LIN")
         if qualifier not in STATUS_OF_QUALIFIER:
-            raise MsconsError(f"{segment}: QTY qualifier {qualifier!r}; read: 220 (true), 67 (substitute)")
+            raise MsconsError(f"{segment}: QTY qualifier {qualifier!r}; read: "
+                              + ", ".join(f"{q} ({s})" for q, s in STATUS_OF_QUALIFIER.items()))
         self._flush()
         unit = _element(segment, 0, 2)
         if unit not in ("", UNIT):
@@ -400,6 +421,25 @@ def parse(text: str) -> Interchange:
                         for n in (1, 2))
     return Interchange(reference=_element(unb, 4), sender=sender, receiver=receiver,
                        prepared=_prepared(unb), messages=tuple(messages))
+
+
+def document_day(body: Sequence[Segment], zone: tzinfo) -> date | None:
+    """The calendar day in ``zone`` of a message's document date (DTM+137): format 303 with its
+    offset, or the date as written in another format (older MIGs wrote 203, CCYYMMDDHHMM without
+    an offset); None when the message has no readable one."""
+    for segment in body:
+        if segment.tag != "DTM" or _element(segment, 0) != "137":
+            continue
+        if _element(segment, 0, 2) == "303":
+            try:
+                return datetime.fromtimestamp(_time(segment), zone).date()
+            except MsconsError:
+                return None
+        try:
+            return datetime.strptime(_element(segment, 0, 1)[:8], "%Y%m%d").date()
+        except ValueError:
+            return None
+    return None
 
 
 def read_message(unh: Segment, body: Sequence[Segment], decimal_mark: str) -> LoadProfile:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -74,12 +74,20 @@ class Checked:
 
 def check(message: Message, decimal_mark: str, context: Context, earlier_in_file: set[tuple[str, str]]) -> Checked:
     """Every finding of ``message``; ``earlier_in_file`` collects (sender, document number) of
-    the interchange's messages so far (a duplicate within one file is one too)."""
+    the interchange's messages so far (a duplicate within one file is one too).
+
+    The MIG version comes first: a message of a version not in force on its document date is
+    refused for that alone, its content not checked against a MIG it was not written to (what
+    can be read of it still names the document and the partners in the APERAK)."""
+    day = mscons.document_day(message.body, GERMAN)
+    wrong = None if day is None else _version(message.kind[4] if len(message.kind) > 4 else "", day)
     try:
         profile = mscons.read_message(message.unh, message.body, decimal_mark)
     except mscons.MsconsError as exc:
         code = Erc.REPETITION if isinstance(exc, mscons.RepetitionError) else Erc.FORMAT
-        return Checked(message, None, None, (Finding(code, str(exc), f"message {message.reference}"),))
+        return Checked(message, None, None, (wrong or Finding(code, str(exc), f"message {message.reference}"),))
+    if wrong is not None:
+        return Checked(message, profile, context.locations.get(profile.melo_id), (wrong,))
     findings: list[Finding] = []
     location = _location(profile, context, findings)
     _parties(profile, context, location, findings)
@@ -141,12 +149,23 @@ def _header(profile: mscons.LoadProfile, findings: list[Finding]) -> None:
     if not profile.document_date:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no document date (DTM+137)", "DTM+137"))
         return
-    day = datetime.fromtimestamp(profile.document_date, GERMAN).date()
-    expected = mscons.mig_version(day)
-    if profile.version != expected:
-        findings.append(Finding(Erc.CODE_NOT_ALLOWED, f"MIG version {profile.version!r} is not in force on the document "
-                                                      f"date {day.isoformat()}; {expected!r} is",
-                                f"UNH S009 DE0057 {profile.version}"))
+    _period(profile, findings)
+
+
+def _version(version: str, day: date) -> Finding | None:
+    """Z39 unless ``version`` (UNH DE 0057) is the MIG version in force on the document ``day``."""
+    where = f"UNH S009 DE0057 {version}"
+    try:
+        expected = mscons.mig_version(day)
+    except mscons.MsconsError as exc:
+        return Finding(Erc.CODE_NOT_ALLOWED, f"MIG version {version!r}: {exc}", where)
+    if version != expected:
+        return Finding(Erc.CODE_NOT_ALLOWED, f"MIG version {version!r} is not in force on the document date "
+                                             f"{day.isoformat()}; {expected!r} is", where)
+    return None
+
+
+def _period(profile: mscons.LoadProfile, findings: list[Finding]) -> None:
     if profile.end <= profile.start:
         findings.append(Finding(Erc.INTERVAL_NOT_POSITIVE, f"period {_iso(profile.start)} .. {_iso(profile.end)} is "
                                                            "empty or negative", "SG6 DTM+163/DTM+164"))

@@ -73,9 +73,10 @@ NEEDS_LOCATION = frozenset({"Z29", "Z35", "Z38", "Z39", "Z40", "Z41"})
 # - a quarter-hour missing or the series not covering the period: Z30; overlapping, misaligned
 #   or not 15-minute values, a period ending after the document date: Z41; an empty or
 #   negative period: Z34;
-# - Prüfidentifikator or MIG version (UNH DE 0057) not allowed on the document date: Z39;
-# - a message that cannot be read (a quantity that is not a number, a QTY without its period):
-#   Z35; a second metering location (SG5/SG6) in one message: Z40;
+# - Prüfidentifikator not a load profile's: Z39; MIG version (UNH DE 0057) not in force on the
+#   document date: Z39 alone (checked first, the rest of such a message is not checked);
+# - a message that cannot be read (a quantity that is not a number, a QTY without its period, a
+#   QTY qualifier not read): Z35; a second metering location (SG5/SG6) in one message: Z40;
 # - a document number (BGM) the sender used before: Z31. The code list has no code for a
 #   duplicate; Z31 ("rejected by the receiver") with the text naming the earlier file is our
 #   choice. A duplicate *interchange* reference is a CONTRL matter: DE 0085 code 26.

@@ -17,7 +17,18 @@ MALO = "51238696781"
 DEVICE_PARTY = mscons.Party("9900000000004", "293")  # the device's configured sender
 GRID = mscons.Party("9800000000007", "332")  # the receiver (grid operator / MSB)
 PARTNERS = frozenset({DEVICE_PARTY.id, GRID.id})
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"  # see fixtures/README.md for where each file comes from
+# The identities in the hand-built market partner files: the metering point operator sends the
+# official values of one metering location (MeLo) and its market location (MaLo) to DEVICE_PARTY.
+MSB = mscons.Party("9912345000007", "293")
+FIXTURE_MELO = "DE0005667890100000000000000004711"
+FIXTURE_MALO = "50998877665"
+
+
+def fixture_context() -> Context:
+    """The registry an operator set up for the hand-built market partner files."""
+    location = Location(FIXTURE_MELO, FIXTURE_MALO, None)
+    return Context({FIXTURE_MELO: location, FIXTURE_MALO: location}, PARTNERS | {MSB.id}, {}, None)
 
 
 def context(device: str | None = "dev1", melo: str = MELO) -> Context:

@@ -3,16 +3,20 @@ reconciliation arithmetic. Each hand-broken file fails exactly the check it was 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from cloud_sync.edi import answers, checks, reconcile, syntax
 from common import mscons
 from tests.cloud_sync.edi_files import (
-    DEVICE_PARTY, GRID, MALO, MELO, build, context, day_file, day_start, profile, with_values,
+    DEVICE_PARTY, FIXTURE_MELO, FIXTURES, GRID, MALO, MELO, build, context, day_file, day_start,
+    fixture_context, profile, with_values,
 )
 
 DAY = date(2026, 6, 15)
@@ -79,6 +83,19 @@ def test_several_messages_and_comma_decimal_mark() -> None:
     (lambda: day_file(date(2026, 10, 5)).replace(":2.5'", ":2.4c'"), "Z39", "'2.5' is"),
     # not a load profile
     (lambda: day_file(DAY).replace("RFF+Z13:13018", "RFF+Z13:13017"), "Z39", "Prüfidentifikator 13017"),
+    # the version comes first: a message of another MIG is not checked further (wrong OBIS too)
+    (lambda: day_file(DAY).replace(":2.4c'", ":2.5'").replace("1-1?:2.29.0", "1-1?:2.8.0"), "Z39", "'2.4c' is"),
+    # the versions before: 2.4b until 2024-04-02, 2.4c from 2024-04-03 (German days) ...
+    (lambda: day_file(date(2024, 4, 1)).replace(":2.4b'", ":2.4c'"), "Z39",
+     "MIG version '2.4c' is not in force on the document date 2024-04-02; '2.4b' is"),
+    (lambda: day_file(date(2024, 4, 2)).replace(":2.4c'", ":2.4b'"), "Z39",
+     "MIG version '2.4b' is not in force on the document date 2024-04-03; '2.4c' is"),
+    # ... and none on record before 2023-10-01
+    (lambda: re.sub(r"DTM\+137:\d{12}", "DTM+137:202309301200", day_file(DAY)), "Z39",
+     "MIG version '2.4c': no MSCONS MIG version on record for 2023-09-30; the first known is 2.4b, from 2023-10-01"),
+    # the document date's German day decides: 22:30 UTC on 30 September is 1 October in Germany
+    (lambda: day_file(date(2026, 9, 29), document_date=int(datetime(2026, 9, 30, 22, 30, tzinfo=UTC).timestamp()))
+     .replace(":2.5'", ":2.4c'"), "Z39", "MIG version '2.4c' is not in force on the document date 2026-10-01; '2.5' is"),
 ])
 def test_each_hand_broken_file_gets_its_aperak_code(broken: object, code: str, says: str) -> None:
     found = findings(broken())  # type: ignore[operator]
@@ -208,7 +225,7 @@ def test_a_broken_message_is_rejected_alone_by_ucm(mutate: object, code: str, sa
 
 
 def test_aperak_names_the_message_the_code_and_where() -> None:
-    text = day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0").replace(":2.4c'", ":2.5'")
+    text = day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0").replace("RFF+Z13:13018", "RFF+Z13:13017")
     report = syntax.check(text.encode())
     checked = checks.check(report.messages[0], report.decimal_mark, context(), set())
     answer = answers.aperak(report, [checked], "A1", day_start(DAY))
@@ -217,7 +234,7 @@ def test_aperak_names_the_message_the_code_and_where() -> None:
     assert "UNH+1+APERAK:D:07B:UN:2.1i" in segments and "BGM+313+A1-1" in segments
     assert "RFF+ACE:MSCONS00000007" in segments and "RFF+ACW:7" in segments
     assert f"NAD+MR+{DEVICE_PARTY.id}::293" in segments and f"NAD+MS+{GRID.id}::332" in segments
-    assert "ERC+Z39" in segments and "FTX+Z02+++UNH S009 DE0057 2.5" in segments
+    assert "ERC+Z39" in segments and "FTX+Z02+++RFF?+Z13?:13017" in segments
     assert "ERC+Z20" in segments  # Z20 needs no location
     assert answer.startswith(f"UNA:+.? 'UNB+UNOC:3+{GRID.id}:502+{DEVICE_PARTY.id}:500+")
 
@@ -239,3 +256,75 @@ def test_reconciliation_per_slot_and_day_with_tolerances() -> None:
     assert zero.diff_pct == -100.0 and zero.flagged
     rows = list(reconcile.csv_rows([day]))
     assert rows[0][:4] == ["melo_id", "obis", "day", "slot_start"] and rows[1][4:] == [100, 150, -50, 1]
+
+
+# Market partners' files (tests/cloud_sync/fixtures/README.md says where each comes from).
+def test_market_partner_load_profiles_after_the_mig_examples_are_accepted() -> None:
+    # 13025, the market location's load profile: UNA with comma, one line, no units, contact
+    # details, runs of preliminary (Z18) and proposed (201) values, a substitute with its method
+    # (Z88 Vergleichsmessung) and reason (Z40 Z75), import and export as two LIN groups.
+    text = (FIXTURES / "mscons_13025_malo_2024-12-16.edi").read_bytes()
+    report = syntax.check(text)
+    assert report.decimal_mark == "," and len(report.accepted_messages) == 1
+    (checked,) = [checks.check(m, report.decimal_mark, fixture_context(), set()) for m in report.messages]
+    assert checked.findings == () and checked.location is not None and checked.location.melo_id == FIXTURE_MELO
+    assert checked.profile is not None and checked.profile.check_id == "13025"
+    imports, exports = checked.profile.series
+    assert Counter(v.status for v in imports.values) == {"true": 87, "preliminary": 6, "proposed": 2, "substitute": 1}
+    (substitute,) = [v for v in imports.values if v.status == "substitute"]
+    assert (substitute.method, substitute.start) == ("Z88", int(datetime(2024, 12, 16, 9, 0, tzinfo=UTC).timestamp()))
+    assert (len(exports.values), exports.obis, {v.status for v in exports.values}) == (96, "1-1:2.29.0", {"true"})
+    assert sum(v.kwh for v in imports.values) > 0 and imports.values[0].kwh == Decimal("0.085")
+
+
+def test_a_partner_file_without_una_on_lines_over_the_clock_change_is_accepted() -> None:
+    # 13018 on the MeLo, no UNA (so the comma is the decimal mark), a segment per line (CRLF),
+    # the meter's number (SG7 RFF+MG), two messages: 27 October 2024 has 100 quarter-hours.
+    report = syntax.check((FIXTURES / "mscons_13018_melo_2024-10-27_28.edi").read_bytes())
+    assert report.decimal_mark == "," and len(report.accepted_messages) == 2
+    seen: set[tuple[str, str]] = set()
+    first, second = [checks.check(m, report.decimal_mark, fixture_context(), seen) for m in report.messages]
+    assert first.findings == () and second.findings == ()
+    assert first.profile is not None and second.profile is not None
+    assert [len(s.values) for s in first.profile.series] == [100, 100]
+    assert [len(s.values) for s in second.profile.series] == [96, 96]
+    assert [(v.status, v.method) for v in first.profile.series[0].values if v.status != "true"] == [
+        ("substitute", "interpolated")]
+
+
+def test_a_real_public_file_of_an_old_mig_gets_the_version_code() -> None:
+    # A real interchange from a public repository (MIG 2.2e, 2016, Prüfidentifikator 13008),
+    # cut to its first day: nothing in it is read under the 2.4c rules, the version is refused.
+    report = syntax.check((FIXTURES / "vdmitriyev_MSCONS_TL_SAMPLE02_2.2e_first_day.edi").read_bytes())
+    assert report.fault is None and len(report.accepted_messages) == 1
+    (checked,) = [checks.check(m, report.decimal_mark, fixture_context(), set()) for m in report.messages]
+    assert [(f.code.value, f.text, f.where) for f in checked.findings] == [
+        ("Z39", "MIG version '2.2e': no MSCONS MIG version on record for 2016-01-12; the first known is 2.4b, "
+                "from 2023-10-01", "UNH S009 DE0057 2.2e")]
+
+
+def test_quantity_qualifiers_beyond_those_read_are_refused_naming_them() -> None:
+    text = (FIXTURES / "mscons_13025_malo_2024-12-16.edi").read_text("latin-1").replace("QTY+201:", "QTY+20:", 1)
+    report = syntax.check(text.encode("latin-1"))
+    (checked,) = [checks.check(m, report.decimal_mark, fixture_context(), set()) for m in report.messages]
+    assert [f.code.value for f in checked.findings] == ["Z35"]
+    assert "QTY qualifier '20'; read: 220 (true), 67 (substitute), 201 (proposed), Z18 (preliminary)" in \
+        checked.findings[0].text
+
+
+def _documented(marker: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "edi.md").read_text()
+    block = text.split(f"<!-- {marker} -->\n```\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
+def test_the_documented_answers_are_what_the_gateway_writes() -> None:
+    """docs/edi.md's CONTRL and APERAK for the device's file 42 of 2026-06-15 written as MIG 2.5."""
+    report = syntax.check(build(profile(DAY, 42)).replace(":2.4c'", ":2.5'").encode())
+    checked = [checks.check(m, report.decimal_mark, context(), set()) for m in report.messages]
+    stamp = int(datetime(2026, 6, 16, 4, 5, tzinfo=UTC).timestamp())
+    aperak = answers.aperak(report, [c for c in checked if not c.accepted], "A17", stamp)
+    assert aperak is not None
+    for marker, answer in (("contrl-example", answers.contrl(report, "C17", stamp)), ("aperak-example", aperak)):
+        lines = [segment + "'" for segment in re.split(r"(?<!\?)'", answer.removeprefix("UNA:+.? '")) if segment]
+        assert _documented(marker) == ["UNA:+.? '", *lines]

@@ -27,7 +27,9 @@ from device.store import AsyncStore, Store
 from device.sync import SyncClient
 from tests.cloud_sync.aggregator import Aggregator, aggregator, batch_body, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.test_metrics import scrape
-from tests.cloud_sync.edi_files import DEVICE_PARTY, GRID, MALO, build, day_file, day_start, profile
+from tests.cloud_sync.edi_files import (
+    DEVICE_PARTY, FIXTURE_MALO, FIXTURE_MELO, FIXTURES, GRID, MALO, MSB, build, day_file, day_start, profile,
+)
 from tests.device import test_edi as edi_case
 from tests.device.test_sync import device_config
 
@@ -230,6 +232,32 @@ async def test_reconciliation_of_device_and_partner_values(gateway: Gateway) -> 
     other = gateway.agg.add_device(f"dev-{uuid.uuid4().hex[:8]}")
     status, answer = await gateway.request("GET", f"/v1/edi/reconciliation?melo={gateway.melo}", other)
     assert status == 403 and "may only read its own metering locations" in answer["error"]
+
+
+async def test_market_partner_files_are_accepted_and_an_old_mig_refused(gateway: Gateway) -> None:
+    """The files of tests/cloud_sync/fixtures, posted by an operator as a partner's: the hand-built
+    ones after the MIG 2.4c examples are accepted, their values stored with their statuses; the
+    real public 2.2e file gets a CONTRL that accepts its syntax and an APERAK Z39."""
+    status, _ = await gateway.request("PUT", f"/v1/edi/partners/{MSB.id}", json={"qualifier": MSB.qualifier})
+    assert status == 200
+    status, _ = await gateway.request("PUT", f"/v1/edi/locations/{FIXTURE_MELO}", json={"malo_id": FIXTURE_MALO})
+    assert status == 200
+    for name in ("mscons_13025_malo_2024-12-16.edi", "mscons_13018_melo_2024-10-27_28.edi"):
+        answer = await gateway.post((FIXTURES / name).read_bytes(), credential=gateway.op)
+        assert (answer["accepted"], answer["errors"], answer["aperak"]) == (True, [], None), name
+        assert "UCI+MSB00000" in answer["contrl"] and "+7'" in answer["contrl"]
+    rows = gateway.agg_rows("SELECT obis, status, count(*) FROM edi_values WHERE melo_id = $1 AND source = 'partner' "
+                            "GROUP BY obis, status ORDER BY obis, status", FIXTURE_MELO)
+    assert [tuple(r) for r in rows] == [("1-1:1.29.0", "preliminary", 6), ("1-1:1.29.0", "proposed", 2),
+                                        ("1-1:1.29.0", "substitute", 3), ("1-1:1.29.0", "true", 281),
+                                        ("1-1:2.29.0", "true", 292)]  # 96 + 100 + 96 quarter-hours each
+    real = (FIXTURES / "vdmitriyev_MSCONS_TL_SAMPLE02_2.2e_first_day.edi").read_bytes()
+    answer = await gateway.post(real, credential=gateway.op)
+    assert answer["accepted"] is False and "UCI+13337815E25+1234567889111:500+" in answer["contrl"]
+    assert [(e["level"], e["code"]) for e in answer["errors"]] == [("APERAK", "Z39")]
+    assert "ERC+Z39'" in answer["aperak"] and "FTX+Z02+++UNH S009 DE0057 2.2e'" in answer["aperak"]
+    status, stored = await gateway.request("GET", f"/v1/edi/files/{answer['file_id']}/content")
+    assert (status, stored) == (200, real)
 
 
 async def test_the_stream_runner_takes_new_files_of_the_devices_whose_stream_moved(gateway: Gateway) -> None:
