@@ -151,10 +151,9 @@ class Aggregator:
                  .order_by(r.store_id, r.seq))
         return [(int(s), str(line)) for s, line in run(_fetch(self.target, query))]
 
-    def execute(self, statement: Executable | str, *args: Any) -> None:
-        """A statement on the aggregator's database (to set up what an older release left):
-        Core, or SQL text with ``$1`` placeholders and ``args``."""
-        run(_fetch(self.target, statement, *args))
+    def execute(self, statement: Executable) -> None:
+        """A Core statement on the aggregator's database (to set up what an older release left)."""
+        run(_fetch(self.target, statement))
 
     def documents(self, device_id: str, stream: str) -> dict[str, dict[str, Any]]:
         d = schema.documents.c
@@ -177,15 +176,9 @@ async def _registry_add(target: str, kind: registry.Kind, name: str) -> str:
     return str(await _with_db(target, lambda db: registry.add(db, kind, name)))
 
 
-async def _fetch(target: str, statement: Executable | str, *args: Any) -> list[tuple[Any, ...]]:
-    """The rows of a Core statement, or of SQL text with ``$1`` placeholders and ``args``."""
+async def _fetch(target: str, statement: Executable) -> list[tuple[Any, ...]]:
+    """The rows of a Core statement (none for one that returns none)."""
     async def query(db: Database) -> list[tuple[Any, ...]]:
-        if isinstance(statement, str):
-            async with db.transaction() as tx:
-                if not statement.lstrip().upper().startswith("SELECT"):
-                    await tx.execute(statement, *args)
-                    return []
-                return await tx.fetch(statement, *args)
         async with db.begin() as conn:
             result = await conn.execute(statement)
             return [tuple(row) for row in result.all()] if result.returns_rows else []

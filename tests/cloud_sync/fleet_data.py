@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from dataclasses import dataclass, field
 
 import requests
+from sqlalchemy import update
 
 from cloud_sync.savings import month_bounds
+from cloud_sync.schema.sync import devices
 from common import sync_protocol as protocol
 from tests.cloud_sync.aggregator import Aggregator
 
@@ -61,7 +63,7 @@ def seed(agg: Aggregator, prefix: str = "ops") -> Fleet:
     slots = [last_slot - i * SLOT for i in range(2 * 96)][::-1]
     fleet.energy_slots = len(slots)
     # registered when its first slot began: every quarter-hour since is expected of it
-    agg.execute("UPDATE devices SET created_at = $1 WHERE id = $2", float(slots[0]), a)
+    agg.execute(update(devices).where(devices.c.id == a).values(created_at=float(slots[0])))
     upload(agg, cred, a, "energy", [
         {"key": str(ts), "data": {"ts": ts, "import_wh": 100.0, "export_wh": 20.0, "charge_wh": 50.0,
                                   "discharge_wh": 40.0, "pv_wh": 150.0, "load_wh": 220.0, "samples": 900,

@@ -16,10 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import Executable, func, select
 
 from cloud_sync.db import connect
 from cloud_sync.edi import pipeline, store
 from cloud_sync.edi.pipeline import MAX_FILE_BYTES
+from cloud_sync.schema.edi import edi_values
 from common import sync_protocol as protocol
 from common import mscons
 from device.edi import export_day
@@ -74,14 +76,15 @@ class Gateway:
         return dict(answer)
 
     def values(self, source: str = "device") -> list[tuple[str, int, int, str]]:
-        rows = self.agg_rows("SELECT obis, slot_start, wh, status FROM edi_values WHERE melo_id = $1 AND source = $2 "
-                             "ORDER BY obis, slot_start", self.melo, source)
+        v = edi_values.c
+        rows = self.agg_rows(select(v.obis, v.slot_start, v.wh, v.status).where(v.melo_id == self.melo, v.source == source)
+                             .order_by(v.obis, v.slot_start))
         return [(str(o), int(t), int(w), str(s)) for o, t, w, s in rows]
 
-    def agg_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    def agg_rows(self, statement: Executable) -> list[tuple[Any, ...]]:
         from tests.cloud_sync.aggregator import _fetch, run
 
-        return list(run(_fetch(self.agg.target, sql, *args)))
+        return list(run(_fetch(self.agg.target, statement)))
 
 
 @pytest.fixture
@@ -246,8 +249,9 @@ async def test_market_partner_files_are_accepted_and_an_old_mig_refused(gateway:
         answer = await gateway.post((FIXTURES / name).read_bytes(), credential=gateway.op)
         assert (answer["accepted"], answer["errors"], answer["aperak"]) == (True, [], None), name
         assert "UCI+MSB00000" in answer["contrl"] and "+7'" in answer["contrl"]
-    rows = gateway.agg_rows("SELECT obis, status, count(*) FROM edi_values WHERE melo_id = $1 AND source = 'partner' "
-                            "GROUP BY obis, status ORDER BY obis, status", FIXTURE_MELO)
+    v = edi_values.c
+    rows = gateway.agg_rows(select(v.obis, v.status, func.count()).where(v.melo_id == FIXTURE_MELO, v.source == "partner")
+                            .group_by(v.obis, v.status).order_by(v.obis, v.status))
     assert [tuple(r) for r in rows] == [("1-1:1.29.0", "preliminary", 6), ("1-1:1.29.0", "proposed", 2),
                                         ("1-1:1.29.0", "substitute", 3), ("1-1:1.29.0", "true", 281),
                                         ("1-1:2.29.0", "true", 292)]  # 96 + 100 + 96 quarter-hours each

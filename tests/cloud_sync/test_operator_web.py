@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import delete, select, update
+
+from cloud_sync.schema.operators import audit_log
 
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
 from tests.cloud_sync.fleet_data import SCHEDULE_KWH, Fleet, seed
@@ -57,7 +60,8 @@ def audit_rows(agg: Aggregator) -> list[tuple[str, str, str | None, str, str]]:
 async def _audit(agg: Aggregator) -> list[tuple[object, ...]]:
     from tests.cloud_sync.aggregator import _fetch
 
-    return await _fetch(agg.target, "SELECT actor, action, target, source, outcome FROM audit_log ORDER BY id")
+    a = audit_log.c
+    return await _fetch(agg.target, select(a.actor, a.action, a.target, a.source, a.outcome).order_by(a.id))
 
 
 def test_login_is_audited_and_a_wrong_credential_is_refused_and_audited(
@@ -186,7 +190,7 @@ def test_revoking_a_device_from_the_page_is_audited(aggregator: Aggregator, flee
 def test_the_audit_log_refuses_update_and_delete(aggregator: Aggregator, olga: requests.Session) -> None:
     before = audit_rows(aggregator)
     assert before
-    for statement in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log"):
+    for statement in (update(audit_log).values(outcome="ok"), delete(audit_log)):
         with pytest.raises(Exception, match="append-only"):
             aggregator.execute(statement)
     assert audit_rows(aggregator) == before

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select, update
+
+from cloud_sync.schema.operators import audit_log
+from cloud_sync.schema.sync import devices
 
 from common import sync_protocol as protocol
 from fleet.cli import main
@@ -167,7 +171,7 @@ def test_list_shows_savings_this_month_and_open_alerts(balena: BalenaStandIn, sq
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
     # as if that upload had been two hours ago, its last
-    agg.execute("UPDATE devices SET created_at = $1, last_seen = $1 WHERE id = $2", now - 7200, "home-potsdam-1")
+    agg.execute(update(devices).where(devices.c.id == "home-potsdam-1").values(created_at=now - 7200, last_seen=now - 7200))
     listing = fleet("list", "--cloud", agg.url, "--cloud-credential", agg.add_operator("list-op"))
     assert listing.exit_code == 0, listing.output
     row = {line.split("\t")[0]: line.split("\t") for line in listing.output.splitlines()}["home-potsdam-1"]
@@ -191,5 +195,6 @@ def test_actions_are_recorded_in_the_aggregators_audit_log(balena: BalenaStandIn
 def audit_of(agg: Aggregator) -> list[tuple[str, ...]]:
     from tests.cloud_sync.aggregator import _fetch, run
 
-    return [tuple(r) for r in run(_fetch(agg.target, "SELECT actor, action, target, outcome, detail FROM audit_log"
-                                                     " ORDER BY id"))]
+    a = audit_log.c
+    return [tuple(r) for r in run(_fetch(agg.target, select(a.actor, a.action, a.target, a.outcome, a.detail)
+                                                     .order_by(a.id)))]
