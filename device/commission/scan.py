@@ -5,7 +5,8 @@ given baud rates) and unit id, the map's identity words (device type, model name
 "another family") and then its identifying registers (the ``soc_pct`` and ``state`` roles) are
 read with a short timeout, one by one. Strictly one request on the line at a time:
 one :class:`~device.modbus.worker.ModbusWorker` per (line, unit), since its protocol fixes both,
-and never two workers at once. A map *fits* when every identifying value is plausible; an
+and never two workers at once. A map's further devices (Fronius GEN24's meter at unit 200) keep
+their own unit ids: only the map's main unit id is scanned. A map *fits* when every identifying value is plausible; an
 exception reply means "something answers, but not with this map"; silence, nothing there.
 """
 
@@ -126,7 +127,9 @@ async def scan(
             connect_pause_s=max(m.protocol.connect_pause_s for m in candidates))
         async with make_worker(port, protocol, timeout_s, retries=0) as worker:
             for regmap in candidates:
-                inverter = Inverter(dataclasses.replace(regmap, protocol=protocol), worker, Limits(0, 0))
+                # the line's settings, the map's own further devices (Fronius GEN24's meter at 200)
+                own = dataclasses.replace(protocol, devices=regmap.protocol.devices)
+                inverter = Inverter(dataclasses.replace(regmap, protocol=own), worker, Limits(0, 0))
                 probes.append(await _probe(inverter, line, unit))
                 log.debug("commission_probe", map=probes[-1].map, unit_id=unit, line=str(line),
                           outcome=probes[-1].outcome)

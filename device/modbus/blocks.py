@@ -2,7 +2,8 @@
 
 On a 9600-baud line a transaction costs far more than the words it carries (request, reply
 header, CRC, inter-frame gap, firmware latency), so registers are coalesced into blocks. A block
-is one FC3/FC4 read of ``count`` addresses of one table and obeys the map's rules:
+is one FC3/FC4 read of ``count`` addresses of one table of one device (unit id: a map may name
+more than one, Fronius GEN24's meter at unit 200) and obeys the map's rules:
 
 - at most ``min(125, protocol.max_block)`` addresses (the Modbus limit, or less if the firmware
   answers shorter reads only);
@@ -31,7 +32,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from device.modbus.mapmodel import MAX_BLOCK, Register, RegisterMap
+from device.modbus.mapmodel import MAIN, MAX_BLOCK, Register, RegisterMap
 
 
 class BlockError(ValueError):
@@ -40,12 +41,13 @@ class BlockError(ValueError):
 
 @dataclass(frozen=True)
 class Block:
-    """One read transaction: ``count`` addresses of ``table`` from ``start``."""
+    """One read transaction: ``count`` addresses of ``table`` from ``start``, of ``device``."""
 
     table: str
     start: int
     count: int
     registers: tuple[Register, ...]
+    device: str = MAIN
 
     @property
     def end(self) -> int:
@@ -61,13 +63,14 @@ class _Cluster:
 
 
 class _Forbidden:
-    """Addresses of one table a read must not touch, as merged sorted intervals [lo, hi)."""
+    """Addresses of one table of one device a read must not touch, as merged sorted intervals
+    [lo, hi): the map's ``unreadable`` ranges (the main device's) and write-only registers."""
 
-    def __init__(self, regmap: RegisterMap, table: str) -> None:
-        spans = [(lo, hi + 1) for lo, hi in regmap.unreadable.get(table, ())]
+    def __init__(self, regmap: RegisterMap, device: str, table: str) -> None:
+        spans = [(lo, hi + 1) for lo, hi in regmap.unreadable.get(table, ())] if device == MAIN else []
         spans += [
-            (a, a + 1) for r in regmap.registers.values() if r.table == table and not r.readable
-            for a in r.addresses
+            (a, a + 1) for r in regmap.registers.values()
+            if (r.device, r.table) == (device, table) and not r.readable for a in r.addresses
         ]
         merged: list[tuple[int, int]] = []
         for lo, hi in sorted(spans):
@@ -87,13 +90,14 @@ class _Forbidden:
 def plan_blocks(regmap: RegisterMap, registers: Iterable[Register | str] | None = None) -> list[Block]:
     """The fewest blocks that read ``registers`` (default: every readable register of the map).
 
-    Blocks come sorted by table, then address; each carries the requested registers it holds.
+    Blocks come sorted by device (the main one first), table, then address; each carries the
+    requested registers it holds.
     Raises :class:`BlockError` for an unknown or write-only register.
     """
     limit, max_gap = _limits(regmap)
     blocks = []
-    for table, clusters in _clusters(regmap, registers).items():
-        forbidden = _Forbidden(regmap, table)
+    for (device, table), clusters in _clusters(regmap, registers).items():
+        forbidden = _Forbidden(regmap, device, table)
         i = 0
         while i < len(clusters):
             first = clusters[i]
@@ -105,7 +109,7 @@ def plan_blocks(regmap: RegisterMap, registers: Iterable[Register | str] | None 
                     break
                 end, j = nxt.end, j + 1
             carried = tuple(r for c in clusters[i:j] for r in c.registers)
-            blocks.append(Block(table, first.start, end - first.start, carried))
+            blocks.append(Block(table, first.start, end - first.start, carried, device))
             i = j
     return blocks
 
@@ -119,8 +123,8 @@ def minimum_block_count(regmap: RegisterMap, registers: Iterable[Register | str]
     """
     limit, max_gap = _limits(regmap)
     total = 0
-    for table, clusters in _clusters(regmap, registers).items():
-        forbidden = _Forbidden(regmap, table)
+    for (device, table), clusters in _clusters(regmap, registers).items():
+        forbidden = _Forbidden(regmap, device, table)
         best = [0] + [len(clusters) + 1] * len(clusters)
         for k in range(1, len(clusters) + 1):
             for i in range(k - 1, -1, -1):
@@ -154,8 +158,8 @@ def _limits(regmap: RegisterMap) -> tuple[int, int]:
 
 def _clusters(
     regmap: RegisterMap, registers: Iterable[Register | str] | None
-) -> dict[str, list[_Cluster]]:
-    """Requested registers by table, grouped into clusters of overlapping spans, sorted."""
+) -> dict[tuple[str, str], list[_Cluster]]:
+    """Requested registers by (device, table), grouped into clusters of overlapping spans, sorted."""
     wanted: dict[str, Register] = {}
     for item in regmap.telemetry_registers() if registers is None else registers:
         reg = regmap.registers.get(item) if isinstance(item, str) else item
@@ -167,17 +171,17 @@ def _clusters(
         if reg.scale_factor is not None:  # a value is only readable with its scale factor
             factor = regmap.registers[reg.scale_factor]
             wanted[factor.name] = factor
-    result: dict[str, list[_Cluster]] = {}
-    for table in sorted({r.table for r in wanted.values()}):
+    result: dict[tuple[str, str], list[_Cluster]] = {}
+    for device, table in sorted({(r.device, r.table) for r in wanted.values()}):
         clusters: list[_Cluster] = []
-        spans = [(*_span(regmap, r), r) for r in wanted.values() if r.table == table]
+        spans = [(*_span(regmap, r), r) for r in wanted.values() if (r.device, r.table) == (device, table)]
         for start, end, reg in sorted(spans, key=lambda span: span[:2]):
             if clusters and start < clusters[-1].end:
                 last = clusters[-1]
                 clusters[-1] = _Cluster(last.start, max(last.end, end), (*last.registers, reg))
             else:
                 clusters.append(_Cluster(start, end, (reg,)))
-        result[table] = clusters
+        result[device, table] = clusters
     return result
 
 

@@ -98,11 +98,13 @@ class Inverter:
         await self._locate(priority, deadline)
         wrong = []
         for check in self.regmap.identity:
+            unit = self.regmap.protocol.request_unit(check.device)
             words = await self.worker.submit(
-                ReadRequest(check.table, check.address, check.words), priority, deadline)  # type: ignore[arg-type]
+                ReadRequest(check.table, check.address, check.words, unit), priority, deadline)  # type: ignore[arg-type]
             found = check.found(words)
             if not check.matches(found):
-                wrong.append(f"{check.name} ({check.table} {check.address}) reads {check.describe(found)}, "
+                at = "" if unit is None else f" at unit {unit}"
+                wrong.append(f"{check.name} ({check.table} {check.address}{at}) reads {check.describe(found)}, "
                              f"expected {check.expected()}")
         if wrong:
             self.identity_error = (f"not a {self.regmap.name} (map {self.regmap.family}): " + "; ".join(wrong)
@@ -112,14 +114,14 @@ class Inverter:
         self._identified = True
 
     async def _locate(self, priority: Priority, deadline: float | None) -> None:
-        """A SunSpec map: find the device's models and place the map's points on them, once
-        (:mod:`device.modbus.sunspec`); :class:`IdentityError` if it has not the map's models."""
-        layout = self.regmap.sunspec
-        if layout is None or layout.located:
+        """A SunSpec map: find each device's models and place the map's points on them, once
+        (:mod:`device.modbus.sunspec`); :class:`IdentityError` if one has not the map's models."""
+        if all(layout.located for layout in self.regmap.sunspec.values()):
             return
 
-        async def read(address: int, count: int) -> tuple[int, ...]:
-            return await self.worker.submit(ReadRequest("holding", address, count), priority, deadline)
+        async def read(device: str, address: int, count: int) -> tuple[int, ...]:
+            unit = self.regmap.protocol.request_unit(device)
+            return await self.worker.submit(ReadRequest("holding", address, count, unit), priority, deadline)
 
         try:
             self.regmap = await sunspec.locate(self.regmap, read)
@@ -164,8 +166,9 @@ class Inverter:
         return {reg.name: values.get(reg.name) for reg in registers}
 
     async def _read_block(self, block: Block, priority: Priority, deadline: float | None) -> dict[str, float | None]:
+        unit = self.regmap.protocol.request_unit(block.device)
         words = await self.worker.submit(
-            ReadRequest(block.table, block.start, block.count), priority, deadline  # type: ignore[arg-type]
+            ReadRequest(block.table, block.start, block.count, unit), priority, deadline  # type: ignore[arg-type]
         )
         return codec.decode_block(block.registers, block.start, words)
 
@@ -263,8 +266,9 @@ class Inverter:
     async def _write_verified(self, writes: Sequence[tuple[Register, list[int]]]) -> datetime:
         await self.identify()
         deadline = self.worker.deadline_in(self.command_timeout_s)
-        for address, words in coalesce(writes):
-            await self.worker.submit(WriteRequest(address, tuple(words)), Priority.CONTROL, deadline)
+        for device, address, words in coalesce(writes):
+            unit = self.regmap.protocol.request_unit(device)
+            await self.worker.submit(WriteRequest(address, tuple(words), unit), Priority.CONTROL, deadline)
         applied_at = datetime.fromtimestamp(self.clock.time(), UTC)
         wanted = {reg.name: (reg, words) for reg, words in writes}  # the last write of a register wins
         readable = [reg for reg, _ in wanted.values() if reg.readable]
@@ -293,17 +297,19 @@ class Inverter:
             raise CommandError(f"{context}{exc}") from None
 
 
-def coalesce(writes: Sequence[tuple[Register, list[int]]]) -> list[tuple[int, list[int]]]:
-    """Merge writes to adjacent registers into single FC16 writes, keeping the map's order.
+def coalesce(writes: Sequence[tuple[Register, list[int]]]) -> list[tuple[str, int, list[int]]]:
+    """Merge writes to adjacent registers of one device into single FC16 writes, keeping the
+    map's order: (device, address, words) per write.
 
-    Only a write that continues the previous one (its address is where the run ends) joins it:
-    reordering could change what the firmware does between writes (e.g. enabling time-of-use
-    before its program is set).
+    Only a write that continues the previous one (same device, its address is where the run
+    ends) joins it: reordering could change what the firmware does between writes (e.g. enabling
+    time-of-use before its program is set).
     """
-    runs: list[tuple[int, list[int]]] = []
+    runs: list[tuple[str, int, list[int]]] = []
     for reg, words in writes:
-        if runs and runs[-1][0] + len(runs[-1][1]) == reg.address and len(runs[-1][1]) + len(words) <= 123:
-            runs[-1][1].extend(words)
+        if runs and runs[-1][0] == reg.device and runs[-1][1] + len(runs[-1][2]) == reg.address \
+                and len(runs[-1][2]) + len(words) <= 123:
+            runs[-1][2].extend(words)
         else:
-            runs.append((reg.address, list(words)))
+            runs.append((reg.device, reg.address, list(words)))
     return runs

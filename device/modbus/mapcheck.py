@@ -4,7 +4,7 @@ The loader (:mod:`~device.modbus.registermap`) already refuses a map that cannot
 types, address overlaps, roles, controls writing read-only registers or values their register
 cannot hold, indistinguishable controls. It stops at the first error. The checker reports that
 error, and on a map that loads adds what a map needs to be *safe on real hardware*, all at once:
-identity words, cited sources, every writable register bounded, sane ranges, time-of-use
+identity words (of each device the map names), cited sources, every writable register bounded, sane ranges, time-of-use
 programmes whose start times ascend. Each problem is one line: ``file: entry: reason``.
 """
 
@@ -39,6 +39,12 @@ def _lint(regmap: RegisterMap) -> Iterable[tuple[str, str]]:
         yield "identity", "missing: name the words that prove the family (device type, model name)"
     if not regmap.sources:
         yield "sources", "missing: cite the protocol documents the map was checked against"
+    for device, unit in regmap.protocol.devices:  # a further device behind the link (a meter)
+        where = f"protocol.devices.{device}"
+        if not any(reg.device == device and reg.readable for reg in regmap.registers.values()):
+            yield where, f"unit {unit}: no readable register of the map is on it"
+        if not any(check.device == device for check in regmap.identity):
+            yield where, f"unit {unit}: no identity words prove it is the device the map expects"
     for reg in regmap.registers.values():
         where = f"registers[{reg.name}]"
         if reg.writable and (reg.min is None or reg.max is None):

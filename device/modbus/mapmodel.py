@@ -38,7 +38,7 @@ ROLE_UNITS: dict[str, str | None] = {
 REQUIRED_ROLES = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
 MODES = ("self_consumption", "charge", "discharge", "hold")
 MAX_BLOCK = 125  # Modbus limit for one read (FC3/FC4)
-
+MAIN = ""  # the device at ``protocol.unit_id`` (the inverter); others are named in ``protocol.devices``
 
 
 class RegisterAccessError(ValueError):
@@ -62,6 +62,20 @@ class Protocol:
     max_block: int = MAX_BLOCK
     max_gap: int = 10
     connect_pause_s: float = 0.0  # quiet time after a (re)connect before the first request
+    devices: tuple[tuple[str, int], ...] = ()  # further devices behind the same link: (name, unit id)
+
+    def unit_of(self, device: str) -> int:
+        """The unit id of ``device`` (:data:`MAIN`: ``unit_id``, which an installer may override)."""
+        return self.unit_id if device == MAIN else dict(self.devices)[device]
+
+    def request_unit(self, device: str) -> int | None:
+        """The unit id a request to ``device`` names: ``None`` for :data:`MAIN`, so that the
+        worker's own unit id (the installer's or the scan's) applies."""
+        return None if device == MAIN else dict(self.devices)[device]
+
+    def device_label(self, device: str) -> str:
+        """``device`` as messages name it, e.g. ``meter (unit 200)``."""
+        return f"unit {self.unit_id}" if device == MAIN else f"{device} (unit {self.unit_of(device)})"
 
     @property
     def char_s(self) -> float:
@@ -91,6 +105,7 @@ class Register:
     scale_factor: str | None = None  # an S16 register n of this map: value = raw x scale x 10^n
     model: int | None = None  # SunSpec: the model this point belongs to, ``model_offset`` from its ID
     model_offset: int = 0
+    device: str = MAIN  # the Modbus device (unit id) holding it: a name in ``protocol.devices``
 
     def scaled(self, exponent: float) -> Register:
         """This register with its scale-factor register's reading applied (a fixed scale)."""
@@ -246,6 +261,7 @@ class IdentityCheck:
     prefixes: tuple[str, ...] = ()
     known: Mapping[int, str] = field(default_factory=dict)
     contains: tuple[str, ...] = ()
+    device: str = MAIN
 
     @property
     def is_text(self) -> bool:
@@ -290,7 +306,8 @@ class IdentityCheck:
 @dataclass(frozen=True)
 class SunSpecLayout:
     """Where a SunSpec device keeps its models: the marker ``SunS`` at ``base``, then each model
-    as its ID and length L followed by L registers, up to the end marker (ID 0xFFFF).
+    as its ID and length L followed by L registers, up to the end marker (ID 0xFFFF). One per
+    Modbus device of the map (Fronius GEN24: the inverter at unit 1, its meter at unit 200).
 
     ``chain`` is (model id, L) in device order: as the map's nominal device lays it out until
     :func:`device.modbus.sunspec.locate` has read the real one (``located``).
@@ -300,6 +317,7 @@ class SunSpecLayout:
     chain: tuple[tuple[int, int], ...]
     base: int
     located: bool = False
+    device: str = MAIN  # the Modbus device whose chain this is
 
     def starts(self) -> dict[int, int]:
         """Address of each model's ID register (the first model of an id counts)."""
@@ -328,7 +346,7 @@ class RegisterMap:
     products: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     identity: tuple[IdentityCheck, ...] = ()
-    sunspec: SunSpecLayout | None = None
+    sunspec: Mapping[str, SunSpecLayout] = field(default_factory=dict)  # by device; empty: no SunSpec
 
     def telemetry_registers(self) -> list[Register]:
         """Every readable register: polled each cycle (cheap once blocks are coalesced)."""

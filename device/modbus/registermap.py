@@ -22,6 +22,11 @@ Two shapes real firmware needs beyond one-register-per-value:
   mean "no reading" (``invalid``) and readings whose sign the firmware gets wrong (``absolute``).
 - SunSpec points by model and offset (``model``, ``model_offset``) on the chain of a ``sunspec``
   section; :mod:`~device.modbus.sunspec` places them on the device's own chain at run time.
+- More than one Modbus device behind the one link: ``protocol.devices: {meter: 200}`` names
+  further unit ids, a register or identity check says ``device: meter`` (default: the device at
+  ``protocol.unit_id``), and ``sunspec.devices: {meter: {models: [...]}}`` gives that device's
+  own chain (Fronius GEN24's grid meter answers at unit 200 as a SunSpec device of its own).
+  Addresses, overlaps and blocks are per device; ``unreadable`` ranges are the main device's.
 
 Every field added to a dataclass in :mod:`~device.modbus.mapmodel` needs its check in the parser
 here: review the two side by side, that is what keeps a broken map from reaching an inverter.
@@ -39,7 +44,7 @@ from device.config import read_yaml
 from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
-    ACCESS, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
+    ACCESS, MAIN, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
     Protocol, Register, RegisterMap, Requirement, RoleSpec, SunSpecLayout, WriteSpec,
 )
 from device.modbus.sunspec import END as SUNSPEC_END
@@ -102,12 +107,12 @@ class _Parser:
             {"family", "name", "protocol", "registers", "roles", "controls"},
         )
         protocol = self.protocol(top["protocol"])
-        layout = self.sunspec(top["sunspec"]) if "sunspec" in top else None
-        registers = self.registers(top["registers"], protocol, layout)
+        layouts = self.sunspec(top["sunspec"], protocol) if "sunspec" in top else {}
+        registers = self.registers(top["registers"], protocol, layouts)
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
         controls = self.controls(top["controls"], registers)
-        identity = self.identity(top.get("identity") or [], registers, unreadable)
+        identity = self.identity(top.get("identity") or [], registers, unreadable, protocol)
         regmap = RegisterMap(
             family=str(top["family"]),
             name=str(top["name"]),
@@ -120,36 +125,45 @@ class _Parser:
             products=tuple(top.get("products") or ()),
             sources=tuple(top.get("sources") or ()),
             identity=identity,
-            sunspec=layout,
+            sunspec=layouts,
         )
-        if layout is not None:  # the marker, model headers and end marker prove the family
+        for layout in layouts.values():  # the marker, model headers and end marker prove the family
             regmap = rebase(regmap, layout)
         self.check_plannable(regmap)
         return regmap
 
-    def sunspec(self, raw: Any) -> SunSpecLayout:
-        """``bases`` (where the ``SunS`` marker may be, tried in order) and ``models``: the chain
-        of (id, length) as the map's nominal device lays it out from the first base."""
-        data = self.mapping(raw, "sunspec", {"bases", "models"}, {"bases", "models"})
+    def sunspec(self, raw: Any, protocol: Protocol) -> dict[str, SunSpecLayout]:
+        """``bases`` (where the ``SunS`` marker may be, tried in order), ``models``: the chain of
+        (id, length) as the map's nominal device lays it out from the first base, and ``devices``:
+        the chain of each further device of ``protocol.devices`` that is a SunSpec device too."""
+        data = self.mapping(raw, "sunspec", {"bases", "models", "devices"}, {"bases", "models"})
         bases = data["bases"]
         if not isinstance(bases, list) or not bases or not all(
                 isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 0xFFFF - 4 for b in bases):
             raise self.fail("sunspec.bases", f"expected a non-empty list of addresses, got {bases!r}")
+        layouts = {MAIN: self.chain("sunspec", data["models"], tuple(bases), MAIN)}
+        devices = self.mapping(data.get("devices") or {}, "sunspec.devices", {name for name, _ in protocol.devices})
+        for name, spec in devices.items():
+            spec = self.mapping(spec, f"sunspec.devices.{name}", {"models"}, {"models"})
+            layouts[name] = self.chain(f"sunspec.devices.{name}", spec["models"], tuple(bases), name)
+        return layouts
+
+    def chain(self, where: str, raw: Any, bases: tuple[int, ...], device: str) -> SunSpecLayout:
         chain: list[tuple[int, int]] = []
-        for i, item in enumerate(data["models"] if isinstance(data["models"], list) else [None]):
-            model = self.mapping(item, f"sunspec.models[{i}]", {"id", "length"}, {"id", "length"})
+        for i, item in enumerate(raw if isinstance(raw, list) else [None]):
+            model = self.mapping(item, f"{where}.models[{i}]", {"id", "length"}, {"id", "length"})
             mid, length = model["id"], model["length"]
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mid, length)) or not (
                     1 <= mid < SUNSPEC_END and 1 <= length <= 0xFFFF):
-                raise self.fail(f"sunspec.models[{i}]", f"id {mid!r} must be 1..65534, length {length!r} 1..65535")
+                raise self.fail(f"{where}.models[{i}]", f"id {mid!r} must be 1..65534, length {length!r} 1..65535")
             if mid in [m for m, _ in chain]:
-                raise self.fail(f"sunspec.models[{i}]", f"model {mid} listed twice")
+                raise self.fail(f"{where}.models[{i}]", f"model {mid} listed twice")
             chain.append((mid, length))
         if not chain:
-            raise self.fail("sunspec.models", "expected a non-empty list of {id, length}")
-        layout = SunSpecLayout(tuple(bases), tuple(chain), bases[0])
+            raise self.fail(f"{where}.models", "expected a non-empty list of {id, length}")
+        layout = SunSpecLayout(bases, tuple(chain), bases[0], device=device)
         if layout.end + 1 > 0xFFFF:
-            raise self.fail("sunspec.models", f"the chain from {bases[0]} runs past address 65535")
+            raise self.fail(f"{where}.models", f"the chain from {bases[0]} runs past address 65535")
         return layout
 
     def check_plannable(self, regmap: RegisterMap) -> None:
@@ -162,7 +176,7 @@ class _Parser:
     def protocol(self, raw: Any) -> Protocol:
         data = self.mapping(raw, "protocol", {
             "baudrate", "parity", "bytesize", "stopbits", "unit_id", "word_order", "gap_ms",
-            "timeout_ms", "max_block", "max_gap", "connect_pause_ms"})
+            "timeout_ms", "max_block", "max_gap", "connect_pause_ms", "devices"})
         checks: dict[str, tuple[Any, ...]] = {
             "baudrate": (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
             "parity": ("N", "E", "O"),
@@ -178,6 +192,8 @@ class _Parser:
         for key, (lo, hi) in ranges.items():
             if key in data and not (isinstance(data[key], (int, float)) and lo <= data[key] <= hi):
                 raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {lo} to {hi}")
+        if "devices" in data:
+            data["devices"] = self.devices(data["devices"], data.get("unit_id", Protocol.unit_id))
         if "connect_pause_ms" in data:
             data["connect_pause_s"] = data.pop("connect_pause_ms") / 1000
         if "gap_ms" in data:
@@ -186,7 +202,29 @@ class _Parser:
             data["timeout_s"] = data.pop("timeout_ms") / 1000
         return Protocol(**data)
 
-    def registers(self, raw: Any, protocol: Protocol, layout: SunSpecLayout | None) -> dict[str, Register]:
+    def devices(self, raw: Any, unit_id: int) -> tuple[tuple[str, int], ...]:
+        """Further Modbus devices behind the link: name -> unit id, each its own unit id."""
+        if not isinstance(raw, Mapping) or not raw:
+            raise self.fail("protocol.devices", f"expected a mapping of device name to unit id, got {raw!r}")
+        units = [unit_id]
+        for name, unit in raw.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise self.fail("protocol.devices", f"device name {name!r} must be a word (letters, digits, _)")
+            if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= 247 or unit in units:
+                raise self.fail(f"protocol.devices.{name}", f"unit id {unit!r} must be 1..247 and differ "
+                                                            f"from the map's other unit ids {units}")
+            units.append(unit)
+        return tuple((str(name), int(unit)) for name, unit in raw.items())
+
+    def device(self, where: str, data: dict, protocol: Protocol) -> None:
+        """``device``: a name of ``protocol.devices`` (absent: the device at ``protocol.unit_id``)."""
+        names = [name for name, _ in protocol.devices]
+        if "device" in data and data["device"] not in names:
+            raise self.fail(where, f"device {data['device']!r} is not in protocol.devices "
+                                   f"({', '.join(names) or 'none declared'})")
+        data.setdefault("device", MAIN)
+
+    def registers(self, raw: Any, protocol: Protocol, layouts: Mapping[str, SunSpecLayout]) -> dict[str, Register]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("registers", "expected a non-empty list")
         result: dict[str, Register] = {}
@@ -195,7 +233,7 @@ class _Parser:
             data = self.mapping(item, where, {
                 "name", "address", "addresses", "table", "type", "scale", "offset", "unit", "access",
                 "word_order", "description", "min", "max", "enum", "invalid", "absolute", "scale_factor",
-                "model", "model_offset"}, {"name", "table", "type"})
+                "model", "model_offset", "device"}, {"name", "table", "type"})
             name = data["name"]
             if not isinstance(name, str) or not name:
                 raise self.fail(where, f"name must be a non-empty string, got {name!r}")
@@ -209,8 +247,9 @@ class _Parser:
                 raise self.fail(where, f"unknown access {data['access']!r}; allowed: {', '.join(ACCESS)}")
             if data.get("access") in ("w", "rw") and data["table"] == "input":
                 raise self.fail(where, "input registers cannot be written")
+            self.device(where, data, protocol)
             if "model" in data or "model_offset" in data:
-                self.point(where, data, layout)
+                self.point(where, data, layouts.get(data["device"]))
             self.address(where, data)
             self.finite(where, data, ("scale", "offset", "min", "max"))
             self.reading_rules(where, data)
@@ -233,7 +272,8 @@ class _Parser:
     def point(self, where: str, data: dict, layout: SunSpecLayout | None) -> None:
         """A SunSpec point: ``model`` and ``model_offset`` (0 is the model's ID) give its address."""
         if layout is None:
-            raise self.fail(where, "'model' and 'model_offset' need a 'sunspec' section")
+            raise self.fail(where, "'model' and 'model_offset' need a 'sunspec' chain for its device "
+                                   f"({data['device'] or 'the main one'})")
         if "address" in data or "addresses" in data:
             raise self.fail(where, "a SunSpec point takes 'model' and 'model_offset', not an address")
         model, offset = data.pop("model", None), data.pop("model_offset", None)
@@ -270,9 +310,9 @@ class _Parser:
         if factor is None:
             raise self.fail(where, f"scale_factor {register.scale_factor!r} is not a register of this map")
         if (factor.type != "S16" or factor.table != register.table or not factor.readable or factor.scale != 1
-                or factor.offset != 0 or factor.scale_factor is not None):
+                or factor.offset != 0 or factor.scale_factor is not None or factor.device != register.device):
             raise self.fail(where, f"scale_factor {factor.name!r} must be a readable, unscaled S16 register "
-                                   f"of the {register.table} table")
+                                   f"of the {register.table} table of the same device")
         if register.type == "F32":
             raise self.fail(where, "an F32 register carries its own exponent: no scale_factor")
 
@@ -299,7 +339,8 @@ class _Parser:
 
     def check_overlap(self, where: str, new: Register, existing: Any) -> None:
         for other in existing:
-            shared = sorted(set(new.addresses) & set(other.addresses)) if other.table == new.table else []
+            same = other.table == new.table and other.device == new.device
+            shared = sorted(set(new.addresses) & set(other.addresses)) if same else []
             if shared:
                 raise self.fail(
                     where,
@@ -318,8 +359,9 @@ class _Parser:
                     raise self.fail(f"unreadable.{table}", f"expected [first, last] addresses, got {span!r}")
                 spans.append((int(span[0]), int(span[1])))
             result[table] = tuple(spans)
-        write_only = {(r.table, a): r.name for r in registers.values() if not r.readable for a in r.addresses}
-        for reg in registers.values():
+        main = [r for r in registers.values() if r.device == MAIN]  # the ranges are the main device's
+        write_only = {(r.table, a): r.name for r in main if not r.readable for a in r.addresses}
+        for reg in main:
             if not reg.readable:
                 continue
             # a read must cover the whole span, the unused addresses between split words included
@@ -333,7 +375,7 @@ class _Parser:
         return result
 
     def identity(self, raw: Any, registers: Mapping[str, Register],
-                 unreadable: Mapping[str, tuple[tuple[int, int], ...]]) -> tuple[IdentityCheck, ...]:
+                 unreadable: Mapping[str, tuple[tuple[int, int], ...]], protocol: Protocol) -> tuple[IdentityCheck, ...]:
         """The words that prove the family: a code (``values``) or a text (``prefixes``)."""
         if not isinstance(raw, list):
             raise self.fail("identity", f"expected a list, got {raw!r}")
@@ -341,9 +383,10 @@ class _Parser:
         for i, item in enumerate(raw):
             where = f"identity[{item.get('name', i) if isinstance(item, Mapping) else i}]"
             data = self.mapping(item, where, {"name", "table", "address", "words", "values", "prefixes",
-                                              "contains", "known", "description"},
+                                              "contains", "known", "description", "device"},
                                 {"name", "table", "address", "words"})
             data.pop("description", None)
+            self.device(where, data, protocol)
             if data["table"] not in TABLES:
                 raise self.fail(where, f"unknown table {data['table']!r}; allowed: {', '.join(TABLES)}")
             words, address = data["words"], data["address"]
@@ -373,11 +416,12 @@ class _Parser:
                 data[key] = tuple(texts)
             check = IdentityCheck(**data)
             span = range(address, address + words)
-            for lo, hi in unreadable.get(check.table, ()):
+            for lo, hi in unreadable.get(check.table, ()) if check.device == MAIN else ():
                 if address <= hi and lo < address + words:
                     raise self.fail(where, f"inside unreadable {lo}..{hi}")
             for reg in registers.values():
-                if reg.table == check.table and not reg.readable and set(reg.addresses) & set(span):
+                if (reg.table, reg.device) == (check.table, check.device) and not reg.readable and \
+                        set(reg.addresses) & set(span):
                     raise self.fail(where, f"its words overlap the write-only {reg.name}")
             checks.append(check)
         return tuple(checks)

@@ -20,13 +20,16 @@ class Priority(IntEnum):
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """Read ``count`` registers from ``address`` (FC3 holding / FC4 input); result: the words."""
+    """Read ``count`` registers from ``address`` (FC3 holding / FC4 input); result: the words.
+    ``unit``: another device's unit id behind the same link (``None``: the worker's own)."""
 
     table: Literal["holding", "input"]
     address: int
     count: int
+    unit: int | None = None
 
     def __post_init__(self) -> None:
+        _check_unit(self.unit)
         if self.table not in ("holding", "input"):
             raise ValueError(f"table: got {self.table!r}; allowed: holding, input")
         if not 1 <= self.count <= 125 or not 0 <= self.address <= 0xFFFF - self.count + 1:
@@ -44,12 +47,15 @@ class ReadRequest:
 
 @dataclass(frozen=True)
 class WriteRequest:
-    """Write ``values`` to holding registers from ``address`` (FC16); result: None."""
+    """Write ``values`` to holding registers from ``address`` (FC16); result: None.
+    ``unit`` as for :class:`ReadRequest`."""
 
     address: int
     values: tuple[int, ...]
+    unit: int | None = None
 
     def __post_init__(self) -> None:
+        _check_unit(self.unit)
         if not 1 <= len(self.values) <= 123 or not 0 <= self.address <= 0xFFFF - len(self.values) + 1:
             raise ValueError(f"write {self.address}+{len(self.values)}: 1..123 registers within 0..65535")
         if any(not 0 <= v <= 0xFFFF for v in self.values):
@@ -63,6 +69,11 @@ class WriteRequest:
 
 
 Request = ReadRequest | WriteRequest
+
+
+def _check_unit(unit: int | None) -> None:
+    if unit is not None and (isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= 247):
+        raise ValueError(f"unit: got {unit!r}; allowed: 1..247 or None (the worker's own unit id)")
 
 
 class ModbusError(Exception):
@@ -125,6 +136,7 @@ class QueueFull(ModbusError):
 
 
 def describe(request: Request) -> str:
+    at = "" if request.unit is None else f" at unit {request.unit}"
     if isinstance(request, ReadRequest):
-        return f"read {request.table} {request.address}+{request.count}"
-    return f"write holding {request.address}+{len(request.values)}"
+        return f"read {request.table} {request.address}+{request.count}{at}"
+    return f"write holding {request.address}+{len(request.values)}{at}"

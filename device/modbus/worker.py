@@ -12,6 +12,8 @@ and, strictly one transaction at a time:
 - keeps the line quiet between frames (:mod:`device.modbus.line_guard`: the map's gap after
   every transaction, and after a timeout or a mismatched reply until a late reply is over);
 - checks each reply against its request (function code, register count, write echo);
+- sends each request to the map's unit id, or to the request's own (another device behind the
+  same link, such as Fronius GEN24's meter at unit 200): still one transaction at a time;
 - retries timeouts, corrupt and mismatched replies with capped exponential backoff, never
   Modbus exception replies (an illegal address stays illegal);
 - while the adapter is gone (:mod:`device.modbus.link` reopens it, noticed within
@@ -334,7 +336,7 @@ class ModbusWorker:
         return tuple(pdu.registers) if isinstance(request, ReadRequest) else None
 
     async def _call(self, client: ModbusBaseClient, request: Request) -> ModbusPDU:
-        unit = self.protocol.unit_id
+        unit = self.protocol.unit_id if request.unit is None else request.unit
         if isinstance(request, WriteRequest):
             return await client.write_registers(request.address, list(request.values), device_id=unit)
         read = client.read_holding_registers if request.table == "holding" else client.read_input_registers

@@ -4,7 +4,9 @@ Addresses are legal the way real firmware makes them legal: a read may bridge th
 addresses between registers of the same table (firmware answers 0 there, which the block
 planner relies on), but not leave the table's span or touch a range the map marks
 ``unreadable``; a write must hit writable registers only, and a value outside a register's
-``min``/``max`` is refused with ILLEGAL VALUE, as firmware does.
+``min``/``max`` is refused with ILLEGAL VALUE, as firmware does. A map with more than one
+device (``protocol.devices``: Fronius GEN24's meter at unit 200) has one address space per
+device; :attr:`RegisterImage.words` is the main device's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from device.modbus import codec
-from device.modbus.mapmodel import Register, RegisterMap
+from device.modbus.mapmodel import MAIN, Register, RegisterMap
 from device.simulator.frames import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 
 log = structlog.get_logger(__name__)
@@ -48,23 +50,46 @@ def representable(register: Register, value: float) -> float:
     return value
 
 
+class _Space:
+    """One device's words by table and address, the register covering each address, and the
+    span of each table a read may touch."""
+
+    def __init__(self) -> None:
+        self.words: dict[str, dict[int, int]] = {"holding": {}, "input": {}}
+        self.owner: dict[str, dict[int, Register]] = {"holding": {}, "input": {}}
+        self.span: dict[str, tuple[int, int]] = {}
+
+
 class RegisterImage:
-    """Words by table and address, plus the register covering each address."""
+    """Words by device, table and address, plus the register covering each address."""
 
     def __init__(self, regmap: RegisterMap) -> None:
         self.regmap = regmap
-        self.words: dict[str, dict[int, int]] = {"holding": {}, "input": {}}
-        self.owner: dict[str, dict[int, Register]] = {"holding": {}, "input": {}}
+        self.spaces = {device: _Space() for device in (MAIN, *(name for name, _ in regmap.protocol.devices))}
         for reg in regmap.registers.values():
+            space = self.spaces[reg.device]
             for address in reg.addresses:
-                self.owner[reg.table][address] = reg
-                self.words[reg.table][address] = 0
+                space.owner[reg.table][address] = reg
+                space.words[reg.table][address] = 0
         for check in regmap.identity:  # the family's identity words, as the firmware reports them
             for i, word in enumerate(check.sample_words()):
-                self.words[check.table][check.address + i] = word
-        self.span = {
-            table: (min(words), max(words)) for table, words in self.words.items() if words
-        }
+                self.spaces[check.device].words[check.table][check.address + i] = word
+        for space in self.spaces.values():
+            space.span = {table: (min(words), max(words)) for table, words in space.words.items() if words}
+
+    @property
+    def words(self) -> dict[str, dict[int, int]]:
+        """The main device's words by table and address."""
+        return self.spaces[MAIN].words
+
+    @property
+    def owner(self) -> dict[str, dict[int, Register]]:
+        """The main device's register at each address, by table."""
+        return self.spaces[MAIN].owner
+
+    @property
+    def span(self) -> dict[str, tuple[int, int]]:
+        return self.spaces[MAIN].span
 
     # --- engineering values -------------------------------------------------------------
     def resolved(self, reg: Register) -> Register:
@@ -73,14 +98,14 @@ class RegisterImage:
 
     def get(self, name: str) -> float:
         reg = self.resolved(self.regmap.registers[name])
-        return codec.decode(reg, [self.words[reg.table][a] for a in reg.addresses])
+        return codec.decode(reg, [self.spaces[reg.device].words[reg.table][a] for a in reg.addresses])
 
     def set(self, name: str, value: float) -> None:
         """Store ``value`` (engineering units), saturating at what the register can hold."""
         reg = self.resolved(self.regmap.registers[name])
         words = codec.encode(reg, representable(reg, value))
         for address, word in zip(reg.addresses, words, strict=True):
-            self.words[reg.table][address] = word
+            self.spaces[reg.device].words[reg.table][address] = word
 
     def set_roles(self, roles: Mapping[str, float]) -> None:
         """Write role values (our units and signs) into the map's role registers.
@@ -122,24 +147,26 @@ class RegisterImage:
         return value if reg.type == "F32" else round(value / reg.scale) * reg.scale
 
     # --- Modbus access ------------------------------------------------------------------
-    def read(self, table: str, start: int, count: int) -> list[int]:
-        span = self.span.get(table)
+    def read(self, table: str, start: int, count: int, device: str = MAIN) -> list[int]:
+        space = self.spaces[device]
+        span = space.span.get(table)
         end = start + count - 1
         if span is None or start < span[0] or end > span[1]:
             raise ModbusError(ILLEGAL_ADDRESS, f"{table} {start}..{end} outside {span}")
-        for low, high in self.regmap.unreadable.get(table, ()):
+        for low, high in self.regmap.unreadable.get(table, ()) if device == MAIN else ():
             if start <= high and low <= end:
                 raise ModbusError(ILLEGAL_ADDRESS, f"{table} {start}..{end} touches unreadable {low}..{high}")
         for address in range(start, end + 1):
-            reg = self.owner[table].get(address)
+            reg = space.owner[table].get(address)
             if reg is not None and not reg.readable:
                 raise ModbusError(ILLEGAL_ADDRESS, f"{reg.name} is write-only")
-        words = self.words[table]
+        words = space.words[table]
         return [words.get(a, 0) for a in range(start, end + 1)]
 
-    def write(self, start: int, values: Sequence[int]) -> list[Register]:
+    def write(self, start: int, values: Sequence[int], device: str = MAIN) -> list[Register]:
         """Apply a master's write to holding registers; all-or-nothing. Returns the registers hit."""
-        owners = self.owner["holding"]
+        space = self.spaces[device]
+        owners = space.owner["holding"]
         touched: dict[str, Register] = {}
         for address in range(start, start + len(values)):
             reg = owners.get(address)
@@ -147,11 +174,11 @@ class RegisterImage:
                 what = "no register" if reg is None else f"{reg.name} is read-only"
                 raise ModbusError(ILLEGAL_ADDRESS, f"holding {address}: {what}")
             touched[reg.name] = reg
-        new = dict(self.words["holding"])
+        new = dict(space.words["holding"])
         new.update({start + i: v for i, v in enumerate(values)})
         for reg in map(self.resolved, touched.values()):
             value = codec.decode(reg, [new[a] for a in reg.addresses])
             if (reg.min is not None and value < reg.min) or (reg.max is not None and value > reg.max):
                 raise ModbusError(ILLEGAL_VALUE, f"{reg.name}: {value} outside {reg.min}..{reg.max}")
-        self.words["holding"] = new
+        space.words["holding"] = new
         return list(touched.values())

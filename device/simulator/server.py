@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import structlog
 
-from device.modbus.mapmodel import RegisterMap
+from device.modbus.mapmodel import MAIN, RegisterMap
 from device.simulator import frames as fr
 from device.simulator.faults import Faults
 from device.simulator.functions import execute
@@ -57,11 +57,13 @@ class Stats:
     garbage_bytes: int = 0
     disconnects: int = 0
     functions: Counter[int] = field(default_factory=Counter)
+    units: Counter[int] = field(default_factory=Counter)  # transactions by the unit id addressed
     faults: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if not isinstance(v, Counter)}
         data["functions"] = {str(k): v for k, v in sorted(self.functions.items())}
+        data["units"] = {str(k): v for k, v in sorted(self.units.items())}
         data["faults"] = dict(self.faults)
         return data
 
@@ -90,7 +92,8 @@ class Simulator:
     ``physics``: the installation (battery, PV, load); ``faults``: fault injection, mutable at
     run time; ``baudrate``: line timing (default: the map's); ``speed``: simulated seconds per
     real second; ``processing_s``: firmware think time per request; ``violation_reply``: what an
-    overlapping request gets; ``unit_id``: default the map's; ``step_s``: physics timer period;
+    overlapping request gets; ``unit_id``: default the map's (its further devices answer at their
+    own, ``protocol.devices``); ``step_s``: physics timer period;
     ``start_time``: simulated epoch at start (default now); ``gap_s``: the inter-frame gap the
     firmware needs (default: the map's).
     """
@@ -124,6 +127,8 @@ class Simulator:
         self.processing_s = processing_s
         self.violation_reply: ViolationReply = violation_reply
         self.unit_id = unit_id or regmap.protocol.unit_id
+        # every device of the map answers at its unit id (Fronius GEN24: the meter at 200)
+        self.units = {**{unit: name for name, unit in regmap.protocol.devices}, self.unit_id: MAIN}
         self.step_s = step_s
         self.stats = Stats()
         self.image = RegisterImage(regmap)
@@ -300,13 +305,14 @@ class Simulator:
         self.stats.garbage_bytes += garbage
 
     def on_request(self, link: Link, request: fr.Request, arrival: float) -> None:
-        ours = request.unit in (self.unit_id, 0) or (not link.rtu and request.unit == 255)
+        ours = request.unit in self.units or request.unit == 0 or (not link.rtu and request.unit == 255)
         if not ours:
             self.stats.foreign += 1
             return
         s = self.stats
         s.transactions += 1
         s.functions[request.function] += 1
+        s.units[request.unit] += 1
         self._settle(arrival)
         exchange = _Exchange(link, request, arrival + request.rtu_length * self.char_s)
         if arrival < self._ready_at:
@@ -385,7 +391,7 @@ class Simulator:
             self.stats.exceptions += 1
             return fr.exception_pdu(request.function, self.faults.exception_code)
         try:
-            pdu, wrote = execute(self.image, request.pdu)
+            pdu, wrote = execute(self.image, request.pdu, self.units.get(request.unit, MAIN))
         except ModbusError as exc:
             self.stats.exceptions += 1
             log.debug("simulator_refused", function=request.function, code=exc.code, reason=str(exc))

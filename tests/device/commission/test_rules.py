@@ -46,7 +46,7 @@ def test_signed_percentages_and_a_load_summed_from_other_roles() -> None:
     """A GoodWe eco-mode power is a signed % of the rated power (-60 % charges), not a state of
     charge; SunSpec's load is inverter output + grid meter, both of which may be negative (the
     inverter takes power from the AC side while it charges from the grid), PV strings may not."""
-    goodwe, sunspec = load_map("goodwe_et_hybrid"), load_map("sunspec_hybrid")
+    goodwe, sunspec = load_map("goodwe_et_hybrid"), load_map("fronius_gen24")
     assert judge(goodwe, goodwe.registers["eco1_power"], -60).verdict == "ok"
     assert judge(goodwe, goodwe.registers["eco1_power"], -120).verdict == "fail"
     assert judge(goodwe, goodwe.registers["battery_soc"], 150).verdict == "fail"

@@ -22,7 +22,7 @@ def answer(tried: str, family: str) -> str:
     address, an exception. A SunSpec map turns every base that answers no ``SunS`` (an exception
     or other words) into one refusal: "no 'SunS' marker at 40000, 0, 50000"."""
     tried_map = load_map(tried)
-    if tried_map.sunspec is not None:
+    if tried_map.sunspec:
         return "other_family"
     check, span = tried_map.identity[0], RegisterImage(load_map(family)).span
     low, high = span.get(check.table, (1, 0))

@@ -21,9 +21,13 @@ from device.modbus.registermap import MAPS_DIR, load_map
 SHIPPED = sorted(MAPS_DIR.glob("*.yaml"))
 
 
-def _forbidden(regmap: RegisterMap, table: str) -> set[int]:
-    out = {a for lo, hi in regmap.unreadable.get(table, ()) for a in range(lo, hi + 1)}
-    return out | {a for r in regmap.registers.values() if r.table == table and not r.readable for a in r.addresses}
+def _forbidden(regmap: RegisterMap, space: tuple[str, str]) -> set[int]:
+    """Addresses of one (device, table) no read may touch: the map's unreadable ranges (the main
+    device's) and write-only registers."""
+    device, table = space
+    out = {a for lo, hi in regmap.unreadable.get(table, ()) for a in range(lo, hi + 1)} if device == "" else set()
+    return out | {a for r in regmap.registers.values() if (r.device, r.table) == space and not r.readable
+                  for a in r.addresses}
 
 
 def _reach(regmap: RegisterMap, reg: Register) -> tuple[int, int]:
@@ -36,10 +40,11 @@ def _reach(regmap: RegisterMap, reg: Register) -> tuple[int, int]:
     return min(lo for lo, _ in ends), max(hi for _, hi in ends)
 
 
-def _valid_block(regmap: RegisterMap, table: str, start: int, end: int, carried: Sequence[Register]) -> bool:
+def _valid_block(regmap: RegisterMap, space: tuple[str, str], start: int, end: int,
+                 carried: Sequence[Register]) -> bool:
     """The rules, stated directly: size, no forbidden address, tight ends, short gaps."""
     limit, max_gap = min(125, regmap.protocol.max_block), regmap.protocol.max_gap
-    if not carried or end - start > limit or _forbidden(regmap, table) & set(range(start, end)):
+    if not carried or end - start > limit or _forbidden(regmap, space) & set(range(start, end)):
         return False
     used = {a for r in carried for a in range(*_reach(regmap, r))}
     if start not in used or end - 1 not in used:
@@ -56,12 +61,13 @@ def _check_plan(regmap: RegisterMap, requested: Sequence[Register], blocks: list
     carried_names = [r.name for b in blocks for r in b.registers]
     assert sorted(carried_names) == sorted(r.name for r in requested), "each register exactly once"
     for block in blocks:
-        assert all(r.table == block.table for r in block.registers)
+        assert all((r.device, r.table) == (block.device, block.table) for r in block.registers)
         assert all(block.start <= r.address and r.end <= block.end for r in block.registers)
         # every requested register wholly inside the block is carried by it
-        inside = [r for r in requested if r.table == block.table and r.address >= block.start and r.end <= block.end]
+        inside = [r for r in requested if (r.device, r.table) == (block.device, block.table)
+                  and r.address >= block.start and r.end <= block.end]
         assert {r.name for r in inside} == {r.name for r in block.registers}
-        assert _valid_block(regmap, block.table, block.start, block.end, block.registers), block
+        assert _valid_block(regmap, (block.device, block.table), block.start, block.end, block.registers), block
         words = [0] * block.count
         assert set(codec.decode_block(block.registers, block.start, words)) == {r.name for r in block.registers}
 
@@ -69,14 +75,14 @@ def _check_plan(regmap: RegisterMap, requested: Sequence[Register], blocks: list
 def _brute_force_minimum(regmap: RegisterMap, requested: Sequence[Register]) -> int:
     """Fewest valid blocks covering ``requested``, over every block [start, end) there is."""
     total = 0
-    for table in {r.table for r in requested}:
-        regs = [r for r in requested if r.table == table]
+    for space in {(r.device, r.table) for r in requested}:  # each device's tables on their own
+        regs = [r for r in requested if (r.device, r.table) == space]
         full = (1 << len(regs)) - 1
         candidates = set()
         for start in {r.address for r in regs}:
             for end in {r.end for r in regs}:
                 carried = [i for i, r in enumerate(regs) if r.address >= start and r.end <= end]
-                if end > start and _valid_block(regmap, table, start, end, [regs[i] for i in carried]):
+                if end > start and _valid_block(regmap, space, start, end, [regs[i] for i in carried]):
                     candidates.add(sum(1 << i for i in carried))
         best = {0: 0}
         frontier = [0]

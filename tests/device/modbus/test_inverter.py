@@ -133,12 +133,12 @@ async def test_verification_mismatch_is_reported(
 ) -> None:
     """Firmware that acknowledges a write but keeps the old value (as some do when busy)."""
     ignored = inverter.regmap.registers["grid_charge_current"].address
-    original: Callable[[int, Sequence[int]], object] = sim.image.write
+    original: Callable[[int, Sequence[int], str], object] = sim.image.write
 
-    def forgetful(start: int, values: Sequence[int]) -> object:
+    def forgetful(start: int, values: Sequence[int], device: str = "") -> object:
         kept = [sim.image.words["holding"].get(a, 0) if a == ignored else v
                 for a, v in zip(range(start, start + len(values)), values, strict=True)]
-        return original(start, kept)
+        return original(start, kept, device)
 
     monkeypatch.setattr(sim.image, "write", forgetful)
     with pytest.raises(VerificationError, match=r"grid_charge_current reads \d+(\.0)?, wrote 39"):
@@ -168,7 +168,7 @@ def test_coalesce_merges_only_continuing_runs() -> None:
     writes = [(regs["prog1_time"], [0]), (regs["prog2_time"], [2359]), (regs["prog1_soc"], [100]),
               (regs["max_charge_current"], [1]), (regs["max_discharge_current"], [2]),
               (regs["prog1_time"], [5])]
-    assert coalesce(writes) == [(250, [0, 2359]), (268, [100]), (210, [1, 2]), (250, [5])]
+    assert coalesce(writes) == [("", 250, [0, 2359]), ("", 268, [100]), ("", 210, [1, 2]), ("", 250, [5])]
 
 
 def test_limits_from_settings() -> None:

@@ -54,6 +54,20 @@ def test_every_problem_is_one_line_with_file_entry_and_reason(tmp_path: Path) ->
     ]
 
 
+def test_a_further_device_needs_registers_and_identity(tmp_path: Path) -> None:
+    """A second unit id (a meter) the map names must be read and proved, or it is a typo."""
+    data = _safe()
+    data["protocol"]["devices"] = {"meter": 200, "spare": 201}
+    data["registers"].append({"name": "meter_w", "device": "meter", "address": 0, "table": "holding", "type": "S16"})
+    data["identity"].append({"name": "meter_kind", "device": "meter", "table": "holding", "address": 1, "words": 1,
+                             "values": {203: "meter"}})
+    path = _write(tmp_path, data)
+    assert check_file(path) == [
+        f"{path}: protocol.devices.spare: unit 201: no readable register of the map is on it",
+        f"{path}: protocol.devices.spare: unit 201: no identity words prove it is the device the map expects",
+    ]
+
+
 def test_a_map_the_loader_refuses_is_reported_by_the_loader(tmp_path: Path) -> None:
     data = _safe()
     _reg(data, "pv")["address"] = 0  # on top of soc

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from device.modbus import codec
+from device.modbus.blocks import plan_blocks
 from device.modbus.mapmodel import MODES, REQUIRED_ROLES, RegisterMap
 from device.modbus.registermap import MAPS_DIR, MapError, available_maps, load_map
 
@@ -335,12 +336,46 @@ def _sunspec(models: Any = None, **point: Any) -> Any:
     return mutate
 
 
+def _devices(devices: Any, **register: Any) -> Any:
+    """A further device behind the link (``protocol.devices``), and ``pv`` moved as given."""
+    def mutate(data: dict[str, Any]) -> None:
+        data["protocol"]["devices"] = devices
+        _reg(data, "pv").update(register)
+    return mutate
+
+
+def _meter_chain(chain: Any) -> Any:
+    def mutate(data: dict[str, Any]) -> None:
+        _sunspec(model=103, model_offset=14)(data)
+        data["protocol"]["devices"] = {"meter": 200}
+        data["sunspec"]["devices"] = chain
+    return mutate
+
+
 BROKEN = {
     # name: (mutation, entry named in the error, reason named in the error)
+    "device unknown": (_devices({"meter": 200}, device="metre"), "registers[pv]",
+                       "device 'metre' is not in protocol.devices (meter)"),
+    "device without devices": (_register_key("pv", device="meter"), "registers[pv]",
+                               "device 'meter' is not in protocol.devices (none declared)"),
+    "device unit taken": (_devices({"meter": 1}), "protocol.devices.meter",
+                          "unit id 1 must be 1..247 and differ from the map's other unit ids [1]"),
+    "device unit twice": (_devices({"meter": 200, "other": 200}), "protocol.devices.other",
+                          "unit id 200 must be 1..247 and differ from the map's other unit ids [1, 200]"),
+    "device name": (_devices({"the meter": 200}), "protocol.devices", "device name 'the meter' must be a word"),
+    "devices not a mapping": (_devices([200]), "protocol.devices", "expected a mapping of device name to unit id"),
+    "device chain of no device": (_meter_chain({"inverter2": {"models": [{"id": 203, "length": 105}]}}),
+                                  "sunspec.devices", "unknown key 'inverter2'; allowed: meter"),
+    "device point without its chain": (_devices({"meter": 200}, device="meter",
+                                                 model=203, model_offset=18),
+                                       "registers[pv]", "need a 'sunspec' chain for its device (meter)"),
+    "device chain empty": (_meter_chain({"meter": {"models": []}}), "sunspec.devices.meter.models",
+                           "expected a non-empty list"),
     "scale factor unknown": (_register_key("pv", scale_factor="pv_sf"), "registers[pv]",
                              "scale_factor 'pv_sf' is not a register of this map"),
     "scale factor not S16": (_scale_factor_register(type="U16"), "registers[pv]",
-                             "scale_factor 'pv_sf' must be a readable, unscaled S16 register of the holding table"),
+                             "scale_factor 'pv_sf' must be a readable, unscaled S16 register of the holding table "
+                             "of the same device"),
     "scale factor scaled": (_scale_factor_register(scale=0.1), "registers[pv]", "unscaled S16"),
     "invalid beyond type": (_register_key("pv", invalid=[0x10000]), "registers[pv]",
                             "must list raw word values 0..65535"),
@@ -348,7 +383,7 @@ BROKEN = {
     "writable absolute": (_register_key("power", absolute=True), "registers[power]",
                           "a writable register cannot be absolute or have invalid markers"),
     "point without sunspec": (_register_key("pv", model=103, model_offset=14), "registers[pv]",
-                              "'model' and 'model_offset' need a 'sunspec' section"),
+                              "'model' and 'model_offset' need a 'sunspec' chain for its device (the main one)"),
     "point outside its model": (_sunspec(model=103, model_offset=52), "registers[pv]",
                                 "model_offset 52 must be 2..51 (model 103 has 50 registers after its ID and length)"),
     "point in no model": (_sunspec(model=124, model_offset=2), "registers[pv]", "model 124 is not in sunspec.models (103)"),
@@ -426,3 +461,21 @@ def test_not_yaml_and_unreadable_file_are_refused(tmp_path: Path) -> None:
         load_map(bad)
     with pytest.raises(MapError, match="cannot read"):
         load_map(tmp_path / "missing.yaml")
+
+
+def test_a_further_device_has_its_own_addresses(tmp_path: Path) -> None:
+    """The same address on two devices is no overlap; each device's registers go in its own blocks,
+    and each request names its unit id (``None``: the main device's, which an installer may change)."""
+    data = _valid()
+    data["protocol"]["devices"] = {"meter": 200}
+    data["registers"].append({"name": "meter_w", "device": "meter", "address": 0, "table": "holding",
+                              "type": "S16", "unit": "W"})
+    data["roles"]["grid_w"] = "meter_w"
+    regmap = load_map(_write(tmp_path, data))
+    assert regmap.registers["meter_w"].address == regmap.registers["soc"].address == 0
+    assert regmap.protocol.unit_of("meter") == 200 and regmap.protocol.request_unit("meter") == 200
+    assert regmap.protocol.request_unit("") is None
+    blocks = plan_blocks(regmap)
+    assert [(b.device, b.start, [r.name for r in b.registers]) for b in blocks if b.device == "meter"] == [
+        ("meter", 0, ["meter_w"])]
+    assert all("meter_w" not in [r.name for r in b.registers] for b in blocks if b.device == "")

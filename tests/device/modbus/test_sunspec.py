@@ -1,15 +1,17 @@
-"""SunSpec: the map against the SunSpec Alliance's own model definitions and library (pysunspec2),
+"""SunSpec: the maps against the SunSpec Alliance's own model definitions and library (pysunspec2),
 the model chain found at any base and in any order, and devices without the map's models refused.
 
 pysunspec2 is the independent judge: its own Modbus TCP client scans the simulator (base search,
-model chain, its JSON model definitions, scale factors applied) and must read every point of the
-map to the value our map reads.
+model chain, its JSON model definitions, scale factors applied) at every unit id of the map (the
+Fronius GEN24's inverter at 1 and its meter at 200) and must read every point of the map to the
+value our map reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -21,10 +23,11 @@ import sunspec2
 from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
 from device.modbus import sunspec
+from device.modbus.blocks import plan_blocks
 from device.modbus.client import client_factory
 from device.modbus.inverter import IdentityError, Inverter, Limits
 from device.modbus.mapmodel import RegisterMap, SunSpecLayout
-from device.modbus.registermap import load_map
+from device.modbus.registermap import available_maps, load_map
 from device.modbus.worker import ModbusWorker
 from device.simulator import Simulator
 
@@ -34,9 +37,17 @@ TYPES = {"uint16": "U16", "int16": "S16", "sunssf": "S16", "acc32": "U32", "uint
          "bitfield16": "U16", "int32": "S32", "count": "U16"}
 
 
+SUNSPEC_MAPS = sorted(family for family in available_maps() if load_map(family).sunspec)
+
+
 @pytest.fixture(scope="module")
 def regmap() -> RegisterMap:
-    return load_map("sunspec_hybrid")
+    return load_map("fronius_gen24")
+
+
+@pytest.fixture(scope="module", params=SUNSPEC_MAPS)
+def any_sunspec_map(request: pytest.FixtureRequest) -> RegisterMap:
+    return load_map(request.param)
 
 
 def definition(model: int) -> dict[str, Any]:
@@ -59,17 +70,17 @@ def points(model: int) -> dict[tuple[str, int | None], tuple[int, dict[str, Any]
     return found
 
 
-def test_every_point_matches_the_sunspec_model_definitions(regmap: RegisterMap) -> None:
+def test_every_point_matches_the_sunspec_model_definitions(any_sunspec_map: RegisterMap) -> None:
     """Offset, type, access and scale-factor point of each register, from sunspec/models JSON."""
-    assert regmap.sunspec is not None
-    lengths = dict(regmap.sunspec.chain)
-    for model, length in lengths.items():
-        fixed = definition(model)["group"]
-        size = sum(p["size"] for p in fixed["points"]) - 2
-        size += sum(4 * sum(p["size"] for p in g["points"]) for g in fixed.get("groups", []))
-        assert length == size, f"model {model}"
+    regmap = any_sunspec_map
+    for layout in regmap.sunspec.values():
+        for model, length in layout.chain:
+            fixed = definition(model)["group"]
+            size = sum(p["size"] for p in fixed["points"]) - 2
+            size += sum(4 * sum(p["size"] for p in g["points"]) for g in fixed.get("groups", []))
+            assert length == size, f"model {model}"
     by_name = {}
-    for reg in regmap.registers.values():
+    for reg in (r for r in regmap.registers.values() if r.model is not None):
         match = POINT.match(reg.description)
         assert match, f"{reg.name}: description must name its SunSpec point"
         model, name, module = int(match[1]), match[2], int(match[3]) if match[3] else None
@@ -79,7 +90,7 @@ def test_every_point_matches_the_sunspec_model_definitions(regmap: RegisterMap) 
         assert TYPES[point["type"]] == reg.type, reg.name
         assert ("w" in point.get("access", "R").lower()) == reg.writable, reg.name
         by_name[reg.name] = (model, name, module)
-    for reg in regmap.registers.values():
+    for reg in (r for r in regmap.registers.values() if r.model is not None):
         _, _, point = by_name[reg.name], *points(reg.model or 0)[by_name[reg.name][1:]]
         if reg.scale_factor is None:
             assert "sf" not in point or reg.name.endswith("_sf"), reg.name
@@ -88,12 +99,16 @@ def test_every_point_matches_the_sunspec_model_definitions(regmap: RegisterMap) 
 
 
 def test_the_map_is_placed_at_the_nominal_base_with_its_identity(regmap: RegisterMap) -> None:
-    starts = regmap.sunspec.starts() if regmap.sunspec else {}
-    assert starts == {1: 40002, 103: 40070, 160: 40122, 203: 40212, 124: 40319}
+    """Each device's chain from its own base: the inverter's at unit 1, the meter's at unit 200."""
+    assert regmap.sunspec[""].starts() == {1: 40002, 103: 40070, 160: 40122, 124: 40212}
+    assert regmap.sunspec["meter"].starts() == {1: 40002, 203: 40070}
     assert regmap.registers["inverter_power"].address == 40070 + 14
-    assert [c.name for c in regmap.identity] == [
-        "sunspec_marker", "sunspec_model_1", "sunspec_model_103", "sunspec_model_160", "sunspec_model_203",
-        "sunspec_model_124", "sunspec_end"]
+    assert (regmap.registers["meter_power"].address, regmap.registers["meter_power"].device) == (40070 + 18, "meter")
+    assert [(c.name, regmap.protocol.unit_of(c.device)) for c in regmap.identity] == [
+        ("sunspec_marker", 1), ("sunspec_model_1", 1), ("sunspec_model_103", 1), ("sunspec_model_160", 1),
+        ("sunspec_model_124", 1), ("sunspec_end", 1), ("sunspec_meter_marker", 200),
+        ("sunspec_meter_model_1", 200), ("sunspec_meter_model_203", 200), ("sunspec_meter_end", 200)]
+    assert [(b.device, b.start) for b in plan_blocks(regmap)] == [("", 40072), ("", 40124), ("meter", 40078)]
 
 
 @contextlib.asynccontextmanager
@@ -104,9 +119,10 @@ async def served(regmap: RegisterMap, speed: float = 1.0) -> AsyncIterator[tuple
     await sim.close()
 
 
-def scan_with_pysunspec2(port: int) -> SunSpecModbusClientDeviceTCP:
-    device = SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port, timeout=5)
+def scan_with_pysunspec2(port: int, unit: int) -> SunSpecModbusClientDeviceTCP:
+    device = SunSpecModbusClientDeviceTCP(slave_id=unit, ipaddr="127.0.0.1", ipport=port, timeout=5)
     device.scan()
+    device.close()
     return device
 
 
@@ -118,9 +134,11 @@ def pysunspec2_value(device: SunSpecModbusClientDeviceTCP, description: str) -> 
     return group.points[match[2]].cvalue
 
 
-async def test_pysunspec2_scans_the_simulator_and_reads_what_the_map_reads(regmap: RegisterMap) -> None:
+async def test_pysunspec2_scans_the_simulator_and_reads_what_the_map_reads(any_sunspec_map: RegisterMap) -> None:
     """The simulated clock all but stopped, so that both read the same instant; energy counters
-    that have counted (SunSpec: an accumulator at 0 means "not accumulated", pysunspec2 reads None)."""
+    that have counted (SunSpec: an accumulator at 0 means "not accumulated", pysunspec2 reads None).
+    pysunspec2 scans every device of the map at its own unit id."""
+    regmap = any_sunspec_map
     async with served(regmap, speed=1e-9) as (sim, port):
         for i, counter in enumerate(sorted(sim.physics.counters_wh)):
             sim.physics.counters_wh[counter] = 1_000_000.0 + 1_000 * i
@@ -130,18 +148,19 @@ async def test_pysunspec2_scans_the_simulator_and_reads_what_the_map_reads(regma
         async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
             inverter = Inverter(regmap, worker, Limits(5000, 5000))
             snapshot = await inverter.read_telemetry()
-            device = await asyncio.to_thread(scan_with_pysunspec2, port)
-            device.close()
-        assert {1, 103, 124, 160, 203} <= set(device.models)
+            devices = {name: await asyncio.to_thread(scan_with_pysunspec2, port, regmap.protocol.unit_of(name))
+                       for name in regmap.sunspec}
+        for name, layout in regmap.sunspec.items():
+            assert {model for model, _ in layout.chain} <= set(devices[name].models), name
         assert all(snapshot.roles[role] for role in ("pv_w", "battery_w", "load_w"))  # they carry power
         assert any(sim.image.get(r.scale_factor) != 0 for r in regmap.registers.values() if r.scale_factor)
         compared = 0
-        for reg in regmap.registers.values():
+        for reg in (r for r in regmap.registers.values() if r.model is not None):
             ours = snapshot.registers[reg.name]
-            theirs = pysunspec2_value(device, reg.description)
+            theirs = pysunspec2_value(devices[reg.device], reg.description)
             assert theirs == pytest.approx(ours, abs=1e-6), reg.name
             compared += 1
-        assert compared == len(regmap.registers)
+        assert compared == sum(r.model is not None for r in regmap.registers.values())
 
 
 @pytest.mark.parametrize("base", [0, 50000])
@@ -149,19 +168,18 @@ async def test_the_chain_is_found_at_another_base_and_with_other_models_between(
         regmap: RegisterMap, base: int) -> None:
     """A device at base 0 (or 50000) with model 120 (nameplate, 26 registers) between 103 and 160:
     the bridge finds the marker, walks the chain and reads and writes at the device's addresses."""
-    assert regmap.sunspec is not None
-    chain = list(regmap.sunspec.chain)
+    chain = list(regmap.sunspec[""].chain)
     chain.insert(2, (120, 26))
-    device_map = sunspec.rebase(regmap, SunSpecLayout(regmap.sunspec.bases, tuple(chain), base))
+    device_map = sunspec.rebase(regmap, SunSpecLayout(regmap.sunspec[""].bases, tuple(chain), base))
     async with served(device_map) as (sim, port):
-        nameplate = device_map.sunspec.starts()[120] if device_map.sunspec else 0
+        nameplate = device_map.sunspec[""].starts()[120]
         sim.image.words["holding"][nameplate] = 120  # the extra model's header, as a device has it
         sim.image.words["holding"][nameplate + 1] = 26
         url = f"tcp://127.0.0.1:{port}"
         async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
             inverter = Inverter(regmap, worker, Limits(5000, 5000))
             snapshot = await inverter.read_telemetry()
-            assert inverter.regmap.sunspec is not None and inverter.regmap.sunspec.located
+            assert inverter.regmap.sunspec[""].located
             assert inverter.regmap.registers["inverter_power"].address == device_map.registers["inverter_power"].address
             assert snapshot.roles["soc_pct"] == pytest.approx(sim.battery.soc_pct, abs=0.1)
             assert snapshot.roles["battery_w"] == pytest.approx(sim.physics.flows.battery_w, abs=2)
@@ -170,24 +188,22 @@ async def test_the_chain_is_found_at_another_base_and_with_other_models_between(
             assert sim.image.get("storage_discharge_rate") == -25.0  # % of WChaMax 10 kW, as evcc writes it
             await inverter.apply("hold")
             assert sim.mode == "hold"
-        device = await asyncio.to_thread(scan_with_pysunspec2, port)  # the chain is a valid SunSpec chain
-        device.close()
-        assert {1, 103, 120, 124, 160, 203} <= set(device.models)
+        device = await asyncio.to_thread(scan_with_pysunspec2, port, 1)  # the chain is a valid SunSpec chain
+        assert {1, 103, 120, 124, 160} <= set(device.models)
 
 
 async def test_a_device_without_the_storage_model_is_refused_naming_its_models(regmap: RegisterMap) -> None:
     """Model 122 where the map needs 124: refused before anything is written, naming the chain."""
-    assert regmap.sunspec is not None
     async with served(regmap) as (sim, port):
-        sim.image.words["holding"][regmap.sunspec.starts()[124]] = 122
+        sim.image.words["holding"][regmap.sunspec[""].starts()[124]] = 122
         url = f"tcp://127.0.0.1:{port}"
         async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
             inverter = Inverter(regmap, worker, Limits(5000, 5000))
             with pytest.raises(IdentityError) as refused:
                 await inverter.apply("hold")
         assert str(refused.value) == (
-            "not a SunSpec hybrid inverter (models 1, 103, 160, 203, 124) (map sunspec_hybrid): SunSpec at 40000 "
-            "with models 1 (66), 103 (50), 160 (88), 203 (105), 122 (24): model 124 missing; nothing written")
+            f"not a {regmap.name} (map fronius_gen24): SunSpec at 40000 "
+            "with models 1 (66), 103 (50), 160 (88), 122 (24): model 124 missing; nothing written")
         assert inverter.identity_error == str(refused.value)
         assert sim.stats.functions.get(6, 0) + sim.stats.functions.get(16, 0) == 0
 
@@ -198,7 +214,55 @@ async def test_a_deye_is_no_sunspec_device(regmap: RegisterMap) -> None:
         url = f"tcp://127.0.0.1:{port}"
         async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
             inverter = Inverter(regmap, worker, Limits(5000, 5000))
-            with pytest.raises(IdentityError, match=r"^not a SunSpec device \(map sunspec_hybrid\): no 'SunS' "
+            with pytest.raises(IdentityError, match=r"^not a SunSpec device \(map fronius_gen24\): no 'SunS' "
                                                     r"marker at 40000: exception 2, 0: .*, 50000: exception 2"):
                 await inverter.read_telemetry()
         assert sim.stats.functions.get(6, 0) + sim.stats.functions.get(16, 0) == 0
+
+
+async def test_the_bridge_polls_inverter_and_meter_over_one_queue(regmap: RegisterMap) -> None:
+    """Both devices' chains located, both units read in one telemetry cycle, strictly one request
+    at a time; the grid power is the meter's (unit 200), and a control goes to the inverter only."""
+    async with served(regmap) as (sim, port):
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
+            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+            snapshot = await inverter.read_telemetry()
+            assert all(layout.located for layout in inverter.regmap.sunspec.values())
+            assert snapshot.roles["grid_w"] == pytest.approx(sim.physics.flows.grid_w, abs=2)
+            assert snapshot.roles["grid_w"] == sim.image.get("meter_power")
+            read = dict(sim.stats.units)
+            await inverter.apply("charge", power_w=2000)
+            assert sim.mode == "charge"
+        assert read[1] > 0 and read[200] > 0  # chains and telemetry at both units
+        meter_checks = [c for c in regmap.identity if c.device == "meter"]
+        # before writing, the identity words of both devices; the writes and read-back at unit 1 only
+        assert sim.stats.units[200] - read[200] == len(meter_checks) == 4
+        assert sim.stats.violations == 0 and sim.stats.exceptions == 0
+
+
+async def test_an_inverter_without_the_meter_at_unit_200_is_refused_naming_it(regmap: RegisterMap) -> None:
+    """An inverter with every model of its own but nothing at unit 200: refused, nothing written."""
+    alone = dataclasses.replace(regmap, protocol=dataclasses.replace(regmap.protocol, devices=(("meter", 201),)))
+    async with served(alone) as (sim, port):
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url,
+                                timeout_s=0.2, retries=0) as worker:
+            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+            with pytest.raises(IdentityError) as refused:
+                await inverter.apply("hold")
+        assert str(refused.value) == (f"not a {regmap.name} (map fronius_gen24): meter (unit 200): no reply; "
+                                      "nothing written")
+        assert sim.stats.functions.get(6, 0) + sim.stats.functions.get(16, 0) == 0
+
+
+async def test_a_meter_without_model_203_is_refused_naming_its_chain(regmap: RegisterMap) -> None:
+    async with served(regmap) as (sim, port):
+        sim.image.spaces["meter"].words["holding"][regmap.sunspec["meter"].starts()[203]] = 204
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
+            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+            with pytest.raises(IdentityError) as refused:
+                await inverter.read_telemetry()
+        assert str(refused.value) == (f"not a {regmap.name} (map fronius_gen24): meter (unit 200): SunSpec at 40000 "
+                                      "with models 1 (66), 204 (105): model 203 missing; nothing written")

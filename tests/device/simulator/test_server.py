@@ -53,7 +53,7 @@ async def test_profile_every_map_reads_back_the_physics(
             await asyncio.sleep(regmap.protocol.gap_s)
             reply = await (client.read_holding_registers if block.table == "holding"
                            else client.read_input_registers)(block.start, count=block.count,
-                                                             device_id=regmap.protocol.unit_id)
+                                                             device_id=regmap.protocol.unit_of(block.device))
             assert not reply.isError(), (block, reply)
             values.update(codec.decode_block(block.registers, block.start, reply.registers))
         assert set(values) == {r.name for r in regmap.telemetry_registers()}
@@ -84,9 +84,10 @@ async def test_controls_written_over_tcp_switch_the_mode(family: str) -> None:
                 readings = {name: sim.image.get(name) for name in write.inputs}  # as the bridge reads them
                 words = codec.encode(reg, write.resolve(params, readings))
                 await asyncio.sleep(regmap.protocol.gap_s)
-                reply = await (client.write_register(reg.address, words[0], device_id=regmap.protocol.unit_id)
+                unit = regmap.protocol.unit_of(reg.device)
+                reply = await (client.write_register(reg.address, words[0], device_id=unit)
                                if len(words) == 1 and reg.addresses == (reg.address,)
-                               else client.write_registers(reg.address, words, device_id=regmap.protocol.unit_id))
+                               else client.write_registers(reg.address, words, device_id=unit))
                 assert not reply.isError(), (write, reply)
             assert sim.mode == mode
             assert sim.mode_params == pytest.approx(params, abs=50)
