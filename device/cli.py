@@ -455,8 +455,8 @@ def prices(config_file: Path | None, day: Any, as_json: bool) -> None:
     from zoneinfo import ZoneInfo
 
     from device.market import MARKET_TZ
-    from device.prices.entsoe_source import FetchError
-    from device.prices.runtime import fetch_day
+    from device.prices.source import FetchError
+    from device.prices.sources import fetch_day
 
     cfg = load_config(config_file)
     when = day.date() if day else dt.datetime.now(ZoneInfo(MARKET_TZ)).date() + dt.timedelta(days=1)

@@ -1,7 +1,8 @@
 """Runs the price forecast on what the store holds and stores the result (kind ``price``).
 
-Call :func:`reforecast` whenever new prices or inputs arrived (``PriceService.on_update``) and
-once after start-up. The forecast itself is CPU work and runs in a worker thread.
+The prices worker (:mod:`device.services.prices_worker`) calls :func:`reforecast` whenever new
+prices or inputs arrived (``PriceService.on_update``) and once after start-up. The forecast
+itself is CPU work and runs in a worker thread there.
 """
 
 from __future__ import annotations

@@ -12,17 +12,17 @@ it is today. The zone is not checked: the sample is DE-LU, whatever zone is conf
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from device.forecast.daily import expand_day
 from device.forecast.history import CSV_COLUMNS, MarketHistory, read_csv
 from device.market import MARKET_TZ, resolution_for
+from device.prices.source import Slots
 from device.resources import PRICE_SAMPLE
-
 
 
 class CsvSource:
@@ -47,16 +47,17 @@ class CsvSource:
             )
         return self._history
 
-    def _days(self, start: pd.Timestamp, end: pd.Timestamp) -> list[date]:
-        day = start.tz_convert(MARKET_TZ).date()
-        last = (end - pd.Timedelta(seconds=1)).tz_convert(MARKET_TZ).date()
+    def _days(self, start: datetime, end: datetime) -> list[date]:
+        zone = ZoneInfo(MARKET_TZ)
+        day = start.astimezone(zone).date()
+        last = (end - timedelta(seconds=1)).astimezone(zone).date()
         return [day + timedelta(days=k) for k in range((last - day).days + 1)]
 
-    async def _series(self, column: str | None, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    async def _series(self, column: str | None, start: datetime, end: datetime) -> Slots:
         history = await self._load()
         matrix = history.prices if column is None else history.exog.get(column)
         if matrix is None:
-            return pd.Series(dtype=float)
+            return []
         n = len(history.days)
         slots: list[tuple[int, float]] = []
         for day in self._days(start, end):
@@ -64,20 +65,19 @@ class CsvSource:
             values = matrix[row]
             if np.isfinite(values).all():
                 slots.extend(expand_day(day, values, MARKET_TZ, resolution_for(day)))
-        index = pd.to_datetime([ts for ts, _ in slots], unit="s", utc=True)
-        series = pd.Series([v for _, v in slots], index=index, dtype=float)
-        return series[(series.index >= start) & (series.index < end)]
+        first, stop = start.timestamp(), end.timestamp()
+        return [(ts, v) for ts, v in slots if first <= ts < stop]
 
-    async def day_ahead(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    async def day_ahead(self, zone: str, start: datetime, end: datetime) -> Slots:
         return await self._series(None, start, end)
 
-    async def exaa(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    async def exaa(self, zone: str, start: datetime, end: datetime) -> Slots:
         return await self._series("exaa", start, end)
 
-    async def market_forecasts(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.Series]:
+    async def market_forecasts(self, zone: str, start: datetime, end: datetime) -> dict[str, Slots]:
         out = {}
         for name in sorted(set(CSV_COLUMNS.values()) - {"exaa"}):
-            series = await self._series(name, start, end)
-            if len(series):
-                out[name] = series
+            slots = await self._series(name, start, end)
+            if slots:
+                out[name] = slots
         return out

@@ -9,22 +9,25 @@ quarter-hourly day are not the auction result (SMARD-style hourly means), so the
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
-
-import pandas as pd
 
 from device.market import MARKET_TZ, resolution_for
 
+__all__ = ["DayPrices", "day_bounds", "expected_slots", "resolution_for", "select_day"]
 
-def day_bounds(day: date, tz: str = MARKET_TZ) -> tuple[pd.Timestamp, pd.Timestamp]:
+
+def day_bounds(day: date, tz: str = MARKET_TZ) -> tuple[datetime, datetime]:
     """UTC start (inclusive) and end (exclusive) of local ``day``."""
     zone = ZoneInfo(tz)
     nxt = day + timedelta(days=1)
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
-    return pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def expected_slots(day: date, resolution_s: int | None = None) -> int:
@@ -52,25 +55,26 @@ class DayPrices:
         return "complete" if self.complete else ("partial" if self.slots else "missing")
 
 
-def select_day(series: pd.Series, day: date) -> DayPrices:
-    """The slots of delivery ``day`` in a UTC- or tz-indexed series, checked for completeness."""
+def select_day(slots: Iterable[tuple[int, float]], day: date) -> DayPrices:
+    """The slots of delivery ``day`` among ``(UTC epoch s, value)`` pairs, checked for completeness.
+
+    Unknown (NaN) values and slots off the day's grid are left out; of a repeated slot the last
+    value counts; hourly values for a quarter-hourly day are refused (not the auction result).
+    """
     resolution = resolution_for(day)
-    start, end = day_bounds(day)
-    s = series.dropna()
-    if len(s):
-        idx = pd.DatetimeIndex(s.index)
-        s = pd.Series(s.to_numpy(dtype=float), index=idx.tz_convert("UTC") if idx.tz else idx.tz_localize("UTC"))
-        s = s[(s.index >= start) & (s.index < end)]
-        s = s[~s.index.duplicated(keep="last")]
-        on_grid = ((s.index - start).total_seconds().astype(int) % resolution) == 0
-        s = s[on_grid]
-        if resolution == 900 and len(s) and _spacing(s) > 900:
-            s = s.iloc[0:0]  # hourly values for a quarter-hourly day: not the auction result
-    slots = [(int(t.timestamp()), float(v)) for t, v in s.items()] if len(s) else []
-    return DayPrices(day=day, resolution_s=resolution, slots=slots, expected=expected_slots(day, resolution))
+    start, end = (int(t.timestamp()) for t in day_bounds(day))
+    found: dict[int, float] = {}
+    for ts, value in slots:
+        if start <= ts < end and (ts - start) % resolution == 0 and not math.isnan(value):
+            found.pop(ts, None)  # the last occurrence counts, in its own place
+            found[ts] = float(value)
+    if resolution == 900 and _spacing(list(found)) > 900:
+        found = {}
+    return DayPrices(day=day, resolution_s=resolution, slots=list(found.items()),
+                     expected=expected_slots(day, resolution))
 
 
-def _spacing(series: pd.Series) -> float:
-    if len(series) < 2:
+def _spacing(stamps: list[int]) -> float:
+    if len(stamps) < 2:
         return 900.0
-    return float(pd.Series(series.index).diff().dropna().dt.total_seconds().min())
+    return float(min(b - a for a, b in itertools.pairwise(stamps)))

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
@@ -31,22 +32,15 @@ from entsoe.exceptions import NoMatchingDataError
 
 from common.backoff import Backoff
 from device.prices.ratelimit import RateLimiter
+from device.prices.source import EXAA_ZONES, MISSING_TOKEN, FetchError, Slots
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+__all__ = ["EXAA_ZONES", "EntsoeSource", "FetchError", "scrub"]
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-EXAA_ZONES = frozenset({"DE_LU", "AT"})  # EXAA is published on ENTSO-E as sequence 2 of these zones
 WIND_SOLAR = {"Solar": "solar", "Wind Onshore": "wind_onshore", "Wind Offshore": "wind_offshore"}
 _TOKEN_PARAM = re.compile(r"(securityToken['\"]?\s*[=:]\s*['\"]?)[^&\s'\"]+")
-
-
-class FetchError(RuntimeError):
-    """ENTSO-E could not deliver (after retries, or a permanent refusal). Never holds the token."""
-
-    def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def scrub(text: str, token: str = "") -> str:
@@ -82,7 +76,7 @@ class _LimitedSession(requests.Session):
 
 
 class EntsoeSource:
-    """Async access to the ENTSO-E data the device needs; series come back indexed in UTC."""
+    """Async access to the ENTSO-E data the device needs, as :data:`~device.prices.source.Slots`."""
 
     name = "entsoe"
 
@@ -97,7 +91,7 @@ class EntsoeSource:
         limiter: RateLimiter | None = None,
     ) -> None:
         if not token:
-            raise ValueError("prices.entsoe_token: empty; set NATTERY_PRICES_ENTSOE_TOKEN or use prices.source: csv")
+            raise ValueError(MISSING_TOKEN)
         self._token = token
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -105,6 +99,11 @@ class EntsoeSource:
         self.limiter = limiter or RateLimiter(400)
         self._client: EntsoePandasClient | None = None
         self.requests_failed = 0  # for health
+
+    @property
+    def rate_limit_wait_s(self) -> float:
+        """Time spent waiting for the rate limit (for health)."""
+        return self.limiter.waited_s
 
     def _get_client(self) -> EntsoePandasClient:
         if self._client is None:
@@ -118,41 +117,43 @@ class EntsoeSource:
             )
         return self._client
 
-    async def day_ahead(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    async def day_ahead(self, zone: str, start: datetime, end: datetime) -> Slots:
         """SDAC day-ahead prices (EUR/MWh) in [start, end); empty when not published yet."""
-        result = await self._call("day_ahead", lambda c: c.query_day_ahead_prices(zone, start=start, end=end))
-        return _utc_series(result, start, end)
+        t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+        result = await self._call("day_ahead", lambda c: c.query_day_ahead_prices(zone, start=t0, end=t1))
+        return _slots(result, t0, t1)
 
-    async def exaa(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    async def exaa(self, zone: str, start: datetime, end: datetime) -> Slots:
         """EXAA auction prices (sequence 2 on ENTSO-E) for DE_LU/AT; empty elsewhere or not yet there."""
         if zone not in EXAA_ZONES:
-            return pd.Series(dtype=float)
+            return []
+        t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
         resolutions: tuple[Literal["15min"], Literal["60min"]] = ("15min", "60min")
         for resolution in resolutions:
 
             def query(c: EntsoePandasClient, r: Literal["15min", "60min"] = resolution) -> pd.Series:
-                return c.query_day_ahead_prices_local(zone, 2, start=start, end=end, resolution=r)
+                return c.query_day_ahead_prices_local(zone, 2, start=t0, end=t1, resolution=r)
 
-            result = await self._call("exaa", query)
-            series = _utc_series(result, start, end)
-            if len(series):
-                return series
-        return pd.Series(dtype=float)
+            slots = _slots(await self._call("exaa", query), t0, t1)
+            if slots:
+                return slots
+        return []
 
-    async def market_forecasts(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.Series]:
+    async def market_forecasts(self, zone: str, start: datetime, end: datetime) -> dict[str, Slots]:
         """Day-ahead load, solar and wind forecasts (MW) as far as published."""
-        out: dict[str, pd.Series] = {}
-        load = await self._call("load_forecast", lambda c: c.query_load_forecast(zone, start=start, end=end))
+        t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+        out: dict[str, Slots] = {}
+        load = await self._call("load_forecast", lambda c: c.query_load_forecast(zone, start=t0, end=t1))
         if isinstance(load, pd.DataFrame) and "Forecasted Load" in load.columns:
-            out["load"] = _utc_series(load["Forecasted Load"], start, end)
+            out["load"] = _slots(load["Forecasted Load"], t0, t1)
         wind_solar = await self._call(
-            "wind_solar_forecast", lambda c: c.query_wind_and_solar_forecast(zone, start=start, end=end)
+            "wind_solar_forecast", lambda c: c.query_wind_and_solar_forecast(zone, start=t0, end=t1)
         )
         if isinstance(wind_solar, pd.DataFrame):
             for column, name in WIND_SOLAR.items():
                 if column in wind_solar.columns:
-                    out[name] = _utc_series(wind_solar[column], start, end)
-        return {k: v for k, v in out.items() if len(v)}
+                    out[name] = _slots(wind_solar[column], t0, t1)
+        return {k: v for k, v in out.items() if v}
 
     async def _call(self, what: str, fn: Callable[[EntsoePandasClient], T]) -> T | None:
         client = self._get_client()
@@ -200,10 +201,11 @@ def _retry_after(response: requests.Response | None) -> float | None:
         return None
 
 
-def _utc_series(value: object, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    """entsoe-py results (tz-aware, closed end) as a float series in UTC within [start, end)."""
+def _slots(value: object, start: pd.Timestamp, end: pd.Timestamp) -> Slots:
+    """entsoe-py results (tz-aware, closed end) as slots within [start, end), in time order."""
     if not isinstance(value, pd.Series) or value.empty:
-        return pd.Series(dtype=float)
+        return []
     s = value.astype(float).dropna()
     s.index = pd.DatetimeIndex(s.index).tz_convert("UTC")
-    return s[(s.index >= start) & (s.index < end)].sort_index()
+    s = s[(s.index >= start) & (s.index < end)].sort_index()
+    return [(int(t.timestamp()), float(v)) for t, v in s.items()]

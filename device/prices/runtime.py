@@ -4,6 +4,10 @@
 backfills, follows the daily schedule, re-forecasts after every new piece of data and calls
 ``publish(payload)`` with the retained ``prices`` message (see :mod:`device.prices.payload`);
 ``health()`` gives its figures for the ``health`` topic. Cancel the task to stop it.
+
+The source and the forecast run in the prices worker (:mod:`device.prices.worker`), started for
+each round of work (the backfill, a scheduled fetch with its re-forecast) and ended after it, so
+the app itself holds neither pandas nor the forecast's model between rounds.
 """
 
 from __future__ import annotations
@@ -11,35 +15,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 
 import structlog
 
-from device.config import Config, PricesSettings
-from device.forecast.price import PriceForecaster
-from device.forecast.runner import model_path, reforecast
-from device.prices.csv_source import CsvSource
-from device.prices.days import DayPrices, day_bounds, select_day
-from device.prices.entsoe_source import EntsoeSource
+from device.config import Config
 from device.prices.payload import prices_payload
-from device.prices.ratelimit import RateLimiter
-from device.prices.service import PriceService, PriceSource
+from device.prices.service import PriceService
+from device.prices.source import FetchError
+from device.prices.worker import PricesWorker
 from device.store import AsyncStore
 
 log = structlog.get_logger(__name__)
 CSV_BACKFILL_DAYS = 120  # a replayed sample gains nothing from years of copies of itself
-
-
-def build_source(settings: PricesSettings) -> PriceSource:
-    """The configured source; ``entsoe`` without a token is a configuration error."""
-    if settings.source == "csv":
-        return CsvSource(settings.csv_path)
-    return EntsoeSource(
-        settings.entsoe_token, timeout_s=settings.timeout_s,
-        backoff_s=min(2.0, settings.retry_min_s, settings.retry_max_s), backoff_max_s=min(60.0, settings.retry_max_s),
-        limiter=RateLimiter(settings.requests_per_minute),
-    )
 
 
 class PricesApp:
@@ -55,6 +43,7 @@ class PricesApp:
         publish: Callable[[dict[str, Any]], Awaitable[None]],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        worker: PricesWorker | None = None,
     ) -> None:
         self.cfg = cfg
         self.sleep = sleep
@@ -63,14 +52,15 @@ class PricesApp:
         self.publish = publish
         self.clock = clock
         self.history_days = CSV_BACKFILL_DAYS if cfg.prices.source == "csv" else cfg.prices.history_days
-        self.service = PriceService(cfg.prices, store, build_source(cfg.prices), clock=clock, on_update=self.update)
-        self.forecaster: PriceForecaster | None = None
+        self.worker = worker or PricesWorker(cfg)
+        self.service = PriceService(cfg.prices, store, self.worker, clock=clock, on_update=self.update)
+        self.model: str | None = None
         self.forecast_methods: dict[str, str] = {}
+        self.forecast_error: str | None = None
 
     def health(self) -> dict[str, object]:
-        return {**self.service.health(), "forecast": self.forecast_methods,
-                "model": None if self.forecaster is None or self.forecaster.network is None
-                else self.forecaster.network.path.name}
+        return {**self.service.health(), "forecast": self.forecast_methods, "model": self.model,
+                "forecast_error": self.forecast_error}
 
     async def publish_payload(self) -> None:
         await self.publish(await prices_payload(self.store, self.service.status, self.clock(),
@@ -78,29 +68,32 @@ class PricesApp:
 
     async def update(self) -> None:
         """Re-forecast from what is stored, then publish."""
-        if self.forecaster is not None:
-            try:
-                result = await reforecast(self.store, self.forecaster, self.zone, self.clock(),
-                                          self.cfg.forecast.horizon_h, self.history_days)
-                self.forecast_methods = {} if result is None else result.methods
-            except ValueError as exc:  # e.g. no complete day stored yet
-                log.warning("price_forecast_failed", zone=self.zone, error=str(exc))
+        try:
+            result = await self.worker.forecast(self.store.path, self.clock(), self.history_days)
+            self.forecast_methods, self.model, self.forecast_error = result["methods"], result["model"], None
+        except ValueError as exc:  # e.g. no complete day stored yet
+            log.warning("price_forecast_failed", zone=self.zone, error=str(exc))
+        except FetchError as exc:  # the worker crashed or hung: the next update tries again
+            log.error("price_forecast_failed", zone=self.zone, error=str(exc))
+            self.forecast_error = str(exc)
         await self.publish_payload()
 
     async def run(self) -> None:
-        self.forecaster = await asyncio.to_thread(
-            PriceForecaster, model_path(self.cfg.forecast, self.zone), self.cfg.device.timezone
-        )
-        await self.service.backfill(self.history_days)
-        delay = await self.service.run_once()
-        await self.update()
-        shown = _freshness(self.service)
-        while True:
-            await self.sleep(delay)
+        try:
+            await self.service.backfill(self.history_days)
             delay = await self.service.run_once()
-            if _freshness(self.service) != shown:  # e.g. tomorrow became stale: no new data, still news
-                shown = _freshness(self.service)
-                await self.publish_payload()
+            await self.update()
+            await self.worker.close()
+            shown = _freshness(self.service)
+            while True:
+                await self.sleep(delay)
+                delay = await self.service.run_once()
+                await self.worker.close()
+                if _freshness(self.service) != shown:  # e.g. tomorrow became stale: no new data, still news
+                    shown = _freshness(self.service)
+                    await self.publish_payload()
+        finally:
+            await self.worker.close()
 
 
 async def run_prices(
@@ -116,10 +109,3 @@ async def run_prices(
 def _freshness(service: PriceService) -> tuple[object, ...]:
     s = service.status
     return (s.today, s.tomorrow, s.stale, s.last_error)
-
-
-async def fetch_day(settings: PricesSettings, day: date) -> DayPrices:
-    """One delivery day from the configured source, checked for completeness (installer check)."""
-    source = build_source(settings)
-    start, end = day_bounds(day)
-    return select_day(await source.day_ahead(settings.zone, start, end), day)

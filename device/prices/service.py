@@ -16,35 +16,24 @@ forecast's linear model learns from them), a month per request. After anything n
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import structlog
 
 from common.backoff import Backoff
 from device.config import ConfigError, PricesSettings
 from device.market import MARKET_TZ, resolution_for
 from device.prices.days import DayPrices, day_bounds, expected_slots, select_day
-from device.prices.entsoe_source import EXAA_ZONES, FetchError
+from device.prices.source import EXAA_ZONES, FetchError, PriceSource, Slots
 from device.store import AsyncStore, Store
 
 log = structlog.get_logger(__name__)
 CHUNK_DAYS = 28
-
-
-class PriceSource(Protocol):
-    """What the service needs from a source (ENTSO-E, a CSV replay, a future EXAA feed)."""
-
-    name: str
-
-    async def day_ahead(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series: ...
-    async def exaa(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series: ...
-    async def market_forecasts(self, zone: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.Series]: ...
 
 
 @dataclass
@@ -107,8 +96,7 @@ class PriceService:
         """Figures for the ``health`` topic: freshness, errors, failed requests, rate-limit waits."""
         out = self.status.as_dict()
         out["requests_failed"] = getattr(self.source, "requests_failed", 0)
-        limiter = getattr(self.source, "limiter", None)
-        out["rate_limit_wait_s"] = round(limiter.waited_s, 1) if limiter is not None else 0.0
+        out["rate_limit_wait_s"] = round(getattr(self.source, "rate_limit_wait_s", 0.0), 1)
         return out
 
     # --- one delivery day -----------------------------------------------------------------
@@ -140,15 +128,14 @@ class PriceService:
         start, end = day_bounds(first)[0], day_bounds(last)[1]
         series = dict(await self.source.market_forecasts(self.zone, start, end))
         exaa = await self.source.exaa(self.zone, start, end)
-        if len(exaa):
+        if exaa:
             series["exaa"] = exaa
         now = self.clock()
         stored: dict[str, int] = {}
         for name, values in series.items():
             # stored as hourly means, which is what the (hourly) forecast uses: a quarter of the
             # rows on the SD card and a quarter of the work when the history is loaded
-            hourly = values.dropna().resample("1h").mean().dropna()
-            slots = [(int(t.timestamp()), float(v)) for t, v in hourly.items()]
+            slots = hourly_means(values)
             if slots:
                 stored[name] = await self.store.call(
                     Store.upsert_market_series, self.zone, name, slots, 3600, now
@@ -249,6 +236,15 @@ class PriceService:
         await self.backfill()
         while True:
             await asyncio.sleep(await self.run_once())
+
+
+def hourly_means(slots: Slots) -> Slots:
+    """The mean of each UTC hour's known values, by hour start, in time order."""
+    hours: dict[int, list[float]] = {}
+    for ts, value in slots:
+        if not math.isnan(value):
+            hours.setdefault(ts - ts % 3600, []).append(value)
+    return [(hour, math.fsum(values) / len(values)) for hour, values in sorted(hours.items())]
 
 
 def _chunks(days: list[date], size: int) -> list[list[date]]:

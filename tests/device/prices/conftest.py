@@ -15,8 +15,10 @@ async def entsoe_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
     api = Api()
     port = free_port()
     runner = await serve(api, port)
-    # entsoe-py reads ENTSOE_ENDPOINT_URL once, at import, into this module global
+    # entsoe-py reads ENTSOE_ENDPOINT_URL once, at import, into this module global; the prices
+    # worker (a child process) reads the variable
     monkeypatch.setattr(entsoe.entsoe, "URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv("ENTSOE_ENDPOINT_URL", f"http://127.0.0.1:{port}/api")
     yield api
     api.hang_s = 0
     await runner.cleanup()

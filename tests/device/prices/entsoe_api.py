@@ -67,6 +67,7 @@ class Api:
     failures: deque[str] = field(default_factory=deque)  # next answers: "429", "503", "hang", "401"
     requests: list[dict[str, str]] = field(default_factory=list)
     hang_s: float = 30.0
+    hanging: asyncio.Event = field(default_factory=asyncio.Event)  # set when a "hang" begins
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)
@@ -74,6 +75,7 @@ class Api:
         if self.failures:
             failure = self.failures.popleft()
             if failure == "hang":
+                self.hanging.set()
                 await asyncio.sleep(self.hang_s)
             if failure == "429":
                 return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "0"})

@@ -105,8 +105,8 @@ async def test_exaa_and_market_forecasts(entsoe_api: Api) -> None:
     start, end = day_bounds(date(2025, 10, 14))
     src = source()
     exaa = await src.exaa("DE_LU", start, end)
-    assert len(exaa) == 96 and exaa.iloc[0] == price("DE_LU", start.to_pydatetime(), 2)
-    assert (await src.exaa("NL", start, end)).empty  # no EXAA outside DE_LU/AT
+    assert len(exaa) == 96 and exaa[0] == (int(start.timestamp()), price("DE_LU", start, 2))
+    assert await src.exaa("NL", start, end) == []  # no EXAA outside DE_LU/AT
     forecasts = await src.market_forecasts("DE_LU", start, end)
     assert set(forecasts) == {"load", "solar", "wind_onshore", "wind_offshore"}
     assert all(len(s) == 96 for s in forecasts.values())

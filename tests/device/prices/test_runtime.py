@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from device import config as configuration
-from device.prices.runtime import PricesApp, build_source, run_prices
+from device.prices.runtime import PricesApp, run_prices
+from device.prices.sources import build_source
 from device.store import AsyncStore, Store
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel the prices task and wait for it: it ends its worker process on the way out."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def test_simulate_setup_fetches_forecasts_and_publishes_from_the_csv_sample(tmp_path: Path) -> None:
@@ -24,7 +33,7 @@ async def test_simulate_setup_fetches_forecasts_and_publishes_from_the_csv_sampl
         app = PricesApp(cfg, store, publish)
         task = asyncio.create_task(app.run())
         await asyncio.wait_for(published.wait(), 60)
-        task.cancel()
+        await stop(task)
         health = app.health()
         assert health["today"] == "complete" and health["model"] == "price_de_lu.tflite"
         assert set(health["forecast"].values()) <= {"blend", "network"}  # type: ignore[union-attr]
@@ -97,6 +106,6 @@ async def test_entsoe_loop_publishes_when_tomorrow_turns_stale_and_again_when_it
         entsoe_api.partial.clear()
         while (p := await next_payload())["tomorrow"] != "complete":
             pass
-        task.cancel()
+        await stop(task)
         assert p["stale"] is False and len(p["prices"]) == 96 * 2
         assert p["forecast"]["slots"][0]["ts"] == p["known_until"] == "2025-10-15T22:00:00.000Z"
