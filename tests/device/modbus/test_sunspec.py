@@ -55,7 +55,15 @@ def definition(model: int) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def points(model: int) -> dict[tuple[str, int | None], tuple[int, dict[str, Any]]]:
+def modules(model: int, length: int) -> int:
+    """How many repeating groups (160 modules) a model of ``length`` registers holds."""
+    group = definition(model)["group"]
+    fixed = sum(p["size"] for p in group["points"]) - 2
+    repeated = sum(sum(p["size"] for p in g["points"]) for g in group.get("groups", []))
+    return (length - fixed) // repeated if repeated else 0
+
+
+def points(model: int, count: int = 4) -> dict[tuple[str, int | None], tuple[int, dict[str, Any]]]:
     """(point, module) -> (offset from the model's ID, definition), from the SunSpec JSON."""
     group = definition(model)["group"]
     found, offset = {}, 0
@@ -63,7 +71,7 @@ def points(model: int) -> dict[tuple[str, int | None], tuple[int, dict[str, Any]
         found[point["name"], None] = (offset, point)
         offset += point["size"]
     for sub in group.get("groups", []):  # repeating groups (160 modules): as many as the map has
-        for module in range(1, 5):
+        for module in range(1, count + 1):
             for point in sub["points"]:
                 found[point["name"], module] = (offset, point)
                 offset += point["size"]
@@ -77,7 +85,8 @@ def test_every_point_matches_the_sunspec_model_definitions(any_sunspec_map: Regi
         for model, length in layout.chain:
             fixed = definition(model)["group"]
             size = sum(p["size"] for p in fixed["points"]) - 2
-            size += sum(4 * sum(p["size"] for p in g["points"]) for g in fixed.get("groups", []))
+            size += sum(modules(model, length) * sum(p["size"] for p in g["points"])
+                        for g in fixed.get("groups", []))
             assert length == size, f"model {model}"
     by_name = {}
     for reg in (r for r in regmap.registers.values() if r.model is not None):
@@ -266,3 +275,30 @@ async def test_a_meter_without_model_203_is_refused_naming_its_chain(regmap: Reg
                 await inverter.read_telemetry()
         assert str(refused.value) == (f"not a {regmap.name} (map fronius_gen24): meter (unit 200): SunSpec at 40000 "
                                       "with models 1 (66), 204 (105): model 203 missing; nothing written")
+
+
+async def test_kostal_battery_from_model_802_and_controls_through_its_own_registers() -> None:
+    """KOSTAL has no model 124: SoC and battery power come from 802 (pysunspec2 decodes the same),
+    charge/discharge/hold go to KOSTAL's float registers 1034/1038/1040 at the same unit 71."""
+    kostal = load_map("kostal_plenticore")
+    async with served(kostal, speed=1e-9) as (sim, port):
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, kostal.protocol), kostal.protocol, port=url) as worker:
+            inverter = Inverter(kostal, worker, Limits(5000, 5000))
+            snapshot = await inverter.read_telemetry()
+            device = await asyncio.to_thread(scan_with_pysunspec2, port, 71)
+            battery = device.models[802][0]
+            assert snapshot.roles["soc_pct"] == battery.points["SoC"].cvalue == pytest.approx(sim.battery.soc_pct, abs=0.1)
+            assert snapshot.roles["battery_w"] == battery.points["W"].cvalue
+            assert snapshot.roles["battery_w"] == pytest.approx(sim.physics.flows.battery_w, abs=1) != 0
+            await inverter.apply("charge", power_w=2500)
+            assert (sim.mode, sim.mode_params) == ("charge", {"power_w": 2500.0})
+            assert [sim.image.get(n) for n in ("battery_power_setpoint", "battery_charge_limit",
+                                              "battery_discharge_limit")] == [-2500.0, 20000.0, 0.0]
+            await inverter.apply("discharge", power_w=1500)
+            assert (sim.mode, sim.image.get("battery_power_setpoint")) == ("discharge", 1500.0)
+            await inverter.apply("hold")
+            assert sim.mode == "hold"
+            await inverter.apply("self_consumption")
+            assert sim.mode == "self_consumption"
+        assert set(sim.stats.units) == {71} and sim.stats.violations == 0 and sim.stats.exceptions == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from device.modbus import codec
@@ -78,10 +80,14 @@ def test_writes_need_writable_registers_and_legal_values(regmap: RegisterMap) ->
     assert exc.value.code == ILLEGAL_ADDRESS
     bounded = next(r for r in regmap.registers.values() if r.writable and r.max is not None)
     before = image.get(bounded.name)
-    raw = round((bounded.max + abs(bounded.scale) - bounded.offset) / bounded.scale)  # type: ignore[operator]
-    words = raw.to_bytes(2 * bounded.size, "big")
+    above = bounded.max + abs(bounded.scale)  # type: ignore[operator]
+    if bounded.type == "F32":  # a float's words (KOSTAL's setpoints): the value itself, one step above max
+        words = struct.pack(">f", above)
+    else:
+        words = round((above - bounded.offset) / bounded.scale).to_bytes(2 * bounded.size, "big")
+    ordered = [int.from_bytes(words[i:i + 2], "big") for i in range(0, len(words), 2)]
     with pytest.raises(ModbusError) as exc:
-        image.write(bounded.address, [int.from_bytes(words[i:i + 2], "big") for i in range(0, len(words), 2)])
+        image.write(bounded.address, ordered if bounded.word_order == "big" else ordered[::-1])
     assert exc.value.code == ILLEGAL_VALUE
     assert image.get(bounded.name) == before  # all or nothing
     assert [r.name for r in image.write(bounded.address, codec.encode(bounded, bounded.max))] == [bounded.name]  # type: ignore[arg-type]
