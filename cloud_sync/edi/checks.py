@@ -25,6 +25,8 @@ CHECK_IDS = {mscons.CHECK_ID_LOAD_PROFILE: "MeLo", mscons.CHECK_ID_MALO_PROFILE:
 #: any channel 0 or 1: the OBIS codes of a load profile this gateway stores.
 OBIS_CODES = frozenset(f"1-{channel}:{direction}.29.0" for channel in (0, 1) for direction in (1, 2))
 _MILLI = Decimal("0.001")
+#: How far a document date may lie after the file's arrival: the sender's clock may run ahead.
+CLOCK_SKEW_S = 600
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,14 @@ class Context:
     ``locations`` by MeLo-ID and by MaLo-ID; ``partners``: registered market partner IDs;
     ``documents``: (sender, BGM document number) accepted before → the file that carried it;
     ``device``: the uploading device (it may only send its own locations' files), None for an
-    operator's upload of a partner's file."""
+    operator's upload of a partner's file; ``received``: when the file arrived (epoch seconds;
+    a document dated later, beyond ``CLOCK_SKEW_S``, is refused), None: not checked."""
 
     locations: Mapping[str, Location]
     partners: frozenset[str]
     documents: Mapping[tuple[str, str], int] = field(default_factory=dict)
     device: str | None = None
+    received: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def check(message: Message, decimal_mark: str, context: Context, earlier_in_file
     findings: list[Finding] = []
     location = _location(profile, context, findings)
     _parties(profile, context, location, findings)
-    _header(profile, findings)
+    _header(profile, context, findings)
     _document(profile, context, earlier_in_file, findings)
     for series in profile.series:
         _series(profile, series, findings)
@@ -139,7 +143,7 @@ def _parties(profile: mscons.LoadProfile, context: Context, location: Location |
                                 f"LOC+172+{profile.melo_id}"))
 
 
-def _header(profile: mscons.LoadProfile, findings: list[Finding]) -> None:
+def _header(profile: mscons.LoadProfile, context: Context, findings: list[Finding]) -> None:
     if not profile.check_id:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no Prüfidentifikator (RFF+Z13)", "SG1 RFF+Z13"))
     elif profile.check_id not in CHECK_IDS:
@@ -149,7 +153,7 @@ def _header(profile: mscons.LoadProfile, findings: list[Finding]) -> None:
     if not profile.document_date:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no document date (DTM+137)", "DTM+137"))
         return
-    _period(profile, findings)
+    _period(profile, context, findings)
 
 
 def _version(version: str, day: date) -> Finding | None:
@@ -165,7 +169,10 @@ def _version(version: str, day: date) -> Finding | None:
     return None
 
 
-def _period(profile: mscons.LoadProfile, findings: list[Finding]) -> None:
+def _period(profile: mscons.LoadProfile, context: Context, findings: list[Finding]) -> None:
+    if context.received is not None and profile.document_date > context.received + CLOCK_SKEW_S:
+        findings.append(Finding(Erc.TIME_IMPLAUSIBLE, f"document date {_iso(profile.document_date)} is after the file "
+                                                      f"arrived ({_iso(int(context.received))})", "DTM+137"))
     if profile.end <= profile.start:
         findings.append(Finding(Erc.INTERVAL_NOT_POSITIVE, f"period {_iso(profile.start)} .. {_iso(profile.end)} is "
                                                            "empty or negative", "SG6 DTM+163/DTM+164"))

@@ -71,7 +71,8 @@ NEEDS_LOCATION = frozenset({"Z29", "Z35", "Z38", "Z39", "Z40", "Z41"})
 # - sender / receiver not a registered partner (or the device not the location's): Z17 / Z18;
 # - OBIS code not one of a load profile's: Z20;
 # - a quarter-hour missing or the series not covering the period: Z30; overlapping, misaligned
-#   or not 15-minute values, a period ending after the document date: Z41; an empty or
+#   or not 15-minute values, a period ending after the document date, a document dated after the
+#   file arrived (beyond checks.CLOCK_SKEW_S): Z41; an empty or
 #   negative period: Z34;
 # - Prüfidentifikator not a load profile's: Z39; MIG version (UNH DE 0057) not in force on the
 #   document date: Z39 alone (checked first, the rest of such a message is not checked);

@@ -68,7 +68,7 @@ async def receive(db: Database, data: bytes, upload: Upload, now: float | None =
             report = report.rejected(syntax.Fault(Syntax.DUPLICATE, "UNB", f"interchange reference {report.reference!r} "
                                                                          f"of sender {report.sender.id} was received "
                                                                          f"before (file {earlier})"))
-        context = await store.context(conn, report, upload.device)
+        context = await store.context(conn, report, upload.device, now)
         checked = await asyncio.to_thread(_check_all, report, context)
         file_id = await store.add_file(conn, data, digest, report, source=upload.source, device=upload.device,
                                        operator=upload.operator, name=upload.name, now=now)

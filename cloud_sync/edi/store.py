@@ -42,8 +42,9 @@ def _values_of(report: Report, tag: str, qualifier: str) -> set[str]:
             if s.tag == tag and len(s.elements) > 1 and s.elements[0] == qualifier}
 
 
-async def context(conn: AsyncConnection, report: Report, device: str | None) -> Context:
-    """What the checks of ``report``'s messages need from the database."""
+async def context(conn: AsyncConnection, report: Report, device: str | None, received: float) -> Context:
+    """What the checks of ``report``'s messages need from the database (``received``: when the
+    file arrived)."""
     ids = _values_of(report, "LOC", "172")
     rows = (await conn.execute(select(edi_locations).where(
         or_(edi_locations.c.melo_id.in_(ids), edi_locations.c.malo_id.in_(ids))))).all() if ids else []
@@ -59,7 +60,7 @@ async def context(conn: AsyncConnection, report: Report, device: str | None) -> 
         select(edi_messages.c.sender_id, edi_messages.c.document_number, func.min(edi_messages.c.file_id))
         .where(edi_messages.c.accepted, edi_messages.c.sender_id.in_(senders))
         .group_by(edi_messages.c.sender_id, edi_messages.c.document_number))).all() if senders else []
-    return Context(locations, frozenset(partners), {(s, d): int(f) for s, d, f in earlier}, device)
+    return Context(locations, frozenset(partners), {(s, d): int(f) for s, d, f in earlier}, device, received)
 
 
 async def interchange_seen(conn: AsyncConnection, report: Report) -> int | None:

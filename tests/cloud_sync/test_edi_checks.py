@@ -172,6 +172,14 @@ def test_another_senders_layout_is_read_as_written() -> None:
     assert [c for c, _ in findings(two_locations, context(device=None))] == ["Z40"]
 
 
+def test_a_document_dated_after_its_arrival_is_refused() -> None:
+    made = profile(DAY)
+    received = made.document_date - checks.CLOCK_SKEW_S  # the sender's clock ahead by the whole allowance
+    assert findings(day_file(DAY), replace(context(), received=received)) == []
+    assert findings(day_file(DAY), replace(context(), received=received - 1)) == [
+        ("Z41", "document date 2026-06-15T22:10Z is after the file arrived (2026-06-15T21:59Z)")]
+
+
 def test_duplicate_document_numbers_within_a_file_and_across_files() -> None:
     twice = build(profile(DAY, 8), profile(date(2026, 6, 16), 8), reference="8")
     assert codes(twice) == ["Z31"]

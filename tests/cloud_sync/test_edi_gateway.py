@@ -9,7 +9,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,11 @@ async def test_application_errors_get_an_aperak_and_store_no_values(gateway: Gat
     future = day_file(DAY, gateway.ref(), melo=gateway.melo, document_date=day_start(DAY) + 7200)
     answer = await gateway.post(future)
     assert [e["code"] for e in answer["errors"]] == ["Z41"] and "ERC+Z41'" in answer["aperak"]
+    # a whole file from the future: its period ends before its document date, which is next month
+    ahead = date.today() + timedelta(days=30)
+    answer = await gateway.post(day_file(ahead, gateway.ref(), melo=gateway.melo))
+    assert [(e["code"], e["where"]) for e in answer["errors"]] == [("Z41", "DTM+137")]
+    assert "is after the file arrived" in answer["errors"][0]["text"]
     assert gateway.values() == []
 
 
