@@ -25,8 +25,9 @@ without a prior it never forces. The error is learned from the device's own fore
 (:meth:`ForcingGate.observe_slot`). The multiplier is learned from what forcing actually earned:
 each settled day's saving against the self-consumption counterfactual, with the energy stored
 beyond the counterfactual's valued (:func:`device.accounting.day_result_eur`), goes into
-:meth:`ForcingGate.observe_day`; while the last week's sum is negative the multiplier doubles
-(the device forces less), while it is positive it relaxes back towards 1. The device rebuilds it
+:meth:`ForcingGate.observe_day`; a day that lost doubles the multiplier while the week's sum is
+negative (the device forces less), a day that earned relaxes it back towards 1 while the sum is
+positive. The device rebuilds it
 from the last seven settled days at every plan (:meth:`ForcingGate.replay_days`), and so does
 the benchmark.
 """
@@ -83,12 +84,21 @@ class ForcingGate:
         self.pv_above_w, self.pv_below_w = mean(self.pv_above_w, max(pv_miss, 0.0)), mean(self.pv_below_w, max(-pv_miss, 0.0))
 
     def observe_day(self, saving_vs_self_consumption_eur: float) -> None:
-        """A settled day's saving against the self-consumption counterfactual (< 0: forcing lost)."""
-        self.days.append(saving_vs_self_consumption_eur)
-        week = sum(self.days)
-        if week < 0:
+        """A settled day's saving against the self-consumption counterfactual (< 0: forcing lost).
+
+        Money counts in whole cents, as on a bill: a day that forced nothing differs from the
+        counterfactual only by the floating-point noise of adding up equal slot costs (±1e-16
+        EUR), which used to count as a lost day. Each day is evidence once, on its own day: a lost
+        day doubles the multiplier while the week is down, an earning day relaxes it while the
+        week is up, a day at 0.00 leaves it. Doubling on every day the week's sum stayed negative
+        counted one lost day up to seven times: a single lost day raised the multiplier to 16 for
+        the week after it, declining forcings on days that all earned."""
+        saving = round(saving_vs_self_consumption_eur, 2)
+        self.days.append(saving)
+        week = round(sum(self.days), 2)
+        if saving < 0 and week < 0:
             self.multiplier = min(self.multiplier * 2.0, MULTIPLIER_MAX)
-        elif week > 0:
+        elif saving > 0 and week > 0:
             self.multiplier = max(self.multiplier * 0.8, MULTIPLIER_MIN)
 
     def replay_days(self, savings_vs_self_consumption_eur: list[float]) -> None:

@@ -67,6 +67,21 @@ def test_days_lost_against_self_consumption_raise_the_risk_until_forcing_stops()
     assert plan(arbitrage_inputs(), BATTERY, gate=gate).setpoints[0].action == "charge"
 
 
+def test_one_lost_day_counts_once_not_on_every_day_it_stays_in_the_week() -> None:
+    """Q4 2025 on the standard profile: forcing lost 57 cents on 8 December and earned on each of
+    the six days after; the week's sum stayed negative, and doubling on each of those days made
+    the multiplier 16 while forcing earned."""
+    gate = ForcingGate()
+    gate.replay_days([0.04, -0.57, 0.004, 0.13, 0.005, 0.01, 0.0])
+    assert gate.multiplier == 2.0  # the lost day, once; the earning days do not relax it while the week is down
+    gate.replay_days([-0.1, -0.02, -0.04, 0.01, 0.02, 0.08, 0.01])
+    assert gate.multiplier == 8.0  # three lost days in a row (doubling on every day of a week down: 16)
+    gate.replay_days([0.02, 0.01, -0.05, 0.2, 0.0, 0.03, 0.01])
+    assert gate.multiplier == pytest.approx(2.0 * 0.8**3)  # lost once, then three earning days; the 0.0 day is no evidence
+    gate.replay_days([0.0, 0.0, 2.7e-16, 0.0, -5.4e-16, 0.0, -2.4e-16])  # days that forced nothing
+    assert gate.multiplier == 1.0  # unrounded, the two −1e-16 days in a week summing below zero made it 4
+
+
 def test_pv_misses_weigh_on_a_slot_only_as_far_as_pv_is_expected_in_it() -> None:
     """A home whose load the forecast knows but whose PV it misses by all of it either way: a
     cautious gate (multiplier 16) keeps the night's grid charge, where no PV can be missed, and
