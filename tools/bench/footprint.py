@@ -8,7 +8,9 @@ and the shipped price sample. After ``--settle-s`` seconds it checks that both w
 on MQTT from the bridge, the web page answering from the app) and reports each process's
 resident memory then (``VmRSS``) and at its peak (``VmHWM``), and which heavy modules each one
 imported (from ``python -X importtime``, which records every import the process makes, also
-those made late).
+those made late). Meanwhile it samples the app's children every 0.2 s: the prices worker the app
+starts for the price source and the forecast (``worker_peak_mb``: the highest ``VmHWM`` seen, so
+at most a sampling interval's growth short of the true peak; ``worker_runs``: how many ran).
 
 Targets (a Raspberry Pi 3 has 1 GB for the broker, both services and the OS): bridge <= 50 MB,
 app <= 160 MB steady RSS; the bridge loads none of the heavy modules. The last line is one
@@ -69,6 +71,14 @@ class Service:
                     if (m := IMPORT_LINE.match(line))}
         return sorted(h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in imported))
 
+    def children(self) -> list[int]:
+        """Process ids of the running children (of any of its threads)."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(p) for p in (task / "children").read_text().split()]
+        return pids
+
     def alive(self) -> None:
         if self.proc.poll() is not None:
             raise SystemExit(f"nattery {self.name} exited with {self.proc.returncode}:\n"
@@ -102,6 +112,27 @@ def count_telemetry(port: int) -> tuple[paho.Client, list[int]]:
     client.subscribe(f"nattery/{DEVICE}/telemetry")
     client.loop_start()
     return client, count
+
+
+def peak_mb(pid: int) -> float | None:
+    """VmHWM of ``pid`` in MB, ``None`` once it has gone."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except OSError:
+        return None
+    return int(fields["VmHWM"].split()[0]) / 1024 if "VmHWM" in fields else None
+
+
+def watch_children(service: Service, until: float) -> tuple[float, int]:
+    """Sample ``service``'s children every 0.2 s until ``until`` (monotonic): the highest VmHWM
+    seen (MB) and how many distinct children there were."""
+    peaks: dict[int, float] = {}
+    while time.monotonic() < until:
+        for pid in service.children():
+            if (mb := peak_mb(pid)) is not None:
+                peaks[pid] = max(peaks.get(pid, 0.0), mb)
+        time.sleep(0.2)
+    return max(peaks.values(), default=0.0), len(peaks)
 
 
 def page_status(url: str) -> int:
@@ -143,7 +174,7 @@ def main() -> None:
         app = stack.enter_context(service("app", ["app"], env, directory, python))
         started = time.monotonic()
         wait_for_port(web_port, timeout=120)
-        time.sleep(max(0.0, args.settle_s - (time.monotonic() - started)))
+        worker_peak, worker_runs = watch_children(app, started + args.settle_s)
         for proc in (sim, bridge, app):
             proc.alive()
         if telemetry[0] == 0:
@@ -159,10 +190,12 @@ def main() -> None:
           f"  heavy modules: {', '.join(bridge_modules) or 'none'}")
     print(f"  app     RSS {app_rss:6.1f} MB (peak {app_peak:6.1f}; target <= {APP_TARGET_MB:.0f})"
           f"  heavy modules: {', '.join(app_modules) or 'none'}")
+    print(f"  prices worker (the app's short-lived child): {worker_runs} run(s), peak {worker_peak:.1f} MB (sampled)")
     print("targets met" if ok else "TARGETS MISSED")
     print(json.dumps({
         "settle_s": args.settle_s, "bridge_rss_mb": round(bridge_rss, 1), "bridge_peak_mb": round(bridge_peak, 1),
         "app_rss_mb": round(app_rss, 1), "app_peak_mb": round(app_peak, 1), "bridge_modules": bridge_modules,
+        "worker_peak_mb": round(worker_peak, 1), "worker_runs": worker_runs,
         "app_modules": app_modules, "venv": None if args.venv is None else str(args.venv), "telemetry_messages": telemetry[0], "targets_met": ok,
     }))
 
