@@ -41,6 +41,7 @@ CONTROL_ACTIONS = ("self_consumption", "charge", "discharge", "hold")
 OTHER_ACTIONS = ("refresh", "read_register", "write_register")
 APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
+REWRITE_TICK_S = 1.0  # how often the rewrite loop looks at the commanded control
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
 REGISTER_COMMANDS_PER_CYCLE = 8  # read/write_register per telemetry poll; the rest is refused as busy
 TASK_BACKOFF_MAX_S = 5.0
@@ -145,8 +146,9 @@ class Bridge:
         self.counters: dict[str, int] = {
             "polls": 0, "poll_failures": 0, "readings_written": 0, "readings_dropped": 0,
             "store_errors": 0, "commands": 0, "commands_failed": 0, "readings_recovered": 0,
-            "journal_errors": 0, "register_commands_refused": 0,
+            "journal_errors": 0, "register_commands_refused": 0, "control_rewrites": 0,
         }
+        self._written_at = clock.monotonic()  # when the last write of the commanded control began
         self.last_poll: float | None = None
         self.started_at = clock.time()
 
@@ -160,6 +162,7 @@ class Bridge:
         jobs = {
             "mqtt": self.mqtt.run, "poll": self._poll_loop, "flush": self._flush_loop,
             "health": self._health_loop, "watchdog": self._watchdog_loop, "discovery": self._discovery_once,
+            "rewrite": self._rewrite_loop,
         }
         async with asyncio.TaskGroup() as group:
             for name, job in jobs.items():
@@ -321,6 +324,39 @@ class Bridge:
                     log.warning("fallback to self_consumption failed", reason=reason, error=str(exc))
             await self.clock.sleep(min(1.0, self.cfg.bridge.watchdog_s / 10))
 
+    async def _rewrite_loop(self) -> None:
+        """Keep a forced control alive on an inverter that forgets it (the map's ``refresh_s``,
+        KOSTAL's and SMA's external-control timeouts): write it again, as one more control
+        command through the worker's queue, every ``refresh_s`` while it is the commanded mode;
+        self-consumption (a command, the watchdog, shutdown) ends it."""
+        while True:
+            due = self._rewrite_due()
+            if due is not None and due <= 0:
+                try:
+                    await self._rewrite()
+                    continue  # due again at once if the write took longer than refresh_s
+                except Exception as exc:  # noqa: BLE001 — tried again next round; the watchdog still guards
+                    log.warning("control rewrite failed", mode=self.watchdog.mode, error=str(exc))
+            await self.clock.sleep(REWRITE_TICK_S if due is None or due <= 0 else min(REWRITE_TICK_S, due))
+
+    def _rewrite_due(self) -> float | None:
+        """Seconds until the commanded control is due to be written again; ``None``: never."""
+        control = self.inverter.regmap.controls.get(self.watchdog.mode)
+        if control is None or control.refresh_s is None or self.watchdog.lapsed:
+            return None
+        return self._written_at + control.refresh_s - self.clock.monotonic()
+
+    async def _rewrite(self) -> None:
+        async with self._control_lock:
+            due = self._rewrite_due()  # a command or the watchdog may have changed the mode meanwhile
+            if due is None or due > 0:
+                return
+            mode, params, started = self.watchdog.mode, self.watchdog.params, self.clock.monotonic()
+            await self.inverter.apply(mode, **params)
+            self._written_at = started  # counted from the start: a slow write does not push the next one later
+            self.counters["control_rewrites"] += 1
+            log.debug("control written again", mode=mode)
+
     async def _go_safe(self, reason: str) -> None:
         async with self._control_lock:
             if not self.watchdog.lapsed and reason != "shutdown":
@@ -386,8 +422,10 @@ class Bridge:
             async with self._control_lock:
                 self.update_lock.acquire()  # an update must not cut the writes (or the forced mode) short
                 try:
+                    started = self.clock.monotonic()
                     applied_at = await self.inverter.apply(action, **args)
                     self.watchdog.commanded(action, args, hold_s)
+                    self._written_at = started
                 finally:
                     self._settle_update_lock()
             log.info("command applied", action=action, **args)

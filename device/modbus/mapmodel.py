@@ -37,6 +37,7 @@ ROLE_UNITS: dict[str, str | None] = {
 }
 REQUIRED_ROLES = ("soc_pct", "battery_w", "pv_w", "grid_w", "load_w")
 MODES = ("self_consumption", "charge", "discharge", "hold")
+SELF_CONSUMPTION = MODES[0]  # the inverter's own operation: what every fallback returns to
 MAX_BLOCK = 125  # Modbus limit for one read (FC3/FC4)
 MAIN = ""  # the device at ``protocol.unit_id`` (the inverter); others are named in ``protocol.devices``
 
@@ -62,6 +63,9 @@ class Protocol:
     max_block: int = MAX_BLOCK
     max_gap: int = 10
     connect_pause_s: float = 0.0  # quiet time after a (re)connect before the first request
+    # the inverter's own timeout for external control: a forced setting not written again within
+    # it lapses into the inverter's own operation (KOSTAL, SMA); the simulator plays it
+    control_timeout_s: float | None = None
     devices: tuple[tuple[str, int], ...] = ()  # further devices behind the same link: (name, unit id)
 
     def unit_of(self, device: str) -> int:
@@ -232,6 +236,7 @@ class Control:
     params: Mapping[str, ParamSpec]
     writes: tuple[WriteSpec, ...]
     requires: tuple[Requirement, ...] = ()
+    refresh_s: float | None = None  # while active, the bridge writes the control again this often
 
     @property
     def literal_writes(self) -> dict[str, float]:

@@ -44,7 +44,7 @@ from device.config import read_yaml
 from device.modbus.blocks import BlockError, plan_blocks
 from device.modbus.codec import EncodeError, encode_write
 from device.modbus.mapmodel import (
-    ACCESS, MAIN, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
+    ACCESS, MAIN, MAX_BLOCK, MODES, REQUIRED_ROLES, ROLE_UNITS, SELF_CONSUMPTION, TABLES, TYPES, WORD_ORDERS, Control, IdentityCheck, ParamSpec,
     Protocol, Register, RegisterMap, Requirement, RoleSpec, SunSpecLayout, WriteSpec,
 )
 from device.modbus.sunspec import END as SUNSPEC_END
@@ -111,7 +111,7 @@ class _Parser:
         registers = self.registers(top["registers"], protocol, layouts)
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
-        controls = self.controls(top["controls"], registers)
+        controls = self.controls(top["controls"], registers, protocol.control_timeout_s)
         identity = self.identity(top.get("identity") or [], registers, unreadable, protocol)
         regmap = RegisterMap(
             family=str(top["family"]),
@@ -176,7 +176,7 @@ class _Parser:
     def protocol(self, raw: Any) -> Protocol:
         data = self.mapping(raw, "protocol", {
             "baudrate", "parity", "bytesize", "stopbits", "unit_id", "word_order", "gap_ms",
-            "timeout_ms", "max_block", "max_gap", "connect_pause_ms", "devices"})
+            "timeout_ms", "max_block", "max_gap", "connect_pause_ms", "devices", "control_timeout_s"})
         checks: dict[str, tuple[Any, ...]] = {
             "baudrate": (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
             "parity": ("N", "E", "O"),
@@ -188,9 +188,11 @@ class _Parser:
             if key in data and data[key] not in allowed:
                 raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {allowed}")
         ranges = {"unit_id": (1, 247), "gap_ms": (0, 2000), "timeout_ms": (50, 30000),
-                  "max_block": (1, MAX_BLOCK), "max_gap": (0, MAX_BLOCK), "connect_pause_ms": (0, 10000)}
+                  "max_block": (1, MAX_BLOCK), "max_gap": (0, MAX_BLOCK), "connect_pause_ms": (0, 10000),
+                  "control_timeout_s": (2, 86400)}
         for key, (lo, hi) in ranges.items():
-            if key in data and not (isinstance(data[key], (int, float)) and lo <= data[key] <= hi):
+            if key in data and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))
+                                or not lo <= data[key] <= hi):
                 raise self.fail(f"protocol.{key}", f"got {data[key]!r}; allowed: {lo} to {hi}")
         if "devices" in data:
             data["devices"] = self.devices(data["devices"], data.get("unit_id", Protocol.unit_id))
@@ -464,12 +466,13 @@ class _Parser:
             raise self.fail(where, f"sign must be 1 or -1, got {value!r}")
         return int(value)
 
-    def controls(self, raw: Any, registers: Mapping[str, Register]) -> dict[str, Control]:
+    def controls(self, raw: Any, registers: Mapping[str, Register], timeout_s: float | None) -> dict[str, Control]:
         data = self.mapping(raw, "controls", set(MODES), set(MODES))
         result: dict[str, Control] = {}
         for mode, spec in data.items():
             where = f"controls.{mode}"
-            spec = self.mapping(spec, where, {"params", "writes", "requires"}, {"writes"})
+            spec = self.mapping(spec, where, {"params", "writes", "requires", "refresh_s"}, {"writes"})
+            refresh_s = self.refresh(where, mode, spec.get("refresh_s"), timeout_s)
             params = {}
             for pname, pspec in (spec.get("params") or {}).items():
                 pwhere = f"{where}.params.{pname}"
@@ -484,9 +487,26 @@ class _Parser:
                 raise self.fail(where, "needs at least one write")
             requires = tuple(self.requirement(f"{where}.requires[{i}]", r, registers)
                              for i, r in enumerate(spec.get("requires") or ()))
-            result[mode] = Control(mode, params, tuple(writes), requires)
+            result[mode] = Control(mode, params, tuple(writes), requires, refresh_s)
         self.check_distinguishable(result)
         return result
+
+    def refresh(self, where: str, mode: str, raw: Any, timeout_s: float | None) -> float | None:
+        """``refresh_s``: how often the bridge writes a forced control again while it is active;
+        needed, and shorter than the timeout, where the inverter forgets it (``control_timeout_s``)."""
+        if raw is None:
+            if timeout_s is not None and mode != SELF_CONSUMPTION:
+                raise self.fail(where, f"the inverter forgets a forced control after protocol.control_timeout_s "
+                                       f"{timeout_s:g} s: give refresh_s below it")
+            return None
+        if mode == SELF_CONSUMPTION:
+            raise self.fail(f"{where}.refresh_s", "self_consumption is the inverter's own mode: nothing to refresh")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 1 <= raw <= 3600:
+            raise self.fail(f"{where}.refresh_s", f"got {raw!r}; allowed: 1 to 3600 (seconds)")
+        if timeout_s is not None and raw >= timeout_s:
+            raise self.fail(f"{where}.refresh_s", f"{raw:g} s is not below protocol.control_timeout_s "
+                                                  f"{timeout_s:g} s: the control would lapse first")
+        return float(raw)
 
     def write(self, where: str, raw: Any, registers: Mapping[str, Register],
               params: Mapping[str, ParamSpec]) -> WriteSpec:

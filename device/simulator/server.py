@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import structlog
 
+from device.clock import Clock
 from device.modbus.mapmodel import MAIN, RegisterMap
 from device.simulator import frames as fr
 from device.simulator.faults import Faults
@@ -95,7 +96,10 @@ class Simulator:
     overlapping request gets; ``unit_id``: default the map's (its further devices answer at their
     own, ``protocol.devices``); ``step_s``: physics timer period;
     ``start_time``: simulated epoch at start (default now); ``gap_s``: the inter-frame gap the
-    firmware needs (default: the map's).
+    firmware needs (default: the map's); ``clock``: the firmware's own clock (its epoch drives
+    the physics, time-of-use programmes and the lapse of a control not written again within the
+    map's ``protocol.control_timeout_s``), default ``start_time`` + real time × ``speed``, so that
+    a test can run the bridge and the firmware on one simulated clock.
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class Simulator:
         step_s: float = 1.0,
         start_time: float | None = None,
         gap_s: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed: got {speed}, must be > 0")
@@ -137,6 +142,7 @@ class Simulator:
                                                        self.settings.timezone))
         self.active = ActiveMode()
         self._speed = speed
+        self._clock = clock
         self._epoch = time.time() if start_time is None else start_time
         self._real0: float | None = None
         self._sim_last = self._epoch
@@ -148,6 +154,7 @@ class Simulator:
         self._timer: asyncio.Task[None] | None = None
         self._timed_programmes = bool(programmes(regmap))
         self._power_on()
+        self._written_at = self.sim_time()  # the last write: a forced control lapses without one
 
     # --- public state ---------------------------------------------------------------------
     @property
@@ -184,6 +191,8 @@ class Simulator:
 
     def sim_time(self) -> float:
         """The simulated epoch (seconds) now."""
+        if self._clock is not None:
+            return self._clock.time()
         if self._real0 is None:
             return self._epoch
         return self._epoch + (self._now() - self._real0) * self._speed
@@ -283,6 +292,7 @@ class Simulator:
         self._sim_last = now
         if self._timed_programmes:  # the clock moves on into another time-of-use programme
             self._recognise()
+        self._lapse(now)
         self.image.set_roles(self.physics.roles())
         show_flows(self.image, self.regmap, self.physics.flows)
 
@@ -400,7 +410,19 @@ class Simulator:
             self._after_write()
         return pdu
 
+    def _lapse(self, now: float) -> None:
+        """Firmware with a timeout for external control (``protocol.control_timeout_s``) falls
+        back to its own operation when a forced control is not written again in time: played
+        as the self-consumption control's settings put back."""
+        timeout = self.regmap.protocol.control_timeout_s
+        if timeout is None or self.active.name == DEFAULT_MODE or now - self._written_at < timeout:
+            return
+        log.info("simulator_control_lapsed", mode=self.active.name, silent_s=round(now - self._written_at, 1))
+        apply_control(self.image, self.regmap, DEFAULT_MODE)
+        self._recognise()
+
     def _after_write(self) -> None:
+        self._written_at = self.sim_time()
         if self._recognise():
             self.step()  # show the new mode's flows at once
 

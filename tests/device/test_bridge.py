@@ -92,13 +92,14 @@ async def listening(port: int) -> AsyncIterator[Listener]:
             task.cancel()
 
 
-def bridge_config(tmp_path: Path, pty: str, broker_port: int, **bridge: Any) -> configuration.Config:
+def bridge_config(tmp_path: Path, pty: str, broker_port: int, inverter_map: str = "deye_hybrid_1p",
+                  **bridge: Any) -> configuration.Config:
     return configuration.load(
         [configuration.DEFAULT_FILE],
         environ={},
         overrides={
             "device": {"id": DEVICE, "data_dir": str(tmp_path)},
-            "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5},
+            "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5, "map": inverter_map},
             "mqtt": {"host": "127.0.0.1", "port": broker_port},
             "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5,
                        "update_lock": str(tmp_path / "balena" / "updates.lock"), **bridge},
@@ -118,12 +119,14 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker, clock: Clock = SYSTEM_CLOCK,
-    inverter_family: str = "deye_hybrid_1p", **bridge: Any
+    inverter_family: str = "deye_hybrid_1p", inverter_map: str = "deye_hybrid_1p",
+    firmware_clock: Clock | None = None, **bridge: Any
 ) -> AsyncIterator[Rig]:
-    """The bridge (default map deye_hybrid_1p) against a simulated ``inverter_family``."""
-    sim = Simulator(load_map(inverter_family), speed=600.0)
+    """The bridge (map ``inverter_map``) against a simulated ``inverter_family`` (its firmware on
+    ``firmware_clock`` if given, else on its own time at 600 × real time)."""
+    sim = Simulator(load_map(inverter_family), speed=600.0, clock=firmware_clock)
     await sim.serve_serial(pty_pair.b)
-    cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, **bridge)
+    cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, inverter_map, **bridge)
     stop = asyncio.Event()
     async with listening(mosquitto.port) as mqtt:
         task = asyncio.create_task(run_bridge(cfg, stop, clock=clock))
@@ -370,6 +373,37 @@ async def test_hold_s_shortens_a_command_lifetime(tmp_path: Path, pty_pair: PtyP
         assert r.sim.mode == "charge"
         await next_health(r, clock, lambda h: h["watchdog"]["trips"] == 1)
         assert r.sim.mode == "self_consumption"
+
+
+async def test_a_forced_mode_the_inverter_forgets_is_written_again_until_self_consumption(
+        tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
+    """KOSTAL drops external control not written again within its timeout (the map's
+    control_timeout_s 60 s, which the simulated firmware plays on the same simulated clock as the
+    bridge): the bridge writes the charge again every refresh_s (30 s) through its queue, so it
+    lasts a whole 15-minute slot; after self_consumption it writes nothing more."""
+    clock = SimulatedClock(auto=False)
+    async with rig(tmp_path, pty_pair, mosquitto, clock, inverter_family="kostal_plenticore",
+                   inverter_map="kostal_plenticore", firmware_clock=clock, watchdog_s=3600) as r:
+        await until(lambda: r.sim.stats.functions.get(16, 0) >= 1)  # the start-up fallback was written
+        before = r.sim.stats.functions[16]
+        assert (await r.mqtt.command("charge", {"id": "c1", "power_w": 2000}))["ok"]
+        written = r.sim.stats.functions[16]
+        frames = written - before  # FC16 frames one charge takes (1034-1035, 1038-1041)
+        for second in range(10, 901, 10):  # a plan slot, 10 s at a time
+            await clock.advance(10)
+            if second % 30 == 0:  # the rewrite goes out over the pty: wait for it (real I/O)
+                written += frames
+                await until(lambda wanted=written: r.sim.stats.functions[16] >= wanted)
+            r.sim.step()  # the firmware looks at its clock
+            assert (r.sim.mode, r.sim.image.get("battery_power_setpoint")) == ("charge", -2000.0), second
+        health = await next_health(r, clock, lambda h: h["control_rewrites"] >= 30)
+        assert health["watchdog"]["mode"] == "charge"
+        assert (await r.mqtt.command("self_consumption", {"id": "s1"}))["ok"]
+        assert r.sim.mode == "self_consumption"
+        written = r.sim.stats.functions[16]
+        await clock.advance(120)
+        r.sim.step()
+        assert r.sim.stats.functions[16] == written and r.sim.mode == "self_consumption"
 
 
 async def test_broker_restart_bridge_reconnects(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:

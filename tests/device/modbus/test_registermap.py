@@ -295,6 +295,25 @@ def _infinite_limit(d: dict[str, Any]) -> None:
     d["controls"]["charge"]["params"]["power_w"]["max"] = float("inf")
 
 
+def _timeout_without_refresh(d: dict[str, Any]) -> None:
+    d["protocol"]["control_timeout_s"] = 60
+
+
+def _refresh_not_below_timeout(d: dict[str, Any]) -> None:
+    d["protocol"]["control_timeout_s"] = 60
+    for mode in ("charge", "discharge", "hold"):
+        d["controls"][mode]["refresh_s"] = 30
+    d["controls"]["discharge"]["refresh_s"] = 60
+
+
+def _refresh_self_consumption(d: dict[str, Any]) -> None:
+    d["controls"]["self_consumption"]["refresh_s"] = 30
+
+
+def _refresh_not_a_number(d: dict[str, Any]) -> None:
+    d["controls"]["hold"]["refresh_s"] = "30s"
+
+
 def _nan_write(d: dict[str, Any]) -> None:
     d["controls"]["hold"]["writes"][0]["value"] = float("nan")
 
@@ -396,6 +415,13 @@ BROKEN = {
     "identity contains too long": (_identity(contains=["ETU"]), "identity[kind]", "contains must be a non-empty list"),
     "NaN scale": (_nan_scale, "registers[pv]", "scale nan must be a finite number"),
     "infinite param limit": (_infinite_limit, "controls.charge.params.power_w", "max inf must be a finite number"),
+    "timeout without refresh": (_timeout_without_refresh, "controls.charge",
+                                "forgets a forced control after protocol.control_timeout_s 60 s: give refresh_s below it"),
+    "refresh not below the timeout": (_refresh_not_below_timeout, "controls.discharge.refresh_s",
+                                      "60 s is not below protocol.control_timeout_s 60 s"),
+    "refresh on self-consumption": (_refresh_self_consumption, "controls.self_consumption.refresh_s",
+                                    "self_consumption is the inverter's own mode"),
+    "refresh not a number": (_refresh_not_a_number, "controls.hold.refresh_s", "got '30s'; allowed: 1 to 3600"),
     "NaN written value": (_nan_write, "controls.hold.writes[0]", "value nan must be a finite number"),
     "boolean offset": (_bool_offset, "registers[pv]", "offset True must be a finite number"),
     "unknown type": (_unknown_type, "registers[pv]", "unknown type 'U24'"),

@@ -13,12 +13,16 @@ from pymodbus.exceptions import ModbusIOException
 
 from device.modbus import codec
 from device.modbus.blocks import plan_blocks
+from device.modbus.client import client_factory
+from device.modbus.inverter import Inverter, Limits
 from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import available_maps, load_map
 from device.simulator import Faults, PhysicsSettings, Simulator
 from device.simulator.frames import crc_ok, encode_rtu
+from device.modbus.worker import ModbusWorker
 from tests.conftest import PtyPair
 from tests.device.simulator.conftest import RawPort, read_reply_length, read_request
+from tests.simulated_clock import SimulatedClock
 
 
 async def tcp_sim(regmap: RegisterMap, **kwargs: object) -> tuple[Simulator, AsyncModbusTcpClient]:
@@ -272,3 +276,30 @@ async def test_mbap_corrupt_reply_is_refused_by_the_client(deye: RegisterMap) ->
 async def test_unknown_functions_are_refused(serial_sim: Simulator, port: RawPort) -> None:
     port.write(encode_rtu(1, bytes([43, 14, 1, 0])))  # read device identification: not offered
     assert await port.read(5, timeout=2) == encode_rtu(1, bytes([43 | 0x80, 1]))
+
+
+async def test_a_forced_control_lapses_after_the_firmwares_timeout() -> None:
+    """KOSTAL's map: external control not written again within protocol.control_timeout_s
+    (60 s) falls back to the inverter's own operation; a write within it keeps it."""
+    kostal = load_map("kostal_plenticore")
+    clock = SimulatedClock(auto=False)
+    sim = Simulator(kostal, clock=clock)
+    port = await sim.serve_tcp("127.0.0.1", 0, "socket")
+    try:
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, kostal.protocol), kostal.protocol, port=url) as worker:
+            inverter = Inverter(kostal, worker, Limits(5000, 5000))
+            await inverter.apply("charge", power_w=2000)
+            await clock.advance(59)
+            sim.step()
+            assert sim.mode == "charge"
+            await inverter.apply("charge", power_w=2000)  # written again: another 60 s
+            await clock.advance(59)
+            sim.step()
+            assert sim.mode == "charge"
+            await clock.advance(1)
+            sim.step()
+        assert sim.mode == "self_consumption"
+        assert sim.image.get("battery_power_setpoint") == 0.0
+    finally:
+        await sim.close()
