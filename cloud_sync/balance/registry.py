@@ -78,7 +78,8 @@ async def participants(db: Database, only: str | None = None) -> list[dict[str, 
 async def add_location(db: Database, melo_id: str, malo_id: str | None, device_id: str | None,
                        connection_limit_w: int | None) -> dict[str, Any]:
     """Register a metering location (the EDI gateway's registry), linked to a registered device
-    if given, with the connection's limit for the anomaly checks."""
+    if given, with the connection's limit for the anomaly checks. A location the EDI registry
+    already knows keeps its device link and MaLo-ID unless new ones are given."""
     _check(400, market_ids.check_melo, "melo", melo_id)
     if malo_id:
         _check(400, market_ids.check_malo, "malo", malo_id)
@@ -87,6 +88,11 @@ async def add_location(db: Database, melo_id: str, malo_id: str | None, device_i
     async with db.begin() as conn:
         if await _exists(conn, balance_locations.c.melo_id, melo_id):
             raise BalanceError(409, f"melo: metering location {melo_id} is already registered")
+        known = (await conn.execute(select(edi_locations.c.malo_id, edi_locations.c.device_id)
+                                    .where(edi_locations.c.melo_id == melo_id))).first()
+        if known is not None:
+            malo_id = malo_id or known.malo_id
+            device_id = device_id if device_id is not None else known.device_id
         if device_id is not None:
             if not await _exists(conn, devices.c.id, device_id):
                 raise BalanceError(404, f"device: {device_id!r} is not a registered device "

@@ -161,6 +161,20 @@ async def test_a_location_linked_to_a_device_and_the_device_linked_once(db: Data
     assert listed[first] == {"melo": first, "malo": None, "device": "bal-dev-1", "connection_limit_w": 11000}
 
 
+
+async def test_adding_a_location_the_edi_registry_linked_keeps_its_device_and_malo(db: Database) -> None:
+    from cloud_sync.edi import store as edi_store
+
+    await device_registry.add(db, "dev", "bal-dev-edi")
+    linked = melo()
+    async with db.begin() as conn:  # as `nattery-cloud edi location add … --device` leaves it
+        await edi_store.register_location(conn, linked, "51238696781", "bal-dev-edi")
+    added = await registry.add_location(db, linked, None, None, 13800)
+    assert (added["device"], added["malo"]) == ("bal-dev-edi", "51238696781")
+    listed = {loc["melo"]: loc for loc in await registry.locations(db)}
+    assert listed[linked] == {"melo": linked, "malo": "51238696781", "device": "bal-dev-edi",
+                              "connection_limit_w": 13800}
+
 # --- runs ----------------------------------------------------------------------------------
 async def test_membership_boundaries_decide_the_settled_quarter_hours(db: Database) -> None:
     g = await group(db, "G-bounds")
