@@ -256,7 +256,8 @@ class PlanningService:
         self.replans += 1
         await self.store.call(Store.insert_plan, result.created_at, reason, result.to_json())
         hour, minute = cfg.market.schedule_cutoff.split(":")
-        await self.store.call(schedules.commit, result.to_json(), now, (int(hour), int(minute)))
+        await self.store.call(schedules.commit, result.to_json(), now, (int(hour), int(minute)),
+                              schedules.Limits.from_config(cfg))
         crash_point(CRASH_VARIABLE, "plan_stored")
         await self.controller.set_plan(result)
         log.info("replanned", reason=reason, slots=len(result.ts), solve_ms=round(result.solve_ms, 2),

@@ -3,8 +3,9 @@
 Devices upload their committed schedules (stream ``schedules``, one document per version, see
 :mod:`device.schedules`) and their metered quarter-hours (stream ``energy``) as documents; for
 every metering location linked to a device they become typed rows here: ``schedule_slots`` (each
-revision kept; ``schedules_in_force`` the newest of each slot) and ``actuals`` with source ``device`` (the newest upload of a slot wins, rounded
-to whole Wh). Official meter values arrive over EDI as source ``edi`` and are preferred where both
+revision kept, with the flexibility around each slot where the device sends it;
+``schedules_in_force`` the newest of each slot) and ``actuals`` with source ``device`` (the
+newest upload of a slot wins, rounded to whole Wh). Official meter values arrive over EDI as source ``edi`` and are preferred where both
 exist: the partners' MSCONS values the gateway accepted (``edi_values``, source ``partner``). Runs
 call :func:`refresh` for their period first, so a run sees everything synced so far.
 """
@@ -49,8 +50,9 @@ async def refresh(db: Database, start: int, end: int) -> dict[str, int]:
             melo = linked[device]
             if stream == "schedules":
                 planned.extend({"melo_id": melo, "ts": ts, "revision": doc["revision"], "kind": doc["kind"],
-                                "import_wh": imp, "export_wh": exp, "created_at": doc["ts"]}
-                               for ts, imp, exp in doc["slots"] if start <= ts < end)
+                                "import_wh": imp, "export_wh": exp, "flex_up_wh": flex[0] if flex else None,
+                                "flex_down_wh": flex[1] if flex else None, "created_at": doc["ts"]}
+                               for ts, imp, exp, *flex in doc["slots"] if start <= ts < end)
             elif start <= doc["ts"] < end:
                 metered.append({"melo_id": melo, "ts": int(doc["ts"]), "source": "device",
                                 "import_wh": round(doc.get("import_wh") or 0), "export_wh": round(doc.get("export_wh") or 0),

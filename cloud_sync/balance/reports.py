@@ -99,36 +99,46 @@ def as_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
 
 async def nomination(db: Database, group_id: str, day: date) -> list[dict[str, Any]]:
     """The group's day-ahead position for local ``day``: per quarter-hour the sum of its members'
-    day-ahead schedules (revision 0), members without one at their substitute, counted."""
+    day-ahead schedules (revision 0), members without one at their substitute, counted; with the
+    flexibility around it: ``flex_up_kwh`` how much more and ``flex_down_kwh`` how much less the
+    group could import in that quarter-hour within its members' battery and connection limits,
+    summed over the members whose devices sent it (``members_with_flex``; a substitute has none).
+    Like each member's, the group's flexibility holds for one slot at a time (see
+    :mod:`device.schedules`)."""
     start, end = day_bounds(day)
     async with db.read() as conn:
         if (await conn.execute(text("SELECT 1 FROM balance_groups WHERE id = :g"), {"g": group_id})).first() is None:
             raise BalanceError(404, f"group: {group_id!r} is not a balance group")
         rows = (await conn.execute(text(
-            "SELECT m.melo_id, s.ts, s.import_wh - s.export_wh FROM group_memberships m "
+            "SELECT m.melo_id, s.ts, s.import_wh - s.export_wh, s.flex_up_wh, s.flex_down_wh FROM group_memberships m "
             "JOIN schedule_slots s ON s.melo_id = m.melo_id AND s.revision = 0 AND s.ts >= :start AND s.ts < :end "
             "AND m.start_ts <= s.ts AND (m.end_ts IS NULL OR s.ts < m.end_ts) WHERE m.group_id = :g"),
             {"g": group_id, "start": start, "end": end})).all()
         members = (await conn.execute(text(
             "SELECT melo_id, start_ts, end_ts FROM group_memberships WHERE group_id = :g AND start_ts < :end "
             "AND (end_ts IS NULL OR end_ts > :start)"), {"g": group_id, "start": start, "end": end})).all()
-        sent = {(m, int(ts)): int(wh) for m, ts, wh in rows}
+        sent = {(m, int(ts)): (int(wh), up, down) for m, ts, wh, up, down in rows}
         lacking = {m for m, lo, hi in members if any((m, ts) not in sent for ts in range(max(lo, start),
                                                                                     min(hi or end, end), 900))}
         history = await _history(conn, lacking, start - 29 * 86400, start)
     out = []
     for ts in range(start, end, 900):
-        total, substitutes, count = 0, 0, 0
+        total, up_total, down_total, substitutes, flexible, count = 0, 0, 0, 0, 0, 0
         for m, lo, hi in members:
             if not (lo <= ts and (hi is None or ts < hi)):
                 continue
             count += 1
-            if (m, ts) in sent:
-                total += sent[m, ts]
-            else:
+            if (m, ts) not in sent:
                 total += substitute_wh(history.get(m, {}), ts) or 0
                 substitutes += 1
-        out.append({"start": iso(ts), "schedule_kwh": kwh(total), "members": count, "substitutes": substitutes})
+                continue
+            wh, up, down = sent[m, ts]
+            total += wh
+            if up is not None and down is not None:
+                up_total, down_total, flexible = up_total + int(up), down_total + int(down), flexible + 1
+        out.append({"start": iso(ts), "schedule_kwh": kwh(total), "flex_up_kwh": kwh(up_total),
+                    "flex_down_kwh": kwh(down_total), "members": count, "substitutes": substitutes,
+                    "members_with_flex": flexible})
     return out
 
 

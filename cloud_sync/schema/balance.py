@@ -76,6 +76,8 @@ schedule_slots = Table(
     Column("kind", Text, nullable=False),  # day_ahead | intraday
     Column("import_wh", BigInteger, nullable=False),
     Column("export_wh", BigInteger, nullable=False),
+    Column("flex_up_wh", BigInteger),  # how much more the home could import in the slot (NULL: not sent)
+    Column("flex_down_wh", BigInteger),  # how much less (i.e. more export)
     Column("created_at", Double, nullable=False),  # when the device committed it
 )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from device.store.core import StoreCore
 
-Slots = dict[int, tuple[int, int]]  # slot start → (import Wh, export Wh)
+Slots = dict[int, tuple[int, ...]]  # slot start → (import Wh, export Wh[, flexibility up Wh, down Wh])
 
 
 class ScheduleQueries(StoreCore):
@@ -18,11 +19,12 @@ class ScheduleQueries(StoreCore):
             return None
         merged: Slots = {}
         for _revision, slots in rows:
-            merged.update({int(ts): (int(imp), int(exp)) for ts, imp, exp in json.loads(slots)})
+            merged.update({int(ts): tuple(int(v) for v in values) for ts, *values in json.loads(slots)})
         return int(rows[-1][0]), merged
 
-    def add_schedule(self, day: str, revision: int, kind: str, created_at: float, slots: Slots) -> None:
-        data = json.dumps([[ts, imp, exp] for ts, (imp, exp) in sorted(slots.items())])
+    def add_schedule(self, day: str, revision: int, kind: str, created_at: float,
+                     slots: Mapping[int, tuple[int, ...]]) -> None:
+        data = json.dumps([[ts, *values] for ts, values in sorted(slots.items())])
         self._write(lambda: self.db.execute(
             "INSERT INTO schedules (day, revision, kind, created_at, slots) VALUES (?, ?, ?, ?, ?)",
             [day, revision, kind, created_at, data],

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from cloud_sync import registry as device_registry
-from cloud_sync.balance import digest, registry, reports, runs
+from cloud_sync.balance import digest, intake, registry, reports, runs
 from cloud_sync.balance.registry import BalanceError
 from cloud_sync.balance.settle import Position
 from cloud_sync.balance.timegrid import day_bounds, parse_boundary, same_weekday_before
@@ -337,6 +337,41 @@ async def test_device_schedules_and_energy_are_taken_from_what_devices_synced(db
     assert nominated[0]["schedule_kwh"] == Fraction(200, 1000).__float__() or str(nominated[0]["schedule_kwh"]) == "0.2"
     assert str(nominated[-1]["schedule_kwh"]) == "0.2"  # the day-ahead position, not the revision
 
+
+
+async def test_the_nominated_position_carries_the_flexibility_the_devices_sent(db: Database) -> None:
+    rng = random.Random(13)
+    g = await group(db, "G-flex")
+    day = date(2026, 9, 10)
+    start, end = day_bounds(day)
+    slots = list(range(start, end, 900))
+    sent: dict[str, dict[int, tuple[int, int, int, int]]] = {}
+    for n, device in enumerate(("bal-flex-1", "bal-flex-2", "bal-flex-old")):
+        await device_registry.add(db, "dev", device)
+        m = melo()
+        await registry.add_location(db, m, None, device, None)
+        await registry.join(db, g, m, start + (3600 if n == 1 else 0))  # the second joins at 01:00
+        sent[device] = {ts: (rng.randrange(0, 900), rng.randrange(0, 300), rng.randrange(0, 1250),
+                             rng.randrange(0, 1250)) for ts in slots}
+    docs = [("schedules", f"{day}/0", start - 30000,
+             {"ts": start - 30000, "day": str(day), "revision": 0, "kind": "day_ahead",
+              "slots": [[ts, *(v[:2] if device.endswith("old") else v)] for ts, v in values.items()]})
+            for device, values in sent.items()]
+    await put(db, "documents", [{"device_id": device, "stream": s, "key": k, "seq": 1, "ts": ts,
+                                 "data": json.dumps(d), "store_id": ""} for device, (s, k, ts, d) in zip(sent, docs, strict=True)])
+    await member(db, g, "2026-09-01T00:00")  # no device: a substitute without flexibility
+    await intake.refresh(db, start, end)
+    nominated = await reports.nomination(db, g, day)
+    assert len(nominated) == 96
+    for row, ts in zip(nominated, slots, strict=True):
+        flexible = ["bal-flex-1"] + (["bal-flex-2"] if ts >= start + 3600 else [])
+        assert row["members_with_flex"] == len(flexible) and row["members"] == len(flexible) + 2
+        assert row["flex_up_kwh"] == Decimal(sum(sent[d][ts][2] for d in flexible)) / 1000
+        assert row["flex_down_kwh"] == Decimal(sum(sent[d][ts][3] for d in flexible)) / 1000
+        scheduled = [*flexible, "bal-flex-old"]
+        assert row["schedule_kwh"] == Decimal(sum(sent[d][ts][0] - sent[d][ts][1] for d in scheduled)) / 1000
+    header = reports.as_csv(nominated).splitlines()[0]
+    assert header == "start,schedule_kwh,flex_up_kwh,flex_down_kwh,members,substitutes,members_with_flex"
 
 async def test_reports_as_csv_and_parquet(db: Database) -> None:
     g = await group(db, "G-report")
