@@ -44,6 +44,7 @@ class RetentionQueries(ReadingQueries, EventQueries, OutboxQueries):
             ("edi_reconciliation", "updated_at < ?", [now - keep.aggregates_days * day]),
             ("forecasts", "made_at < ?", [now - keep.forecasts_days * day]),
             ("plans", "created_at < ?", [now - keep.plans_days * day]),
+            ("schedules", "created_at < ?", [now - keep.plans_days * day]),  # the committed plans go with them
             ("events", "ts < ?", [now - keep.events_days * day]),
             ("outbox", "seq <= coalesce((SELECT last_seq FROM sync_cursors c WHERE c.stream = outbox.stream), 0)"
              " OR created_at < ?", [now - keep.aggregates_days * day]),

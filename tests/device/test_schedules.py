@@ -13,7 +13,7 @@ import pytest
 from device import schedules
 from device.config import ConfigError, MarketSettings
 from device.plan.model import Battery
-from device.store import Store
+from device.store import Retention, Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CUTOFF = (14, 30)
@@ -124,6 +124,19 @@ def test_committed_slots_carry_the_flexibility_from_the_plans_soc_trajectory(sto
     # the next from 20.5 %: room for 1250 Wh; 1050 Wh above the floor give 997.5 Wh → 997
     assert doc["slots"][1][3:] == [1250, 997]
     assert doc["slots"][2][3:] == [105, 1250]  # from 99 %
+
+
+def test_committed_schedules_go_with_the_plans_retention(tmp_path: Path) -> None:
+    store = Store(tmp_path / "nattery.db", Retention(plans_days=30))
+    old, recent = at("2026-05-01T15:00"), at("2026-06-16T15:00")
+    for now in (old, old + 20 * 3600, recent):  # a day-ahead version and a revision, then a month later
+        schedules.commit(store, a_plan(now, 40, import_w=1000.0 + now % 7), now, CUTOFF, LIMITS)
+    assert store.committed_schedule("2026-05-02") is not None
+    deleted = store.prune(at("2026-06-17T12:00"))
+    assert deleted["schedules"] == 2
+    assert store.committed_schedule("2026-05-02") is None
+    kept = store.committed_schedule("2026-06-17")
+    assert kept is not None and kept[0] == 0 and len(kept[1]) == 96
 
 
 def test_clock_change_days_commit_92_and_100_quarter_hours(store: Store) -> None:
