@@ -127,7 +127,7 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
     clock = _Steps(group_id)
     await _slot_table(conn, kind, start, end, prices)
     await _temporary(conn, kind, "run_positions", POSITIONS_COLUMNS)
-    await conn.execute(text(POSITIONS_SQL), {"group": group_id})
+    await conn.execute(text(POSITIONS_SQL), {"group": group_id, "start": start, "end": end})
     if kind == "postgresql":
         await conn.execute(text("ANALYZE run_positions"))
     clock.done("positions")
@@ -140,14 +140,17 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
         raise _Unchanged(int(newest.id))
     results_digest = await _digest(conn, kind, RESULT_LINE, "")
     totals = (await conn.execute(text(
-        "SELECT count(DISTINCT melo_id), coalesce(sum(schedule_wh), 0), coalesce(sum(actual_wh), 0), "
-        "coalesce(sum(actual_wh - schedule_wh), 0), coalesce(sum((actual_wh - schedule_wh) * price_milli), 0) "
-        "FROM run_positions"))).one()
+        "SELECT coalesce(sum(schedule_wh), 0), coalesce(sum(actual_wh), 0), coalesce(sum(actual_wh - schedule_wh), 0), "
+        "coalesce(sum((actual_wh - schedule_wh) * price_milli), 0) FROM run_positions"))).one()
+    # Every membership overlapping the period has slots in it (both are whole quarter-hours).
+    members = (await conn.execute(text(
+        "SELECT count(DISTINCT melo_id) FROM group_memberships WHERE group_id = :group AND start_ts < :end "
+        "AND (end_ts IS NULL OR end_ts > :start)"), {"group": group_id, "start": start, "end": end})).scalar_one()
     result = await conn.execute(insert(settlement_runs).values(
         group_id=group_id, period_start=start, period_end=end, version=(newest.version if newest else 0) + 1,
         price_series_id=series_id, anomalies=choice, input_digest=input_digest, results_digest=results_digest,
-        members=totals[0], slots=len(prices), schedule_wh=int(totals[1]), actual_wh=int(totals[2]),
-        deviation_wh=int(totals[3]), cost_nano=int(totals[4]), created_at=time.time()))
+        members=int(members), slots=len(prices), schedule_wh=int(totals[0]), actual_wh=int(totals[1]),
+        deviation_wh=int(totals[2]), cost_nano=int(totals[3]), created_at=time.time()))
     run_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
     await conn.execute(text(
         "INSERT INTO settlement_results (run_id, melo_id, ts, schedule_wh, schedule_source, actual_wh, actual_source, "
@@ -204,7 +207,8 @@ POSITIONS_COLUMNS = ("melo_id TEXT NOT NULL, ts BIGINT NOT NULL, day TEXT NOT NU
                      "import_wh BIGINT, export_wh BIGINT, actual_wh BIGINT NOT NULL, actual_source TEXT NOT NULL")
 
 # Each member slot: the schedule in force, the best actual (EDI over the device's own). A slot
-# without an actual is settled as scheduled ('missing').
+# without an actual is settled as scheduled ('missing'). The period bounds on the joined tables
+# keep their hash tables to the period, however many years they hold.
 POSITIONS_SQL = """
 INSERT INTO run_positions (melo_id, ts, day, pos, price_milli, schedule_wh, schedule_source, import_wh, export_wh,
                            actual_wh, actual_source)
@@ -220,9 +224,11 @@ FROM (
               ELSE 'missing' END AS actual_source
   FROM run_slots s
   JOIN group_memberships m ON m.group_id = :group AND m.start_ts <= s.ts AND (m.end_ts IS NULL OR s.ts < m.end_ts)
-  LEFT JOIN schedules_in_force sc ON sc.melo_id = m.melo_id AND sc.ts = s.ts
-  LEFT JOIN actuals ae ON ae.melo_id = m.melo_id AND ae.ts = s.ts AND ae.source = 'edi'
-  LEFT JOIN actuals ad ON ad.melo_id = m.melo_id AND ad.ts = s.ts AND ad.source = 'device'
+  LEFT JOIN schedules_in_force sc ON sc.melo_id = m.melo_id AND sc.ts = s.ts AND sc.ts >= :start AND sc.ts < :end
+  LEFT JOIN actuals ae ON ae.melo_id = m.melo_id AND ae.ts = s.ts AND ae.source = 'edi' AND ae.ts >= :start
+       AND ae.ts < :end
+  LEFT JOIN actuals ad ON ad.melo_id = m.melo_id AND ad.ts = s.ts AND ad.source = 'device' AND ad.ts >= :start
+       AND ad.ts < :end
   WHERE s.settled = 1
 ) x
 """
@@ -238,15 +244,17 @@ _FIGURES = ("min(ts), max(ts), count(*), min(import_wh), max(import_wh), min(exp
             "sum(import_wh), sum(export_wh), sum(pos * import_wh), sum(pos * export_wh), sum(pos * pos * import_wh), "
             "sum(pos * pos * export_wh)")
 SETTLED_DAYS_SQL = f"SELECT melo_id, day, {_FIGURES} FROM run_positions WHERE import_wh IS NOT NULL GROUP BY melo_id, day"
-# The four weeks before, best source per slot (EDI first), of the group's members.
+# The four weeks before, best source per slot (EDI first), of the group's members: one row per
+# slot by grouping (a hash aggregate; a window over the sources sorted every slot by location).
 HISTORY_DAYS_SQL = f"""
 SELECT melo_id, day, {_FIGURES} FROM (
-  SELECT a.melo_id, a.ts, a.import_wh, a.export_wh, s.day, s.pos,
-         row_number() OVER (PARTITION BY a.melo_id, a.ts ORDER BY CASE WHEN a.source = 'edi' THEN 0 ELSE 1 END)
-           AS preference
+  SELECT a.melo_id, a.ts, min(s.day) AS day, min(s.pos) AS pos,
+         coalesce(max(CASE WHEN a.source = 'edi' THEN a.import_wh END), max(a.import_wh)) AS import_wh,
+         coalesce(max(CASE WHEN a.source = 'edi' THEN a.export_wh END), max(a.export_wh)) AS export_wh
   FROM actuals a JOIN run_slots s ON s.ts = a.ts AND s.settled = 0
   WHERE a.ts < :start AND a.melo_id IN (SELECT melo_id FROM group_memberships WHERE group_id = :group)
-) h WHERE preference = 1 GROUP BY melo_id, day
+  GROUP BY a.melo_id, a.ts
+) h GROUP BY melo_id, day
 """
 
 
