@@ -126,6 +126,9 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
                settlement_runs.c.period_end == end).order_by(settlement_runs.c.version.desc()).limit(1))).first()
     clock = _Steps(group_id)
     await _slot_table(conn, kind, start, end, prices)
+    await _temporary(conn, kind, "run_members", "melo_id TEXT PRIMARY KEY, k BIGINT NOT NULL")
+    await conn.execute(text(MEMBERS_SQL.format(collate=' COLLATE "C"' if kind == "postgresql" else "")),
+                       {"group": group_id, "start": start, "end": end})
     await _temporary(conn, kind, "run_positions", POSITIONS_COLUMNS)
     await conn.execute(text(POSITIONS_SQL), {"group": group_id, "start": start, "end": end})
     if kind == "postgresql":
@@ -134,23 +137,16 @@ async def _run(conn: AsyncConnection, kind: str, group_id: str, start: int, end:
     found = await _anomalies(conn, group_id, start, clock)
     await _fix_up(conn, kind, found, choice)
     clock.done("substitutes")
-    input_digest = await _digest(conn, kind, INPUT_LINE, _tail(prices, {"anomalies": choice}))
-    clock.done("digest")
+    input_digest, results_digest, totals = await _digests(conn, kind, _tail(prices, {"anomalies": choice}))
+    clock.done("digests")
     if newest is not None and newest.input_digest == input_digest:
         raise _Unchanged(int(newest.id))
-    results_digest = await _digest(conn, kind, RESULT_LINE, "")
-    totals = (await conn.execute(text(
-        "SELECT coalesce(sum(schedule_wh), 0), coalesce(sum(actual_wh), 0), coalesce(sum(actual_wh - schedule_wh), 0), "
-        "coalesce(sum((actual_wh - schedule_wh) * price_milli), 0) FROM run_positions"))).one()
-    # Every membership overlapping the period has slots in it (both are whole quarter-hours).
-    members = (await conn.execute(text(
-        "SELECT count(DISTINCT melo_id) FROM group_memberships WHERE group_id = :group AND start_ts < :end "
-        "AND (end_ts IS NULL OR end_ts > :start)"), {"group": group_id, "start": start, "end": end})).scalar_one()
+    members = (await conn.execute(text("SELECT count(*) FROM run_members"))).scalar_one()
     result = await conn.execute(insert(settlement_runs).values(
         group_id=group_id, period_start=start, period_end=end, version=(newest.version if newest else 0) + 1,
         price_series_id=series_id, anomalies=choice, input_digest=input_digest, results_digest=results_digest,
-        members=int(members), slots=len(prices), schedule_wh=int(totals[0]), actual_wh=int(totals[1]),
-        deviation_wh=int(totals[2]), cost_nano=int(totals[3]), created_at=time.time()))
+        members=int(members), slots=len(prices), schedule_wh=totals[0], actual_wh=totals[1],
+        deviation_wh=totals[2], cost_nano=totals[3], created_at=time.time()))
     run_id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
     await conn.execute(text(
         "INSERT INTO settlement_results (run_id, melo_id, ts, schedule_wh, schedule_source, actual_wh, actual_source, "
@@ -202,7 +198,18 @@ async def _slot_table(conn: AsyncConnection, kind: str, start: int, end: int, pr
                             "VALUES (:ts, :price, :day, :pos, :settled)"), rows)
 
 
-POSITIONS_COLUMNS = ("melo_id TEXT NOT NULL, ts BIGINT NOT NULL, day TEXT NOT NULL, pos BIGINT NOT NULL, "
+# The group's members in the period, numbered in the digest's order (byte order of the MeLo-ID;
+# every membership overlapping the period has slots in it, both being whole quarter-hours), so
+# the digests sort the positions by two integers instead of by text.
+MEMBERS_SQL = """
+INSERT INTO run_members (melo_id, k)
+SELECT melo_id, row_number() OVER (ORDER BY melo_id{collate}) FROM (
+  SELECT DISTINCT melo_id FROM group_memberships
+  WHERE group_id = :group AND start_ts < :end AND (end_ts IS NULL OR end_ts > :start)
+) m
+"""
+
+POSITIONS_COLUMNS = ("melo_id TEXT NOT NULL, k BIGINT NOT NULL, ts BIGINT NOT NULL, day TEXT NOT NULL, pos BIGINT NOT NULL, "
                      "price_milli BIGINT NOT NULL, schedule_wh BIGINT NOT NULL, schedule_source TEXT NOT NULL, "
                      "import_wh BIGINT, export_wh BIGINT, actual_wh BIGINT NOT NULL, actual_source TEXT NOT NULL")
 
@@ -210,12 +217,12 @@ POSITIONS_COLUMNS = ("melo_id TEXT NOT NULL, ts BIGINT NOT NULL, day TEXT NOT NU
 # without an actual is settled as scheduled ('missing'). The period bounds on the joined tables
 # keep their hash tables to the period, however many years they hold.
 POSITIONS_SQL = """
-INSERT INTO run_positions (melo_id, ts, day, pos, price_milli, schedule_wh, schedule_source, import_wh, export_wh,
-                           actual_wh, actual_source)
-SELECT x.melo_id, x.ts, x.day, x.pos, x.price_milli, x.schedule_wh, x.schedule_source, x.import_wh, x.export_wh,
+INSERT INTO run_positions (melo_id, k, ts, day, pos, price_milli, schedule_wh, schedule_source, import_wh,
+                           export_wh, actual_wh, actual_source)
+SELECT x.melo_id, x.k, x.ts, x.day, x.pos, x.price_milli, x.schedule_wh, x.schedule_source, x.import_wh, x.export_wh,
        coalesce(x.import_wh - x.export_wh, x.schedule_wh), x.actual_source
 FROM (
-  SELECT m.melo_id, s.ts, s.day, s.pos, s.price_milli,
+  SELECT m.melo_id, r.k, s.ts, s.day, s.pos, s.price_milli,
          coalesce(sc.import_wh - sc.export_wh, 0) AS schedule_wh,
          coalesce(sc.kind, 'none') AS schedule_source,
          coalesce(ae.import_wh, ad.import_wh) AS import_wh,
@@ -224,6 +231,7 @@ FROM (
               ELSE 'missing' END AS actual_source
   FROM run_slots s
   JOIN group_memberships m ON m.group_id = :group AND m.start_ts <= s.ts AND (m.end_ts IS NULL OR s.ts < m.end_ts)
+  JOIN run_members r ON r.melo_id = m.melo_id
   LEFT JOIN schedules_in_force sc ON sc.melo_id = m.melo_id AND sc.ts = s.ts AND sc.ts >= :start AND sc.ts < :end
   LEFT JOIN actuals ae ON ae.melo_id = m.melo_id AND ae.ts = s.ts AND ae.source = 'edi' AND ae.ts >= :start
        AND ae.ts < :end
@@ -367,21 +375,29 @@ def _tail(prices: Mapping[int, int], options: Mapping[str, str]) -> str:
         f"o|{k}={options[k]}\n" for k in sorted(options))
 
 
-async def _digest(conn: AsyncConnection, kind: str, line: str, tail: str) -> str:
-    """SHA-256 over the run's positions as ``line`` text (ordered by location in byte order, then
-    slot) followed by ``tail``: the same text :mod:`cloud_sync.balance.digest` hashes."""
+_TOTALS = ("coalesce(sum(schedule_wh), 0), coalesce(sum(actual_wh), 0), coalesce(sum(actual_wh - schedule_wh), 0), "
+           "coalesce(sum((actual_wh - schedule_wh) * price_milli), 0)")
+
+
+async def _digests(conn: AsyncConnection, kind: str, tail: str) -> tuple[str, str, tuple[int, int, int, int]]:
+    """The input digest (the positions as ``INPUT_LINE`` text, then ``tail``), the results digest
+    (``RESULT_LINE``), both over the positions ordered by location in byte order, then slot (the
+    text :mod:`cloud_sync.balance.digest` hashes), and the run's totals: schedule, actual,
+    deviation (Wh) and cost (nano-EUR). One pass over the positions; PostgreSQL builds the text."""
     if kind == "postgresql":
         row = (await conn.execute(text(
-            f"SELECT encode(sha256(convert_to(coalesce(string_agg({line} || chr(10), '' "
-            "ORDER BY melo_id COLLATE \"C\", ts), '') || :tail, 'UTF8')), 'hex') FROM run_positions"),
-            {"tail": tail})).one()
-        return str(row[0])
-    digest = hashlib.sha256()
-    result = await conn.stream(text(f"SELECT {line} FROM run_positions ORDER BY melo_id, ts"))
-    async for (value,) in result:
-        digest.update(f"{value}\n".encode())
-    digest.update(tail.encode())
-    return digest.hexdigest()
+            f"SELECT encode(sha256(convert_to(coalesce(string_agg({INPUT_LINE} || chr(10), '' ORDER BY k, ts), '') "
+            f"|| :tail, 'UTF8')), 'hex'), encode(sha256(convert_to(coalesce(string_agg({RESULT_LINE} || chr(10), '' "
+            f"ORDER BY k, ts), ''), 'UTF8')), 'hex'), {_TOTALS} FROM run_positions"), {"tail": tail})).one()
+        return str(row[0]), str(row[1]), (int(row[2]), int(row[3]), int(row[4]), int(row[5]))
+    inputs, results = hashlib.sha256(), hashlib.sha256()
+    stream = await conn.stream(text(f"SELECT {INPUT_LINE}, {RESULT_LINE} FROM run_positions ORDER BY k, ts"))
+    async for line, result in stream:
+        inputs.update(f"{line}\n".encode())
+        results.update(f"{result}\n".encode())
+    inputs.update(tail.encode())
+    totals = (await conn.execute(text(f"SELECT {_TOTALS} FROM run_positions"))).one()
+    return inputs.hexdigest(), results.hexdigest(), (int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]))
 
 
 async def run_summary(db: Database, run_id: int) -> dict[str, Any]:
