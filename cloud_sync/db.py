@@ -185,7 +185,10 @@ def create_engine(target: str) -> AsyncEngine:
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # the driver begins nothing itself: "begin" below does
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+        # page_size applies to a database not written yet: readings are about 2 kB each, and
+        # 16 kB pages hold eight where the default 4 kB hold two (measured: storing a million
+        # costs 6.5 instead of 10.5 s of CPU); an existing database keeps its own.
+        for pragma in ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

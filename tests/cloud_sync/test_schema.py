@@ -154,6 +154,21 @@ async def test_a_version_1_database_is_adopted_keeping_everything(empty_target: 
         await db.close()
 
 
+def test_a_new_sqlite_database_has_16_kb_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """Readings are about 2 kB: a new SQLite database stores eight to a page; one made by an
+    older release keeps the page size it was created with (SQLite cannot change it in WAL)."""
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    sqlite3.connect(old).execute("CREATE TABLE t (x)").connection.close()  # SQLite's default 4 kB pages
+
+    async def open_both() -> None:
+        for path in (new, old):
+            await (await connect(str(path))).close()
+
+    asyncio.run(open_both())
+    assert sqlite3.connect(new).execute("PRAGMA page_size").fetchone() == (16384,)
+    assert sqlite3.connect(old).execute("PRAGMA page_size").fetchone() == (4096,)
+
+
 async def test_a_version_2_database_is_adopted_as_it_is(empty_target: str) -> None:
     await old_release(empty_target, VERSION_2)
     db = await connect(empty_target)
