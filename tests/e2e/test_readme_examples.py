@@ -46,7 +46,8 @@ def test_the_documented_examples_run_as_written(tmp_path: Path, mosquitto: Broke
             if promised:
                 assert json.loads(done.stdout.strip().splitlines()[-1]) == promised[-1], done.stdout
             if "balance schedule" in example:  # the group's position: 96 quarter-hours (no schedules yet: substitutes)
-                assert done.stdout.splitlines()[-97] == "start,schedule_kwh,members,substitutes", done.stdout
-                assert done.stdout.splitlines()[-96].startswith("2026-06-18T00:00:00+02:00,0,1,1"), done.stdout
+                assert done.stdout.splitlines()[-97] == ("start,schedule_kwh,flex_up_kwh,flex_down_kwh,members,substitutes,"
+                                                        "members_with_flex"), done.stdout
+                assert done.stdout.splitlines()[-96].startswith("2026-06-18T00:00:00+02:00,0,0,0,1,1,0"), done.stdout
             if "mosquitto_sub" in example:
                 assert len(done.stdout.splitlines()) >= 5 and "nattery/nattery-dev/" in done.stdout
