@@ -10,7 +10,7 @@ band, posted at the tick's start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,24 +48,57 @@ class Book:
         return np.flatnonzero(self.need >= minimum).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What the members' memberships fix for a tick, per member (the book's indices): the most
+    each may sell (its export limit × tick length, 0 for a consumer) and its standing orders
+    (``has_ask``/``has_bid`` False: none) with the times they were posted."""
+
+    limit_wh: Ints
+    has_ask: npt.NDArray[np.bool_]
+    ask: Ints
+    ask_ms: Ints
+    has_bid: npt.NDArray[np.bool_]
+    bid: Ints
+    bid_ms: Ints
+
+
+def assemble(start: int, prices: TickPrices, fixed_price: int | None, ids: tuple[str, ...], import_wh: Ints,
+             export_wh: Ints, terms: Terms) -> Book:
+    """The book from arrays (members in id order, see the module): the one place that turns
+    positions and memberships into what a rule may do."""
+    net = export_wh - import_wh
+    surplus = np.maximum(net, 0)
+    deficit = np.maximum(-net, 0)
+    low, high = prices.low, prices.high
+    # as TickPrices.clamp: the band's low end wins when the band is empty
+    ask = np.where(terms.has_ask, np.maximum(low, np.minimum(high, terms.ask)), low)
+    bid = np.where(terms.has_bid, np.maximum(low, np.minimum(high, terms.bid)), high)
+    default_ms = start * 1000
+    return Book(start, prices, fixed_price, ids, surplus, deficit, np.minimum(surplus, terms.limit_wh), deficit,
+                ask, np.where(terms.has_ask, terms.ask_ms, default_ms), bid,
+                np.where(terms.has_bid, terms.bid_ms, default_ms))
+
+
 def build(tick: Tick, members: Mapping[str, Member]) -> Book:
     """The book of ``tick`` for a community whose members are ``members`` (by id)."""
     n = len(tick.positions)
-    ids = tuple(p.member for p in tick.positions)  # Tick sorts them by member id
-    net = np.fromiter((p.export_wh - p.import_wh for p in tick.positions), np.int64, n)
+    positions = tick.positions  # Tick sorts them by member id
     limits = np.empty(n, np.int64)
-    for i, p in enumerate(tick.positions):
+    for i, p in enumerate(positions):
         member = members.get(p.member)
         if member is None:
             raise CommunityError(f"tick {tick.start}: position for {p.member!r}, which is not a member of the community")
         limits[i] = member.sell_cap_wh(tick.length_s)
-    surplus = np.maximum(net, 0)
-    deficit = np.maximum(-net, 0)
-    prices = tick.prices
-    default_ms = tick.start * 1000
-    ask = np.fromiter((prices.clamp(p.ask.limit) if p.ask else prices.low for p in tick.positions), np.int64, n)
-    bid = np.fromiter((prices.clamp(p.bid.limit) if p.bid else prices.high for p in tick.positions), np.int64, n)
-    ask_ms = np.fromiter((p.ask.posted_ms if p.ask else default_ms for p in tick.positions), np.int64, n)
-    bid_ms = np.fromiter((p.bid.posted_ms if p.bid else default_ms for p in tick.positions), np.int64, n)
-    return Book(tick.start, prices, tick.fixed_price, ids, surplus, deficit, np.minimum(surplus, limits), deficit,
-                ask, ask_ms, bid, bid_ms)
+
+    def column(values: Iterable[int]) -> Ints:
+        return np.fromiter(values, np.int64, n)
+
+    terms = Terms(limits, np.fromiter((p.ask is not None for p in positions), np.bool_, n),
+                  column(p.ask.limit if p.ask else 0 for p in positions),
+                  column(p.ask.posted_ms if p.ask else 0 for p in positions),
+                  np.fromiter((p.bid is not None for p in positions), np.bool_, n),
+                  column(p.bid.limit if p.bid else 0 for p in positions),
+                  column(p.bid.posted_ms if p.bid else 0 for p in positions))
+    return assemble(tick.start, tick.prices, tick.fixed_price, tuple(p.member for p in positions),
+                    column(p.import_wh for p in positions), column(p.export_wh for p in positions), terms)

@@ -19,33 +19,29 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, Select, delete, func, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cloud_sync.community import sql
-from cloud_sync.community.members import Community, get, members_at
-from cloud_sync.community.model import CommunityError, Position, Tick, TickPrices
-from cloud_sync.community.pairs import Pairs
-from cloud_sync.community.positions import at_tick, from_devices
-from cloud_sync.community.settle import money, run_tick
-from cloud_sync.db import Database
-from cloud_sync.schema.community import (community_balances, community_members, community_pending, community_ticks,
-                                         community_trades)
+from cloud_sync.community import members
+from cloud_sync.community.book import Book, assemble
+from cloud_sync.community.members import Community, get
+from cloud_sync.community.model import CommunityError
+from cloud_sync.community.positions import from_devices
+from cloud_sync.community.settle import run_book
+from cloud_sync.db import Database, Kind, insert_rows, upsert
+from cloud_sync.schema.community import (community_balances, community_members, community_pending, community_positions,
+                                         community_ticks, community_trades)
 
 DEVICE_LOOKBACK_S = 7 * 86_400
-SUMS = ("sold_wh", "bought_wh", "revenue", "cost", "fee", "saving")
 COLUMNS = {"sold_wh": "sold_wh", "bought_wh": "bought_wh", "revenue": "revenue_neur", "cost": "cost_neur",
            "fee": "fee_neur", "saving": "saving_neur"}
-
-TRADE_COLUMNS = tuple(c.name for c in community_trades.columns)
-BALANCE_COLUMNS = ("community_id", "member_id", *COLUMNS.values())
-ADD_TO_BALANCE = ("ON CONFLICT (community_id, member_id) DO UPDATE SET "
-                  + ", ".join(f"{c} = {community_balances.name}.{c} + excluded.{c}" for c in COLUMNS.values()))
 
 
 class TickTaken(Exception):
@@ -61,9 +57,27 @@ class Outcome:
     trades_sha256: str
 
 
-def positions_digest(tick: Tick) -> str:
-    lines = "".join(f"{p.member},{p.import_wh},{p.export_wh}\n" for p in tick.positions)
+def positions_digest(members: Sequence[str], import_wh: Sequence[int], export_wh: Sequence[int]) -> str:
+    """SHA-256 of a tick's positions (members in id order): equal digests, equal positions."""
+    lines = "".join(f"{m},{i},{e}\n" for m, i, e in zip(members, import_wh, export_wh, strict=True))
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+async def _book(conn: AsyncConnection, community: Community, tick_start: int) -> tuple[Book, str]:
+    """The tick's book from its stored positions (checked when they were stored) of the members
+    in the community at its start, and the positions' digest."""
+    roster = await members.roster(conn, community)
+    c = community_positions.c
+    rows = (await conn.execute(select(c.member_id, c.import_wh, c.export_wh).where(
+        c.community_id == community.id, c.tick_start == tick_start))).all()
+    ids, imports, exports = (list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [])
+    kept, intervals = roster.at(tick_start, ids)
+    order = kept.tolist()
+    ids = [ids[k] for k in order]
+    import_wh, export_wh = np.array(imports, np.int64)[kept], np.array(exports, np.int64)[kept]
+    book = assemble(tick_start, community.prices, community.fixed_price, tuple(ids), import_wh, export_wh,
+                    roster.terms_of(intervals))
+    return book, positions_digest(ids, import_wh.tolist(), export_wh.tolist())
 
 
 async def _latest(conn: AsyncConnection, community_id: str, tick_start: int) -> Any:
@@ -72,73 +86,74 @@ async def _latest(conn: AsyncConnection, community_id: str, tick_start: int) -> 
         t.community_id == community_id, t.tick_start == tick_start).order_by(t.version.desc()).limit(1))).one_or_none()
 
 
-async def _version_sums(conn: AsyncConnection, community_id: str, tick: Any) -> dict[str, dict[str, int]]:
-    """Per member, the sums of one stored version of a tick."""
+def _legs(community_id: str, tick_start: int, version: int, feed_in: int, grid_import: int, sign: int) -> list[Select[Any]]:
+    """The trades of one version of a tick as changes to balances (``sign`` −1: taken back),
+    each trade twice: its seller's change and its buyer's (the money of
+    :func:`cloud_sync.community.settle.money`)."""
     t = community_trades.c
-    rows = (await conn.execute(select(t.seller, t.buyer, t.wh, t.price_ueur_kwh).where(
-        t.community_id == community_id, t.tick_start == tick.tick_start, t.version == tick.version))).all()
-    ids = sorted({r.seller for r in rows} | {r.buyer for r in rows})
-    index = {m: k for k, m in enumerate(ids)}
-    pairs = Pairs(*(np.array(col, np.int64) for col in (
-        [index[r.seller] for r in rows], [index[r.buyer] for r in rows], [r.wh for r in rows],
-        [r.price_ueur_kwh for r in rows])))
-    sums = money(len(ids), pairs, TickPrices(tick.feed_in_ueur_kwh, tick.grid_import_ueur_kwh, tick.fee_ueur_kwh))
-    return {m: {k: int(sums[k][i]) for k in SUMS} for i, m in enumerate(ids)}
+    mine = (t.community_id == community_id, t.tick_start == tick_start, t.version == version)
+    wh, price, fee, none = t.wh * sign, t.price_ueur_kwh, t.fee_ueur_kwh, literal(0, BigInteger)
+
+    def leg(member: Any, *amounts: Any) -> Select[Any]:
+        # labelled: a select keeps only one of equal unlabelled columns
+        return select(member.label("member"), *(a.label(k) for a, k in zip(amounts, COLUMNS.values(), strict=True))
+                      ).where(*mine)
+
+    return [leg(t.seller, wh, none, wh * price, none, none, wh * (price - feed_in)),
+            leg(t.buyer, none, wh, none, wh * (price + fee), wh * fee, wh * (grid_import - price - fee))]
+
+
+async def _add_to_balances(conn: AsyncConnection, community: Community, tick_start: int, version: int,
+                           latest: Any) -> None:
+    """Every member's balance changed by its sums over the new version's trades (less those of
+    the version before, for a correction), computed and written by the database in one
+    statement. Members in id order: two instances settling different ticks lock balance rows
+    in the same order and so cannot deadlock."""
+    legs = _legs(community.id, tick_start, version, community.prices.feed_in, community.prices.grid_import, 1)
+    if latest is not None:
+        legs += _legs(community.id, tick_start, latest.version, latest.feed_in_ueur_kwh, latest.grid_import_ueur_kwh, -1)
+    change = union_all(*legs).subquery()
+    member, *amounts = change.c
+    sums = select(literal(community.id), member, *(func.sum(a) for a in amounts)).group_by(member).order_by(member)
+    b = community_balances.c
+    add = upsert(cast(Kind, conn.dialect.name), community_balances).from_select(
+        [b.community_id, b.member_id, *(b[k] for k in COLUMNS.values())], sums)
+    await conn.execute(add.on_conflict_do_update(index_elements=[b.community_id, b.member_id], set_={
+        k: b[k] + add.excluded[k] for k in COLUMNS.values()}))
 
 
 async def match_tick(conn: AsyncConnection, community: Community, tick_start: int, instance: str,
                      now: float | None = None) -> Outcome:
     """Match and settle one tick inside the caller's write transaction (see the module)."""
-    memberships = {m.member.id: m for m in await members_at(conn, community.id, tick_start)}
-    tick = Tick(tick_start, community.prices, tuple(
-        Position(member, import_wh, export_wh, memberships[member].ask, memberships[member].bid)
-        for member, import_wh, export_wh in await at_tick(conn, community.id, tick_start) if member in memberships
-    ), community.tick_s, community.fixed_price)
-    digest = positions_digest(tick)
+    book, digest = await _book(conn, community, tick_start)
     latest = await _latest(conn, community.id, tick_start)
     p = community_pending.c
     clear = delete(community_pending).where(p.community_id == community.id, p.tick_start == tick_start)
     if latest is not None and latest.positions_sha256 == digest:
         await conn.execute(clear)
         return Outcome(tick_start, 0, 0, 0, latest.trades_sha256)
-    result = run_tick(tick, {k: m.member for k, m in memberships.items()}, community.rule)
+    result = run_book(book, community.rule)
     version = 1 if latest is None else latest.version + 1
-    trades = result.trades
+    trades, trades_sha256 = result.trades, result.digest()
+    shared_wh = int(trades.wh.sum())
     try:
         await conn.execute(community_ticks.insert().values(
             community_id=community.id, tick_start=tick_start, version=version, rule=community.rule,
             feed_in_ueur_kwh=community.prices.feed_in, grid_import_ueur_kwh=community.prices.grid_import,
-            fee_ueur_kwh=community.prices.fee, positions_sha256=digest, trades_sha256=result.digest(),
-            trades=len(trades), shared_wh=int(trades.wh.sum()), matched_at=time.time() if now is None else now,
+            fee_ueur_kwh=community.prices.fee, positions_sha256=digest, trades_sha256=trades_sha256,
+            trades=len(trades), shared_wh=shared_wh, matched_at=time.time() if now is None else now,
             instance=instance))
     except IntegrityError:
         raise TickTaken(f"tick {tick_start} version {version} of {community.id} was stored by another instance") from None
-    ids = result.book.ids
-    fee = community.prices.fee
-    await sql.insert_rows(conn, community_trades, TRADE_COLUMNS, [
-        (community.id, tick_start, version, k, ids[s], ids[b], w, pr, fee)
-        for k, (s, b, w, pr) in enumerate(zip(trades.seller.tolist(), trades.buyer.tolist(), trades.wh.tolist(),
-                                              trades.price.tolist(), strict=True))])
-    new = money(len(ids), trades, community.prices)
-    traded = np.flatnonzero(new["sold_wh"] + new["bought_wh"])
-    columns = [new[k][traded].tolist() for k in SUMS]
-    change = {ids[i]: dict(zip(SUMS, sums, strict=True)) for i, *sums in zip(traded.tolist(), *columns, strict=True)}
-    if latest is not None:
-        for member, old in (await _version_sums(conn, community.id, latest)).items():
-            mine = change.setdefault(member, dict.fromkeys(SUMS, 0))
-            for k in SUMS:
-                mine[k] -= old[k]
-    await _add_to_balances(conn, community.id, change)
+    ids = book.ids
+    n = len(trades)
+    await insert_rows(conn, community_trades, list(zip(
+        repeat(community.id, n), repeat(tick_start, n), repeat(version, n), range(n),
+        [ids[s] for s in trades.seller.tolist()], [ids[b] for b in trades.buyer.tolist()], trades.wh.tolist(),
+        trades.price.tolist(), repeat(community.prices.fee, n), strict=True)))
+    await _add_to_balances(conn, community, tick_start, version, latest)
     await conn.execute(clear)
-    return Outcome(tick_start, version, len(trades), int(trades.wh.sum()), result.digest())
-
-
-async def _add_to_balances(conn: AsyncConnection, community_id: str, change: dict[str, dict[str, int]]) -> None:
-    # Members in id order: two instances settling different ticks lock balance rows in the same
-    # order and so cannot deadlock.
-    await sql.insert_rows(conn, community_balances, BALANCE_COLUMNS,
-                          [(community_id, m, *(v[k] for k in SUMS)) for m, v in sorted(change.items()) if any(v.values())],
-                          ADD_TO_BALANCE)
+    return Outcome(tick_start, version, n, shared_wh, trades_sha256)
 
 
 async def due(conn: AsyncConnection, community: Community, now: float, grace_s: float) -> list[int]:

@@ -2,19 +2,25 @@
 
 A membership is an interval ``[valid_from, valid_to)`` of tick starts carrying the member's
 system and standing orders; a change of any of them ends the open interval and starts a new
-one, so a tick is always matched with the members and systems of its own time.
+one, so a tick is always matched with the members and systems of its own time. Every change
+sets a new ``members_token``, so an instance may keep the memberships it read (its
+:class:`Roster`) until the token changes.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cloud_sync.community.book import Ints, Terms
 from cloud_sync.community.model import (RULE_NAMES, TICK_S, CommunityError, Member, Order, TickPrices, check_id,
                                         parse_role)
 from cloud_sync.schema.community import communities, community_members
@@ -64,7 +70,7 @@ async def create(conn: AsyncConnection, community: Community, now: float | None 
         id=community.id, name=community.name, rule=community.rule, feed_in_ueur_kwh=community.prices.feed_in,
         grid_import_ueur_kwh=community.prices.grid_import, fee_ueur_kwh=community.prices.fee,
         fixed_price_ueur_kwh=community.fixed_price, tick_s=community.tick_s,
-        created_at=time.time() if now is None else now))
+        created_at=time.time() if now is None else now, members_token=secrets.token_hex(16)))
 
 
 async def get(conn: AsyncConnection, community_id: str) -> Community:
@@ -86,33 +92,84 @@ _COLUMNS = tuple(community_members.c[name] for name in (
 
 
 def _membership(r: Sequence[Any]) -> Membership:
-    """From a row of :data:`_COLUMNS` (unpacked by position: 10,000 members a tick)."""
+    """From a row of :data:`_COLUMNS`."""
     member_id, role, pv_wp, battery_wh, inverter_w, export_limit_w, valid_from, valid_to, device, ask, bid, posted = r
     return Membership(Member(member_id, parse_role(role), pv_wp, battery_wh, inverter_w, export_limit_w),
                       valid_from, valid_to, device, None if ask is None else Order(ask, posted),
                       None if bid is None else Order(bid, posted))
 
 
-# Per community, the memberships read for its last tick by their rows: a row's values determine
-# its Membership (a pure function of them, so nothing here can go stale), and most of a tick's
-# 10,000 rows are those of the tick before; building and checking them again cost more than
-# the rest of reading a tick.
-_last_read: dict[str, dict[tuple[Any, ...], Membership]] = {}
+@dataclass(frozen=True)
+class Roster:
+    """Every membership interval of a community, as arrays in member id order (Python string
+    order, the books' order; a member's intervals by ``valid_from``), with what each fixes for
+    a tick (:class:`~cloud_sync.community.book.Terms`), read at one ``token``."""
+
+    token: str
+    ids: tuple[str, ...]
+    valid_from: Ints
+    valid_to: Ints  # OPEN: no end
+    terms: Terms
+
+    OPEN: ClassVar[int] = 2**62
+
+    @classmethod
+    def of(cls, token: str, memberships: Sequence[Membership], tick_s: int) -> Roster:
+        ms = sorted(memberships, key=lambda m: (m.member.id, m.valid_from))
+        n = len(ms)
+
+        def column(values: Iterable[int]) -> Ints:
+            return np.fromiter(values, np.int64, n)
+
+        posted_ask = column(m.ask.posted_ms if m.ask else 0 for m in ms)
+        posted_bid = column(m.bid.posted_ms if m.bid else 0 for m in ms)
+        return cls(token, tuple(m.member.id for m in ms), column(m.valid_from for m in ms),
+                   column(cls.OPEN if m.valid_to is None else m.valid_to for m in ms),
+                   Terms(column(m.member.sell_cap_wh(tick_s) for m in ms),
+                         np.fromiter((m.ask is not None for m in ms), np.bool_, n),
+                         column(m.ask.limit if m.ask else 0 for m in ms), posted_ask,
+                         np.fromiter((m.bid is not None for m in ms), np.bool_, n),
+                         column(m.bid.limit if m.bid else 0 for m in ms), posted_bid))
+
+    def at(self, tick_start: int, members: Sequence[str]) -> tuple[Ints, Ints]:
+        """For positions of ``members`` in the tick starting at ``tick_start``: the indices of
+        those whose member is in the community then, in member id order, and their intervals."""
+        active = np.flatnonzero((self.valid_from <= tick_start) & (tick_start < self.valid_to)).tolist()
+        interval_of = {self.ids[k]: k for k in active}  # intervals of one member never overlap
+        intervals = np.fromiter((interval_of.get(m, -1) for m in members), np.int64, len(members))
+        kept = np.flatnonzero(intervals >= 0)
+        kept = kept[np.argsort(intervals[kept], kind="stable")]
+        return kept, intervals[kept]
+
+    def terms_of(self, intervals: Ints) -> Terms:
+        """The terms of these intervals, in their order."""
+        t = self.terms
+        return Terms(t.limit_wh[intervals], t.has_ask[intervals], t.ask[intervals], t.ask_ms[intervals],
+                     t.has_bid[intervals], t.bid[intervals], t.bid_ms[intervals])
 
 
-async def members_at(conn: AsyncConnection, community_id: str, tick_start: int) -> list[Membership]:
-    """The memberships in force during the tick starting at ``tick_start``, by member id."""
-    c = community_members.c
-    rows = await conn.execute(select(*_COLUMNS).where(
-        c.community_id == community_id, c.valid_from <= tick_start, or_(c.valid_to.is_(None), c.valid_to > tick_start),
-    ).order_by(c.member_id))
-    known = _last_read.get(community_id, {})
-    read = {}
-    for r in rows:
-        key = tuple(r)
-        read[key] = known.get(key) or _membership(r)
-    _last_read[community_id] = read
-    return list(read.values())
+# Per community, its roster as last read by this process (one per community; a changed token
+# replaces it).
+_rosters: dict[str, Roster] = {}
+
+
+async def roster(conn: AsyncConnection, community: Community) -> Roster:
+    """The community's memberships as they are in ``conn``'s transaction: read and checked again
+    only when its ``members_token`` changed since this process last read them (any instance's
+    change of a membership sets a new token in the same transaction)."""
+    token = await conn.scalar(select(communities.c.members_token).where(communities.c.id == community.id))
+    if token is None:
+        raise CommunityError(f"community: no community {community.id!r}")
+    known = _rosters.get(community.id)
+    if known is None or known.token != token:
+        known = _rosters[community.id] = Roster.of(token, await history(conn, community.id), community.tick_s)
+    return known
+
+
+async def _changed(conn: AsyncConnection, community_id: str) -> None:
+    """A new token for the community's memberships (see :func:`roster`), in the changing transaction."""
+    await conn.execute(update(communities).where(communities.c.id == community_id).values(
+        members_token=secrets.token_hex(16)))
 
 
 async def history(conn: AsyncConnection, community_id: str) -> list[Membership]:
@@ -146,6 +203,7 @@ async def join_new(conn: AsyncConnection, community: Community, new: list[Member
             raise CommunityError(f"member {m.member.id}: valid_from {m.valid_from} is not allowed (a tick start)")
     if new:
         await conn.execute(community_members.insert(), [_row(community.id, m) for m in new])
+        await _changed(conn, community.id)
 
 
 async def join(conn: AsyncConnection, community: Community, m: Membership) -> None:
@@ -162,6 +220,7 @@ async def join(conn: AsyncConnection, community: Community, m: Membership) -> No
     await conn.execute(update(community_members).where(mine, c.valid_from < m.valid_from, or_(
         c.valid_to.is_(None), c.valid_to > m.valid_from)).values(valid_to=m.valid_from))
     await conn.execute(community_members.insert().values(**_row(community.id, m)))
+    await _changed(conn, community.id)
 
 
 async def leave(conn: AsyncConnection, community: Community, member_id: str, valid_to: int) -> None:
@@ -174,3 +233,4 @@ async def leave(conn: AsyncConnection, community: Community, member_id: str, val
     ).values(valid_to=valid_to))
     if not done.rowcount:
         raise CommunityError(f"member: {member_id!r} has no open membership of {community.id!r} that began before {valid_to}")
+    await _changed(conn, community.id)

@@ -12,11 +12,12 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cloud_sync.community import sql
+from cloud_sync import db
 from cloud_sync.community.members import Community, history
 from cloud_sync.community.model import CommunityError, Position, check_id
 from cloud_sync.schema.community import community_pending, community_positions
@@ -63,25 +64,17 @@ async def store(conn: AsyncConnection, community: Community, rows: Iterable[Mete
     if not changed:
         return 0
     at = time.time() if now is None else now
-    upsert = sql.insert(conn, community_positions)
+    upsert = db.upsert(cast(db.Kind, conn.dialect.name), community_positions)
     await conn.execute(upsert.on_conflict_do_update(
         index_elements=[c.community_id, c.member_id, c.tick_start],
         set_={"import_wh": upsert.excluded.import_wh, "export_wh": upsert.excluded.export_wh,
               "received_at": upsert.excluded.received_at},
     ), [{"community_id": community.id, "member_id": p.member, "tick_start": p.tick_start, "import_wh": p.import_wh,
          "export_wh": p.export_wh, "received_at": at} for p in changed])
-    pending = sql.insert(conn, community_pending).on_conflict_do_nothing()
+    pending = db.upsert(cast(db.Kind, conn.dialect.name), community_pending).on_conflict_do_nothing()
     await conn.execute(pending, [{"community_id": community.id, "tick_start": t}
                                  for t in sorted({p.tick_start for p in changed})])
     return len(changed)
-
-
-async def at_tick(conn: AsyncConnection, community_id: str, tick_start: int) -> list[tuple[str, int, int]]:
-    """(member, import Wh, export Wh) of the tick, by member (checked when they were stored)."""
-    c = community_positions.c
-    rows = await conn.execute(select(c.member_id, c.import_wh, c.export_wh).where(
-        c.community_id == community_id, c.tick_start == tick_start).order_by(c.member_id))
-    return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
 async def from_devices(conn: AsyncConnection, community: Community, start: int, end: int) -> int:

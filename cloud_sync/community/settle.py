@@ -121,7 +121,11 @@ def settle(book: Book, rule_name: str, trades: Pairs) -> TickResult:
     return TickResult(book, rule_name, trades, balances)
 
 
+def run_book(book: Book, rule_name: str) -> TickResult:
+    """Match and settle one tick's book with the named rule."""
+    return settle(book, rule_name, rule(rule_name).match(book))
+
+
 def run_tick(tick: Tick, members: Mapping[str, Member], rule_name: str) -> TickResult:
     """Match and settle one tick with the named rule."""
-    book = build(tick, members)
-    return settle(book, rule_name, rule(rule_name).match(book))
+    return run_book(build(tick, members), rule_name)
