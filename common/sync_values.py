@@ -160,7 +160,8 @@ MAX_SLOT_WH = 250_000  # a quarter-hour at 1 MW
 
 
 def check_schedule(data: dict[str, Any]) -> None:
-    """``{"ts", "day": "YYYY-MM-DD", "revision", "kind", "slots": [[slot start, import Wh, export Wh], …]}``."""
+    """``{"ts", "day": "YYYY-MM-DD", "revision", "kind", "slots": [[slot start, import Wh, export Wh], …]}``;
+    a slot may add the flexibility around it: ``[…, flexibility up Wh, down Wh]`` (device/schedules.py)."""
     day = data.get("day")
     if not (isinstance(day, str) and len(day) == 10 and day[4] == day[7] == "-" and day.replace("-", "").isdigit()):
         raise ValueProblem("data.day", f"got {day!r:.80}, expected YYYY-MM-DD")
@@ -174,10 +175,11 @@ def check_schedule(data: dict[str, Any]) -> None:
         raise ValueProblem("data.slots", f"got {slots!r:.80}, expected 1 to {MAX_SCHEDULE_SLOTS} "
                                          "[slot start, import Wh, export Wh]")
     for n, slot in enumerate(slots):
-        if (type(slot) is not list or len(slot) != 3 or any(type(v) is not int for v in slot)
+        if (type(slot) is not list or len(slot) not in (3, 5) or any(type(v) is not int for v in slot)
                 or slot[0] % 900 or not all(0 <= v <= MAX_SLOT_WH for v in slot[1:])):
             raise ValueProblem(f"data.slots.{n}", f"got {slot!r:.80}, expected [slot start (a multiple of 900), "
-                                                  f"import Wh, export Wh] with whole Wh 0 to {MAX_SLOT_WH}")
+                                                  "import Wh, export Wh] or [..., flexibility up Wh, down Wh] with "
+                                                  f"whole Wh 0 to {MAX_SLOT_WH}")
 
 
 def repair(stream: str, item: dict[str, Any], now: float) -> tuple[dict[str, Any] | None, list[str]]:

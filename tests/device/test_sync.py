@@ -107,7 +107,7 @@ async def test_every_stream_arrives_exactly_once(
     db.db.execute("UPDATE settlements SET cost_eur = 0.2 WHERE ts = ?", [slot])
     db.db.execute("INSERT INTO edi_files (name, created_at, period_start, period_end, content) "
                   "VALUES ('MSCONS_1.edi', 1, 0, 900, 'UNB+UNOC:3+x')")
-    db.add_schedule("2026-06-17", 0, "day_ahead", slot, {slot: (250, 0), slot + 900: (0, 125)})
+    db.add_schedule("2026-06-17", 0, "day_ahead", slot, {slot: (250, 0, 1250, 900), slot + 900: (0, 125, 0, 1250)})
     db.close()
     client = SyncClient(device_config(tmp_path, "sync-all", aggregator, credential), store)
     await client.drain()
@@ -116,7 +116,7 @@ async def test_every_stream_arrives_exactly_once(
     assert aggregator.documents("sync-all", "edi")["MSCONS_1.edi"]["content"] == "UNB+UNOC:3+x"
     assert aggregator.documents("sync-all", "schedules")["2026-06-17/0"] == {
         "ts": slot, "day": "2026-06-17", "revision": 0, "kind": "day_ahead",
-        "slots": [[slot, 250, 0], [slot + 900, 0, 125]]}
+        "slots": [[slot, 250, 0, 1250, 900], [slot + 900, 0, 125, 0, 1250]]}
     slots = await store.call(Store.energy_slots, 0, 2e9)
     assert len(slots) >= 10
     stored = aggregator.documents("sync-all", "energy")
