@@ -104,21 +104,6 @@ async def test_the_next_slot_starts_within_five_seconds(
             assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0
 
 
-async def test_a_refused_setpoint_is_retried_then_falls_back_to_self_consumption(
-    tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
-) -> None:
-    async with rig(tmp_path, pty_pair, mosquitto) as r, controlling(r) as ctl:
-        slot = int(time.time() // SLOT_S) * SLOT_S
-        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 3000)]))
-        await until(lambda: r.sim.mode == "charge")
-        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 99_999)]))  # beyond the inverter's limit
-        await until(lambda: ctl.stats.fallbacks == 1)
-        assert ctl.stats.retries == 2 and "power_w" in (ctl.stats.last_error or "")
-        await until(lambda: r.sim.mode == "self_consumption")
-        await until(lambda: ctl.health()["active_action"] == "self_consumption")
-        assert ctl.stats.fallbacks == 1  # no retry storm: the failed setpoint waits for the next slot
-
-
 async def test_the_planning_job_drives_the_simulator_through_the_bridge(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
 ) -> None:
@@ -154,34 +139,78 @@ async def test_the_planning_job_drives_the_simulator_through_the_bridge(
                         await task
 
 
+class StandInBridge:
+    """Answers the controller's commands as the bridge does, on simulated time: every command it
+    accepts is reported back in telemetry; a charge above ``max_power_w`` is refused with the
+    bridge's message. ``sent`` lists ``(seconds since start, action, power_w, hold_s)``."""
+
+    def __init__(self, clock: SimulatedClock, topics: Topics, max_power_w: float = 5000) -> None:
+        self.clock = clock
+        self.topics = topics
+        self.max_power_w = max_power_w
+        self.start = clock.time()
+        self.sent: list[tuple[float, str, Any, Any]] = []
+        self.controller: Controller | None = None
+
+    async def publish(self, topic: str, payload: Any, **_: Any) -> None:
+        if not topic.startswith(self.topics.cmd("")):
+            return  # the plan
+        assert self.controller is not None
+        action = topic.rsplit("/", 1)[1]
+        power_w = payload.get("power_w")
+        self.sent.append((self.clock.time() - self.start, action, power_w, payload.get("hold_s")))
+        reply: dict[str, Any] = {"id": payload["id"], "ok": True}
+        if power_w is not None and power_w > self.max_power_w:
+            reply = {**reply, "ok": False, "error": f"power_w: got {power_w:g}, allowed: 0 to {self.max_power_w:g}"}
+        await self.controller.on_message(self.topics.cmd_result, json.dumps(reply).encode())
+        if reply["ok"] and action != "refresh":
+            await self.controller.on_message(self.topics.telemetry, json.dumps({"mode": action}).encode())
+
+
+@contextlib.asynccontextmanager
+async def simulated(start: float) -> AsyncIterator[tuple[Controller, StandInBridge, SimulatedClock]]:
+    """A controller on a simulated clock (it jumps whenever everything sleeps) and its bridge."""
+    clock = SimulatedClock(start=start)
+    topics = Topics("nattery", DEVICE)
+    bridge = StandInBridge(clock, topics)
+    ctl = Controller(topics, bridge.publish, watchdog_s=120, clock=clock)
+    bridge.controller = ctl
+    task = asyncio.create_task(ctl.run())
+    try:
+        yield ctl, bridge, clock
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_on_simulated_time_refreshes_feed_the_watchdog_and_the_boundary_switches_the_setpoint() -> None:
     """The controller's own timing, on a clock that jumps whenever it sleeps: 150 s in no time.
     The bridge is a stand-in that accepts every command and reports the commanded mode."""
     boundary = 1_767_225_600 + 40 * SLOT_S
-    clock = SimulatedClock(start=boundary - 100)
-    topics = Topics("nattery", DEVICE)
-    sent: list[tuple[float, str, Any]] = []
-    holder: list[Controller] = []
-
-    async def bridge(topic: str, payload: Any, **_: Any) -> None:
-        if not topic.startswith(topics.cmd("")):
-            return  # the plan
-        action = topic.rsplit("/", 1)[1]
-        sent.append((clock.time() - boundary, action, payload.get("hold_s")))
-        ctl = holder[0]
-        await ctl.on_message(topics.cmd_result, json.dumps({"id": payload["id"], "ok": True}).encode())
-        if action != "refresh":
-            await ctl.on_message(topics.telemetry, json.dumps({"mode": action}).encode())
-
-    ctl = Controller(topics, bridge, watchdog_s=120, clock=clock)
-    holder.append(ctl)
-    await ctl.set_plan(make_plan(boundary - SLOT_S, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
-    task = asyncio.create_task(ctl.run())
-    await clock.sleep(150)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with simulated(boundary - 100) as (ctl, bridge, clock):
+        await ctl.set_plan(make_plan(boundary - SLOT_S, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
+        await clock.sleep(150)
     # refresh every third of the watchdog time; the new setpoint at the boundary, not later
-    assert sent == [(-100, "charge", 160.0), (-60, "refresh", 120.0), (-20, "refresh", 80.0),
-                    (0, "discharge", 960.0), (40, "refresh", 920.0)]
+    assert [(t - 100, action, hold_s) for t, action, _, hold_s in bridge.sent] == [
+        (-100, "charge", 160.0), (-60, "refresh", 120.0), (-20, "refresh", 80.0),
+        (0, "discharge", 960.0), (40, "refresh", 920.0)]
     assert ctl.stats.boundary_lag_s == [0.0] and ctl.stats.unverified == 0
+
+
+async def test_a_refused_setpoint_is_retried_then_falls_back_to_self_consumption() -> None:
+    """A setpoint the bridge refuses is sent three times, 0.5 s then 1 s apart, then the inverter
+    is left in its own mode until the next slot: no retry storm. On simulated time."""
+    slot = 1_767_225_600 + 40 * SLOT_S
+    async with simulated(slot) as (ctl, bridge, clock):
+        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 3000)]))
+        await clock.sleep(10)
+        assert ctl.health()["active_action"] == "charge"
+        await ctl.set_plan(make_plan(slot, [Setpoint("charge", 99_999)]))  # beyond the inverter's limit
+        await clock.sleep(SLOT_S - 20)  # the rest of the slot, refreshes due every 40 s included
+        assert ctl.stats.fallbacks == 1 and ctl.stats.retries == 2
+        assert "power_w: got 99999" in (ctl.stats.last_error or "")
+        assert ctl.health()["active_action"] == "self_consumption"
+        applied = [(t, action, power_w) for t, action, power_w, _ in bridge.sent]
+        assert applied == [(0, "charge", 3000), (10, "charge", 99_999), (10.5, "charge", 99_999),
+                           (11.5, "charge", 99_999), (11.5, "self_consumption", None)]
