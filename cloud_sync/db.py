@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,11 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_
 
 from cloud_sync.schema.sync import schema_version
+from common.backoff import Backoff
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 7152001  # pg_advisory_xact_lock key: one instance migrates at a time
 _LEGACY_VERSIONS = (1, 2)  # schema_version values of releases before Alembic (adopted by 0001)
 _WRITE = "nattery_write"  # execution option: this SQLite transaction begins IMMEDIATE
+WAL_SWITCH_ATTEMPTS = 20  # about 8 s of pauses in all
 
 Kind = Literal["sqlite", "postgresql"]
 
@@ -185,11 +188,13 @@ def create_engine(target: str) -> AsyncEngine:
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # the driver begins nothing itself: "begin" below does
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         # page_size applies to a database not written yet: readings are about 2 kB each, and
         # 16 kB pages hold eight where the default 4 kB hold two (measured: storing a million
         # costs 6.5 instead of 10.5 s of CPU); an existing database keeps its own.
-        for pragma in ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            cursor.execute(f"PRAGMA {pragma}")
+        cursor.execute("PRAGMA page_size=16384")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -202,6 +207,24 @@ def create_engine(target: str) -> AsyncEngine:
         await_(driver.execute(begin))
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while another connection holds the file.
+
+    Instances starting together on a new file (still in rollback-journal mode) each switch it:
+    SQLite answers "database is locked" at once, without the busy timeout (each holds the lock
+    the other needs to change the mode), and the later one finds it in WAL already.
+    """
+    pauses = Backoff(0.01, 0.5)
+    for attempt in range(1, WAL_SWITCH_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_ATTEMPTS:
+                raise
+        await_(asyncio.sleep(pauses.delay(attempt)))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -210,6 +210,23 @@ async def test_instances_starting_together_migrate_once(empty_target: str) -> No
             await db.close()
 
 
+async def test_a_new_sqlite_file_another_connection_writes_to_is_switched_to_wal_after_it(tmp_path: Path) -> None:
+    """Another instance is writing to the new file, still in rollback-journal mode: SQLite refuses
+    the switch to WAL at once ("database is locked", no busy wait), so it is tried again."""
+    path = tmp_path / "cloud.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE other_instance (x INTEGER)")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, other.execute, "COMMIT")
+    db = await connect(str(path))
+    try:
+        assert await fetch(db, "PRAGMA journal_mode") == [("wal",)]
+    finally:
+        await db.close()
+        other.close()
+
+
 def test_the_alembic_command_line_migrates_a_database_named_by_url(tmp_path: Path) -> None:
     target = tmp_path / "cloud.db"
 
