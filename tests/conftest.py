@@ -32,6 +32,21 @@ async def session_running(session: MqttSession, timeout_s: float = 10.0) -> Asyn
             await task
 
 
+def wait_for_server(proc: subprocess.Popen, port: int, log: Path, timeout: float = 90.0) -> None:
+    """Wait until the server process ``proc`` listens on ``port``; fail at once, with the end of
+    its ``log``, if it exits first (a port taken meanwhile, a crash), else after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_for_port(port, timeout=0.5)
+            return
+        except TimeoutError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                pytest.fail(f"{proc.args!r} did not listen on port {port} "
+                            f"(exit {proc.poll()}):\n{tail}")
+
+
 @dataclass
 class Broker:
     """A mosquitto process of the test's own; ``restart()`` stops and starts it on the same port."""
@@ -116,3 +131,10 @@ def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
 @pytest.fixture(autouse=True)
 def _logging() -> None:
     logs.configure("warning", "console", cache=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first: they are the longest (whole processes, demo time that passes
+    in real minutes). Under pytest-xdist they then run beside the short tests on the other
+    worker, not last and alone."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))

@@ -30,7 +30,7 @@ from sqlalchemy import Executable, select
 
 from cloud_sync.db import Database, connect
 from cloud_sync.schema import sync as schema
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, wait_for_server
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 #: Where PostgreSQL must be there (CI, whose .ci/run starts one, or a URL given on purpose), an
@@ -121,7 +121,7 @@ class Aggregator:
              "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1", *self.options],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log_path.open("a"),
         )
-        wait_for_port(self.port, timeout=30)
+        wait_for_server(self.proc, self.port, self.log_path, timeout=30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

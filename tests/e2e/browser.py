@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ViewportSize
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, wait_for_server
 from tests.device.prices.entsoe_api import Api, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,15 +68,7 @@ def nattery_simulate(
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                wait_for_port(port, timeout=0.5)
-                break
-            except TimeoutError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (data_dir / "nattery.log").read_text()[-3000:]
-                    pytest.fail(f"nattery run --simulate did not serve the page (exit {proc.poll()}):\n{tail}")
+        wait_for_server(proc, port, data_dir / "nattery.log")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
