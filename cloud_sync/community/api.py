@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from cloud_sync import query_params
 from cloud_sync.community import ledger, members, positions
 from cloud_sync.community.model import CommunityError, Member, Order, TickPrices, parse_role
 from cloud_sync.db import Database
@@ -74,7 +75,7 @@ def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[
         if who.kind == "dev" and who.name != device:
             raise AuthError(403, f"device {who.name!r} may not read the community trades of device {device!r}")
         try:
-            start, end = _query_int(request, "from"), _query_int(request, "to")
+            start, end = _epoch(request, "from"), _epoch(request, "to")
             ledger.check_window(start, end)
         except CommunityError as exc:
             return web.json_response({"error": str(exc)}, status=400)
@@ -126,13 +127,12 @@ def _field(body: dict[str, Any], key: str, kind: type, default: Any = ..., what:
     return value
 
 
-def _query_int(request: web.Request, key: str) -> int:
-    try:
-        return int(request.query[key])
-    except KeyError:
-        raise CommunityError(f"query {key}: missing (epoch seconds)") from None
-    except ValueError:
-        raise CommunityError(f"query {key}: {request.query[key]!r} is not allowed (an integer, epoch seconds)") from None
+def _bad_query(message: str) -> CommunityError:
+    return CommunityError(f"query {message}")
+
+
+def _epoch(request: web.Request, name: str) -> int:
+    return query_params.integer(request.query, name, error=_bad_query, low=0, unit="epoch seconds")
 
 
 async def list_communities(request: web.Request, db: Database) -> Any:
@@ -205,16 +205,13 @@ async def add_positions(request: web.Request, db: Database) -> Any:
 
 
 async def match(request: web.Request, db: Database) -> Any:
-    try:
-        grace = float(request.query.get("grace_s", "0"))
-    except ValueError:
-        raise CommunityError(f"query grace_s: {request.query['grace_s']!r} is not allowed (seconds)") from None
+    grace = query_params.decimal(request.query, "grace_s", error=_bad_query, default=0.0, low=0)
     run = await ledger.match_due(db, request.match_info["community"], INSTANCE, grace_s=grace)
     return run.as_dict()
 
 
 async def trades(request: web.Request, db: Database) -> Any:
-    start, end = _query_int(request, "from"), _query_int(request, "to")
+    start, end = _epoch(request, "from"), _epoch(request, "to")
     ledger.check_window(start, end)
     async with db.read() as conn:
         community = await members.get(conn, request.match_info["community"])

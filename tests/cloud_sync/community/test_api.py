@@ -60,7 +60,7 @@ async def test_an_operator_runs_a_community_over_the_api(aggregator: Aggregator)
         "revenue_neur": 0, "cost_neur": 800 * 185_000, "saving_neur": 800 * (320_000 - 175_000 - 10_000)}]})
     assert (await call(aggregator, other, "GET", f"/v1/devices/{device_id}/community?from={T0}&to={T0 + 900}"))[0] == 403
     status, body = await call(aggregator, device, "GET", f"/v1/devices/{device_id}/community?from=x&to=1")
-    assert status == 400 and "query from: 'x' is not allowed" in body["error"]
+    assert (status, body["error"]) == (400, "query from: got 'x', expected an integer (epoch seconds)")
 
 
 async def test_the_api_refuses_devices_bad_input_and_unknown_communities(aggregator: Aggregator) -> None:
@@ -73,6 +73,8 @@ async def test_the_api_refuses_devices_bad_input_and_unknown_communities(aggrega
     status, body = await call(aggregator, op, "POST", "/v1/communities", {"id": "x", "rule": "greedy",
                                                                           "feed_in_ueur_kwh": "8 ct", "grid_import_ueur_kwh": 2})
     assert status == 400 and body["error"] == "body.feed_in_ueur_kwh: '8 ct' is not allowed (a int)"
+    status, body = await call(aggregator, op, "POST", "/v1/communities/nowhere/match?grace_s=-1")
+    assert (status, body["error"]) == (400, "query grace_s: got -1.0, allowed: 0 or more")
     status, body = await call(aggregator, op, "GET", "/v1/communities/nowhere/balances")
     assert status == 404 and "no community 'nowhere'" in body["error"]
     assert (await call(aggregator, op, "GET", "/v1/communities"))[0] == 200
