@@ -5,7 +5,8 @@
 A random community (``--seed``): 60 % prosumers with 3–30 kW inverters (a fifth of them with
 an export limit), the rest consumers; in each tick every member has a random net position (a
 prosumer exports with probability one half, up to 3 kWh; anyone may import up to 2 kWh) and a
-third of the members post limit orders at random prices and times. Each tick is timed from its
+third of the members keep standing limit orders at random prices, posted at random times in the
+day before. Each tick is timed from its
 positions to its settled balances (book, matching, the settlement's checks and sums), per rule;
 and this process's CPU time beside the wall clock (the machine is shared); then every tick is run
 again and its trades' digest compared (``replay_identical``). The
@@ -14,7 +15,9 @@ beyond a member's surplus or deficit. With ``--db`` (a SQLite file or a ``postgr
 each rule also runs as the aggregator runs it: a community of its own with the members and
 every tick's positions stored, then each tick matched and settled in its own transaction
 (members and positions read, trades inserted, balances updated): ``db_tick_ms_p50/p99``, and
-this process's CPU for it, ``db_tick_cpu_ms_p50/p99``.
+this process's CPU for it, ``db_tick_cpu_ms_p50/p99``; ``db_trades_identical``: every tick's
+stored trades have the digest of the trades matched in memory; ``db_conservation_error_wh``:
+Wh sold that nobody bought, over the stored balances.
 The last line is one JSON object.
 """
 
@@ -53,27 +56,28 @@ def community(n: int, rng: np.random.Generator) -> list[Member]:
 def ticks(members: list[Member], count: int, rng: np.random.Generator) -> list[Tick]:
     n = len(members)
     prosumer = np.array([m.role is Role.PROSUMER for m in members])
+    # standing orders, as members keep them in the database (the same in every tick)
+    priced = rng.random(n) < 1 / 3
+    ask = rng.integers(60_000, 330_000, n)
+    bid = rng.integers(60_000, 330_000, n)
+    posted = START * 1000 - rng.integers(0, 86_400_000, n)
+    asks = [Order(int(ask[i]), int(posted[i])) if priced[i] else None for i in range(n)]
+    bids = [Order(int(bid[i]), int(posted[i])) if priced[i] else None for i in range(n)]
     out = []
     for k in range(count):
-        start = START + 900 * k
         export = np.where(prosumer & (rng.random(n) < 0.5), rng.integers(0, 3_001, n), 0)
         imports = np.where(export == 0, rng.integers(0, 2_001, n), 0)
-        priced = rng.random(n) < 1 / 3
-        ask = rng.integers(60_000, 330_000, n)
-        bid = rng.integers(60_000, 330_000, n)
-        posted = start * 1000 - rng.integers(0, 86_400_000, n)
-        out.append(Tick(start, PRICES, tuple(
-            Position(m.id, int(imports[i]), int(export[i]),
-                     Order(int(ask[i]), int(posted[i])) if priced[i] else None,
-                     Order(int(bid[i]), int(posted[i])) if priced[i] else None)
-            for i, m in enumerate(members)
+        out.append(Tick(START + 900 * k, PRICES, tuple(
+            Position(m.id, int(imports[i]), int(export[i]), asks[i], bids[i]) for i, m in enumerate(members)
         )))
     return out
 
 
-async def in_database(target: str, rule: str, members: list[Member], period: list[Tick]) -> tuple[list[float], list[float]]:
+async def in_database(target: str, rule: str, members: list[Member],
+                      period: list[Tick]) -> tuple[list[float], list[float], list[str], int]:
     """Milliseconds per tick to match and settle it in the database (see the module): wall
-    clock, and this process's CPU (the database server's own CPU not included)."""
+    clock, and this process's CPU (the database server's own CPU not included); the digest of
+    each tick's stored trades; and the Wh the stored balances sold that they did not buy."""
     from cloud_sync.community import ledger, members as stored, positions
     from cloud_sync.db import connect
 
@@ -89,14 +93,17 @@ async def in_database(target: str, rule: str, members: list[Member], period: lis
             async with db.begin() as conn:
                 await positions.store(conn, community, [positions.Metered(p.member, tick.start, p.import_wh, p.export_wh)
                                                         for p in tick.positions])
-        times, cpu = [], []
+        times, cpu, digests = [], [], []
         for tick in period:
             t0, c0 = time.perf_counter(), time.process_time()
             async with db.begin() as conn:
-                await ledger.match_tick(conn, community, tick.start, "bench")
+                outcome = await ledger.match_tick(conn, community, tick.start, "bench")
             times.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
-        return times, cpu
+            digests.append(outcome.trades_sha256)
+        async with db.read() as conn:
+            balances = await ledger.balances(conn, community.id)
+        return times, cpu, digests, abs(sum(int(b["sold_wh"]) - int(b["bought_wh"]) for b in balances))
     finally:
         await db.close()
 
@@ -121,8 +128,9 @@ def bench(n_members: int, n_ticks: int, seed: int, target: str | None = None) ->
         replay = [run_tick(tick, by_id, name).digest() for tick in period]
         figures: dict[str, object] = {}
         if target is not None:
-            db_times, db_cpu = asyncio.run(in_database(target, name, members, period))
-            figures = {"db_tick_ms_p50": round(float(np.percentile(db_times, 50)), 1),
+            db_times, db_cpu, db_digests, db_error = asyncio.run(in_database(target, name, members, period))
+            figures = {"db_trades_identical": db_digests == digests, "db_conservation_error_wh": db_error,
+                       "db_tick_ms_p50": round(float(np.percentile(db_times, 50)), 1),
                        "db_tick_ms_p99": round(float(np.percentile(db_times, 99)), 1),
                        "db_tick_cpu_ms_p50": round(float(np.percentile(db_cpu, 50)), 1),
                        "db_tick_cpu_ms_p99": round(float(np.percentile(db_cpu, 99)), 1)}
