@@ -21,7 +21,7 @@ from device.config import InverterSettings
 from device.modbus import codec, sunspec
 from device.modbus.blocks import Block, plan_blocks
 from device.modbus.mapmodel import Register, RegisterAccessError, RegisterMap
-from device.modbus.worker import ModbusWorker, Priority, ReadRequest, WriteRequest
+from device.modbus.worker import ModbusWorker, Priority, ReadRequest, RequestTimeout, WriteRequest
 
 
 class CommandError(ValueError):
@@ -99,8 +99,14 @@ class Inverter:
         wrong = []
         for check in self.regmap.identity:
             unit = self.regmap.protocol.request_unit(check.device)
-            words = await self.worker.submit(
-                ReadRequest(check.table, check.address, check.words, unit), priority, deadline)  # type: ignore[arg-type]
+            try:
+                words = await self.worker.submit(
+                    ReadRequest(check.table, check.address, check.words, unit), priority, deadline)  # type: ignore[arg-type]
+            except RequestTimeout:
+                if unit is None:  # silence at the map's own unit id: nothing there (not a refusal)
+                    raise
+                wrong.append(f"{check.name} ({self.regmap.protocol.device_label(check.device)}): no reply")
+                continue
             found = check.found(words)
             if not check.matches(found):
                 at = "" if unit is None else f" at unit {unit}"

@@ -267,6 +267,8 @@ class IdentityCheck:
     known: Mapping[int, str] = field(default_factory=dict)
     contains: tuple[str, ...] = ()
     device: str = MAIN
+    model: int | None = None  # SunSpec: a point of this model, ``model_offset`` from its ID
+    model_offset: int = 0
 
     @property
     def is_text(self) -> bool:

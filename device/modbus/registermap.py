@@ -112,7 +112,7 @@ class _Parser:
         unreadable = self.unreadable(top.get("unreadable") or {}, registers)
         roles = self.roles(top["roles"], registers)
         controls = self.controls(top["controls"], registers, protocol.control_timeout_s)
-        identity = self.identity(top.get("identity") or [], registers, unreadable, protocol)
+        identity = self.identity(top.get("identity") or [], registers, unreadable, protocol, layouts)
         regmap = RegisterMap(
             family=str(top["family"]),
             name=str(top["name"]),
@@ -251,7 +251,7 @@ class _Parser:
                 raise self.fail(where, "input registers cannot be written")
             self.device(where, data, protocol)
             if "model" in data or "model_offset" in data:
-                self.point(where, data, layouts.get(data["device"]))
+                self.point(where, data, layouts.get(data["device"]), TYPES.get(data["type"], 1))
             self.address(where, data)
             self.finite(where, data, ("scale", "offset", "min", "max"))
             self.reading_rules(where, data)
@@ -271,8 +271,9 @@ class _Parser:
             self.check_scale_factor(f"registers[{register.name}]", register, result)
         return result
 
-    def point(self, where: str, data: dict, layout: SunSpecLayout | None) -> None:
-        """A SunSpec point: ``model`` and ``model_offset`` (0 is the model's ID) give its address."""
+    def point(self, where: str, data: dict, layout: SunSpecLayout | None, size: int) -> None:
+        """A SunSpec point of ``size`` words: ``model`` and ``model_offset`` (0 is the model's ID)
+        give its address."""
         if layout is None:
             raise self.fail(where, "'model' and 'model_offset' need a 'sunspec' chain for its device "
                                    f"({data['device'] or 'the main one'})")
@@ -282,7 +283,6 @@ class _Parser:
         lengths = dict(layout.chain)
         if model not in lengths:
             raise self.fail(where, f"model {model!r} is not in sunspec.models ({', '.join(map(str, lengths))})")
-        size = TYPES[data["type"]]
         if not isinstance(offset, int) or isinstance(offset, bool) or not 2 <= offset <= lengths[model] + 2 - size:
             raise self.fail(where, f"model_offset {offset!r} must be 2..{lengths[model] + 2 - size} "
                                    f"(model {model} has {lengths[model]} registers after its ID and length)")
@@ -376,19 +376,25 @@ class _Parser:
                                                               f"write-only {write_only[reg.table, address]}")
         return result
 
-    def identity(self, raw: Any, registers: Mapping[str, Register],
-                 unreadable: Mapping[str, tuple[tuple[int, int], ...]], protocol: Protocol) -> tuple[IdentityCheck, ...]:
-        """The words that prove the family: a code (``values``) or a text (``prefixes``)."""
+    def identity(self, raw: Any, registers: Mapping[str, Register], unreadable: Mapping[str, tuple[tuple[int, int], ...]],
+                 protocol: Protocol, layouts: Mapping[str, SunSpecLayout]) -> tuple[IdentityCheck, ...]:
+        """The words that prove the family: a code (``values``) or a text (``prefixes``), at an
+        address or, on a SunSpec device, at a point of a model (``model``, ``model_offset``:
+        SunSpec common model 1's manufacturer ``Mn`` at offset 2)."""
         if not isinstance(raw, list):
             raise self.fail("identity", f"expected a list, got {raw!r}")
         checks = []
         for i, item in enumerate(raw):
             where = f"identity[{item.get('name', i) if isinstance(item, Mapping) else i}]"
             data = self.mapping(item, where, {"name", "table", "address", "words", "values", "prefixes",
-                                              "contains", "known", "description", "device"},
-                                {"name", "table", "address", "words"})
+                                              "contains", "known", "description", "device", "model", "model_offset"},
+                                {"name", "table", "words"})
             data.pop("description", None)
             self.device(where, data, protocol)
+            if "model" in data or "model_offset" in data:
+                self.point(where, data, layouts.get(data["device"]), data["words"] if isinstance(data["words"], int) else 1)
+            elif "address" not in data:
+                raise self.fail(where, "missing key 'address' (or 'model' and 'model_offset' on a SunSpec device)")
             if data["table"] not in TABLES:
                 raise self.fail(where, f"unknown table {data['table']!r}; allowed: {', '.join(TABLES)}")
             words, address = data["words"], data["address"]

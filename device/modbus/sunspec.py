@@ -64,8 +64,9 @@ def identity_checks(layout: SunSpecLayout, models: Sequence[int]) -> tuple[Ident
 
 
 def rebase(regmap: RegisterMap, layout: SunSpecLayout) -> RegisterMap:
-    """``regmap`` with every SunSpec point of ``layout.device`` at its address in ``layout`` and
-    the identity checks for it. ``layout`` must hold every model of the map's chain for that
+    """``regmap`` with every SunSpec point of ``layout.device`` (registers, and identity words
+    named by model: SMA's manufacturer in model 1) at its address in ``layout`` and the identity
+    checks for it. ``layout`` must hold every model of the map's chain for that
     device (see :func:`locate`)."""
     device = layout.device
     starts = layout.starts()
@@ -77,7 +78,9 @@ def rebase(regmap: RegisterMap, layout: SunSpecLayout) -> RegisterMap:
     models = [model for model, _ in regmap.sunspec[device].chain]
     ours = [i for i, c in enumerate(regmap.identity) if c.device == device and c.name.startswith(IDENTITY_PREFIX)]
     at = ours[0] if ours else len(regmap.identity)  # in place of the checks of the layout before
-    others = [c for i, c in enumerate(regmap.identity) if i not in ours]
+    others = [dataclasses.replace(c, address=starts[c.model] + c.model_offset)
+              if c.model is not None and c.device == device else c
+              for i, c in enumerate(regmap.identity) if i not in ours]
     identity = (*others[:at], *identity_checks(layout, models), *others[at:])
     return dataclasses.replace(regmap, registers=registers, sunspec={**regmap.sunspec, device: layout},
                                identity=identity)

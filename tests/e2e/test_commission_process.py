@@ -48,6 +48,7 @@ def test_commission_process_finds_the_simulated_huawei_and_writes_the_installer_
     assert {p["map"]: p["outcome"] for p in report["scan"]} == {
         "deye_hybrid_1p": "exception", "deye_hybrid_3p": "exception", "huawei_sun2000_luna2000": "fits",
         "sungrow_sh_hybrid": "exception", "fronius_gen24": "other_family", "kostal_plenticore": "no_reply",
+        "sma_hybrid": "no_reply",
         "goodwe_et_hybrid": "no_reply"}  # GoodWe speaks at unit 247, the simulated Huawei at 1
     assert report["write"]["ok"] is True
     cfg = configuration.load([configuration.DEFAULT_FILE, tmp_path / "nattery.yaml"], environ={})

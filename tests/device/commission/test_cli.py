@@ -24,6 +24,7 @@ async def test_cli_json_output_is_parseable(deye: tuple[Simulator, str], tmp_pat
     assert {p["map"]: p["outcome"] for p in report["scan"]} == {
         "deye_hybrid_1p": "fits", "deye_hybrid_3p": "other_family", "huawei_sun2000_luna2000": "exception",
         "sungrow_sh_hybrid": "exception", "fronius_gen24": "other_family", "kostal_plenticore": "no_reply",
+        "sma_hybrid": "no_reply",
         "goodwe_et_hybrid": "no_reply"}  # GoodWe's own unit id is 247, the Deye answers at 1
     soc = next(r for r in report["registers"] if r["name"] == "battery_soc")
     assert soc["unit"] == "%" and soc["verdict"] == "ok" and 0 <= soc["value"] <= 100

@@ -328,6 +328,17 @@ def _identity(**entry: Any) -> Any:
     return mutate
 
 
+def _identity_without_address(data: dict[str, Any]) -> None:
+    _identity(values={3: "hybrid"})(data)
+    del data["identity"][0]["address"]
+
+
+def _identity_point_without_sunspec(data: dict[str, Any]) -> None:
+    _identity(prefixes=["SMA"], words=16)(data)
+    del data["identity"][0]["address"]
+    data["identity"][0].update(model=1, model_offset=2)
+
+
 def _identity_on_write_only(data: dict[str, Any]) -> None:
     data["registers"].append({"name": "cmd", "address": 100, "table": "holding", "type": "U16", "access": "w"})
     _identity(values={3: "hybrid"})(data)
@@ -422,6 +433,10 @@ BROKEN = {
     "refresh on self-consumption": (_refresh_self_consumption, "controls.self_consumption.refresh_s",
                                     "self_consumption is the inverter's own mode"),
     "refresh not a number": (_refresh_not_a_number, "controls.hold.refresh_s", "got '30s'; allowed: 1 to 3600"),
+    "identity without address": (_identity_without_address, "identity[kind]",
+                                 "missing key 'address' (or 'model' and 'model_offset' on a SunSpec device)"),
+    "identity point without sunspec": (_identity_point_without_sunspec, "identity[kind]",
+                                       "'model' and 'model_offset' need a 'sunspec' chain for its device"),
     "NaN written value": (_nan_write, "controls.hold.writes[0]", "value nan must be a finite number"),
     "boolean offset": (_bool_offset, "registers[pv]", "offset True must be a finite number"),
     "unknown type": (_unknown_type, "registers[pv]", "unknown type 'U24'"),

@@ -302,3 +302,63 @@ async def test_kostal_battery_from_model_802_and_controls_through_its_own_regist
             await inverter.apply("self_consumption")
             assert sim.mode == "self_consumption"
         assert set(sim.stats.units) == {71} and sim.stats.violations == 0 and sim.stats.exceptions == 0
+
+
+async def test_sma_sunspec_at_126_and_its_own_battery_and_grid_registers_at_unit_3() -> None:
+    """SMA: AC and PV from SunSpec at unit 126 (pysunspec2 reads the manufacturer the map proves
+    and the PV the map sums), SoC, battery and grid power from SMA's registers at unit 3, and
+    the battery modes written to unit 3 only, as evcc's sma-hybrid writes them."""
+    sma = load_map("sma_hybrid")
+    async with served(sma, speed=1e-9) as (sim, port):
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, sma.protocol), sma.protocol, port=url) as worker:
+            inverter = Inverter(sma, worker, Limits(5000, 5000))
+            snapshot = await inverter.read_telemetry()
+            device = await asyncio.to_thread(scan_with_pysunspec2, port, 126)
+            assert device.models[1][0].points["Mn"].cvalue == "SMA"
+            modules = device.models[160][0].groups["module"]
+            assert snapshot.roles["pv_w"] == modules[0].points["DCW"].cvalue + modules[1].points["DCW"].cvalue > 0
+            assert snapshot.roles["soc_pct"] == pytest.approx(sim.battery.soc_pct, abs=1)
+            assert snapshot.roles["battery_w"] == pytest.approx(sim.physics.flows.battery_w, abs=1) != 0
+            assert snapshot.roles["grid_w"] == pytest.approx(sim.physics.flows.grid_w, abs=1)
+            read = dict(sim.stats.units)
+            await inverter.apply("charge", power_w=2500)
+            assert (sim.mode, sim.mode_params) == ("charge", {"power_w": 2500.0})
+            assert [sim.image.get(n) for n in ("bms_operating_mode", "bms_charge_min_w", "bms_charge_max_w",
+                                              "bms_discharge_min_w", "bms_discharge_max_w")] == [2289, 2500, 2500, 0, 0]
+            await inverter.apply("discharge", power_w=1500)
+            assert (sim.mode, sim.mode_params) == ("discharge", {"power_w": 1500.0})
+            await inverter.apply("hold")
+            assert sim.mode == "hold"
+            await inverter.apply("self_consumption")
+            assert sim.mode == "self_consumption"
+        assert read[126] > 0 and read[3] > 0  # chain and telemetry at both units
+        at_126 = [c.name for c in inverter.regmap.identity if c.device == ""]
+        assert at_126[0] == "manufacturer" and len(at_126) == 6  # Mn, marker, 3 headers, end marker
+        assert sim.stats.units[126] - read[126] == len(at_126)  # the identity words; every write went to 3
+        assert sim.stats.violations == 0 and sim.stats.exceptions == 0
+
+
+async def test_the_sma_map_refuses_another_vendors_sunspec_inverter_naming_what_it_found() -> None:
+    """A Fronius GEN24 at unit 126 has every model the SMA map reads, but its manufacturer is
+    Fronius and nothing answers SMA's registers at unit 3: refused, nothing written."""
+    sma, fronius = load_map("sma_hybrid"), load_map("fronius_gen24")
+    other = Simulator(fronius, start_time=NOON, unit_id=126)
+    words = b"Fronius".ljust(32, b"\0")
+    start = fronius.sunspec[""].starts()[1] + 2  # model 1's Mn
+    for i in range(16):
+        other.image.words["holding"][start + i] = int.from_bytes(words[2 * i:2 * i + 2], "big")
+    port = await other.serve_tcp("127.0.0.1", 0, "socket")
+    try:
+        url = f"tcp://127.0.0.1:{port}"
+        async with ModbusWorker(client_factory(url, sma.protocol), sma.protocol, port=url,
+                                timeout_s=0.2, retries=0) as worker:
+            inverter = Inverter(sma, worker, Limits(5000, 5000))
+            with pytest.raises(IdentityError) as refused:
+                await inverter.apply("charge", power_w=1000)
+        assert str(refused.value) == (
+            f"not a {sma.name} (map sma_hybrid): manufacturer (holding 40004) reads 'Fronius', expected a text "
+            "starting 'SMA'; battery_control_available (sma (unit 3)): no reply; nothing written")
+        assert other.stats.functions.get(6, 0) + other.stats.functions.get(16, 0) == 0
+    finally:
+        await other.close()

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from device.modbus import codec
-from device.modbus.mapmodel import RegisterMap
+from device.modbus.mapmodel import MAIN, RegisterMap
 from device.modbus.registermap import available_maps, load_map
 from device.simulator.frames import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from device.simulator.image import ModbusError, RegisterImage
@@ -76,7 +76,7 @@ def test_writes_need_writable_registers_and_legal_values(regmap: RegisterMap) ->
     target = read_only.address if read_only else next(a for a in range(*image.span["holding"])
                                                         if a not in image.owner["holding"])
     with pytest.raises(ModbusError) as exc:
-        image.write(target, [0])
+        image.write(target, [0], read_only.device if read_only else MAIN)
     assert exc.value.code == ILLEGAL_ADDRESS
     bounded = next(r for r in regmap.registers.values() if r.writable and r.max is not None)
     before = image.get(bounded.name)
@@ -87,7 +87,7 @@ def test_writes_need_writable_registers_and_legal_values(regmap: RegisterMap) ->
         words = round((above - bounded.offset) / bounded.scale).to_bytes(2 * bounded.size, "big")
     ordered = [int.from_bytes(words[i:i + 2], "big") for i in range(0, len(words), 2)]
     with pytest.raises(ModbusError) as exc:
-        image.write(bounded.address, ordered if bounded.word_order == "big" else ordered[::-1])
+        image.write(bounded.address, ordered if bounded.word_order == "big" else ordered[::-1], bounded.device)
     assert exc.value.code == ILLEGAL_VALUE
     assert image.get(bounded.name) == before  # all or nothing
-    assert [r.name for r in image.write(bounded.address, codec.encode(bounded, bounded.max))] == [bounded.name]  # type: ignore[arg-type]
+    assert [r.name for r in image.write(bounded.address, codec.encode(bounded, bounded.max), bounded.device)] == [bounded.name]  # type: ignore[arg-type]
