@@ -3,8 +3,8 @@
 Lines, in this order: ``p|<melo>|<slot>|<schedule Wh>|<schedule source>|<actual Wh>|<actual
 source>`` per position sorted by metering location then slot, ``e|<slot>|<milli-EUR/MWh>`` per
 price sorted by slot, ``o|<key>=<value>`` per option sorted by key; each line ends with ``\\n``.
-The PostgreSQL store builds the same text in SQL (``string_agg``) so the 10,000-member run never
-leaves the database; a test holds the two to the same digest. The results digest is the same
+The store builds the same text in SQL (on PostgreSQL one ``string_agg`` per member, hashed in
+order as the members stream in); a test holds the two to the same digests. The results digest is the same
 over ``r|<melo>|<slot>|<deviation Wh>|<cost nano-EUR>`` lines.
 """
 

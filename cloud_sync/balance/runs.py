@@ -11,7 +11,8 @@ One run, in one write transaction:
    (:mod:`cloud_sync.balance.anomalies`, from per-slot checks and per-day figures the database
    computes) handled by the operator's choice;
 4. the input digest (schedules, actuals, their sources, prices, the choice) and the results
-   digest (:mod:`cloud_sync.balance.digest`; PostgreSQL builds the text in SQL).
+   digest (:mod:`cloud_sync.balance.digest`; PostgreSQL builds each member's text, hashed here
+   member by member), with the totals, in one pass.
 
 A run whose input digest equals the newest version's for that group and period is not stored
 again: the answer is that version, unchanged. Any other run is the next version; older versions
@@ -383,21 +384,27 @@ async def _digests(conn: AsyncConnection, kind: str, tail: str) -> tuple[str, st
     """The input digest (the positions as ``INPUT_LINE`` text, then ``tail``), the results digest
     (``RESULT_LINE``), both over the positions ordered by location in byte order, then slot (the
     text :mod:`cloud_sync.balance.digest` hashes), and the run's totals: schedule, actual,
-    deviation (Wh) and cost (nano-EUR). One pass over the positions; PostgreSQL builds the text."""
-    if kind == "postgresql":
-        row = (await conn.execute(text(
-            f"SELECT encode(sha256(convert_to(coalesce(string_agg({INPUT_LINE} || chr(10), '' ORDER BY k, ts), '') "
-            f"|| :tail, 'UTF8')), 'hex'), encode(sha256(convert_to(coalesce(string_agg({RESULT_LINE} || chr(10), '' "
-            f"ORDER BY k, ts), ''), 'UTF8')), 'hex'), {_TOTALS} FROM run_positions"), {"tail": tail})).one()
-        return str(row[0]), str(row[1]), (int(row[2]), int(row[3]), int(row[4]), int(row[5]))
+    deviation (Wh) and cost (nano-EUR). One pass over the positions. PostgreSQL builds each
+    member's text and the hashes go on here, member by member: a month of 10,000 members is
+    over 2 GB of text, beyond what one PostgreSQL value can hold."""
     inputs, results = hashlib.sha256(), hashlib.sha256()
-    stream = await conn.stream(text(f"SELECT {INPUT_LINE}, {RESULT_LINE} FROM run_positions ORDER BY k, ts"))
-    async for line, result in stream:
-        inputs.update(f"{line}\n".encode())
-        results.update(f"{result}\n".encode())
+    totals = [0, 0, 0, 0]
+    if kind == "postgresql":
+        stream = await conn.stream(text(
+            f"SELECT string_agg({INPUT_LINE} || chr(10), '' ORDER BY ts), string_agg({RESULT_LINE} || chr(10), '' "
+            f"ORDER BY ts), {_TOTALS} FROM run_positions GROUP BY k ORDER BY k"))
+        async for member_inputs, member_results, *sums in stream:
+            inputs.update(member_inputs.encode())
+            results.update(member_results.encode())
+            totals = [t + int(v) for t, v in zip(totals, sums, strict=True)]
+    else:
+        stream = await conn.stream(text(f"SELECT {INPUT_LINE}, {RESULT_LINE} FROM run_positions ORDER BY k, ts"))
+        async for line, result in stream:
+            inputs.update(f"{line}\n".encode())
+            results.update(f"{result}\n".encode())
+        totals = [int(v) for v in (await conn.execute(text(f"SELECT {_TOTALS} FROM run_positions"))).one()]
     inputs.update(tail.encode())
-    totals = (await conn.execute(text(f"SELECT {_TOTALS} FROM run_positions"))).one()
-    return inputs.hexdigest(), results.hexdigest(), (int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]))
+    return inputs.hexdigest(), results.hexdigest(), (totals[0], totals[1], totals[2], totals[3])
 
 
 async def run_summary(db: Database, run_id: int) -> dict[str, Any]:

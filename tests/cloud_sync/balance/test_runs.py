@@ -21,7 +21,7 @@ from sqlalchemy import text
 from cloud_sync import registry as device_registry
 from cloud_sync.balance import digest, intake, registry, reports, runs
 from cloud_sync.balance.registry import BalanceError
-from cloud_sync.balance.settle import Position
+from cloud_sync.balance.settle import Position, settle
 from cloud_sync.balance.timegrid import day_bounds, parse_boundary, same_weekday_before
 from cloud_sync.db import Database, connect
 from common.market_ids import gs1_check_digit
@@ -250,9 +250,9 @@ async def test_deviation_and_cost_match_a_reference_and_reruns_are_identical(db:
     assert {row[3] for (m, ts), row in rows.items() if ts == slots[0]} == {"edi"}
     # the database's digest is the one the core computes from the same positions and prices
     positions = [Position(m, ts, int(r[0]), r[1], int(r[2]), r[3]) for (m, ts), r in rows.items()]
-    expected = digest.input_digest(positions, {ts: int(Decimal(p) * 1000) for ts, p in price_text.items()},
-                                   {"anomalies": "flag"})
-    assert run["input_digest"] == expected
+    milli = {ts: int(Decimal(p) * 1000) for ts, p in price_text.items()}
+    assert run["input_digest"] == digest.input_digest(positions, milli, {"anomalies": "flag"})
+    assert run["results_digest"] == digest.results_digest(settle(positions, milli))
     again = await runs.settle_group(db, g, start, end, prices="p-ref")
     assert again["unchanged"] and again["run"] == run["run"] and again["results_digest"] == run["results_digest"]
     # a changed price series is a new version; the old one stays as it was
