@@ -161,7 +161,8 @@ class Inverter:
     async def read_registers(self, names: Sequence[str]) -> dict[str, float | None]:
         """Read named registers now (installer, verification); raises if any block fails."""
         registers = [self._register(name, "read") for name in names]
-        return await self._read(registers, Priority.ONDEMAND)
+        await self._locate(Priority.ONDEMAND, None)  # a SunSpec map knows its addresses only then
+        return await self._read([self.regmap.registers[reg.name] for reg in registers], Priority.ONDEMAND)
 
     async def _read(self, registers: Sequence[Register], priority: Priority) -> dict[str, float | None]:
         blocks = plan_blocks(self.regmap, registers)

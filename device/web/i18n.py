@@ -119,6 +119,7 @@ TEXT: dict[str, dict[str, str]] = {
     "registers": {"de": "Register", "en": "Registers"},
     "name": {"de": "Name", "en": "Name"},
     "address": {"de": "Adresse", "en": "Address"},
+    "unit_id": {"de": "Geräte-ID (Unit)", "en": "Unit id"},
     "value": {"de": "Wert", "en": "Value"},
     "raw": {"de": "Rohwert", "en": "Raw"},
     "unit": {"de": "Einheit", "en": "Unit"},

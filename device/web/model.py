@@ -167,12 +167,17 @@ def raw_value(register: Register, value: float | None) -> int | float | None:
 
 
 def registers(regmap: RegisterMap, reading: Reading | None) -> list[dict[str, Any]]:
+    """Every register of the map with its last reading, by device (the map's main unit first,
+    then each further device in the map's order: Fronius's meter at 200 reuses the inverter's
+    addresses), table and address; ``unit_id`` and ``device`` say which Modbus device holds it."""
     values = {} if reading is None else reading.registers
+    order = {name: i for i, name in enumerate(["", *(name for name, _ in regmap.protocol.devices)])}
     rows = []
-    for reg in sorted(regmap.registers.values(), key=lambda r: (r.table, r.address)):
+    for reg in sorted(regmap.registers.values(), key=lambda r: (order[r.device], r.table, r.address)):
         value = values.get(reg.name)
         rows.append({
-            "name": reg.name, "address": reg.address, "table": reg.table, "type": reg.type,
+            "name": reg.name, "unit_id": regmap.protocol.unit_of(reg.device), "device": reg.device,
+            "address": reg.address, "table": reg.table, "type": reg.type,
             "unit": reg.unit, "access": reg.access, "description": reg.description,
             "min": reg.min, "max": reg.max, "enum": {str(k): v for k, v in reg.enum.items()},
             "value": value, "raw": raw_value(reg, value),

@@ -332,6 +332,11 @@ async def test_sma_sunspec_at_126_and_its_own_battery_and_grid_registers_at_unit
             assert sim.mode == "hold"
             await inverter.apply("self_consumption")
             assert sim.mode == "self_consumption"
+            at_3 = sim.stats.units[3]  # the installer's register commands go to the register's unit
+            await inverter.write_register("bms_charge_max_w", 3000)
+            assert sim.image.get("bms_charge_max_w") == 3000 and sim.stats.units[3] == at_3 + 1
+            assert (await inverter.read_registers(["battery_soc"]))["battery_soc"] == snapshot.roles["soc_pct"]
+            assert sim.stats.units[3] == at_3 + 2
         assert read[126] > 0 and read[3] > 0  # chain and telemetry at both units
         at_126 = [c.name for c in inverter.regmap.identity if c.device == ""]
         assert at_126[0] == "manufacturer" and len(at_126) == 6  # Mn, marker, 3 headers, end marker
