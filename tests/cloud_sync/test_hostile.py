@@ -262,7 +262,11 @@ async def test_decodes_are_bounded_and_a_stalled_body_times_out(tmp_path: Path) 
         _, headers, error = answer
         assert headers["Retry-After"] == "1"
         assert error["error"] == "busy decoding 1 other batches; retry after 1 s"
-        stalled = (await reader.read()).decode()
+        # the whole answer, not up to EOF: the server then lingers 10 s more for the unread body
+        stalled = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = re.search(r"(?im)^content-length: *(\d+)", stalled)
+        assert length is not None, stalled
+        stalled += (await reader.readexactly(int(length.group(1)))).decode()
         writer.close()
         assert stalled.startswith("HTTP/1.1 408")
         assert '{"error": "the batch body did not arrive within 10 s"}' in stalled
