@@ -312,15 +312,20 @@ async def _fix_up(conn: AsyncConnection, kind: str, found: Sequence[Anomaly], ch
                  "CASE WHEN run_positions.actual_source = 'missing' THEN c.wh ELSE run_positions.actual_wh END")
     if choice == "flag":
         return
-    actual_changes = []
+    spans: dict[str, list[tuple[int, int]]] = {}
     for a in found:
-        rows = (await conn.execute(text(
-            "SELECT ts, schedule_wh FROM run_positions WHERE melo_id = :melo AND ts >= :lo AND ts < :hi "
-            "AND actual_source IN ('edi', 'device')"), {"melo": a.melo, "lo": a.start, "hi": a.end})).all()
-        for ts, schedule_wh in rows:
-            wh = substitute_wh(history.get(a.melo, {}), int(ts)) if choice == "substitute" else None
-            actual_changes.append({"melo": a.melo, "ts": int(ts), "wh": int(schedule_wh) if wh is None else wh,
-                                   "source": "excluded" if wh is None else "substitute"})
+        spans.setdefault(a.melo, []).append((a.start, a.end))
+    rows = (await conn.execute(text(  # one pass over the positions, not one per anomaly
+        "SELECT melo_id, ts, schedule_wh FROM run_positions WHERE melo_id IN :melos "
+        "AND actual_source IN ('edi', 'device')").bindparams(bindparam("melos", expanding=True)),
+        {"melos": sorted(spans)})).all() if spans else []
+    actual_changes = []
+    for melo, ts, schedule_wh in rows:
+        if not any(lo <= ts < hi for lo, hi in spans[melo]):
+            continue
+        wh = substitute_wh(history.get(melo, {}), int(ts)) if choice == "substitute" else None
+        actual_changes.append({"melo": melo, "ts": int(ts), "wh": int(schedule_wh) if wh is None else wh,
+                               "source": "excluded" if wh is None else "substitute"})
     await _apply(conn, kind, actual_changes, "actual_wh = c.wh, actual_source = c.source")
 
 
