@@ -68,15 +68,26 @@ def read_profiles() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def battery_net_wh(load_wh: np.ndarray, pv_wh: np.ndarray, capacity_wh: np.ndarray) -> np.ndarray:
     """Grid net import (Wh) of a self-consumption battery, members in rows, slots in columns:
     surplus charges it, deficit discharges it, 2.5 kW at most (625 Wh per quarter-hour)."""
+    return battery_run(load_wh, pv_wh, capacity_wh)[0]
+
+
+def battery_run(load_wh: np.ndarray, pv_wh: np.ndarray,
+                capacity_wh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`battery_net_wh` and the flexibility around it per slot as a device reports it
+    (``device/schedules.py``; this battery: lossless, floor 0 %, 625 Wh a quarter-hour each
+    way): how many Wh more and less the home could import, whole Wh rounded down."""
     soc = capacity_wh * 0.3
-    out = np.empty_like(load_wh)
+    out, up, down = np.empty_like(load_wh), np.empty_like(load_wh), np.empty_like(load_wh)
     for k in range(load_wh.shape[1]):
         surplus = pv_wh[:, k] - load_wh[:, k]
         charge = np.clip(np.minimum(surplus, capacity_wh - soc), 0, 625)
         discharge = np.clip(np.minimum(-surplus, soc), 0, 625)
+        up[:, k] = np.minimum(capacity_wh - soc, 625) - (charge - discharge)
+        down[:, k] = (charge - discharge) + np.minimum(soc, 625)
         soc = soc + charge - discharge
         out[:, k] = load_wh[:, k] - pv_wh[:, k] + charge - discharge
-    return np.rint(out).astype(np.int64)
+    return (np.rint(out).astype(np.int64), np.floor(np.maximum(up, 0)).astype(np.int64),
+            np.floor(np.maximum(down, 0)).astype(np.int64))
 
 
 def simulate(n: int, days: int, seed: int) -> dict[str, Any]:
@@ -101,7 +112,7 @@ def simulate(n: int, days: int, seed: int) -> dict[str, Any]:
         return load_wh, pv_wh
 
     actual = battery_net_wh(*window(start, slots, shift_weeks), capacity)
-    forecast = battery_net_wh(*window(start, slots, shift_weeks - 1), capacity)
+    forecast, flex_up, flex_down = battery_run(*window(start, slots, shift_weeks - 1), capacity)
     unscheduled = rng.random(n) < 0.01
     history = battery_net_wh(*window(history_start, hist_slots, shift_weeks), capacity)
     hourly = {}
@@ -111,7 +122,8 @@ def simulate(n: int, days: int, seed: int) -> dict[str, Any]:
             if start - 3600 <= hour < end:
                 hourly[hour] = row[1]
     return {"n": n, "start": start, "end": end, "slots": slots, "history_start": history_start,
-            "actual": actual, "forecast": forecast, "unscheduled": unscheduled, "history": history,
+            "actual": actual, "forecast": forecast, "flex_up": flex_up, "flex_down": flex_down,
+            "unscheduled": unscheduled, "history": history,
             "hourly": hourly}
 
 
@@ -160,14 +172,17 @@ async def load(db: Database, sim: dict[str, Any]) -> None:
     for i in range(n):
         m = melo(i)
         if not sim["unscheduled"][i]:
-            for k, wh in enumerate(sim["forecast"][i].tolist()):
-                schedule_rows.append((m, start + 900 * k, 0, "day_ahead", max(wh, 0), max(-wh, 0), now))
+            flex = zip(sim["forecast"][i].tolist(), sim["flex_up"][i].tolist(), sim["flex_down"][i].tolist(),
+                       strict=True)
+            for k, (wh, up, down) in enumerate(flex):
+                schedule_rows.append((m, start + 900 * k, 0, "day_ahead", max(wh, 0), max(-wh, 0), up, down, now))
         for k, wh in enumerate(sim["actual"][i].tolist()):
             actual_rows.append((m, start + 900 * k, "device", max(wh, 0), max(-wh, 0), now))
         if sim["unscheduled"][i]:
             for k, wh in enumerate(sim["history"][i].tolist()):
                 actual_rows.append((m, sim["history_start"] + 900 * k, "device", max(wh, 0), max(-wh, 0), now))
-    tables["schedule_slots"] = (("melo_id", "ts", "revision", "kind", "import_wh", "export_wh", "created_at"),
+    tables["schedule_slots"] = (("melo_id", "ts", "revision", "kind", "import_wh", "export_wh", "flex_up_wh",
+                                 "flex_down_wh", "created_at"),
                                 schedule_rows)
     tables["schedules_in_force"] = (("melo_id", "ts", "revision", "kind", "import_wh", "export_wh"),
                                     [row[:6] for row in schedule_rows])
