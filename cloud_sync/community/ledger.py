@@ -114,7 +114,10 @@ async def _add_to_balances(conn: AsyncConnection, community: Community, tick_sta
         legs += _legs(community.id, tick_start, latest.version, latest.feed_in_ueur_kwh, latest.grid_import_ueur_kwh, -1)
     change = union_all(*legs).subquery()
     member, *amounts = change.c
-    sums = select(literal(community.id), member, *(func.sum(a) for a in amounts)).group_by(member).order_by(member)
+    # PostgreSQL: sorted and grouped by bytes, not by the database's collation (10,000 members:
+    # 33 of 40 ms of the sort); SQLite compares bytes anyway
+    key = member.collate("C") if conn.dialect.name == "postgresql" else member
+    sums = select(literal(community.id), key, *(func.sum(a) for a in amounts)).group_by(key).order_by(key)
     b = community_balances.c
     add = upsert(cast(Kind, conn.dialect.name), community_balances).from_select(
         [b.community_id, b.member_id, *(b[k] for k in COLUMNS.values())], sums)
