@@ -8,7 +8,7 @@ Energy in Wh, prices in µEUR/kWh, money in nEUR, all BIGINT (exact; see
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Double, ForeignKey, Integer, Table, Text
+from sqlalchemy import BigInteger, Column, Double, ForeignKey, Index, Integer, Table, Text
 
 from cloud_sync.schema import metadata
 
@@ -61,6 +61,9 @@ community_positions = Table(
     Column("import_wh", BigInteger, nullable=False),
     Column("export_wh", BigInteger, nullable=False),
     Column("received_at", Double, nullable=False),
+    # a tick's positions (the key leads with the member: without this, reading one tick scans
+    # every position of the community)
+    Index("ix_community_positions_tick", "community_id", "tick_start"),
 )
 
 # Ticks with positions not matched since they last changed.
