@@ -9,6 +9,7 @@ readings named, since guessing would move a membership by an hour.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,6 +66,7 @@ def local_day(ts: int, zone: ZoneInfo = MARKET_ZONE) -> date:
     return datetime.fromtimestamp(ts, zone).date()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a run asks it for the same few slots once per member
 def same_weekday_before(ts: int, weeks: int, zone: ZoneInfo = MARKET_ZONE) -> int | None:
     """The slot at the same local wall-clock time ``weeks`` weeks earlier; None when that time did
     not exist then (spring gap). The second 02:xx of an autumn day maps to the (only) 02:xx of
