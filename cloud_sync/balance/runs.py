@@ -396,11 +396,12 @@ async def _digests(conn: AsyncConnection, kind: str, tail: str) -> tuple[str, st
     totals = [0, 0, 0, 0]
     if kind == "postgresql":
         stream = await conn.stream(text(
-            f"SELECT string_agg({INPUT_LINE} || chr(10), '' ORDER BY ts), string_agg({RESULT_LINE} || chr(10), '' "
-            f"ORDER BY ts), {_TOTALS} FROM run_positions GROUP BY k ORDER BY k"))
-        async for member_inputs, member_results, *sums in stream:
-            inputs.update(member_inputs.encode())
-            results.update(member_results.encode())
+            f"SELECT convert_to(string_agg({INPUT_LINE} || chr(10), '' ORDER BY ts), 'UTF8'), "
+            f"convert_to(string_agg({RESULT_LINE} || chr(10), '' ORDER BY ts), 'UTF8'), {_TOTALS} "
+            "FROM run_positions GROUP BY k ORDER BY k"))
+        async for member_inputs, member_results, *sums in stream:  # bytes: no decoding and encoding again
+            inputs.update(member_inputs)
+            results.update(member_results)
             totals = [t + int(v) for t, v in zip(totals, sums, strict=True)]
     else:
         stream = await conn.stream(text(f"SELECT {INPUT_LINE}, {RESULT_LINE} FROM run_positions ORDER BY k, ts"))
