@@ -10,9 +10,13 @@ each raises :class:`IdError` with one line saying which character is wrong and w
 - **MeLo-ID** (Messlokations-ID, Zählpunktbezeichnung): 33 characters: country code ``DE``, the
   6-digit grid operator number, the 5-digit postcode, and a 20-character alphanumeric meter
   point number (capital letters and digits). It has no check digit.
-- **Market partner ID**: 13 digits with the GS1 mod-10 check digit (weights 1, 3, 1, 3 ... from
-  the left over the first twelve digits; check = ``(10 - sum mod 10) mod 10``). BDEW codes
-  begin with 99, DVGW codes with 98; GS1 GLNs are any other 13-digit GLN. The code list that
+- **Market partner ID**: 13 digits, the last a check digit. BDEW codes begin with 99 and carry
+  the MaLo-ID's check digit over their first twelve digits (weights 1, 2, 1, 2 ... from the
+  left): every real BDEW code we have seen has it (``9905048000007``, ``9985046000001`` in the
+  real MSCONS files of docs/edi.md, ``9904590000002``, ``9903756000004`` in public EDIFACT), and
+  none the GS1 digit. GS1 GLNs (any other 13-digit code) carry the GS1 mod-10 check digit
+  (weights 1, 3, 1, 3 ... from the left; check = ``(10 - sum mod 10) mod 10``); so do DVGW codes
+  (begin with 98) here, for want of a real one to check against. The code list that
   qualifies it differs by segment: NAD (DE 3055) uses 9 = GS1, 293 = BDEW, 332 = DVGW; UNB
   (DE 0007) uses 14 = GS1, 500 = BDEW, 502 = DVGW (EDI@Energy MIGs, "Allgemeine Festlegungen").
 """
@@ -39,8 +43,17 @@ def _nth(position: int) -> str:
 
 def malo_check_digit(first_ten: str) -> int:
     """The BDEW check digit of a MaLo-ID's first ten digits."""
-    odd = sum(int(d) for d in first_ten[0::2])
-    even = sum(int(d) for d in first_ten[1::2]) * 2
+    return _weights_1_2(first_ten)
+
+
+def bdew_check_digit(first_twelve: str) -> int:
+    """The check digit of a BDEW code number's first twelve digits (the MaLo-ID's method)."""
+    return _weights_1_2(first_twelve)
+
+
+def _weights_1_2(digits: str) -> int:
+    odd = sum(int(d) for d in digits[0::2])
+    even = sum(int(d) for d in digits[1::2]) * 2
     return (10 - (odd + even) % 10) % 10
 
 
@@ -48,6 +61,11 @@ def gs1_check_digit(first_twelve: str) -> int:
     """The GS1 mod-10 check digit of a 13-digit code's first twelve digits."""
     total = sum(int(d) * (3 if n % 2 else 1) for n, d in enumerate(first_twelve))
     return (10 - total % 10) % 10
+
+
+def partner_check_digit(first_twelve: str, qualifier: str) -> int:
+    """The check digit a market partner ID of NAD code list ``qualifier`` ends with."""
+    return bdew_check_digit(first_twelve) if qualifier == "293" else gs1_check_digit(first_twelve)
 
 
 def _digits(value: str, length: int, what: str) -> None:
@@ -108,7 +126,7 @@ def check_partner(value: str, qualifier: str) -> str:
     if prefix is not None and not value.startswith(prefix):
         issuer = {"293": "BDEW", "332": "DVGW"}[qualifier]
         raise IdError(f"{value!r}: {issuer} codes (qualifier {qualifier}) begin with {prefix}")
-    expected = gs1_check_digit(value[:12])
+    expected = partner_check_digit(value[:12], qualifier)
     if int(value[12]) != expected:
         raise IdError(f"{value!r}: the check digit (13th) is {value[12]}, it should be {expected}")
     return value

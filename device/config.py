@@ -257,7 +257,7 @@ class MarketSettings:
 
     malo_id: str = setting("", help="market location (MaLo-ID): 11 digits with the BDEW check digit")
     melo_id: str = setting("", help="metering location (MeLo-ID): DE + grid operator + postcode + 20 alphanumeric")
-    sender_id: str = setting("", help="sender market partner ID: 13 digits with the GS1 check digit")
+    sender_id: str = setting("", help="sender market partner ID: 13 digits with its check digit (BDEW codes: the MaLo-ID method, GS1 and DVGW: GS1 mod-10)")
     sender_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")
     receiver_id: str = setting("", help="receiver market partner ID (the metering point operator's recipient)")
     receiver_qualifier: str = setting("293", choices=("9", "293", "332"), help="9 GS1, 293 BDEW, 332 DVGW")

@@ -14,13 +14,13 @@ from common import mscons
 
 MELO = "DE0001234567890000000000000000001"
 MALO = "51238696781"
-DEVICE_PARTY = mscons.Party("9900000000004", "293")  # the device's configured sender
+DEVICE_PARTY = mscons.Party("9900000000003", "293")  # the device's configured sender
 GRID = mscons.Party("9800000000007", "332")  # the receiver (grid operator / MSB)
 PARTNERS = frozenset({DEVICE_PARTY.id, GRID.id})
 FIXTURES = Path(__file__).parent / "fixtures"  # see fixtures/README.md for where each file comes from
 # The identities in the hand-built market partner files: the metering point operator sends the
 # official values of one metering location (MeLo) and its market location (MaLo) to DEVICE_PARTY.
-MSB = mscons.Party("9912345000007", "293")
+MSB = mscons.Party("9912345000002", "293")
 FIXTURE_MELO = "DE0005667890100000000000000004711"
 FIXTURE_MALO = "50998877665"
 

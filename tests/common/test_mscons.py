@@ -19,16 +19,16 @@ from common import mscons
 # a BDEW sender and a GS1 receiver), which our own builder never produces.
 FOREIGN = (
     "UNA:+,? '"
-    "UNB+UNOC:3+9900000000004:500+4012345000009:14+261102:0605+R1++TL'"
+    "UNB+UNOC:3+9900000000003:500+4012345000009:14+261102:0605+R1++TL'"
     "UNH+M1+MSCONS:D:04B:UN:2.4c'BGM+7+DOC1+9'DTM+137:202611020605?+00:303'RFF+Z13:13018'"
-    "NAD+MS+9900000000004::293'NAD+MR+4012345000009::9'UNS+D'NAD+DP'"
+    "NAD+MS+9900000000003::293'NAD+MR+4012345000009::9'UNS+D'NAD+DP'"
     "LOC+172+DE0001234567890000000000000000001'DTM+163:202610312300?+00:303'DTM+164:202610312330?+00:303'"
     "LIN+1'PIA+5+1-1?:1.29.0:SRW'"
     "QTY+220:1,25'DTM+163:202610312300?+00:303'DTM+164:202610312315?+00:303'"
     "QTY+67:0,5:KWH'DTM+163:202610312315?+00:303'DTM+164:202610312330?+00:303'STS+Z32++Z92'"
     "UNT+21+M1'"
     "UNH+M2+MSCONS:D:04B:UN:2.5'BGM+7+DOC2+9'DTM+137:202611020605?+01:303'"
-    "NAD+MS+9900000000004::293'NAD+MR+4012345000009::9'UNS+D'NAD+DP'"
+    "NAD+MS+9900000000003::293'NAD+MR+4012345000009::9'UNS+D'NAD+DP'"
     "LOC+172+DE0001234567890000000000000000002'DTM+163:202610312300?+00:303'DTM+164:202610312315?+00:303'"
     "LIN+1'PIA+5+1-1?:2.29.0:SRW'QTY+220:0,004'DTM+163:202610312300?+00:303'DTM+164:202610312315?+00:303'"
     "UNT+16+M2'"
@@ -43,7 +43,7 @@ def utc(*parts: int) -> int:
 def test_foreign_interchange_with_una_and_comma_decimal_mark() -> None:
     parsed = mscons.parse(FOREIGN)
     assert parsed.reference == "R1"
-    assert parsed.sender == mscons.Party("9900000000004", "293")
+    assert parsed.sender == mscons.Party("9900000000003", "293")
     assert parsed.receiver == mscons.Party("4012345000009", "9")
     one, two = parsed.messages
     assert (one.version, two.version, one.check_id) == ("2.4c", "2.5", "13018")
@@ -87,7 +87,7 @@ def test_broken_interchanges_are_refused_saying_where(broken: str, message: str)
 
 
 def test_builder_refuses_values_it_cannot_write() -> None:
-    party = mscons.Party("9900000000004", "293")
+    party = mscons.Party("9900000000003", "293")
     value = mscons.Value(0, 900, Decimal("0.0005"))
     profile = mscons.LoadProfile("1", "1", 0, "2.4c", "13018", party, party, "DE" + "0" * 31, 0, 900,
                                  (mscons.Series(mscons.OBIS_IMPORT, (value,)),))
@@ -97,7 +97,7 @@ def test_builder_refuses_values_it_cannot_write() -> None:
 
 def readme_example() -> str:
     """The example interchange in docs/edi.md: what the builder writes for these inputs, one segment a line."""
-    sender, receiver = mscons.Party("9900000000004", "293"), mscons.Party("9800000000007", "332")
+    sender, receiver = mscons.Party("9900000000003", "293"), mscons.Party("9800000000007", "332")
     start = utc(2026, 10, 31, 23, 0)
 
     def series(obis: str, kwh: tuple[str, str]) -> mscons.Series:

@@ -21,7 +21,7 @@ from device.store import Store
 TZ = "Europe/Berlin"
 MARKET = configuration.MarketSettings(
     malo_id="51238696781", melo_id="DE0001234567890000000000000000001",
-    sender_id="9900000000004", receiver_id="9800000000007", receiver_qualifier="332",
+    sender_id="9900000000003", receiver_id="9800000000007", receiver_qualifier="332",
 )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from cloud_sync.balance import registry, runs
 from cloud_sync.balance.timegrid import day_bounds, parse_boundary
 from cloud_sync.db import connect
-from common.market_ids import gs1_check_digit
+from common.market_ids import bdew_check_digit
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
 from tests.e2e.browser import DESKTOP, screenshot_path
 from tests.e2e.test_operator_browser import no_unknown_words
@@ -28,7 +28,7 @@ MELOS = [f"DE0001234567890000000000000888{n:03d}" for n in range(3)]
 async def seed(target: str) -> dict[str, Any]:
     db = await connect(target)
     try:
-        brp = "990000000888" + str(gs1_check_digit("990000000888"))
+        brp = "990000000888" + str(bdew_check_digit("990000000888"))
         await registry.add_participant(db, brp, "293", "Page BRP", ["brp"])
         await registry.add_group(db, "PAGE-1", "page fleet", brp)
         start, end = day_bounds(DAY)

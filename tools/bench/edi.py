@@ -50,9 +50,9 @@ from device.store import Store
 TZ = "Europe/Berlin"
 
 
-def _partner(rng: random.Random, prefix: str) -> str:
-    first = prefix + "".join(str(rng.randint(0, 9)) for _ in range(12 - len(prefix)))
-    return first + str(market_ids.gs1_check_digit(first))
+def _partner(rng: random.Random, qualifier: str) -> str:
+    first = {"293": "99", "332": "98"}[qualifier] + "".join(str(rng.randint(0, 9)) for _ in range(10))
+    return first + str(market_ids.partner_check_digit(first, qualifier))
 
 
 def market(seed: int) -> MarketSettings:
@@ -62,7 +62,7 @@ def market(seed: int) -> MarketSettings:
     return MarketSettings(
         malo_id=malo_first + str(market_ids.malo_check_digit(malo_first)),
         melo_id="DE000123456789" + "".join(rng.choice("0123456789ABCDEF") for _ in range(19)),
-        sender_id=_partner(rng, "99"), receiver_id=_partner(rng, "98"), receiver_qualifier="332",
+        sender_id=_partner(rng, "293"), receiver_id=_partner(rng, "332"), receiver_qualifier="332",
     )
 
 

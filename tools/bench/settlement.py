@@ -40,7 +40,7 @@ from structlog.testing import capture_logs
 from cloud_sync.balance import registry, runs
 from cloud_sync.balance.timegrid import day_bounds
 from cloud_sync.db import Database, connect
-from common.market_ids import gs1_check_digit
+from common.market_ids import bdew_check_digit
 
 DATA = Path(os.environ.get("NATTERY_DATA", "/work/shared/data"))
 HOUSEHOLDS = ["household/de_household_15min_2024.csv"] + [
@@ -156,7 +156,7 @@ def reference(sim: dict[str, Any]) -> tuple[dict[int, tuple[int, int]], dict[str
 async def load(db: Database, sim: dict[str, Any]) -> None:
     """Participants, group and prices through the library; locations, memberships, schedules and
     actuals with COPY (PostgreSQL) or bulk inserts."""
-    brp = "990000000001" + str(gs1_check_digit("990000000001"))
+    brp = "990000000001" + str(bdew_check_digit("990000000001"))
     await registry.add_participant(db, brp, "293", "Bench BRP", ["brp"])
     await registry.add_group(db, "BENCH", "benchmark fleet", brp)
     rows = "".join(f"{datetime.fromtimestamp(h, UTC):%Y-%m-%dT%H:%M:%SZ},{p}\n" for h, p in sorted(sim["hourly"].items()))

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from cloud_sync.balance.timegrid import day_bounds
 from cloud_sync.cli import main
-from common.market_ids import gs1_check_digit
+from common.market_ids import bdew_check_digit
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
 
-BRP = "990000000777" + str(gs1_check_digit("990000000777"))
+BRP = "990000000777" + str(bdew_check_digit("990000000777"))
 MELO = "DE0001234567890000000000000777001"
 
 

@@ -24,7 +24,7 @@ from cloud_sync.balance.registry import BalanceError
 from cloud_sync.balance.settle import Position, settle
 from cloud_sync.balance.timegrid import day_bounds, parse_boundary, same_weekday_before
 from cloud_sync.db import Database, connect
-from common.market_ids import gs1_check_digit
+from common.market_ids import bdew_check_digit
 from tests.cloud_sync.aggregator import cloud_target, pg_url  # noqa: F401
 
 _numbers = itertools.count(1)
@@ -36,7 +36,7 @@ def melo() -> str:
 
 def partner(n: int) -> str:
     head = f"99{n:010d}"
-    return head + str(gs1_check_digit(head))
+    return head + str(bdew_check_digit(head))
 
 
 @pytest.fixture

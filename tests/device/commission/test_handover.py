@@ -38,7 +38,7 @@ async def test_cli_writes_a_valid_installer_file_tariff_and_password(
                       "    - {start: '00:00', end: '06:00', fee_eur_mwh: 30.0}\n")
     market = tmp_path / "market.yaml"
     market.write_text("malo_id: '51238696781'\nmelo_id: DE0001234567890000000000000000001\n"
-                      "sender_id: '9900000000004'\nreceiver_id: '9800000000007'\nreceiver_qualifier: '332'\n")
+                      "sender_id: '9900000000003'\nreceiver_id: '9800000000007'\nreceiver_qualifier: '332'\n")
     password = "correct horse battery"
     result = await invoke("--port", port, "--scan-units", "1", "--scan-timeout", "0.1", "--write-config",
                           "--tariff", str(tariff), "--market", str(market), "--homeowner-password",
@@ -68,7 +68,7 @@ async def test_cli_writes_a_valid_installer_file_tariff_and_password(
 async def test_wrong_market_identities_are_refused_before_anything_runs(tmp_path: Path) -> None:
     market = tmp_path / "market.yaml"
     market.write_text("market:\n  malo_id: '51238696782'\n  melo_id: DE0001234567890000000000000000001\n"
-                      "  sender_id: '9900000000004'\n  receiver_id: '9900000000004'\n")
+                      "  sender_id: '9900000000003'\n  receiver_id: '9900000000003'\n")
     data = tmp_path / "data"
     data.mkdir()
     result = await invoke("--port", "serial:///dev/nonexistent", "--market", str(market), "--data-dir", str(data))
