@@ -442,6 +442,14 @@ def document_day(body: Sequence[Segment], zone: tzinfo) -> date | None:
     return None
 
 
+def check_id(body: Sequence[Segment]) -> str:
+    """A message's Prüfidentifikator (RFF+Z13) from its segments, "" when it has none."""
+    for segment in body:
+        if segment.tag == "RFF" and _element(segment, 0) == "Z13":
+            return _element(segment, 0, 1)
+    return ""
+
+
 def read_message(unh: Segment, body: Sequence[Segment], decimal_mark: str) -> LoadProfile:
     """One message's content from its UNH and the segments between UNH and UNT (for a reader that
     checks the envelope itself, like the aggregator's gateway)."""

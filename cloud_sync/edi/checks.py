@@ -80,11 +80,14 @@ def check(message: Message, decimal_mark: str, context: Context, earlier_in_file
     """Every finding of ``message``; ``earlier_in_file`` collects (sender, document number) of
     the interchange's messages so far (a duplicate within one file is one too).
 
-    The MIG version comes first: a message of a version not in force on its document date is
-    refused for that alone, its content not checked against a MIG it was not written to (what
-    can be read of it still names the document and the partners in the APERAK)."""
+    The MIG version comes first, then the Prüfidentifikator: a message of a version not in force
+    on its document date, or one that is not a load profile (a meter reading 13017, an energy
+    quantity 13019, ...), is refused for that alone, its content not checked against rules it
+    was not written to (what can be read of it still names the document and the partners in the
+    APERAK)."""
     day = mscons.document_day(message.body, GERMAN)
-    wrong = None if day is None else _version(message.kind[4] if len(message.kind) > 4 else "", day)
+    wrong = (None if day is None else _version(message.kind[4] if len(message.kind) > 4 else "", day)) \
+        or _not_a_profile(mscons.check_id(message.body))
     try:
         profile = mscons.read_message(message.unh, message.body, decimal_mark)
     except mscons.MsconsError as exc:
@@ -146,14 +149,18 @@ def _parties(profile: mscons.LoadProfile, context: Context, location: Location |
 def _header(profile: mscons.LoadProfile, context: Context, findings: list[Finding]) -> None:
     if not profile.check_id:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no Prüfidentifikator (RFF+Z13)", "SG1 RFF+Z13"))
-    elif profile.check_id not in CHECK_IDS:
-        findings.append(Finding(Erc.CODE_NOT_ALLOWED, f"Prüfidentifikator {profile.check_id}; this gateway takes load "
-                                                      f"profiles: {', '.join(sorted(CHECK_IDS))}",
-                                f"RFF+Z13:{profile.check_id}"))
     if not profile.document_date:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no document date (DTM+137)", "DTM+137"))
         return
     _period(profile, context, findings)
+
+
+def _not_a_profile(check_id: str) -> Finding | None:
+    """Z39 for a Prüfidentifikator other than a load profile's (a missing one is found later: Z29)."""
+    if not check_id or check_id in CHECK_IDS:
+        return None
+    return Finding(Erc.CODE_NOT_ALLOWED, f"Prüfidentifikator {check_id}; this gateway takes load profiles: "
+                                         f"{', '.join(sorted(CHECK_IDS))}", f"RFF+Z13:{check_id}")
 
 
 def _version(version: str, day: date) -> Finding | None:

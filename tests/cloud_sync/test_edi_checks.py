@@ -233,7 +233,7 @@ def test_a_broken_message_is_rejected_alone_by_ucm(mutate: object, code: str, sa
 
 
 def test_aperak_names_the_message_the_code_and_where() -> None:
-    text = day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0").replace("RFF+Z13:13018", "RFF+Z13:13017")
+    text = day_file(DAY).replace("1-1?:2.29.0", "1-1?:2.8.0").replace("RFF+Z13:13018", "RFF+Z13:")
     report = syntax.check(text.encode())
     checked = checks.check(report.messages[0], report.decimal_mark, context(), set())
     answer = answers.aperak(report, [checked], "A1", day_start(DAY))
@@ -242,7 +242,7 @@ def test_aperak_names_the_message_the_code_and_where() -> None:
     assert "UNH+1+APERAK:D:07B:UN:2.1i" in segments and "BGM+313+A1-1" in segments
     assert "RFF+ACE:MSCONS00000007" in segments and "RFF+ACW:7" in segments
     assert f"NAD+MR+{DEVICE_PARTY.id}::293" in segments and f"NAD+MS+{GRID.id}::332" in segments
-    assert "ERC+Z39" in segments and "FTX+Z02+++RFF?+Z13?:13017" in segments
+    assert "ERC+Z29" in segments and "FTX+Z02+++SG1 RFF?+Z13" in segments
     assert "ERC+Z20" in segments  # Z20 needs no location
     assert answer.startswith(f"UNA:+.? 'UNB+UNOC:3+{GRID.id}:502+{DEVICE_PARTY.id}:500+")
 
@@ -309,6 +309,30 @@ def test_a_real_public_file_of_an_old_mig_gets_the_version_code() -> None:
     assert [(f.code.value, f.text, f.where) for f in checked.findings] == [
         ("Z39", "MIG version '2.2e': no MSCONS MIG version on record for 2016-01-12; the first known is 2.4b, "
                 "from 2023-10-01", "UNH S009 DE0057 2.2e")]
+
+
+# Two layouts of the real 2.4c files of docs/edi.md that are not load profiles, written here by
+# hand with made-up values (the real files have no licence): a meter reading (13017: LOC+172
+# without an ID, the meter in RFF+AGK, the reading's time as DTM+7/DTM+9, OBIS 1.8.0) and a
+# month's energy quantity (13019: OBIS 1.9.0, one QTY over a month, STS reasons).
+_NOT_PROFILES = """UNA:+,? 'UNB+UNOC:3+9800000000007:502+9900000000003:500+260616:0705+P4712++VL'\
+UNH+1+MSCONS:D:04B:UN:2.4c'BGM+7+P4712-1+9'DTM+137:202606160705?+00:303'RFF+Z13:13017'\
+NAD+MS+9800000000007::332'NAD+MR+9900000000003::293'UNS+D'NAD+DP'LOC+172'RFF+AGK:4711'LIN+1'\
+PIA+5+1-1?:1.8.0:SRW'QTY+220:1234,5'DTM+7:202605312200?+00:303'DTM+9:202605312200?+00:303'UNT+16+1'\
+UNH+2+MSCONS:D:04B:UN:2.4c'BGM+7+P4712-2+9'DTM+137:202606160705?+00:303'RFF+Z13:13019'\
+NAD+MS+9800000000007::332'NAD+MR+9900000000003::293'UNS+D'NAD+DP'LOC+172+51238696781'LIN+1'\
+PIA+5+1-1?:1.9.0:SRW'QTY+220:321,125'DTM+163:202604302200?+00:303'DTM+164:202605312200?+00:303'\
+STS+10+Z36'UNT+16+2'UNZ+2+P4712'"""
+
+
+def test_a_meter_reading_and_an_energy_quantity_get_the_check_id_code_not_a_parse_error() -> None:
+    report = syntax.check(_NOT_PROFILES.encode("latin-1"))
+    assert report.fault is None and len(report.accepted_messages) == 2
+    checked = [checks.check(m, report.decimal_mark, context(device=None), set()) for m in report.messages]
+    assert [[(f.code.value, f.text, f.where) for f in c.findings] for c in checked] == [
+        [("Z39", f"Prüfidentifikator {pid}; this gateway takes load profiles: 13018, 13025", f"RFF+Z13:{pid}")]
+        for pid in ("13017", "13019")]
+    assert not any(c.accepted for c in checked)
 
 
 def test_quantity_qualifiers_beyond_those_read_are_refused_naming_them() -> None:
