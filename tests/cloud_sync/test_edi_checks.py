@@ -172,6 +172,21 @@ def test_another_senders_layout_is_read_as_written() -> None:
     assert [c for c, _ in findings(two_locations, context(device=None))] == ["Z40"]
 
 
+def test_status_reasons_of_a_correction_are_taken() -> None:
+    # The layout of the real corrected 2.4c days of docs/edi.md (not copied: they have no
+    # licence): every true value with a correction reason (STS+Z34++ZA4), substitute values with
+    # three STS (method ZJ2, reasons ZB0).
+    text = PARTNER_LAYOUT.replace("DTM+164:202606150015?+01:303'\n", "DTM+164:202606150015?+01:303'\nSTS+Z34++ZA4'\n").replace(
+        "STS+Z32++Z92'\nSTS+Z40++Z75'", "STS+Z32++ZJ2'\nSTS+Z34++ZB0'\nSTS+Z40++ZB0'").replace("UNT+25+M1", "UNT+27+M1")
+    assert text.count("STS+") == 4
+    assert findings(text, context(device=None)) == []
+    report = syntax.check(text.encode())
+    first = checks.check(report.messages[0], report.decimal_mark, context(device=None), set())
+    assert first.profile is not None
+    assert [(v.kwh, v.status, v.method) for v in first.profile.series[0].values] == [
+        (Decimal("0.25"), "true", None), (Decimal("0.125"), "substitute", "extrapolated")]
+
+
 def test_a_document_dated_after_its_arrival_is_refused() -> None:
     made = profile(DAY)
     received = made.document_date - checks.CLOCK_SKEW_S  # the sender's clock ahead by the whole allowance
