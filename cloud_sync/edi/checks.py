@@ -24,6 +24,10 @@ CHECK_IDS = {mscons.CHECK_ID_LOAD_PROFILE: "MeLo", mscons.CHECK_ID_MALO_PROFILE:
 #: Energy per period drawn from (1.29.0) or fed into (2.29.0) the grid, medium electricity (1),
 #: any channel 0 or 1: the OBIS codes of a load profile this gateway stores.
 OBIS_CODES = frozenset(f"1-{channel}:{direction}.29.0" for channel in (0, 1) for direction in (1, 2))
+#: Quarter-hour reactive energy (3.29.0, 4.29.0 and the quadrants 5.29.0 to 8.29.0): a 13025 may
+#: carry it beside the active series (as a public vendor example does). The message is valid, so
+#: it is accepted; such a series is neither checked nor stored, the active ones are.
+NOT_STORED = frozenset(f"1-{channel}:{quantity}.29.0" for channel in (0, 1) for quantity in range(3, 9))
 _MILLI = Decimal("0.001")
 #: How far a document date may lie after the file's arrival: the sender's clock may run ahead.
 CLOCK_SKEW_S = 600
@@ -75,6 +79,11 @@ class Checked:
     def accepted(self) -> bool:
         return self.profile is not None and not self.findings
 
+    @property
+    def stored_series(self) -> tuple[mscons.Series, ...]:
+        """The series whose values the gateway stores: the load profile's, reactive ones left out."""
+        return () if self.profile is None else tuple(s for s in self.profile.series if s.obis in OBIS_CODES)
+
 
 def check(message: Message, decimal_mark: str, context: Context, earlier_in_file: set[tuple[str, str]]) -> Checked:
     """Every finding of ``message``; ``earlier_in_file`` collects (sender, document number) of
@@ -104,6 +113,9 @@ def check(message: Message, decimal_mark: str, context: Context, earlier_in_file
         _series(profile, series, findings)
     if not profile.series:
         findings.append(Finding(Erc.REQUIRED_MISSING, "no LIN/PIA series in the message", "SG9 LIN"))
+    elif all(series.obis in NOT_STORED for series in profile.series):
+        findings.append(Finding(Erc.OBIS_UNKNOWN, f"reactive energy only; a load profile has "
+                                                  f"{', '.join(sorted(OBIS_CODES))}", "SG9 LIN"))
     return Checked(message, profile, location, tuple(findings))
 
 
@@ -205,6 +217,8 @@ def _document(profile: mscons.LoadProfile, context: Context, earlier_in_file: se
 
 def _series(profile: mscons.LoadProfile, series: mscons.Series, findings: list[Finding]) -> None:
     where = f"PIA+5+{series.obis}"
+    if series.obis in NOT_STORED:
+        return
     if series.obis not in OBIS_CODES:
         findings.append(Finding(Erc.OBIS_UNKNOWN, f"OBIS code {series.obis!r}; a load profile has "
                                                   f"{', '.join(sorted(OBIS_CODES))}", where))

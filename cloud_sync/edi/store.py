@@ -106,7 +106,7 @@ async def finish_file(conn: AsyncConnection, file_id: int, report: Report, check
     values = [{"melo_id": item.location.melo_id, "obis": series.obis, "slot_start": v.start, "source": source,
                "wh": int(v.kwh * _MILLI), "status": v.status, "method": v.method, "file_id": file_id}
               for item in checked if item.accepted and item.profile and item.location
-              for series in item.profile.series for v in series.values]
+              for series in item.stored_series for v in series.values]
     if values:
         await _upsert_values(conn, values)
     return Stored(file_id, accepted, contrl, aperak, errors)

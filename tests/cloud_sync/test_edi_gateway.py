@@ -168,6 +168,17 @@ async def test_corrupt_files_get_a_contrl_rejection(gateway: Gateway) -> None:
     assert answer["accepted"] is False and "+4+21+UNB'" in answer["contrl"]
 
 
+async def test_a_reactive_energy_series_beside_the_active_ones_is_accepted_not_stored(gateway: Gateway) -> None:
+    made = profile(DAY, gateway.ref(), melo=gateway.melo)
+    reactive = mscons.Series("1-1:3.29.0", made.series[0].values)
+    answer = await gateway.post(build(replace(made, series=(*made.series, reactive)), reference=made.reference))
+    assert answer["accepted"] is True and answer["aperak"] is None
+    assert len(gateway.values()) == 192  # import and export, 96 each; the reactive series is not stored
+    only = profile(date(2026, 6, 16), gateway.ref(), melo=gateway.melo)
+    answer = await gateway.post(build(replace(only, series=(reactive,)), reference=only.reference))
+    assert [e["code"] for e in answer["errors"]] == ["Z20"] and "reactive energy only" in answer["errors"][0]["text"]
+
+
 async def test_several_messages_one_rejected_alone_and_duplicates(gateway: Gateway) -> None:
     good, bad = profile(DAY, gateway.ref(), melo=gateway.melo), profile(date(2026, 6, 16), gateway.ref(), melo=gateway.melo)
     bad = replace(bad, series=(bad.series[0], mscons.Series("1-1:2.8.0", bad.series[1].values)))
