@@ -65,7 +65,9 @@ def recorded_commands(script: str, workdir: Path) -> list[list[str]]:
     log = workdir.parent / "commands"
     log.write_bytes(b"")
     stubs = "\n".join(
-        [f'{name}() {{ printf "%s\\0" {name} "$@" >>"$LOG"; printf "\\n" >>"$LOG"; echo placeholder; }}'
+        # One record per call under a lock: a backgrounded example (`serve … &`) records while
+        # the next command does, and two unlocked writes each could interleave.
+        [f'{name}() {{ {{ flock 9; printf "%s\\0" {name} "$@" >&9; printf "\\n" >&9; }} 9>>"$LOG"; echo placeholder; }}'
          for name in CHECKED]
         + [f"{name}() {{ :; }}" for name in NO_OPS]
     )
