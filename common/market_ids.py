@@ -41,17 +41,9 @@ def _nth(position: int) -> str:
     return f"{position}" + {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
 
 
-def malo_check_digit(first_ten: str) -> int:
-    """The BDEW check digit of a MaLo-ID's first ten digits."""
-    return _weights_1_2(first_ten)
-
-
-def bdew_check_digit(first_twelve: str) -> int:
-    """The check digit of a BDEW code number's first twelve digits (the MaLo-ID's method)."""
-    return _weights_1_2(first_twelve)
-
-
-def _weights_1_2(digits: str) -> int:
+def bdew_check_digit(digits: str) -> int:
+    """The BDEW check digit (weights 1, 2, 1, 2 ... from the left) of a MaLo-ID's first ten
+    digits or a BDEW code number's first twelve."""
     odd = sum(int(d) for d in digits[0::2])
     even = sum(int(d) for d in digits[1::2]) * 2
     return (10 - (odd + even) % 10) % 10
@@ -81,7 +73,7 @@ def check_malo(value: str) -> str:
     _digits(value, 11, "MaLo-ID")
     if value[0] == "0":
         raise IdError(f"{value!r}: the 1st digit is 0, a MaLo-ID begins with 1-9")
-    expected = malo_check_digit(value[:10])
+    expected = bdew_check_digit(value[:10])
     if int(value[10]) != expected:
         raise IdError(f"{value!r}: the check digit (11th) is {value[10]}, it should be {expected}")
     return value

@@ -60,7 +60,7 @@ def market(seed: int) -> MarketSettings:
     rng = random.Random(seed)
     malo_first = str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(9))
     return MarketSettings(
-        malo_id=malo_first + str(market_ids.malo_check_digit(malo_first)),
+        malo_id=malo_first + str(market_ids.bdew_check_digit(malo_first)),
         melo_id="DE000123456789" + "".join(rng.choice("0123456789ABCDEF") for _ in range(19)),
         sender_id=_partner(rng, "293"), receiver_id=_partner(rng, "332"), receiver_qualifier="332",
     )
