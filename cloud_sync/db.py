@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -50,17 +50,6 @@ Kind = Literal["sqlite", "postgresql"]
 
 class DatabaseError(RuntimeError):
     """The database cannot be used (unreachable, newer schema)."""
-
-
-class Tx(Protocol):
-    """One transaction with SQL text (``$1`` placeholders; rows come back as tuples), for the
-    modules not on SQLAlchemy Core yet (:meth:`Database.transaction`). New code uses Core on
-    :meth:`Database.begin`/:meth:`Database.read`."""
-
-    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
-    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
-    async def execute(self, sql: str, *args: Any) -> None: ...
-    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None: ...
 
 
 def upsert(kind: Kind, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -136,12 +125,6 @@ class Database:
         if self.kind == "postgresql":
             return DatabaseError(f"PostgreSQL at {redact(self.target)}: cannot connect ({reason})")
         return DatabaseError(f"{self.target}: cannot open database ({reason})")
-
-    @asynccontextmanager
-    async def transaction(self, readonly: bool = False) -> AsyncIterator[Tx]:
-        """A :class:`Tx` over :meth:`begin` or :meth:`read` (SQL text; queries not yet in Core use it)."""
-        async with (self.read() if readonly else self.begin()) as conn:
-            yield _Tx(conn, self.kind)
 
     @asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[AsyncConnection]:
@@ -279,42 +262,3 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[tuple[
 @functools.cache
 def _compiled_insert(table: Table, dialect: Dialect) -> str:
     return str(insert(table).compile(dialect=dialect))
-
-
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-class _Tx:
-    """SQL text on a connection: ``$1`` placeholders (``?1`` on SQLite), COPY for bulk rows on PostgreSQL."""
-
-    def __init__(self, conn: AsyncConnection, kind: Kind) -> None:
-        self._conn = conn
-        self._kind = kind
-
-    def _sql(self, sql: str) -> str:
-        return sql if self._kind == "postgresql" else _PLACEHOLDER.sub(r"?\1", sql)
-
-    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
-        row = (await self._conn.exec_driver_sql(self._sql(sql), args)).first()
-        return None if row is None else tuple(row)
-
-    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in (await self._conn.exec_driver_sql(self._sql(sql), args)).all()]
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        await self._conn.exec_driver_sql(self._sql(sql), args)
-
-    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        """Many rows into ``columns`` of ``table``: COPY on PostgreSQL, one executemany on SQLite."""
-        if not rows:
-            return
-        if self._kind == "postgresql":
-            driver = (await self._conn.get_raw_connection()).driver_connection
-            assert driver is not None  # an open connection
-            if not driver.is_in_transaction():
-                await self._conn.execute(select(1))  # SQLAlchemy begins on the driver with a first statement
-            await driver.copy_records_to_table(table, records=rows, columns=list(columns))
-            return
-        placeholders = ", ".join("?" * len(columns))
-        await self._conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
-                                         list(rows))

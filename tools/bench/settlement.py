@@ -35,11 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Table, func, select
 from structlog.testing import capture_logs
 
 from cloud_sync.balance import registry, runs
 from cloud_sync.balance.timegrid import day_bounds
-from cloud_sync.db import Database, connect
+from cloud_sync.db import Database, connect, insert_rows
+from cloud_sync.schema.balance import (
+    actuals,
+    balance_locations,
+    group_memberships,
+    schedule_slots,
+    schedules_in_force,
+    settlement_results,
+)
+from cloud_sync.schema.edi import edi_locations
 from common.market_ids import bdew_check_digit
 
 DATA = Path(os.environ.get("NATTERY_DATA", "/work/shared/data"))
@@ -162,11 +172,11 @@ async def load(db: Database, sim: dict[str, Any]) -> None:
     rows = "".join(f"{datetime.fromtimestamp(h, UTC):%Y-%m-%dT%H:%M:%SZ},{p}\n" for h, p in sorted(sim["hourly"].items()))
     await runs.upload_prices(db, "reBAP", "timestamp_utc,price_eur_mwh\n" + rows)
     n, start, now = sim["n"], sim["start"], time.time()
-    tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
-        "edi_locations": (("melo_id", "created_at"), [(melo(i), now) for i in range(n)]),
-        "balance_locations": (("melo_id", "connection_limit_w", "created_at"), [(melo(i), 30_000, now) for i in range(n)]),
-        "group_memberships": (("id", "melo_id", "group_id", "start_ts", "created_at"),
-                              [(i + 1, melo(i), "BENCH", start, now) for i in range(n)]),
+    # rows in each table's column order (``insert_rows``)
+    tables: dict[Table, list[tuple[Any, ...]]] = {
+        edi_locations: [(melo(i), None, None, now) for i in range(n)],
+        balance_locations: [(melo(i), 30_000, now) for i in range(n)],
+        group_memberships: [(i + 1, melo(i), "BENCH", start, None, now, None) for i in range(n)],
     }
     schedule_rows, actual_rows = [], []
     for i in range(n):
@@ -181,28 +191,26 @@ async def load(db: Database, sim: dict[str, Any]) -> None:
         if sim["unscheduled"][i]:
             for k, wh in enumerate(sim["history"][i].tolist()):
                 actual_rows.append((m, sim["history_start"] + 900 * k, "device", max(wh, 0), max(-wh, 0), now))
-    tables["schedule_slots"] = (("melo_id", "ts", "revision", "kind", "import_wh", "export_wh", "flex_up_wh",
-                                 "flex_down_wh", "created_at"),
-                                schedule_rows)
-    tables["schedules_in_force"] = (("melo_id", "ts", "revision", "kind", "import_wh", "export_wh"),
-                                    [row[:6] for row in schedule_rows])
-    tables["actuals"] = (("melo_id", "ts", "source", "import_wh", "export_wh", "received_at"), actual_rows)
-    async with db.transaction() as tx:
-        for table, (columns, rows_) in tables.items():
-            await tx.insert_rows(table, columns, rows_)
+    tables[schedule_slots] = schedule_rows
+    tables[schedules_in_force] = [row[:6] for row in schedule_rows]
+    tables[actuals] = actual_rows
+    async with db.begin() as conn:
+        for table, rows_ in tables.items():
+            await insert_rows(conn, table, rows_)
         if db.kind == "postgresql":
-            await tx.execute("SELECT setval('group_memberships_id_seq', $1)", n)
+            await conn.execute(select(func.setval("group_memberships_id_seq", n)))
             for table in tables:
-                await tx.execute(f"ANALYZE {table}")
+                await conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
 async def compare(db: Database, run: int, per_slot: dict[int, tuple[int, int]],
                   per_member: dict[str, tuple[int, int]]) -> tuple[int, int, int]:
-    async with db.transaction(readonly=True) as tx:
-        slots = await tx.fetch("SELECT ts, sum(deviation_wh), sum(cost_nano) FROM settlement_results "
-                               "WHERE run_id = $1 GROUP BY ts", run)
-        members = await tx.fetch("SELECT melo_id, sum(deviation_wh), sum(cost_nano) FROM settlement_results "
-                                 "WHERE run_id = $1 GROUP BY melo_id", run)
+    r = settlement_results.c
+    async with db.read() as conn:
+        slots = (await conn.execute(select(r.ts, func.sum(r.deviation_wh), func.sum(r.cost_nano))
+                                    .where(r.run_id == run).group_by(r.ts))).all()
+        members = (await conn.execute(select(r.melo_id, func.sum(r.deviation_wh), func.sum(r.cost_nano))
+                                      .where(r.run_id == run).group_by(r.melo_id))).all()
     wh = max((abs(int(d) - per_slot[int(t)][0]) for t, d, _ in slots), default=0)
     wh = max([wh] + [abs(int(d) - per_member[m][0]) for m, d, _ in members])
     nano = max(abs(int(c) - per_slot[int(t)][1]) for t, _, c in slots)
