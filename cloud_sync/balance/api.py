@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from cloud_sync import query_params
 from cloud_sync.balance import registry, reports, runs
 from cloud_sync.balance.registry import BalanceError
 from cloud_sync.balance.timegrid import TimeError, parse_boundary
@@ -145,11 +145,7 @@ class _Api:
         return await registry.memberships(db, request.match_info["group"])
 
     async def schedule(self, request: web.Request, db: Database) -> Any:
-        raw = request.query.get("day", "")
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            raise BalanceError(400, f"day: got {raw!r:.40}, expected YYYY-MM-DD") from None
+        day = query_params.day(request.query, "day", error=lambda message: BalanceError(400, message))
         rows = await reports.nomination(db, request.match_info["group"], day)
         return _formatted(rows, request.query.get("format", "json"), ("json", "csv"))
 

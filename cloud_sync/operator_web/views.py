@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
-from cloud_sync import audit, data_quality, device_documents, forecast_accuracy, queries, registry
+from cloud_sync import audit, data_quality, device_documents, forecast_accuracy, queries, query_params, registry
 from cloud_sync.alerting import with_alerts
 from cloud_sync.balance import registry as balance_registry
 from cloud_sync.balance import reports as balance_reports
@@ -46,23 +46,17 @@ def operator(request: web.Request) -> audit.Actor:
     return audit.Actor(f"op:{name}", request.remote or "")
 
 
-def int_query(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise PageError(400, f"{name}: got {raw[:40]!r}, expected a whole number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise PageError(400, f"{name}: got {value}, allowed: {low} to {high}")
-    return value
+def form_query(request: web.Request) -> dict[str, str]:
+    """The query string without its empty fields: a form's field left empty means "not given"."""
+    return {name: value for name, value in request.query.items() if value != ""}
+
+
+def bad_request(message: str) -> PageError:
+    return PageError(400, message)
 
 
 def days_query(request: web.Request) -> int:
-    days = int_query(request, "days", 7, 1, MAX_DAYS)
-    assert days is not None
-    return days
+    return query_params.integer(form_query(request), "days", error=bad_request, default=7, low=1, high=MAX_DAYS)
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -133,7 +127,8 @@ async def quality(request: web.Request) -> web.Response:
 
 async def audit_log(request: web.Request) -> web.Response:
     operator(request)
-    before = int_query(request, "before", None, 1, 2**62)
+    query = form_query(request)
+    before = query_params.integer(query, "before", error=bad_request, low=1, high=2**62) if "before" in query else None
     entries = await audit.entries(db(request), 100, before)
     older = entries[-1]["id"] if len(entries) == 100 else None
     return render(request, "audit.html", entries=entries, older=older)

@@ -82,6 +82,10 @@ async def test_the_workflow_over_http_with_its_refusals(aggregator: Aggregator) 
     assert (await call(aggregator, op, "GET", "/v1/balance/runs/99999"))[0] == 404
     status, body = await call(aggregator, op, "GET", "/v1/balance/groups/HTTP-1/schedule?day=2026-06-18")
     assert status == 200 and len(body) == 96 and body[0]["members"] == 1
+    for query, error in (("", "day: missing, expected a date (YYYY-MM-DD)"),
+                         ("?day=18.06.2026", "day: got '18.06.2026', expected YYYY-MM-DD")):
+        status, body = await call(aggregator, op, "GET", "/v1/balance/groups/HTTP-1/schedule" + query)
+        assert (status, body["error"]) == (400, error)
     status, body = await call(aggregator, op, "POST", "/v1/balance/groups/HTTP-1/members/" + MELO + "/end",
                               json={"end": "2026-06-18T23:45"})
     assert (status, body["end"]) == (200, "2026-06-18T23:45:00+02:00")
