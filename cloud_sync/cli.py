@@ -15,7 +15,7 @@ from cloud_sync import app, queries, registry
 from cloud_sync.audit import cli_actor
 from cloud_sync.balance import cli as balance_cli
 from cloud_sync.community import cli as community_cli
-from cloud_sync.db import DatabaseError, connect
+from cloud_sync.db import DatabaseError, using
 from cloud_sync.edi import cli as edi_cli
 from cloud_sync.limits import Limits
 from common import logs
@@ -96,7 +96,7 @@ def device() -> None:
 @click.argument("device_id")
 def device_add(target: str, device_id: str) -> None:
     """Register DEVICE_ID and print its credential (shown only this once)."""
-    credential = _run(_with_db(target, lambda db: registry.add(db, "dev", device_id, ACTOR)))
+    credential = _run(using(target, lambda db: registry.add(db, "dev", device_id, ACTOR)))
     click.echo(credential)
     click.echo(
         "Set it on the device as NATTERY_CLOUD_CREDENTIAL; it is stored hashed and cannot be shown again.",
@@ -109,7 +109,7 @@ def device_add(target: str, device_id: str) -> None:
 @click.argument("device_id")
 def device_revoke(target: str, device_id: str) -> None:
     """End DEVICE_ID's credential at once (its data stays)."""
-    _run(_with_db(target, lambda db: registry.revoke(db, "dev", device_id, ACTOR)))
+    _run(using(target, lambda db: registry.revoke(db, "dev", device_id, ACTOR)))
     click.echo(f"device {device_id} revoked")
 
 
@@ -117,7 +117,7 @@ def device_revoke(target: str, device_id: str) -> None:
 @db_option
 def device_list(target: str) -> None:
     """Devices with last seen, sync lag and backlog."""
-    for d in _run(_with_db(target, queries.devices)):
+    for d in _run(using(target, queries.devices)):
         state = "revoked" if d["revoked"] else "online" if d["online"] else "offline"
         click.echo(f"{d['id']}\t{state}\tlast_seen={d['last_seen']}\tlag_s={d['sync_lag_s']}\tbacklog={d['backlog']}")
 
@@ -132,7 +132,7 @@ def operator() -> None:
 @click.argument("name")
 def operator_add(target: str, name: str) -> None:
     """Create operator NAME and print its credential (shown only this once)."""
-    click.echo(_run(_with_db(target, lambda db: registry.add(db, "op", name, ACTOR))))
+    click.echo(_run(using(target, lambda db: registry.add(db, "op", name, ACTOR))))
 
 
 @operator.command("revoke")
@@ -140,18 +140,10 @@ def operator_add(target: str, name: str) -> None:
 @click.argument("name")
 def operator_revoke(target: str, name: str) -> None:
     """End operator NAME's credential."""
-    _run(_with_db(target, lambda db: registry.revoke(db, "op", name, ACTOR)))
+    _run(using(target, lambda db: registry.revoke(db, "op", name, ACTOR)))
     click.echo(f"operator {name} revoked")
 
 
-async def _with_db(target: str, action: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    db = await connect(target)
-    try:
-        return await action(db)
-    finally:
-        await db.close()
-
-
 main.add_command(edi_cli.group(db_option), "edi")
-community_cli.register(main, db_option, _with_db)
+community_cli.register(main, db_option)
 main.add_command(balance_cli.group(db_option), "balance")

@@ -19,10 +19,10 @@ import asyncio
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -46,6 +46,7 @@ _WRITE = "nattery_write"  # execution option: this SQLite transaction begins IMM
 WAL_SWITCH_ATTEMPTS = 20  # about 8 s of pauses in all
 
 Kind = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
 
 
 class DatabaseError(RuntimeError):
@@ -141,6 +142,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def using(target: str, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Connect to ``target`` (as :func:`connect`), run ``action`` on it and close: a command's database."""
+    db = await connect(target)
+    try:
+        return await action(db)
+    finally:
+        await db.close()
 
 
 async def connect(target: str) -> Database:

@@ -18,7 +18,7 @@ import requests
 
 from cloud_sync import registry
 from cloud_sync.audit import cli_actor
-from cloud_sync.db import Database, DatabaseError, connect as connect_db
+from cloud_sync.db import Database, DatabaseError, using
 from device.config import ConfigError
 from fleet import balena_api
 from fleet.settings import checked_variable
@@ -196,15 +196,8 @@ def provision(ctx: click.Context, target: str, uuid: str, device_id: str) -> Non
 
 def _in_registry(target: str, action: Callable[[Database], Awaitable[T]]) -> T:
     """Run one registry action on the aggregator's database (as ``nattery-cloud`` does)."""
-    async def run() -> T:
-        db = await connect_db(target)
-        try:
-            return await action(db)
-        finally:
-            await db.close()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(using(target, action))
     except (DatabaseError, registry.RegistryError, OSError) as exc:
         raise click.ClickException(f"aggregator: {exc}") from None
 

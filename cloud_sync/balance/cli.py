@@ -19,20 +19,13 @@ from cloud_sync.balance import registry, reports, runs
 from cloud_sync.balance.anomalies import CHOICES
 from cloud_sync.balance.registry import ROLES, BalanceError
 from cloud_sync.balance.timegrid import TimeError, parse_boundary
-from cloud_sync.db import Database, DatabaseError, connect
+from cloud_sync.db import Database, DatabaseError, using
 
 
 
 def _call(target: str, action: Callable[[Database], Coroutine[Any, Any, Any]]) -> Any:
-    async def run() -> Any:
-        db = await connect(target)
-        try:
-            return await action(db)
-        finally:
-            await db.close()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(using(target, action))
     except (BalanceError, DatabaseError, TimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 import click
 
+from cloud_sync.db import DatabaseError, using
 from cloud_sync.community.model import RULE_NAMES, CommunityError, Member, Order, TickPrices, parse_role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,8 +23,6 @@ class Decorator(Protocol):
 
     def __call__(self, fn: F) -> F: ...
 
-
-WithDb = Callable[[str, Callable[[Any], Coroutine[Any, Any, Any]]], Coroutine[Any, Any, Any]]
 
 #: The summary columns of the comparison table, with their headings.
 COMPARED = {
@@ -100,14 +99,14 @@ def _epoch(value: datetime) -> int:
 WHEN = click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
 
 
-def commands(db_option: Decorator, with_db: WithDb) -> click.Group:
-    """The ``community`` group; ``db_option`` and ``with_db`` are ``nattery-cloud``'s own."""
+def commands(db_option: Decorator) -> click.Group:
+    """The ``community`` group; ``db_option`` is ``nattery-cloud``'s own."""
     from cloud_sync.community import ledger, members, positions
 
     def run(action: Callable[[Any], Coroutine[Any, Any, Any]], target: str) -> Any:
         try:
-            return asyncio.run(with_db(target, action))
-        except CommunityError as exc:
+            return asyncio.run(using(target, action))
+        except (CommunityError, DatabaseError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
 
     @click.group()
@@ -236,7 +235,7 @@ def commands(db_option: Decorator, with_db: WithDb) -> click.Group:
     return community
 
 
-def register(main: click.Group, db_option: Decorator, with_db: WithDb) -> None:
-    """Add the community commands to ``nattery-cloud`` (its ``--db`` option and opener)."""
+def register(main: click.Group, db_option: Decorator) -> None:
+    """Add the community commands to ``nattery-cloud`` (with its ``--db`` option)."""
     main.add_command(simulate)
-    main.add_command(commands(db_option, with_db))
+    main.add_command(commands(db_option))

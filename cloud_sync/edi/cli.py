@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from cloud_sync.db import DatabaseError, connect
+from cloud_sync.db import Database, DatabaseError, using
 from cloud_sync.edi import pipeline, store
 from common import market_ids
 
@@ -61,14 +61,7 @@ def group(db_option: DbOption) -> click.Group:
             raise click.ClickException(f"{file}: {len(data)} bytes; the limit is {pipeline.MAX_FILE_BYTES}")
         upload = pipeline.Upload("device", device=device) if device else pipeline.Upload("partner", operator="cli")
 
-        async def main() -> pipeline.store.Stored:
-            db = await connect(target)
-            try:
-                return await pipeline.receive(db, data, upload)
-            finally:
-                await db.close()
-
-        stored = _sync(main())
+        stored = _sync(using(target, lambda db: pipeline.receive(db, data, upload)))
         click.echo(json.dumps({"accepted": stored.accepted, "file_id": stored.id, "contrl": stored.contrl,
                                "aperak": stored.aperak, "errors": stored.errors}, indent=2))
 
@@ -90,12 +83,8 @@ def _sync(main: Coroutine[Any, Any, Any]) -> Any:
 
 
 def _run(target: str, action: Callable[[Any], Coroutine[Any, Any, None]]) -> None:
-    async def main() -> None:
-        db = await connect(target)
-        try:
-            async with db.begin() as conn:
-                await action(conn)
-        finally:
-            await db.close()
+    async def in_transaction(db: Database) -> None:
+        async with db.begin() as conn:
+            await action(conn)
 
-    _sync(main())
+    _sync(using(target, in_transaction))

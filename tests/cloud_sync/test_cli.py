@@ -41,9 +41,11 @@ def test_operator_credentials_and_bad_names(tmp_path: Path) -> None:
     assert (code, err.strip()) == (1, "Error: device 'bad id!': use 1-64 characters of A-Z a-z 0-9 _ -")
 
 
-def test_unreachable_postgresql_is_a_one_line_error() -> None:
-    code, _, err = invoke("device", "list", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
-    assert code == 1
+@pytest.mark.parametrize("command", [("device", "list"), ("community", "list"), ("balance", "group", "list")],
+                         ids=" ".join)
+def test_unreachable_postgresql_is_a_one_line_error(command: tuple[str, ...]) -> None:
+    code, _, err = invoke(*command, "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+    assert code == 1, err
     assert err.startswith("Error: PostgreSQL at postgresql://nobody:***@127.0.0.1:1/none: cannot connect")
     assert "secret" not in err
 
