@@ -59,15 +59,22 @@ def security_headers(request: web.Request, response: web.StreamResponse) -> None
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def amended(request: web.Request, handler: Handler,
+                  amend: Callable[[web.Request, web.StreamResponse], None]) -> web.StreamResponse:
+    """``handler``'s response to ``request`` after ``amend`` (headers, a cookie); an HTTP exception
+    it raises (a redirect, a refusal) is amended too, then raised."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        security_headers(request, exc)
+        amend(request, exc)
         raise
-    security_headers(request, response)
+    amend(request, response)
     return response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    return await amended(request, handler, security_headers)
 
 
 async def submitted_token(request: web.Request) -> str | None:

@@ -18,7 +18,7 @@ from cloud_sync.operator_web import views
 from cloud_sync.operator_web.keys import COOKIE, FRESH_SESSION, HERE, LINKS, SESSION, STATE, Links, State, sessions
 from cloud_sync.operator_web.render import PageError, error_page
 from common import web_security
-from common.web_security import Handler, headers_middleware
+from common.web_security import Handler, amended, headers_middleware
 
 log = structlog.get_logger(__name__)
 
@@ -48,13 +48,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     session = await sessions(request).lookup(sid)
     request[SESSION] = session
     request[FRESH_SESSION] = session.id != sid
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        set_cookie(request, exc)
-        raise
-    set_cookie(request, response)
-    return response
+    return await amended(request, handler, set_cookie)
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse) -> None:

@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 
 from common import web_security
-from common.web_security import headers_middleware
+from common.web_security import amended, headers_middleware
 from device.config import Config, ConfigError
 from device.home.accounts import Users
 from device.web import api, metrics, views
@@ -78,13 +78,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     session = request.app[SESSIONS].get(sid) or request.app[SESSIONS].anonymous(sid)
     request[FRESH_SESSION] = session.id != sid
     request[SESSION] = session
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        set_session_cookie(request, exc)
-        raise
-    set_session_cookie(request, response)
-    return response
+    return await amended(request, handler, set_session_cookie)
 
 
 def _csrf_refused(request: web.Request) -> web.Response:
