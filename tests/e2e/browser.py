@@ -32,6 +32,9 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 360, "height": 780}
+#: The marks of a browser test module (``pytestmark = BROWSER_TESTS``): its tests run on the
+#: module's event loop, the one the module's Chromium (the ``browser`` fixture) lives on.
+BROWSER_TESTS = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 
 def chromium_path() -> str:

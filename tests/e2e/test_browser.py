@@ -23,10 +23,10 @@ from device.store import Store
 from tests.conftest import Broker, free_port
 from tests.device.web.harness import seed_history
 from tests.e2e.browser import (
-    DESKTOP, PHONE, entsoe_stand_in, nattery_simulate, screenshot_path,
+    BROWSER_TESTS, DESKTOP, PHONE, entsoe_stand_in, nattery_simulate, screenshot_path,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = BROWSER_TESTS
 NEW = {"homeowner": "sunny-battery-7", "installer": "wiring-check-42"}
 DEFAULT = {"homeowner": "nattery", "installer": "installer"}
 CHANGED: set[str] = set()  # accounts whose default password the module's tests already replaced

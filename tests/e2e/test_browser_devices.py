@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import Broker, free_port
-from tests.e2e.browser import DESKTOP, nattery_simulate
+from tests.e2e.browser import BROWSER_TESTS, DESKTOP, nattery_simulate
 
-pytestmark = pytest.mark.browser
+pytestmark = BROWSER_TESTS
 NEW_PASSWORD = "wiring-check-42"
 
 

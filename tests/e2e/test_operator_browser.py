@@ -12,9 +12,9 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
 from tests.cloud_sync.fleet_data import Fleet, seed
-from tests.e2e.browser import DESKTOP, PHONE, screenshot_path
+from tests.e2e.browser import BROWSER_TESTS, DESKTOP, PHONE, screenshot_path
 
-pytestmark = pytest.mark.browser
+pytestmark = BROWSER_TESTS
 UNKNOWN_WORDS = re.compile(r"\b(None|NaN|nan|undefined)\b")
 
 

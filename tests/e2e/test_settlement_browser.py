@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import pytest
 from playwright.async_api import Browser, expect
 from sqlalchemy import text
 
@@ -17,10 +16,10 @@ from cloud_sync.balance.timegrid import day_bounds, parse_boundary
 from cloud_sync.db import connect
 from common.market_ids import bdew_check_digit
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
-from tests.e2e.browser import DESKTOP, screenshot_path
+from tests.e2e.browser import BROWSER_TESTS, DESKTOP, screenshot_path
 from tests.e2e.test_operator_browser import no_unknown_words
 
-pytestmark = pytest.mark.browser
+pytestmark = BROWSER_TESTS
 DAY = date(2026, 6, 18)
 MELOS = [f"DE0001234567890000000000000888{n:03d}" for n in range(3)]
 
