@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, StorageState, expect
 
 from device.store import Store
 from tests.conftest import Broker, free_port
@@ -30,6 +30,8 @@ pytestmark = BROWSER_TESTS
 NEW = {"homeowner": "sunny-battery-7", "installer": "wiring-check-42"}
 DEFAULT = {"homeowner": "nattery", "installer": "installer"}
 CHANGED: set[str] = set()  # accounts whose default password the module's tests already replaced
+#: Per account, the cookies of a session logged in through the form by ``logged_in_page``.
+SESSIONS: dict[str, StorageState] = {}
 
 
 @dataclass
@@ -112,6 +114,20 @@ async def first_login(page: Page, url: str, role: str) -> None:
     await page.click("form.panel button[type=submit]")
     await expect(page).to_have_url(url + "/")
     CHANGED.add(role)
+
+
+async def logged_in_page(browser: Browser, url: str, role: str, **options: Any) -> Page:
+    """A page in a browser context of the test's own (``options``: viewport, locale, ...), logged
+    in as ``role``: through the form the first time, after that with that session's cookie, as
+    the visitor's browser keeps it (a page load less per test; the form's ways, the forced
+    password change, a wrong password and the logout, are tests of their own). Nobody logs that
+    session out. Where the page then stands is the caller's to choose."""
+    context = await browser.new_context(storage_state=SESSIONS.get(role), **options)
+    page = await context.new_page()
+    if role not in SESSIONS:
+        await first_login(page, url, role)
+        SESSIONS[role] = await context.storage_state()
+    return page
 
 
 async def soc(page: Page) -> float:
@@ -202,17 +218,16 @@ async def test_homeowner_first_login_live_values_manual_charge_and_late_prices(s
 
 
 async def test_phone_width_in_german(site: Site, browser: Browser) -> None:
-    context = await browser.new_context(viewport=PHONE, locale="de-DE", timezone_id="Europe/Berlin",
-                                        device_scale_factor=1, is_mobile=True, has_touch=True)
-    page = await context.new_page()
-    await first_login(page, site.url, "homeowner")
+    page = await logged_in_page(browser, site.url, "homeowner", viewport=PHONE, locale="de-DE",
+                                timezone_id="Europe/Berlin", device_scale_factor=1, is_mobile=True, has_touch=True)
+    await page.goto(site.url + "/")
     await expect(page.locator("h2").first).to_have_text("Ladestand")
     for path in ("/", "/prices", "/savings", "/settings"):
         await page.goto(site.url + path)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways at 360 px ({width} px)"
     await shoot(page, "phone-homeowner", ["/", "/prices", "/savings", "/settings"], site.url)
-    await context.close()
+    await page.context.close()
 
 
 async def test_installer_reads_and_writes_a_register_with_confirmation(site: Site, browser: Browser) -> None:
@@ -266,9 +281,7 @@ async def test_installer_reads_and_writes_a_register_with_confirmation(site: Sit
 async def test_installer_sees_results_by_the_form_enum_labels_live_and_a_readable_health(
     site: Site, browser: Browser
 ) -> None:
-    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
-    page = await context.new_page()
-    await first_login(page, site.url, "installer")
+    page = await logged_in_page(browser, site.url, "installer", viewport=DESKTOP, locale="en-GB")
     await page.goto(site.url + "/installer")
     result = page.locator("#register-form + #register-result")  # right below the form
 
@@ -307,7 +320,7 @@ async def test_installer_sees_results_by_the_form_enum_labels_live_and_a_readabl
     await expect(raw_json).to_be_hidden()
     await bridge.locator("details summary").click()
     await expect(raw_json).to_contain_text('"buckets"')  # the raw figures, one click away
-    await context.close()
+    await page.context.close()
 
 
 async def test_wrong_password_and_logout(site: Site, browser: Browser) -> None:
@@ -334,12 +347,10 @@ RAW = re.compile(r"\b(NaN|None|undefined|True|False|Infinity)\b|\b1[0-9]{9}\b")
 
 
 async def test_overview_says_what_and_why_history_report_and_csv(site: Site, browser: Browser) -> None:
-    context = await browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin",
-                                        accept_downloads=True)
-    page = await context.new_page()
+    page = await logged_in_page(browser, site.url, "homeowner", viewport=DESKTOP, locale="en-GB",
+                                timezone_id="Europe/Berlin", accept_downloads=True)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await first_login(page, site.url, "homeowner")
     await page.goto(site.url + "/")
     await expect(page.locator("#doing-now .why")).to_have_text(re.compile(
         r"^(Charging|Holding|Supplying|Self-consumption|Manual|No plan|The inverter)"))
@@ -390,7 +401,7 @@ async def test_overview_says_what_and_why_history_report_and_csv(site: Site, bro
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} scrolls sideways at 360 px ({width} px)"
     assert errors == []
-    await context.close()
+    await page.context.close()
 
 
 @pytest.mark.parametrize("lang", ["en-GB", "de-DE"])
@@ -399,15 +410,14 @@ async def test_no_page_shows_raw_values(site: Site, browser: Browser, lang: str,
                                         pages: tuple[str, ...]) -> None:
     """NaN, None, undefined, True or an epoch timestamp on any page (after the scripts ran, so
     live values, register values and chart legends count too) is a bug."""
-    context = await browser.new_context(viewport=DESKTOP, locale=lang, timezone_id="Europe/Berlin")
-    page = await context.new_page()
-    await first_login(page, site.url, role)
+    page = await logged_in_page(browser, site.url, role, viewport=DESKTOP, locale=lang, timezone_id="Europe/Berlin")
     if lang == "de-DE":
         await page.goto(site.url + "/lang/de?next=/")
     for path in pages:
         await page.goto(site.url + path)
+        await expect(page).to_have_url(site.url + path)  # the page itself, not the login page
         await drawn(page)
         text = await page.locator("body").inner_text()
         found = RAW.search(text)
         assert found is None, f"{path} ({lang}) shows {found.group(0)!r}: …{text[max(found.start() - 60, 0):found.end() + 60]}…"
-    await context.close()
+    await page.context.close()
