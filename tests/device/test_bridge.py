@@ -92,6 +92,12 @@ async def listening(port: int) -> AsyncIterator[Listener]:
             task.cancel()
 
 
+# The bridge's tests are about the bridge, not the line: they run it at the fastest baud rate
+# (the map's own 9600 baud made every poll and command wait ~12 times longer on the pty).
+# The line's timing at the maps' rates is the worker's and the simulator's tests'.
+LINE_BAUD = 115200
+
+
 def bridge_config(tmp_path: Path, pty: str, broker_port: int, inverter_map: str = "deye_hybrid_1p",
                   **bridge: Any) -> configuration.Config:
     return configuration.load(
@@ -99,7 +105,8 @@ def bridge_config(tmp_path: Path, pty: str, broker_port: int, inverter_map: str 
         environ={},
         overrides={
             "device": {"id": DEVICE, "data_dir": str(tmp_path)},
-            "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5, "map": inverter_map},
+            "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5, "map": inverter_map,
+                         "baudrate": LINE_BAUD},
             "mqtt": {"host": "127.0.0.1", "port": broker_port},
             "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5,
                        "update_lock": str(tmp_path / "balena" / "updates.lock"), **bridge},
@@ -124,7 +131,7 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """The bridge (map ``inverter_map``) against a simulated ``inverter_family`` (its firmware on
     ``firmware_clock`` if given, else on its own time at 600 × real time)."""
-    sim = Simulator(load_map(inverter_family), speed=600.0, clock=firmware_clock)
+    sim = Simulator(load_map(inverter_family), baudrate=LINE_BAUD, speed=600.0, clock=firmware_clock)
     await sim.serve_serial(pty_pair.b)
     cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, inverter_map, **bridge)
     stop = asyncio.Event()
