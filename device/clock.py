@@ -78,11 +78,17 @@ class ScaledClock:
 async def within(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> T:
     """``awaitable``'s result if it completes within ``seconds`` on ``clock``, else TimeoutError.
 
-    :func:`asyncio.wait_for` on ``clock``'s time: on a timeout the awaitable is cancelled and
-    waited for (a ``Condition.wait`` holds its lock again when this returns).
+    :func:`asyncio.wait_for` on ``clock``'s time, counted from the call: on a timeout the
+    awaitable is cancelled and waited for (a ``Condition.wait`` holds its lock again when this
+    returns).
     """
+    start = clock.monotonic()
+
+    async def timer_from_start() -> None:  # the timer task starts later: the time meanwhile counts
+        await clock.sleep(seconds - (clock.monotonic() - start))
+
     task = asyncio.ensure_future(awaitable)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
+    timer = asyncio.ensure_future(timer_from_start())
     try:
         await asyncio.wait((task, timer), return_when=asyncio.FIRST_COMPLETED)
     finally:

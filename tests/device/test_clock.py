@@ -40,6 +40,20 @@ async def test_a_condition_wait_that_times_out_holds_its_lock_again() -> None:
         assert condition.locked()  # the cancelled wait re-acquired it before within returned
 
 
+async def test_within_counts_its_time_from_the_call() -> None:
+    """The timer is a task that starts after the call: time that passes before it starts counts
+    (it once did not, and the bridge's rewrite loop, waiting within its due time, woke a whole
+    test step late on simulated time)."""
+    clock = SimulatedClock(auto=False)
+    waiting = asyncio.create_task(within(clock, 10, asyncio.Event().wait()))
+    moved = asyncio.create_task(clock.advance(4))  # runs after within's call, before its timer starts
+    await moved
+    await clock.advance(6)
+    assert waiting.done()
+    with pytest.raises(TimeoutError, match="not done within 10 s"):
+        waiting.result()
+
+
 async def test_a_cancelled_timeout_does_not_move_time() -> None:
     clock = SimulatedClock()
     event = asyncio.Event()
