@@ -23,7 +23,7 @@ import structlog
 from common.crash import crash_point
 from common.proc_io import written_bytes
 from common.utc import format_utc
-from device.clock import SYSTEM_CLOCK, Clock
+from device.clock import SYSTEM_CLOCK, Clock, within
 from device.commands import MAX_AGE_S, BadCommand, caller_id, number, parse_command
 from device.config import Config
 from device.home_assistant_discovery import discovery_messages
@@ -41,7 +41,7 @@ CONTROL_ACTIONS = ("self_consumption", "charge", "discharge", "hold")
 OTHER_ACTIONS = ("refresh", "read_register", "write_register")
 APP_ACTIONS = ("dr_event",)  # answered by the app's planner, not by the bridge
 SAFE_MODE = "self_consumption"
-REWRITE_TICK_S = 1.0  # how often the rewrite loop looks at the commanded control
+REWRITE_RETRY_S = 1.0  # pause before a failed rewrite of the commanded control is tried again
 MAX_BUFFERED = 50_000  # readings kept in memory while SQLite is unwritable (~1 day at 2 s)
 REGISTER_COMMANDS_PER_CYCLE = 8  # read/write_register per telemetry poll; the rest is refused as busy
 TASK_BACKOFF_MAX_S = 5.0
@@ -138,6 +138,7 @@ class Bridge:
         self.journal = journal
         self._register_commands = 0  # since the last telemetry poll
         self._control_lock = asyncio.Lock()  # control commands apply one after another, in order
+        self._control_changed = asyncio.Event()  # wakes the rewrite loop: mode, write time or lifetime changed
         self.update_lock = UpdateLock(cfg.bridge.update_lock)
         self._flush_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -328,16 +329,25 @@ class Bridge:
         """Keep a forced control alive on an inverter that forgets it (the map's ``refresh_s``,
         KOSTAL's and SMA's external-control timeouts): write it again, as one more control
         command through the worker's queue, every ``refresh_s`` while it is the commanded mode;
-        self-consumption (a command, the watchdog, shutdown) ends it."""
+        self-consumption (a command, the watchdog, shutdown) ends it.
+
+        It sleeps until the next write is due, or, while none is (self-consumption, a map without
+        ``refresh_s``, a lapsed watchdog), until a command or the watchdog changes the control."""
         while True:
+            self._control_changed.clear()  # before reading the state: a change from here on wakes the wait
             due = self._rewrite_due()
             if due is not None and due <= 0:
                 try:
                     await self._rewrite()
                     continue  # due again at once if the write took longer than refresh_s
-                except Exception as exc:  # noqa: BLE001 — tried again next round; the watchdog still guards
+                except Exception as exc:  # noqa: BLE001 — tried again after a pause; the watchdog still guards
                     log.warning("control rewrite failed", mode=self.watchdog.mode, error=str(exc))
-            await self.clock.sleep(REWRITE_TICK_S if due is None or due <= 0 else min(REWRITE_TICK_S, due))
+                    due = REWRITE_RETRY_S
+            if due is None:
+                await self._control_changed.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await within(self.clock, due, self._control_changed.wait())
 
     def _rewrite_due(self) -> float | None:
         """Seconds until the commanded control is due to be written again; ``None``: never."""
@@ -367,6 +377,7 @@ class Bridge:
                 if reason == "watchdog":
                     self.watchdog.trips += 1
                 self.watchdog.commanded(SAFE_MODE, {}, None)
+                self._control_changed.set()
             finally:
                 self._settle_update_lock()
             log.info("inverter in self_consumption", reason=reason)
@@ -426,6 +437,7 @@ class Bridge:
                     applied_at = await self.inverter.apply(action, **args)
                     self.watchdog.commanded(action, args, hold_s)
                     self._written_at = started
+                    self._control_changed.set()
                 finally:
                     self._settle_update_lock()
             log.info("command applied", action=action, **args)
@@ -434,6 +446,7 @@ class Bridge:
             hold_s = _optional_positive(args.pop("hold_s", None), "hold_s")
             _no_extra(action, args)
             self.watchdog.refresh(hold_s)
+            self._control_changed.set()  # a lapsed control made alive again is due for rewrites again
             return {"mode": self.watchdog.mode}
         if action == "read_register":
             name = _register_name(args, self.inverter.regmap, "read")

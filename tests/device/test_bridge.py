@@ -343,11 +343,13 @@ async def test_installer_reads_and_writes_one_register(tmp_path: Path, pty_pair:
 
 async def next_health(r: Rig, clock: SimulatedClock, predicate: Callable[[Any], bool]) -> Any:
     """The first health report that satisfies ``predicate``, moving the bridge's time a health
-    interval at a time (health goes out once per interval of *its* clock)."""
-    for _ in range(20):
+    interval at a time (health goes out once per interval of *its* clock). What the report is
+    to show may still be on the line (a write being verified): each step gives it 0.2 s of real
+    time, 20 s in all."""
+    for _ in range(100):
         await clock.advance(r.cfg.bridge.health_interval_s)
         with contextlib.suppress(TimeoutError):
-            return await r.mqtt.wait_for(f"nattery/{DEVICE}/health", predicate, timeout=1.0)
+            return await r.mqtt.wait_for(f"nattery/{DEVICE}/health", predicate, timeout=0.2)
     raise AssertionError("no health report satisfied the predicate")
 
 
@@ -390,7 +392,8 @@ async def test_a_forced_mode_the_inverter_forgets_is_written_again_until_self_co
     lasts a whole 15-minute slot; after self_consumption it writes nothing more."""
     clock = SimulatedClock(auto=False)
     async with rig(tmp_path, pty_pair, mosquitto, clock, inverter_family="kostal_plenticore",
-                   inverter_map="kostal_plenticore", firmware_clock=clock, watchdog_s=3600) as r:
+                   inverter_map="kostal_plenticore", firmware_clock=clock, watchdog_s=3600,
+                   health_interval_s=10, flush_interval_s=10) as r:  # fewer wake-ups per 10 s step
         await until(lambda: r.sim.stats.functions.get(16, 0) >= 1)  # the start-up fallback was written
         before = r.sim.stats.functions[16]
         assert (await r.mqtt.command("charge", {"id": "c1", "power_w": 2000}))["ok"]
