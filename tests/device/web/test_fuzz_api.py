@@ -33,10 +33,9 @@ from hypothesis import strategies as st
 
 from device.config import Config
 from device.home.settings import EDITABLE
-from device.modbus.registermap import load_map
 from tests.conftest import Broker
 from tests.device.web.conftest import NEW_PASSWORDS, role_default
-from tests.device.web.harness import WebStack, web_config, web_stack
+from tests.device.web.harness import WebStack, register_map, web_config, web_stack
 
 BUDGET = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -251,7 +250,7 @@ def test_bad_manual_overrides_are_refused(app: LiveWeb) -> None:
 
 
 def test_bad_register_writes_are_refused(app: LiveWeb) -> None:
-    regmap = load_map(app.stack.cfg.inverter.map)
+    regmap = register_map(app.stack.cfg.inverter.map)
     writable = sorted(r.name for r in regmap.registers.values() if r.writable)
 
     def out_of_range(name: str) -> st.SearchStrategy[Any]:
