@@ -73,18 +73,27 @@ class Broker:
         self.start()
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+@contextlib.contextmanager
+def running_broker(directory: Path) -> Iterator[Broker]:
+    """A mosquitto of its own on a free port (its config file in ``directory``), stopped afterwards."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.path.exists(exe):
         pytest.fail("mosquitto is not installed (bash .ci/run installs it)")
     port = free_port()
-    conf = tmp_path / "mosquitto.conf"
+    conf = directory / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     broker = Broker(port, conf)
     broker.start()
-    yield broker
-    broker.stop()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    with running_broker(tmp_path) as broker:
+        yield broker
 
 
 @dataclass

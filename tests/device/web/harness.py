@@ -55,7 +55,8 @@ class StandInBridge:
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.cfg.mqtt.prefix, self.cfg.device.id)
-        self.session = MqttSession(self.cfg.mqtt, client_id="standin-bridge", status_topic=self.topics.status)
+        self.session = MqttSession(self.cfg.mqtt, client_id=f"{self.cfg.device.id}-standin-bridge",
+                                   status_topic=self.topics.status)
         self.session.route(self.topics.cmd_all, self._on_message)
         for reg in self.regmap.registers.values():
             self.registers[reg.name] = reg.min if reg.min is not None else 0.0
@@ -112,8 +113,11 @@ class StandInBridge:
 
 
 def web_config(data_dir: Path, mqtt_port: int, **web: Any) -> Config:
+    """The app's configuration on ``data_dir``; the device id is made from the directory's name,
+    so stacks on different directories keep apart on a broker they share (topics, retained
+    messages), and one on the same directory, restarted, is the same device again."""
     return configuration.load([configuration.DEFAULT_FILE], environ={}, overrides={
-        "device": {"data_dir": str(data_dir), "id": "webtest"},
+        "device": {"data_dir": str(data_dir), "id": f"webtest-{data_dir.name}"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
         "web": {"host": "127.0.0.1", "port": 0, **web},
     })
