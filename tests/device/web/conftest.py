@@ -9,10 +9,24 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from common import passwords
 from tests.conftest import Broker, running_broker
 from tests.device.web.harness import WebStack, web_config, web_stack
 
 NEW_PASSWORDS = {"homeowner": "sunny-battery-7", "installer": "wiring-check-42"}
+
+#: scrypt's cost for the accounts of these tests (production: ``common.passwords.N``, 2**14).
+#: Each logged-in test hashed five times, about a quarter of a second of CPU; the hashes stay
+#: real scrypt with the parameters written into them. The production cost is tested in
+#: tests/common/test_passwords.py, tests/device/home/test_accounts.py and by the tests marked
+#: ``production_password_cost`` here.
+TEST_SCRYPT_N = 2**4
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("production_password_cost") is None:
+        monkeypatch.setattr(passwords, "N", TEST_SCRYPT_N)
 
 
 @pytest.fixture(scope="module")

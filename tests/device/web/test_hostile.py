@@ -84,6 +84,7 @@ async def test_settings_form_refuses_non_finite_numbers(stack: WebStack, homeown
 
 # --- 6: the login lockout holds against parallel attempts -------------------------------------
 
+@pytest.mark.production_password_cost  # the attempts overlap while scrypt checks the first ones
 async def test_parallel_wrong_logins_are_refused_after_the_limit(stack: WebStack, client: TestClient) -> None:
     token = await csrf(client)
 
