@@ -23,7 +23,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,9 +113,11 @@ def live_web(cfg: Config) -> Iterator[LiveWeb]:
         thread.join(30)
 
 
-@pytest.fixture
-def app(tmp_path: Path, mosquitto: Broker) -> Iterator[LiveWeb]:
-    with live_web(web_config(tmp_path, mosquitto.port)) as live:
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, mosquitto: Broker) -> Iterator[LiveWeb]:
+    """One app and installer session for the module: every example is refused and must leave
+    the app as it was (:func:`assert_refused` checks the session too), so the tests share it."""
+    with live_web(web_config(tmp_path_factory.mktemp("fuzz-web"), mosquitto.port)) as live:
         live.login_installer()
         yield live
 
@@ -147,7 +148,9 @@ def assert_refused(live: LiveWeb, before: Untouched, status: int, kind: str, bod
             assert any(body["field"] == f or body["field"].startswith(f + ".") for f in fields), body
     assert Untouched.now(live) == before
     assert live.stack.bridge.commands == []  # nothing reached the inverter
-    assert live.thread.is_alive() and live.call("GET", "/api/v1/session")[0] == 200
+    assert live.thread.is_alive()
+    status, session = live.call("GET", "/api/v1/session")
+    assert (status, session["role"], session["must_change"]) == (200, "installer", False)
 
 
 # --- strategies -------------------------------------------------------------------------------
