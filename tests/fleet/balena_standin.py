@@ -135,7 +135,9 @@ def serving(standin: BalenaStandIn) -> Iterator[BalenaStandIn]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever looks for shutdown() between polls: at its default 0.5 s every test's
+    # teardown waited about half a second for the stand-in to stop.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     standin.url = f"http://127.0.0.1:{server.server_port}/"
     try:
