@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ class Watcher:
 
     def __init__(self, port: int) -> None:
         self.messages: list[tuple[str, Any]] = []
+        self._arrived = threading.Condition()  # wait_for wakes on each message, not on a poll period
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
@@ -40,16 +42,23 @@ class Watcher:
             payload: Any = json.loads(message.payload)
         except (ValueError, RecursionError):  # the fuzz tests send anything
             payload = message.payload.decode(errors="replace")
-        self.messages.append((message.topic, payload))
+        with self._arrived:
+            self.messages.append((message.topic, payload))
+            self._arrived.notify_all()
 
     def wait_for(self, topic: str, predicate: Any = lambda p: True, timeout: float = 30, since: int = 0) -> Any:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for t, p in list(self.messages[since:]):
-                if t == topic and predicate(p):
-                    return p
-            time.sleep(0.05)
-        raise TimeoutError(f"no message on {topic} matching; last: {self.messages[-3:]}")
+        seen = since
+        with self._arrived:
+            while True:
+                for t, p in self.messages[seen:]:
+                    if t == topic and predicate(p):
+                        return p
+                seen = max(seen, len(self.messages))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no message on {topic} matching; last: {self.messages[-3:]}")
+                self._arrived.wait(left)
 
     def command(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         mark = len(self.messages)
@@ -57,8 +66,8 @@ class Watcher:
         return self.wait_for(f"nattery/{DEVICE}/cmd/result", lambda p: p.get("id") == payload["id"], since=mark)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: the network loop then ends at once, not at its next 1 s select timeout
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 def nattery(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
