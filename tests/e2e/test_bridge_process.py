@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import Broker, PtyPair
 
 DEVICE = "proc1"
+BAUD = "115200"  # the line speed of bridge and simulator: a poll takes a quarter of its time at the map's 9600
 
 
 class Watcher:
@@ -79,12 +80,13 @@ def nattery(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def processes(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[tuple[subprocess.Popen[bytes], Watcher, Path]]:
     state = tmp_path / "sim-mode.txt"
-    sim = nattery("simulate", "--serial", pty_pair.b, "--speed", "60", env={})
+    sim = nattery("simulate", "--serial", pty_pair.b, "--speed", "60", "--baud", BAUD, env={})
     env = {
         "NATTERY_DEVICE_ID": DEVICE,
         "NATTERY_DEVICE_DATA_DIR": str(tmp_path),
         "NATTERY_INVERTER_PORT": f"serial://{pty_pair.a}",
         "NATTERY_INVERTER_POLL_INTERVAL_S": "0.5",
+        "NATTERY_INVERTER_BAUDRATE": BAUD,
         "NATTERY_MQTT_HOST": "127.0.0.1",
         "NATTERY_MQTT_PORT": str(mosquitto.port),
         "NATTERY_BRIDGE_HEALTH_INTERVAL_S": "0.5",

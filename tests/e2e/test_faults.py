@@ -28,10 +28,11 @@ import pytest
 from device import config as configuration
 from device.store import Store
 from tests.conftest import Broker, PtyPair
-from tests.e2e.test_bridge_process import DEVICE, Watcher, inverter_mode
+from tests.e2e.test_bridge_process import BAUD, DEVICE, Watcher, inverter_mode
 
 WATCHDOG_S = 5
 TELEMETRY = f"nattery/{DEVICE}/telemetry"
+CRASH_FLUSH_INTERVAL_S = "0.3"  # a crash run reaches its third flush within a second
 
 
 class Rig:
@@ -42,6 +43,7 @@ class Rig:
             "NATTERY_DEVICE_DATA_DIR": str(tmp_path),
             "NATTERY_INVERTER_PORT": f"serial://{pty}",
             "NATTERY_INVERTER_POLL_INTERVAL_S": "0.2",
+            "NATTERY_INVERTER_BAUDRATE": BAUD,
             "NATTERY_MQTT_HOST": "127.0.0.1",
             "NATTERY_MQTT_PORT": str(broker),
             "NATTERY_MQTT_DISCOVERY_PREFIX": "",
@@ -58,6 +60,8 @@ class Rig:
         log = open(self.tmp_path / f"bridge-{self.starts}.log", "wb")  # noqa: SIM115 — the process owns it
         exe = Path(sys.executable).with_name("nattery")
         env = {**os.environ, **self.env, "TEST_BRIDGE_CRASH": crash_at}
+        if crash_at:
+            env["NATTERY_BRIDGE_FLUSH_INTERVAL_S"] = CRASH_FLUSH_INTERVAL_S
         self.bridge = subprocess.Popen([str(exe), "bridge"], env=env, stdout=subprocess.DEVNULL, stderr=log)
         return self.bridge
 
@@ -74,7 +78,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[tuple[Rig, Watcher]]:
     exe = Path(sys.executable).with_name("nattery")
-    sim = subprocess.Popen([str(exe), "simulate", "--serial", pty_pair.b, "--speed", "60"],
+    sim = subprocess.Popen([str(exe), "simulate", "--serial", pty_pair.b, "--speed", "60", "--baud", BAUD],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     watcher = Watcher(mosquitto.port)
     r = Rig(tmp_path, pty_pair.a, mosquitto.port)
@@ -117,7 +121,7 @@ def test_kill_9_of_the_bridge_loses_and_doubles_no_reading(rig: tuple[Rig, Watch
         # mid-command: the command is on its way when the process dies
         ("mid-command", lambda: watcher.client.publish(f"nattery/{DEVICE}/cmd/charge",
                                                        '{"id": "c1", "power_w": 2500}', qos=1)),
-        # at three more phases of the 1 s flush cycle (5 polls per flush)
+        # at three more phases of the 1 s flush cycle (a poll every 0.2-0.3 s at this line speed)
         ("phase-2", lambda: telemetry_after(watcher, 2)),
         ("phase-3", lambda: telemetry_after(watcher, 3)),
         ("phase-4", lambda: telemetry_after(watcher, 4)),

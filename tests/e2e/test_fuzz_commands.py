@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from tests.conftest import Broker, PtyPair
-from tests.e2e.test_bridge_process import Watcher
+from tests.e2e.test_bridge_process import BAUD, Watcher
 
 DEVICE = "proc1"  # the Watcher's device
 BUDGET = settings(max_examples=80, deadline=None, derandomize=True, database=None,
@@ -120,7 +120,7 @@ def _serve_simulator(sim: Simulator, path: str, ready: threading.Event, stop: th
 
 @pytest.fixture
 def stack(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[Stack]:
-    sim = Simulator(load_map("deye_hybrid_1p"), speed=60.0)
+    sim = Simulator(load_map("deye_hybrid_1p"), speed=60.0, baudrate=int(BAUD))
     ready, stop = threading.Event(), threading.Event()
     thread = threading.Thread(target=_serve_simulator, args=(sim, pty_pair.b, ready, stop), daemon=True)
     thread.start()
@@ -128,6 +128,7 @@ def stack(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[Stac
     env = {
         "NATTERY_DEVICE_ID": DEVICE, "NATTERY_DEVICE_DATA_DIR": str(tmp_path),
         "NATTERY_INVERTER_PORT": f"serial://{pty_pair.a}", "NATTERY_INVERTER_POLL_INTERVAL_S": "0.5",
+        "NATTERY_INVERTER_BAUDRATE": BAUD,
         "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(mosquitto.port),
         "NATTERY_MQTT_DISCOVERY_PREFIX": "", "NATTERY_BRIDGE_HEALTH_INTERVAL_S": "0.5",
     }
