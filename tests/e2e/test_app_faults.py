@@ -1,8 +1,9 @@
 """``kill -9`` of the real app at the points where its work is half done: a quarter-hour's
 slots read but the settlement not committed, a plan stored but its setpoint not sent, and a
-sync batch acknowledged by a real aggregator but its cursor not advanced (the forced mode is
-in test_faults). A manual discharge makes every plan force the inverter (the upload is held
-back until it does). After each kill the bridge's watchdog has the inverter in self-consumption
+sync batch acknowledged by a real aggregator but its cursor not advanced. A manual discharge
+makes every plan force the inverter; the upload is held back until it does and the controller
+refreshes it, so the last kill is of an app holding the inverter in a forced mode, which only
+the bridge's watchdog (a trip) can end. After each kill the inverter is in self-consumption
 within ``bridge.watchdog_s``, and the restarted app finishes the interrupted work once: every
 complete slot settled once (the day's totals count each slot once), and the aggregator holds
 the device's readings, energy slots and settlements row for row.
@@ -19,13 +20,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+from device import config as configuration
 from device.store import Store
 from tests.cloud_sync.aggregator import Aggregator, sqlite_aggregator  # noqa: F401
 from tests.device.test_sync import assert_exact_match, fill
 from tests.e2e.test_bridge_process import DEVICE, Watcher, inverter_mode
-from tests.e2e.test_faults import WATCHDOG_S, Rig, back_in_self_consumption, manual_discharge, rig  # noqa: F401
+from tests.e2e.test_faults import WATCHDOG_S, Rig, back_in_self_consumption, rig  # noqa: F401
 
 READINGS = 3000  # 4 h at 5 s: 16 complete slots, six upload batches
+
+
+def manual_discharge(data_dir: Path) -> None:
+    """The homeowner's manual discharge for the next hour, as the page would save it, with the
+    prices known so that the app's first plan follows it at once."""
+    now = time.time()
+    zone = configuration.load([configuration.DEFAULT_FILE], environ={}).prices.zone
+    store = Store(data_dir / "nattery.db")
+    try:
+        slot = int(now) // 900 * 900
+        store.upsert_prices(zone, [(slot + 900 * i, 100.0) for i in range(-4, 96)], 900, "csv", now)
+    finally:
+        store.close()
+    (data_dir / "settings.json").write_text(json.dumps(
+        {"sections": {}, "override": {"action": "discharge", "power_w": 1500, "until": now + 3600}}))
 
 
 def run_app(r: Rig, cloud: dict[str, str], crash: dict[str, str], name: str) -> subprocess.Popen[bytes]:
@@ -36,13 +53,16 @@ def run_app(r: Rig, cloud: dict[str, str], crash: dict[str, str], name: str) -> 
         return subprocess.Popen([str(exe), "app"], env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def killed_at_its_point(app: subprocess.Popen[bytes], watcher: Watcher, r: Rig, name: str) -> None:
+def killed_at_its_point(app: subprocess.Popen[bytes], watcher: Watcher, r: Rig, name: str) -> dict[str, Any]:
+    """The app died at its crash point and the inverter is in self-consumption; the bridge's health then."""
     assert app.wait(120) == -9, (r.tmp_path / f"app-{name}.log").read_text()[-2000:]
     killed_at, mark = time.monotonic(), len(watcher.messages)
-    watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "self_consumption"
-                     and not h["watchdog"]["safe_pending"], since=mark, timeout=WATCHDOG_S * 3)
+    health: dict[str, Any] = watcher.wait_for(
+        f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "self_consumption"
+        and not h["watchdog"]["safe_pending"], since=mark, timeout=WATCHDOG_S * 3)
     assert time.monotonic() - killed_at <= WATCHDOG_S + 3  # its period plus a check tick and a health tick
     assert inverter_mode(watcher) == "self_consumption"
+    return health
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -91,10 +111,14 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     agg.stop()  # the upload waits for the aggregator until the plan's discharge is applied
     mark = len(watcher.messages)
     app = run_app(r, cloud, {"TEST_SYNC_CRASH": "after_ack:2"}, "sync")
-    watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "discharge", since=mark, timeout=120)
+    forced = watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "discharge",
+                              since=mark, timeout=120)
+    # the controller keeps the forced mode alive: only the kill can end its refreshes
+    watcher.wait_for(f"nattery/{DEVICE}/cmd/refresh", since=len(watcher.messages), timeout=WATCHDOG_S * 2)
     assert inverter_mode(watcher) == "forced"
     agg.start()
-    killed_at_its_point(app, watcher, r, "sync")
+    health = killed_at_its_point(app, watcher, r, "sync")
+    assert health["watchdog"]["trips"] == forced["watchdog"]["trips"] + 1  # the watchdog did it: nobody else was left to
     # the aggregator holds a batch the device has not marked as sent: the restart sends it again
     assert query(db, "SELECT last_seq FROM sync_cursors WHERE stream = 'readings'") < [(len(agg.rows(DEVICE)),)]
 

@@ -1,9 +1,8 @@
 """``kill -9`` of the real bridge process at several points: mid-command, in a forced mode, at
 phases of the flush cycle, and inside a flush (crash points before and after its commit). After each restart the inverter is back in self-consumption
 within the watchdog time, and the store holds every reading the bridge had published, once.
-``kill -9`` of the real app while its controller holds the inverter in a forced mode: the
-bridge's watchdog returns it to self-consumption within ``bridge.watchdog_s``; test_app_faults
-kills the app mid-settlement, mid-planning and mid-upload.
+test_app_faults kills the app mid-settlement, mid-planning and mid-upload (the last while its
+controller holds the inverter in a forced mode: the bridge's watchdog lapses).
 
 While the bridge is down nothing can command the inverter: it keeps its last mode until the
 restarted bridge's start-up puts it into self-consumption (the Balena supervisor restarts a
@@ -12,7 +11,6 @@ killed container within seconds).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -24,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from device import config as configuration
-from device.store import Store
 from tests.conftest import Broker, PtyPair
 from tests.e2e.test_bridge_process import BAUD, DEVICE, Watcher, inverter_mode
 
@@ -152,46 +148,3 @@ def test_kill_9_of_the_bridge_loses_and_doubles_no_reading(rig: tuple[Rig, Watch
     assert not missing, f"{len(missing)} of {len(seen)} published readings were lost: {sorted(missing)[:5]}"
     logs = "".join((r.tmp_path / f"bridge-{i}.log").read_text() for i in range(2, r.starts + 1))
     assert "readings recovered from the journal" in logs
-
-
-def manual_discharge(data_dir: Path) -> None:
-    """The homeowner's manual discharge for the next hour, as the page would save it, with the
-    prices known so that the app's first plan follows it at once."""
-    now = time.time()
-    zone = configuration.load([configuration.DEFAULT_FILE], environ={}).prices.zone
-    store = Store(data_dir / "nattery.db")
-    try:
-        slot = int(now) // 900 * 900
-        store.upsert_prices(zone, [(slot + 900 * i, 100.0) for i in range(-4, 96)], 900, "csv", now)
-    finally:
-        store.close()
-    (data_dir / "settings.json").write_text(json.dumps(
-        {"sections": {}, "override": {"action": "discharge", "power_w": 1500, "until": now + 3600}}))
-
-
-def test_kill_9_of_the_app_in_a_forced_mode_lapses_to_self_consumption(rig: tuple[Rig, Watcher]) -> None:
-    r, watcher = rig
-    mark = len(watcher.messages)
-    r.start()
-    back_in_self_consumption(watcher, mark)
-    manual_discharge(r.tmp_path)
-    exe = Path(sys.executable).with_name("nattery")
-    env = {**os.environ, **r.env, "NATTERY_WEB_PORT": "0", "NATTERY_PRICES_SOURCE": "csv"}
-    with open(r.tmp_path / "app.log", "wb") as log:
-        app = subprocess.Popen([str(exe), "app"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "discharge", timeout=120)
-        watcher.wait_for(f"nattery/{DEVICE}/cmd/refresh", since=len(watcher.messages), timeout=WATCHDOG_S * 2)
-        assert inverter_mode(watcher) == "forced"
-        app.kill()
-        app.wait(10)
-        killed_at, mark = time.monotonic(), len(watcher.messages)
-        health = watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "self_consumption",
-                                  since=mark, timeout=WATCHDOG_S * 3)
-        assert health["watchdog"]["trips"] >= 1  # the watchdog did it: nobody else was left to
-        assert time.monotonic() - killed_at <= WATCHDOG_S + 3  # its period plus a check tick and a health tick
-        assert inverter_mode(watcher) == "self_consumption"
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait(10)
