@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device.clock import SYSTEM_CLOCK, Clock, SystemClock
+from device.clock import SYSTEM_CLOCK, Clock
 from device.controller import Controller
 from device.mqtt import MqttSession, Topics
 from device.plan.model import SLOT_S, Plan, Setpoint
@@ -29,16 +29,6 @@ def make_plan(start: int, setpoints: list[Setpoint]) -> Plan:
         import_w=zeros, export_w=zeros, charge_w=zeros, discharge_w=zeros, soc_pct=zeros,
         load_w=zeros, pv_w=zeros, import_price=zeros, export_price=zeros, setpoints=setpoints,
     )
-
-
-class ShiftedClock(SystemClock):
-    """The system clock with the wall time moved by ``offset`` seconds (to just before a boundary)."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 @contextlib.asynccontextmanager
@@ -64,44 +54,66 @@ async def controlling(r: Rig, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Cont
             await mqtt_task
 
 
+async def run_until(r: Rig, ctl: Controller, clock: SimulatedClock, predicate: Callable[[], bool],
+                    step_s: float = 1.0, limit_s: float = 60.0) -> None:
+    """Move the appliance's clock (bridge and controller) on until ``predicate`` holds, ``step_s``
+    at a time (at least a poll interval; well inside the watchdog times these tests use, so a
+    refresh the controller sends in a step reaches the bridge before the watchdog would lapse).
+    Each step waits for the telemetry it brings (the poll is real I/O), and
+    no step is taken while a command of the controller's awaits its reply: the bridge judges the
+    command's age and its watchdog on this clock, so real latency never counts as appliance time."""
+    start = clock.monotonic()
+    while not predicate():
+        assert clock.monotonic() - start <= limit_s, f"not within {limit_s:g} s of the appliance's time"
+        await until(lambda: not ctl.channel._pending)
+        mark = len(r.mqtt.messages)
+        await clock.advance(step_s)
+        await r.mqtt.wait_for(f"nattery/{DEVICE}/telemetry", since=mark)
+
+
 async def test_setpoints_reach_the_simulator_and_the_plan_is_published(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
 ) -> None:
-    async with rig(tmp_path, pty_pair, mosquitto, watchdog_s=5) as r, controlling(r) as ctl:
-        slot = int(time.time() // SLOT_S) * SLOT_S
+    """Bridge and controller on one simulated clock, moved by the test (see :func:`run_until`)."""
+    clock = SimulatedClock(auto=False)
+    async with rig(tmp_path, pty_pair, mosquitto, clock, watchdog_s=5) as r, controlling(r, clock) as ctl:
+        slot = int(clock.time() // SLOT_S) * SLOT_S
         await ctl.set_plan(make_plan(slot, [Setpoint("charge", 3000), Setpoint("hold")]))
         await until(lambda: r.sim.mode == "charge" and abs(r.sim.mode_params["power_w"] - 3000) < 50)
         plan = await r.mqtt.wait_for(f"nattery/{DEVICE}/plan")
         assert plan["slots"][0]["action"] == "charge" and plan["slots"][0]["power_w"] == 3000
         await until(lambda: ctl.stats.commands >= 1 and ctl.stats.last_action == "charge")
         # the bridge watchdog (5 s) stays fed: still charging well after it would have lapsed
-        await asyncio.sleep(7)
+        fed_from = clock.monotonic()
+        await run_until(r, ctl, clock, lambda: clock.monotonic() >= fed_from + 7)
         assert r.sim.mode == "charge"
         assert ctl.stats.refreshes >= 2
-        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", since=len(r.mqtt.messages))
+        mark = len(r.mqtt.messages)
+        await run_until(r, ctl, clock, lambda: any(t == f"nattery/{DEVICE}/health" for t, _ in r.mqtt.messages[mark:]))
+        health = await r.mqtt.wait_for(f"nattery/{DEVICE}/health", since=mark)
         assert health["watchdog"]["trips"] == 0
         # a new plan applies at once
         await ctl.set_plan(make_plan(slot, [Setpoint("discharge", 2000)]))
-        await until(lambda: r.sim.mode == "discharge")
+        await run_until(r, ctl, clock, lambda: r.sim.mode == "discharge" and ctl.stats.last_action == "discharge")
+        await run_until(r, ctl, clock, lambda: ctl.health()["active_action"] == "discharge")  # verified or not
         assert ctl.stats.unverified == 0
         # mode off: back to the inverter's own self-consumption
         await ctl.set_plan(make_plan(slot, [Setpoint(None)]))
-        await until(lambda: r.sim.mode == "self_consumption")
+        await run_until(r, ctl, clock, lambda: r.sim.mode == "self_consumption")
 
 
 async def test_the_next_slot_starts_within_five_seconds(
     tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker
 ) -> None:
-    # the appliance's clock (bridge and controller) 3 s before a slot boundary once the rig is up:
+    # the appliance's clock (bridge and controller, simulated) 2 s before a slot boundary:
     # slot one charges, slot two discharges
-    real_slot = int(time.time() // SLOT_S) * SLOT_S
-    clock = ShiftedClock(0.0)
-    async with rig(tmp_path, pty_pair, mosquitto, clock=clock) as r:
-        clock.offset = real_slot + SLOT_S - 3.0 - time.time()
-        async with controlling(r, clock=clock) as ctl:
-            await ctl.set_plan(make_plan(real_slot, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
-            await until(lambda: r.sim.mode == "discharge" and abs(r.sim.mode_params["power_w"] - 1500) < 50, 15)
-            assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0
+    boundary = 1_767_225_600 + 40 * SLOT_S
+    clock = SimulatedClock(start=boundary - 2.0, auto=False)
+    async with rig(tmp_path, pty_pair, mosquitto, clock=clock) as r, controlling(r, clock=clock) as ctl:
+        await ctl.set_plan(make_plan(boundary - SLOT_S, [Setpoint("charge", 2000), Setpoint("discharge", 1500)]))
+        await run_until(r, ctl, clock,
+                        lambda: r.sim.mode == "discharge" and abs(r.sim.mode_params["power_w"] - 1500) < 50)
+        assert ctl.stats.boundary_lag_s and max(ctl.stats.boundary_lag_s) < 5.0
 
 
 async def test_the_planning_job_drives_the_simulator_through_the_bridge(
