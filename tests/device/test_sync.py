@@ -31,6 +31,10 @@ from tests.device import test_edi as edi_case
 from tools.bench.sync import realistic_readings
 
 DAY = 86_400
+#: Readings of the kill tests: five batches of BATCH, enough for the crash points (the 3rd upload
+#: at most) to fire with batches still to come.
+BATCH = 500
+BURST = 5 * BATCH
 
 
 def fill(path: Path, count: int, interval_s: float = 5.0, start: float | None = None) -> None:
@@ -133,17 +137,20 @@ async def test_three_days_offline_then_the_backlog_drains(
 ) -> None:
     agg = Aggregator(cloud_target, tmp_path / "later.log")  # registered, but not running yet
     credential = agg.add_device("offline")
-    fill(tmp_path / "offline.db", 3 * DAY // 10, interval_s=10, start=time.time() - 3 * DAY)  # three days
+    backlog = 3 * DAY // 60  # three days of a reading a minute: what counts is their age, not their number
+    fill(tmp_path / "offline.db", backlog, interval_s=60, start=time.time() - 3 * DAY)
     store = await device_store("offline")
-    client = SyncClient(device_config(tmp_path, "offline", agg, credential, batch_size=5000), store)
+    # rng 0: every retry after the shortest backoff, so the failures pile up without waiting
+    client = SyncClient(device_config(tmp_path, "offline", agg, credential, batch_size=1000), store,
+                        rng=lambda: 0.0)
     task = asyncio.create_task(client.run())
     try:
         await until(lambda: client.stats["consecutive_failures"] >= 4, "repeated failures")
         assert client.stats["state"] == "failing"
         assert "ClientConnectorError" in client.stats["last_error"]
-        assert client.stats["streams"]["readings"]["pending"] == 3 * DAY // 10
+        assert client.stats["streams"]["readings"]["pending"] == backlog
         assert client.stats["lag_s"] >= 3 * DAY - 60
-        assert 0.05 <= client.stats["next_retry_s"] <= 0.4
+        assert client.stats["next_retry_s"] == 0.05
         agg.start()
         await until(lambda: client.stats["state"] == "ok" and client.stats["streams"]["readings"]["pending"] == 0,
                     "the backlog to drain")
@@ -161,18 +168,18 @@ def test_device_killed_during_upload_resumes_exactly(
 ) -> None:
     device = "kill-" + crash.replace(":", "-").replace("_", "-")
     credential = sqlite_aggregator.add_device(device)
-    fill(tmp_path / f"{device}.db", 10_000)
+    fill(tmp_path / f"{device}.db", BURST)
     env = {**os.environ, "NATTERY_DEVICE_ID": device, "NATTERY_STORE_PATH": str(tmp_path / f"{device}.db"),
-           "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": "2000",
+           "NATTERY_CLOUD_CREDENTIAL": credential, "NATTERY_CLOUD_BATCH_SIZE": str(BATCH),
            "NATTERY_LOG_LEVEL": "warning", "NATTERY_DEVICE_DATA_DIR": str(tmp_path)}
     command = [sys.executable, "-c", "from device.cli import main; main()", "sync", "--cloud", sqlite_aggregator.url, "--drain"]
     first = subprocess.run(command, env={**env, "TEST_SYNC_CRASH": crash}, capture_output=True, timeout=120)
     assert first.returncode == -signal.SIGKILL, first.stderr.decode()[-2000:]
     stored = len(sqlite_aggregator.rows(device))
-    assert 0 < stored < 10_000
+    assert 0 < stored < BURST
     second = subprocess.run(command, env=env, capture_output=True, timeout=120)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
-    assert json.loads(second.stdout)["streams"]["readings"]["cursor"] == 10_000
+    assert json.loads(second.stdout)["streams"]["readings"]["cursor"] == BURST
     assert_exact_match(tmp_path / f"{device}.db", sqlite_aggregator, device)
 
 
@@ -183,10 +190,10 @@ async def test_aggregator_killed_during_ingest_loses_and_doubles_nothing(
     device = "agg-" + crash.replace(":", "-").replace("_", "-")
     agg = Aggregator(cloud_target, tmp_path / "crashing.log")
     credential = agg.add_device(device)
-    fill(tmp_path / f"{device}.db", 10_000)
+    fill(tmp_path / f"{device}.db", BURST)
     agg.start(crash=crash)
     store = await device_store(device)
-    client = SyncClient(device_config(tmp_path, device, agg, credential), store)
+    client = SyncClient(device_config(tmp_path, device, agg, credential, batch_size=BATCH), store)
     task = asyncio.create_task(client.drain())
     try:
         await until(agg.killed, "the aggregator to die at its crash point")
@@ -251,7 +258,7 @@ async def test_lost_cursor_and_lost_aggregator_data_are_recovered(
     sqlite_aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
 ) -> None:
     credential = sqlite_aggregator.add_device("amnesia")
-    fill(tmp_path / "amnesia.db", 5000)
+    fill(tmp_path / "amnesia.db", 2500)  # two batches
     store = await device_store("amnesia")
     await SyncClient(device_config(tmp_path, "amnesia", sqlite_aggregator, credential), store).drain()
     await store.call(Store.set_sync_cursor, "readings", 0)  # e.g. a restored backup of the device
