@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,10 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     cloud = {"NATTERY_CLOUD_URL": agg.url, "NATTERY_CLOUD_CREDENTIAL": agg.add_device(DEVICE),
              "NATTERY_CLOUD_BATCH_SIZE": "500", "NATTERY_CLOUD_INTERVAL_S": "0.2",
              "NATTERY_CLOUD_BACKOFF_MIN_S": "0.1", "NATTERY_CLOUD_BACKOFF_MAX_S": "0.5"}
+    # the upload waits for the aggregator until the plan's discharge is applied; the runs before that
+    # need none, so it stops (a few seconds) while they run
+    stopping = ThreadPoolExecutor(1)
+    stopped = stopping.submit(agg.stop)
     db = r.tmp_path / "nattery.db"
     now = time.time()
     fill(db, READINGS, start=(now - READINGS * 5) // 900 * 900)  # history the app has not settled yet
@@ -108,7 +113,8 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     killed_at_its_point(app, watcher, r, "plan")
     assert query(db, "SELECT count(*) FROM plans")[0][0] >= 1
 
-    agg.stop()  # the upload waits for the aggregator until the plan's discharge is applied
+    stopped.result()
+    stopping.shutdown()
     mark = len(watcher.messages)
     app = run_app(r, cloud, {"TEST_SYNC_CRASH": "after_ack:2"}, "sync")
     forced = watcher.wait_for(f"nattery/{DEVICE}/health", lambda h: h["watchdog"]["mode"] == "discharge",
