@@ -4,9 +4,12 @@ For each candidate map, line setting (the map's baud rate, parity, data and stop
 given baud rates) and unit id, the map's identity words (device type, model name: a mismatch is
 "another family") and then its identifying registers (the ``soc_pct`` and ``state`` roles) are
 read with a short timeout, one by one. Strictly one request on the line at a time:
-one :class:`~device.modbus.worker.ModbusWorker` per (line, unit), since its protocol fixes both,
-and never two workers at once. A map's further devices (Fronius GEN24's meter at unit 200) keep
-their own unit ids: only the map's main unit id is scanned. A map *fits* when every identifying value is plausible; an
+one :class:`~device.modbus.worker.ModbusWorker` per line setting (its client fixes it), never two
+at once, addressed to each unit id in turn. One connection per line setting, so a gateway's
+pause after a connect (Huawei's SDongle) is waited once, not per unit id, and between unit ids
+the worker's own line guard keeps the gap and waits out a late reply, as in operation.
+A map's further devices (Fronius GEN24's meter at unit 200) keep their own unit ids: only the
+map's main unit id is scanned. A map *fits* when every identifying value is plausible; an
 exception reply means "something answers, but not with this map"; silence, nothing there.
 """
 
@@ -110,29 +113,36 @@ async def scan(
     """Try every map at every line setting and unit id; one request on the line at a time.
 
     ``units`` default to each map's own unit id, ``bauds`` to each map's baud rate. A worker
-    is made per (line, unit) (its protocol fixes both) and stopped before the next starts; after
-    a timeout the line is left quiet for the longest late reply before the next worker speaks.
-    Raises :class:`CommissionError` if the port cannot be opened.
+    is made per line setting and stopped before the next starts; it is addressed to one unit id
+    after the other (its protocol names the unit id that requests without their own go to).
+    After a line's worker stops, the line is left quiet for the gap and, after a timeout, for
+    the longest late reply before the next worker speaks. Raises :class:`CommissionError` if the
+    port cannot be opened.
     """
-    groups: dict[tuple[Line, int], list[RegisterMap]] = {}
+    lines: dict[Line, dict[int, list[RegisterMap]]] = {}
     for regmap in maps:
         for baud in bauds or [regmap.protocol.baudrate]:
+            by_unit = lines.setdefault(Line.of(regmap.protocol, baud), {})
             for unit in units or [regmap.protocol.unit_id]:
-                groups.setdefault((Line.of(regmap.protocol, baud), unit), []).append(regmap)
+                by_unit.setdefault(unit, []).append(regmap)
     probes: list[Probe] = []
-    for (line, unit), candidates in groups.items():
+    for line, by_unit in lines.items():
+        candidates = [regmap for regmaps in by_unit.values() for regmap in regmaps]
         protocol = dataclasses.replace(
-            candidates[0].protocol, baudrate=line.baudrate, unit_id=unit, timeout_s=timeout_s,
+            candidates[0].protocol, baudrate=line.baudrate, timeout_s=timeout_s,
             gap_s=max(m.protocol.gap_s for m in candidates),
             connect_pause_s=max(m.protocol.connect_pause_s for m in candidates))
         async with make_worker(port, protocol, timeout_s, retries=0) as worker:
-            for regmap in candidates:
-                # the line's settings, the map's own further devices (Fronius GEN24's meter at 200)
-                own = dataclasses.replace(protocol, devices=regmap.protocol.devices)
-                inverter = Inverter(dataclasses.replace(regmap, protocol=own), worker, Limits(0, 0))
-                probes.append(await _probe(inverter, line, unit))
-                log.debug("commission_probe", map=probes[-1].map, unit_id=unit, line=str(line),
-                          outcome=probes[-1].outcome)
+            for unit, regmaps in by_unit.items():
+                # idle between probes: the next request goes to this unit id
+                worker.protocol = dataclasses.replace(protocol, unit_id=unit)
+                for regmap in regmaps:
+                    # the line's settings, the map's own further devices (Fronius GEN24's meter at 200)
+                    own = dataclasses.replace(worker.protocol, devices=regmap.protocol.devices)
+                    inverter = Inverter(dataclasses.replace(regmap, protocol=own), worker, Limits(0, 0))
+                    probes.append(await _probe(inverter, line, unit))
+                    log.debug("commission_probe", map=probes[-1].map, unit_id=unit, line=str(line),
+                              outcome=probes[-1].outcome)
         await _quiet(protocol, probes[-1].outcome in ("no_reply", "error"))
     return probes
 
