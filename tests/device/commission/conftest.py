@@ -8,6 +8,7 @@ command starts its own event loop while the simulator keeps serving on the test'
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from device.cli import main
 from device.commission import Report, commission_inverter
+from device.modbus.mapmodel import RegisterMap
 from device.modbus.registermap import available_maps, load_map
 from device.simulator import Simulator
 
@@ -24,8 +26,15 @@ MAPS = sorted(available_maps())
 FAST = 115200
 
 
+@functools.cache
+def shipped(family: str) -> RegisterMap:
+    """A shipped map, parsed once per test process: parsing takes up to tenths of a second, and a
+    map is immutable (scan, inverter and simulator derive their own with dataclasses.replace)."""
+    return load_map(family)
+
+
 async def simulator(family: str, unit_id: int | None = None) -> tuple[Simulator, str]:
-    sim = Simulator(load_map(family), baudrate=FAST, unit_id=unit_id, start_time=NOON)
+    sim = Simulator(shipped(family), baudrate=FAST, unit_id=unit_id, start_time=NOON)
     port = await sim.serve_tcp("127.0.0.1", 0, "rtu")
     return sim, f"rtu+tcp://127.0.0.1:{port}"
 
@@ -41,7 +50,7 @@ async def run_inverter(port: str, maps: Sequence[str] = MAPS, **kwargs: Any) -> 
     """Scan, check and write-test (default: every shipped map) with tiny timeouts."""
     kwargs.setdefault("scan_timeout_s", 0.1)
     kwargs.setdefault("bauds", [FAST])  # a silent unit costs a timeout plus a maximal late frame
-    return await commission_inverter(port, [load_map(m) for m in maps], timeout_s=0.5, retries=0, **kwargs)
+    return await commission_inverter(port, [shipped(m) for m in maps], timeout_s=0.5, retries=0, **kwargs)
 
 
 async def invoke(*args: str, input: str | None = None) -> Result:

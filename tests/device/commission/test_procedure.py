@@ -10,11 +10,11 @@ from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from device.simulator.modes import apply_control, recognise
 from tests.conftest import PtyPair
-from tests.device.commission.conftest import FAST, NOON, problems, run_inverter
+from tests.device.commission.conftest import FAST, NOON, problems, run_inverter, shipped
 
 
 async def test_over_a_serial_pty_scan_check_and_write_pass(pty_pair: PtyPair) -> None:
-    sim = Simulator(load_map("huawei_sun2000_luna2000"), baudrate=FAST, start_time=NOON)
+    sim = Simulator(shipped("huawei_sun2000_luna2000"), baudrate=FAST, start_time=NOON)
     await sim.serve_serial(pty_pair.b)
     try:
         report = await run_inverter(f"serial://{pty_pair.a}")

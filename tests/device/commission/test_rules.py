@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 from device.commission.report import Check
 from device.commission.rules import judge, judge_consistency, judge_roles
-from device.modbus.registermap import load_map
+from tests.device.commission.conftest import shipped
 
 
 def test_role_rules() -> None:
-    regmap = load_map("deye_hybrid_1p")
+    regmap = shipped("deye_hybrid_1p")
     roles: dict[str, float | None] = {"soc_pct": 101.0, "pv_w": 2000.0, "grid_w": -500.0, "battery_w": -1000.0,
                                       "load_w": 520.0, "energy_import_wh": -1.0, "energy_export_wh": 0.0}
     verdicts = {c.name: c.verdict for c in judge_roles(regmap, roles)}
@@ -24,7 +24,7 @@ def test_role_rules() -> None:
 
 
 def test_register_rules() -> None:
-    regmap = load_map("deye_hybrid_1p")
+    regmap = shipped("deye_hybrid_1p")
     regs = regmap.registers
 
     def verdict(name: str, value: float | None) -> str:
@@ -46,7 +46,7 @@ def test_signed_percentages_and_a_load_summed_from_other_roles() -> None:
     """A GoodWe eco-mode power is a signed % of the rated power (-60 % charges), not a state of
     charge; SunSpec's load is inverter output + grid meter, both of which may be negative (the
     inverter takes power from the AC side while it charges from the grid), PV strings may not."""
-    goodwe, sunspec = load_map("goodwe_et_hybrid"), load_map("fronius_gen24")
+    goodwe, sunspec = shipped("goodwe_et_hybrid"), shipped("fronius_gen24")
     assert judge(goodwe, goodwe.registers["eco1_power"], -60).verdict == "ok"
     assert judge(goodwe, goodwe.registers["eco1_power"], -120).verdict == "fail"
     assert judge(goodwe, goodwe.registers["battery_soc"], 150).verdict == "fail"
@@ -56,7 +56,7 @@ def test_signed_percentages_and_a_load_summed_from_other_roles() -> None:
 
 
 def _verdicts(map_name: str, values: Mapping[str, float | None], roles: Mapping[str, float | None]) -> dict[str, str]:
-    return {c.name: f"{c.verdict}: {c.reason}" for c in judge_consistency(load_map(map_name), values, roles)}
+    return {c.name: f"{c.verdict}: {c.reason}" for c in judge_consistency(shipped(map_name), values, roles)}
 
 
 def test_a_state_that_contradicts_the_flows_fails() -> None:

@@ -12,7 +12,7 @@ from device.commission.scan import choose
 from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from device.simulator.image import RegisterImage
-from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, simulator
+from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, shipped, simulator
 
 
 def answer(tried: str, family: str) -> str:
@@ -21,10 +21,10 @@ def answer(tried: str, family: str) -> str:
     whose span happens to cover it) the identity is refused ("other_family"); where it has no such
     address, an exception. A SunSpec map turns every base that answers no ``SunS`` (an exception
     or other words) into one refusal: "no 'SunS' marker at 40000, 0, 50000"."""
-    tried_map = load_map(tried)
+    tried_map = shipped(tried)
     if tried_map.sunspec:
         return "other_family"
-    check, span = tried_map.identity[0], RegisterImage(load_map(family)).span
+    check, span = tried_map.identity[0], RegisterImage(shipped(family)).span
     low, high = span.get(check.table, (1, 0))
     return "other_family" if low <= check.address and check.address + check.words - 1 <= high else "exception"
 
@@ -90,7 +90,7 @@ async def test_only_garbled_replies_hint_at_the_line_settings(deye: tuple[Simula
 
 
 def test_choose_refuses_to_guess_between_units_or_maps(tmp_path: Path) -> None:
-    deye = load_map("deye_hybrid_1p")
+    deye = shipped("deye_hybrid_1p")
     twin_path = tmp_path / "deye_twin.yaml"
     twin_path.write_text(deye.path.read_text(encoding="utf-8"))
     twin = load_map(twin_path)
