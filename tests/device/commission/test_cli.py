@@ -15,7 +15,7 @@ from tests.device.commission.conftest import invoke
 
 async def test_cli_json_output_is_parseable(deye: tuple[Simulator, str], tmp_path: Path) -> None:
     _, port = deye
-    result = await invoke("--port", port, "--scan-timeout", "0.1", "--json", "--data-dir", str(tmp_path))
+    result = await invoke("--port", port, "--json", "--data-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["problems"] == []
@@ -35,7 +35,7 @@ async def test_cli_json_output_is_parseable(deye: tuple[Simulator, str], tmp_pat
 async def test_cli_failed_check_writes_no_inverter_settings(deye: tuple[Simulator, str], tmp_path: Path) -> None:
     sim, port = deye
     sim.image.set("grid_frequency", 0.5)
-    result = await invoke("--port", port, "--scan-timeout", "0.1", "--write-config", "--json",
+    result = await invoke("--port", port, "--map", "deye_hybrid_1p", "--write-config", "--json",
                           "--data-dir", str(tmp_path))
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -60,7 +60,10 @@ async def test_cli_refuses_bad_options_before_touching_the_line(
     tariff = tmp_path / "tariff.yaml"
     tariff.write_text("vat_pct: 250\n")
     args = [str(tariff) if a == "TARIFF" else a for a in args]
-    result = await invoke("--port", f"serial://{tmp_path}/none", "--data-dir", str(tmp_path), *args, input=input)
+    # one map: the command loads its maps before it checks the other options (parsing every
+    # shipped map costs tenths of a second per case); a second --map adds to it
+    result = await invoke("--port", f"serial://{tmp_path}/none", "--map", "deye_hybrid_1p",
+                          "--data-dir", str(tmp_path), *args, input=input)
     assert result.exit_code == 1
     assert message in result.stderr
     assert "cannot open" not in result.stderr  # refused before the scan

@@ -40,7 +40,7 @@ async def test_cli_writes_a_valid_installer_file_tariff_and_password(
     market.write_text("malo_id: '51238696781'\nmelo_id: DE0001234567890000000000000000001\n"
                       "sender_id: '9900000000003'\nreceiver_id: '9800000000007'\nreceiver_qualifier: '332'\n")
     password = "correct horse battery"
-    result = await invoke("--port", port, "--scan-units", "1", "--scan-timeout", "0.1", "--write-config",
+    result = await invoke("--port", port, "--map", "deye_hybrid_1p", "--scan-units", "1", "--write-config",
                           "--tariff", str(tariff), "--market", str(market), "--homeowner-password",
                           "--data-dir", str(data),
                           input=f"{password}\n{password}\n")

@@ -12,7 +12,9 @@ from device.commission.scan import choose
 from device.modbus.registermap import load_map
 from device.simulator import Simulator
 from device.simulator.image import RegisterImage
-from tests.device.commission.conftest import FAST, MAPS, invoke, problems, run_inverter, shipped, simulator
+from tests.device.commission.conftest import (
+    FAST, MAPS, SILENT_S, invoke, problems, run_inverter, shipped, simulator,
+)
 
 
 def answer(tried: str, family: str) -> str:
@@ -30,29 +32,44 @@ def answer(tried: str, family: str) -> str:
 
 
 @pytest.mark.parametrize("family", MAPS)
-async def test_scan_finds_the_map_and_unit_among_the_shipped_maps(family: str) -> None:
+async def test_scan_finds_the_map_among_the_shipped_maps(family: str) -> None:
     # unit 5: the main unit id of every map moves there, clear of the further devices' own
-    # (SMA's registers at 3, Fronius's meter at 200)
+    # (SMA's registers at 3, Fronius's meter at 200); passing over silent unit ids is
+    # test_a_silent_unit_id_is_passed_over's (every probe here answers: no timeout fires)
     sim, port = await simulator(family, unit_id=5)
     try:
-        report = await run_inverter(port, units=[1, 2, 5], write="skip")
+        report = await run_inverter(port, units=[5], write="skip")
     finally:
         await sim.close()
     assert report.ok, problems(report)
     assert report.found is not None
     assert (report.found.regmap.family, report.found.unit_id) == (family, 5)
     outcomes = {(p.unit_id, p.map): p.outcome for p in report.probes}
-    assert outcomes == {
-        **{(u, m): "no_reply" for u in (1, 2) for m in MAPS},
-        **{(5, m): "fits" if m == family else answer(m, family) for m in MAPS},
-    }
-    assert sim.stats.violations == 0  # strictly one request at a time, gap kept between workers
+    assert outcomes == {(5, m): "fits" if m == family else answer(m, family) for m in MAPS}
+    assert sim.stats.violations == 0  # strictly one request at a time, gap kept
+
+
+async def test_a_silent_unit_id_is_passed_over() -> None:
+    """One worker per line setting asks unit id after unit id: after the timeouts at a silent
+    one, the next is asked once a late reply would be over, and the inverter is found there."""
+    sim, port = await simulator("deye_hybrid_1p", unit_id=5)
+    try:
+        report = await run_inverter(port, maps=["deye_hybrid_1p", "sungrow_sh_hybrid"], units=[1, 5],
+                                    write="skip")
+    finally:
+        await sim.close()
+    assert report.ok, problems(report)
+    assert report.found is not None and (report.found.regmap.family, report.found.unit_id) == ("deye_hybrid_1p", 5)
+    assert [(p.unit_id, p.map, p.outcome) for p in report.probes] == [
+        (1, "deye_hybrid_1p", "no_reply"), (1, "sungrow_sh_hybrid", "no_reply"),
+        (5, "deye_hybrid_1p", "fits"), (5, "sungrow_sh_hybrid", "exception")]
+    assert sim.stats.violations == 0
 
 
 async def test_implausible_identifying_values_are_not_a_fit(deye: tuple[Simulator, str]) -> None:
     sim, port = deye
     sim.image.set("run_state", 9)  # no such state: this is not (a working) Deye
-    report = await run_inverter(port)
+    report = await run_inverter(port, units=[1])  # every map asked where the Deye answers
     probe = next(p for p in report.probes if p.map == "deye_hybrid_1p")
     assert probe.outcome == "implausible" and "run_state 9: unknown code 9" in probe.detail
     assert report.problems == ["scan: something answers at unit 1 but no map tried reads plausible values there"]
@@ -66,9 +83,9 @@ async def test_the_port_that_cannot_be_opened_stops_at_once(tmp_path: Path) -> N
 async def test_a_wrong_unit_id_answers_nothing_and_is_reported() -> None:
     sim, port = await simulator("deye_hybrid_1p", unit_id=5)
     try:
-        report = await run_inverter(port, units=[1])
-        result = await invoke("--port", port, "--scan-units", "1", "--scan-timeout", "0.1",
-                              "--scan-bauds", str(FAST))
+        report = await run_inverter(port, units=[1], scan_timeout_s=SILENT_S)
+        result = await invoke("--port", port, "--map", "deye_hybrid_1p", "--scan-units", "1",
+                              "--scan-timeout", str(SILENT_S), "--scan-bauds", str(FAST))
     finally:
         await sim.close()
     assert not report.ok and report.found is None
