@@ -22,14 +22,9 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Table, event, func, insert, inspect, select
+from sqlalchemy import Connection, Table, event, func, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,7 +34,14 @@ from sqlalchemy.util import await_
 from cloud_sync.schema.sync import schema_version
 from common.backoff import Backoff
 
+if TYPE_CHECKING:  # Alembic is imported where a migration runs: a database at head needs none of it
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The newest revision in ``migrations/versions`` (tests/cloud_sync/test_schema.py holds it to
+#: Alembic's head): a database already at it is opened without loading Alembic and its scripts.
+SCHEMA_HEAD = "0009"
 _MIGRATION_LOCK = 7152001  # pg_advisory_xact_lock key: one instance migrates at a time
 _LEGACY_VERSIONS = (1, 2)  # schema_version values of releases before Alembic (adopted by 0001)
 _WRITE = "nattery_write"  # execution option: this SQLite transaction begins IMMEDIATE
@@ -135,8 +137,20 @@ class Database:
                 await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             yield conn
 
+    async def at_head(self) -> bool:
+        """True when the schema is this release's (``alembic_version`` holds :data:`SCHEMA_HEAD`
+        alone): there is nothing to migrate. Any other state, a newer release's included, is
+        :meth:`migrate`'s to handle."""
+        async with self.read() as conn:
+            if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+                return False  # a new database, or one from before Alembic
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        return list(versions) == [SCHEMA_HEAD]
+
     async def migrate(self) -> None:
         """Bring the schema to this release's head (``alembic upgrade head``)."""
+        from alembic import command
+
         async with self.migration_lock() as conn:
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
 
@@ -157,7 +171,8 @@ async def connect(target: str) -> Database:
     """``postgresql://…`` → PostgreSQL, anything else is a SQLite file path; schema migrated."""
     db = Database(create_engine(target), target)
     try:
-        await db.migrate()
+        if not await db.at_head():
+            await db.migrate()
     except BaseException:
         await db.close()
         raise
@@ -222,6 +237,8 @@ def _switch_to_wal(cursor: Any) -> None:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's configuration for the packaged migrations (``connection``: migrate on it)."""
+    from alembic.config import Config
+
     config = Config(MIGRATIONS / "alembic.ini")
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -232,6 +249,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def refuse_unknown(connection: Connection, scripts: ScriptDirectory) -> None:
     """A schema this release does not know (a newer release's) is not touched (the migration
     environment checks before it migrates anything)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import CommandError
+
     current = MigrationContext.configure(connection).get_current_heads()
     head = scripts.get_current_head()
     for revision in current:

@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from cloud_sync.db import MIGRATIONS, Database, DatabaseError, alembic_config, connect
+from cloud_sync.db import MIGRATIONS, SCHEMA_HEAD, Database, DatabaseError, alembic_config, connect
 from cloud_sync.schema import compare_type, load_all
 from tests.cloud_sync.aggregator import cloud_target, empty_pg_url, empty_target, pg_url  # noqa: F401
 
@@ -123,6 +123,7 @@ def test_the_migrations_form_one_line_numbered_in_order() -> None:
     assert [r.revision for r in revisions] == [f"{n:04d}" for n in range(1, len(revisions) + 1)]
     for rev in revisions:
         assert rev.path is not None and re.fullmatch(rf"{rev.revision}_[a-z0-9_]+\.py", Path(rev.path).name)
+    assert revisions[-1].revision == SCHEMA_HEAD, "set cloud_sync.db.SCHEMA_HEAD to the new migration's revision"
 
 
 async def test_a_new_database_is_migrated_to_the_model(empty_target: str) -> None:
@@ -131,6 +132,7 @@ async def test_a_new_database_is_migrated_to_the_model(empty_target: str) -> Non
         assert await differences_from_model(db) == []
         assert await fetch(db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert await fetch(db, "SELECT version FROM schema_version") == [(3,)]  # refused by older releases
+        assert await db.at_head()  # so the next start loads no Alembic
     finally:
         await db.close()
     db = await connect(empty_target)  # again: nothing left to do
