@@ -16,9 +16,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,18 @@ PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:
 PG_REQUIRED = bool(os.environ.get("CI")) or "TEST_POSTGRES_URL" in os.environ
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
 def run(coro: Any) -> Any:
-    """Run a coroutine to completion on a fresh loop in its own thread, so that sync fixtures
-    and async tests (which already run a loop) can both use these helpers."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    """Run a coroutine to completion on the helpers' own loop, in a thread of its own, so that
+    sync fixtures and async tests (which already run a loop) can both use these helpers. The
+    loop lives as long as the test process: the databases opened on it stay open (``_with_db``)."""
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, name="aggregator-helpers", daemon=True).start()
+    return asyncio.run_coroutine_threadsafe(coro, _LOOP).result()
 
 
 async def _admin(sql: str) -> None:
@@ -65,7 +72,9 @@ def _pg_database() -> Iterator[str]:
         if PG_REQUIRED:
             pytest.fail(f"{reason}; required because CI or TEST_POSTGRES_URL is set (.ci/run starts one)")
         pytest.skip(reason)
-    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    yield url
+    run(_forget(url))
     run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
@@ -84,19 +93,25 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def cloud_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def cloud_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One aggregator database per test module and backend; tests use their own device ids."""
     if request.param == "sqlite":
-        return str(tmp_path_factory.mktemp("cloud") / "cloud.db")
-    return str(request.getfixturevalue("pg_url"))
+        target = str(tmp_path_factory.mktemp("cloud") / "cloud.db")
+        yield target
+        run(_forget(target))
+    else:
+        yield str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(params=BACKENDS)
-def empty_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of the test's own on each backend (nothing created in it yet)."""
     if request.param == "sqlite":
-        return str(tmp_path / "cloud.db")
-    return str(request.getfixturevalue("empty_pg_url"))
+        target = str(tmp_path / "cloud.db")
+        yield target
+        run(_forget(target))
+    else:
+        yield str(request.getfixturevalue("empty_pg_url"))
 
 
 @dataclass
@@ -164,11 +179,21 @@ class Aggregator:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
+_DATABASES: dict[str, Database] = {}
+
+
 async def _with_db(target: str, action: Any) -> Any:
-    db = await connect(target)
-    try:
-        return await action(db)
-    finally:
+    """``action(db)`` on the database at ``target``, opened (and migrated) once and kept open
+    until the fixture that made it ends: opening it per query cost most of a fuzz example."""
+    if target not in _DATABASES:
+        _DATABASES[target] = await connect(target)
+    return await action(_DATABASES[target])
+
+
+async def _forget(target: str) -> None:
+    """Close the helpers' connections to ``target`` (before it is dropped or deleted)."""
+    db = _DATABASES.pop(target, None)
+    if db is not None:
         await db.close()
 
 
@@ -191,6 +216,7 @@ def _running(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     agg.start()
     yield agg
     agg.stop()
+    run(_forget(target))
 
 
 @pytest.fixture(scope="module")
