@@ -12,16 +12,21 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
 from cloud_sync import query_params
-from cloud_sync.community import ledger, members, positions
 from cloud_sync.community.model import CommunityError, Member, Order, TickPrices, parse_role
 from cloud_sync.db import Database
 from cloud_sync.registry import Authenticator, AuthError
+
+if TYPE_CHECKING:
+    from cloud_sync.community import members
+
+# The handlers import the ledger and the membership model (and with them NumPy) when a community
+# call first comes: an aggregator that serves none does not load them.
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 INSTANCE = socket.gethostname()
@@ -70,6 +75,8 @@ def add_routes(app: web.Application, db: web.AppKey[Database], auth: web.AppKey[
     app.router.add_get("/v1/communities/{community}/balances", route(balances))
 
     async def device_summary(request: web.Request) -> web.Response:
+        from cloud_sync.community import ledger
+
         who = await request.app[auth].check(request.headers.get("Authorization"), request.remote or "")
         device = request.match_info["device"]
         if who.kind == "dev" and who.name != device:
@@ -90,6 +97,8 @@ async def _match_forever(db: Database, every_s: float, grace_s: float) -> None:
     Any number of instances may run this at once (:mod:`cloud_sync.community.ledger`)."""
     while True:
         await asyncio.sleep(every_s)
+        from cloud_sync.community import ledger, members
+
         try:
             async with db.read() as conn:
                 ids = [c.id for c in await members.all_communities(conn)]
@@ -136,11 +145,15 @@ def _epoch(request: web.Request, name: str) -> int:
 
 
 async def list_communities(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members
+
     async with db.read() as conn:
         return {"communities": [c.as_dict() for c in await members.all_communities(conn)]}
 
 
 async def create(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members
+
     body = _object(await _body(request), "body")
     community = members.Community(
         _field(body, "id", str), _field(body, "name", str, ""), _field(body, "rule", str),
@@ -153,6 +166,8 @@ async def create(request: web.Request, db: Database) -> Any:
 
 
 async def show(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members
+
     async with db.read() as conn:
         community = await members.get(conn, request.match_info["community"])
         return {**community.as_dict(), "members": [m.as_dict() for m in await members.history(conn, community.id)]}
@@ -160,6 +175,8 @@ async def show(request: web.Request, db: Database) -> Any:
 
 def membership(body: dict[str, Any]) -> members.Membership:
     """A membership from its JSON form (``as_dict``'s keys; ``posted_ms`` dates the orders)."""
+    from cloud_sync.community import members
+
     member = Member(_field(body, "member", str), parse_role(_field(body, "role", str)), _field(body, "pv_wp", int, 0),
                     _field(body, "battery_wh", int, 0), _field(body, "inverter_w", int, 0),
                     _field(body, "export_limit_w", int, None))
@@ -175,6 +192,8 @@ def membership(body: dict[str, Any]) -> members.Membership:
 
 
 async def join(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members
+
     m = membership(_object(await _body(request), "body"))
     async with db.begin() as conn:
         await members.join(conn, await members.get(conn, request.match_info["community"]), m)
@@ -182,6 +201,8 @@ async def join(request: web.Request, db: Database) -> Any:
 
 
 async def leave(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members
+
     valid_to = _field(_object(await _body(request), "body"), "valid_to", int)
     async with db.begin() as conn:
         community = await members.get(conn, request.match_info["community"])
@@ -190,6 +211,8 @@ async def leave(request: web.Request, db: Database) -> Any:
 
 
 async def add_positions(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import members, positions
+
     items = await _body(request)
     if not isinstance(items, list):
         raise CommunityError("body: not a list (send a JSON list of positions)")
@@ -205,12 +228,16 @@ async def add_positions(request: web.Request, db: Database) -> Any:
 
 
 async def match(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import ledger
+
     grace = query_params.decimal(request.query, "grace_s", error=_bad_query, default=0.0, low=0)
     run = await ledger.match_due(db, request.match_info["community"], INSTANCE, grace_s=grace)
     return run.as_dict()
 
 
 async def trades(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import ledger, members
+
     start, end = _epoch(request, "from"), _epoch(request, "to")
     ledger.check_window(start, end)
     async with db.read() as conn:
@@ -221,6 +248,8 @@ async def trades(request: web.Request, db: Database) -> Any:
 
 
 async def balances(request: web.Request, db: Database) -> Any:
+    from cloud_sync.community import ledger, members
+
     async with db.read() as conn:
         community = await members.get(conn, request.match_info["community"])
         return {"balances": await ledger.balances(conn, community.id)}

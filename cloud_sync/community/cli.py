@@ -100,8 +100,9 @@ WHEN = click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
 
 
 def commands(db_option: Decorator) -> click.Group:
-    """The ``community`` group; ``db_option`` is ``nattery-cloud``'s own."""
-    from cloud_sync.community import ledger, members, positions
+    """The ``community`` group; ``db_option`` is ``nattery-cloud``'s own. Each command imports the
+    ledger and the membership model (and NumPy) itself: building the group is part of every
+    ``nattery-cloud`` start, ``serve`` included, which needs none of them."""
 
     def run(action: Callable[[Any], Coroutine[Any, Any, Any]], target: str) -> Any:
         try:
@@ -125,6 +126,8 @@ def commands(db_option: Decorator) -> click.Group:
     def create(target: str, community_id: str, rule: str, feed_in_ct: Decimal, import_ct: Decimal, fee_ct: Decimal,
                fixed_price_ct: Decimal | None, name: str) -> None:
         """Create community COMMUNITY_ID with its rule and prices."""
+        from cloud_sync.community import members
+
         c = members.Community(community_id, name, rule, TickPrices(_ueur(feed_in_ct, "--feed-in-ct"),
                                                                    _ueur(import_ct, "--import-ct"), _ueur(fee_ct, "--fee-ct")),
                               None if fixed_price_ct is None else _ueur(fixed_price_ct, "--fixed-price-ct"))
@@ -139,6 +142,8 @@ def commands(db_option: Decorator) -> click.Group:
     @db_option
     def list_communities(target: str) -> None:
         """Communities with their rule and prices."""
+        from cloud_sync.community import members
+
         async def act(db: Any) -> list[members.Community]:
             async with db.read() as conn:
                 return await members.all_communities(conn)
@@ -162,6 +167,8 @@ def commands(db_option: Decorator) -> click.Group:
              battery_kwh: Decimal, inverter_kw: Decimal, export_limit_kw: Decimal | None, device: str | None,
              ask_ct: Decimal | None, bid_ct: Decimal | None) -> None:
         """MEMBER_ID (a metering location) joins, or changes its system or orders, from --from on."""
+        from cloud_sync.community import members
+
         start = _epoch(valid_from)
         order = {k: None if v is None else Order(_ueur(v, f"--{k}-ct"), start * 1000) for k, v in (("ask", ask_ct), ("bid", bid_ct))}
         m = members.Membership(Member(member_id, parse_role(role), int(pv_kwp * 1000), int(battery_kwh * 1000),
@@ -181,6 +188,8 @@ def commands(db_option: Decorator) -> click.Group:
     @click.option("--at", type=WHEN, required=True, help="First tick (UTC) without it.")
     def leave(target: str, community_id: str, member_id: str, at: datetime) -> None:
         """End MEMBER_ID's membership at --at."""
+        from cloud_sync.community import members
+
         async def act(db: Any) -> None:
             async with db.begin() as conn:
                 await members.leave(conn, await members.get(conn, community_id), member_id, _epoch(at))
@@ -193,6 +202,8 @@ def commands(db_option: Decorator) -> click.Group:
     @click.argument("csv_file", type=click.File())
     def add_positions(target: str, community_id: str, csv_file: TextIO) -> None:
         """Load metered positions from a CSV (member,tick_start,import_wh,export_wh; tick_start in epoch s)."""
+        from cloud_sync.community import members, positions
+
         rows = []
         for line, r in enumerate(csv.DictReader(csv_file), start=2):
             try:
@@ -212,6 +223,8 @@ def commands(db_option: Decorator) -> click.Group:
                   help="Wait this long after a tick's end for late readings.")
     def match(target: str, community_id: str, grace_s: float) -> None:
         """Match and settle every due tick of COMMUNITY_ID (each once; changed ticks as corrections)."""
+        from cloud_sync.community import ledger
+
         import json
         import socket
 
@@ -224,6 +237,8 @@ def commands(db_option: Decorator) -> click.Group:
     @click.argument("community_id")
     def show_balances(target: str, community_id: str) -> None:
         """Each member's totals: Wh sold and bought, EUR received, paid, in fees and saved."""
+        from cloud_sync.community import ledger, members
+
         async def act(db: Any) -> list[dict[str, Any]]:
             async with db.read() as conn:
                 return await ledger.balances(conn, (await members.get(conn, community_id)).id)
