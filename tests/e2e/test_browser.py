@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, Page, StorageState, expect
 
 from device.store import Store
+from device.web.i18n import TEXT
 from tests.conftest import Broker, free_port
 from tests.device.web.harness import seed_history
 from tests.e2e.browser import (
@@ -107,7 +108,8 @@ async def first_login(page: Page, url: str, role: str) -> None:
     await page.click("form.panel button[type=submit]")
     await expect(page).to_have_url(re.compile(r"/password$"))
     # (the alert banner, prices late in this module, is an alert too: pick the page's own)
-    await expect(page.get_by_role("alert").filter(has_text="replace the default password")).to_be_visible()
+    must_change = re.compile("|".join(re.escape(text) for text in TEXT["must_change"].values()))
+    await expect(page.get_by_role("alert").filter(has_text=must_change)).to_be_visible()  # either language
     await page.fill("#old_password", DEFAULT[role])
     await page.fill("#new_password", NEW[role])
     await page.fill("#repeat_password", NEW[role])
