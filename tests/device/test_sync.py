@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import pytest
 from common import mscons
 from device import config
 from device.edi import export_day
+from device.ports import free_port
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, sqlite_aggregator  # noqa: F401
@@ -83,6 +85,46 @@ async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, limi
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+class Outage:
+    """The device's network while the aggregator on ``port`` keeps running: down (nothing listens
+    on :attr:`url`, so connections are refused) until :meth:`end`, then every connection to
+    :attr:`url` is forwarded to the aggregator."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def end(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for writer in self._open:
+            writer.close()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self._open |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy until either side closes, then close the writing side."""
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        self._open.discard(writer)
 
 
 async def kill_in_turn(agg: Aggregator, crashes: Sequence[str], uploads: Sequence[asyncio.Task[None]]) -> None:
@@ -146,16 +188,16 @@ async def test_every_stream_arrives_exactly_once(
 
 
 async def test_three_days_offline_then_the_backlog_drains(
-    cloud_target: str, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
+    aggregator: Aggregator, tmp_path: Path, device_store: Callable[[str], Awaitable[AsyncStore]]
 ) -> None:
-    agg = Aggregator(cloud_target, tmp_path / "later.log")  # registered, but not running yet
-    credential = agg.add_device("offline")
+    credential = aggregator.add_device("offline")
     backlog = 3 * DAY // 60  # three days of a reading a minute: what counts is their age, not their number
     fill(tmp_path / "offline.db", backlog, interval_s=60, start=time.time() - 3 * DAY)
     store = await device_store("offline")
+    network = Outage(aggregator.port)
     # rng 0: every retry after the shortest backoff, so the failures pile up without waiting
-    client = SyncClient(device_config(tmp_path, "offline", agg, credential, batch_size=1000), store,
-                        rng=lambda: 0.0)
+    cfg = device_config(tmp_path, "offline", aggregator, credential, batch_size=1000, url=network.url)
+    client = SyncClient(cfg, store, rng=lambda: 0.0)
     task = asyncio.create_task(client.run())
     try:
         await until(lambda: client.stats["consecutive_failures"] >= 4, "repeated failures")
@@ -164,15 +206,15 @@ async def test_three_days_offline_then_the_backlog_drains(
         assert client.stats["streams"]["readings"]["pending"] == backlog
         assert client.stats["lag_s"] >= 3 * DAY - 60
         assert client.stats["next_retry_s"] == 0.05
-        agg.start()
+        await network.end()
         await until(lambda: client.stats["state"] == "ok" and client.stats["streams"]["readings"]["pending"] == 0,
                     "the backlog to drain")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        agg.stop()
+        await network.close()
     assert client.stats["state"] == "ok"
-    assert_exact_match(tmp_path / "offline.db", agg, "offline")
+    assert_exact_match(tmp_path / "offline.db", aggregator, "offline")
 
 
 @pytest.mark.parametrize("crash", ["before_upload:3", "after_ack:2"])
