@@ -25,7 +25,7 @@ from device.services.bridge import run_bridge
 from device.simulator import Simulator
 from tests.conftest import Broker, PtyPair
 from tests.device.test_update_lock import flocked_by_someone_else
-from tests.simulated_clock import SimulatedClock
+from tests.simulated_clock import SimulatedClock, settle
 
 DEVICE = "t1"
 
@@ -573,3 +573,54 @@ async def test_poll_loop_keeps_its_interval_and_never_piles_up(
         await poller
     assert inverter.started == starts
     assert bridge.counters["polls"] == len(starts)  # each read done by 2.9 s, the next due after it
+
+
+class RecordingInverter:
+    """A KOSTAL map that takes every control at once; records ``(seconds since start, mode)``."""
+
+    def __init__(self, clock: SimulatedClock) -> None:
+        self.regmap = load_map("kostal_plenticore")
+        self.clock = clock
+        self.applied: list[tuple[float, str]] = []
+
+    def validate(self, mode: str, params: dict[str, Any]) -> None:
+        pass
+
+    async def apply(self, mode: str, **params: Any) -> Any:
+        from datetime import UTC, datetime
+
+        self.applied.append((self.clock.monotonic() - 1000.0, mode))
+        return datetime.now(UTC)
+
+
+async def test_rewrites_follow_commands_lapses_and_refreshes_on_simulated_time(tmp_path: Path) -> None:
+    """The rewrite loop sleeps until the next write is due or the control changes: a charge is
+    written again every refresh_s (30 s); a lapsed watchdog stops that; a refresh makes the
+    control alive again and rewrites resume when due; a new command restarts the count from its
+    own write; self-consumption ends them. On a clock that jumps whenever everything sleeps."""
+    from device.bridge import Bridge
+
+    clock = SimulatedClock()
+    cfg = bridge_config(tmp_path, "/dev/null", 1, watchdog_s=40)  # the broker is never reached
+    inverter = RecordingInverter(clock)
+    bridge = Bridge(cfg, inverter, None, clock=clock)  # type: ignore[arg-type]
+    rewriter = asyncio.create_task(bridge._rewrite_loop())
+    try:
+        await settle()  # the loop waits: nothing commanded yet
+        await bridge.execute("charge", {"power_w": 1000})  # at 0: rewrites due at 30, lapses at 40
+        await clock.sleep(70)  # at 60 the rewrite finds the watchdog lapsed: none, and none due
+        assert bridge.watchdog.lapsed  # the watchdog loop (not running here) would have gone safe
+        await bridge.execute("refresh", {})  # at 70: alive again, and the write due since 60 goes out
+        await clock.sleep(15)
+        await bridge.execute("discharge", {"power_w": 500})  # at 85: the next write due at 115
+        await clock.sleep(35)
+        await bridge.execute("self_consumption", {})  # at 120
+        await clock.sleep(100)
+    finally:
+        rewriter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rewriter
+        bridge.update_lock.release()
+    assert inverter.applied == [(0, "charge"), (30, "charge"), (70, "charge"), (85, "discharge"),
+                                (115, "discharge"), (120, "self_consumption")]
+    assert bridge.counters["control_rewrites"] == 3
