@@ -72,6 +72,8 @@ class InverterSettings:
     unit_id: int | None = setting(None, min=1, max=247, help="overrides the map's unit id")
     baudrate: int | None = setting(None, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200))
     parity: str | None = setting(None, choices=("N", "E", "O"), help="overrides the map's parity")
+    gap_ms: int | None = setting(None, min=0, max=2000,
+                                 help="quiet time on the line between transactions; null: the map's")
     poll_interval_s: float = setting(5.0, min=0.2, max=3600)
     timeout_s: float | None = setting(None, min=0.05, max=30, help="per transaction; null: the map's")
     retries: int = setting(2, min=0, max=10)

@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 
 def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
-    """The map with the installer's unit id, baud rate and parity applied."""
+    """The map with the installer's unit id, baud rate, parity and gap between frames applied."""
     changes: dict[str, Any] = {}
     if cfg.inverter.unit_id is not None:
         changes["unit_id"] = cfg.inverter.unit_id
@@ -38,6 +38,8 @@ def line_protocol(cfg: Config, regmap: RegisterMap) -> RegisterMap:
         changes["baudrate"] = cfg.inverter.baudrate
     if cfg.inverter.parity is not None:
         changes["parity"] = cfg.inverter.parity
+    if cfg.inverter.gap_ms is not None:
+        changes["gap_s"] = cfg.inverter.gap_ms / 1000
     if not changes:
         return regmap
     return dataclasses.replace(regmap, protocol=dataclasses.replace(regmap.protocol, **changes))

@@ -93,9 +93,12 @@ async def listening(port: int) -> AsyncIterator[Listener]:
 
 
 # The bridge's tests are about the bridge, not the line: they run it at the fastest baud rate
-# (the map's own 9600 baud made every poll and command wait ~12 times longer on the pty).
-# The line's timing at the maps' rates is the worker's and the simulator's tests'.
+# (the map's own 9600 baud made every poll and command wait ~12 times longer on the pty) and
+# with 10 ms between transactions instead of the Deye's 50 ms (an apply is ~8 of them), bridge
+# and simulated firmware alike. The line's timing at the maps' own settings is the worker's and
+# the simulator's tests'.
 LINE_BAUD = 115200
+LINE_GAP_MS = 10
 
 
 def bridge_config(tmp_path: Path, pty: str, broker_port: int, inverter_map: str = "deye_hybrid_1p",
@@ -106,7 +109,7 @@ def bridge_config(tmp_path: Path, pty: str, broker_port: int, inverter_map: str 
         overrides={
             "device": {"id": DEVICE, "data_dir": str(tmp_path)},
             "inverter": {"port": f"serial://{pty}", "poll_interval_s": 0.5, "timeout_s": 0.5, "map": inverter_map,
-                         "baudrate": LINE_BAUD},
+                         "baudrate": LINE_BAUD, "gap_ms": LINE_GAP_MS},
             "mqtt": {"host": "127.0.0.1", "port": broker_port},
             "bridge": {"flush_interval_s": 0.5, "health_interval_s": 0.5,
                        "update_lock": str(tmp_path / "balena" / "updates.lock"), **bridge},
@@ -131,7 +134,8 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """The bridge (map ``inverter_map``) against a simulated ``inverter_family`` (its firmware on
     ``firmware_clock`` if given, else on its own time at 600 × real time)."""
-    sim = Simulator(load_map(inverter_family), baudrate=LINE_BAUD, speed=600.0, clock=firmware_clock)
+    sim = Simulator(load_map(inverter_family), baudrate=LINE_BAUD, gap_s=LINE_GAP_MS / 1000, speed=600.0,
+                    clock=firmware_clock)
     await sim.serve_serial(pty_pair.b)
     cfg = bridge_config(tmp_path, pty_pair.a, mosquitto.port, inverter_map, **bridge)
     stop = asyncio.Event()
@@ -144,6 +148,18 @@ async def rig(
             stop.set()
             await asyncio.wait_for(task, 30)
             await sim.close()
+    assert sim.stats.violations == 0  # the bridge kept the gap it was given (gap_ms) before every frame
+
+
+def test_the_installers_line_settings_override_the_maps(tmp_path: Path) -> None:
+    from device.services.bridge import line_protocol
+
+    deye = load_map("deye_hybrid_1p")
+    protocol = line_protocol(bridge_config(tmp_path, "/dev/null", 1), deye).protocol
+    assert (protocol.baudrate, protocol.gap_s) == (LINE_BAUD, LINE_GAP_MS / 1000)
+    assert (deye.protocol.baudrate, deye.protocol.gap_s) == (9600, 0.05)
+    defaults = configuration.load([configuration.DEFAULT_FILE], environ={})
+    assert line_protocol(defaults, deye) is deye  # null everywhere: the map's own line
 
 
 async def test_telemetry_is_published_and_buffered(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> None:
