@@ -124,7 +124,7 @@ def test_kill_9_of_the_app_mid_work_is_finished_once_after_restart(
     assert inverter_mode(watcher) == "forced"
     agg.start()
     health = killed_at_its_point(app, watcher, r, "sync")
-    assert health["watchdog"]["trips"] == forced["watchdog"]["trips"] + 1  # the watchdog did it: nobody else was left to
+    assert health["watchdog"]["trips"] > forced["watchdog"]["trips"]  # the watchdog did it: nobody else was left to
     # the aggregator holds a batch the device has not marked as sent: the restart sends it again
     assert query(db, "SELECT last_seq FROM sync_cursors WHERE stream = 'readings'") < [(len(agg.rows(DEVICE)),)]
 
