@@ -91,6 +91,7 @@ def processes(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[
         "NATTERY_MQTT_PORT": str(mosquitto.port),
         "NATTERY_BRIDGE_HEALTH_INTERVAL_S": "0.5",
         "NATTERY_BRIDGE_FLUSH_INTERVAL_S": "0.5",
+        "NATTERY_BRIDGE_UPDATE_LOCK": str(tmp_path / "updates.lock"),  # not the one other tests' bridges share
     }
     watcher = Watcher(mosquitto.port)
     bridge = nattery("bridge", env=env)

@@ -45,6 +45,7 @@ class Rig:
             "NATTERY_BRIDGE_HEALTH_INTERVAL_S": "0.5",
             "NATTERY_BRIDGE_FLUSH_INTERVAL_S": "1.0",
             "NATTERY_BRIDGE_WATCHDOG_S": str(WATCHDOG_S),
+            "NATTERY_BRIDGE_UPDATE_LOCK": str(tmp_path / "updates.lock"),  # not the one other tests' bridges share
         }
         self.bridge: subprocess.Popen[bytes] | None = None
         self.starts = 0

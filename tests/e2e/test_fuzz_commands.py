@@ -131,6 +131,7 @@ def stack(tmp_path: Path, pty_pair: PtyPair, mosquitto: Broker) -> Iterator[Stac
         "NATTERY_INVERTER_BAUDRATE": BAUD,
         "NATTERY_MQTT_HOST": "127.0.0.1", "NATTERY_MQTT_PORT": str(mosquitto.port),
         "NATTERY_MQTT_DISCOVERY_PREFIX": "", "NATTERY_BRIDGE_HEALTH_INTERVAL_S": "0.5",
+        "NATTERY_BRIDGE_UPDATE_LOCK": str(tmp_path / "updates.lock"),  # not the one other tests' bridges share
     }
     watcher = Watcher(mosquitto.port)
     log = open(tmp_path / "bridge.log", "wb")  # noqa: SIM115 — the process owns it
