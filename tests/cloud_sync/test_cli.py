@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -69,3 +71,19 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
         assert isinstance(command, click.Group)
         command = command.commands[name]
     assert command.help
+
+
+def test_serve_opens_a_database_at_head_without_alembic_numpy_or_pyarrow(tmp_path: Path) -> None:
+    """What ``serve`` loads on its way to listening: Alembic only runs to migrate, NumPy comes
+    with the first community call and pyarrow with an export (they cost start-up time and memory)."""
+    db = str(tmp_path / "cloud.db")
+    assert invoke("device", "add", "pi-1", "--db", db)[0] == 0  # creates and migrates the database
+    script = ("import asyncio, sys\n"
+              "import cloud_sync.__main__\n"  # everything nattery-cloud imports, serve's app included
+              "from cloud_sync.db import connect\n"
+              "async def opened() -> None:\n"
+              "    await (await connect(sys.argv[1])).close()\n"
+              "asyncio.run(opened())\n"
+              "print(sorted({'alembic', 'numpy', 'pyarrow'} & sys.modules.keys()))\n")
+    out = subprocess.run([sys.executable, "-c", script, db], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
