@@ -28,7 +28,7 @@ from device.edi import export_day
 from device.ports import free_port
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
-from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, sqlite_aggregator  # noqa: F401
+from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, sqlite_aggregator  # noqa: F401 (pg_url: conftest.py)
 from tests.device import test_edi as edi_case
 from tools.bench.sync import realistic_readings
 

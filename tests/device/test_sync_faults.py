@@ -13,7 +13,7 @@ from pathlib import Path
 
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
-from tests.cloud_sync.aggregator import Aggregator, cloud_target, pg_url  # noqa: F401
+from tests.cloud_sync.aggregator import Aggregator, cloud_target  # noqa: F401 (pg_url: conftest.py)
 from tests.device.test_sync import assert_exact_match, device_config, fill, kill_in_turn
 
 DEVICES = 3

@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from cloud_sync.schema import sync as schema
 from device.store import AsyncStore, Store
 from device.sync import SyncClient
-from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url  # noqa: F401
+from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target  # noqa: F401 (pg_url: conftest.py)
 from tests.device.test_sync import device_config, fill
 
 
