@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from cloud_sync.balance import registry, runs
 from cloud_sync.balance.timegrid import day_bounds, parse_boundary
-from cloud_sync.db import connect
+from cloud_sync.db import Database, using
 from common.market_ids import bdew_check_digit
 from tests.cloud_sync.aggregator import Aggregator, aggregator, cloud_target, pg_url, run  # noqa: F401
 from tests.cloud_sync.fleet_data import Fleet, seed
@@ -40,17 +40,27 @@ async def no_unknown_words(page: Page) -> None:
     assert found is None, f"{page.url} shows {found.group(0)!r}: …{text[max(0, found.start() - 80):found.end() + 80]}…"
 
 
-async def test_operator_logs_in_sees_the_fleet_a_device_its_alert_and_the_audit_entry(
-        aggregator: Aggregator, fleet: Fleet, browser: Browser) -> None:
-    backend = "postgresql" if aggregator.target.startswith("postgresql") else "sqlite"
-    credential = aggregator.add_operator(f"browser-{backend}")
-    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
-    page = await context.new_page()
+def backend_of(aggregator: Aggregator) -> str:
+    return "postgresql" if aggregator.target.startswith("postgresql") else "sqlite"
+
+
+async def desktop_page(browser: Browser) -> tuple[Page, list[str]]:
+    """A desktop page in a browser context of its own, and the list its script errors and console
+    errors go to (not the console's "failed to load resource" lines: the 401s and 404s the tests
+    ask for)."""
+    page = await (await browser.new_context(viewport=DESKTOP, locale="en-GB")).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # (the console's "failed to load resource" lines are the 401 and 404 this test asks for)
     page.on("console", lambda message: errors.append(message.text)
             if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    return page, errors
+
+
+async def test_operator_logs_in_sees_the_fleet_a_device_its_alert_and_the_audit_entry(
+        aggregator: Aggregator, fleet: Fleet, browser: Browser) -> None:
+    backend = backend_of(aggregator)
+    credential = aggregator.add_operator(f"browser-{backend}")
+    page, errors = await desktop_page(browser)
 
     await page.goto(f"{aggregator.url}/ops/")
     await expect(page).to_have_url(f"{aggregator.url}/ops/login")
@@ -101,44 +111,37 @@ async def test_operator_logs_in_sees_the_fleet_a_device_its_alert_and_the_audit_
     await page.click("form.logout button")
     await expect(page).to_have_url(f"{aggregator.url}/ops/login")
     assert errors == []
-    await context.close()
+    await page.context.close()
 
 
-async def settled_group(target: str) -> dict[str, Any]:
+async def settled_group(db: Database) -> dict[str, Any]:
     """Three meter locations of group PAGE-1 settled for ``DAY`` through the library (one of them
     4 kWh off in its first quarter-hour); the run's summary."""
-    db = await connect(target)
-    try:
-        brp = "990000000888" + str(bdew_check_digit("990000000888"))
-        await registry.add_participant(db, brp, "293", "Page BRP", ["brp"])
-        await registry.add_group(db, "PAGE-1", "page fleet", brp)
-        start, end = day_bounds(DAY)
-        for n, melo in enumerate(MELOS):
-            await registry.add_location(db, melo, None, None, 11000)
-            await registry.join(db, "PAGE-1", melo, parse_boundary("2026-06-01T00:00", "s"))
-            async with db.begin() as conn:
-                await conn.execute(text(
-                    "INSERT INTO schedules_in_force (melo_id, ts, revision, kind, import_wh, export_wh) "
-                    "VALUES (:m, :t, 0, 'day_ahead', 200, 0)"), [{"m": melo, "t": t} for t in range(start, end, 900)])
-                await conn.execute(text(
-                    "INSERT INTO actuals (melo_id, ts, source, import_wh, export_wh, received_at) "
-                    "VALUES (:m, :t, 'device', :i, 0, 1)"),
-                    [{"m": melo, "t": t, "i": 4000 if (n, t) == (0, start) else 210 + n} for t in range(start, end, 900)])
-        prices = "".join(f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ},80\n" for t in range(start, end, 3600))
-        await runs.upload_prices(db, "reBAP", "timestamp,price\n" + prices)
-        return await runs.settle_group(db, "PAGE-1", start, end)
-    finally:
-        await db.close()
+    brp = "990000000888" + str(bdew_check_digit("990000000888"))
+    await registry.add_participant(db, brp, "293", "Page BRP", ["brp"])
+    await registry.add_group(db, "PAGE-1", "page fleet", brp)
+    start, end = day_bounds(DAY)
+    for n, melo in enumerate(MELOS):
+        await registry.add_location(db, melo, None, None, 11000)
+        await registry.join(db, "PAGE-1", melo, parse_boundary("2026-06-01T00:00", "s"))
+        async with db.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO schedules_in_force (melo_id, ts, revision, kind, import_wh, export_wh) "
+                "VALUES (:m, :t, 0, 'day_ahead', 200, 0)"), [{"m": melo, "t": t} for t in range(start, end, 900)])
+            await conn.execute(text(
+                "INSERT INTO actuals (melo_id, ts, source, import_wh, export_wh, received_at) "
+                "VALUES (:m, :t, 'device', :i, 0, 1)"),
+                [{"m": melo, "t": t, "i": 4000 if (n, t) == (0, start) else 210 + n} for t in range(start, end, 900)])
+    prices = "".join(f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ},80\n" for t in range(start, end, 3600))
+    await runs.upload_prices(db, "reBAP", "timestamp,price\n" + prices)
+    return await runs.settle_group(db, "PAGE-1", start, end)
 
 
 async def test_the_operator_opens_a_settlement_run(aggregator: Aggregator, browser: Browser) -> None:
-    settled = run(settled_group(aggregator.target))
-    backend = "postgresql" if aggregator.target.startswith("postgresql") else "sqlite"
+    settled = run(using(aggregator.target, settled_group))
+    backend = backend_of(aggregator)
     credential = aggregator.add_operator(f"settlement-{backend}")
-    context = await browser.new_context(viewport=DESKTOP, locale="en-GB")
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = await desktop_page(browser)
     await page.goto(f"{aggregator.url}/ops/login")
     await page.fill("#credential", credential)
     await page.click("form.login button[type=submit]")
@@ -159,4 +162,4 @@ async def test_the_operator_opens_a_settlement_run(aggregator: Aggregator, brows
     await page.goto(f"{aggregator.url}/ops/settlement/99999")
     await expect(page.locator("body")).to_contain_text("no settlement run '99999'")
     assert errors == []
-    await context.close()
+    await page.context.close()
