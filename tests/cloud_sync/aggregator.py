@@ -131,11 +131,12 @@ class Aggregator:
 
     def start(self, crash: str = "") -> None:
         env = {**os.environ, "TEST_CLOUD_CRASH": crash}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
-             "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1", *self.options],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log_path.open("a"),
-        )
+        with self.log_path.open("a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cloud_sync", "--log-level", "info", "--log-format", "json",
+                 "serve", "--db", self.target, "--port", str(self.port), "--order-wait-s", "1", *self.options],
+                env=env, stdout=subprocess.DEVNULL, stderr=log,
+            )
         wait_for_server(self.proc, self.port, self.log_path, timeout=30)
 
     def stop(self) -> None:
