@@ -120,6 +120,10 @@ class Database:
             raise self._unusable(exc) from exc
         try:
             yield conn
+        except BaseException:
+            if self.kind == "sqlite":
+                await _end_driver_transaction(conn)
+            raise
         finally:
             await conn.close()
 
@@ -215,6 +219,19 @@ def create_engine(target: str) -> AsyncEngine:
         await_(driver.execute(begin))
 
     return engine
+
+
+async def _end_driver_transaction(conn: AsyncConnection) -> None:
+    """Roll back whatever transaction the SQLite driver still has open, before the connection goes
+    back to the pool (which does not reset it, ``create_engine``). A task cancelled while its
+    ``BEGIN`` or ``BEGIN IMMEDIATE`` waits in SQLite's busy handler (a client gone mid-request,
+    shutdown) leaves that statement queued on the connection's thread: it begins after the
+    cancellation, unknown to SQLAlchemy, and would hold the write lock (or a read snapshot that
+    keeps the WAL from being checkpointed) for as long as the connection lives. The rollback is
+    queued behind it, on the same thread, so it ends that transaction too."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None:
+        await driver.rollback()
 
 
 def _switch_to_wal(cursor: Any) -> None:
