@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Page, StorageState, expect
 
 from device.store import Store
 from device.web.i18n import TEXT
-from tests.conftest import Broker, free_port
+from tests.conftest import running_broker
 from tests.device.web.harness import seed_history
 from tests.e2e.browser import (
     BROWSER_TESTS, DESKTOP, PHONE, entsoe_stand_in, nattery_simulate, screenshot_path,
@@ -71,27 +71,21 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One ``nattery run --simulate`` for the module (it takes seconds to start)."""
     tmp = tmp_path_factory.mktemp("browser")
-    broker = Broker(free_port(), tmp / "mosquitto.conf")
-    broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker.start()
     # The price client fetches from a local ENTSO-E stand-in that has published nothing beyond
     # today, and prices count as "late" from midnight on: the late state at any time of day.
     today = datetime.now(ZoneInfo("Europe/Brussels")).date()
     # The appliance runs on demo time (60x): started no later than 20:00, its day stays the test's
     # day for the module's few minutes (a few demo hours).
     start = min(datetime.now(ZoneInfo("Europe/Berlin")).strftime("%H:%M"), "20:00")
-    try:
-        with entsoe_stand_in(published_until=today) as endpoint, nattery_simulate(
-            tmp, broker.port, prices_late_after="00:00", start=start,
-            env={"ENTSOE_ENDPOINT_URL": endpoint, "NATTERY_PRICES_SOURCE": "entsoe",
-                 "NATTERY_PRICES_ENTSOE_TOKEN": "browser-test-token", "NATTERY_PRICES_HISTORY_DAYS": "14"},
-        ) as url:
-            store = Store(tmp / "nattery.db")
-            seed_history(store, ZoneInfo("Europe/Berlin"), time.time())
-            store.close()
-            yield Site(url, tmp / "nattery.db")
-    finally:
-        broker.stop()
+    with running_broker(tmp) as broker, entsoe_stand_in(published_until=today) as endpoint, nattery_simulate(
+        tmp, broker.port, prices_late_after="00:00", start=start,
+        env={"ENTSOE_ENDPOINT_URL": endpoint, "NATTERY_PRICES_SOURCE": "entsoe",
+             "NATTERY_PRICES_ENTSOE_TOKEN": "browser-test-token", "NATTERY_PRICES_HISTORY_DAYS": "14"},
+    ) as url:
+        store = Store(tmp / "nattery.db")
+        seed_history(store, ZoneInfo("Europe/Berlin"), time.time())
+        store.close()
+        yield Site(url, tmp / "nattery.db")
 
 
 async def first_login(page: Page, url: str, role: str) -> None:

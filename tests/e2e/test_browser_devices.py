@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import Broker, free_port
+from tests.conftest import running_broker
 from tests.e2e.browser import BROWSER_TESTS, DESKTOP, nattery_simulate
 
 pytestmark = BROWSER_TESTS
@@ -21,14 +21,9 @@ NEW_PASSWORD = "wiring-check-42"
 @pytest.fixture(scope="module")
 def fronius_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser-fronius")
-    broker = Broker(free_port(), tmp / "mosquitto.conf")
-    broker.conf.write_text(f"listener {broker.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker.start()
-    try:
-        with nattery_simulate(tmp, broker.port, env={"NATTERY_INVERTER_MAP": "fronius_gen24"}) as url:
-            yield url
-    finally:
-        broker.stop()
+    with running_broker(tmp) as broker, nattery_simulate(
+            tmp, broker.port, env={"NATTERY_INVERTER_MAP": "fronius_gen24"}) as url:
+        yield url
 
 
 async def test_installer_sees_each_registers_unit_id_and_reads_the_meter_at_its_own(
