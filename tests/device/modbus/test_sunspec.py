@@ -128,6 +128,14 @@ async def served(regmap: RegisterMap, speed: float = 1.0) -> AsyncIterator[tuple
     await sim.close()
 
 
+@contextlib.asynccontextmanager
+async def inverter_at(port: int, regmap: RegisterMap, **worker_options: Any) -> AsyncIterator[Inverter]:
+    """``regmap``'s inverter over Modbus TCP to the simulator on ``port``, through its own worker."""
+    url = f"tcp://127.0.0.1:{port}"
+    async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url, **worker_options) as worker:
+        yield Inverter(regmap, worker, Limits(5000, 5000))
+
+
 def scan_with_pysunspec2(port: int, unit: int) -> SunSpecModbusClientDeviceTCP:
     device = SunSpecModbusClientDeviceTCP(slave_id=unit, ipaddr="127.0.0.1", ipport=port, timeout=5)
     device.scan()
@@ -153,9 +161,7 @@ async def test_pysunspec2_scans_the_simulator_and_reads_what_the_map_reads(any_s
             sim.physics.counters_wh[counter] = 1_000_000.0 + 1_000 * i
         sim.image.set("inverter_energy", 4_321_000.0)
         sim.step()
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             snapshot = await inverter.read_telemetry()
             devices = {name: await asyncio.to_thread(scan_with_pysunspec2, port, regmap.protocol.unit_of(name))
                        for name in regmap.sunspec}
@@ -184,9 +190,7 @@ async def test_the_chain_is_found_at_another_base_and_with_other_models_between(
         nameplate = device_map.sunspec[""].starts()[120]
         sim.image.words["holding"][nameplate] = 120  # the extra model's header, as a device has it
         sim.image.words["holding"][nameplate + 1] = 26
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             snapshot = await inverter.read_telemetry()
             assert inverter.regmap.sunspec[""].located
             assert inverter.regmap.registers["inverter_power"].address == device_map.registers["inverter_power"].address
@@ -205,9 +209,7 @@ async def test_a_device_without_the_storage_model_is_refused_naming_its_models(r
     """Model 122 where the map needs 124: refused before anything is written, naming the chain."""
     async with served(regmap) as (sim, port):
         sim.image.words["holding"][regmap.sunspec[""].starts()[124]] = 122
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             with pytest.raises(IdentityError) as refused:
                 await inverter.apply("hold")
         assert str(refused.value) == (
@@ -220,9 +222,7 @@ async def test_a_device_without_the_storage_model_is_refused_naming_its_models(r
 async def test_a_deye_is_no_sunspec_device(regmap: RegisterMap) -> None:
     deye = load_map("deye_hybrid_1p")
     async with served(deye) as (sim, port):
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             with pytest.raises(IdentityError, match=r"^not a SunSpec device \(map fronius_gen24\): no 'SunS' "
                                                     r"marker at 40000: exception 2, 0: .*, 50000: exception 2"):
                 await inverter.read_telemetry()
@@ -233,9 +233,7 @@ async def test_the_bridge_polls_inverter_and_meter_over_one_queue(regmap: Regist
     """Both devices' chains located, both units read in one telemetry cycle, strictly one request
     at a time; the grid power is the meter's (unit 200), and a control goes to the inverter only."""
     async with served(regmap) as (sim, port):
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             snapshot = await inverter.read_telemetry()
             assert all(layout.located for layout in inverter.regmap.sunspec.values())
             assert snapshot.roles["grid_w"] == pytest.approx(sim.physics.flows.grid_w, abs=2)
@@ -254,10 +252,7 @@ async def test_an_inverter_without_the_meter_at_unit_200_is_refused_naming_it(re
     """An inverter with every model of its own but nothing at unit 200: refused, nothing written."""
     alone = dataclasses.replace(regmap, protocol=dataclasses.replace(regmap.protocol, devices=(("meter", 201),)))
     async with served(alone) as (sim, port):
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url,
-                                timeout_s=0.2, retries=0) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap, timeout_s=0.2, retries=0) as inverter:
             with pytest.raises(IdentityError) as refused:
                 await inverter.apply("hold")
         assert str(refused.value) == (f"not a {regmap.name} (map fronius_gen24): meter (unit 200): no reply; "
@@ -268,9 +263,7 @@ async def test_an_inverter_without_the_meter_at_unit_200_is_refused_naming_it(re
 async def test_a_meter_without_model_203_is_refused_naming_its_chain(regmap: RegisterMap) -> None:
     async with served(regmap) as (sim, port):
         sim.image.spaces["meter"].words["holding"][regmap.sunspec["meter"].starts()[203]] = 204
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, regmap.protocol), regmap.protocol, port=url) as worker:
-            inverter = Inverter(regmap, worker, Limits(5000, 5000))
+        async with inverter_at(port, regmap) as inverter:
             with pytest.raises(IdentityError) as refused:
                 await inverter.read_telemetry()
         assert str(refused.value) == (f"not a {regmap.name} (map fronius_gen24): meter (unit 200): SunSpec at 40000 "
@@ -282,9 +275,7 @@ async def test_kostal_battery_from_model_802_and_controls_through_its_own_regist
     charge/discharge/hold go to KOSTAL's float registers 1034/1038/1040 at the same unit 71."""
     kostal = load_map("kostal_plenticore")
     async with served(kostal, speed=1e-9) as (sim, port):
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, kostal.protocol), kostal.protocol, port=url) as worker:
-            inverter = Inverter(kostal, worker, Limits(5000, 5000))
+        async with inverter_at(port, kostal) as inverter:
             snapshot = await inverter.read_telemetry()
             device = await asyncio.to_thread(scan_with_pysunspec2, port, 71)
             battery = device.models[802][0]
@@ -310,9 +301,7 @@ async def test_sma_sunspec_at_126_and_its_own_battery_and_grid_registers_at_unit
     the battery modes written to unit 3 only, as evcc's sma-hybrid writes them."""
     sma = load_map("sma_hybrid")
     async with served(sma, speed=1e-9) as (sim, port):
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, sma.protocol), sma.protocol, port=url) as worker:
-            inverter = Inverter(sma, worker, Limits(5000, 5000))
+        async with inverter_at(port, sma) as inverter:
             snapshot = await inverter.read_telemetry()
             device = await asyncio.to_thread(scan_with_pysunspec2, port, 126)
             assert device.models[1][0].points["Mn"].cvalue == "SMA"
@@ -355,10 +344,7 @@ async def test_the_sma_map_refuses_another_vendors_sunspec_inverter_naming_what_
         other.image.words["holding"][start + i] = int.from_bytes(words[2 * i:2 * i + 2], "big")
     port = await other.serve_tcp("127.0.0.1", 0, "socket")
     try:
-        url = f"tcp://127.0.0.1:{port}"
-        async with ModbusWorker(client_factory(url, sma.protocol), sma.protocol, port=url,
-                                timeout_s=0.2, retries=0) as worker:
-            inverter = Inverter(sma, worker, Limits(5000, 5000))
+        async with inverter_at(port, sma, timeout_s=0.2, retries=0) as inverter:
             with pytest.raises(IdentityError) as refused:
                 await inverter.apply("charge", power_w=1000)
         assert str(refused.value) == (
